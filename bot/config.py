@@ -1,0 +1,262 @@
+"""Settings, read from the environment (and a `.env` file, which the real environment overrides).
+
+Every variable the bot reads is declared once in `VARIABLES`; `.env.example` and the README's settings
+table are checked against that list by the tests, so the three cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from dotenv import dotenv_values
+
+REGIONS: dict[str, str] = {
+    "singapore": "https://dashscope-intl.aliyuncs.com/api/v1",
+    "beijing": "https://dashscope.aliyuncs.com/api/v1",
+}
+TRANSPORTS = ("url", "base64", "upload")
+Transport = Literal["url", "base64", "upload"]
+
+
+class ConfigError(Exception):
+    """A missing or malformed setting. `str()` is one line naming the variable and what it expects."""
+
+    def __init__(self, variable: str, expected: str) -> None:
+        super().__init__(f"{variable}: {expected}")
+        self.variable = variable
+        self.expected = expected
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: its name, default, whether it is a secret, and what it does."""
+
+    name: str
+    default: str | None
+    description: str
+    secret: bool = False
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable(
+        "DISCORD_TOKEN", None, "The bot token from the Discord developer portal (Bot tab).", True
+    ),
+    Variable(
+        "DASHSCOPE_API_KEY",
+        None,
+        "Your Model Studio (DashScope) API key. Not needed with `--sandbox`.",
+        True,
+    ),
+    Variable(
+        "DASHSCOPE_BASE_URL",
+        "singapore",
+        "Region of your API key: `singapore`, `beijing`, or a full base URL "
+        "(`https://dashscope-intl.aliyuncs.com/api/v1`).",
+    ),
+    Variable(
+        "DISCORD_API_BASE",
+        None,
+        "Optional REST base URL for Discord (a REST proxy); the gateway address is asked from it too.",
+    ),
+    Variable(
+        "DATABASE_URL", "sqlite:///wanbot.db", "Where quotas and jobs are kept (`sqlite:///PATH`)."
+    ),
+    Variable("WAN_MODEL", "wan2.5-i2i-preview", "The Wan model to call."),
+    Variable(
+        "WAN_DEFAULT_DAILY_LIMIT",
+        "10",
+        "Images a member may generate per UTC day unless an admin sets otherwise.",
+    ),
+    Variable(
+        "WAN_MAX_CONCURRENT_TASKS",
+        "5",
+        "Wan tasks in flight at once (the account allows 5); the rest wait in the bot's queue.",
+    ),
+    Variable(
+        "WAN_MAX_JOBS_PER_USER",
+        "2",
+        "Queued or running jobs one member may have at once.",
+    ),
+    Variable(
+        "WAN_QUERY_QPS",
+        "10",
+        "Task-status queries per second, shared by all jobs (the account allows 20).",
+    ),
+    Variable(
+        "WAN_IMAGE_TRANSPORT",
+        "base64",
+        "How input images reach Wan: `base64` (works in both regions), `url` (Singapore only: "
+        "Wan fetches Discord's CDN), `upload` (DashScope temporary storage, Beijing only).",
+    ),
+    Variable(
+        "WANBOT_DEV_GUILD",
+        None,
+        "Optional server id: sync slash commands to this one server only (instant, for testing).",
+    ),
+    Variable("WANBOT_LOG_LEVEL", "INFO", "Logging level: DEBUG, INFO, WARNING or ERROR."),
+)
+
+_BY_NAME = {v.name: v for v in VARIABLES}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings. `repr()` hides the secrets."""
+
+    discord_token: str | None = field(repr=False)
+    dashscope_api_key: str | None = field(repr=False)
+    dashscope_base_url: str
+    discord_api_base: str | None
+    database_url: str
+    wan_model: str
+    default_daily_limit: int
+    max_concurrent_tasks: int
+    max_jobs_per_user: int
+    query_qps: float
+    image_transport: Transport
+    dev_guild: int | None
+    log_level: str
+
+    @property
+    def region(self) -> str | None:
+        """`singapore` or `beijing` when the base URL is one of the official ones."""
+        for name, url in REGIONS.items():
+            if self.dashscope_base_url.rstrip("/") == url:
+                return name
+        return None
+
+
+def _int(name: str, raw: str, low: int, high: int) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(name, f"expected a whole number from {low} to {high}") from None
+    if not low <= value <= high:
+        raise ConfigError(name, f"expected a whole number from {low} to {high}, got {value}")
+    return value
+
+
+def _float(name: str, raw: str, low: float, high: float) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(name, f"expected a number from {low:g} to {high:g}") from None
+    if not low <= value <= high:
+        raise ConfigError(name, f"expected a number from {low:g} to {high:g}, got {value:g}")
+    return value
+
+
+def _http_url(name: str, raw: str) -> str:
+    parsed = urlparse(raw.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(name, "expected an http(s):// URL")
+    return raw.strip().rstrip("/")
+
+
+def _base_url(raw: str) -> str:
+    word = raw.strip().lower()
+    if word in REGIONS:
+        return REGIONS[word]
+    try:
+        return _http_url("DASHSCOPE_BASE_URL", raw)
+    except ConfigError:
+        raise ConfigError(
+            "DASHSCOPE_BASE_URL", "expected `singapore`, `beijing` or an https:// base URL"
+        ) from None
+
+
+def _database_url(raw: str) -> str:
+    value = raw.strip()
+    if not value.startswith("sqlite:///") or len(value) == len("sqlite:///"):
+        raise ConfigError("DATABASE_URL", "expected sqlite:///PATH, e.g. sqlite:///wanbot.db")
+    return value
+
+
+def _secret(name: str, raw: str) -> str:
+    value = raw.strip()
+    if any(c.isspace() for c in value):
+        # Never echo the value itself: it is a secret.
+        raise ConfigError(name, "contains spaces; paste the value alone, without quotes or 'Bot '")
+    return value
+
+
+def _transport(raw: str) -> Transport:
+    value = raw.strip().lower()
+    if value not in TRANSPORTS:
+        raise ConfigError("WAN_IMAGE_TRANSPORT", "expected one of url, base64, upload")
+    return value  # type: ignore[return-value]
+
+
+def _log_level(raw: str) -> str:
+    value = raw.strip().upper()
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("WANBOT_LOG_LEVEL", "expected DEBUG, INFO, WARNING or ERROR")
+    return value
+
+
+def read_environment(
+    environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env"
+) -> dict[str, str]:
+    """The raw values: `.env` first, the real environment on top (it wins)."""
+    values: dict[str, str] = {}
+    if dotenv_path is not None and Path(dotenv_path).is_file():
+        values.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    return values
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    dotenv_path: str | Path | None = ".env",
+    require_discord: bool = True,
+    require_api_key: bool = True,
+) -> Settings:
+    """Read and validate every setting; raise `ConfigError` on the first bad one."""
+    raw = read_environment(environ, dotenv_path)
+
+    def get(name: str) -> str | None:
+        value = raw.get(name)
+        if value is None or value.strip() == "":
+            return _BY_NAME[name].default
+        return value
+
+    def parsed(name: str, parse: Callable[[str], Any]) -> Any:
+        value = get(name)
+        return None if value is None else parse(value)
+
+    token = parsed("DISCORD_TOKEN", lambda v: _secret("DISCORD_TOKEN", v))
+    if require_discord and not token:
+        raise ConfigError(
+            "DISCORD_TOKEN", "missing: set it to your bot's token (developer portal, Bot tab)"
+        )
+    key = parsed("DASHSCOPE_API_KEY", lambda v: _secret("DASHSCOPE_API_KEY", v))
+    if require_api_key and not key:
+        raise ConfigError(
+            "DASHSCOPE_API_KEY",
+            "missing: set it to your Model Studio API key, or run with --sandbox to try the bot for free",
+        )
+    return Settings(
+        discord_token=token,
+        dashscope_api_key=key,
+        dashscope_base_url=_base_url(get("DASHSCOPE_BASE_URL") or "singapore"),
+        discord_api_base=parsed("DISCORD_API_BASE", lambda v: _http_url("DISCORD_API_BASE", v)),
+        database_url=_database_url(get("DATABASE_URL") or ""),
+        wan_model=(get("WAN_MODEL") or "").strip(),
+        default_daily_limit=_int(
+            "WAN_DEFAULT_DAILY_LIMIT", get("WAN_DEFAULT_DAILY_LIMIT") or "", 0, 1000
+        ),
+        max_concurrent_tasks=_int(
+            "WAN_MAX_CONCURRENT_TASKS", get("WAN_MAX_CONCURRENT_TASKS") or "", 1, 50
+        ),
+        max_jobs_per_user=_int("WAN_MAX_JOBS_PER_USER", get("WAN_MAX_JOBS_PER_USER") or "", 1, 50),
+        query_qps=_float("WAN_QUERY_QPS", get("WAN_QUERY_QPS") or "", 0.1, 20),
+        image_transport=_transport(get("WAN_IMAGE_TRANSPORT") or ""),
+        dev_guild=parsed("WANBOT_DEV_GUILD", lambda v: _int("WANBOT_DEV_GUILD", v, 1, 2**64 - 1)),
+        log_level=_log_level(get("WANBOT_LOG_LEVEL") or "INFO"),
+    )
