@@ -1,0 +1,116 @@
+"""Settings: defaults, region words, one-line errors that never echo secrets, and no drift with the docs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import REGIONS, VARIABLES, ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = {"DISCORD_TOKEN": "tok.en-123", "DASHSCOPE_API_KEY": "sk-abcdef123456"}
+
+
+def load(**env: str):
+    return load_settings({**BASE, **env}, dotenv_path=None)
+
+
+def test_defaults() -> None:
+    s = load()
+    assert s.dashscope_base_url == REGIONS["singapore"]
+    assert s.database_url == "sqlite:///wanbot.db"
+    assert s.wan_model == "wan2.5-i2i-preview"
+    assert (s.default_daily_limit, s.max_concurrent_tasks, s.query_qps) == (10, 5, 10.0)
+    assert s.image_transport == "base64"
+    assert s.max_jobs_per_user == 2
+    assert s.dev_guild is None and s.discord_api_base is None
+
+
+@pytest.mark.parametrize(
+    ("word", "url"), [("singapore", REGIONS["singapore"]), ("Beijing", REGIONS["beijing"])]
+)
+def test_region_words(word: str, url: str) -> None:
+    assert load(DASHSCOPE_BASE_URL=word).dashscope_base_url == url
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("WAN_DEFAULT_DAILY_LIMIT", "ten"),
+        ("WAN_MAX_CONCURRENT_TASKS", "0"),
+        ("WAN_QUERY_QPS", "50"),
+        ("WAN_IMAGE_TRANSPORT", "ftp"),
+        ("DATABASE_URL", "postgres://x"),
+        ("DASHSCOPE_BASE_URL", "mars"),
+        ("DISCORD_API_BASE", "not a url"),
+        ("WANBOT_DEV_GUILD", "abc"),
+    ],
+)
+def test_malformed_values_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(**{name: value})
+    assert info.value.variable == name
+    assert str(info.value).startswith(name) and "\n" not in str(info.value)
+
+
+def test_missing_secrets() -> None:
+    with pytest.raises(ConfigError, match="DISCORD_TOKEN"):
+        load_settings({"DASHSCOPE_API_KEY": "sk-1"}, dotenv_path=None)
+    with pytest.raises(ConfigError, match="--sandbox"):
+        load_settings({"DISCORD_TOKEN": "t"}, dotenv_path=None)
+    assert (
+        load_settings(
+            {"DISCORD_TOKEN": "t"}, dotenv_path=None, require_api_key=False
+        ).dashscope_api_key
+        is None
+    )
+
+
+def test_secret_never_echoed_or_in_repr() -> None:
+    with pytest.raises(ConfigError) as info:
+        load(DASHSCOPE_API_KEY="sk-secret value")
+    assert "sk-secret" not in str(info.value)
+    assert "sk-abcdef123456" not in repr(load()) and "tok.en-123" not in repr(load())
+
+
+def test_dotenv_loaded_and_environment_wins(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "WAN_DEFAULT_DAILY_LIMIT=3\nWAN_MAX_JOBS_PER_USER=4\nDISCORD_TOKEN=fromfile\n"
+    )
+    s = load_settings(
+        {"DASHSCOPE_API_KEY": "sk-1", "WAN_MAX_JOBS_PER_USER": "7"}, dotenv_path=env_file
+    )
+    assert s.default_daily_limit == 3 and s.max_jobs_per_user == 7 and s.discord_token == "fromfile"
+
+
+def test_env_example_lists_every_variable() -> None:
+    text = (ROOT / ".env.example").read_text()
+    names = re.findall(r"^([A-Z_]+)=", text, flags=re.M)
+    assert names == [v.name for v in VARIABLES]
+    for v in VARIABLES:
+        assert f"{v.name}={v.default or ''}\n" in text
+
+
+def test_bad_setting_exits_2_with_one_line(tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DISCORD_TOKEN": "t",
+        "DASHSCOPE_API_KEY": "sk-1",
+        "WAN_QUERY_QPS": "fast",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "WAN_QUERY_QPS" in proc.stderr
+    assert "Traceback" not in proc.stderr
