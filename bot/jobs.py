@@ -1,0 +1,449 @@
+"""The job runner: the one owner of jobs in flight.
+
+Every request (slash command, reply, menu, button) becomes a `JobSpec`; `JobRunner.submit` reserves quota
+and writes the job row, then a FIFO queue feeds at most `max_concurrent` Wan tasks at a time. Each state
+change is written to the store before anything else happens, so that after a crash `resume` can pick every
+job up where it stopped: a job whose create call may have reached Wan is never created again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from bot.images import CheckedImage, ImageRejected
+from bot.store import Job, JobState, QuotaRefused, Store
+from bot.wan import EditRequest, InputImage, TaskResult, TaskStatus, WanClient, WanError
+
+log = logging.getLogger(__name__)
+
+NOTHING_CHARGED = "Nothing was charged."
+
+
+class JobRefused(Exception):
+    """A request refused before anything was spent. `str()` is the message for the user."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class JobSpec:
+    """Everything a job needs, gathered by a cog; the runner turns it into a stored job."""
+
+    scope: int
+    guild_id: int | None
+    channel_id: int
+    user_id: int
+    source: str
+    prompt: str
+    count: int = 1
+    negative_prompt: str | None = None
+    seed: int | None = None
+    watermark: bool = False
+    prompt_extend: bool = True
+    inputs: list[dict] = field(default_factory=list)
+    thread_id: int | None = None
+    message_id: int | None = None
+    application_id: int | None = None
+    interaction_token: str | None = None
+    token_expires_at: datetime | None = None
+    parent_job_id: int | None = None
+    parent_index: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def options(self) -> dict:
+        return {
+            "count": self.count,
+            "seed": self.seed,
+            "watermark": self.watermark,
+            "prompt_extend": self.prompt_extend,
+        }
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a user should see about a job right now."""
+
+    stage: str  # queued | pending | running | delivering
+    position: int | None = None
+    started_at: float | None = None  # wall-clock seconds, for a live Discord timestamp
+    cancellable: bool = False
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A finished job's files and the facts its result message shows."""
+
+    files: list[bytes]
+    result: TaskResult
+    elapsed: float
+    remaining: int | None
+
+
+class Surface(Protocol):
+    """Where jobs meet Discord: progress, delivery, failures, and fetching inputs again after a restart."""
+
+    async def progress(self, job: Job, progress: Progress) -> None: ...
+
+    async def deliver(self, job: Job, delivery: Delivery) -> list[int]: ...
+
+    async def finished_without_result(self, job: Job, text: str) -> None: ...
+
+    async def fetch_inputs(self, job: Job) -> list[CheckedImage]: ...
+
+
+class JobRunner:
+    """Queue, concurrency cap, per-user cap, and the life of each job from queue to delivery."""
+
+    def __init__(
+        self,
+        store: Store,
+        wan: WanClient,
+        surface: Surface,
+        *,
+        max_concurrent: int = 5,
+        max_jobs_per_user: int = 2,
+        delivery_attempts: int = 3,
+        retry_delay: float = 2.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.wan = wan
+        self.surface = surface
+        self.max_concurrent = max_concurrent
+        self.max_jobs_per_user = max_jobs_per_user
+        self.delivery_attempts = delivery_attempts
+        self.retry_delay = retry_delay
+        self._clock = clock
+        self._queue: deque[int] = deque()
+        self._images: dict[int, list[CheckedImage]] = {}
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._statuses: dict[int, TaskStatus] = {}
+        self._user_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._wake = asyncio.Event()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._finished_listeners: list[Callable[[int], None]] = []
+
+    # ---- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start dispatching queued jobs."""
+        if self._dispatcher is None:
+            self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="wanbot-dispatch")
+
+    async def stop(self) -> None:
+        """Stop everything in flight. Jobs keep their stored state and resume at the next start."""
+        tasks = [t for t in (self._dispatcher, *self._running.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._dispatcher = None
+        self._running.clear()
+
+    async def resume(self) -> int:
+        """Pick up every unfinished job from the store; return how many were resumed."""
+        resumed = 0
+        for job in await self.store.unfinished_jobs():
+            if job.id in self._running or job.id in self._queue:
+                continue
+            resumed += 1
+            if job.state == JobState.VALIDATING:
+                await self._finish(job, JobState.FAILED, error_code="Interrupted")
+            elif job.state == JobState.QUEUED:
+                self._queue.append(job.id)
+            elif job.task_id is None:
+                # The create call was sent but its answer was never stored: Wan may have made the task.
+                # Creating it again could bill twice, so the job ends here, refunded.
+                await self._fail(
+                    job,
+                    "The bot restarted while sending this job to Wan, so it can't tell whether Wan "
+                    f"received it. It was not sent again. {NOTHING_CHARGED}",
+                    "CreateOutcomeUnknown",
+                )
+            else:
+                self._launch(job.id)
+        log.info("resumed %d unfinished job(s)", resumed)
+        self._wake.set()
+        return resumed
+
+    # ---- requests ---------------------------------------------------------------------------
+
+    async def submit(self, spec: JobSpec, images: list[CheckedImage]) -> Job:
+        """Reserve quota, store the job and queue it. Raises `JobRefused` with nothing spent."""
+        async with self._user_locks[spec.user_id]:
+            active = await self.store.active_job_count(spec.user_id)
+            if active >= self.max_jobs_per_user:
+                raise JobRefused(
+                    f"You already have {active} job(s) queued or running (the limit is "
+                    f"{self.max_jobs_per_user}). Wait for one to finish. {NOTHING_CHARGED}",
+                    "busy",
+                )
+            try:
+                reservation = await self.store.reserve(spec.scope, spec.user_id, spec.count)
+            except QuotaRefused as refusal:
+                raise JobRefused(f"{refusal} {NOTHING_CHARGED}", refusal.reason) from None
+            try:
+                job = await self.store.create_job(
+                    scope=spec.scope,
+                    guild_id=spec.guild_id,
+                    channel_id=spec.channel_id,
+                    thread_id=spec.thread_id,
+                    user_id=spec.user_id,
+                    source=spec.source,
+                    message_id=spec.message_id,
+                    application_id=spec.application_id,
+                    interaction_token=spec.interaction_token,
+                    token_expires_at=spec.token_expires_at,
+                    prompt=spec.prompt,
+                    negative_prompt=spec.negative_prompt,
+                    options=spec.options(),
+                    inputs=spec.inputs,
+                    parent_job_id=spec.parent_job_id,
+                    parent_index=spec.parent_index,
+                    state=JobState.QUEUED,
+                    reservation_id=reservation.id,
+                    extra=spec.extra,
+                )
+            except BaseException:
+                await self.store.release(reservation.id)
+                raise
+        self._images[job.id] = images
+        self._queue.append(job.id)
+        log.info("job %d queued (user %d, %d image(s))", job.id, spec.user_id, spec.count)
+        await self._show(job, Progress("queued", position=len(self._queue), cancellable=True))
+        self._wake.set()
+        return job
+
+    def position(self, job_id: int) -> int | None:
+        """1-based place in our queue, or None when the job is not waiting in it."""
+        try:
+            return self._queue.index(job_id) + 1
+        except ValueError:
+            return None
+
+    async def cancel(self, job_id: int) -> str:
+        """Cancel a job waiting in our queue or still PENDING at Wan; return what happened, for the user."""
+        job = await self.store.get_job(job_id)
+        if job is None or job.state in (JobState.DONE, JobState.FAILED, JobState.CANCELLED):
+            return "This job has already finished."
+        if job_id in self._queue:
+            self._queue.remove(job_id)
+            self._images.pop(job_id, None)
+            await self._finish(job, JobState.CANCELLED)
+            await self._say(job, f"Cancelled before it started. {NOTHING_CHARGED}")
+            self._wake.set()
+            return f"Cancelled. {NOTHING_CHARGED}"
+        if job.task_id is None or self._statuses.get(job_id) != TaskStatus.PENDING:
+            return "Too late to cancel: Wan is already working on it."
+        try:
+            await self.wan.cancel_task(job.task_id)
+        except WanError as err:
+            log.info("job %d: cancel refused by Wan (%s)", job_id, err.code)
+            return "Too late to cancel: Wan has already started on it."
+        return f"Cancelling… {NOTHING_CHARGED}"
+
+    def on_finished(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(job_id)` whenever a job reaches a final state (tests and benchmarks wait on it)."""
+        self._finished_listeners.append(listener)
+
+    # ---- dispatch -----------------------------------------------------------------------------
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            moved = False
+            while self._queue and len(self._running) < self.max_concurrent:
+                self._launch(self._queue.popleft())
+                moved = True
+            if moved:
+                await self._announce_positions()
+
+    def _launch(self, job_id: int) -> None:
+        task = asyncio.create_task(self._run(job_id), name=f"wanbot-job-{job_id}")
+        self._running[job_id] = task
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._running.pop(job_id, None)
+            self._statuses.pop(job_id, None)
+            self._wake.set()
+
+        task.add_done_callback(done)
+
+    async def _announce_positions(self) -> None:
+        for index, job_id in enumerate(list(self._queue), start=1):
+            job = await self.store.get_job(job_id)
+            if job is not None:
+                await self._show(job, Progress("queued", position=index, cancellable=True))
+
+    # ---- one job --------------------------------------------------------------------------------
+
+    async def _run(self, job_id: int) -> None:
+        job = await self.store.get_job(job_id)
+        if job is None:
+            return
+        try:
+            if job.task_id is None:
+                job = await self._create(job)
+                if job is None:
+                    return
+            await self._follow(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job %d failed unexpectedly", job_id)
+            await self._fail(
+                job,
+                f"Something went wrong on our side (job #{job_id}). {NOTHING_CHARGED}",
+                "InternalBotError",
+            )
+
+    async def _create(self, job: Job) -> Job | None:
+        images = self._images.pop(job.id, None)
+        if images is None:
+            try:
+                images = await self.surface.fetch_inputs(job)
+            except ImageRejected as err:
+                await self._fail(job, f"{err} {NOTHING_CHARGED}", "InputGone")
+                return None
+        # Written before the call: if we crash while it is in flight, resume will not create it again.
+        job = await self.store.update_job(job.id, state=JobState.SUBMITTED)
+        options = job.options
+        request = EditRequest(
+            prompt=job.prompt,
+            images=[
+                InputImage(data=i.data, mime=i.mime, url=i.url, filename=i.filename) for i in images
+            ],
+            negative_prompt=job.negative_prompt or None,
+            n=int(options.get("count", 1)),
+            seed=options.get("seed"),
+            prompt_extend=options.get("prompt_extend", True),
+            watermark=options.get("watermark", False),
+        )
+        try:
+            created = await self.wan.create_task(request)
+        except WanError as err:
+            log.warning("job %d: create failed: %s (request %s)", job.id, err.code, err.request_id)
+            await self._fail(job, f"{err.user_message} {NOTHING_CHARGED}", err.code)
+            return None
+        await self.store.set_task_id(job.id, created.task_id)
+        log.info("job %d: Wan task %s created", job.id, created.task_id)
+        job = await self.store.get_job(job.id)
+        assert job is not None
+        self._statuses[job.id] = created.status
+        await self._show(job, Progress("pending", started_at=self._clock(), cancellable=True))
+        return job
+
+    async def _follow(self, job: Job) -> None:
+        assert job.task_id is not None
+        started = self._clock()
+
+        async def on_update(update: TaskResult) -> None:
+            self._statuses[job.id] = update.status
+            if update.status == TaskStatus.RUNNING:
+                nonlocal started
+                started = self._clock()
+                await self.store.update_job(job.id, state=JobState.RUNNING)
+                await self._show(job, Progress("running", started_at=started))
+            elif update.status == TaskStatus.PENDING:
+                await self._show(job, Progress("pending", started_at=started, cancellable=True))
+
+        if job.state == JobState.DELIVERING:
+            result = await self.wan.get_task(job.task_id)
+        else:
+            result = await self.wan.wait(job.task_id, on_update=on_update)
+        self._statuses[job.id] = result.status
+        if result.status == TaskStatus.SUCCEEDED:
+            await self._deliver(job, result, self._clock() - started)
+        elif result.status == TaskStatus.CANCELED:
+            await self._finish(job, JobState.CANCELLED)
+            await self._say(job, f"Cancelled. {NOTHING_CHARGED}")
+        elif result.status == TaskStatus.UNKNOWN:
+            await self._fail(
+                job,
+                "Wan no longer knows this task (task ids expire after 24 hours), so its result is "
+                f"lost. {NOTHING_CHARGED}",
+                "TaskExpired",
+            )
+        else:
+            err = result.error
+            text = err.user_message if err is not None else "Wan couldn't finish this edit."
+            await self._fail(job, f"{text} {NOTHING_CHARGED}", result.code or "TaskFailed")
+
+    async def _deliver(self, job: Job, result: TaskResult, elapsed: float) -> None:
+        job = await self.store.update_job(job.id, state=JobState.DELIVERING)
+        await self._show(job, Progress("delivering"))
+        try:
+            files = await self.wan.download_results(result)
+        except WanError as err:
+            log.warning("job %d: results could not be downloaded: %s", job.id, err.code)
+            await self._fail(
+                job,
+                f"Wan finished, but its images could not be downloaded. {NOTHING_CHARGED}",
+                err.code,
+            )
+            return
+        generated = len(files)
+        remaining = await self._remaining_after(job, generated)
+        delivery = Delivery(files=files, result=result, elapsed=elapsed, remaining=remaining)
+        for attempt in range(1, self.delivery_attempts + 1):
+            try:
+                message_ids = await self.surface.deliver(job, delivery)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("job %d: delivery attempt %d failed", job.id, attempt)
+                if attempt == self.delivery_attempts:
+                    # Left in DELIVERING: the next start fetches the task again and retries.
+                    return
+                await asyncio.sleep(self.retry_delay * attempt)
+        await self._finish(job, JobState.DONE, generated=generated, result_message_ids=message_ids)
+        log.info("job %d done: %d image(s) delivered", job.id, generated)
+
+    async def _remaining_after(self, job: Job, generated: int) -> int | None:
+        try:
+            status = await self.store.quota_status(job.scope, job.user_id)
+        except Exception:
+            log.exception("job %d: quota status unavailable", job.id)
+            return None
+        held = int(job.options.get("count", 1))
+        return status.remaining + max(0, held - generated)
+
+    # ---- endings ----------------------------------------------------------------------------
+
+    async def _fail(self, job: Job, text: str, code: str) -> None:
+        if await self._finish(job, JobState.FAILED, error_code=code, error_message=text):
+            await self._say(job, text)
+
+    async def _finish(self, job: Job, state: JobState, **fields: object) -> bool:
+        first = await self.store.finish_job(job.id, state, **fields)  # type: ignore[arg-type]
+        if first:
+            for listener in self._finished_listeners:
+                listener(job.id)
+        return first
+
+    async def _say(self, job: Job, text: str) -> None:
+        fresh = await self.store.get_job(job.id) or job
+        await self._safely(self.surface.finished_without_result(fresh, text), job.id)
+
+    async def _show(self, job: Job, progress: Progress) -> None:
+        await self._safely(self.surface.progress(job, progress), job.id)
+
+    @staticmethod
+    async def _safely(call: Awaitable[None], job_id: int) -> None:
+        # Telling the user is best effort: a Discord hiccup must never lose the job itself.
+        try:
+            await call
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job %d: could not update Discord", job_id)
