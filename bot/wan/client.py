@@ -1,0 +1,452 @@
+"""Async client for Wan 2.5 image editing over DashScope's HTTP API (wan-api.md §1-4, §7).
+
+Retry rules, because creates are not idempotent (every POST makes a new, billable task):
+- create: retried only when the server answered with 429 or a DashScope 5xx (no task was made), or
+  when the connection could not even be opened. If the request may have been sent and no answer came
+  back (timeout, reset, a gateway's bare 502/504), it raises `CreateOutcomeUnknown` and never retries.
+- query, cancel, list: safe to repeat; retried on 429, 5xx, timeouts and network errors. They share
+  one rate limiter (the account's query limit, wan-api.md §6).
+- result downloads and uploads: retried on transient errors.
+Backoff is exponential with full jitter and a cap, and honours Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal, Self
+
+import aiohttp
+
+from bot.wan.errors import (
+    BAD_RESPONSE,
+    DOWNLOAD_FAILED,
+    NETWORK_ERROR,
+    REQUEST_TIMEOUT,
+    RESULT_EXPIRED,
+    RESULT_TOO_LARGE,
+    RETRYABLE_STATUSES,
+    CreateOutcomeUnknown,
+    WanError,
+)
+from bot.wan.models import (
+    CreatedTask,
+    EditRequest,
+    TaskResult,
+    parse_created,
+    parse_task,
+)
+from bot.wan.ratelimit import RateLimiter
+from bot.wan.retry import Backoff, parse_retry_after
+from bot.wan.scheduler import OnUpdate, PollConfig, PollScheduler
+from bot.wan.transport import FormBuilder, make_transport
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "wan2.5-i2i-preview"
+CREATE_PATH = "/services/aigc/image2image/image-synthesis"
+MAX_RESULT_BYTES = 50 * 1024 * 1024
+# Slowest upload speed we allow for before timing out a create that carries inline images.
+_MIN_UPLOAD_BYTES_PER_S = 512 * 1024
+# Codes for a missing HTTP body, by status (the SDK would say "Unknown" for all of them).
+_STATUS_CODES = {
+    401: "InvalidApiKey",
+    403: "AccessDenied",
+    404: "NotFound",
+    408: "RequestTimeOut",
+    413: "BadRequest.TooLarge",
+    429: "Throttling",
+}
+
+
+class WanClient:
+    """One aiohttp session, one rate limiter and one poll scheduler for everything in flight."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str,
+        *,
+        model: str = DEFAULT_MODEL,
+        transport: Literal["url", "base64", "upload"] = "base64",
+        query_qps: float = 10.0,
+        request_timeout: float = 30.0,
+        max_retries: int = 5,
+        session: aiohttp.ClientSession | None = None,
+        retry_base: float = 0.5,
+        retry_cap: float = 20.0,
+        poll_config: PollConfig | None = None,
+        poll_timeout: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.request_timeout = request_timeout
+        self.poll_timeout = min(poll_timeout, request_timeout)
+        self.max_retries = max_retries
+        self._session = session
+        self._own_session = session is None
+        self._sleep = sleep
+        self.backoff = Backoff(base=retry_base, cap=retry_cap)
+        self.limiter = RateLimiter(query_qps, clock=clock, sleep=sleep)
+        self.transport = make_transport(transport, self)
+        self.scheduler = PollScheduler(
+            self._poll_once, self.limiter, config=poll_config, backoff=self.backoff, clock=clock
+        )
+
+    def __repr__(self) -> str:  # never the key
+        return f"WanClient(base_url={self.base_url!r}, model={self.model!r}, transport={self.transport.name!r})"
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.request_timeout)
+            )
+
+    async def close(self) -> None:
+        await self.scheduler.close()
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("WanClient.start() was not called")
+        return self._session
+
+    # ---- public API ------------------------------------------------------------------------
+
+    async def create_task(self, req: EditRequest) -> CreatedTask:
+        """Submit an edit. Raises WanError; `CreateOutcomeUnknown` if the answer never arrived."""
+        if not 1 <= len(req.images) <= 3:
+            raise WanError("InvalidParameter", "between 1 and 3 images are needed", retryable=False)
+        prepared = await self.transport.prepare(req.images)
+        body: dict[str, Any] = {
+            "model": self.model,
+            "input": {"prompt": req.prompt, "images": prepared.images},
+            "parameters": req.parameters(),
+        }
+        if req.negative_prompt:
+            body["input"]["negative_prompt"] = req.negative_prompt
+        payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        headers = {
+            **self._auth(),
+            "Content-Type": "application/json",
+            "X-DashScope-Async": "enable",
+            **prepared.headers,
+        }
+        timeout = self.request_timeout + len(payload) / _MIN_UPLOAD_BYTES_PER_S
+        url = self.base_url + CREATE_PATH
+        for attempt in range(self.max_retries + 1):
+            try:
+                status, resp_headers, raw = await self._send(
+                    "POST", url, headers=headers, data=payload, limit=timeout
+                )
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+                # The connection never opened, so nothing was sent: safe to try again.
+                err = WanError(NETWORK_ERROR, self._redact(type(exc).__name__), retryable=True)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                log.warning("create: no answer (%s); the task may exist", type(exc).__name__)
+                raise CreateOutcomeUnknown(
+                    f"the request was sent but no answer came back ({type(exc).__name__})"
+                ) from None
+            else:
+                if status == 200:
+                    created = parse_created(_json(raw))
+                    log.info("created task %s (request %s)", created.task_id, created.request_id)
+                    self.scheduler.note_created(created.task_id, created.status)
+                    return created
+                err = self._error(status, resp_headers, raw)
+                if status in (502, 504) and err.request_id is None:
+                    # A gateway's answer, not DashScope's: the request may have reached Wan.
+                    raise CreateOutcomeUnknown(
+                        f"gateway answered HTTP {status}", http_status=status
+                    )
+                if status not in RETRYABLE_STATUSES or status == 408:
+                    raise err
+            if attempt == self.max_retries:
+                raise err
+            delay = self.backoff.delay(attempt, err.retry_after)
+            log.info("create: %s, retrying in %.2f s", err.code, delay)
+            await self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def get_task(self, task_id: str) -> TaskResult:
+        body = await self._query("GET", f"/tasks/{task_id}")
+        return parse_task(body, task_id)
+
+    async def cancel_task(self, task_id: str) -> TaskResult | None:
+        """Cancel a PENDING task. The answer's shape is undocumented: a TaskResult if it has one."""
+        body = await self._query("POST", f"/tasks/{task_id}/cancel")
+        output = body.get("output")
+        if isinstance(output, Mapping) and output.get("task_status"):
+            return parse_task(body, task_id)
+        return None
+
+    async def list_tasks(self, **filters: Any) -> dict[str, Any]:
+        params = {k: str(v) for k, v in filters.items() if v is not None}
+        return await self._query("GET", "/tasks", params=params)
+
+    async def wait(
+        self,
+        task_id: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (the contract's name; it bounds polling)
+        on_update: OnUpdate | None = None,
+    ) -> TaskResult:
+        """Return once the task is final; `on_update` is called on every status change (also the
+        final one). Transient poll errors are retried until `timeout` (WanError `WaitTimeout`)."""
+        return await self.scheduler.watch(task_id, on_update=on_update, timeout=timeout)
+
+    async def download(self, url: str, *, max_bytes: int = MAX_RESULT_BYTES) -> bytes:
+        """Fetch a result image (no credentials are sent: result URLs are pre-signed)."""
+        for attempt in range(self.max_retries + 1):
+            try:
+                return await self._download_once(url, max_bytes)
+            except WanError as err:
+                if not err.retryable or attempt == self.max_retries:
+                    raise
+                delay = self.backoff.delay(attempt, err.retry_after)
+                log.info("download: %s, retrying in %.2f s", err.code, delay)
+                await self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def download_results(self, result: TaskResult) -> list[bytes]:
+        """Every successful image of a task, fetched concurrently, in result order."""
+        return list(await asyncio.gather(*(self.download(url) for url in result.urls)))
+
+    async def check_key(self) -> None:
+        """Prove the key works in this region without spending anything: querying a task id that
+        does not exist answers 200 UNKNOWN for a good key and 401 for a bad one."""
+        await self.get_task(str(uuid.uuid4()))
+
+    # ---- upload flow (transport.UploadApi) -------------------------------------------------
+
+    async def get_upload_policy(self) -> Mapping[str, Any]:
+        url = f"{self.base_url}/uploads"
+        params = {"action": "getPolicy", "model": self.model}
+        body = await self._retrying("GET", url, params=params, limited=False)
+        data = body.get("data")
+        if not isinstance(data, Mapping):
+            raise WanError(BAD_RESPONSE, "upload policy response has no data")
+        return data
+
+    async def post_upload(self, host: str, build: FormBuilder) -> str:
+        for attempt in range(self.max_retries + 1):
+            key, form = build()
+            try:
+                status, headers, raw = await self._send(
+                    "POST", host, data=form, headers={"Accept": "application/json"}
+                )
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                err = WanError(NETWORK_ERROR, type(exc).__name__, retryable=True)
+            else:
+                if 200 <= status < 300:
+                    return key
+                err = self._error(status, headers, raw, default_code="UploadFailed")
+            if not err.retryable or attempt == self.max_retries:
+                raise err
+            await self._sleep(self.backoff.delay(attempt, err.retry_after))
+        raise AssertionError("unreachable")
+
+    # ---- internals -------------------------------------------------------------------------
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}"}
+
+    def _redact(self, text: str) -> str:
+        if self._api_key and len(self._api_key) >= 4:
+            text = text.replace(self._api_key, "sk-***")
+        return text
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        data: Any = None,
+        params: Mapping[str, str] | None = None,
+        limit: float | None = None,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        total = limit or self.request_timeout
+        client_timeout = aiohttp.ClientTimeout(total=total, sock_connect=min(10.0, total))
+        async with self.session.request(
+            method,
+            url,
+            headers=headers,
+            data=data,
+            params=params,
+            timeout=client_timeout,
+            allow_redirects=False,
+        ) as resp:
+            return resp.status, resp.headers, await resp.read()
+
+    async def _query(
+        self, method: str, path: str, *, params: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        return await self._retrying(method, self.base_url + path, params=params, limited=True)
+
+    async def _retrying(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        limited: bool,
+    ) -> dict[str, Any]:
+        """A safe-to-repeat API call, retried on transient failures. `limited`: a task endpoint,
+        which takes a token from the shared query limiter for every attempt."""
+        for attempt in range(self.max_retries + 1):
+            if limited:
+                await self.limiter.acquire()
+            try:
+                return await self._attempt(method, url, params=params)
+            except WanError as err:
+                if not err.retryable or attempt == self.max_retries:
+                    raise
+                delay = self.backoff.delay(attempt, err.retry_after)
+                if err.http_status == 429 and limited:
+                    self.limiter.pause(delay)
+                log.info("%s %s: %s, retrying in %.2f s", method, _path(url), err.code, delay)
+                await self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        limit: float | None = None,
+    ) -> dict[str, Any]:
+        """One authorised API call; any failure becomes a WanError."""
+        try:
+            status, headers, raw = await self._send(
+                method, url, headers=self._auth(), params=params, limit=limit
+            )
+        except TimeoutError:
+            seconds = limit or self.request_timeout
+            raise WanError(
+                REQUEST_TIMEOUT, f"no answer within {seconds} s", retryable=True
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise WanError(
+                NETWORK_ERROR, self._redact(type(exc).__name__), retryable=True
+            ) from None
+        if status != 200:
+            err = self._error(status, headers, raw)
+            log.info(
+                "%s %s -> %d %s (request %s)", method, _path(url), status, err.code, err.request_id
+            )
+            raise err
+        body = _json(raw)
+        if not isinstance(body, dict):
+            raise WanError(BAD_RESPONSE, "answer is not a JSON object", http_status=status)
+        return body
+
+    async def _poll_once(self, task_id: str) -> TaskResult:
+        """One query for the scheduler, which has already taken the limiter token."""
+        body = await self._attempt(
+            "GET", f"{self.base_url}/tasks/{task_id}", limit=self.poll_timeout
+        )
+        return parse_task(body, task_id)
+
+    async def _download_once(self, url: str, max_bytes: int) -> bytes:
+        timeout = aiohttp.ClientTimeout(total=max(self.request_timeout, 60.0), sock_connect=10.0)
+        try:
+            async with self.session.get(url, timeout=timeout) as resp:
+                if resp.status != 200:
+                    await resp.read()
+                    if resp.status in (403, 404, 410):
+                        # Signed result URLs stop working after 24 h (OSS answers 403 or 404).
+                        raise WanError(
+                            RESULT_EXPIRED,
+                            f"HTTP {resp.status}",
+                            http_status=resp.status,
+                            retryable=False,
+                        )
+                    raise WanError(
+                        DOWNLOAD_FAILED,
+                        f"HTTP {resp.status}",
+                        http_status=resp.status,
+                        retryable=resp.status in RETRYABLE_STATUSES,
+                        retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+                    )
+                if resp.content_length is not None and resp.content_length > max_bytes:
+                    raise WanError(
+                        RESULT_TOO_LARGE, f"{resp.content_length} bytes", retryable=False
+                    )
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.content.iter_chunked(64 * 1024):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise WanError(RESULT_TOO_LARGE, f"over {max_bytes} bytes", retryable=False)
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except TimeoutError:
+            raise WanError(REQUEST_TIMEOUT, "result download timed out", retryable=True) from None
+        except aiohttp.ClientError as exc:
+            raise WanError(NETWORK_ERROR, type(exc).__name__, retryable=True) from None
+
+    def _error(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        raw: bytes,
+        *,
+        default_code: str | None = None,
+    ) -> WanError:
+        """A non-200 answer -> WanError (body `{code, message|msg, request_id}`, wan-api.md §2)."""
+        body = _json(raw, strict=False)
+        code = message = request_id = None
+        if isinstance(body, dict):
+            code = body.get("code") or None
+            message = body.get("message") or body.get("msg")
+            request_id = body.get("request_id")
+        if not code:
+            code = (
+                default_code
+                or _STATUS_CODES.get(status)
+                or ("ServiceUnavailable" if status >= 500 else "Unknown")
+            )
+        if message is None:
+            message = raw[:200].decode("utf-8", "replace") if raw else f"HTTP {status}"
+        return WanError(
+            str(code),
+            self._redact(str(message)),
+            http_status=status,
+            request_id=str(request_id) if request_id else None,
+            retry_after=parse_retry_after(headers.get("Retry-After")),
+        )
+
+
+def _json(raw: bytes, *, strict: bool = True) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        if strict:
+            raise WanError(BAD_RESPONSE, "answer is not JSON", retryable=True) from None
+        return None
+
+
+def _path(url: str) -> str:
+    """For logs: the path only, never a query string (upload policies sit in forms, not here)."""
+    return url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]

@@ -1,0 +1,180 @@
+"""The one exception type of the Wan client, with a plain-language text for users for every code.
+
+Codes and their HTTP statuses come from wan-api.md §5. "Retryable" means trying the same thing again
+later may work (for a failed task: resubmitting it); the client itself only retries requests whose
+answer proves nothing was created (see `client.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Codes the client makes up itself, for failures that never reached (or never came back from) Wan.
+CREATE_OUTCOME_UNKNOWN: Final = "CreateOutcomeUnknown"
+NETWORK_ERROR: Final = "NetworkError"
+REQUEST_TIMEOUT: Final = "RequestTimeOut"
+WAIT_TIMEOUT: Final = "WaitTimeout"
+RESULT_EXPIRED: Final = "ResultExpired"
+RESULT_TOO_LARGE: Final = "ResultTooLarge"
+DOWNLOAD_FAILED: Final = "DownloadFailed"
+BAD_RESPONSE: Final = "BadResponse"
+UNKNOWN: Final = "Unknown"
+
+_INPUT = "Wan could not use the request"
+_BUSY = "Wan is busy right now; please try again in a minute."
+_BROKEN = "Wan had a problem on its side; please try again in a few minutes."
+_SETUP = "The bot's DashScope account is not set up correctly; please tell the bot's admin."
+
+# Exact codes from wan-api.md §5 (and the lower-case aliases some endpoints use), plus our own.
+USER_MESSAGES: Final[dict[str, str]] = {
+    "InvalidParameter": f"{_INPUT}: a setting or the prompt was not accepted.",
+    "InvalidParameter.DataInspection": "Wan could not download or read one of the images; try another file.",
+    "DataInspectionFailed": "Wan's content filter flagged the prompt or an image, so nothing was made.",
+    "data_inspection_failed": "Wan's content filter flagged the prompt or an image, so nothing was made.",
+    "IPInfringementSuspect": "Wan suspects the request copies protected characters or brands, so nothing was made.",
+    "BadRequest.EmptyInput": f"{_INPUT}: the prompt or images were missing.",
+    "BadRequest.EmptyParameters": f"{_INPUT}: its settings were missing.",
+    "BadRequest.EmptyModel": f"{_INPUT}: no model was named.",
+    "BadRequest.IllegalInput": f"{_INPUT}: it was malformed.",
+    "BadRequest.TooLarge": "The images are too large to send to Wan; try smaller files.",
+    "InvalidURL": "Wan could not fetch one of the images; try uploading it again.",
+    "InvalidURL.ConnectionRefused": "Wan could not fetch one of the images; try uploading it again.",
+    "InvalidURL.Timeout": "Wan timed out fetching one of the images; try again.",
+    "InvalidImage.FileFormat": "Wan could not read one of the images; use a PNG, JPEG, WEBP or BMP file.",
+    "InvalidImageFormat": "Wan could not read one of the images; use a PNG, JPEG, WEBP or BMP file.",
+    "InvalidFile": "Wan could not read one of the images; use a PNG, JPEG, WEBP or BMP file.",
+    "Arrearage": "The bot's DashScope account has an unpaid balance; please tell the bot's admin.",
+    "UnsupportedOperation": "Wan cannot do that to this task any more (it may have already started).",
+    "InvalidApiKey": "The bot's DashScope API key was refused (wrong key, or a key from another region); please tell the bot's admin.",
+    "invalid_api_key": "The bot's DashScope API key was refused (wrong key, or a key from another region); please tell the bot's admin.",
+    "NOT AUTHORIZED": "The bot's DashScope workspace or region setting is wrong; please tell the bot's admin.",
+    "AccessDenied": "DashScope refused access for this request; please tell the bot's admin.",
+    "AccessDenied.Unpurchased": "The Wan service is not activated on the bot's DashScope account; please tell the bot's admin.",
+    "Model.AccessDenied": "The bot's DashScope workspace may not use this model; please tell the bot's admin.",
+    "Workspace.AccessDenied": "The bot's DashScope workspace may not use this model; please tell the bot's admin.",
+    "AllocationQuota.FreeTierOnly": "The bot's free Wan quota is used up; please tell the bot's admin.",
+    "ModelNotFound": "DashScope does not know the configured model; please tell the bot's admin.",
+    "model_not_found": "DashScope does not know the configured model; please tell the bot's admin.",
+    "WorkSpaceNotFound": "DashScope does not know the configured workspace; please tell the bot's admin.",
+    "NotFound": "DashScope could not find what was asked for.",
+    "RequestTimeOut": "Wan took too long to answer; please try again.",
+    "Throttling": _BUSY,
+    "Throttling.RateQuota": _BUSY,
+    "Throttling.BurstRate": _BUSY,
+    "Throttling.AllocationQuota": "The bot's Wan quota for now is used up; please try again later.",
+    "Throttling.Concurrency": _BUSY,
+    "InternalError": _BROKEN,
+    "InternalError.Algo": "Wan's model failed on this request; trying again may work.",
+    "InternalError.Timeout": "Wan took too long to finish this edit; please try again.",
+    "InternalError.Upload": "Wan could not store the result; please try again.",
+    "InternalError.FileUpload": "Wan could not store the result; please try again.",
+    "SystemError": _BROKEN,
+    "ModelServiceFailed": _BROKEN,
+    "ServiceUnavailable": _BUSY,
+    # Our own codes.
+    CREATE_OUTCOME_UNKNOWN: "The connection to Wan broke while the request was being sent, so it may or may not have started; it was not sent again to avoid paying twice.",
+    NETWORK_ERROR: "The bot could not reach Wan; please try again in a minute.",
+    WAIT_TIMEOUT: "Wan is taking unusually long with this edit.",
+    RESULT_EXPIRED: "The result is no longer available (Wan keeps results for 24 hours).",
+    RESULT_TOO_LARGE: "The result image was unexpectedly large, so it was not downloaded.",
+    DOWNLOAD_FAILED: "The finished image could not be downloaded from Wan.",
+    BAD_RESPONSE: "Wan sent an answer the bot could not understand; please try again.",
+    UNKNOWN: "Something went wrong talking to Wan; please try again.",
+}
+
+# Families: `InvalidFile.Size` etc. fall back to the text of their prefix.
+_PREFIXES: Final = ("InvalidFile", "InvalidURL", "Throttling", "InternalError", "AccessDenied")
+
+# Codes for which trying again later may work (wan-api.md §5, "Retry?" column).
+RETRYABLE_CODES: Final = frozenset(
+    {
+        "InvalidURL.Timeout",
+        "RequestTimeOut",
+        "Throttling",
+        "Throttling.RateQuota",
+        "Throttling.BurstRate",
+        "Throttling.AllocationQuota",
+        "Throttling.Concurrency",
+        "InternalError",
+        "InternalError.Algo",
+        "InternalError.Timeout",
+        "InternalError.Upload",
+        "InternalError.FileUpload",
+        "SystemError",
+        "ModelServiceFailed",
+        "ServiceUnavailable",
+        NETWORK_ERROR,
+        WAIT_TIMEOUT,
+        BAD_RESPONSE,
+    }
+)
+RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def user_message_for(code: str, http_status: int | None = None) -> str:
+    """Plain-language text for users: exact code, then its family, then a guess from the status."""
+    if code in USER_MESSAGES:
+        return USER_MESSAGES[code]
+    for prefix in _PREFIXES:
+        if code.startswith(prefix + "."):
+            return USER_MESSAGES[prefix]
+    if http_status == 429:
+        return _BUSY
+    if http_status in (401, 403):
+        return _SETUP
+    if http_status is not None and 400 <= http_status < 500:
+        return f"{_INPUT}."
+    if http_status is not None and http_status >= 500:
+        return _BROKEN
+    return USER_MESSAGES[UNKNOWN]
+
+
+def is_retryable(code: str, http_status: int | None) -> bool:
+    return (
+        code in RETRYABLE_CODES
+        or code.startswith("Throttling.")
+        or (http_status in RETRYABLE_STATUSES and not code.startswith("InvalidParameter"))
+    )
+
+
+class WanError(Exception):
+    """A failed call or task. `str()` is `code: message` (never the API key; the client redacts it)."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str = "",
+        *,
+        http_status: int | None = None,
+        request_id: str | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.code = code or UNKNOWN
+        self.message = message
+        self.http_status = http_status
+        self.request_id = request_id
+        self.retryable = is_retryable(self.code, http_status) if retryable is None else retryable
+        # Seconds the server asked us to wait (Retry-After), when it said so.
+        self.retry_after = retry_after
+        super().__init__(f"{self.code}: {message}" if message else self.code)
+
+    @property
+    def user_message(self) -> str:
+        return user_message_for(self.code, self.http_status)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(code={self.code!r}, http_status={self.http_status!r}, "
+            f"request_id={self.request_id!r}, retryable={self.retryable!r})"
+        )
+
+
+class CreateOutcomeUnknown(WanError):
+    """A create request was sent but no answer came back: Wan may or may not have made the task.
+
+    Creates are not idempotent (wan-api.md §2), so this is never retried automatically.
+    """
+
+    def __init__(self, message: str = "", *, http_status: int | None = None) -> None:
+        super().__init__(CREATE_OUTCOME_UNKNOWN, message, http_status=http_status, retryable=False)

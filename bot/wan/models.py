@@ -1,0 +1,206 @@
+"""Typed requests and results of the Wan image-editing API, and parsing of its JSON (wan-api.md §2-3)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from enum import StrEnum
+from typing import Any
+
+from bot.wan.errors import BAD_RESPONSE, WanError
+
+# Wan's time strings carry no zone; they are China Standard Time (UTC+8, wan-api.md §10).
+WAN_TZ = timezone(timedelta(hours=8))
+
+
+class TaskStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    UNKNOWN = "UNKNOWN"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (TaskStatus.PENDING, TaskStatus.RUNNING)
+
+    @classmethod
+    def parse(cls, value: object) -> TaskStatus:
+        try:
+            return cls(str(value).upper())
+        except ValueError:
+            return cls.UNKNOWN
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """One input image. `data` is needed for the base64 and upload transports, `url` for url."""
+
+    data: bytes | None
+    mime: str
+    url: str | None = None
+    filename: str = "image.png"
+
+    def __repr__(self) -> str:  # the bytes would flood logs
+        size = len(self.data) if self.data is not None else None
+        return f"InputImage(mime={self.mime!r}, bytes={size}, url={self.url!r}, filename={self.filename!r})"
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    prompt: str
+    images: Sequence[InputImage]
+    negative_prompt: str | None = None
+    n: int = 1
+    seed: int | None = None
+    size: str | None = None
+    prompt_extend: bool | None = None
+    watermark: bool | None = None
+
+    def parameters(self) -> dict[str, Any]:
+        """The `parameters` object; `n` is always sent because the API defaults to 4 (paid) images."""
+        params: dict[str, Any] = {"n": self.n}
+        if self.seed is not None:
+            params["seed"] = self.seed
+        if self.size is not None:
+            params["size"] = self.size
+        if self.prompt_extend is not None:
+            params["prompt_extend"] = self.prompt_extend
+        if self.watermark is not None:
+            params["watermark"] = self.watermark
+        return params
+
+
+@dataclass(frozen=True)
+class CreatedTask:
+    task_id: str
+    status: TaskStatus
+    request_id: str
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """One entry of `output.results`: an image URL, or a per-image failure (partial failure)."""
+
+    url: str | None
+    code: str | None
+    message: str | None
+    orig_prompt: str | None
+    actual_prompt: str | None
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.url) and not self.code
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    task_id: str
+    status: TaskStatus
+    results: list[ImageResult] = field(default_factory=list)
+    image_count: int = 0
+    metrics: dict[str, int] | None = None
+    code: str | None = None
+    message: str | None = None
+    request_id: str | None = None
+    submit_time: datetime | None = None
+    scheduled_time: datetime | None = None
+    end_time: datetime | None = None
+
+    @property
+    def urls(self) -> list[str]:
+        return [r.url for r in self.results if r.ok and r.url]
+
+    @property
+    def actual_prompt(self) -> str | None:
+        return next((r.actual_prompt for r in self.results if r.actual_prompt), None)
+
+    @property
+    def error(self) -> WanError | None:
+        """The task's failure as a WanError, for FAILED tasks (None otherwise)."""
+        if self.status != TaskStatus.FAILED:
+            return None
+        return WanError(
+            self.code or "Unknown", self.message or "", request_id=self.request_id, http_status=None
+        )
+
+
+def parse_time(value: object) -> datetime | None:
+    """`2025-09-23 22:14:10.800` (UTC+8, no zone) -> an aware datetime; None if absent or odd."""
+    if not isinstance(value, str) or not value:
+        return None
+    for fmt in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S"):
+        try:
+            return datetime.strptime(value, fmt).replace(tzinfo=WAN_TZ)
+        except ValueError:
+            continue
+    return None
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _parse_image(item: Mapping[str, Any]) -> ImageResult:
+    return ImageResult(
+        url=_str_or_none(item.get("url")),
+        code=_str_or_none(item.get("code")),
+        message=_str_or_none(item.get("message")),
+        orig_prompt=_str_or_none(item.get("orig_prompt")),
+        actual_prompt=_str_or_none(item.get("actual_prompt")),
+    )
+
+
+def _output(body: object) -> Mapping[str, Any]:
+    output = body.get("output") if isinstance(body, Mapping) else None
+    if not isinstance(output, Mapping):
+        raise WanError(BAD_RESPONSE, "response has no output object")
+    return output
+
+
+def parse_created(body: object) -> CreatedTask:
+    output = _output(body)
+    task_id = output.get("task_id")
+    if not isinstance(task_id, str) or not task_id:
+        raise WanError(BAD_RESPONSE, "create response has no task_id")
+    assert isinstance(body, Mapping)
+    return CreatedTask(
+        task_id=task_id,
+        status=TaskStatus.parse(output.get("task_status")),
+        request_id=str(body.get("request_id") or ""),
+    )
+
+
+def parse_task(body: object, task_id: str | None = None) -> TaskResult:
+    """A query (or cancel) response -> TaskResult. Tolerates missing optional fields."""
+    output = _output(body)
+    assert isinstance(body, Mapping)
+    raw_results = output.get("results")
+    results = (
+        [_parse_image(r) for r in raw_results if isinstance(r, Mapping)]
+        if isinstance(raw_results, list)
+        else []
+    )
+    usage = body.get("usage")
+    image_count = usage.get("image_count") if isinstance(usage, Mapping) else None
+    raw_metrics = output.get("task_metrics")
+    metrics = (
+        {str(k): int(v) for k, v in raw_metrics.items() if isinstance(v, int | float)}
+        if isinstance(raw_metrics, Mapping)
+        else None
+    )
+    return TaskResult(
+        task_id=str(output.get("task_id") or task_id or ""),
+        status=TaskStatus.parse(output.get("task_status")),
+        results=results,
+        image_count=int(image_count) if isinstance(image_count, int | float) else 0,
+        metrics=metrics,
+        code=_str_or_none(output.get("code")),
+        message=_str_or_none(output.get("message")),
+        request_id=_str_or_none(body.get("request_id")),
+        submit_time=parse_time(output.get("submit_time")),
+        scheduled_time=parse_time(output.get("scheduled_time")),
+        end_time=parse_time(output.get("end_time")),
+    )

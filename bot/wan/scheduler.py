@@ -1,0 +1,413 @@
+"""One poll scheduler per client, shared by every task being waited on.
+
+Budget: every poll takes a token from the client's `RateLimiter` (the account-wide query limit), so
+however many tasks wait, the total query rate never exceeds `query_qps`.
+
+Where the budget goes: polling a task at rate r costs r polls per second and, if the task finishes
+with hazard h (chance per second), leaves on average h / (2r) seconds of detection lag per second.
+Minimising total lag for a fixed total rate gives r ∝ sqrt(h) (a Lagrange multiplier: r = sqrt(h / 2λ)
+where λ is what one poll is worth in seconds of lag, `poll_cost`). So:
+
+- RUNNING tasks use the hazard of the learned running-time distribution (`DurationModel`) at their
+  elapsed running time: rarely polled early on, often around their likely end.
+- PENDING tasks rarely finish by themselves (the account runs at most 5 tasks at once); they are
+  polled slowly, except the oldest ones right after a slot frees up (a task we track finished, or
+  fewer than `max_running` are known to be running): those are about to start, and seeing them
+  start tells us when their running clock began.
+- Rates are clamped to [floor, 1/min_interval] and scaled down together when their sum would exceed
+  the budget. Each poll goes to the task whose next poll is most overdue (earliest deadline first),
+  so no task is starved when the budget is tight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.wan.durations import DurationModel
+from bot.wan.errors import WAIT_TIMEOUT, WanError
+from bot.wan.models import TaskResult, TaskStatus
+from bot.wan.ratelimit import RateLimiter
+from bot.wan.retry import Backoff
+
+log = logging.getLogger(__name__)
+
+OnUpdate = Callable[[TaskResult], Awaitable[None] | None]
+Fetch = Callable[[str], Awaitable[TaskResult]]
+
+
+@dataclass(frozen=True)
+class PollConfig:
+    # Per-task ceiling: never poll one task more often than this, however idle the budget.
+    min_interval: float = 0.2
+    # Floors: a RUNNING task is polled at least this often, a PENDING one at least that often
+    # (unless the budget forces everyone slower).
+    running_max_interval: float = 3.0
+    pending_max_interval: float = 15.0
+    # λ: seconds of expected detection lag one poll is worth. Smaller = more polls, less lag.
+    poll_cost: float = 0.002
+    # Share of the limiter's rate the plan aims at; the rest absorbs cancels, lists and retries.
+    budget_fraction: float = 0.9
+    # The account runs at most this many tasks at once (wan-api.md §6).
+    max_running: int = 5
+    # After a slot frees, the oldest PENDING tasks are expected to start within this many seconds.
+    start_window: float = 3.0
+    pending_start_hazard: float = 2.0
+    pending_hazard: float = 1.0 / 120.0
+    # Prior for running times (seconds); the real service takes 1-2 minutes (wan-api.md S1).
+    prior: tuple[float, float] = (30.0, 120.0)
+
+
+@dataclass
+class _Waiter:
+    queue: asyncio.Queue[TaskResult | WanError] = field(default_factory=asyncio.Queue)
+
+
+@dataclass
+class _Watch:
+    task_id: str
+    order: int
+    registered_at: float
+    status: TaskStatus | None = None
+    last_sent: float | None = None  # monotonic time the last poll was sent (or the task created)
+    in_flight: bool = False
+    pending_seen_at: float | None = None  # sent time of the last poll that saw PENDING
+    created_at: float | None = None
+    start_est: float | None = None  # monotonic estimate of when it started RUNNING
+    errors: int = 0
+    not_before: float = float("-inf")
+    polls: int = 0
+    waiters: list[_Waiter] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Hint:
+    status: TaskStatus
+    created_at: float
+    order: int
+
+
+class PollScheduler:
+    def __init__(
+        self,
+        fetch: Fetch,
+        limiter: RateLimiter,
+        *,
+        config: PollConfig | None = None,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config or PollConfig()
+        self.durations = DurationModel(self.config.prior)
+        self._fetch = fetch
+        self._limiter = limiter
+        self._backoff = backoff or Backoff()
+        self._clock = clock
+        self._wall = wall_clock
+        self._watches: dict[str, _Watch] = {}
+        self._hints: OrderedDict[str, _Hint] = OrderedDict()
+        self._order = itertools.count()
+        self._slot_freed_at = float("-inf")
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._polls: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self._due = 0.0
+        self.total_polls = 0
+
+    # ---- public ----------------------------------------------------------------------------
+
+    def note_created(self, task_id: str, status: TaskStatus) -> None:
+        """Remember a task we just created: its status and creation time seed its first polls."""
+        self._hints[task_id] = _Hint(status, self._clock(), next(self._order))
+        while len(self._hints) > 1000:
+            self._hints.popitem(last=False)
+
+    async def watch(
+        self,
+        task_id: str,
+        *,
+        on_update: OnUpdate | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (bounds the whole wait, polls included)
+    ) -> TaskResult:
+        """Wait until `task_id` reaches a final status; `on_update` sees every status change."""
+        if self._closed:
+            raise WanError("ClientClosed", "the Wan client is closed", retryable=True)
+        waiter = _Waiter()
+        self._register(task_id, waiter)
+        last: TaskStatus | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    item = await waiter.queue.get()
+                    if isinstance(item, WanError):
+                        raise item
+                    if item.status != last:
+                        last = item.status
+                        await _call(on_update, item, task_id)
+                    if item.status.is_final:
+                        return item
+        except TimeoutError:
+            raise WanError(
+                WAIT_TIMEOUT, f"task {task_id} not finished after {timeout} s", retryable=True
+            ) from None
+        finally:
+            self._unregister(task_id, waiter)
+
+    def polls_for(self, task_id: str) -> int:
+        w = self._watches.get(task_id)
+        return w.polls if w else 0
+
+    async def close(self) -> None:
+        self._closed = True
+        tasks = [t for t in (self._loop_task, *self._polls) if t is not None]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        closed = WanError("ClientClosed", "the Wan client is closed", retryable=True)
+        for w in self._watches.values():
+            for waiter in w.waiters:
+                waiter.queue.put_nowait(closed)
+
+    # ---- registration ----------------------------------------------------------------------
+
+    def _register(self, task_id: str, waiter: _Waiter) -> None:
+        w = self._watches.get(task_id)
+        if w is None:
+            now = self._clock()
+            hint = self._hints.pop(task_id, None)
+            w = _Watch(
+                task_id=task_id,
+                order=hint.order if hint else next(self._order),
+                registered_at=now,
+            )
+            if hint is not None and not hint.status.is_final:
+                # We know its status from the create call: no need to ask right away.
+                w.status = hint.status
+                w.created_at = hint.created_at
+                w.last_sent = hint.created_at
+                if hint.status == TaskStatus.PENDING:
+                    w.pending_seen_at = hint.created_at
+            self._watches[task_id] = w
+        w.waiters.append(waiter)
+        self._ensure_loop()
+        self._wake.set()
+
+    def _unregister(self, task_id: str, waiter: _Waiter) -> None:
+        w = self._watches.get(task_id)
+        if w is None:
+            return
+        with contextlib.suppress(ValueError):
+            w.waiters.remove(waiter)
+        if not w.waiters:
+            del self._watches[task_id]
+            self._wake.set()
+
+    def _ensure_loop(self) -> None:
+        if self._loop_task is None or self._loop_task.done():
+            self._loop_task = asyncio.create_task(self._run(), name="wan-poll-scheduler")
+
+    # ---- planning --------------------------------------------------------------------------
+
+    def rates(self, now: float) -> dict[str, float]:
+        """Planned polls per second for each watched task with a known status."""
+        cfg = self.config
+        hi = 1.0 / cfg.min_interval
+        known = [w for w in self._watches.values() if w.status is not None]
+        running = sum(1 for w in known if w.status == TaskStatus.RUNNING)
+        free = cfg.max_running - running
+        pending = sorted(
+            (w for w in known if w.status == TaskStatus.PENDING), key=lambda w: w.order
+        )
+        rank = {w.task_id: i for i, w in enumerate(pending)}
+        want: dict[str, float] = {}
+        floor: dict[str, float] = {}
+        for w in known:
+            if w.status == TaskStatus.RUNNING:
+                start = w.start_est if w.start_est is not None else now
+                h = self.durations.hazard(now - start)
+                floor[w.task_id] = 1.0 / cfg.running_max_interval
+            else:
+                since = max(self._slot_freed_at, w.created_at or w.registered_at)
+                starting = rank[w.task_id] < free and now - since < cfg.start_window
+                h = cfg.pending_start_hazard if starting else cfg.pending_hazard
+                floor[w.task_id] = 1.0 / cfg.pending_max_interval
+            want[w.task_id] = math.sqrt(h / (2.0 * cfg.poll_cost))
+        return _fit(want, floor, hi, cfg.budget_fraction * self._limiter.rate)
+
+    def _next(self, now: float) -> _Watch | None:
+        """The watched task whose next poll is due first (or None), with its due time set."""
+        rates = self.rates(now)
+        best: tuple[float, int, _Watch] | None = None
+        for w in self._watches.values():
+            if w.in_flight:
+                continue
+            if w.status is None or w.last_sent is None:
+                due = w.registered_at
+            else:
+                due = w.last_sent + 1.0 / rates[w.task_id]
+            due = max(due, w.not_before)
+            if best is None or (due, w.order) < best[:2]:
+                best = (due, w.order, w)
+        if best is None:
+            return None
+        self._due = best[0]
+        return best[2]
+
+    # ---- the loop --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._closed:
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A bug here must not leave every waiter hanging: log it and carry on.
+                log.exception("poll scheduler step failed")
+                await asyncio.sleep(0.5)
+
+    async def _step(self) -> None:
+        """Wait for the most urgent poll to be due and for a token, then launch it."""
+        self._wake.clear()
+        w = self._next(self._clock())
+        if w is None:
+            await self._wake.wait()
+            return
+        delay = self._due - self._clock()
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+            return
+        await self._limiter.acquire()
+        # Things may have changed while we waited for the token: ask again.
+        w = self._next(self._clock())
+        if w is None or self._due > self._clock() + 1.0 / self._limiter.rate:
+            return
+        w.in_flight = True
+        task = asyncio.create_task(self._poll(w), name=f"wan-poll-{w.task_id}")
+        self._polls.add(task)
+        task.add_done_callback(self._polls.discard)
+
+    async def _poll(self, w: _Watch) -> None:
+        sent = self._clock()
+        w.last_sent = sent
+        w.polls += 1
+        self.total_polls += 1
+        try:
+            result = await self._fetch(w.task_id)
+        except WanError as err:
+            self._poll_failed(w, err)
+        except Exception as err:  # a bug in parsing etc.: keep trying, but say so
+            log.exception("poll of task %s failed unexpectedly", w.task_id)
+            self._poll_failed(w, WanError("Unknown", type(err).__name__, retryable=True))
+        else:
+            w.errors = 0
+            self._observe(w, result, sent, self._clock())
+        finally:
+            w.in_flight = False
+            self._wake.set()
+
+    def _poll_failed(self, w: _Watch, err: WanError) -> None:
+        if not err.retryable:
+            log.warning(
+                "task %s: poll failed: %s (request %s)", w.task_id, err.code, err.request_id
+            )
+            self._deliver(w, err)
+            self._watches.pop(w.task_id, None)
+            return
+        w.errors += 1
+        delay = self._backoff.delay(w.errors - 1, err.retry_after)
+        w.not_before = self._clock() + delay
+        if err.http_status == 429:
+            # The whole account is throttled, not just this task.
+            self._limiter.pause(delay)
+        log.info("task %s: poll failed (%s), next try in %.2f s", w.task_id, err.code, delay)
+
+    def _observe(self, w: _Watch, result: TaskResult, sent: float, received: float) -> None:
+        prev = w.status
+        w.status = result.status
+        if result.status == TaskStatus.PENDING:
+            w.pending_seen_at = sent
+        elif result.status == TaskStatus.RUNNING and w.start_est is None:
+            w.start_est = self._start_estimate(w, result.scheduled_time, received)
+        if result.status.is_final:
+            if prev in (None, TaskStatus.RUNNING):
+                self._slot_freed_at = received
+            self._learn(w, result, received)
+            self._watches.pop(w.task_id, None)
+        self._deliver(w, result)
+
+    def _start_estimate(self, w: _Watch, scheduled: datetime | None, received: float) -> float:
+        """When the task began running, on our monotonic clock.
+
+        It began after the last poll that saw it PENDING was sent and before this answer arrived;
+        `scheduled_time` (server clock) narrows that down when present.
+        """
+        lo = w.pending_seen_at if w.pending_seen_at is not None else w.created_at
+        hi = received
+        if scheduled is not None:
+            est = received - (self._wall() - scheduled.timestamp())
+            return min(max(est, lo), hi) if lo is not None else min(est, hi)
+        return (lo + hi) / 2.0 if lo is not None else hi
+
+    def _learn(self, w: _Watch, result: TaskResult, received: float) -> None:
+        if result.status != TaskStatus.SUCCEEDED:
+            return  # failures are often instant and would skew the running times
+        if result.scheduled_time is not None and result.end_time is not None:
+            self.durations.observe((result.end_time - result.scheduled_time).total_seconds())
+        elif w.start_est is not None:
+            self.durations.observe(received - w.start_est)
+
+    def _deliver(self, w: _Watch, item: TaskResult | WanError) -> None:
+        for waiter in w.waiters:
+            waiter.queue.put_nowait(item)
+
+
+def _fit(
+    want: dict[str, float], floor: dict[str, float], hi: float, budget: float
+) -> dict[str, float]:
+    """Clamp each wanted rate to [floor, hi]; if the sum exceeds the budget, scale the wanted rates
+    down together (keeping their sqrt-hazard proportions), and the floors too if they alone are too
+    much."""
+
+    def total(c: float) -> float:
+        return sum(min(hi, max(floor[k], c * v)) for k, v in want.items())
+
+    if total(1.0) <= budget:
+        return {k: min(hi, max(floor[k], v)) for k, v in want.items()}
+    floor_sum = sum(floor.values())
+    if floor_sum >= budget:
+        return {k: floor[k] * budget / floor_sum for k in want}
+    lo_c, hi_c = 0.0, 1.0
+    for _ in range(40):
+        mid = (lo_c + hi_c) / 2.0
+        if total(mid) <= budget:
+            lo_c = mid
+        else:
+            hi_c = mid
+    return {k: min(hi, max(floor[k], lo_c * v)) for k, v in want.items()}
+
+
+async def _call(on_update: OnUpdate | None, result: TaskResult, task_id: str) -> None:
+    if on_update is None:
+        return
+    try:
+        ret = on_update(result)
+        if inspect.isawaitable(ret):
+            await ret
+    except Exception:
+        # The caller's progress display failing must not stop us from waiting for the result.
+        log.exception("on_update for task %s raised", task_id)
