@@ -1,0 +1,263 @@
+"""/wanquota: members see where they stand; server admins decide who may spend how much.
+
+Every reply is an ephemeral embed. Admin subcommands need Manage Server, checked in code
+(`cogs.quota_checks`); a refusal goes through the tree's error handler (`cogs.errors`) as an
+ephemeral message and changes nothing.
+
+Contexts: the group is allowed in servers and in DMs with the bot, because /wanedit works in DMs
+too (their own quota scope, 0), so `show` for yourself answers there. Every admin subcommand, and
+`show` for someone else, is refused in DMs: quota settings belong to a server.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.store import Store
+from cogs.edit_flow import scope_of
+from cogs.quota_checks import QuotaCheckFailure, is_quota_admin, quota_admin, refuse_unless_admin
+from cogs.quota_embeds import (
+    SOURCE_TEXT,
+    cap_text,
+    change_embed,
+    limit_text,
+    log_embed,
+    reset_note,
+    server_fields,
+    status_embed,
+)
+
+if TYPE_CHECKING:
+    from bot.app import WanBot
+
+log = logging.getLogger(__name__)
+
+MAX_LIMIT = 1000
+LOG_ENTRIES = 20
+
+Limit = app_commands.Range[int, 0, MAX_LIMIT]
+Images = app_commands.Range[int, 1, MAX_LIMIT]
+
+
+def _in_range(value: int | None, low: int, high: int, name: str) -> None:
+    # Discord enforces the option ranges in its client; this guards requests that skip it.
+    if value is not None and not low <= value <= high:
+        raise QuotaCheckFailure(f"`{name}` must be {low} to {high}. Nothing was changed.")
+
+
+async def _defer(interaction: discord.Interaction[WanBot]) -> None:
+    # Acknowledge before touching the database: a busy store must not cost the 3 s window.
+    await interaction.response.defer(ephemeral=True, thinking=True)
+
+
+async def _reply(interaction: discord.Interaction[WanBot], embed: discord.Embed) -> None:
+    await interaction.followup.send(embed=embed, ephemeral=True)
+
+
+@app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
+class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily Wan image quotas"):
+    """The /wanquota command group."""
+
+    def __init__(self, bot: WanBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    @property
+    def store(self) -> Store:
+        return self.bot.store
+
+    # ---- members ------------------------------------------------------------------------------
+
+    @app_commands.command(name="show", description="See how many Wan images you have left today")
+    @app_commands.describe(
+        user="Whose quota to show (someone else's needs the Manage Server permission); "
+        "empty for yours"
+    )
+    async def show(
+        self, interaction: discord.Interaction[WanBot], user: discord.User | None = None
+    ) -> None:
+        target = user or interaction.user
+        own = target.id == interaction.user.id
+        if not own:
+            refuse_unless_admin(interaction, "see someone else's Wan quota")
+        scope = scope_of(interaction.guild_id)
+        await _defer(interaction)
+        status = await self.store.quota_status(scope, target.id)
+        embed = status_embed(status, target, scope, own=own)
+        if is_quota_admin(interaction):
+            totals = await self.store.server_totals(scope)
+            server_fields(embed, totals, self.bot.settings.default_daily_limit)
+        await _reply(interaction, embed)
+
+    # ---- admins -------------------------------------------------------------------------------
+
+    @app_commands.command(name="set", description="Set one member's daily image limit here")
+    @app_commands.describe(
+        user="The member whose daily limit to set",
+        limit="Images per day (0-1000). 0 blocks them. Leave empty to use the server default again",
+    )
+    @quota_admin("set a member's daily limit")
+    async def set_user(
+        self,
+        interaction: discord.Interaction[WanBot],
+        user: discord.User,
+        limit: Limit | None = None,
+    ) -> None:
+        _in_range(limit, 0, MAX_LIMIT, "limit")
+        scope = scope_of(interaction.guild_id)
+        await _defer(interaction)
+        old, new = await self.store.set_user_limit(scope, interaction.user.id, user.id, limit)
+        status = await self.store.quota_status(scope, user.id)
+        log.info(
+            "user %d set user %d's limit in %d: %s -> %s",
+            interaction.user.id,
+            user.id,
+            scope,
+            old,
+            new,
+        )
+        effective = f"Effective limit now: {status.limit} ({SOURCE_TEXT[status.limit_source]})"
+        if status.blocked:
+            effective += "; they are blocked and can't make images here."
+        else:
+            effective += f"; {status.remaining} left today."
+        await _reply(
+            interaction,
+            change_embed(
+                "Daily limit changed",
+                f"{user.mention}'s own limit",
+                limit_text(old),
+                limit_text(new, unset="not set (server default applies)"),
+                effective,
+            ),
+        )
+
+    @app_commands.command(name="default", description="Set the daily image limit for every member")
+    @app_commands.describe(
+        limit="Images per day for members without their own limit (0-1000). "
+        "Leave empty for the bot's default",
+    )
+    @quota_admin("set the server's default limit")
+    async def default(
+        self, interaction: discord.Interaction[WanBot], limit: Limit | None = None
+    ) -> None:
+        _in_range(limit, 0, MAX_LIMIT, "limit")
+        scope = scope_of(interaction.guild_id)
+        await _defer(interaction)
+        old, new = await self.store.set_server_default(scope, interaction.user.id, limit)
+        bot_default = self.bot.settings.default_daily_limit
+        log.info(
+            "user %d set the default limit in %d: %s -> %s", interaction.user.id, scope, old, new
+        )
+        unset = f"not set (bot default {bot_default})"
+        await _reply(
+            interaction,
+            change_embed(
+                "Server default limit changed",
+                "Daily limit for members without their own",
+                limit_text(old, unset=unset),
+                limit_text(new, unset=unset),
+                "Members with their own limit (`/wanquota set`) keep it.",
+            ),
+        )
+
+    @app_commands.command(
+        name="grant", description="Give a member extra images on top of their limit"
+    )
+    @app_commands.describe(
+        user="The member who gets the extra images",
+        images="How many (1-1000). Used after the daily limit runs out; they never expire",
+    )
+    @quota_admin("grant extra images")
+    async def grant(
+        self, interaction: discord.Interaction[WanBot], user: discord.User, images: Images
+    ) -> None:
+        _in_range(images, 1, MAX_LIMIT, "images")
+        scope = scope_of(interaction.guild_id)
+        await _defer(interaction)
+        old, new = await self.store.grant_extra(scope, interaction.user.id, user.id, images)
+        status = await self.store.quota_status(scope, user.id)
+        log.info(
+            "user %d granted user %d %d extra image(s) in %d",
+            interaction.user.id,
+            user.id,
+            images,
+            scope,
+        )
+        note = f"{status.remaining} left for them today, extra images included."
+        if status.blocked:
+            note = "They are blocked here, so they can't use them until unblocked."
+        await _reply(
+            interaction,
+            change_embed(
+                "Extra images granted", f"{user.mention}'s extra images", str(old), str(new), note
+            ),
+        )
+
+    @app_commands.command(name="reset", description="Clear a member's image usage for today")
+    @app_commands.describe(user="The member whose usage today goes back to 0")
+    @quota_admin("reset a member's usage")
+    async def reset(self, interaction: discord.Interaction[WanBot], user: discord.User) -> None:
+        scope = scope_of(interaction.guild_id)
+        await _defer(interaction)
+        old, new = await self.store.reset_usage(scope, interaction.user.id, user.id)
+        status = await self.store.quota_status(scope, user.id)
+        log.info(
+            "user %d reset user %d's usage in %d (%d -> %d)",
+            interaction.user.id,
+            user.id,
+            scope,
+            old,
+            new,
+        )
+        await _reply(
+            interaction,
+            change_embed(
+                "Usage reset",
+                f"{user.mention}'s images used today",
+                str(old),
+                str(new),
+                f"{status.remaining} left for them now. {reset_note(status.resets_at)}",
+            ),
+        )
+
+    @app_commands.command(
+        name="server", description="Cap the images the whole server makes per day"
+    )
+    @app_commands.describe(
+        limit="Total images per day for everyone here together (0-1000). 0 turns the cap off",
+    )
+    @quota_admin("set the server's daily cap")
+    async def server(self, interaction: discord.Interaction[WanBot], limit: Limit) -> None:
+        _in_range(limit, 0, MAX_LIMIT, "limit")
+        scope = scope_of(interaction.guild_id)
+        await _defer(interaction)
+        old, new = await self.store.set_server_cap(scope, interaction.user.id, limit or None)
+        totals = await self.store.server_totals(scope)
+        log.info("user %d set the server cap in %d: %s -> %s", interaction.user.id, scope, old, new)
+        note = f"Used today so far: {totals.used} (+{totals.held} held by jobs in progress)."
+        if totals.cap:
+            note += f" {totals.cap_remaining} left today."
+        await _reply(
+            interaction,
+            change_embed(
+                "Server daily cap changed", "Server daily cap", cap_text(old), cap_text(new), note
+            ),
+        )
+
+    @app_commands.command(name="log", description="The last 20 quota changes made by admins")
+    @quota_admin("read the quota log")
+    async def show_log(self, interaction: discord.Interaction[WanBot]) -> None:
+        scope = scope_of(interaction.guild_id)
+        await _defer(interaction)
+        entries = await self.store.audit_log(scope, LOG_ENTRIES)
+        await _reply(interaction, log_embed(entries, scope))
+
+
+async def setup(bot: WanBot) -> None:
+    await bot.add_cog(Quota(bot))

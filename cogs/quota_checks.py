@@ -1,0 +1,49 @@
+"""Who may run which /wanquota subcommand, decided in code from the interaction itself.
+
+Discord's command permissions (`default_permissions`) can be changed by a server's owner and apply to
+the whole /wanquota group, which members need for `show`; so every admin action checks the
+member's resolved permissions in this channel (`interaction.permissions`) here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+from discord import app_commands
+
+PERMISSION_NAME = "Manage Server"
+
+
+class QuotaCheckFailure(app_commands.CheckFailure):
+    """A refused /wanquota call. `str()` is the (ephemeral) answer; nothing was changed."""
+
+
+def is_quota_admin(interaction: discord.Interaction[Any]) -> bool:
+    """True when the member may manage quotas here: Manage Server (or Administrator) in a server."""
+    if interaction.guild_id is None:
+        return False
+    perms = interaction.permissions
+    return perms.manage_guild or perms.administrator
+
+
+def refuse_unless_admin(interaction: discord.Interaction[Any], action: str) -> None:
+    """Raise `QuotaCheckFailure` saying what is missing, unless the member may manage quotas."""
+    if interaction.guild_id is None:
+        raise QuotaCheckFailure(
+            f"Quotas are set per server: {action} works only in a server. Nothing was changed."
+        )
+    if not is_quota_admin(interaction):
+        raise QuotaCheckFailure(
+            f"You need the **{PERMISSION_NAME}** permission to {action}. Nothing was changed."
+        )
+
+
+def quota_admin(action: str) -> Any:
+    """Check decorator for an admin subcommand; `action` completes "You need ... to <action>"."""
+
+    def predicate(interaction: discord.Interaction[Any]) -> bool:
+        refuse_unless_admin(interaction, action)
+        return True
+
+    return app_commands.check(predicate)

@@ -1,0 +1,161 @@
+"""The embeds /wanquota replies with: a member's standing, a server's totals, admin changes, the log.
+
+Pure functions of store values, so the words can be read (and tested) without Discord.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import discord
+
+from bot.store import AuditEntry, QuotaStatus, ServerTotals, discord_timestamp
+
+COLOUR = discord.Colour.blurple()
+WARN = discord.Colour.orange()
+# Discord's cap on an embed description; the log stays well under it, this is a guard.
+DESCRIPTION_MAX = 4096
+
+SOURCE_TEXT = {
+    "user": "set for this member",
+    "server": "server default",
+    "global": "bot default",
+}
+
+
+def where(scope: int) -> str:
+    return "in DMs" if scope == 0 else "in this server"
+
+
+def limit_text(value: int | None, *, unset: str = "not set") -> str:
+    """A stored limit as words: None is `unset`, 0 is a block."""
+    if value is None:
+        return unset
+    return "0 (blocked)" if value == 0 else str(value)
+
+
+def cap_text(value: int | None) -> str:
+    return "off" if not value else f"{value} images/day"
+
+
+def status_fields(embed: discord.Embed, status: QuotaStatus) -> discord.Embed:
+    """Add the numbers a member wants: limit, used, held, extra, remaining, reset."""
+    used = str(status.used)
+    if status.used_extra:
+        used += f" ({status.used_extra} from extra images)"
+    embed.add_field(
+        name="Daily limit", value=f"{status.limit} ({SOURCE_TEXT[status.limit_source]})"
+    )
+    embed.add_field(name="Used today", value=used)
+    embed.add_field(name="Held by jobs in progress", value=str(status.held))
+    embed.add_field(name="Extra images", value=f"{status.extra} (never expire)")
+    embed.add_field(name="Remaining now", value=f"**{status.remaining}**")
+    embed.add_field(name="Daily allowance resets", value=discord_timestamp(status.resets_at))
+    return embed
+
+
+def status_embed(
+    status: QuotaStatus, user: discord.abc.User, scope: int, *, own: bool
+) -> discord.Embed:
+    """`/wanquota show`: one member's standing today."""
+    whose = "Your" if own else f"{user.display_name}'s"
+    embed = discord.Embed(title=f"{whose} Wan images {where(scope)}", colour=COLOUR)
+    lines = [f"Member: {user.mention}"]
+    if status.blocked:
+        embed.colour = WARN
+        lines.append(
+            f"**Blocked**: no Wan images {where(scope)} until an admin sets a daily limit above 0."
+        )
+    elif status.remaining == 0:
+        embed.colour = WARN
+        lines.append("Nothing left right now; the daily allowance comes back at the reset.")
+    embed.description = "\n".join(lines)
+    return status_fields(embed, status)
+
+
+def server_fields(embed: discord.Embed, totals: ServerTotals, bot_default: int) -> discord.Embed:
+    """Add the server's totals for today, its cap and its default limit (for admins)."""
+    embed.add_field(
+        name="Server today",
+        value=f"{totals.used} used, {totals.held} held, {totals.users} member(s)",
+        inline=False,
+    )
+    cap = cap_text(totals.cap)
+    if totals.cap:
+        cap += f", {totals.cap_remaining} left today"
+    embed.add_field(name="Server daily cap", value=cap)
+    embed.add_field(
+        name="Server default limit",
+        value=limit_text(totals.default_limit, unset=f"not set (bot default {bot_default})"),
+    )
+    return embed
+
+
+def change_embed(
+    title: str, subject: str, old: str, new: str, note: str | None = None
+) -> discord.Embed:
+    """An admin change echoed back: what changed, from what, to what."""
+    lines = [f"{subject}: {old} → **{new}**"]
+    if note:
+        lines.append(note)
+    return discord.Embed(title=title, description="\n".join(lines), colour=COLOUR)
+
+
+def _target(entry: AuditEntry) -> str:
+    return f"<@{entry.target}>" if entry.target is not None else "someone"
+
+
+def audit_line(entry: AuditEntry) -> str:
+    """One admin change in a sentence, with when and who."""
+    when = discord_timestamp(entry.at, "f")
+    who = f"<@{entry.actor}>"
+    old, new = entry.old, entry.new
+    if entry.action == "set_user_limit":
+        what = (
+            f"set {_target(entry)}'s daily limit: {limit_text(_int(old))} → {limit_text(_int(new))}"
+        )
+    elif entry.action == "set_server_default":
+        what = f"set the server default limit: {limit_text(_int(old))} → {limit_text(_int(new))}"
+    elif entry.action == "set_server_cap":
+        what = f"set the server daily cap: {cap_text(_int(old))} → {cap_text(_int(new))}"
+    elif entry.action == "grant_extra":
+        what = f"gave {_target(entry)} extra images: {old} → {new}"
+    elif entry.action == "reset_usage":
+        what = f"reset {_target(entry)}'s usage today: {old} → {new}"
+    elif entry.action in ("block", "unblock"):
+        what = f"{entry.action}ed {_target(entry)}"
+    else:
+        what = f"{entry.action} {_target(entry)}: {old} → {new}"
+    return f"{when} {who} {what}"
+
+
+def _int(value: int | bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def log_embed(entries: Sequence[AuditEntry], scope: int) -> discord.Embed:
+    """`/wanquota log`: the last admin changes, newest first."""
+    embed = discord.Embed(title=f"Wan quota changes {where(scope)}", colour=COLOUR)
+    if not entries:
+        embed.description = "No admin changes yet."
+        return embed
+    lines: list[str] = []
+    size = 0
+    for entry in entries:
+        line = audit_line(entry)
+        if size + len(line) + 1 > DESCRIPTION_MAX - 40:
+            lines.append(f"… and {len(entries) - len(lines)} older")
+            break
+        lines.append(line)
+        size += len(line) + 1
+    embed.description = "\n".join(lines)
+    embed.set_footer(text=f"Newest first, last {len(entries)}")
+    return embed
+
+
+def reset_note(resets_at: datetime) -> str:
+    return (
+        "Images held by jobs in progress stay held; the server's total for today is kept "
+        f"(it is what the bill counts). The daily allowance resets {discord_timestamp(resets_at)}."
+    )
