@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,6 +31,7 @@ from bot.wan.errors import (
     RESULT_EXPIRED,
     RESULT_TOO_LARGE,
     RETRYABLE_STATUSES,
+    UPLOAD_FAILED,
     CreateOutcomeUnknown,
     WanError,
 )
@@ -259,7 +261,7 @@ class WanClient:
             else:
                 if 200 <= status < 300:
                     return key
-                err = self._error(status, headers, raw, default_code="UploadFailed")
+                err = self._error(status, headers, raw, default_code=UPLOAD_FAILED)
             if not err.retryable or attempt == self.max_retries:
                 raise err
             await self._sleep(self.backoff.delay(attempt, err.retry_after))
@@ -428,7 +430,13 @@ class WanClient:
                 or ("ServiceUnavailable" if status >= 500 else "Unknown")
             )
         if message is None:
-            message = raw[:200].decode("utf-8", "replace") if raw else f"HTTP {status}"
+            # OSS (uploads, result URLs) answers in XML: <Error><Code>..</Code><Message>..</Message>
+            text = raw[:2000].decode("utf-8", "replace")
+            xml = re.search(r"<Code>(.*?)</Code>.*?<Message>(.*?)</Message>", text, re.S)
+            if xml:
+                message = f"{xml.group(1)}: {xml.group(2)}"
+            else:
+                message = text[:200] if text else f"HTTP {status}"
         return WanError(
             str(code),
             self._redact(str(message)),

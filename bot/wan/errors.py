@@ -18,6 +18,8 @@ RESULT_EXPIRED: Final = "ResultExpired"
 RESULT_TOO_LARGE: Final = "ResultTooLarge"
 DOWNLOAD_FAILED: Final = "DownloadFailed"
 BAD_RESPONSE: Final = "BadResponse"
+UPLOAD_FAILED: Final = "UploadFailed"
+CLIENT_CLOSED: Final = "ClientClosed"
 UNKNOWN: Final = "Unknown"
 
 _INPUT = "Wan could not use the request"
@@ -28,6 +30,7 @@ _SETUP = "The bot's DashScope account is not set up correctly; please tell the b
 # Exact codes from wan-api.md §5 (and the lower-case aliases some endpoints use), plus our own.
 USER_MESSAGES: Final[dict[str, str]] = {
     "InvalidParameter": f"{_INPUT}: a setting or the prompt was not accepted.",
+    "invalid_parameter_error": f"{_INPUT}: a setting, the prompt or an image was not accepted.",
     "InvalidParameter.DataInspection": "Wan could not download or read one of the images; try another file.",
     "DataInspectionFailed": "Wan's content filter flagged the prompt or an image, so nothing was made.",
     "data_inspection_failed": "Wan's content filter flagged the prompt or an image, so nothing was made.",
@@ -71,6 +74,7 @@ USER_MESSAGES: Final[dict[str, str]] = {
     "SystemError": _BROKEN,
     "ModelServiceFailed": _BROKEN,
     "ServiceUnavailable": _BUSY,
+    "WaitTaskTimeout": "Wan is taking unusually long with this edit.",
     # Our own codes.
     CREATE_OUTCOME_UNKNOWN: "The connection to Wan broke while the request was being sent, so it may or may not have started; it was not sent again to avoid paying twice.",
     NETWORK_ERROR: "The bot could not reach Wan; please try again in a minute.",
@@ -78,6 +82,8 @@ USER_MESSAGES: Final[dict[str, str]] = {
     RESULT_EXPIRED: "The result is no longer available (Wan keeps results for 24 hours).",
     RESULT_TOO_LARGE: "The result image was unexpectedly large, so it was not downloaded.",
     DOWNLOAD_FAILED: "The finished image could not be downloaded from Wan.",
+    UPLOAD_FAILED: "The images could not be uploaded to Wan's temporary storage; please try again.",
+    CLIENT_CLOSED: "The bot is shutting down; please try again when it is back.",
     BAD_RESPONSE: "Wan sent an answer the bot could not understand; please try again.",
     UNKNOWN: "Something went wrong talking to Wan; please try again.",
 }

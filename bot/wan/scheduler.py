@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.wan.durations import DurationModel
-from bot.wan.errors import WAIT_TIMEOUT, WanError
+from bot.wan.errors import CLIENT_CLOSED, WAIT_TIMEOUT, WanError
 from bot.wan.models import TaskResult, TaskStatus
 from bot.wan.ratelimit import RateLimiter
 from bot.wan.retry import Backoff
@@ -142,7 +142,7 @@ class PollScheduler:
     ) -> TaskResult:
         """Wait until `task_id` reaches a final status; `on_update` sees every status change."""
         if self._closed:
-            raise WanError("ClientClosed", "the Wan client is closed", retryable=True)
+            raise WanError(CLIENT_CLOSED, "the Wan client is closed", retryable=True)
         waiter = _Waiter()
         self._register(task_id, waiter)
         last: TaskStatus | None = None
@@ -176,7 +176,7 @@ class PollScheduler:
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
-        closed = WanError("ClientClosed", "the Wan client is closed", retryable=True)
+        closed = WanError(CLIENT_CLOSED, "the Wan client is closed", retryable=True)
         for w in self._watches.values():
             for waiter in w.waiters:
                 waiter.queue.put_nowait(closed)

@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol
 
 import aiohttp
 
-from bot.wan.errors import WanError
+from bot.wan.errors import BAD_RESPONSE, WanError
 from bot.wan.models import InputImage
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class UploadTransport:
         policy = await self._api.get_upload_policy()
         for name in ("policy", "signature", "upload_dir", "upload_host", "oss_access_key_id"):
             if not policy.get(name):
-                raise WanError("BadResponse", f"upload policy has no {name}")
+                raise WanError(BAD_RESPONSE, f"upload policy has no {name}")
         out = []
         for index, image in enumerate(images, start=1):
             if image.data is None:

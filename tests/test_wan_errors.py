@@ -1,0 +1,221 @@
+"""WanError texts and flags, and parsing of the documented response examples (wan-api.md §2-3, §5)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from bot.wan import CreateOutcomeUnknown, TaskStatus, WanError, user_message_for
+from bot.wan.errors import USER_MESSAGES
+from bot.wan.models import WAN_TZ, parse_created, parse_task, parse_time
+from bot.wan.retry import Backoff, parse_retry_after
+
+# Every code in wan-api.md §5 (and §7's upload error), with its HTTP status.
+SECTION_5 = [
+    (400, "InvalidParameter"),
+    (400, "InvalidParameter.DataInspection"),
+    (400, "DataInspectionFailed"),
+    (400, "data_inspection_failed"),
+    (400, "IPInfringementSuspect"),
+    (400, "BadRequest.EmptyInput"),
+    (400, "BadRequest.EmptyParameters"),
+    (400, "BadRequest.EmptyModel"),
+    (400, "BadRequest.IllegalInput"),
+    (400, "InvalidURL"),
+    (400, "InvalidURL.ConnectionRefused"),
+    (400, "InvalidURL.Timeout"),
+    (400, "InvalidImage.FileFormat"),
+    (400, "InvalidImageFormat"),
+    (400, "InvalidFile.Size"),
+    (400, "InvalidFile.Resolution"),
+    (400, "Arrearage"),
+    (400, "UnsupportedOperation"),
+    (400, "invalid_parameter_error"),
+    (401, "InvalidApiKey"),
+    (401, "invalid_api_key"),
+    (401, "NOT AUTHORIZED"),
+    (403, "AccessDenied"),
+    (403, "AccessDenied.Unpurchased"),
+    (403, "Model.AccessDenied"),
+    (403, "Workspace.AccessDenied"),
+    (403, "AllocationQuota.FreeTierOnly"),
+    (404, "ModelNotFound"),
+    (404, "model_not_found"),
+    (404, "WorkSpaceNotFound"),
+    (404, "NotFound"),
+    (408, "RequestTimeOut"),
+    (500, "RequestTimeOut"),
+    (413, "BadRequest.TooLarge"),
+    (429, "Throttling"),
+    (429, "Throttling.RateQuota"),
+    (429, "Throttling.BurstRate"),
+    (429, "Throttling.AllocationQuota"),
+    (429, "Throttling.Concurrency"),
+    (500, "InternalError"),
+    (500, "InternalError.Algo"),
+    (500, "InternalError.Timeout"),
+    (500, "InternalError.Upload"),
+    (500, "InternalError.FileUpload"),
+    (500, "SystemError"),
+    (500, "ModelServiceFailed"),
+    (408, "WaitTaskTimeout"),
+]
+RETRYABLE = {
+    "InvalidURL.Timeout",
+    "RequestTimeOut",
+    "Throttling",
+    "Throttling.RateQuota",
+    "Throttling.BurstRate",
+    "Throttling.AllocationQuota",
+    "Throttling.Concurrency",
+    "InternalError",
+    "InternalError.Algo",
+    "InternalError.Timeout",
+    "InternalError.Upload",
+    "InternalError.FileUpload",
+    "SystemError",
+    "ModelServiceFailed",
+}
+KEY = "sk-secret-0123456789abcdef"
+
+
+@pytest.mark.parametrize(("status", "code"), SECTION_5)
+def test_every_documented_code_has_its_own_user_message(status: int, code: str) -> None:
+    family = code.split(".", 1)[0]
+    assert code in USER_MESSAGES or family in USER_MESSAGES, code
+    err = WanError(code, f"server text with {KEY}?", http_status=status)
+    text = err.user_message
+    assert text and len(text) < 200 and text.endswith(".")
+    assert KEY not in text and "sk-" not in text
+    # The user text is ours, never the server's message.
+    assert "server text" not in text
+
+
+@pytest.mark.parametrize(("status", "code"), SECTION_5)
+def test_retryable_flag_follows_the_table(status: int, code: str) -> None:
+    if code == "WaitTaskTimeout":
+        return  # SDK-made, never from the server
+    assert WanError(code, http_status=status).retryable is (code in RETRYABLE), code
+
+
+def test_fallbacks_for_codes_nobody_documented() -> None:
+    assert user_message_for("Throttling.Something") == USER_MESSAGES["Throttling"]
+    assert "admin" in user_message_for("Weird", 403)
+    assert user_message_for("Weird", 503) == USER_MESSAGES["InternalError"]
+    assert user_message_for("Weird", 418).startswith("Wan could not use")
+    assert user_message_for("Weird") == USER_MESSAGES["Unknown"]
+    assert WanError("", "x").code == "Unknown"
+
+
+def test_create_outcome_unknown_is_a_wan_error_that_is_not_retried() -> None:
+    err = CreateOutcomeUnknown("reset")
+    assert isinstance(err, WanError)
+    assert err.code == "CreateOutcomeUnknown" and err.retryable is False
+    assert "not sent again" in err.user_message
+    assert repr(err).startswith("CreateOutcomeUnknown(code='CreateOutcomeUnknown'")
+
+
+def test_task_status() -> None:
+    assert [s.is_final for s in TaskStatus] == [False, False, True, True, True, True]
+    assert TaskStatus.parse("running") is TaskStatus.RUNNING
+    assert TaskStatus.parse("WEIRD") is TaskStatus.UNKNOWN
+
+
+# The documented examples (wan-api.md §2-3, seed document), verbatim in shape.
+SUCCEEDED = {
+    "request_id": "d1f2a1be-xxxx",
+    "output": {
+        "task_id": "7f4836cd-xxxx",
+        "task_status": "SUCCEEDED",
+        "submit_time": "2025-09-23 22:14:10.800",
+        "scheduled_time": "2025-09-23 22:14:10.825",
+        "end_time": "2025-09-23 22:15:23.456",
+        "results": [
+            {"orig_prompt": "a cat", "actual_prompt": "a fluffy cat", "url": "https://x/a.png"}
+        ],
+        "task_metrics": {"TOTAL": 1, "FAILED": 0, "SUCCEEDED": 1},
+    },
+    "usage": {"image_count": 1},
+}
+PARTIAL = {
+    "request_id": "85eaba38-xxxx",
+    "output": {
+        "task_id": "86ecf553-xxxx",
+        "task_status": "SUCCEEDED",
+        "results": [
+            {"url": "https://x/a1.png"},
+            {"code": "InternalError.Timeout", "message": "An internal error has occured"},
+        ],
+        "task_metrics": {"TOTAL": 2, "SUCCEEDED": 1, "FAILED": 1},
+    },
+    "usage": {"image_count": 1},
+}
+FAILED = {
+    "request_id": "e5d70b02-xxxx",
+    "output": {
+        "task_id": "86ecf553-xxxx",
+        "task_status": "FAILED",
+        "code": "InvalidParameter",
+        "message": "The size is not match the allowed size",
+        "task_metrics": {"TOTAL": 4, "SUCCEEDED": 0, "FAILED": 4},
+    },
+}
+
+
+def test_parse_succeeded_example() -> None:
+    r = parse_task(SUCCEEDED)
+    assert r.status is TaskStatus.SUCCEEDED and r.task_id == "7f4836cd-xxxx"
+    assert r.urls == ["https://x/a.png"] and r.image_count == 1
+    assert r.actual_prompt == "a fluffy cat" and r.results[0].orig_prompt == "a cat"
+    assert r.metrics == {"TOTAL": 1, "FAILED": 0, "SUCCEEDED": 1}
+    assert r.request_id == "d1f2a1be-xxxx" and r.error is None
+    assert r.scheduled_time == datetime(2025, 9, 23, 22, 14, 10, 825000, tzinfo=WAN_TZ)
+    assert r.end_time is not None and r.submit_time is not None
+    assert (r.end_time - r.scheduled_time).total_seconds() == pytest.approx(72.631)
+
+
+def test_parse_partial_failure_example() -> None:
+    r = parse_task(PARTIAL)
+    assert r.status is TaskStatus.SUCCEEDED
+    assert [x.ok for x in r.results] == [True, False]
+    assert r.urls == ["https://x/a1.png"] and r.image_count == 1
+    assert r.results[1].code == "InternalError.Timeout"
+    assert r.actual_prompt is None and r.scheduled_time is None
+
+
+def test_parse_failed_example() -> None:
+    r = parse_task(FAILED)
+    assert r.status is TaskStatus.FAILED and r.urls == [] and r.image_count == 0
+    err = r.error
+    assert err is not None and err.code == "InvalidParameter" and not err.retryable
+    assert err.request_id == "e5d70b02-xxxx"
+    assert "size" in err.message
+
+
+def test_parse_unknown_and_created() -> None:
+    r = parse_task({"request_id": "r", "output": {"task_id": "t", "task_status": "UNKNOWN"}})
+    assert r.status is TaskStatus.UNKNOWN and r.metrics is None and r.results == []
+    c = parse_created({"output": {"task_status": "PENDING", "task_id": "t1"}, "request_id": "r1"})
+    assert (c.task_id, c.status, c.request_id) == ("t1", TaskStatus.PENDING, "r1")
+    with pytest.raises(WanError) as info:
+        parse_created({"request_id": "r1"})
+    assert info.value.code == "BadResponse"
+
+
+def test_parse_time() -> None:
+    assert parse_time("2025-10-23 16:18:16") == datetime(2025, 10, 23, 16, 18, 16, tzinfo=WAN_TZ)
+    assert parse_time("nonsense") is None and parse_time(None) is None
+
+
+def test_backoff_is_jittered_capped_and_honours_retry_after() -> None:
+    b = Backoff(base=0.5, cap=4.0)
+    delays = [b.delay(attempt) for attempt in range(12) for _ in range(20)]
+    assert all(0.0 <= d <= 4.0 for d in delays)
+    assert len({round(d, 6) for d in delays}) > 100  # jittered, not fixed steps
+    assert max(b.delay(0) for _ in range(50)) <= 0.5
+    assert b.delay(0, retry_after=3.0) >= 3.0
+    assert b.delay(0, retry_after=3600.0) == b.max_retry_after
+    assert parse_retry_after("2") == 2.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
