@@ -41,9 +41,12 @@ def api_key_id(key: str) -> str:
     return "ak-" + hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
+DROPPED = web.RequestKey("dropped", bool)
+
+
 def drop_connection(request: web.Request) -> web.Response:
     """Close the connection with no response (the work was done; the client just never hears of it)."""
-    request["dropped"] = True
+    request[DROPPED] = True
     if request.transport is not None:
         request.transport.close()
     return web.Response()  # never sent: the transport is closed

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.sandbox.api import API_PREFIX, MAX_BODY, ApiRoutes, drop_connection
+from bot.sandbox.api import API_PREFIX, DROPPED, MAX_BODY, ApiRoutes, drop_connection
 from bot.sandbox.config import EmulatorConfig
 from bot.sandbox.errors import ApiError, error_response, json_response, oss_error_response
 from bot.sandbox.execution import TaskExecutor
@@ -203,7 +203,7 @@ class Emulator:
             return error_response(500, "InternalError")
         finally:
             self.request_log.append(
-                (arrived, request.method, request.path, 0 if request.get("dropped") else status)
+                (arrived, request.method, request.path, 0 if request.get(DROPPED) else status)
             )
 
     async def _upload(self, request: web.Request) -> web.Response:
