@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -34,6 +33,8 @@ from bot.wan.errors import (
     UPLOAD_FAILED,
     CreateOutcomeUnknown,
     WanError,
+    error_from_response,
+    redact,
 )
 from bot.wan.models import (
     CreatedTask,
@@ -54,15 +55,6 @@ CREATE_PATH = "/services/aigc/image2image/image-synthesis"
 MAX_RESULT_BYTES = 50 * 1024 * 1024
 # Slowest upload speed we allow for before timing out a create that carries inline images.
 _MIN_UPLOAD_BYTES_PER_S = 512 * 1024
-# Codes for a missing HTTP body, by status (the SDK would say "Unknown" for all of them).
-_STATUS_CODES = {
-    401: "InvalidApiKey",
-    403: "AccessDenied",
-    404: "NotFound",
-    408: "RequestTimeOut",
-    413: "BadRequest.TooLarge",
-    429: "Throttling",
-}
 
 
 class WanClient:
@@ -273,9 +265,7 @@ class WanClient:
         return {"Authorization": f"Bearer {self._api_key}"}
 
     def _redact(self, text: str) -> str:
-        if self._api_key and len(self._api_key) >= 4:
-            text = text.replace(self._api_key, "sk-***")
-        return text
+        return redact(text, self._api_key)
 
     async def _send(
         self,
@@ -416,33 +406,8 @@ class WanClient:
         *,
         default_code: str | None = None,
     ) -> WanError:
-        """A non-200 answer -> WanError (body `{code, message|msg, request_id}`, wan-api.md §2)."""
-        body = _json(raw, strict=False)
-        code = message = request_id = None
-        if isinstance(body, dict):
-            code = body.get("code") or None
-            message = body.get("message") or body.get("msg")
-            request_id = body.get("request_id")
-        if not code:
-            code = (
-                default_code
-                or _STATUS_CODES.get(status)
-                or ("ServiceUnavailable" if status >= 500 else "Unknown")
-            )
-        if message is None:
-            # OSS (uploads, result URLs) answers in XML: <Error><Code>..</Code><Message>..</Message>
-            text = raw[:2000].decode("utf-8", "replace")
-            xml = re.search(r"<Code>(.*?)</Code>.*?<Message>(.*?)</Message>", text, re.S)
-            if xml:
-                message = f"{xml.group(1)}: {xml.group(2)}"
-            else:
-                message = text[:200] if text else f"HTTP {status}"
-        return WanError(
-            str(code),
-            self._redact(str(message)),
-            http_status=status,
-            request_id=str(request_id) if request_id else None,
-            retry_after=parse_retry_after(headers.get("Retry-After")),
+        return error_from_response(
+            status, headers, raw, default_code=default_code, secret=self._api_key
         )
 
 

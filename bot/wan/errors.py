@@ -7,7 +7,12 @@ answer proves nothing was created (see `client.py`).
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Mapping
 from typing import Final
+
+from bot.wan.retry import parse_retry_after
 
 # Codes the client makes up itself, for failures that never reached (or never came back from) Wan.
 CREATE_OUTCOME_UNKNOWN: Final = "CreateOutcomeUnknown"
@@ -184,3 +189,63 @@ class CreateOutcomeUnknown(WanError):
 
     def __init__(self, message: str = "", *, http_status: int | None = None) -> None:
         super().__init__(CREATE_OUTCOME_UNKNOWN, message, http_status=http_status, retryable=False)
+
+
+# A body-less error answer gets a code from its status (the SDK would say "Unknown" for all).
+_STATUS_CODES: Final = {
+    401: "InvalidApiKey",
+    403: "AccessDenied",
+    404: "NotFound",
+    408: "RequestTimeOut",
+    413: "BadRequest.TooLarge",
+    429: "Throttling",
+}
+_OSS_XML = re.compile(r"<Code>(.*?)</Code>.*?<Message>(.*?)</Message>", re.S)
+
+
+def redact(text: str, secret: str | None) -> str:
+    """`text` with the API key blanked out, should a server ever echo it back."""
+    if secret and len(secret) >= 4:
+        text = text.replace(secret, "sk-***")
+    return text
+
+
+def error_from_response(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    default_code: str | None = None,
+    secret: str | None = None,
+) -> WanError:
+    """A non-200 answer -> WanError. DashScope sends `{code, message|msg, request_id}` (wan-api.md
+    §2); OSS (uploads, result URLs) sends XML `<Error><Code/><Message/>`; proxies send anything."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    code = message = request_id = None
+    if isinstance(data, dict):
+        code = data.get("code") or None
+        message = data.get("message") or data.get("msg")
+        request_id = data.get("request_id")
+    if not code:
+        code = (
+            default_code
+            or _STATUS_CODES.get(status)
+            or ("ServiceUnavailable" if status >= 500 else UNKNOWN)
+        )
+    if message is None:
+        text = body[:2000].decode("utf-8", "replace")
+        xml = _OSS_XML.search(text)
+        if xml:
+            message = f"{xml.group(1)}: {xml.group(2)}"
+        else:
+            message = text[:200] if text else f"HTTP {status}"
+    return WanError(
+        str(code),
+        redact(str(message), secret),
+        http_status=status,
+        request_id=str(request_id) if request_id else None,
+        retry_after=parse_retry_after(headers.get("Retry-After")),
+    )

@@ -1,0 +1,361 @@
+"""WanClient against the DashScope emulator over loopback: every task state, error path and retry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bot.sandbox import Emulator, FaultRule
+from bot.wan import CreateOutcomeUnknown, TaskResult, TaskStatus, WanClient, WanError
+from bot.wan.errors import error_from_response
+from tests.test_wan_fixtures import (
+    KEY,
+    client,  # noqa: F401 (fixture)
+    edit,
+    emu,  # noqa: F401 (fixture)
+    emulator_config,
+    eventually,
+    loopback_server,
+    make_client,
+    requests_to,
+)
+
+CREATE = "/services/aigc/image2image/image-synthesis"
+
+
+# ---- task states --------------------------------------------------------------------------------
+
+
+async def test_succeeded_with_progress_updates(emu: Emulator, client: WanClient) -> None:
+    req = edit("add a hat", n=2, negative_prompt="blurry", seed=7, prompt_extend=True)
+    created = await client.create_task(req)
+    assert created.status is TaskStatus.PENDING and created.request_id
+    seen: list[TaskStatus] = []
+
+    async def on_update(update: TaskResult) -> None:
+        seen.append(update.status)
+
+    result = await client.wait(created.task_id, on_update=on_update)
+    assert result.status is TaskStatus.SUCCEEDED
+    assert seen[-2:] == [TaskStatus.RUNNING, TaskStatus.SUCCEEDED]
+    assert len(result.urls) == 2 and result.image_count == 2
+    assert result.metrics == {"TOTAL": 2, "SUCCEEDED": 2, "FAILED": 0}
+    assert result.actual_prompt is not None and result.actual_prompt.startswith("add a hat")
+    assert result.results[0].orig_prompt == "add a hat"
+    assert result.scheduled_time is not None and result.end_time is not None
+    assert result.submit_time is not None and result.submit_time <= result.scheduled_time
+    assert 0.15 < (result.end_time - result.scheduled_time).total_seconds() < 1.0
+    # What went over the wire: n explicit, negative_prompt in input, the async header honoured.
+    sent = emu.tasks[created.task_id].request
+    assert sent["model"] == "wan2.5-i2i-preview"
+    assert sent["parameters"] == {"n": 2, "seed": 7, "prompt_extend": True}
+    assert sent["input"]["negative_prompt"] == "blurry"
+    pngs = await client.download_results(result)
+    assert [p[:8] for p in pngs] == [b"\x89PNG\r\n\x1a\n"] * 2
+
+
+async def test_n_is_always_sent(emu: Emulator, client: WanClient) -> None:
+    created = await client.create_task(edit())
+    assert emu.tasks[created.task_id].request["parameters"] == {"n": 1}
+
+
+async def test_pending_then_cancelled() -> None:
+    async with Emulator(emulator_config(max_running=1)) as emu:
+        emu.add_fault(FaultRule(op="task", running_seconds=30))
+        async with make_client(emu.base_url) as client:
+            first = await client.create_task(edit())
+            second = await client.create_task(edit())
+            await emu.wait_for(lambda: emu.tasks[first.task_id].status == "RUNNING")
+            running = await client.get_task(first.task_id)
+            assert running.status is TaskStatus.RUNNING
+            assert running.metrics == {"TOTAL": 1, "SUCCEEDED": 0, "FAILED": 0}
+            assert running.scheduled_time is not None and running.end_time is None
+            pending = await client.get_task(second.task_id)
+            assert pending.status is TaskStatus.PENDING and pending.scheduled_time is None
+            waiting = asyncio.create_task(client.wait(second.task_id))
+            cancelled = await client.cancel_task(second.task_id)
+            assert cancelled is not None and cancelled.status is TaskStatus.CANCELED
+            final = await asyncio.wait_for(waiting, 5)
+            assert final.status is TaskStatus.CANCELED
+            # Only PENDING tasks can be cancelled.
+            with pytest.raises(WanError) as info:
+                await client.cancel_task(first.task_id)
+            assert info.value.code == "UnsupportedOperation" and info.value.http_status == 400
+            assert not info.value.retryable
+
+
+async def test_partial_failure(emu: Emulator, client: WanClient) -> None:
+    emu.add_fault(FaultRule(op="task", partial_failures=1))
+    result = await client.wait((await client.create_task(edit(n=3))).task_id)
+    assert result.status is TaskStatus.SUCCEEDED
+    assert [r.ok for r in result.results].count(False) == 1
+    assert len(result.urls) == 2 and result.image_count == 2
+    failed = next(r for r in result.results if not r.ok)
+    assert failed.code == "InternalError.Timeout" and failed.url is None
+    assert result.metrics == {"TOTAL": 3, "SUCCEEDED": 2, "FAILED": 1}
+    assert len(await client.download_results(result)) == 2
+
+
+async def test_failed_task_carries_a_wan_error(emu: Emulator, client: WanClient) -> None:
+    emu.add_fault(FaultRule(op="task", task_code="DataInspectionFailed", task_message="flagged"))
+    result = await client.wait((await client.create_task(edit())).task_id)
+    assert result.status is TaskStatus.FAILED and result.urls == [] and result.image_count == 0
+    assert result.code == "DataInspectionFailed" and result.message == "flagged"
+    err = result.error
+    assert err is not None and err.code == "DataInspectionFailed" and not err.retryable
+    assert "content filter" in err.user_message
+
+
+async def test_unknown_task(client: WanClient) -> None:
+    task_id = str(uuid.uuid4())
+    assert (await client.get_task(task_id)).status is TaskStatus.UNKNOWN
+    result = await client.wait(task_id, timeout=5)
+    assert result.status is TaskStatus.UNKNOWN and result.task_id == task_id
+
+
+async def test_wait_timeout_leaves_the_task_alone(emu: Emulator, client: WanClient) -> None:
+    emu.add_fault(FaultRule(op="task", running_seconds=30))
+    created = await client.create_task(edit())
+    with pytest.raises(WanError) as info:
+        await client.wait(created.task_id, timeout=0.3)
+    assert info.value.code == "WaitTimeout" and info.value.retryable
+    assert emu.tasks[created.task_id].status in ("PENDING", "RUNNING")
+
+
+async def test_two_waiters_on_one_task_share_the_polls(emu: Emulator, client: WanClient) -> None:
+    created = await client.create_task(edit())
+    a, b = await asyncio.gather(client.wait(created.task_id), client.wait(created.task_id))
+    assert a.status is b.status is TaskStatus.SUCCEEDED
+    assert a.urls == b.urls
+
+
+async def test_list_tasks(client: WanClient) -> None:
+    await client.wait((await client.create_task(edit())).task_id)
+    listing = await client.list_tasks(page_no=1, page_size=10, status=None)
+    assert listing["total"] == 1 and listing["data"][0]["status"] == "SUCCEEDED"
+
+
+async def test_on_update_errors_do_not_stop_the_wait(client: WanClient) -> None:
+    def broken(update: TaskResult) -> None:
+        raise RuntimeError("display failed")
+
+    result = await client.wait((await client.create_task(edit())).task_id, on_update=broken)
+    assert result.status is TaskStatus.SUCCEEDED
+
+
+# ---- errors -------------------------------------------------------------------------------------
+
+
+async def test_bad_key_is_not_retried_and_never_shown(
+    emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = "sk-wrong-key-987654321"
+    async with make_client(emu.base_url, key=wrong) as client:
+        assert wrong not in repr(client)
+        with pytest.raises(WanError) as info:
+            await client.create_task(edit())
+        err = info.value
+        assert (err.code, err.http_status, err.retryable) == ("InvalidApiKey", 401, False)
+        assert err.request_id
+        assert len(requests_to(emu, "POST", CREATE)) == 1
+        with pytest.raises(WanError) as info:
+            await client.check_key()
+        assert info.value.code == "InvalidApiKey"
+    for text in (str(err), repr(err), err.user_message, err.message, caplog.text):
+        assert wrong not in text
+    assert emu.created_count == 0
+
+
+async def test_key_of_the_other_region_is_refused() -> None:
+    other = "sk-beijing-key-000"
+    async with Emulator(emulator_config(other_region_keys={other}, api_keys=set())) as emu:
+        async with make_client(emu.base_url, key=other) as client:
+            with pytest.raises(WanError) as info:
+                await client.check_key()
+            assert info.value.code == "InvalidApiKey"
+        async with make_client(emu.base_url) as client:
+            await client.check_key()  # a good key passes...
+        assert emu.created_count == 0  # ...and nothing was created, so nothing was spent
+
+
+async def test_missing_async_header_answer_parses(emu: Emulator) -> None:
+    """Our client always sends the header; this checks the 403 it would get otherwise parses."""
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            emu.base_url + CREATE,
+            json={"model": "wan2.5-i2i-preview", "input": {"prompt": "x", "images": ["x"]}},
+            headers={"Authorization": f"Bearer {KEY}"},
+        ) as resp:
+            status, headers, body = resp.status, resp.headers, await resp.read()
+    err = error_from_response(status, headers, body, secret=KEY)
+    assert (err.code, err.http_status, err.retryable) == ("AccessDenied", 403, False)
+    assert "synchronous" in err.message and err.request_id
+    assert "admin" in err.user_message
+
+
+async def test_validation_error_is_not_retried(emu: Emulator, client: WanClient) -> None:
+    with pytest.raises(WanError) as info:
+        await client.create_task(edit(n=5))
+    err = info.value
+    assert (err.code, err.http_status, err.retryable) == ("InvalidParameter", 400, False)
+    assert len(requests_to(emu, "POST", CREATE)) == 1 and emu.created_count == 0
+    with pytest.raises(WanError):
+        await client.create_task(edit(size="10*10"))
+    assert emu.created_count == 0
+
+
+@pytest.mark.parametrize(("status", "code"), [(429, "Throttling.RateQuota"), (500, "InternalError")])
+async def test_create_retries_answered_errors(
+    emu: Emulator, client: WanClient, status: int, code: str
+) -> None:
+    emu.add_fault(FaultRule(op="create", status=status, code=code, times=2))
+    created = await client.create_task(edit())
+    assert [r[3] for r in requests_to(emu, "POST", CREATE)] == [status, status, 200]
+    assert emu.created_count == 1 and list(emu.tasks) == [created.task_id]
+
+
+async def test_create_gives_up_after_max_retries(emu: Emulator) -> None:
+    emu.add_fault(FaultRule(op="create", status=503, code="ServiceUnavailable", times=10))
+    async with make_client(emu.base_url, max_retries=2) as client:
+        with pytest.raises(WanError) as info:
+            await client.create_task(edit())
+    assert info.value.http_status == 503 and info.value.retryable
+    assert len(requests_to(emu, "POST", CREATE)) == 3 and emu.created_count == 0
+
+
+async def test_dropped_create_is_never_resent(emu: Emulator, client: WanClient) -> None:
+    emu.add_fault(FaultRule(op="create", drop=True))
+    with pytest.raises(CreateOutcomeUnknown) as info:
+        await client.create_task(edit())
+    assert info.value.code == "CreateOutcomeUnknown" and not info.value.retryable
+    # The task was made, exactly once, and the client did not try again.
+    assert emu.created_count == 1
+    assert len(requests_to(emu, "POST", CREATE)) == 1
+
+
+async def test_get_retries_5xx_and_429(emu: Emulator, client: WanClient) -> None:
+    created = await client.create_task(edit())
+    emu.add_fault(FaultRule(op="get", status=500, code="InternalError", times=2))
+    emu.add_fault(FaultRule(op="get", status=429, code="Throttling.RateQuota", times=1))
+    result = await client.get_task(created.task_id)
+    assert result.task_id == created.task_id
+    statuses = [r[3] for r in requests_to(emu, "GET", f"/tasks/{created.task_id}")]
+    assert statuses == [500, 500, 429, 200]
+
+
+async def test_wait_rides_out_poll_errors(emu: Emulator, client: WanClient) -> None:
+    created = await client.create_task(edit())
+    emu.add_fault(FaultRule(op="get", status=503, code="ServiceUnavailable", times=3))
+    result = await client.wait(created.task_id, timeout=10)
+    assert result.status is TaskStatus.SUCCEEDED
+    assert [r[3] for r in requests_to(emu, "GET", "/tasks/")][:3] == [503, 503, 503]
+
+
+async def test_wait_stops_on_a_refused_key(emu: Emulator, client: WanClient) -> None:
+    created = await client.create_task(edit())
+    emu.add_fault(FaultRule(op="get", status=401, code="InvalidApiKey"))
+    with pytest.raises(WanError) as info:
+        await client.wait(created.task_id, timeout=10)
+    assert info.value.code == "InvalidApiKey"
+
+
+async def test_retry_after_is_honoured() -> None:
+    calls: list[float] = []
+
+    async def task(request: web.Request) -> web.Response:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            return web.json_response(
+                {"code": "Throttling", "message": "slow down", "request_id": "r1"},
+                status=429,
+                headers={"Retry-After": "0.3"},
+            )
+        return web.json_response(
+            {"request_id": "r2", "output": {"task_id": "t", "task_status": "UNKNOWN"}}
+        )
+
+    async with loopback_server({("GET", "/api/v1/tasks/{id}"): task}) as origin:
+        async with make_client(origin + "/api/v1") as client:
+            assert (await client.get_task("t")).status is TaskStatus.UNKNOWN
+    assert len(calls) == 2 and calls[1] - calls[0] >= 0.29
+
+
+# ---- timeouts and broken connections ------------------------------------------------------------
+
+
+async def test_timeouts() -> None:
+    """A server that never answers: a create may have gone through (never resent); a query is
+    retried and then reported as a retryable timeout."""
+    hits: dict[str, int] = {"create": 0, "get": 0}
+    release = asyncio.Event()
+
+    async def stall(request: web.Request) -> web.Response:
+        hits["create" if request.method == "POST" else "get"] += 1
+        await release.wait()
+        return web.Response()
+
+    routes = {("POST", "/api/v1" + CREATE): stall, ("GET", "/api/v1/tasks/{id}"): stall}
+    async with loopback_server(routes) as origin:
+        async with make_client(origin + "/api/v1", request_timeout=0.2, max_retries=2) as client:
+            with pytest.raises(CreateOutcomeUnknown):
+                await client.create_task(edit())
+            with pytest.raises(WanError) as info:
+                await client.get_task("t")
+        release.set()  # let the server shut down without waiting for its stalled handlers
+    assert info.value.code == "RequestTimeOut" and info.value.retryable
+    assert hits == {"create": 1, "get": 3}
+
+
+async def test_unreachable_server_is_safe_to_retry() -> None:
+    """Connection refused: nothing was sent, so create may retry; it ends as a NetworkError."""
+    async with loopback_server({}) as origin:
+        pass  # closed again: the port now refuses connections
+    async with make_client(origin + "/api/v1", max_retries=2) as client:
+        with pytest.raises(WanError) as info:
+            await client.create_task(edit())
+    assert type(info.value) is WanError
+    assert info.value.code == "NetworkError" and info.value.retryable
+
+
+# ---- downloads ----------------------------------------------------------------------------------
+
+
+async def test_download_retries_then_expires() -> None:
+    async with Emulator(emulator_config(result_ttl_seconds=0.5)) as emu:
+        async with make_client(emu.base_url) as client:
+            result = await client.wait((await client.create_task(edit(n=2))).task_id)
+            emu.add_fault(FaultRule(op="download", status=500, code="InternalError", times=2))
+            first, second = await client.download_results(result)
+            assert first[:4] == second[:4] == b"\x89PNG" and first != second
+            with pytest.raises(WanError) as info:
+                await client.download(result.urls[0], max_bytes=100)
+            assert info.value.code == "ResultTooLarge"
+            ended = emu.tasks[result.task_id].ended_at
+            assert ended is not None
+            await eventually(lambda: time.time() > ended + 0.6)
+            before = len(requests_to(emu, "GET", "/results/"))
+            with pytest.raises(WanError) as info:
+                await client.download(result.urls[0])
+            assert info.value.code == "ResultExpired" and not info.value.retryable
+            assert "24 hours" in info.value.user_message
+            assert len(requests_to(emu, "GET", "/results/")) == before + 1
+
+
+async def test_downloads_send_no_credentials() -> None:
+    seen: list[str | None] = []
+
+    async def result(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        return web.Response(body=b"\x89PNG fake", content_type="image/png")
+
+    async with loopback_server({("GET", "/r.png"): result}) as origin:
+        async with make_client(origin + "/api/v1") as client:
+            assert await client.download(origin + "/r.png") == b"\x89PNG fake"
+    assert seen == [None]
