@@ -16,9 +16,9 @@ from bot.wan import CreateOutcomeUnknown, TaskResult, TaskStatus, WanClient, Wan
 from bot.wan.errors import error_from_response
 from tests.test_wan_fixtures import (
     KEY,
-    client,  # noqa: F401 (fixture)
+    client_fixture,  # noqa: F401 (the `client` fixture)
     edit,
-    emu,  # noqa: F401 (fixture)
+    emu_fixture,  # noqa: F401 (the `emu` fixture)
     emulator_config,
     eventually,
     loopback_server,
@@ -211,7 +211,9 @@ async def test_validation_error_is_not_retried(emu: Emulator, client: WanClient)
     assert emu.created_count == 0
 
 
-@pytest.mark.parametrize(("status", "code"), [(429, "Throttling.RateQuota"), (500, "InternalError")])
+@pytest.mark.parametrize(
+    ("status", "code"), [(429, "Throttling.RateQuota"), (500, "InternalError")]
+)
 async def test_create_retries_answered_errors(
     emu: Emulator, client: WanClient, status: int, code: str
 ) -> None:

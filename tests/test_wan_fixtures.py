@@ -25,7 +25,9 @@ KEY = "sk-test-0123456789abcdef"
 FAST_POLL = PollConfig(prior=(0.1, 0.6), running_max_interval=0.5, pending_max_interval=2.0)
 
 
-def png_bytes(width: int = 400, height: int = 400, color: tuple[int, int, int] = (40, 90, 160)) -> bytes:
+def png_bytes(
+    width: int = 400, height: int = 400, color: tuple[int, int, int] = (40, 90, 160)
+) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buf, "PNG")
     return buf.getvalue()
@@ -53,14 +55,15 @@ def make_client(base_url: str, key: str = KEY, **kw: Any) -> WanClient:
     return WanClient(key, base_url, **options)
 
 
-@pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
+# Imported by the test modules under these names; the fixtures themselves are `emu` and `client`.
+@pytest.fixture(name="emu")
+async def emu_fixture() -> AsyncIterator[Emulator]:
     async with Emulator(emulator_config()) as emulator:
         yield emulator
 
 
-@pytest.fixture
-async def client(emu: Emulator) -> AsyncIterator[WanClient]:
+@pytest.fixture(name="client")
+async def client_fixture(emu: Emulator) -> AsyncIterator[WanClient]:
     async with make_client(emu.base_url) as wan:
         yield wan
 
@@ -80,9 +83,9 @@ def peak_rate(times: Sequence[float], window: float = 1.0) -> int:
     return best
 
 
-async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+async def eventually(predicate: Callable[[], bool], within: float = 5.0) -> None:
     """Await a condition (polled every 10 ms) instead of sleeping a fixed time."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")

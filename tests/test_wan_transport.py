@@ -11,7 +11,7 @@ from bot.sandbox import Emulator, FaultRule
 from bot.wan import EditRequest, InputImage, TaskStatus, WanError
 from bot.wan.transport import upload_form
 from tests.test_wan_fixtures import (
-    emu,  # noqa: F401 (fixture)
+    emu_fixture,  # noqa: F401 (the `emu` fixture)
     emulator_config,
     loopback_server,
     make_client,
@@ -102,7 +102,9 @@ def test_upload_form_puts_the_file_last() -> None:
     form = upload_form(policy, "d/1-x.png", InputImage(b"data", "image/png"))
     names = [field[0]["name"] for field in form._fields]
     assert names[0] == "OSSAccessKeyId" and names[-1] == "file"
-    assert {"Signature", "policy", "key", "x-oss-object-acl", "x-oss-forbid-overwrite"} <= set(names)
+    assert {"Signature", "policy", "key", "x-oss-object-acl", "x-oss-forbid-overwrite"} <= set(
+        names
+    )
     assert "success_action_status" in names
 
 
