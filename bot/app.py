@@ -62,6 +62,7 @@ class WanBot(commands.Bot):
         extensions: tuple[str, ...] = EXTENSIONS,
         runner_options: dict[str, Any] | None = None,
         wan_options: dict[str, Any] | None = None,
+        **client_options: Any,
     ) -> None:
         # The fewest intents that work: guilds (cache of channels/threads) and messages (replies that
         # mention the bot carry their content without the privileged intent). Message Content is added in
@@ -75,6 +76,7 @@ class WanBot(commands.Bot):
             intents=self.wanted_intents,
             help_command=None,
             allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+            **client_options,
         )
         self.settings = settings
         self.sandbox = sandbox
