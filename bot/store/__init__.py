@@ -1,0 +1,36 @@
+"""The bot's memory: quotas, reservations, admin changes with their audit, and jobs.
+
+Callers use `open_store(DATABASE_URL)` and the `Store` interface only, never a backend directly.
+"""
+
+from bot.store.base import Store
+from bot.store.errors import NotFound, QuotaRefused, StoreError
+from bot.store.factory import open_store
+from bot.store.models import (
+    FINISHED,
+    UNFINISHED,
+    AuditEntry,
+    Job,
+    JobState,
+    QuotaStatus,
+    Reservation,
+    ServerTotals,
+)
+from bot.store.quota_text import discord_timestamp
+
+__all__ = [
+    "FINISHED",
+    "UNFINISHED",
+    "AuditEntry",
+    "Job",
+    "JobState",
+    "NotFound",
+    "QuotaRefused",
+    "QuotaStatus",
+    "Reservation",
+    "ServerTotals",
+    "Store",
+    "StoreError",
+    "discord_timestamp",
+    "open_store",
+]

@@ -1,0 +1,193 @@
+"""The store's interface. Cogs and the job runner use only this, never a backend directly, so a
+PostgreSQL backend (several bot processes sharing one quota) can be added without touching them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.store.models import AuditEntry, Job, JobState, QuotaStatus, Reservation, ServerTotals
+
+
+class Store(ABC):
+    """Quotas, reservations, admin changes with their audit, and jobs.
+
+    A scope is a guild id; DMs are scope 0. The quota day is the UTC day. Errors: `QuotaRefused`
+    from `reserve`, `NotFound` for unknown job or reservation ids, `StoreError` when the database
+    itself fails (locked past the busy timeout, I/O), `ValueError` for impossible arguments.
+    """
+
+    # ---- lifecycle ----
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Finish pending work and close. Safe to call twice."""
+
+    # ---- quotas ----
+
+    @abstractmethod
+    async def reserve(self, scope: int, user: int, images: int) -> Reservation:
+        """Atomically check what remains (allowance, extra images, server cap) and hold `images`.
+
+        All or nothing: raises `QuotaRefused` (reason "daily_limit", "server_cap" or "blocked")
+        and holds nothing when they do not all fit. The daily allowance is used first, then extra.
+        """
+
+    @abstractmethod
+    async def settle(self, reservation_id: int, generated: int) -> int:
+        """Charge min(generated, held) to the reservation's day and return the rest.
+
+        Returns what was charged; 0 (and no change) if the reservation is already closed.
+        """
+
+    @abstractmethod
+    async def release(self, reservation_id: int) -> None:
+        """Return every held image. No-op if the reservation is already closed."""
+
+    @abstractmethod
+    async def release_orphaned_reservations(self, older_than: timedelta = timedelta(0)) -> int:
+        """Release held reservations older than `older_than` that no unfinished job refers to.
+
+        A crash between `reserve` and `create_job` leaves one. Call at start-up before taking
+        requests (or periodically with a margin of minutes). Returns how many were released.
+        """
+
+    @abstractmethod
+    async def quota_status(self, scope: int, user: int) -> QuotaStatus:
+        """The user's limit, where it comes from, used/held/extra/remaining today and next reset."""
+
+    @abstractmethod
+    async def server_totals(self, scope: int) -> ServerTotals:
+        """The scope's spending today, its cap and default limit."""
+
+    # ---- admin operations: each writes an audit entry and returns (old, new) ----
+
+    @abstractmethod
+    async def set_user_limit(
+        self, scope: int, actor: int, user: int, limit: int | None
+    ) -> tuple[int | None, int | None]:
+        """Set (or with None, clear) a user's own daily limit. 0 blocks the user."""
+
+    @abstractmethod
+    async def set_server_default(
+        self, scope: int, actor: int, limit: int | None
+    ) -> tuple[int | None, int | None]:
+        """Set (or with None, clear) the daily limit of members without their own."""
+
+    @abstractmethod
+    async def set_server_cap(
+        self, scope: int, actor: int, cap: int | None
+    ) -> tuple[int | None, int | None]:
+        """Set the scope's total images per day; None or 0 turns the cap off."""
+
+    @abstractmethod
+    async def grant_extra(self, scope: int, actor: int, user: int, images: int) -> tuple[int, int]:
+        """Add extra images to a user's balance (negative takes back, never below 0)."""
+
+    @abstractmethod
+    async def reset_usage(self, scope: int, actor: int, user: int) -> tuple[int, int]:
+        """Zero what the user used today (held images stay held; the server's total is kept)."""
+
+    @abstractmethod
+    async def block_user(self, scope: int, actor: int, user: int) -> tuple[bool, bool]:
+        """Refuse every further reservation from the user in this scope."""
+
+    @abstractmethod
+    async def unblock_user(self, scope: int, actor: int, user: int) -> tuple[bool, bool]:
+        """Undo `block_user`."""
+
+    @abstractmethod
+    async def audit_log(
+        self, scope: int, limit: int = 20, *, target: int | None = None
+    ) -> list[AuditEntry]:
+        """The scope's admin changes, newest first, optionally only those about one user."""
+
+    # ---- jobs ----
+
+    @abstractmethod
+    async def create_job(
+        self,
+        *,
+        scope: int,
+        channel_id: int,
+        user_id: int,
+        source: str,
+        prompt: str,
+        guild_id: int | None = None,
+        thread_id: int | None = None,
+        message_id: int | None = None,
+        application_id: int | None = None,
+        interaction_token: str | None = None,
+        token_expires_at: datetime | None = None,
+        negative_prompt: str | None = None,
+        options: dict[str, Any] | None = None,
+        inputs: list[dict[str, Any]] | None = None,
+        parent_job_id: int | None = None,
+        parent_index: int | None = None,
+        task_id: str | None = None,
+        state: JobState = JobState.VALIDATING,
+        reservation_id: int | None = None,
+        result_message_ids: list[int] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Job:
+        """Write a new job (before its Wan task is created) and return it."""
+
+    @abstractmethod
+    async def get_job(self, job_id: int) -> Job | None:
+        """The job, or None."""
+
+    @abstractmethod
+    async def update_job(self, job_id: int, **fields: Any) -> Job:
+        """Change any of the job's columns (not id/created_at) and bump `updated_at`.
+
+        Final states are set only by `finish_job` (ValueError here). A finished job keeps its
+        state: a late state change is ignored and the returned job shows the real state.
+        """
+
+    @abstractmethod
+    async def set_task_id(self, job_id: int, task_id: str) -> None:
+        """Record the Wan task id; an unfinished job becomes SUBMITTED."""
+
+    @abstractmethod
+    async def finish_job(
+        self,
+        job_id: int,
+        state: JobState,
+        *,
+        generated: int = 0,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        result_message_ids: list[int] | None = None,
+    ) -> bool:
+        """In one transaction: set the final state and settle (`generated` > 0) or release the
+        job's reservation. True the first time; False, changing nothing, if already finished."""
+
+    @abstractmethod
+    async def unfinished_jobs(self) -> list[Job]:
+        """Every job not done, failed or cancelled, oldest first (to resume after a restart)."""
+
+    @abstractmethod
+    async def active_job_count(self, user: int) -> int:
+        """How many unfinished jobs the user has, in all scopes."""
+
+    @abstractmethod
+    async def jobs_for_user(
+        self, user: int, *, scope: int | None = None, limit: int = 20
+    ) -> list[Job]:
+        """The user's jobs, newest first."""
+
+    @abstractmethod
+    async def job_for_message(self, message_id: int) -> Job | None:
+        """The job that posted this result message, else the job whose `message_id` it is."""
+
+    # ---- small settings ----
+
+    @abstractmethod
+    async def get_meta(self, key: str) -> str | None:
+        """A stored string (e.g. the hash of the synced command tree), or None."""
+
+    @abstractmethod
+    async def set_meta(self, key: str, value: str) -> None:
+        """Store a string under `key`."""

@@ -1,0 +1,59 @@
+"""What the store raises."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.store.models import RefusalReason
+from bot.store.quota_text import refusal_text
+
+
+class StoreError(Exception):
+    """The database cannot be used (bad URL, unwritable, locked, newer schema, I/O error).
+
+    `str()` is one line for a human: what is wrong and what to do.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+
+
+class QuotaRefused(Exception):
+    """`reserve` said no. Nothing was held. `str()` is the text to show the user."""
+
+    def __init__(
+        self,
+        reason: RefusalReason,
+        *,
+        remaining: int,
+        requested: int,
+        resets_at: datetime | None,
+        limit: int | None = None,
+        held: int = 0,
+        cap: int | None = None,
+        scope: int = 0,
+    ) -> None:
+        self.reason: RefusalReason = reason
+        self.remaining = remaining
+        self.requested = requested
+        self.resets_at = resets_at
+        self.limit = limit
+        self.held = held
+        self.cap = cap
+        self.scope = scope
+        super().__init__(
+            refusal_text(
+                reason,
+                remaining=remaining,
+                requested=requested,
+                resets_at=resets_at,
+                limit=limit,
+                held=held,
+                cap=cap,
+                scope=scope,
+            )
+        )
+
+
+class NotFound(LookupError):
+    """No job or reservation with that id."""
