@@ -1,0 +1,194 @@
+"""Concurrent reservations on one file: from one store, from two stores, from two processes."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from bot.store import QuotaRefused, Reservation, Store
+from tests.test_store_support import Clock, eventually, open_at, rows
+
+G = 111
+ADMIN = 9
+USERS = [1000 + i for i in range(20)]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def reserve_or_none(store: Store, user: int, images: int) -> Reservation | None:
+    try:
+        return await store.reserve(G, user, images)
+    except QuotaRefused as refusal:
+        assert refusal.reason == "daily_limit"
+        return None
+
+
+async def test_200_concurrent_reserves_across_20_users_never_overrun(tmp_path: Path) -> None:
+    db = tmp_path / "wanbot.db"
+    clock = Clock()
+    rng = random.Random(7)
+    # Two stores = two connections on one file, as two bot processes would be.
+    first, second = await open_at(db, clock), await open_at(db, clock)
+    try:
+        allowance: dict[int, int] = {}
+        extra: dict[int, int] = {}
+        for n, user in enumerate(USERS):
+            await first.set_user_limit(G, ADMIN, user, 3 + n % 5)
+            extra[user] = n % 3  # some users have extra images
+            if extra[user]:
+                await second.grant_extra(G, ADMIN, user, extra[user])
+            allowance[user] = 3 + n % 5 + extra[user]
+
+        requests = [(USERS[i % 20], rng.randint(1, 4)) for i in range(200)]
+        results = await asyncio.gather(
+            *(
+                reserve_or_none(first if i % 2 else second, user, images)
+                for i, (user, images) in enumerate(requests)
+            )
+        )
+        refusals = sum(r is None for r in results)
+        assert 0 < refusals < 200  # the limits really were contended
+        held: dict[int, int] = defaultdict(int)
+        for reservation in results:
+            if reservation is not None:
+                held[reservation.user] += reservation.images
+        for user in USERS:
+            assert held[user] <= allowance[user], user  # never over
+            remaining = allowance[user] - held[user]
+            status = await first.quota_status(G, user)
+            assert (status.held, status.remaining) == (held[user], remaining)
+            # Nobody was refused something that would still have fitted.
+            for (who, images), reservation in zip(requests, results, strict=True):
+                if who == user and reservation is None:
+                    assert images > remaining
+
+        # Settle them all at once with random outcomes; some twice, some released.
+        granted = [r for r in results if r is not None]
+        outcomes = {r.id: rng.choice([0, r.images, rng.randint(0, r.images)]) for r in granted}
+
+        async def finish(r: Reservation) -> int:
+            store = first if r.id % 2 else second
+            if outcomes[r.id] == 0 and r.id % 3 == 0:
+                await store.release(r.id)
+                return 0
+            charged = await store.settle(r.id, outcomes[r.id])
+            assert await store.settle(r.id, outcomes[r.id]) == 0  # a second settle is a no-op
+            return charged
+
+        charged = await asyncio.gather(*(finish(r) for r in granted))
+        assert charged == [outcomes[r.id] for r in granted]
+
+        ledger = dict(
+            rows(
+                db,
+                "SELECT user_id, sum(charged) FROM reservations"
+                " WHERE status != 'held' GROUP BY user_id",
+            )
+        )
+        assert rows(db, "SELECT count(*) FROM reservations WHERE status = 'held'") == [(0,)]
+        total = extra_spent = 0
+        for user in USERS:
+            spent = sum(outcomes[r.id] for r in granted if r.user == user)
+            status = await second.quota_status(G, user)
+            assert (status.used, status.held) == (spent, 0)
+            assert ledger.get(user, 0) == spent
+            # Extra images: only what the daily allowance could not cover was spent.
+            assert status.extra == extra[user] - status.used_extra
+            assert status.remaining == allowance[user] - spent
+            total += spent
+            extra_spent += status.used_extra
+        assert extra_spent > 0  # the extra-image path was exercised
+        totals = await first.server_totals(G)
+        assert (totals.used, totals.held) == (total, 0)
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_concurrent_reserves_never_pass_the_server_cap(tmp_path: Path) -> None:
+    db = tmp_path / "wanbot.db"
+    first, second = await open_at(db, Clock()), await open_at(db, Clock())
+    try:
+        await first.set_server_cap(G, ADMIN, 37)
+
+        async def attempt(i: int) -> int:
+            try:
+                return (await (first if i % 2 else second).reserve(G, USERS[i % 20], 1)).images
+            except QuotaRefused as refusal:
+                assert refusal.reason == "server_cap"
+                return 0
+
+        granted = await asyncio.gather(*(attempt(i) for i in range(200)))
+        assert sum(granted) == 37  # exactly the cap: no overrun, no wrongful refusal
+        assert (await first.server_totals(G)).held == 37
+    finally:
+        await first.close()
+        await second.close()
+
+
+WORKER = """
+import asyncio, sys
+from bot.store import QuotaRefused, open_store
+
+async def main(url):
+    store = await open_store(url, default_daily_limit=0, busy_timeout=10)
+    granted = 0
+    for _ in range(60):
+        try:
+            await store.reserve(111, 42, 1)
+            granted += 1
+        except QuotaRefused:
+            pass
+    await store.close()
+    print(granted)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_two_processes_share_one_allowance(tmp_path: Path) -> None:
+    db = tmp_path / "wanbot.db"
+    store = await open_at(db, Clock(), default_daily_limit=0)
+    await store.set_user_limit(G, ADMIN, 42, 100)
+    await store.close()
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            WORKER,
+            f"sqlite:///{db}",
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    outputs = [await p.communicate() for p in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err.decode()
+    granted = [int(out) for out, _ in outputs]
+    assert sum(granted) == 100  # 120 asked for in two processes; exactly the allowance granted
+    assert rows(db, "SELECT sum(images) FROM reservations WHERE user_id = 42") == [(100,)]
+
+
+async def test_a_cancelled_reserve_gives_its_images_back(tmp_path: Path) -> None:
+    db = tmp_path / "wanbot.db"
+    store = await open_at(db, Clock())
+    try:
+        task = asyncio.create_task(store.reserve(G, 1, 4))
+        await asyncio.sleep(0)  # let it reach the database thread
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert task.cancelled()
+
+        def released() -> bool:
+            return rows(db, "SELECT status FROM reservations") == [("released",)]
+
+        await eventually(released)
+        status = await store.quota_status(G, 1)
+        assert (status.held, status.remaining) == (0, 10)
+    finally:
+        await store.close()
