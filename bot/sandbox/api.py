@@ -61,11 +61,17 @@ class ApiRoutes:
         self._policy_bucket = TokenBucket(cfg.policy_qps)
 
     def register(self, app: web.Application) -> None:
-        app.router.add_post(API_PREFIX + CREATE_PATH, self.create)
-        app.router.add_get(API_PREFIX + "/tasks/{task_id}", self.get_task)
-        app.router.add_post(API_PREFIX + "/tasks/{task_id}/cancel", self.cancel)
-        app.router.add_get(API_PREFIX + "/tasks", self.list)
-        app.router.add_get(API_PREFIX + "/uploads", self.get_policy)
+        routes = [
+            ("POST", CREATE_PATH, self.create),
+            ("GET", "/tasks/{task_id}", self.get_task),
+            ("POST", "/tasks/{task_id}/cancel", self.cancel),
+            ("GET", "/tasks", self.list),
+            ("GET", "/uploads", self.get_policy),
+        ]
+        for method, path, handler in routes:
+            # The SDK's aio client asks for `/tasks/{id}/`: the service accepts a trailing slash.
+            for variant in (path, path + "/"):
+                app.router.add_route(method, API_PREFIX + variant, handler)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self.bad_url)
 
     def _auth(self, request: web.Request) -> str:

@@ -143,20 +143,20 @@ class Emulator:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def wait_for(self, predicate: Any, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_for(self, predicate: Any, timeout: float = 5.0) -> None:
         """Resolve once `predicate()` is true; it is re-checked on every task change."""
         async with asyncio.timeout(timeout):
             while not predicate():
                 await self._changed.wait()
 
-    async def wait_for_task_count(self, n: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_for_task_count(self, n: int, timeout: float = 5.0) -> None:
         await self.wait_for(lambda: self.created_count >= n, timeout)
 
     async def wait_for_status(
         self,
         task_id: str,
         *statuses: str,
-        timeout: float = 5.0,  # noqa: ASYNC109 (test helper; the contract names it `timeout`)
+        timeout: float = 5.0,
     ) -> EmulatedTask:
         """Wait until the task exists and is in one of `statuses` (default: any final state)."""
         wanted = set(statuses) or {"SUCCEEDED", "FAILED", "CANCELED"}
