@@ -30,7 +30,7 @@ def pointed_at(fd: FakeDiscord) -> Iterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def running(client: ClientT, fd: FakeDiscord, *, timeout: float = 10.0  # noqa: ASYNC109
+async def running(client: ClientT, fd: FakeDiscord, *, timeout: float = 10.0
                   ) -> AsyncIterator[ClientT]:
     """Start ``client`` against ``fd`` (already pointed at it), wait for on_ready, and close
     it afterwards. Login/gateway errors surface here instead of hanging."""

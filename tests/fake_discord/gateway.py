@@ -141,7 +141,7 @@ class Gateway:
         if session.conn is not None:
             session.conn.send(frame)
 
-    async def flush(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def flush(self, timeout: float = 5.0) -> None:
         """Wait until every queued frame has been written to its socket."""
         waits = [c.queue.join() for c in list(self.connections)]
         if waits:
@@ -359,10 +359,12 @@ class Gateway:
             data["shard"] = list(session.shard)
         return data
 
-    def guild_create_payload(self, guild: Guild, session: Session | None) -> dict[str, Any]:
+    def guild_create_payload(self, guild: Guild, session: Session | None, *,
+                             joined: bool = False) -> dict[str, Any]:
         """GUILD_CREATE: the guild with channels, active threads, roles and members.
 
-        Without the Guild Members intent, Discord sends only the bot's own member."""
+        Without the Guild Members intent, Discord sends only the bot's own member. The
+        lazy-load after READY says ``unavailable: false``; a fresh join leaves it out."""
         w = self.world
         full_members = session is None or bool(session.intents & INTENT_GUILD_MEMBERS)
         members = [m for m in guild.members.values()
@@ -373,7 +375,6 @@ class Gateway:
         data.update({
             "joined_at": iso(bot_member.joined_at if bot_member else guild.created_at),
             "large": False,
-            "unavailable": False,
             "lazy": True,
             "member_count": len(guild.members),
             "members": [m.payload() for m in members],
@@ -389,4 +390,6 @@ class Gateway:
             "application_command_counts": {},
             "version": 0,
         })
+        if not joined:
+            data["unavailable"] = False
         return data

@@ -129,19 +129,19 @@ class FakeInteraction:
         msg = self._service.world.messages.get(self.original_id or 0)
         return msg is not None and bool(msg.flags & FLAG_LOADING)
 
-    async def wait_response(self, timeout: float = 5.0) -> FakeInteraction:  # noqa: ASYNC109
+    async def wait_response(self, timeout: float = 5.0) -> FakeInteraction:
         """Wait for the initial callback (type 4/5/6/7/9)."""
         return await self.wait_for(lambda ix: ix.responded, timeout)
 
     async def wait_for(self, predicate: Callable[[FakeInteraction], Any],
-                       timeout: float = 5.0) -> FakeInteraction:  # noqa: ASYNC109
+                       timeout: float = 5.0) -> FakeInteraction:
         """Wait until ``predicate(self)`` is truthy, re-checked on every change."""
         await self._service.notifier.wait_until(lambda: self if predicate(self) else None,
                                                 timeout, describe=lambda: repr(self))
         return self
 
     async def wait_original(self, predicate: Callable[[dict[str, Any]], Any] | None = None,
-                            timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109
+                            timeout: float = 5.0) -> dict[str, Any]:
         """Wait for a non-loading ``@original`` matching ``predicate`` and return it."""
 
         def probe() -> dict[str, Any] | None:

@@ -233,6 +233,7 @@ class Guild:
     channel_ids: list[int] = field(default_factory=list)
     members: dict[int, Member] = field(default_factory=dict)
     created_at: float = 0.0
+    bot_deny: int = 0  # bits set_bot_permissions() denies the bot guild-wide
 
     @property
     def upload_limit(self) -> int:

@@ -158,8 +158,9 @@ class FakeDiscord:
         guild.roles[role.id] = role
         member = Member(user=w.bot_user, guild_id=guild.id, roles=[role.id], joined_at=w.now())
         guild.members[w.bot_user.id] = member
-        self.gateway.dispatch("GUILD_CREATE", lambda s: self.gateway.guild_create_payload(guild, s),
-                              intents=INTENT_GUILDS)
+        self.gateway.dispatch(
+            "GUILD_CREATE", lambda s: self.gateway.guild_create_payload(guild, s, joined=True),
+            intents=INTENT_GUILDS)
         w.notifier.changed()
         return member
 
@@ -195,6 +196,9 @@ class FakeDiscord:
         channel = Channel(id=w.ids.next(), type=GUILD_TEXT, name=name, guild_id=guild.id,
                           position=len(guild.channel_ids), topic=topic, nsfw=nsfw,
                           parent_id=parent_id)
+        if guild.bot_deny:
+            channel.overwrites[w.bot_user.id] = Overwrite(id=w.bot_user.id, type=1,
+                                                          deny=guild.bot_deny)
         w.channels[channel.id] = channel
         guild.channel_ids.append(channel.id)
         self.gateway.dispatch("CHANNEL_CREATE", channel.payload(), intents=INTENT_GUILDS)
@@ -238,23 +242,42 @@ class FakeDiscord:
 
     def set_bot_permissions(self, guild: Guild, channel: Channel | None = None, *,
                             allow: Any = 0, deny: Any = 0) -> None:
-        """Without ``channel``: change the bot role's permissions (``allow`` added, ``deny``
-        removed). With ``channel`` (a thread means its parent): set a member overwrite."""
+        """Change what the bot may do, the way a server admin would.
+
+        With ``channel`` (a thread means its parent): set the bot's member overwrite there.
+        Without: the bot's role gains ``allow`` and loses ``deny``; since @everyone may still
+        grant denied bits, every channel (also ones added later) gets a member overwrite
+        denying them too. discord.py's cache sees the same changes (GUILD_ROLE_UPDATE,
+        CHANNEL_UPDATE)."""
         w = self.world
         allow_bits, deny_bits = as_bits(allow), as_bits(deny)
-        if channel is None:
-            member = guild.members[w.bot_user.id]
-            role = next(guild.roles[r] for r in member.roles if guild.roles[r].managed)
-            role.permissions = (role.permissions | allow_bits) & ~deny_bits
-            self.gateway.dispatch("GUILD_ROLE_UPDATE",
-                                  {"guild_id": str(guild.id), "role": role.payload()},
-                                  intents=INTENT_GUILDS)
-        else:
+        if channel is not None:
             target = w.parent_of(channel) or channel
-            target.overwrites[w.bot_user.id] = Overwrite(id=w.bot_user.id, type=1,
-                                                         allow=allow_bits, deny=deny_bits)
-            self.gateway.dispatch("CHANNEL_UPDATE", target.payload(), intents=INTENT_GUILDS)
+            self._set_bot_overwrite(target, allow_bits, deny_bits)
+            w.notifier.changed()
+            return
+        member = guild.members[w.bot_user.id]
+        role = next(guild.roles[r] for r in member.roles if guild.roles[r].managed)
+        role.permissions = (role.permissions | allow_bits) & ~deny_bits
+        guild.bot_deny = (guild.bot_deny | deny_bits) & ~allow_bits
+        self.gateway.dispatch("GUILD_ROLE_UPDATE",
+                              {"guild_id": str(guild.id), "role": role.payload()},
+                              intents=INTENT_GUILDS)
+        for cid in guild.channel_ids:
+            ch = w.channels[cid]
+            if not ch.is_thread:
+                old = ch.overwrites.get(w.bot_user.id)
+                self._set_bot_overwrite(ch, (old.allow if old else 0) & ~deny_bits,
+                                        ((old.deny if old else 0) | deny_bits) & ~allow_bits)
         w.notifier.changed()
+
+    def _set_bot_overwrite(self, channel: Channel, allow: int, deny: int) -> None:
+        bot_id = self.world.bot_user.id
+        if allow or deny:
+            channel.overwrites[bot_id] = Overwrite(id=bot_id, type=1, allow=allow, deny=deny)
+        else:
+            channel.overwrites.pop(bot_id, None)
+        self.gateway.dispatch("CHANNEL_UPDATE", channel.payload(), intents=INTENT_GUILDS)
 
     def add_cdn_file(self, data: bytes, filename: str = "image.png",
                      content_type: str | None = None, *, description: str | None = None
@@ -420,7 +443,7 @@ class FakeDiscord:
 
     async def wait_for_message(self, channel_id: Any = None,
                                predicate: Callable[[dict[str, Any]], Any] | None = None,
-                               timeout: float = 5.0, *, author: User | None = None,  # noqa: ASYNC109
+                               timeout: float = 5.0, *, author: User | None = None,
                                any_author: bool = False, since: int | None = None
                                ) -> dict[str, Any]:
         """The oldest live message (existing or future) matching all filters: in ``channel_id``
@@ -447,12 +470,12 @@ class FakeDiscord:
 
         return await w.notifier.wait_until(probe, timeout, describe=self._recent_requests)
 
-    async def wait_until(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:  # noqa: ASYNC109
+    async def wait_until(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
         """Wait until ``predicate()`` is truthy (re-checked whenever the fake's state changes)."""
         return await self.world.notifier.wait_until(predicate, timeout,
                                                     describe=self._recent_requests)
 
-    async def wait_until_connected(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_until_connected(self, timeout: float = 5.0) -> None:
         await self.wait_until(lambda: self.gateway.connected, timeout)
 
     def _recent_requests(self) -> str:
