@@ -84,12 +84,10 @@ class ApiRoutes:
             raise ApiError(401, "InvalidApiKey", BAD_KEY)
         return key
 
-    def _guard(
-        self, request: web.Request, op: str, bucket: TokenBucket
-    ) -> tuple[str, FaultRule | None]:
-        """Auth, fault and rate checks shared by all routes; returns the key and a pending drop rule."""
-        key = self._auth(request)
-        return key, self._admit(op, bucket)
+    def _guard(self, request: web.Request, op: str, bucket: TokenBucket) -> FaultRule | None:
+        """Auth, fault and rate checks of the query routes; returns a pending drop rule."""
+        self._auth(request)
+        return self._admit(op, bucket)
 
     def _admit(self, op: str, bucket: TokenBucket) -> FaultRule | None:
         """Injected fault (raised, or returned if it is a drop), then the rate limit."""
@@ -150,7 +148,7 @@ class ApiRoutes:
         return task
 
     async def get_task(self, request: web.Request) -> web.Response:
-        _, rule = self._guard(request, "get", self._query_bucket)
+        rule = self._guard(request, "get", self._query_bucket)
         task_id = request.match_info["task_id"]
         task = self._lookup(task_id)
         request_id = new_request_id()
@@ -164,7 +162,7 @@ class ApiRoutes:
         return drop_connection(request) if rule is not None else json_response(body)
 
     async def cancel(self, request: web.Request) -> web.Response:
-        _, rule = self._guard(request, "cancel", self._query_bucket)
+        rule = self._guard(request, "cancel", self._query_bucket)
         task_id = request.match_info["task_id"]
         task = self._lookup(task_id)
         if task is None:
@@ -180,7 +178,7 @@ class ApiRoutes:
         return drop_connection(request) if rule is not None else json_response(body)
 
     async def list(self, request: web.Request) -> web.Response:
-        _, rule = self._guard(request, "list", self._query_bucket)
+        rule = self._guard(request, "list", self._query_bucket)
         cfg = self._emu.config
         answer = list_tasks(
             request.query, self._emu.tasks.values(), cfg.region_id, MODEL, cfg.task_ttl_seconds
@@ -189,7 +187,7 @@ class ApiRoutes:
         return drop_connection(request) if rule is not None else json_response(body)
 
     async def get_policy(self, request: web.Request) -> web.Response:
-        _, rule = self._guard(request, "policy", self._policy_bucket)
+        rule = self._guard(request, "policy", self._policy_bucket)
         if request.query.get("action") != "getPolicy":
             raise ApiError(400, "InvalidParameter", "The parameter `action` must be getPolicy.")
         model = request.query.get("model", "").strip()

@@ -15,7 +15,13 @@ from aiohttp import web
 
 from bot.sandbox.api import API_PREFIX, DROPPED, MAX_BODY, ApiRoutes, drop_connection
 from bot.sandbox.config import EmulatorConfig
-from bot.sandbox.errors import ApiError, error_response, json_response, oss_error_response
+from bot.sandbox.errors import (
+    ApiError,
+    error_response,
+    json_response,
+    oss_error_response,
+    standard_message,
+)
 from bot.sandbox.execution import TaskExecutor
 from bot.sandbox.faults import FaultQueue, FaultRule
 from bot.sandbox.results import RESULTS_PATH, ResultStore
@@ -209,7 +215,9 @@ class Emulator:
     async def _upload(self, request: web.Request) -> web.Response:
         rule = self.faults.take("upload")
         if rule is not None and not rule.drop:
-            return oss_error_response(rule.status, rule.code, rule.message or rule.code)
+            return oss_error_response(
+                rule.status, rule.code, rule.message or standard_message(rule.code)
+            )
         response = await self.uploads.handle_post(request)
         if rule is not None:
             return drop_connection(request)
@@ -218,7 +226,9 @@ class Emulator:
     async def _download(self, request: web.Request) -> web.StreamResponse:
         rule = self.faults.take("download")
         if rule is not None and not rule.drop:
-            return oss_error_response(rule.status, rule.code, rule.message or rule.code)
+            return oss_error_response(
+                rule.status, rule.code, rule.message or standard_message(rule.code)
+            )
         response = self.results.serve(request)
         if rule is not None:
             return drop_connection(request)

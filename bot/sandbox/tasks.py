@@ -159,8 +159,7 @@ class TaskScheduler:
             loop = asyncio.get_running_loop()
             task.status = TaskStatus.RUNNING
             task.scheduled_at = time.time()
-            running = task.fault.running_seconds
-            task.running_seconds = running if running is not None else self._cfg.running_time(task)
+            task.running_seconds = self._running_time(task)
             deadline = loop.time() + task.running_seconds
             self._on_change()
             outcome = await self._prepare(task)
@@ -170,6 +169,15 @@ class TaskScheduler:
         finally:
             self._active.pop(task, None)
             self._pump()
+
+    def _running_time(self, task: EmulatedTask) -> float:
+        if task.fault.running_seconds is not None:
+            return task.fault.running_seconds
+        try:
+            return max(0.0, self._cfg.running_time(task))
+        except Exception:  # a test's callable went wrong: don't leave the task RUNNING forever
+            log.exception("running_seconds callable failed for task %s", task.task_id)
+            return 0.0
 
     async def _prepare(self, task: EmulatedTask) -> Outcome:
         try:
