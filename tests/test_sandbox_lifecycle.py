@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from bot.sandbox import EmulatedTask, FaultRule
+import pytest
+
+from bot.sandbox import EmulatedTask, Emulator, EmulatorConfig, FaultRule
 from bot.sandbox.clock import WAN_TZ
 from tests.sandbox_fixtures import (
     SEED_CREATE,
@@ -240,3 +242,15 @@ async def test_running_seconds_callable_sees_the_task() -> None:
         await api.finished(task_id)
         assert seen == [3]
         assert emu.tasks[task_id].running_seconds == 0.02
+
+
+async def test_start_errors_are_clean() -> None:
+    async with sandbox() as (emu, _api):
+        other = Emulator(EmulatorConfig(port=emu.port))
+        with pytest.raises(RuntimeError):
+            _ = other.base_url  # not started
+        with pytest.raises(OSError):
+            await other.start()  # the port is taken
+        await other.close()
+        with pytest.raises(RuntimeError):
+            await emu.start()  # already running

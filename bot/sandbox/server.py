@@ -73,15 +73,18 @@ class Emulator:
         app.router.add_post(CONTROL_PREFIX + "/faults", self._control_add_fault)
         app.router.add_delete(CONTROL_PREFIX + "/faults", self._control_clear_faults)
         app.router.add_get(CONTROL_PREFIX + "/state", self._control_state)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.config.host, self.config.port).start()
+        except OSError:
+            await runner.cleanup()  # e.g. the port is taken
+            raise
+        self._runner = runner
+        self._port = runner.addresses[0][1]
         if self.config.fetch_inputs:
             timeout = aiohttp.ClientTimeout(total=self.config.fetch_timeout_seconds)
             self._http = aiohttp.ClientSession(timeout=timeout)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self.config.host, self.config.port)
-        await site.start()
-        self._runner = runner
-        self._port = runner.addresses[0][1]
         log.info("DashScope emulator listening at %s", self.base_url)
 
     async def close(self) -> None:
