@@ -48,7 +48,7 @@ async def test_login_ready_and_guild_create_fill_the_cache(discord_endpoints: Fa
         assert {m.name for m in g.members} >= {"alice", fd.bot_user.name}
         perms = g.text_channels[0].permissions_for(g.me)
         assert perms.send_messages and perms.create_public_threads and perms.attach_files
-    assert fd.identify_payloads[0]["intents"] == client.intents.value
+    assert fd.identify_payloads[0]["d"]["intents"] == client.intents.value
     assert ("GET", "/users/@me", 200) in fd.request_log
 
 
@@ -321,4 +321,5 @@ async def test_first_followup_after_defer_replaces_the_placeholder(
         await ix.wait_for(lambda ix: len(ix.followups) == 1)
     assert ix.original is not None and ix.original["content"] == "first"
     assert [m["content"] for m in ix.followups] == ["second"]
+    assert [m["content"] for m in ix.messages] == ["first", "second"]
     assert [m["content"] for m in fd.messages(channel)] == ["first", "second"]

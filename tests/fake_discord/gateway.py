@@ -122,7 +122,7 @@ class Gateway:
         self.url = ""  # set when the server starts
         self.sessions: dict[str, Session] = {}
         self.connections: set[Connection] = set()
-        self.identify_payloads: list[dict[str, Any]] = []  # token removed
+        self.identify_payloads: list[dict[str, Any]] = []  # {"op": 2, "d": ...}, token removed
         self.resume_count = 0
         self.presence_updates: list[dict[str, Any]] = []
 
@@ -267,7 +267,7 @@ class Gateway:
             if not 0 <= shard_t[0] < shard_t[1]:
                 await conn.close(4010, "Invalid shard.")
                 return
-        self.identify_payloads.append({k: v for k, v in d.items() if k != "token"})
+        self.identify_payloads.append({"op": 2, "d": {k: v for k, v in d.items() if k != "token"}})
         session = Session(id=secrets.token_hex(16), intents=intents, shard=shard_t, conn=conn)
         self.sessions[session.id] = session
         conn.session = session

@@ -3,6 +3,7 @@ the callback and the interaction webhook (``@original``, follow-ups), with real 
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -46,6 +47,8 @@ from .messages import MessageService, StoredMessage, iter_components
 from .models import Channel, Guild, Role, User
 from .notifier import Notifier
 from .world import World
+
+log = logging.getLogger(__name__)
 
 _DM_PERMISSIONS = (VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES
                    | READ_MESSAGE_HISTORY | ADD_REACTIONS)
@@ -112,6 +115,15 @@ class FakeInteraction:
         w = self._service.world
         return [self._service.messages.render(w.messages[i]) for i in self.followup_ids
                 if not w.messages[i].deleted]
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """Everything the user was shown for this interaction: the ``@original`` (once it is no
+        longer the "thinking" placeholder) and then the follow-ups. After a type 5 deferral
+        the first follow-up *replaces* the placeholder (as on Discord), so it is the original."""
+        original = self.original
+        head = [original] if original is not None and not original["flags"] & FLAG_LOADING else []
+        return head + self.followups
 
     @property
     def ephemeral(self) -> bool:
@@ -446,10 +458,14 @@ class InteractionService:
             raise ApiError(404, 10062, "Unknown interaction")
         if ix.responded:
             ix.rejected_callbacks.append(body)
+            log.warning("fake discord: %r acknowledged twice -> 40060", ix)
             raise ApiError(400, 40060, "Interaction has already been acknowledged.")
-        if self.world.now() - ix.created_at > self.ack_timeout:
+        age = self.world.now() - ix.created_at
+        if age > self.ack_timeout:
             ix.rejected_callbacks.append(body)
             self.notifier.changed()
+            log.warning("fake discord: %r acknowledged after %.2fs (limit %.1fs) -> 10062",
+                        ix, age, self.ack_timeout)
             raise ApiError(404, 10062, "Unknown interaction")
         cb_type = body.get("type")
         allowed = set(_ALLOWED_CALLBACKS.get(ix.type, set()))
@@ -577,6 +593,7 @@ class InteractionService:
             raise ApiError(404, 10015, "Unknown Webhook")
         ix = self.by_token.get(token)
         if ix is None or ix.token_expired or self.world.now() - ix.created_at > self.token_ttl:
+            log.info("fake discord: webhook call with a dead interaction token -> 50027")
             raise ApiError(401, 50027, "Invalid Webhook Token")
         return ix
 

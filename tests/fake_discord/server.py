@@ -498,5 +498,5 @@ class FakeDiscord:
 
     @property
     def identify_payloads(self) -> list[dict[str, Any]]:
-        """IDENTIFY ``d`` objects received (token removed): check intents etc."""
+        """IDENTIFY payloads received, ``{"op": 2, "d": {...}}`` with the token removed."""
         return self.gateway.identify_payloads
