@@ -361,3 +361,27 @@ async def test_downloads_send_no_credentials() -> None:
         async with make_client(origin + "/api/v1") as client:
             assert await client.download(origin + "/r.png") == b"\x89PNG fake"
     assert seen == [None]
+
+
+async def test_each_create_uses_a_fresh_connection() -> None:
+    """A reset on a stale pooled connection would look like a lost answer; creates avoid the pool.
+    And a 200 whose body cannot be read means a task exists that we cannot name: outcome unknown."""
+    peers: list[object] = []
+
+    async def create(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        peers.append(request.transport.get_extra_info("peername"))
+        if len(peers) == 3:
+            return web.Response(text="<html>proxy</html>", content_type="text/html")
+        return web.json_response(
+            {"request_id": "r", "output": {"task_id": f"t{len(peers)}", "task_status": "PENDING"}}
+        )
+
+    async with loopback_server({("POST", "/api/v1" + CREATE): create}) as origin:
+        async with make_client(origin + "/api/v1") as client:
+            first = await client.create_task(edit())
+            second = await client.create_task(edit())
+            with pytest.raises(CreateOutcomeUnknown):
+                await client.create_task(edit())
+    assert (first.task_id, second.task_id) == ("t1", "t2")
+    assert len(set(peers)) == 3

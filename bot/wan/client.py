@@ -86,6 +86,7 @@ class WanClient:
         self.max_retries = max_retries
         self._session = session
         self._own_session = session is None
+        self._create_session: aiohttp.ClientSession | None = None
         self._sleep = sleep
         self.backoff = Backoff(base=retry_base, cap=retry_cap)
         self.limiter = RateLimiter(query_qps, clock=clock, sleep=sleep)
@@ -104,9 +105,20 @@ class WanClient:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.request_timeout)
             )
+        if self._create_session is None:
+            # Creates go over a fresh connection each time: on a pooled keep-alive connection the
+            # server may have just closed, a reset would be indistinguishable from a lost answer,
+            # and every such create would end as "outcome unknown". Creates are rare; a handshake
+            # each is cheap insurance.
+            self._create_session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(force_close=True)
+            )
 
     async def close(self) -> None:
         await self.scheduler.close()
+        if self._create_session is not None:
+            await self._create_session.close()
+            self._create_session = None
         if self._own_session and self._session is not None:
             await self._session.close()
             self._session = None
@@ -150,7 +162,7 @@ class WanClient:
         for attempt in range(self.max_retries + 1):
             try:
                 status, resp_headers, raw = await self._send(
-                    "POST", url, headers=headers, data=payload, limit=timeout
+                    "POST", url, headers=headers, data=payload, limit=timeout, fresh=True
                 )
             except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
                 # The connection never opened, so nothing was sent: safe to try again.
@@ -162,7 +174,11 @@ class WanClient:
                 ) from None
             else:
                 if status == 200:
-                    created = parse_created(_json(raw))
+                    try:
+                        created = parse_created(_json(raw))
+                    except WanError:
+                        # Wan said yes but we cannot read the task id: it exists, out of reach.
+                        raise CreateOutcomeUnknown("unreadable answer", http_status=200) from None
                     log.info("created task %s (request %s)", created.task_id, created.request_id)
                     self.scheduler.note_created(created.task_id, created.status)
                     return created
@@ -201,7 +217,7 @@ class WanClient:
         self,
         task_id: str,
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 (the contract's name; it bounds polling)
+        timeout: float | None = None,
         on_update: OnUpdate | None = None,
     ) -> TaskResult:
         """Return once the task is final; `on_update` is called on every status change (also the
@@ -276,10 +292,12 @@ class WanClient:
         data: Any = None,
         params: Mapping[str, str] | None = None,
         limit: float | None = None,
+        fresh: bool = False,
     ) -> tuple[int, Mapping[str, str], bytes]:
         total = limit or self.request_timeout
         client_timeout = aiohttp.ClientTimeout(total=total, sock_connect=min(10.0, total))
-        async with self.session.request(
+        session = self._create_session if fresh and self._create_session else self.session
+        async with session.request(
             method,
             url,
             headers=headers,

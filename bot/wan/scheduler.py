@@ -54,7 +54,7 @@ class PollConfig:
     running_max_interval: float = 3.0
     pending_max_interval: float = 15.0
     # λ: seconds of expected detection lag one poll is worth. Smaller = more polls, less lag.
-    poll_cost: float = 0.002
+    poll_cost: float = 0.0005
     # Share of the limiter's rate the plan aims at; the rest absorbs cancels, lists and retries.
     budget_fraction: float = 0.9
     # The account runs at most this many tasks at once (wan-api.md §6).
@@ -62,7 +62,7 @@ class PollConfig:
     # After a slot frees, the oldest PENDING tasks are expected to start within this many seconds.
     start_window: float = 3.0
     pending_start_hazard: float = 2.0
-    pending_hazard: float = 1.0 / 120.0
+    pending_hazard: float = 0.0
     # Prior for running times (seconds); the real service takes 1-2 minutes (wan-api.md S1).
     prior: tuple[float, float] = (30.0, 120.0)
 
@@ -138,7 +138,7 @@ class PollScheduler:
         task_id: str,
         *,
         on_update: OnUpdate | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 (bounds the whole wait, polls included)
+        timeout: float | None = None,
     ) -> TaskResult:
         """Wait until `task_id` reaches a final status; `on_update` sees every status change."""
         if self._closed:
