@@ -9,9 +9,11 @@ from typing import Any
 
 import aiohttp
 import discord
+import pytest
 
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.client import running
+from tests.fake_discord.gateway import zstd_available
 
 pytest_plugins = ["tests.fake_discord.fixtures"]
 
@@ -125,3 +127,26 @@ async def test_guild_changes_while_connected_reach_the_cache(
         await fd.wait_until(lambda: client.get_channel(thread.id) is not None)
         got = client.get_channel(thread.id)
         assert isinstance(got, discord.Thread) and got.parent_id == channel.id
+
+
+@pytest.mark.skipif(zstd_available(), reason="zstandard is installed")
+async def test_zstd_stream_without_zstandard_is_refused_clearly(fake_discord: FakeDiscord) -> None:
+    async with aiohttp.ClientSession() as session:
+        url = fake_discord.gateway_url + "?v=10&encoding=json&compress=zstd-stream"
+        with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+            await session.ws_connect(url)
+    assert err.value.status == 400
+
+
+@pytest.mark.skipif(not zstd_available(), reason="zstandard is not installed")
+async def test_zstd_stream_frames_decompress(fake_discord: FakeDiscord) -> None:
+    import zstandard  # type: ignore[import-not-found]
+
+    inflater = zstandard.ZstdDecompressor().decompressobj()
+    url = fake_discord.gateway_url + "?v=10&encoding=json&compress=zstd-stream"
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        hello = await ws.receive(timeout=5)
+        assert json.loads(inflater.decompress(hello.data))["op"] == 10
+        await ws.send_json({"op": 1, "d": None})
+        ack = await ws.receive(timeout=5)
+        assert json.loads(inflater.decompress(ack.data))["op"] == 11
