@@ -64,9 +64,11 @@ def status_embed(
     lines = [f"Member: {user.mention}"]
     if status.blocked:
         embed.colour = WARN
-        lines.append(
-            f"**Blocked**: no Wan images {where(scope)} until an admin sets a daily limit above 0."
-        )
+        if status.limit_source == "user" and status.limit == 0:
+            why = "the member's own daily limit is 0; `/wanquota set` with a higher one lifts it"
+        else:
+            why = "ask a server admin"
+        lines.append(f"**Blocked**: no Wan images {where(scope)} ({why}).")
     elif status.remaining == 0:
         embed.colour = WARN
         lines.append("Nothing left right now; the daily allowance comes back at the reset.")
@@ -78,7 +80,8 @@ def server_fields(embed: discord.Embed, totals: ServerTotals, bot_default: int) 
     """Add the server's totals for today, its cap and its default limit (for admins)."""
     embed.add_field(
         name="Server today",
-        value=f"{totals.used} used, {totals.held} held, {totals.users} member(s)",
+        value=f"{totals.used} used, {totals.held} held by jobs in progress, "
+        f"{totals.users} member(s) made images",
         inline=False,
     )
     cap = cap_text(totals.cap)
