@@ -275,7 +275,7 @@ async def test_expired_interaction_token_raises_50027(discord_endpoints: FakeDis
 
 async def test_late_or_repeated_acks_are_refused(discord_endpoints: FakeDiscord) -> None:
     fd = discord_endpoints
-    fd.interaction_service.ack_timeout = 0.0  # every callback arrives "after 3 s"
+    fd.interaction_responder.ack_timeout = 0.0  # every callback arrives "after 3 s"
     alice = fd.add_user("alice")
     guild = fd.add_guild("Test")
     channel = fd.add_text_channel(guild)

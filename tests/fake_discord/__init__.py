@@ -54,7 +54,7 @@ from .constants import (
     GATEWAY_MESSAGE_CONTENT,
     GATEWAY_MESSAGE_CONTENT_LIMITED,
 )
-from .interactions import FakeInteraction
+from .interaction_handle import FakeInteraction
 from .models import Channel, Guild, Member, Role, User
 from .rest_common import RequestRecord
 from .server import FakeDiscord

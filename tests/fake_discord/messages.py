@@ -11,6 +11,8 @@ from .cdn import CdnFile
 from .constants import (
     DM,
     FLAG_EPHEMERAL,
+    GATEWAY_MESSAGE_CONTENT,
+    GATEWAY_MESSAGE_CONTENT_LIMITED,
     INTENT_DIRECT_MESSAGE_REACTIONS,
     INTENT_DIRECT_MESSAGES,
     INTENT_GUILD_MESSAGE_REACTIONS,
@@ -133,8 +135,6 @@ class MessageService:
         return msg.author.id == bot_id or bot_id in msg.mention_ids
 
     def app_has_content_intent(self) -> bool:
-        from .constants import GATEWAY_MESSAGE_CONTENT, GATEWAY_MESSAGE_CONTENT_LIMITED
-
         return bool(self.world.application_flags
                     & (GATEWAY_MESSAGE_CONTENT | GATEWAY_MESSAGE_CONTENT_LIMITED))
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from .interactions import FakeInteraction
+from .interaction_handle import FakeInteraction
 from .rest_common import json_response, no_content, read_body
 from .routes_core import _int
 
@@ -21,7 +21,7 @@ def _truthy(value: str | None) -> bool:
 class InteractionRoutes:
     def __init__(self, fd: FakeDiscord) -> None:
         self.fd = fd
-        self.svc = fd.interaction_service
+        self.svc = fd.interaction_responder
 
     def register(self, router: web.UrlDispatcher, prefix: str) -> None:
         add = router.add_route

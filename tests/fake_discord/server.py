@@ -20,7 +20,9 @@ from .constants import (
     PUBLIC_THREAD,
 )
 from .gateway import Gateway
-from .interactions import FakeInteraction, InteractionService
+from .interaction_builder import InteractionBuilder
+from .interaction_handle import FakeInteraction, InteractionRegistry
+from .interaction_responder import InteractionResponder
 from .messages import MessageService, StoredMessage
 from .models import Channel, Guild, Member, Overwrite, Role, User, snowflake_of
 from .permissions import as_bits
@@ -43,9 +45,12 @@ class FakeDiscord:
         self.gateway = Gateway(self.world, heartbeat_interval_ms=heartbeat_interval_ms)
         self.message_service = MessageService(self.world, self.gateway)
         self.command_registry = CommandRegistry(self.world)
-        self.interaction_service = InteractionService(
-            self.world, self.message_service, self.command_registry, self.gateway,
-            ack_timeout=interaction_ack_timeout, token_ttl=interaction_token_ttl)
+        self.interaction_registry = InteractionRegistry(self.world, self.message_service)
+        self.interaction_builder = InteractionBuilder(self.interaction_registry,
+                                                      self.command_registry, self.gateway)
+        self.interaction_responder = InteractionResponder(
+            self.interaction_registry, ack_timeout=interaction_ack_timeout,
+            token_ttl=interaction_token_ttl)
         self.host = host
         self.port = 0
         self.request_log: list[RequestRecord] = []
@@ -374,7 +379,7 @@ class FakeDiscord:
         ch = self._channel(channel)
         if guild is not None and ch.guild_id != guild.id:
             raise ValueError("channel is not in that guild")
-        return await self.interaction_service.slash(ch, user, name, options or {}, subcommand)
+        return await self.interaction_builder.slash(ch, user, name, options or {}, subcommand)
 
     async def context_menu(self, guild: Guild | None, channel: Any, user: User, name: str, *,
                            target_message: Any = None, target_user: User | None = None
@@ -383,20 +388,20 @@ class FakeDiscord:
         target = self._stored(target_message) if target_message is not None else None
         if target is None and target_user is None:
             raise ValueError("pass target_message= or target_user=")
-        return await self.interaction_service.context_menu(ch, user, name, target_message=target,
+        return await self.interaction_builder.context_menu(ch, user, name, target_message=target,
                                                            target_user=target_user)
 
     async def click(self, channel: Any, user: User, message: Any, custom_id: str, *,
                     values: list[str] | None = None) -> FakeInteraction:
         """Press a button (or pick ``values`` in a select) on ``message``."""
-        return await self.interaction_service.click(self._channel(channel), user,
+        return await self.interaction_builder.click(self._channel(channel), user,
                                                     self._stored(message), custom_id, values)
 
     async def submit_modal(self, channel: Any, user: User, custom_id: str,
                            values: dict[str, Any], message: Any = None) -> FakeInteraction:
         """Submit a modal the bot showed, with ``{field_custom_id: value}``."""
         msg = self._stored(message) if message is not None else None
-        return await self.interaction_service.submit_modal(self._channel(channel), user,
+        return await self.interaction_builder.submit_modal(self._channel(channel), user,
                                                            custom_id, values, msg)
 
     # -- reading back ---------------------------------------------------------------------------------
@@ -404,8 +409,8 @@ class FakeDiscord:
     def messages(self, channel: Any) -> list[dict[str, Any]]:
         """Live (not deleted, not ephemeral) messages of a channel or thread, oldest first."""
         cid = snowflake_of(channel)
-        return [self.message_service.render(m)
-                for m in sorted(self.world.messages.values(), key=lambda m: m.id)
+        # world.messages is in creation order, which is id order.
+        return [self.message_service.render(m) for m in self.world.messages.values()
                 if m.channel_id == cid and not m.deleted and not m.ephemeral]
 
     def message(self, message_id: Any) -> dict[str, Any] | None:
@@ -435,7 +440,7 @@ class FakeDiscord:
 
     @property
     def interactions(self) -> list[FakeInteraction]:
-        return list(self.interaction_service.by_id.values())
+        return list(self.interaction_registry.by_id.values())
 
     def mark(self) -> int:
         """A snowflake below every later message id, for ``wait_for_message(since=...)``."""
@@ -454,7 +459,7 @@ class FakeDiscord:
         author_id = None if any_author else (author or w.bot_user).id
 
         def probe() -> dict[str, Any] | None:
-            for m in sorted(w.messages.values(), key=lambda m: m.id):
+            for m in list(w.messages.values()):  # creation order == id order
                 if m.deleted or m.ephemeral or (since is not None and m.id <= since):
                     continue
                 if author_id is not None and m.author.id != author_id:
