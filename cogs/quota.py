@@ -56,7 +56,8 @@ async def _defer(interaction: discord.Interaction[WanBot]) -> None:
 
 
 async def _reply(interaction: discord.Interaction[WanBot], embed: discord.Embed) -> None:
-    await interaction.followup.send(embed=embed, ephemeral=True)
+    # Replace the private "thinking…" message itself: no second message, nothing public.
+    await interaction.edit_original_response(embed=embed)
 
 
 @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
