@@ -385,3 +385,18 @@ async def test_each_create_uses_a_fresh_connection() -> None:
                 await client.create_task(edit())
     assert (first.task_id, second.task_id) == ("t1", "t2")
     assert len(set(peers)) == 3
+
+
+async def test_closing_the_client_releases_waiters(emu: Emulator) -> None:
+    emu.add_fault(FaultRule(op="task", running_seconds=30))
+    client = make_client(emu.base_url)
+    await client.start()
+    created = await client.create_task(edit())
+    waiting = asyncio.create_task(client.wait(created.task_id))
+    await eventually(lambda: len(requests_to(emu, "GET", "/tasks/")) >= 1)
+    await client.close()
+    with pytest.raises(WanError) as info:
+        await asyncio.wait_for(waiting, 2)
+    assert info.value.code == "ClientClosed"
+    with pytest.raises(WanError):
+        await client.wait(created.task_id)

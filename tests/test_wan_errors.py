@@ -219,3 +219,21 @@ def test_backoff_is_jittered_capped_and_honours_retry_after() -> None:
     assert parse_retry_after("2") == 2.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "CreateOutcomeUnknown",
+        "NetworkError",
+        "WaitTimeout",
+        "ResultExpired",
+        "ResultTooLarge",
+        "DownloadFailed",
+        "BadResponse",
+        "UploadFailed",
+        "ClientClosed",
+    ],
+)
+def test_client_made_codes_have_user_messages(code: str) -> None:
+    assert code in USER_MESSAGES and WanError(code).user_message == USER_MESSAGES[code]
