@@ -17,6 +17,7 @@ from .constants import (
     INTENT_DIRECT_MESSAGES,
     INTENT_GUILD_MESSAGE_REACTIONS,
     INTENT_GUILD_MESSAGES,
+    VIEW_CHANNEL,
 )
 from .models import Channel, User, iso
 from .world import World
@@ -237,8 +238,11 @@ class MessageService:
             if channel.is_thread:
                 msg.position = channel.message_count
                 channel.message_count += 1
-            self.gateway.dispatch("MESSAGE_CREATE", self.for_session(msg, include_nonce=True),
-                                  intents=self._message_intent(channel))
+            # A bot is not told about messages in channels it cannot see.
+            if channel.guild_id is None or w.bot_permissions(channel) & VIEW_CHANNEL:
+                self.gateway.dispatch("MESSAGE_CREATE",
+                                      self.for_session(msg, include_nonce=True),
+                                      intents=self._message_intent(channel))
         w.notifier.changed()
         return msg
 
