@@ -1,0 +1,126 @@
+"""What the Edit with Wan menu, the Edit button and reply edits share: the edit modal and picking images.
+
+The modal only collects text; whatever it starts goes through `cogs.edit_flow.start_job` like /wanedit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+
+import discord
+
+from cogs.edit_flow import MAX_NEGATIVE, MAX_PROMPT, EditOptions, RequestRejected, refuse
+
+if TYPE_CHECKING:
+    from bot.app import WanBot
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".svg")
+MODAL_TIMEOUT = 15 * 60  # an unsent modal is forgotten after this (it holds only the target)
+
+OnOptions = Callable[[discord.Interaction["WanBot"], EditOptions], Awaitable[object]]
+
+
+def is_image(attachment: discord.Attachment) -> bool:
+    """Whether an attachment is meant as a picture (GIF and SVG too: the checks then say why not)."""
+    ctype = (attachment.content_type or "").lower()
+    return ctype.startswith("image/") or attachment.filename.lower().endswith(IMAGE_SUFFIXES)
+
+
+def image_attachments(message: discord.Message) -> list[discord.Attachment]:
+    """The message's image attachments, in order."""
+    return [a for a in message.attachments if is_image(a)]
+
+
+def parse_count(text: str | None) -> int:
+    """The modal's count field: empty means 1; otherwise a whole number 1-4."""
+    text = (text or "").strip()
+    if not text:
+        return 1
+    if not text.isdigit() or not 1 <= int(text) <= 4:
+        raise RequestRejected(f"“{text[:20]}” isn't a valid count: write a number from 1 to 4.")
+    return int(text)
+
+
+class EditModal(discord.ui.Modal):
+    """Prompt (required), negative prompt and count; hands `EditOptions` to `on_options`."""
+
+    prompt: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
+        label="What to change",
+        custom_id="prompt",
+        style=discord.TextStyle.paragraph,
+        placeholder="e.g. make the sky stormy",
+        max_length=MAX_PROMPT,
+    )
+    negative_prompt: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
+        label="What to avoid (optional)",
+        custom_id="negative_prompt",
+        required=False,
+        placeholder="e.g. blurry, text",
+        max_length=MAX_NEGATIVE,
+    )
+    count: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
+        label="How many variations (1-4)",
+        custom_id="count",
+        required=False,
+        default="1",
+        max_length=1,
+    )
+
+    def __init__(
+        self,
+        title: str,
+        on_options: OnOptions,
+        *,
+        source: str,
+        parent_job_id: int | None = None,
+        parent_index: int | None = None,
+    ) -> None:
+        super().__init__(title=title[:45], timeout=MODAL_TIMEOUT)
+        self.on_options = on_options
+        self.source = source
+        self.parent_job_id = parent_job_id
+        self.parent_index = parent_index
+
+    async def on_submit(self, interaction: discord.Interaction[WanBot]) -> None:  # type: ignore[override]
+        try:
+            count = parse_count(self.count.value)
+        except RequestRejected as err:
+            await refuse(interaction, f"{err} Nothing was charged.")
+            return
+        options = EditOptions(
+            prompt=self.prompt.value,
+            count=count,
+            negative_prompt=self.negative_prompt.value or None,
+            source=self.source,
+            parent_job_id=self.parent_job_id,
+            parent_index=self.parent_index,
+        )
+        await self.on_options(interaction, options)
+
+    async def on_error(  # type: ignore[override]
+        self, interaction: discord.Interaction[WanBot], error: Exception, /
+    ) -> None:
+        log.error("error in the edit modal (ref %s)", interaction.id, exc_info=error)
+        charged = "" if interaction.extras.get("job_id") else " Nothing was charged."
+        await refuse(
+            interaction, f"Something went wrong on our side (ref {interaction.id}).{charged}"
+        )
+
+
+def first_images(
+    groups: Sequence[tuple[discord.Message, Sequence[discord.Attachment]]], limit: int = 3
+) -> tuple[list[discord.Attachment], list[discord.Message]]:
+    """Up to `limit` attachments taken group by group, with the message each came from."""
+    attachments: list[discord.Attachment] = []
+    sources: list[discord.Message] = []
+    for message, found in groups:
+        for attachment in found:
+            if len(attachments) == limit:
+                return attachments, sources
+            attachments.append(attachment)
+            sources.append(message)
+    return attachments, sources
