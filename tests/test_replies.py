@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox import Emulator
-from tests.fake_discord import GATEWAY_MESSAGE_CONTENT
-from tests.harness import World, embed_text, make_world, png, wait_until
+from tests.harness import World, embed_text, png, wait_until
 from tests.test_results_support import (
     BOT_DONE,
     first_result,
@@ -18,19 +17,14 @@ from tests.test_results_support import (
     task_inputs,
     task_prompt,
     usage,
+    world_with_intent,
 )
 
 
 @pytest.fixture
 async def intent_world(tmp_path: Path, emulator: Emulator) -> AsyncIterator[World]:
-    """A world whose application has the Message Content intent, with a bot connected."""
-    w = await make_world(tmp_path, emulator=emulator, application_flags=GATEWAY_MESSAGE_CONTENT)
-    try:
-        await w.start_bot()
+    async with world_with_intent(tmp_path, emulator) as w:
         yield w
-    finally:
-        await w.close()
-        await w.fd.close()
 
 
 def mention(w: World) -> str:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from bot.sandbox import Emulator
-from tests.fake_discord import FakeInteraction, User
-from tests.harness import World, wait_until
+from tests.fake_discord import GATEWAY_MESSAGE_CONTENT, FakeInteraction, User
+from tests.harness import World, make_world, wait_until
 
 BOT_DONE = "✅"
+EPHEMERAL = 1 << 6
 
 
 async def usage(w: World, user_id: int) -> tuple[int, int]:
@@ -48,17 +52,19 @@ def button_ids(message: dict[str, Any]) -> list[str]:
 
 
 def private_text(ix: FakeInteraction) -> str:
-    """What the user was told privately (an ephemeral reply or follow-ups)."""
+    """What the user was told privately: an ephemeral message response, or follow-ups after an
+    ephemeral deferral (the first of which replaces the "thinking…" placeholder)."""
     parts = []
-    if ix.ephemeral and ix.response_data:
+    if ix.ephemeral and ix.response_type == 4 and ix.response_data:
         parts.append(ix.response_data.get("content") or "")
-    parts += [(f.get("content") or "") for f in ix.followups]
-    return "\n".join(parts)
+    parts += [(m.get("content") or "") for m in ix.messages if m.get("flags", 0) & EPHEMERAL]
+    parts += [(f.get("content") or "") for f in ix.followups if f.get("flags", 0) & EPHEMERAL]
+    return "\n".join(dict.fromkeys(p for p in parts if p))
 
 
 async def told_privately(ix: FakeInteraction) -> str:
     """Wait for a private answer and return its text."""
-    await ix.wait_for(lambda i: i.followups or (i.ephemeral and i.response_data))
+    await ix.wait_for(private_text)
     return private_text(ix)
 
 
@@ -79,3 +85,15 @@ async def reply_answer(w: World, request: dict[str, Any], timeout: float = 10.0)
         return ref.get("message_id") == request["id"]
 
     return await w.fd.wait_for_message(request["channel_id"], replies, timeout)
+
+
+@contextlib.asynccontextmanager
+async def world_with_intent(tmp_path: Path, emulator: Emulator) -> AsyncIterator[World]:
+    """A world whose application has the Message Content intent, with a bot connected."""
+    w = await make_world(tmp_path, emulator=emulator, application_flags=GATEWAY_MESSAGE_CONTENT)
+    try:
+        await w.start_bot()
+        yield w
+    finally:
+        await w.close()
+        await w.fd.close()

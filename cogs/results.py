@@ -1,0 +1,297 @@
+"""Buttons on every result message: Reroll, Edit (one per image when there are several) and Delete.
+
+Each is a `DynamicItem` whose custom id carries the job id, so it works after a restart and never times
+out; what a click needs is read from the store. Reroll and Edit are the clicker's own request, checked and
+charged against the clicker's quota by `start_job`, like /wanedit. Inputs are fetched again from their
+messages, since Discord's attachment URLs expire.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord.ext import commands
+
+from bot.images import CheckedImage, ImageRejected
+from bot.store import Job
+from cogs import inputs
+from cogs.edit_flow import EditOptions, start_job
+from cogs.edit_modal import EditModal, image_attachments
+
+if TYPE_CHECKING:
+    from bot.app import WanBot
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[], Awaitable[tuple[list[CheckedImage], list[dict]]]]
+UNKNOWN_JOB = "This result's job is no longer known to the bot, so it can't be reused."
+
+
+async def _job_or_say(interaction: discord.Interaction[WanBot], job_id: int) -> Job | None:
+    job = await interaction.client.store.get_job(job_id)
+    if job is None:
+        await interaction.response.send_message(UNKNOWN_JOB, ephemeral=True)
+    return job
+
+
+async def result_image(
+    job: Job,
+    index: int,
+    channel: discord.abc.Messageable,
+    hint: discord.Message | None = None,
+) -> tuple[discord.Attachment, discord.Message]:
+    """Image `index` (0-based) of a job's results, with fresh URLs, and the message holding it.
+
+    Results are normally one message; when they were too big together they are one message per image.
+    `hint` is a result message already in hand (the one clicked), used instead of fetching it.
+    """
+    seen = 0
+    # Empty only for a click in the instant between posting the result and marking the job done.
+    ids = job.result_message_ids or ([hint.id] if hint is not None else [])
+    for message_id in ids:
+        if hint is not None and hint.id == message_id:
+            message = hint
+        else:
+            try:
+                message = await channel.fetch_message(message_id)  # type: ignore[attr-defined]
+            except discord.HTTPException:
+                continue
+        found = image_attachments(message)
+        if index < seen + len(found):
+            return found[index - seen], message
+        seen += len(found)
+    raise ImageRejected(
+        f"Image {index + 1} of job #{job.id} is gone: its result message was deleted."
+    )
+
+
+def edit_loader(job: Job, index: int, interaction: discord.Interaction[WanBot]) -> Loader:
+    """A `start_job` loader for "edit image `index` of `job`": the result itself, fetched fresh."""
+
+    async def load() -> tuple[list[CheckedImage], list[dict]]:
+        channel = interaction.channel
+        assert channel is not None
+        attachment, message = await result_image(job, index, channel, interaction.message)
+        images = await inputs.load([attachment])
+        return images, inputs.describe([attachment], images, message)
+
+    return load
+
+
+def reroll_loader(job: Job, interaction: discord.Interaction[WanBot]) -> Loader:
+    """A `start_job` loader for "the same inputs again": fetched from their messages when known."""
+
+    async def load() -> tuple[list[CheckedImage], list[dict]]:
+        if not job.inputs:
+            raise ImageRejected(f"Job #{job.id} has no stored input images to reuse.")
+        bot = interaction.client
+        try:
+            images = await bot.runner.surface.fetch_inputs(job)
+        except ImageRejected as err:
+            hint = ""
+            if not bot.message_content and any(row.get("source_message_id") for row in job.inputs):
+                # Discord blanks other people's messages for this bot, so no fresh URL for them.
+                hint = (
+                    " Its link has expired and this bot can't re-read other people's messages; "
+                    "use **Edit with Wan** on the original message instead."
+                )
+            raise ImageRejected(f"Can't reroll job #{job.id}: {err}{hint}") from None
+        # Same rows, with the fresh URLs (the next reroll fetches them again anyway).
+        described = [
+            {**row, "url": image.url or row.get("url")}
+            for row, image in zip(job.inputs, images, strict=True)
+        ]
+        return images, described
+
+    return load
+
+
+class RerollButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"wan:reroll:(?P<job_id>\d+)"
+):
+    """Same inputs and prompt, a new seed: the clicker's own request."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Reroll",
+                style=discord.ButtonStyle.primary,
+                custom_id=f"wan:reroll:{job_id}",
+                emoji="🎲",
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> RerollButton:
+        return cls(int(match["job_id"]))
+
+    async def callback(self, interaction: discord.Interaction[WanBot]) -> None:  # type: ignore[override]
+        job = await _job_or_say(interaction, self.job_id)
+        if job is None:
+            return
+        options = EditOptions(
+            prompt=job.prompt,
+            count=int(job.options.get("count", 1)),
+            negative_prompt=job.negative_prompt,
+            seed=None,  # a new one, chosen by check_options
+            watermark=bool(job.options.get("watermark", False)),
+            prompt_extend=bool(job.options.get("prompt_extend", True)),
+            source="reroll",
+            # A reroll of an edit came from the same image as that edit.
+            parent_job_id=job.parent_job_id,
+            parent_index=job.parent_index,
+            extra={"rerolled_from": job.id},
+        )
+        await start_job(interaction, options, loader=reroll_loader(job, interaction))
+
+
+class EditButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"wan:edit:(?P<job_id>\d+)(?::(?P<number>\d+))?",
+):
+    """Opens the edit modal for one image of this result (`number`, 1-based; the first if absent)."""
+
+    def __init__(self, job_id: int, number: int | None = None) -> None:
+        custom_id = f"wan:edit:{job_id}" if number is None else f"wan:edit:{job_id}:{number}"
+        super().__init__(
+            discord.ui.Button(
+                label="Edit" if number is None else f"Edit {number}",
+                style=discord.ButtonStyle.secondary,
+                custom_id=custom_id,
+                emoji="✏️",
+                row=None if number is None else 1,
+            )
+        )
+        self.job_id = job_id
+        self.number = number
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> EditButton:
+        number = match["number"]
+        return cls(int(match["job_id"]), int(number) if number else None)
+
+    async def callback(self, interaction: discord.Interaction[WanBot]) -> None:  # type: ignore[override]
+        job = await _job_or_say(interaction, self.job_id)
+        if job is None:
+            return
+        index = (self.number or 1) - 1
+
+        async def submit(ix: discord.Interaction[WanBot], options: EditOptions) -> None:
+            await start_job(ix, options, loader=edit_loader(job, index, ix))
+
+        which = f"image {index + 1} of " if self.number is not None else ""
+        modal = EditModal(
+            f"Edit {which}job #{job.id}",
+            submit,
+            source="edit",
+            parent_job_id=job.id,
+            parent_index=index,
+        )
+        await interaction.response.send_modal(modal)
+
+
+class DeleteButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"wan:delete:(?P<job_id>\d+)"
+):
+    """Deletes the result: for the member who asked for it and members with Manage Messages."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Delete",
+                style=discord.ButtonStyle.danger,
+                custom_id=f"wan:delete:{job_id}",
+                emoji="🗑️",
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> DeleteButton:
+        return cls(int(match["job_id"]))
+
+    async def callback(self, interaction: discord.Interaction[WanBot]) -> None:  # type: ignore[override]
+        job = await interaction.client.store.get_job(self.job_id)
+        moderator = interaction.permissions.manage_messages
+        if not moderator and (job is None or interaction.user.id != job.user_id):
+            await interaction.response.send_message(
+                "Only the member who asked for this edit (or someone with Manage Messages) can "
+                "delete it.",
+                ephemeral=True,
+            )
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        ids = list(job.result_message_ids) if job is not None else []
+        if interaction.message is not None and interaction.message.id not in ids:
+            ids.append(interaction.message.id)
+        channel = interaction.channel
+        deleted = 0
+        for message_id in ids:
+            try:
+                await channel.get_partial_message(message_id).delete()  # type: ignore[union-attr]
+                deleted += 1
+            except discord.NotFound:
+                pass  # already gone
+        log.info(
+            "job %d: %d result message(s) deleted by %d", self.job_id, deleted, interaction.user.id
+        )
+        await interaction.followup.send("Deleted.", ephemeral=True)
+
+
+def result_view(job: Job, image_count: int) -> discord.ui.View:
+    """Reroll, Edit and Delete; with several images, one numbered Edit button per image (second row)."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(RerollButton(job.id))
+    if image_count <= 1:
+        view.add_item(EditButton(job.id))
+    view.add_item(DeleteButton(job.id))
+    if image_count > 1:
+        for number in range(1, min(image_count, 4) + 1):
+            view.add_item(EditButton(job.id, number))
+    return view
+
+
+class Results(commands.Cog):
+    """Puts the buttons on result messages and answers their clicks, also after a restart."""
+
+    ITEMS = (RerollButton, EditButton, DeleteButton)
+
+    def __init__(self, bot: WanBot) -> None:
+        self.bot = bot
+        self._previous_builder = None
+
+    async def cog_load(self) -> None:
+        self._previous_builder = getattr(self.bot, "result_view_builder", None)
+        self.bot.result_view_builder = result_view  # type: ignore[attr-defined]
+        self.bot.add_dynamic_items(*self.ITEMS)
+
+    async def cog_unload(self) -> None:
+        self.bot.result_view_builder = self._previous_builder  # type: ignore[attr-defined]
+        self.bot.remove_dynamic_items(*self.ITEMS)
+
+
+async def setup(bot: WanBot) -> None:
+    await bot.add_cog(Results(bot))

@@ -1,0 +1,212 @@
+"""Buttons on result messages (Reroll, Edit, Delete) end to end, including after a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bot.sandbox import Emulator
+from tests.fake_discord.constants import MANAGE_MESSAGES
+from tests.harness import World, embed_text, png
+from tests.test_results_support import (
+    button_ids,
+    first_result,
+    settled_to,
+    task_inputs,
+    task_parameters,
+    task_prompt,
+    told_privately,
+    usage,
+    world_with_intent,
+)
+
+CB_MODAL = 9
+
+
+def job_id(result: dict[str, Any]) -> int:
+    footer = result["embeds"][0]["footer"]["text"]
+    return int(footer.rsplit("#", 1)[1])
+
+
+async def click_modal(
+    w: World, result: dict[str, Any], user: Any, custom_id: str, values: dict[str, str]
+) -> Any:
+    """Click a button that opens a modal on `result`, then submit the modal with `values`."""
+    channel = int(result["channel_id"])
+    ix = await w.fd.click(channel, user, result, custom_id)
+    await ix.wait_response()
+    assert ix.response_type == CB_MODAL, ix
+    return await w.fd.submit_modal(channel, user, ix.modal["custom_id"], values, message=result)
+
+
+async def test_every_result_has_buttons_and_one_edit_per_image(bot_world: World) -> None:
+    w = bot_world
+    one = await first_result(w, w.alice, "single")
+    j = job_id(one)
+    assert button_ids(one) == [f"wan:reroll:{j}", f"wan:edit:{j}", f"wan:delete:{j}"]
+    two = await first_result(w, w.alice, "double", count=2)
+    k = job_id(two)
+    assert button_ids(two) == [
+        f"wan:reroll:{k}",
+        f"wan:delete:{k}",
+        f"wan:edit:{k}:1",
+        f"wan:edit:{k}:2",
+    ]
+
+
+async def test_reroll_is_the_clickers_own_request_with_a_new_seed(bot_world: World) -> None:
+    w = bot_world
+    result = await first_result(w, w.alice, "make it blue", count=2)
+    await settled_to(w, w.alice.id, 2)
+    since = w.fd.mark()
+    click = await w.fd.click(
+        int(result["channel_id"]), w.bob, result, f"wan:reroll:{job_id(result)}"
+    )
+    await click.wait_response()
+    assert click.response_type == 5 and not click.ephemeral  # public progress, like /wanedit
+    again = await w.result_message(w.bob, since=since)
+    assert again["channel_id"] == result["channel_id"]  # in the same thread
+    assert task_inputs(w.emu, 2) == task_inputs(w.emu, 1)
+    assert task_prompt(w.emu, 2) == "make it blue"
+    first, second = task_parameters(w.emu, 1), task_parameters(w.emu, 2)
+    assert second["n"] == 2 and second["seed"] != first["seed"]
+    await settled_to(w, w.bob.id, 2)
+    assert await usage(w, w.alice.id) == (2, 0)
+    job = await w.bots[-1].store.get_job(job_id(again))
+    assert job is not None and job.source == "reroll" and job.user_id == w.bob.id
+
+
+async def test_reroll_whose_inputs_are_gone_explains_and_charges_nothing(
+    bot_world: World,
+) -> None:
+    w = bot_world
+    result = await first_result(w, w.alice)
+    await settled_to(w, w.alice.id, 1)
+    w.fd.advance_cdn_clock(3 * 86400)  # the slash command's attachment URL has expired
+    click = await w.fd.click(
+        int(result["channel_id"]), w.bob, result, f"wan:reroll:{job_id(result)}"
+    )
+    text = await told_privately(click)
+    assert "no longer available" in text and "Nothing was charged" in text
+    assert w.emu.created_count == 1
+    assert await usage(w, w.bob.id) == (0, 0)
+
+
+async def menu_result(w: World, source: dict[str, Any]) -> dict[str, Any]:
+    """Alice's result of Edit with Wan on `source`."""
+    menu = await w.fd.context_menu(
+        w.guild, w.channel, w.alice, "Edit with Wan", target_message=source
+    )
+    await menu.wait_response()
+    since = w.fd.mark()
+    await w.fd.submit_modal(w.channel, w.alice, menu.modal["custom_id"], {"prompt": "gold"})
+    result = await w.result_message(w.alice, since=since)
+    await settled_to(w, w.alice.id, 1)
+    return result
+
+
+async def test_reroll_fetches_fresh_urls_or_says_the_source_is_gone(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    async with world_with_intent(tmp_path, emulator) as w:
+        source = await w.fd.post_user_message(w.channel, w.bob, "", attachments=[("a.png", png())])
+        result = await menu_result(w, source)
+        j = job_id(result)
+        # Days later the stored URL has expired; the source message gives a fresh one.
+        w.fd.advance_cdn_clock(3 * 86400)
+        since = w.fd.mark()
+        ok = await w.fd.click(int(result["channel_id"]), w.bob, result, f"wan:reroll:{j}")
+        await ok.wait_response()
+        await w.result_message(w.bob, since=since)
+        assert task_inputs(w.emu, 2) == task_inputs(w.emu, 1)
+        await settled_to(w, w.bob.id, 1)
+        await w.fd.delete_user_message(source)
+        gone = await w.fd.click(int(result["channel_id"]), w.bob, result, f"wan:reroll:{j}")
+        text = await told_privately(gone)
+        assert "gone" in text and "Nothing was charged" in text
+        assert w.emu.created_count == 2
+
+
+async def test_reroll_of_someone_elses_expired_image_without_the_intent_explains(
+    bot_world: World,
+) -> None:
+    w = bot_world
+    source = await w.fd.post_user_message(w.channel, w.bob, "", attachments=[("a.png", png())])
+    result = await menu_result(w, source)
+    # Without Message Content the bot can't re-read bob's message for a fresh URL.
+    w.fd.advance_cdn_clock(3 * 86400)
+    click = await w.fd.click(
+        int(result["channel_id"]), w.bob, result, f"wan:reroll:{job_id(result)}"
+    )
+    text = await told_privately(click)
+    assert "Edit with Wan" in text and "Nothing was charged" in text
+    assert w.emu.created_count == 1
+
+
+async def test_edit_button_edits_the_chosen_image_of_the_result(bot_world: World) -> None:
+    w = bot_world
+    result = await first_result(w, w.alice, "two cats", count=2)
+    j = job_id(result)
+    since = w.fd.mark()
+    submit = await click_modal(w, result, w.bob, f"wan:edit:{j}:2", {"prompt": "add a hat"})
+    await submit.wait_response()
+    edited = await w.result_message(w.bob, since=since)
+    assert edited["channel_id"] == result["channel_id"]
+    assert f"Edited from: job #{j} image 2" in embed_text(edited)
+    assert task_inputs(w.emu, 2) == [w.fd.files(result)[1][1]]
+    assert task_prompt(w.emu, 2) == "add a hat"
+    await settled_to(w, w.bob.id, 1)
+
+
+async def test_delete_is_for_the_requester_and_moderators_only(bot_world: World) -> None:
+    w = bot_world
+    moderator = w.fd.add_user("mod")
+    w.fd.add_member(w.guild, moderator, permissions=MANAGE_MESSAGES)
+    mine = await first_result(w, w.alice, "first")
+    channel = int(mine["channel_id"])
+    stranger = await w.fd.click(channel, w.bob, mine, f"wan:delete:{job_id(mine)}")
+    assert "Only the member" in await told_privately(stranger)
+    assert w.fd.message(mine["id"]) is not None
+    owner = await w.fd.click(channel, w.alice, mine, f"wan:delete:{job_id(mine)}")
+    assert "Deleted" in await told_privately(owner)
+    assert w.fd.message(mine["id"]) is None
+    other = await first_result(w, w.alice, "second")
+    by_mod = await w.fd.click(
+        int(other["channel_id"]), moderator, other, f"wan:delete:{job_id(other)}"
+    )
+    assert "Deleted" in await told_privately(by_mod)
+    assert w.fd.message(other["id"]) is None
+
+
+async def test_clicks_by_a_user_without_quota_spend_nothing(bot_world: World) -> None:
+    w = bot_world
+    result = await first_result(w, w.alice)
+    await settled_to(w, w.alice.id, 1)
+    await w.bots[-1].store.set_user_limit(w.guild.id, w.admin.id, w.bob.id, 0)
+    j = job_id(result)
+    reroll = await w.fd.click(int(result["channel_id"]), w.bob, result, f"wan:reroll:{j}")
+    assert "Nothing was charged" in await told_privately(reroll)
+    edit = await click_modal(w, result, w.bob, f"wan:edit:{j}", {"prompt": "red"})
+    assert "Nothing was charged" in await told_privately(edit)
+    assert w.emu.created_count == 1
+    assert await usage(w, w.bob.id) == (0, 0)
+
+
+async def test_buttons_work_after_a_restart(world: World) -> None:
+    w = world
+    first = await w.start_bot()
+    result = await first_result(w, w.alice, "before the restart")
+    await settled_to(w, w.alice.id, 1)
+    await w.stop_bot(first)
+    await w.start_bot()
+    j = job_id(result)
+    since = w.fd.mark()
+    click = await w.fd.click(int(result["channel_id"]), w.bob, result, f"wan:reroll:{j}")
+    await click.wait_response()
+    rerolled = await w.result_message(w.bob, since=since)
+    assert task_prompt(w.emu, 2) == "before the restart"
+    since = w.fd.mark()
+    await click_modal(w, result, w.users[2], f"wan:edit:{j}", {"prompt": "after the restart"})
+    edited = await w.result_message(w.users[2], since=since)
+    assert f"Edited from: job #{j} image 1" in embed_text(edited)
+    assert rerolled["id"] != edited["id"]
