@@ -112,6 +112,7 @@ class JobRunner:
         max_concurrent: int = 5,
         max_jobs_per_user: int = 2,
         delivery_attempts: int = 3,
+        create_attempts: int = 4,
         retry_delay: float = 2.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -121,6 +122,7 @@ class JobRunner:
         self.max_concurrent = max_concurrent
         self.max_jobs_per_user = max_jobs_per_user
         self.delivery_attempts = delivery_attempts
+        self.create_attempts = create_attempts
         self.retry_delay = retry_delay
         self._clock = clock
         self._queue: deque[int] = deque()
@@ -176,16 +178,33 @@ class JobRunner:
 
     # ---- requests ---------------------------------------------------------------------------
 
+    async def precheck(self, scope: int, user: int, count: int) -> None:
+        """Refuse early (before any download) what `submit` would refuse; reserves nothing."""
+        active = await self.store.active_job_count(user)
+        if active >= self.max_jobs_per_user:
+            raise self._busy(active)
+        status = await self.store.quota_status(scope, user)
+        if status.blocked or status.remaining < count:
+            # The store words refusals; ask it by trying, and hand back anything it granted.
+            try:
+                reservation = await self.store.reserve(scope, user, count)
+            except QuotaRefused as refusal:
+                raise JobRefused(f"{refusal} {NOTHING_CHARGED}", refusal.reason) from None
+            await self.store.release(reservation.id)
+
+    def _busy(self, active: int) -> JobRefused:
+        return JobRefused(
+            f"You already have {active} job(s) queued or running (the limit is "
+            f"{self.max_jobs_per_user}). Wait for one to finish. {NOTHING_CHARGED}",
+            "busy",
+        )
+
     async def submit(self, spec: JobSpec, images: list[CheckedImage]) -> Job:
         """Reserve quota, store the job and queue it. Raises `JobRefused` with nothing spent."""
         async with self._user_locks[spec.user_id]:
             active = await self.store.active_job_count(spec.user_id)
             if active >= self.max_jobs_per_user:
-                raise JobRefused(
-                    f"You already have {active} job(s) queued or running (the limit is "
-                    f"{self.max_jobs_per_user}). Wait for one to finish. {NOTHING_CHARGED}",
-                    "busy",
-                )
+                raise self._busy(active)
             try:
                 reservation = await self.store.reserve(spec.scope, spec.user_id, spec.count)
             except QuotaRefused as refusal:
@@ -328,12 +347,30 @@ class JobRunner:
             prompt_extend=options.get("prompt_extend", True),
             watermark=options.get("watermark", False),
         )
-        try:
-            created = await self.wan.create_task(request)
-        except WanError as err:
-            log.warning("job %d: create failed: %s (request %s)", job.id, err.code, err.request_id)
-            await self._fail(job, f"{err.user_message} {NOTHING_CHARGED}", err.code)
-            return None
+        for attempt in range(1, self.create_attempts + 1):
+            try:
+                created = await self.wan.create_task(request)
+                break
+            except WanError as err:
+                log.warning(
+                    "job %d: create failed: %s (request %s, attempt %d)",
+                    job.id,
+                    err.code,
+                    err.request_id,
+                    attempt,
+                )
+                # The client already retried quickly. A throttled or failed create made no task, so it
+                # is safe to try again later; an unknown outcome (no answer) is never retried.
+                if (
+                    not err.retryable
+                    or err.code == "CreateOutcomeUnknown"
+                    or attempt == self.create_attempts
+                ):
+                    await self._fail(job, f"{err.user_message} {NOTHING_CHARGED}", err.code)
+                    return None
+                await self.store.update_job(job.id, state=JobState.QUEUED)
+                await asyncio.sleep(self.retry_delay * 2 ** (attempt - 1))
+                await self.store.update_job(job.id, state=JobState.SUBMITTED)
         await self.store.set_task_id(job.id, created.task_id)
         log.info("job %d: Wan task %s created", job.id, created.task_id)
         job = await self.store.get_job(job.id)

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import discord
 
 from bot.images import CheckedImage, ImageRejected
 from bot.jobs import JobRefused, JobSpec
+from bot.store import Job
 from cogs import inputs
 
 if TYPE_CHECKING:
@@ -78,16 +80,65 @@ def scope_of(guild_id: int | None) -> int:
     return guild_id or 0
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where a request was made: the message its job reports on, and the token if it was an interaction."""
+
+    guild_id: int | None
+    channel_id: int
+    thread_id: int | None
+    user_id: int
+    message_id: int
+    upload_limit: int | None = None
+    application_id: int | None = None
+    interaction_token: str | None = None
+    token_expires_at: datetime | None = None
+
+
+def job_spec(options: EditOptions, place: Place, described: list[dict]) -> JobSpec:
+    """The runner's view of a checked request, whichever way it arrived."""
+    extra = dict(options.extra)
+    extra["upload_limit"] = place.upload_limit
+    return JobSpec(
+        scope=scope_of(place.guild_id),
+        guild_id=place.guild_id,
+        channel_id=place.channel_id,
+        thread_id=place.thread_id,
+        user_id=place.user_id,
+        source=options.source,
+        prompt=options.prompt,
+        count=options.count,
+        negative_prompt=options.negative_prompt,
+        seed=options.seed,
+        watermark=options.watermark,
+        prompt_extend=options.prompt_extend,
+        inputs=described,
+        message_id=place.message_id,
+        application_id=place.application_id,
+        interaction_token=place.interaction_token,
+        token_expires_at=place.token_expires_at,
+        parent_job_id=options.parent_job_id,
+        parent_index=options.parent_index,
+        extra=extra,
+    )
+
+
 async def refuse(interaction: discord.Interaction[WanBot], text: str) -> None:
     """Tell the user `text` privately, replacing the public 'thinking…' if we had deferred."""
     if not interaction.response.is_done():
         await interaction.response.send_message(text, ephemeral=True)
         return
+    # After a public deferral the first follow-up would replace the public "thinking…" message, so
+    # resolve that first, tell the user privately, then remove the public placeholder.
+    try:
+        await interaction.edit_original_response(content="Request not accepted.", embed=None, view=None)
+    except discord.HTTPException:
+        pass
+    await interaction.followup.send(text, ephemeral=True)
     try:
         await interaction.delete_original_response()
     except discord.HTTPException:
         pass
-    await interaction.followup.send(text, ephemeral=True)
 
 
 async def start_job(
@@ -98,60 +149,90 @@ async def start_job(
     source_message: discord.Message | None = None,
     images: list[CheckedImage] | None = None,
     described: list[dict] | None = None,
+    loader: Callable[[], Awaitable[tuple[list[CheckedImage], list[dict]]]] | None = None,
 ) -> int | None:
     """Validate, reserve and queue one edit for this interaction; return the job id or None if refused.
 
-    Either `attachments` (downloaded and checked here) or already checked `images` with their
-    `described` input rows (a button reusing a stored job) are given.
+    Either `attachments` (downloaded and checked here), or already checked `images` with their
+    `described` input rows, or a `loader` returning both (run after the deferral; a button rebuilding
+    a stored job's inputs; it raises `ImageRejected` when they are gone) is given.
     """
     bot = interaction.client
     try:
         check_options(options)
-        if images is None:
+        if images is None and loader is None:
             inputs.precheck(attachments)
+        # Quota and the per-user cap answer before the deferral, so their refusal is private.
+        await bot.runner.precheck(scope_of(interaction.guild_id), interaction.user.id, options.count)
     except (RequestRejected, ImageRejected) as err:
         await refuse(interaction, f"{err} Nothing was charged.")
+        return None
+    except JobRefused as err:
+        await refuse(interaction, str(err))
         return None
     if not interaction.response.is_done():
         await interaction.response.defer(thinking=True)
     try:
-        if images is None:
+        if images is None and loader is not None:
+            images, described = await loader()
+        elif images is None:
             images = await inputs.load(attachments)
             described = inputs.describe(attachments, images, source_message)
     except ImageRejected as err:
         await refuse(interaction, f"{err} Nothing was charged.")
         return None
     response = await interaction.original_response()
-    channel = interaction.channel
-    in_thread = isinstance(channel, discord.Thread)
-    extra = dict(options.extra)
-    extra["upload_limit"] = interaction.filesize_limit
-    spec = JobSpec(
-        scope=scope_of(interaction.guild_id),
+    in_thread = isinstance(interaction.channel, discord.Thread)
+    place = Place(
         guild_id=interaction.guild_id,
         channel_id=interaction.channel_id or response.channel.id,
         thread_id=interaction.channel_id if in_thread else None,
         user_id=interaction.user.id,
-        source=options.source,
-        prompt=options.prompt,
-        count=options.count,
-        negative_prompt=options.negative_prompt,
-        seed=options.seed,
-        watermark=options.watermark,
-        prompt_extend=options.prompt_extend,
-        inputs=described or [],
         message_id=response.id,
+        upload_limit=interaction.filesize_limit,
         application_id=interaction.application_id,
         interaction_token=interaction.token,
         token_expires_at=interaction.expires_at,
-        parent_job_id=options.parent_job_id,
-        parent_index=options.parent_index,
-        extra=extra,
     )
     try:
-        job = await bot.runner.submit(spec, images)
+        job = await bot.runner.submit(job_spec(options, place, described or []), images)
     except JobRefused as err:
         await refuse(interaction, str(err))
         return None
     interaction.extras["job_id"] = job.id
     return job.id
+
+
+async def start_message_job(
+    bot: WanBot,
+    message: discord.Message,
+    options: EditOptions,
+    attachments: Sequence[discord.Attachment],
+    sources: Sequence[discord.Message],
+) -> Job:
+    """The same flow for a plain message (a reply edit): checks, quota, download, decode, queue.
+
+    `sources[i]` is the message `attachments[i]` came from. Raises `RequestRejected` or
+    `ImageRejected` (bad input) or `JobRefused` (quota, per-user cap), always with nothing spent;
+    the caller words the answer. The job reports on `message` (reactions, then a reply).
+    """
+    check_options(options)
+    inputs.precheck(attachments)
+    guild_id = message.guild.id if message.guild is not None else None
+    await bot.runner.precheck(scope_of(guild_id), message.author.id, options.count)
+    images = await inputs.load(attachments)
+    described = [
+        row
+        for attachment, image, source in zip(attachments, images, sources, strict=True)
+        for row in inputs.describe([attachment], [image], source)
+    ]
+    in_thread = isinstance(message.channel, discord.Thread)
+    place = Place(
+        guild_id=guild_id,
+        channel_id=message.channel.id,
+        thread_id=message.channel.id if in_thread else None,
+        user_id=message.author.id,
+        message_id=message.id,
+        upload_limit=message.guild.filesize_limit if message.guild is not None else None,
+    )
+    return await bot.runner.submit(job_spec(options, place, described), images)

@@ -2,7 +2,34 @@
 
 from __future__ import annotations
 
-from tests.harness import World, embed_text, wait_until
+import asyncio
+import base64
+import io
+
+from PIL import Image
+
+from bot.sandbox import FaultRule
+from tests.harness import World, embed_text, png, wait_until
+
+
+async def usage(w: World, user_id: int, scope: int | None = None) -> tuple[int, int]:
+    status = await w.bots[-1].store.quota_status(w.guild.id if scope is None else scope, user_id)
+    return status.used, status.held
+
+
+async def settled_to(w: World, user_id: int, used: int, scope: int | None = None) -> None:
+    async def check() -> bool:
+        return await usage(w, user_id, scope) == (used, 0)
+
+    await wait_until(check)
+
+
+def private_text(ix) -> str:
+    """What the user was told privately (ephemeral messages only)."""
+    parts = [m.get("content") or "" for m in ix.messages if m.get("flags", 0) & 64]
+    if ix.response_type == 4 and ix.ephemeral and ix.response_data:
+        parts.append(ix.response_data.get("content") or "")
+    return "\n".join(parts)
 
 
 async def test_one_image_round_trip(bot_world: World) -> None:
@@ -14,11 +41,257 @@ async def test_one_image_round_trip(bot_world: World) -> None:
     files = w.fd.files(result)
     assert len(files) == 1 and files[0][1][:8] == b"\x89PNG\r\n\x1a\n"
     text = embed_text(result)
-    assert "make the sky stormy" in text and "Seed" in text
-    store = w.bots[0].store
+    assert "make the sky stormy" in text and "Seed" in text and "images left today: 9" in text
+    # Delivered in a thread made from the response message, named from the prompt.
+    thread = next(t for t in w.fd.threads if t.id == int(result["channel_id"]))
+    assert thread.name.startswith("make the sky stormy")
+    await settled_to(w, w.alice.id, 1)
+    done = await ix.wait_original(lambda m: "Done" in embed_text(m))
+    assert "Done" in embed_text(done)
 
-    async def settled() -> bool:
-        status = await store.quota_status(w.guild.id, w.alice.id)
-        return status.used == 1 and status.held == 0
 
-    await wait_until(settled)
+async def test_three_images_keep_their_order(bot_world: World) -> None:
+    w = bot_world
+    inputs = [png(400, 400, (255, 0, 0)), png(500, 400, (0, 255, 0)), png(600, 400, (0, 0, 255))]
+    await w.wanedit(w.alice, "put the clock from image 1 next to the vase in image 2", inputs)
+    await w.result_message(w.alice)
+    (task,) = w.emu.tasks.values()
+    sent = task.request["input"]["images"]
+    assert [base64.b64decode(s.split(",", 1)[1]) for s in sent] == inputs
+    assert task.request["parameters"]["n"] == 1
+
+
+async def test_count_four_gives_four_files_and_charges_four(bot_world: World) -> None:
+    w = bot_world
+    await w.wanedit(w.alice, "four variations", count=4, seed=42)
+    result = await w.result_message(w.alice)
+    assert len(w.fd.files(result)) == 4
+    (task,) = w.emu.tasks.values()
+    assert task.request["parameters"]["n"] == 4 and task.request["parameters"]["seed"] == 42
+    await settled_to(w, w.alice.id, 4)
+    assert "Seed: 42" in embed_text(result)
+
+
+async def test_partial_failure_is_charged_for_what_was_generated(bot_world: World) -> None:
+    w = bot_world
+    w.emu.add_fault(FaultRule(op="task", partial_failures=1))
+    await w.wanedit(w.alice, "two please", count=2)
+    result = await w.result_message(w.alice)
+    assert len(w.fd.files(result)) == 1
+    assert "1 of 2" in embed_text(result)
+    await settled_to(w, w.alice.id, 1)
+
+
+async def test_quota_refusal_creates_no_task_and_says_why(bot_world: World) -> None:
+    w = bot_world
+    await w.bots[0].store.set_user_limit(w.guild.id, w.admin.id, w.alice.id, 2)
+    ix = await w.wanedit(w.alice, "too many", count=3)
+    await ix.wait_for(private_text)
+    text = private_text(ix)
+    assert "<t:" in text and "Nothing was charged" in text and "2" in text
+    assert w.emu.created_count == 0
+    assert await usage(w, w.alice.id) == (0, 0)
+
+
+async def test_bad_inputs_are_refused_before_anything_is_spent(bot_world: World) -> None:
+    w = bot_world
+    gif = io.BytesIO()
+    Image.new("RGB", (500, 500)).save(gif, "GIF")
+    cases = [
+        (w.upload(b"\x89PNG\r\n\x1a\nbroken", "broken.png"), "corrupt"),
+        (w.upload(gif.getvalue(), "anim.gif", "image/gif"), "GIF"),
+        (w.upload(png(100, 100), "tiny.png"), "384"),
+        (w.upload(b"<svg></svg>", "logo.svg", "image/svg+xml"), "SVG"),
+        (w.upload(b"\0" * (10 * 1024 * 1024 + 1), "huge.png"), "10 MB"),
+    ]
+    for upload, needle in cases:
+        ix = await w.wanedit(w.alice, "edit this", [upload])
+        await ix.wait_for(private_text)
+        text = private_text(ix)
+        assert needle in text and "Nothing was charged" in text, text
+    ix = await w.wanedit(w.alice, "   ")
+    await ix.wait_for(private_text)
+    assert "prompt" in private_text(ix)
+    assert w.emu.created_count == 0
+    assert await usage(w, w.alice.id) == (0, 0)
+
+
+async def test_failed_task_is_refunded_with_a_plain_message(bot_world: World) -> None:
+    w = bot_world
+    w.emu.add_fault(FaultRule(op="task", task_code="DataInspectionFailed"))
+    ix = await w.wanedit(w.alice, "something Wan refuses")
+    original = await ix.wait_original(lambda m: "No result" in embed_text(m))
+    text = embed_text(original)
+    assert "Nothing was charged" in text and "content filter" in text
+    await settled_to(w, w.alice.id, 0)
+
+
+async def test_cancel_while_waiting_in_our_queue(world: World) -> None:
+    w = world
+    await w.start_bot(WAN_MAX_CONCURRENT_TASKS="1")
+    w.emu.add_fault(FaultRule(op="task", running_seconds=3))
+    first = await w.wanedit(w.bob, "slow one")
+    await w.emu.wait_for_task_count(1, timeout=5)
+    second = await w.wanedit(w.alice, "queued one")
+    queued = await second.wait_original(lambda m: "Queued" in embed_text(m))
+    assert "position #1" in embed_text(queued)
+    button = queued["components"][0]["components"][0]
+    assert button["custom_id"].startswith("wan:cancel:")
+    click = await w.fd.click(w.channel, w.alice, queued, button["custom_id"])
+    await click.wait_for(private_text)
+    assert "Cancelled" in private_text(click)
+    await settled_to(w, w.alice.id, 0)
+    assert w.emu.created_count == 1  # the cancelled job never reached Wan
+    assert first is not None
+
+
+async def test_cancel_while_pending_at_wan(world: World) -> None:
+    w = world
+    w.emu.config.max_running = 1
+    await w.start_bot()
+    w.emu.add_fault(FaultRule(op="task", running_seconds=3))
+    await w.wanedit(w.bob, "occupies the only slot")
+    ix = await w.wanedit(w.alice, "waits pending")
+    pending = await ix.wait_original(lambda m: "waiting for a free slot" in embed_text(m))
+    button = pending["components"][0]["components"][0]
+    # Someone else may not cancel it.
+    stranger = await w.fd.click(w.channel, w.users[2], pending, button["custom_id"])
+    await stranger.wait_for(private_text)
+    assert "Only the member" in private_text(stranger)
+    click = await w.fd.click(w.channel, w.alice, pending, button["custom_id"])
+    await click.wait_for(private_text)
+    await ix.wait_original(lambda m: "Cancelled" in embed_text(m))
+    await settled_to(w, w.alice.id, 0)
+    assert [t.status.value for t in w.emu.tasks.values()].count("CANCELED") == 1
+
+
+async def test_throttled_create_is_retried_and_makes_one_task(bot_world: World) -> None:
+    w = bot_world
+    w.emu.add_fault(FaultRule(op="create", status=429, code="Throttling.RateQuota", times=2))
+    await w.wanedit(w.alice, "after two 429s")
+    await w.result_message(w.alice)
+    assert w.emu.created_count == 1
+    await settled_to(w, w.alice.id, 1)
+
+
+async def test_restart_while_the_task_runs_delivers_and_charges_once(world: World) -> None:
+    w = world
+    first = await w.start_bot()
+    w.emu.add_fault(FaultRule(op="task", running_seconds=1.5))
+    await w.wanedit(w.alice, "survive a restart")
+    await wait_until(lambda: any(t.status.value == "RUNNING" for t in w.emu.tasks.values()))
+    await w.stop_bot(first)
+    assert w.results_for(w.alice) == []
+    await w.start_bot()
+    await w.result_message(w.alice)
+    await settled_to(w, w.alice.id, 1)
+    assert len(w.results_for(w.alice)) == 1
+    assert w.emu.created_count == 1
+
+
+async def test_twenty_users_at_once(bot_world: World) -> None:
+    w = bot_world
+    users = [w.add_member(f"user{i}") for i in range(20)]
+    await asyncio.gather(*(w.wanedit(u, f"edit number {i}") for i, u in enumerate(users)))
+    await wait_until(lambda: all(w.results_for(u) for u in users), timeout=60)
+    for user in users:
+        await settled_to(w, user.id, 1)
+        assert len(w.results_for(user)) == 1
+    assert w.emu.created_count == 20
+    # Creates are paced to the account's 5 per second, so none was throttled.
+    assert not [r for r in w.emu.request_log if r[3] == 429]
+
+
+async def test_per_user_job_cap(world: World) -> None:
+    w = world
+    await w.start_bot(WAN_MAX_JOBS_PER_USER="1")
+    w.emu.add_fault(FaultRule(op="task", running_seconds=2))
+    await w.wanedit(w.alice, "first")
+    await w.emu.wait_for_task_count(1, timeout=5)
+    ix = await w.wanedit(w.alice, "second")
+    await ix.wait_for(private_text)
+    assert "limit is 1" in private_text(ix)
+    assert w.emu.created_count == 1
+
+
+async def test_no_thread_permission_falls_back_to_the_channel(bot_world: World) -> None:
+    w = bot_world
+    w.fd.set_bot_permissions(w.guild, deny=1 << 35)  # CREATE_PUBLIC_THREADS
+    await w.wanedit(w.alice, "no threads here")
+    result = await w.result_message(w.alice)
+    assert int(result["channel_id"]) == w.channel.id
+
+
+async def test_used_in_a_thread_delivers_in_that_thread(bot_world: World) -> None:
+    w = bot_world
+    thread = w.fd.add_thread(w.channel, "my thread", owner=w.alice)
+    await w.wanedit(w.alice, "in a thread", channel=thread)
+    result = await w.result_message(w.alice)
+    assert int(result["channel_id"]) == thread.id
+
+
+async def test_used_in_a_dm(bot_world: World) -> None:
+    w = bot_world
+    dm = w.fd.dm_channel(w.alice)
+    files = [w.upload()]
+    ix = await w.fd.slash(None, dm, w.alice, "wanedit", {"prompt": "in private", "image": files[0]})
+    await ix.wait_response()
+    result = await w.result_message(w.alice)
+    assert int(result["channel_id"]) == dm.id
+    await settled_to(w, w.alice.id, 1, scope=0)
+
+
+async def test_big_result_is_reencoded_to_fit_the_upload_limit(world: World) -> None:
+    w = world
+    guild = w.fd.add_guild("Small uploads", owner=w.admin, upload_limit=30_000)
+    channel = w.fd.add_text_channel(guild, "general")
+    w.fd.add_member(guild, w.alice, permissions=0)
+    await w.start_bot()
+    noisy = Image.effect_noise((800, 800), 100).convert("RGB")
+    out = io.BytesIO()
+    noisy.save(out, "PNG")
+    await w.wanedit(w.alice, "keep it", [out.getvalue()], channel=channel, guild=guild)
+    result = await w.result_message(w.alice)
+    ((name, data),) = w.fd.files(result)
+    assert len(data) <= 30_000 and name.endswith(".webp")
+
+
+async def test_delivery_after_the_interaction_token_expired(bot_world: World) -> None:
+    w = bot_world
+    w.emu.add_fault(FaultRule(op="task", running_seconds=0.5))
+    ix = await w.wanedit(w.alice, "long job")
+    await w.emu.wait_for_task_count(1, timeout=5)
+    w.fd.set_interaction_token_expired(ix)
+    result = await w.result_message(w.alice)
+    assert w.fd.files(result)
+
+
+async def test_commands_sync_only_when_changed(world: World) -> None:
+    w = world
+    first = await w.start_bot()
+    assert w.fd.command_sync_count == 1
+    names = {c["name"] for c in w.fd.commands()}
+    assert "wanedit" in names
+    options = next(c for c in w.fd.commands() if c["name"] == "wanedit")["options"]
+    assert [o["name"] for o in options] == [
+        "prompt",
+        "image",
+        "image2",
+        "image3",
+        "negative_prompt",
+        "count",
+        "seed",
+        "watermark",
+        "prompt_extend",
+    ]
+    await w.stop_bot(first)
+    await w.start_bot()
+    assert w.fd.command_sync_count == 1
+
+
+async def test_intents_are_minimal_without_message_content(bot_world: World) -> None:
+    w = bot_world
+    intents = w.fd.identify_payloads[-1]["d"]["intents"]
+    assert intents & (1 << 15) == 0  # no MESSAGE_CONTENT
+    assert intents & (1 << 1) == 0  # no GUILD_MEMBERS
+    assert w.bots[0].invite_url and "applications.commands" in w.bots[0].invite_url
