@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import discord
+
 from bot.sandbox import Emulator
 from tests.fake_discord.constants import MANAGE_MESSAGES
 from tests.harness import World, embed_text, png
@@ -210,3 +212,23 @@ async def test_buttons_work_after_a_restart(world: World) -> None:
     edited = await w.result_message(w.users[2], since=since)
     assert f"Edited from: job #{j} image 1" in embed_text(edited)
     assert rerolled["id"] != edited["id"]
+
+
+async def test_unloading_the_cogs_removes_menu_buttons_and_handlers(bot_world: World) -> None:
+    w = bot_world
+    bot = w.bots[-1]
+    job = await first_result(w, w.alice)
+    stored = await bot.store.get_job(job_id(job))
+    assert stored is not None and bot.result_view(stored, 1) is not None
+    await bot.unload_extension("cogs.results")
+    await bot.unload_extension("cogs.menu")
+    assert bot.result_view(stored, 1) is None
+    assert "Edit with Wan" not in [
+        c.name for c in bot.tree.get_commands(type=discord.AppCommandType.message)
+    ]
+    await bot.load_extension("cogs.results")
+    await bot.load_extension("cogs.menu")
+    assert bot.result_view(stored, 1) is not None
+    assert "Edit with Wan" in [
+        c.name for c in bot.tree.get_commands(type=discord.AppCommandType.message)
+    ]
