@@ -22,7 +22,14 @@ from bot.wan import WanClient
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS: tuple[str, ...] = ("cogs.errors", "cogs.wanedit", "cogs.quota")
+EXTENSIONS: tuple[str, ...] = (
+    "cogs.errors",
+    "cogs.wanedit",
+    "cogs.quota",
+    "cogs.results",
+    "cogs.menu",
+    "cogs.replies",
+)
 
 # Exactly what the bot uses: post results and threads, react on reply requests, read the message a
 # reply points to (for its images), and attach files and embeds.
