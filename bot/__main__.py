@@ -8,8 +8,12 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
+from pathlib import PurePath
+from typing import Any
+
+import discord
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import setup_logging
@@ -17,6 +21,8 @@ from bot.logs import setup_logging
 log = logging.getLogger("bot")
 
 SANDBOX_KEY = "sk-sandbox"
+SANDBOX_STATUS = "Sandbox mode: test results, not made by Wan"
+SQLITE_PREFIX = "sqlite:///"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -38,27 +44,65 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def sandbox_database_url(url: str) -> str:
+    """The sandbox's own database next to the real one: `sqlite:///wanbot.db` -> `wanbot.sandbox.db`.
+
+    Kept apart so sandbox jobs are never resumed against the real DashScope (nor real jobs against
+    the emulator, which would lose their paid results), and sandbox usage never counts today.
+    """
+    path = PurePath(url.removeprefix(SQLITE_PREFIX))
+    if path.name == ":memory:" or ".sandbox" in path.suffixes:
+        return url
+    name = f"{path.stem}.sandbox{path.suffix}" if path.suffix else f"{path.name}.sandbox"
+    return SQLITE_PREFIX + str(path.with_name(name))
+
+
+@contextlib.asynccontextmanager
+async def sandboxed(settings: Settings) -> AsyncIterator[Settings]:
+    """Start the Wan emulator in this process; yield the settings pointed at it."""
+    from bot.sandbox import Emulator, EmulatorConfig
+
+    # Realistic-looking timings for people trying the bot (the real service takes 30-120 s);
+    # `[slow:SECONDS]` in a prompt changes one task's time.
+    emulator = Emulator(
+        EmulatorConfig(api_keys={SANDBOX_KEY}, pending_seconds=1.0, running_seconds=6.0)
+    )
+    await emulator.start()
+    try:
+        yield replace(
+            settings,
+            dashscope_api_key=SANDBOX_KEY,
+            dashscope_base_url=emulator.base_url,
+            database_url=sandbox_database_url(settings.database_url),
+        )
+    finally:
+        await emulator.close()
+
+
 async def run_bot(settings: Settings, *, sandbox: bool, sync_only: bool) -> int:
     """Start the bot (with the emulator in sandbox mode) and run until closed or signalled."""
+    async with contextlib.AsyncExitStack() as stack:
+        options: dict[str, Any] = {}
+        if sandbox:
+            settings = await stack.enter_async_context(sandboxed(settings))
+            log.warning(
+                "SANDBOX MODE: results come from the local Wan emulator at %s, not from Wan; "
+                "nothing is billed. Sandbox jobs and quotas are kept in %s.",
+                settings.dashscope_base_url,
+                settings.database_url,
+            )
+            # Members see it too: the bot's status says so, and every result's footer.
+            options["activity"] = discord.CustomActivity(name=SANDBOX_STATUS)
+        return await _run(settings, sandbox=sandbox, sync_only=sync_only, options=options)
+    raise AssertionError("unreachable")
+
+
+async def _run(
+    settings: Settings, *, sandbox: bool, sync_only: bool, options: dict[str, Any]
+) -> int:
     from bot.app import WanBot
 
-    emulator = None
-    if sandbox:
-        from bot.sandbox import Emulator, EmulatorConfig
-
-        emulator = Emulator(
-            EmulatorConfig(api_keys={SANDBOX_KEY}, pending_seconds=1.0, running_seconds=6.0)
-        )
-        await emulator.start()
-        settings = replace(
-            settings, dashscope_api_key=SANDBOX_KEY, dashscope_base_url=emulator.base_url
-        )
-        log.warning(
-            "SANDBOX MODE: results come from the local Wan emulator at %s; nothing is billed",
-            emulator.base_url,
-        )
-
-    bot = WanBot(settings, sandbox=sandbox, sync_only=sync_only)
+    bot = WanBot(settings, sandbox=sandbox, sync_only=sync_only, **options)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
@@ -80,10 +124,16 @@ async def run_bot(settings: Settings, *, sandbox: bool, sync_only: bool) -> int:
             raise
         log.error("%s", text)
         return 1
-    finally:
-        if emulator is not None:
-            await emulator.close()
     return 0
+
+
+async def run_check(settings: Settings, *, sandbox: bool) -> int:
+    from bot.check import run_check as check
+
+    if not sandbox:
+        return await check(settings)
+    async with sandboxed(settings) as sandbox_settings:
+        return await check(sandbox_settings, sandbox=True)
 
 
 async def _shutdown(bot: object, sig: signal.Signals) -> None:
@@ -93,15 +143,21 @@ async def _shutdown(bot: object, sig: signal.Signals) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    check = args.command == "check"
     try:
-        settings = load_settings(require_api_key=not args.sandbox and args.command != "check")
+        # `check` reports a missing token or key as one of its lines instead of stopping here.
+        settings = load_settings(
+            require_discord=not check, require_api_key=not args.sandbox and not check
+        )
     except ConfigError as err:
+        if check:
+            from bot.check import report_config_error
+
+            return report_config_error(err)
         print(f"wanbot: {err}", file=sys.stderr)
         return 2
     setup_logging(settings)
-    if args.command == "check":
-        from bot.check import run_check
-
+    if check:
         return asyncio.run(run_check(settings, sandbox=args.sandbox))
     return asyncio.run(run_bot(settings, sandbox=args.sandbox, sync_only=args.command == "sync"))
 
