@@ -18,7 +18,8 @@ pytest_plugins = ["tests.fake_discord.fixtures"]
 
 PNG_1x1 = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
-    "0000000d49444154789c6360f8cf000000030101009a5a0b8f0000000049454e44ae426082")
+    "0000000d49444154789c6360f8cf000000030101009a5a0b8f0000000049454e44ae426082"
+)
 
 
 def make_client(**intents: bool) -> discord.Client:
@@ -61,12 +62,13 @@ async def test_wrong_token_fails_login(discord_endpoints: FakeDiscord) -> None:
 
 
 async def test_gateway_closes_4004_on_a_wrong_identify_token(fake_discord: FakeDiscord) -> None:
-    async with aiohttp.ClientSession() as session, \
-            session.ws_connect(fake_discord.gateway_url + "?v=10&encoding=json") as ws:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(fake_discord.gateway_url + "?v=10&encoding=json") as ws,
+    ):
         hello = await ws.receive_json(timeout=5)
         assert hello["op"] == 10 and hello["d"]["heartbeat_interval"] > 0
-        await ws.send_json({"op": 2, "d": {"token": "wrong", "intents": 513,
-                                           "properties": {}}})
+        await ws.send_json({"op": 2, "d": {"token": "wrong", "intents": 513, "properties": {}}})
         msg = await ws.receive(timeout=5)
         assert msg.type is aiohttp.WSMsgType.CLOSE
         assert ws.close_code == 4004
@@ -81,7 +83,8 @@ async def test_privileged_intent_not_enabled_is_refused(discord_endpoints: FakeD
 
 
 async def test_slash_command_with_attachment_defers_and_edits_with_a_file(
-        discord_endpoints: FakeDiscord) -> None:
+    discord_endpoints: FakeDiscord,
+) -> None:
     fd = discord_endpoints
     alice = fd.add_user("alice")
     guild = fd.add_guild("Test")
@@ -92,14 +95,22 @@ async def test_slash_command_with_attachment_defers_and_edits_with_a_file(
     received: dict[str, object] = {}
 
     @tree.command(name="wanedit", description="Edit an image with Wan")
-    async def wanedit(interaction: discord.Interaction, prompt: str,
-                      image: discord.Attachment, count: int = 1) -> None:
+    async def wanedit(
+        interaction: discord.Interaction, prompt: str, image: discord.Attachment, count: int = 1
+    ) -> None:
         await interaction.response.defer(thinking=True)
-        received.update(prompt=prompt, count=count, filename=image.filename,
-                        size=image.size, width=image.width, limit=interaction.filesize_limit,
-                        data=await image.read())
+        received.update(
+            prompt=prompt,
+            count=count,
+            filename=image.filename,
+            size=image.size,
+            width=image.width,
+            limit=interaction.filesize_limit,
+            data=await image.read(),
+        )
         await interaction.edit_original_response(
-            content=f"done: {prompt}", attachments=[discord.File(io.BytesIO(b"RESULT"), "out.png")])
+            content=f"done: {prompt}", attachments=[discord.File(io.BytesIO(b"RESULT"), "out.png")]
+        )
 
     async with running(client, fd):
         await tree.sync()
@@ -108,14 +119,21 @@ async def test_slash_command_with_attachment_defers_and_edits_with_a_file(
         assert options == {"prompt": 3, "image": 11, "count": 4}
         assert fd.command_sync_count == 1
         att = fd.add_cdn_file(PNG_1x1, "cat.png", "image/png")
-        ix = await fd.slash(guild, channel, alice, "wanedit",
-                            {"prompt": "make it blue", "image": att, "count": 2})
+        ix = await fd.slash(
+            guild, channel, alice, "wanedit", {"prompt": "make it blue", "image": att, "count": 2}
+        )
         await ix.wait_response()
         assert ix.response_type == 5 and not ix.ephemeral
         final = await ix.wait_original(lambda m: m["attachments"])
-    assert received == {"prompt": "make it blue", "count": 2, "filename": "cat.png",
-                        "size": len(PNG_1x1), "width": 1, "limit": 10 * 1024 * 1024,
-                        "data": PNG_1x1}
+    assert received == {
+        "prompt": "make it blue",
+        "count": 2,
+        "filename": "cat.png",
+        "size": len(PNG_1x1),
+        "width": 1,
+        "limit": 10 * 1024 * 1024,
+        "data": PNG_1x1,
+    }
     assert final["content"] == "done: make it blue"
     assert final["type"] == 20 and final["interaction_metadata"]["name"] == "wanedit"
     assert fd.files(final) == [("out.png", b"RESULT")]
@@ -136,8 +154,11 @@ async def test_subcommand_options_and_choices(discord_endpoints: FakeDiscord) ->
     seen: list[tuple[str, int]] = []
 
     @group.command(name="set", description="Set a user's quota")
-    async def set_quota(interaction: discord.Interaction, user: discord.Member,
-                        amount: app_commands.Range[int, 0, 100]) -> None:
+    async def set_quota(
+        interaction: discord.Interaction,
+        user: discord.Member,
+        amount: app_commands.Range[int, 0, 100],
+    ) -> None:
         seen.append((user.name, amount))
         await interaction.response.send_message("ok", ephemeral=True)
 
@@ -145,12 +166,14 @@ async def test_subcommand_options_and_choices(discord_endpoints: FakeDiscord) ->
     async with running(client, fd):
         await tree.sync(guild=discord.Object(guild.id))
         assert fd.commands() == [] and fd.commands(guild.id)[0]["name"] == "wanquota"
-        ix = await fd.slash(guild, channel, alice, "wanquota", {"user": alice, "amount": 5},
-                            subcommand="set")
+        ix = await fd.slash(
+            guild, channel, alice, "wanquota", {"user": alice, "amount": 5}, subcommand="set"
+        )
         await ix.wait_response()
         with pytest.raises(ValueError, match="outside"):
-            await fd.slash(guild, channel, alice, "wanquota", {"user": alice, "amount": 500},
-                           subcommand="set")
+            await fd.slash(
+                guild, channel, alice, "wanquota", {"user": alice, "amount": 500}, subcommand="set"
+            )
     assert seen == [("alice", 5)]
     assert ix.ephemeral and ix.original is not None and ix.original["content"] == "ok"
     assert fd.messages(channel) == []  # ephemeral messages are not in the channel
@@ -167,8 +190,9 @@ async def test_button_click_reaches_the_view_callback(discord_endpoints: FakeDis
 
     class Reroll(discord.ui.View):
         @discord.ui.button(label="Reroll", custom_id="wan:reroll:42")
-        async def reroll(self, interaction: discord.Interaction,
-                         button: discord.ui.Button[Reroll]) -> None:
+        async def reroll(
+            self, interaction: discord.Interaction, button: discord.ui.Button[Reroll]
+        ) -> None:
             clicked.append(interaction.user.id)
             await interaction.response.edit_message(content="rerolling", view=None)
 
@@ -196,7 +220,8 @@ async def test_modal_round_trip(discord_endpoints: FakeDiscord) -> None:
 
     class PromptModal(discord.ui.Modal, title="New prompt"):
         prompt: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(
-            label="Prompt", custom_id="prompt")
+            label="Prompt", custom_id="prompt"
+        )
 
         async def on_submit(self, interaction: discord.Interaction) -> None:
             await interaction.response.send_message(f"got {self.prompt.value}", ephemeral=True)
@@ -217,7 +242,8 @@ async def test_modal_round_trip(discord_endpoints: FakeDiscord) -> None:
 
 
 async def test_message_context_menu_gets_the_target_without_content_intent(
-        discord_endpoints: FakeDiscord) -> None:
+    discord_endpoints: FakeDiscord,
+) -> None:
     fd = discord_endpoints
     alice = fd.add_user("alice")
     guild = fd.add_guild("Test")
@@ -234,8 +260,9 @@ async def test_message_context_menu_gets_the_target_without_content_intent(
     tree.add_command(app_commands.ContextMenu(name="Edit with Wan", callback=edit_with_wan))
     async with running(client, fd):
         await tree.sync()
-        posted = await fd.post_user_message(channel, alice, "my cat",
-                                            attachments=[fd.add_cdn_file(PNG_1x1, "cat.png")])
+        posted = await fd.post_user_message(
+            channel, alice, "my cat", attachments=[fd.add_cdn_file(PNG_1x1, "cat.png")]
+        )
         ix = await fd.context_menu(guild, channel, alice, "Edit with Wan", target_message=posted)
         reply = await ix.wait_original()
     assert targets == [("my cat", ["cat.png"])]
@@ -300,7 +327,8 @@ async def test_late_or_repeated_acks_are_refused(discord_endpoints: FakeDiscord)
 
 
 async def test_first_followup_after_defer_replaces_the_placeholder(
-        discord_endpoints: FakeDiscord) -> None:
+    discord_endpoints: FakeDiscord,
+) -> None:
     fd = discord_endpoints
     alice = fd.add_user("alice")
     guild = fd.add_guild("Test")

@@ -33,7 +33,8 @@ class ZlibReader:
 
 
 async def test_zlib_stream_identify_ready_guild_create_and_heartbeat(
-        fake_discord: FakeDiscord) -> None:
+    fake_discord: FakeDiscord,
+) -> None:
     fd = fake_discord
     alice = fd.add_user("alice")
     guild = fd.add_guild("Proto", premium_tier=1)
@@ -46,8 +47,9 @@ async def test_zlib_stream_identify_ready_guild_create_and_heartbeat(
         assert hello["op"] == 10 and hello["s"] is None
         await ws.send_json({"op": 1, "d": None})
         assert (await reader.next())["op"] == 11
-        await ws.send_json({"op": 2, "d": {"token": fd.token, "intents": 1 | 512,
-                                           "properties": {"os": "linux"}}})
+        await ws.send_json(
+            {"op": 2, "d": {"token": fd.token, "intents": 1 | 512, "properties": {"os": "linux"}}}
+        )
         ready = await reader.next()
         assert (ready["op"], ready["t"], ready["s"]) == (0, "READY", 1)
         d = ready["d"]
@@ -73,7 +75,8 @@ async def test_zlib_stream_identify_ready_guild_create_and_heartbeat(
 
 
 async def test_client_resumes_and_gets_events_missed_while_dropped(
-        discord_endpoints: FakeDiscord) -> None:
+    discord_endpoints: FakeDiscord,
+) -> None:
     fd = discord_endpoints
     alice = fd.add_user("alice")
     guild = fd.add_guild("Test")
@@ -101,7 +104,8 @@ class QuickReidentifyClient(discord.Client):
 
 
 async def test_invalid_session_makes_the_client_identify_again(
-        discord_endpoints: FakeDiscord) -> None:
+    discord_endpoints: FakeDiscord,
+) -> None:
     fd = discord_endpoints
     fd.add_text_channel(fd.add_guild("Test"))
     client = QuickReidentifyClient(intents=discord.Intents.default(), guild_ready_timeout=0.05)
@@ -112,7 +116,8 @@ async def test_invalid_session_makes_the_client_identify_again(
 
 
 async def test_guild_changes_while_connected_reach_the_cache(
-        discord_endpoints: FakeDiscord) -> None:
+    discord_endpoints: FakeDiscord,
+) -> None:
     fd = discord_endpoints
     client = discord.Client(intents=discord.Intents.default(), guild_ready_timeout=0.05)
     async with running(client, fd):

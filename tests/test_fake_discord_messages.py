@@ -36,8 +36,9 @@ class Scene:
         return ch
 
 
-async def _scene(fd: FakeDiscord, *, content_intent: bool = False,
-                 upload_limit: int | None = None) -> AsyncIterator[Scene]:
+async def _scene(
+    fd: FakeDiscord, *, content_intent: bool = False, upload_limit: int | None = None
+) -> AsyncIterator[Scene]:
     if content_intent:
         fd.world.application_flags |= GATEWAY_MESSAGE_CONTENT
     alice, bob = fd.add_user("alice"), fd.add_user("bob")
@@ -78,8 +79,13 @@ async def _fetch(url: str) -> tuple[int, bytes]:
 async def test_send_files_serves_them_back_and_dispatches_the_message(scene: Scene) -> None:
     # Client.wait_for registers its listener on call, before the send below.
     seen = scene.client.wait_for("message", timeout=5)
-    sent = await scene.text_channel.send("two files", files=[
-        discord.File(io.BytesIO(b"AAAA"), "a.png"), discord.File(io.BytesIO(b"hello"), "note.txt")])
+    sent = await scene.text_channel.send(
+        "two files",
+        files=[
+            discord.File(io.BytesIO(b"AAAA"), "a.png"),
+            discord.File(io.BytesIO(b"hello"), "note.txt"),
+        ],
+    )
     assert [a.filename for a in sent.attachments] == ["a.png", "note.txt"]
     assert sent.attachments[1].content_type == "text/plain"
     assert await sent.attachments[0].read() == b"AAAA"
@@ -120,7 +126,11 @@ async def test_history_edit_delete_and_reply(scene: Scene) -> None:
     reply = await msgs[2].reply("a reply")
     assert reply.reference is not None and reply.reference.message_id == msgs[2].id
     assert [m["content"] for m in scene.fd.messages(scene.channel)] == [
-        "m0 edited", "m2", "m3", "a reply"]
+        "m0 edited",
+        "m2",
+        "m3",
+        "a reply",
+    ]
     with pytest.raises(discord.NotFound):
         await ch.fetch_message(msgs[1].id)
 
@@ -171,13 +181,16 @@ async def test_reactions_both_ways(scene: Scene) -> None:
     assert event.user_id == scene.alice.id and str(event.emoji) == "🗑️"
     fetched = await scene.text_channel.fetch_message(msg.id)
     assert {str(r.emoji): (r.count, r.me) for r in fetched.reactions} == {
-        "🎨": (1, True), "🗑️": (1, False)}
+        "🎨": (1, True),
+        "🗑️": (1, False),
+    }
 
 
 async def _received(scene: Scene, **kwargs: object) -> discord.Message:
     """Post as a user and return the message as the bot's on_message saw it."""
-    waiter = scene.client.wait_for("message", timeout=5,
-                                   check=lambda m: m.author.id != scene.fd.bot_user.id)
+    waiter = scene.client.wait_for(
+        "message", timeout=5, check=lambda m: m.author.id != scene.fd.bot_user.id
+    )
     await scene.fd.post_user_message(**kwargs)  # type: ignore[arg-type]
     return await waiter
 
@@ -185,25 +198,38 @@ async def _received(scene: Scene, **kwargs: object) -> discord.Message:
 async def test_message_content_blanking_without_the_intent(scene: Scene) -> None:
     fd, alice, bob = scene.fd, scene.alice, scene.bob
     cat = fd.add_cdn_file(b"cat", "cat.png")
-    plain = await _received(scene, channel=scene.channel, user=alice, content="just chatting",
-                            attachments=[cat])
+    plain = await _received(
+        scene, channel=scene.channel, user=alice, content="just chatting", attachments=[cat]
+    )
     assert (plain.content, plain.attachments) == ("", [])
 
-    mention = await _received(scene, channel=scene.channel, user=alice,
-                              content=f"{fd.bot_user.mention} make it blue", attachments=[cat])
+    mention = await _received(
+        scene,
+        channel=scene.channel,
+        user=alice,
+        content=f"{fd.bot_user.mention} make it blue",
+        attachments=[cat],
+    )
     assert mention.content.endswith("make it blue") and len(mention.attachments) == 1
 
-    result = await scene.text_channel.send("your result",
-                                           file=discord.File(io.BytesIO(b"R"), "r.png"))
-    reply = await _received(scene, channel=scene.channel, user=alice, content="now red",
-                            reference=result.id)
+    result = await scene.text_channel.send(
+        "your result", file=discord.File(io.BytesIO(b"R"), "r.png")
+    )
+    reply = await _received(
+        scene, channel=scene.channel, user=alice, content="now red", reference=result.id
+    )
     assert reply.content == "now red"  # a reply-ping to the bot's message counts as a mention
     resolved = reply.reference.resolved if reply.reference else None
     assert isinstance(resolved, discord.Message) and resolved.content == "your result"
 
     bobs = await fd.post_user_message(scene.channel, bob, "bob's pic", attachments=[cat])
-    other = await _received(scene, channel=scene.channel, user=alice,
-                            content=f"{fd.bot_user.mention} edit that", reference=bobs["id"])
+    other = await _received(
+        scene,
+        channel=scene.channel,
+        user=alice,
+        content=f"{fd.bot_user.mention} edit that",
+        reference=bobs["id"],
+    )
     assert other.content.endswith("edit that")
     ref = other.reference.resolved if other.reference else None
     assert isinstance(ref, discord.Message) and (ref.content, ref.attachments) == ("", [])
@@ -218,8 +244,13 @@ async def test_message_content_blanking_without_the_intent(scene: Scene) -> None
 
 async def test_message_content_visible_with_the_intent(content_scene: Scene) -> None:
     cat = content_scene.fd.add_cdn_file(b"cat", "cat.png")
-    msg = await _received(content_scene, channel=content_scene.channel, user=content_scene.alice,
-                          content="just chatting", attachments=[cat])
+    msg = await _received(
+        content_scene,
+        channel=content_scene.channel,
+        user=content_scene.alice,
+        content="just chatting",
+        attachments=[cat],
+    )
     assert msg.content == "just chatting" and await msg.attachments[0].read() == b"cat"
 
 
@@ -245,6 +276,9 @@ async def test_dm_unknown_routes_and_injected_rate_limit(scene: Scene) -> None:
     assert fd.unknown_routes == ["GET /not/a/route"]
     fd.inject_failure("POST", r"^/channels/\d+/messages$", 429)
     await scene.text_channel.send("after a 429")  # discord.py waits retry_after and retries
-    statuses = [r.status for r in fd.request_log if r.method == "POST"
-                and r.path == f"/channels/{scene.channel.id}/messages"]
+    statuses = [
+        r.status
+        for r in fd.request_log
+        if r.method == "POST" and r.path == f"/channels/{scene.channel.id}/messages"
+    ]
     assert statuses == [429, 200]

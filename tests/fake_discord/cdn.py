@@ -81,24 +81,47 @@ class Cdn:
     def now(self) -> float:
         return time.time() + self.clock_offset
 
-    def store(self, data: bytes, filename: str, content_type: str | None = None, *,
-              folder: str, description: str | None = None, ephemeral: bool = False) -> CdnFile:
+    def store(
+        self,
+        data: bytes,
+        filename: str,
+        content_type: str | None = None,
+        *,
+        folder: str,
+        description: str | None = None,
+        ephemeral: bool = False,
+    ) -> CdnFile:
         name = sanitize_filename(filename)
         if content_type is None:
             content_type = mimetypes.guess_type(name)[0]
         width = height = None
         if content_type is not None and content_type.startswith("image/"):
             width, height = image_size(data)
-        f = CdnFile(id=self._ids.next(), filename=name, data=bytes(data),
-                    content_type=content_type, width=width, height=height, folder=folder,
-                    description=description, ephemeral=ephemeral, _cdn=self)
+        f = CdnFile(
+            id=self._ids.next(),
+            filename=name,
+            data=bytes(data),
+            content_type=content_type,
+            width=width,
+            height=height,
+            folder=folder,
+            description=description,
+            ephemeral=ephemeral,
+            _cdn=self,
+        )
         self.files[f.id] = f
         return f
 
     def copy(self, source: CdnFile, folder: str, *, ephemeral: bool = False) -> CdnFile:
         """The same bytes as a new attachment (a user uploading a file again)."""
-        return self.store(source.data, source.filename, source.content_type, folder=folder,
-                          description=source.description, ephemeral=ephemeral)
+        return self.store(
+            source.data,
+            source.filename,
+            source.content_type,
+            folder=folder,
+            description=source.description,
+            ephemeral=ephemeral,
+        )
 
     def _path(self, f: CdnFile) -> str:
         return f"/{f.folder}/{f.id}/{f.filename}"

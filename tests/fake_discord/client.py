@@ -30,15 +30,17 @@ def pointed_at(fd: FakeDiscord) -> Iterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def running(client: ClientT, fd: FakeDiscord, *, timeout: float = 10.0
-                  ) -> AsyncIterator[ClientT]:
+async def running(
+    client: ClientT, fd: FakeDiscord, *, timeout: float = 10.0
+) -> AsyncIterator[ClientT]:
     """Start ``client`` against ``fd`` (already pointed at it), wait for on_ready, and close
     it afterwards. Login/gateway errors surface here instead of hanging."""
     task = asyncio.create_task(client.start(fd.token))
     ready = asyncio.create_task(client.wait_until_ready())
     try:
-        done, _ = await asyncio.wait({task, ready}, timeout=timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {task, ready}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         if task in done:
             task.result()  # raises the client's error
             raise RuntimeError("client stopped before it was ready")

@@ -21,39 +21,61 @@ def _err(path: list[str | int], code: str, message: str) -> dict[str, Any]:
     return node
 
 
-def _check_options(options: list[dict[str, Any]], path: list[str | int],
-                   errors: list[dict[str, Any]]) -> None:
+def _check_options(
+    options: list[dict[str, Any]], path: list[str | int], errors: list[dict[str, Any]]
+) -> None:
     if len(options) > 25:
-        errors.append(_err([*path, "options"], "BASE_TYPE_MAX_LENGTH",
-                           "Must be 25 or fewer in length."))
+        errors.append(
+            _err([*path, "options"], "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+        )
     seen_optional = False
     names: set[str] = set()
     for i, opt in enumerate(options):
         where = [*path, "options", i]
         name = opt.get("name", "")
         if not _NAME_RE.match(name) or name != name.lower():
-            errors.append(_err([*where, "name"], "APPLICATION_COMMAND_INVALID_NAME",
-                               f"Command name is invalid: {name!r}"))
+            errors.append(
+                _err(
+                    [*where, "name"],
+                    "APPLICATION_COMMAND_INVALID_NAME",
+                    f"Command name is invalid: {name!r}",
+                )
+            )
         if name in names:
-            errors.append(_err([*where, "name"], "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS",
-                               "Option names must be unique"))
+            errors.append(
+                _err(
+                    [*where, "name"],
+                    "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS",
+                    "Option names must be unique",
+                )
+            )
         names.add(name)
         if not 1 <= len(opt.get("description", "")) <= 100:
-            errors.append(_err([*where, "description"], "BASE_TYPE_BAD_LENGTH",
-                               "Must be between 1 and 100 in length."))
+            errors.append(
+                _err(
+                    [*where, "description"],
+                    "BASE_TYPE_BAD_LENGTH",
+                    "Must be between 1 and 100 in length.",
+                )
+            )
         if opt.get("type") in (1, 2):
             _check_options(opt.get("options", []), where, errors)
             continue
         if opt.get("required"):
             if seen_optional:
-                errors.append(_err([*where, "required"],
-                                   "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID",
-                                   "Required options must be placed before non-required options"))
+                errors.append(
+                    _err(
+                        [*where, "required"],
+                        "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID",
+                        "Required options must be placed before non-required options",
+                    )
+                )
         else:
             seen_optional = True
         if len(opt.get("choices") or []) > 25:
-            errors.append(_err([*where, "choices"], "BASE_TYPE_MAX_LENGTH",
-                               "Must be 25 or fewer in length."))
+            errors.append(
+                _err([*where, "choices"], "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+            )
 
 
 def validate(commands: list[dict[str, Any]]) -> None:
@@ -66,24 +88,48 @@ def validate(commands: list[dict[str, Any]]) -> None:
         name = cmd.get("name", "")
         counts[ctype] = counts.get(ctype, 0) + 1
         if (ctype, name) in seen:
-            errors.append(_err([i, "name"], "APPLICATION_COMMANDS_DUPLICATE_NAME",
-                               f"Application command names must be unique: {name}"))
+            errors.append(
+                _err(
+                    [i, "name"],
+                    "APPLICATION_COMMANDS_DUPLICATE_NAME",
+                    f"Application command names must be unique: {name}",
+                )
+            )
         seen.add((ctype, name))
         if ctype == CHAT_INPUT:
             if not _NAME_RE.match(name) or name != name.lower():
-                errors.append(_err([i, "name"], "APPLICATION_COMMAND_INVALID_NAME",
-                                   f"Command name is invalid: {name!r}"))
+                errors.append(
+                    _err(
+                        [i, "name"],
+                        "APPLICATION_COMMAND_INVALID_NAME",
+                        f"Command name is invalid: {name!r}",
+                    )
+                )
             if not 1 <= len(cmd.get("description", "")) <= 100:
-                errors.append(_err([i, "description"], "BASE_TYPE_BAD_LENGTH",
-                                   "Must be between 1 and 100 in length."))
+                errors.append(
+                    _err(
+                        [i, "description"],
+                        "BASE_TYPE_BAD_LENGTH",
+                        "Must be between 1 and 100 in length.",
+                    )
+                )
             _check_options(cmd.get("options") or [], [i], errors)
         elif not 1 <= len(name) <= 32:
-            errors.append(_err([i, "name"], "BASE_TYPE_BAD_LENGTH",
-                               "Must be between 1 and 32 in length."))
+            errors.append(
+                _err([i, "name"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length.")
+            )
     for ctype, count in counts.items():
         if count > _LIMITS.get(ctype, 100):
-            errors.append({"_errors": [{"code": "APPLICATION_COMMANDS_TOO_MANY",
-                                        "message": "Too many application commands"}]})
+            errors.append(
+                {
+                    "_errors": [
+                        {
+                            "code": "APPLICATION_COMMANDS_TOO_MANY",
+                            "message": "Too many application commands",
+                        }
+                    ]
+                }
+            )
     if errors:
         merged: dict[str, Any] = {}
         for e in errors:
@@ -108,8 +154,9 @@ class CommandRegistry:
     def list(self, guild_id: int | None = None) -> list[dict[str, Any]]:
         return list(self.scopes.get(guild_id, []))
 
-    def _stored(self, raw: dict[str, Any], guild_id: int | None,
-                previous: dict[str, Any] | None) -> dict[str, Any]:
+    def _stored(
+        self, raw: dict[str, Any], guild_id: int | None, previous: dict[str, Any] | None
+    ) -> dict[str, Any]:
         ids = self.world.ids
         ctype = raw.get("type", CHAT_INPUT)
         cmd: dict[str, Any] = {
@@ -134,12 +181,15 @@ class CommandRegistry:
             cmd["options"] = raw["options"]
         return cmd
 
-    def bulk_overwrite(self, guild_id: int | None, commands: list[dict[str, Any]]
-                       ) -> list[dict[str, Any]]:
+    def bulk_overwrite(
+        self, guild_id: int | None, commands: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         validate(commands)
         old = {(c["type"], c["name"]): c for c in self.scopes.get(guild_id, [])}
-        stored = [self._stored(raw, guild_id, old.get((raw.get("type", CHAT_INPUT), raw["name"])))
-                  for raw in commands]
+        stored = [
+            self._stored(raw, guild_id, old.get((raw.get("type", CHAT_INPUT), raw["name"])))
+            for raw in commands
+        ]
         self.scopes[guild_id] = stored
         self.sync_count += 1
         self.world.notifier.changed()
@@ -174,5 +224,7 @@ class CommandRegistry:
                 if c["name"] == name and c["type"] == ctype:
                     return c
         known = sorted({c["name"] for s in scopes for c in self.scopes.get(s, [])})
-        raise LookupError(f"no registered command {name!r} (type {ctype}) for guild "
-                          f"{guild_id}; registered: {known}. Did the bot sync its tree?")
+        raise LookupError(
+            f"no registered command {name!r} (type {ctype}) for guild "
+            f"{guild_id}; registered: {known}. Did the bot sync its tree?"
+        )

@@ -8,8 +8,9 @@ from .constants import error_body
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: int, message: str,
-                 errors: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, status: int, code: int, message: str, errors: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(f"{status} {code} {message}")
         self.status = status
         self.body = error_body(code, message, errors)

@@ -196,9 +196,17 @@ class Gateway:
         await ws.prepare(request)
         conn = Connection(ws, compress)
         self.connections.add(conn)
-        conn.send({"op": 10, "s": None, "t": None,
-                   "d": {"heartbeat_interval": self.heartbeat_interval_ms,
-                         "_trace": ['["gateway-prd-fake",{"micros":0}]']}})
+        conn.send(
+            {
+                "op": 10,
+                "s": None,
+                "t": None,
+                "d": {
+                    "heartbeat_interval": self.heartbeat_interval_ms,
+                    "_trace": ['["gateway-prd-fake",{"micros":0}]'],
+                },
+            }
+        )
         try:
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
@@ -271,8 +279,11 @@ class Gateway:
         session = Session(id=secrets.token_hex(16), intents=intents, shard=shard_t, conn=conn)
         self.sessions[session.id] = session
         conn.session = session
-        guilds = [g for g in self.world.guilds.values() if self._on_shard(session, g)
-                  and self.world.bot_user.id in g.members]
+        guilds = [
+            g
+            for g in self.world.guilds.values()
+            if self._on_shard(session, g) and self.world.bot_user.id in g.members
+        ]
         self._emit(session, "READY", self._ready_payload(session, guilds))
         for guild in guilds:
             if session.wants(INTENT_GUILDS):
@@ -317,9 +328,12 @@ class Gateway:
         limit = d.get("limit") or 0
         if limit:
             members = members[:limit]
-        data: dict[str, Any] = {"guild_id": str(guild.id),
-                                "members": [m.payload() for m in members],
-                                "chunk_index": 0, "chunk_count": 1}
+        data: dict[str, Any] = {
+            "guild_id": str(guild.id),
+            "members": [m.payload() for m in members],
+            "chunk_index": 0,
+            "chunk_count": 1,
+        }
         if d.get("nonce") is not None:
             data["nonce"] = d["nonce"]
         self._emit(session, "GUILD_MEMBERS_CHUNK", data)
@@ -359,37 +373,39 @@ class Gateway:
             data["shard"] = list(session.shard)
         return data
 
-    def guild_create_payload(self, guild: Guild, session: Session | None, *,
-                             joined: bool = False) -> dict[str, Any]:
+    def guild_create_payload(
+        self, guild: Guild, session: Session | None, *, joined: bool = False
+    ) -> dict[str, Any]:
         """GUILD_CREATE: the guild with channels, active threads, roles and members.
 
         Without the Guild Members intent, Discord sends only the bot's own member. The
         lazy-load after READY says ``unavailable: false``; a fresh join leaves it out."""
         w = self.world
         full_members = session is None or bool(session.intents & INTENT_GUILD_MEMBERS)
-        members = [m for m in guild.members.values()
-                   if full_members or m.user.id == w.bot_user.id]
+        members = [m for m in guild.members.values() if full_members or m.user.id == w.bot_user.id]
         channels = [w.channels[c] for c in guild.channel_ids if c in w.channels]
         bot_member = guild.members.get(w.bot_user.id)
         data = guild.payload()
-        data.update({
-            "joined_at": iso(bot_member.joined_at if bot_member else guild.created_at),
-            "large": False,
-            "lazy": True,
-            "member_count": len(guild.members),
-            "members": [m.payload() for m in members],
-            "channels": [c.payload(with_guild_id=False) for c in channels if not c.is_thread],
-            "threads": [c.payload() for c in channels if c.is_thread and not c.archived],
-            "voice_states": [],
-            "presences": [],
-            "stage_instances": [],
-            "guild_scheduled_events": [],
-            "soundboard_sounds": [],
-            "embedded_activities": [],
-            "activity_instances": [],
-            "application_command_counts": {},
-            "version": 0,
-        })
+        data.update(
+            {
+                "joined_at": iso(bot_member.joined_at if bot_member else guild.created_at),
+                "large": False,
+                "lazy": True,
+                "member_count": len(guild.members),
+                "members": [m.payload() for m in members],
+                "channels": [c.payload(with_guild_id=False) for c in channels if not c.is_thread],
+                "threads": [c.payload() for c in channels if c.is_thread and not c.archived],
+                "voice_states": [],
+                "presences": [],
+                "stage_instances": [],
+                "guild_scheduled_events": [],
+                "soundboard_sounds": [],
+                "embedded_activities": [],
+                "activity_instances": [],
+                "application_command_counts": {},
+                "version": 0,
+            }
+        )
         if not joined:
             data["unavailable"] = False
         return data

@@ -27,14 +27,16 @@ from .interaction_handle import FakeInteraction, InteractionRegistry
 from .messages import StoredMessage, iter_components
 from .models import Channel, Guild, Role, User
 
-_DM_PERMISSIONS = (VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES
-                   | READ_MESSAGE_HISTORY | ADD_REACTIONS)
+_DM_PERMISSIONS = (
+    VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES | READ_MESSAGE_HISTORY | ADD_REACTIONS
+)
 _SELECT_TYPES = (3, 5, 6, 7, 8)
 
 
 class InteractionBuilder:
-    def __init__(self, registry: InteractionRegistry, commands: CommandRegistry,
-                 gateway: Gateway) -> None:
+    def __init__(
+        self, registry: InteractionRegistry, commands: CommandRegistry, gateway: Gateway
+    ) -> None:
         self.registry = registry
         self.world = registry.world
         self.messages = registry.messages
@@ -59,14 +61,23 @@ class InteractionBuilder:
         data["permissions"] = str(self.world.permissions(channel, user.id, guild))
         return data
 
-    async def dispatch(self, ix_type: int, channel: Channel, user: User, data: dict[str, Any], *,
-                       message: StoredMessage | None = None,
-                       command_name: str | None = None) -> FakeInteraction:
+    async def dispatch(
+        self,
+        ix_type: int,
+        channel: Channel,
+        user: User,
+        data: dict[str, Any],
+        *,
+        message: StoredMessage | None = None,
+        command_name: str | None = None,
+    ) -> FakeInteraction:
         w = self.world
         guild = self._guild_of(channel)
         if guild is not None and user.id not in guild.members:
-            raise ValueError(f"user {user.username} is not a member of guild {guild.name}; "
-                             "call fd.add_member first")
+            raise ValueError(
+                f"user {user.username} is not a member of guild {guild.name}; "
+                "call fd.add_member first"
+            )
         ix_id = w.ids.next()
         token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(96)
         payload: dict[str, Any] = {
@@ -75,8 +86,9 @@ class InteractionBuilder:
             "id": str(ix_id),
             "version": 1,
             "application_id": str(w.application_id),
-            "app_permissions": str(_DM_PERMISSIONS if guild is None
-                                   else w.bot_permissions(channel)),
+            "app_permissions": str(
+                _DM_PERMISSIONS if guild is None else w.bot_permissions(channel)
+            ),
             "attachment_size_limit": guild.upload_limit if guild else UPLOAD_LIMIT_BY_TIER[0],
             "authorizing_integration_owners": {"0": str(guild.id) if guild else "0"},
             "context": 0 if guild is not None else 1,
@@ -88,28 +100,47 @@ class InteractionBuilder:
             "data": data,
         }
         if guild is not None:
-            payload.update({
-                "guild_id": str(guild.id),
-                "guild": {"id": str(guild.id), "locale": guild.locale,
-                          "features": list(guild.features)},
-                "guild_locale": guild.locale,
-                "member": self._member_payload(guild, user, channel),
-            })
+            payload.update(
+                {
+                    "guild_id": str(guild.id),
+                    "guild": {
+                        "id": str(guild.id),
+                        "locale": guild.locale,
+                        "features": list(guild.features),
+                    },
+                    "guild_locale": guild.locale,
+                    "member": self._member_payload(guild, user, channel),
+                }
+            )
         else:
             payload["user"] = user.payload()
         if message is not None:
             payload["message"] = self.messages.render(message)
-        ix = FakeInteraction(self.registry, id=ix_id, token=token, type=ix_type, payload=payload,
-                             user=user, channel=channel,
-                             source_message_id=message.id if message else None,
-                             command_name=command_name, created_at=w.now())
+        ix = FakeInteraction(
+            self.registry,
+            id=ix_id,
+            token=token,
+            type=ix_type,
+            payload=payload,
+            user=user,
+            channel=channel,
+            source_message_id=message.id if message else None,
+            command_name=command_name,
+            created_at=w.now(),
+        )
         self.registry.add(ix)
         self.gateway.dispatch("INTERACTION_CREATE", payload)
         await self.gateway.flush()
         return ix
 
-    async def slash(self, channel: Channel, user: User, name: str, options: dict[str, Any],
-                    subcommand: str | None) -> FakeInteraction:
+    async def slash(
+        self,
+        channel: Channel,
+        user: User,
+        name: str,
+        options: dict[str, Any],
+        subcommand: str | None,
+    ) -> FakeInteraction:
         guild = self._guild_of(channel)
         cmd = self.commands.find(name, CHAT_INPUT, guild.id if guild else None)
         resolved: dict[str, dict[str, Any]] = {}
@@ -123,8 +154,9 @@ class InteractionBuilder:
             wrappers.append((sub["type"], part))
             schema = sub.get("options") or []
         if any(o["type"] in (1, 2) for o in schema):
-            raise ValueError(f"/{name} {subcommand or ''} needs a subcommand: "
-                             f"{[o['name'] for o in schema]}")
+            raise ValueError(
+                f"/{name} {subcommand or ''} needs a subcommand: {[o['name'] for o in schema]}"
+            )
         built = self._build_options(schema, options, channel, user, resolved)
         for otype, oname in reversed(wrappers):
             built = [{"type": otype, "name": oname, "options": built}]
@@ -136,12 +168,19 @@ class InteractionBuilder:
         if "guild_id" in cmd:
             data["guild_id"] = cmd["guild_id"]
         full_name = " ".join([name, *path])
-        return await self.dispatch(IX_APPLICATION_COMMAND, channel, user, data,
-                                   command_name=full_name)
+        return await self.dispatch(
+            IX_APPLICATION_COMMAND, channel, user, data, command_name=full_name
+        )
 
-    async def context_menu(self, channel: Channel, user: User, name: str, *,
-                           target_message: StoredMessage | None,
-                           target_user: User | None) -> FakeInteraction:
+    async def context_menu(
+        self,
+        channel: Channel,
+        user: User,
+        name: str,
+        *,
+        target_message: StoredMessage | None,
+        target_user: User | None,
+    ) -> FakeInteraction:
         guild = self._guild_of(channel)
         ctype = MESSAGE_COMMAND if target_message is not None else USER_COMMAND
         cmd = self.commands.find(name, ctype, guild.id if guild else None)
@@ -154,37 +193,63 @@ class InteractionBuilder:
             assert target_user is not None
             self._resolve_user(target_user, channel, resolved)
             target_id = target_user.id
-        data: dict[str, Any] = {"type": ctype, "name": name, "id": cmd["id"],
-                                "target_id": str(target_id), "resolved": resolved}
+        data: dict[str, Any] = {
+            "type": ctype,
+            "name": name,
+            "id": cmd["id"],
+            "target_id": str(target_id),
+            "resolved": resolved,
+        }
         if "guild_id" in cmd:
             data["guild_id"] = cmd["guild_id"]
         return await self.dispatch(IX_APPLICATION_COMMAND, channel, user, data, command_name=name)
 
-    async def click(self, channel: Channel, user: User, message: StoredMessage, custom_id: str,
-                    values: list[str] | None) -> FakeInteraction:
-        comp = next((c for c in iter_components(message.components)
-                     if c.get("custom_id") == custom_id), None)
+    async def click(
+        self,
+        channel: Channel,
+        user: User,
+        message: StoredMessage,
+        custom_id: str,
+        values: list[str] | None,
+    ) -> FakeInteraction:
+        comp = next(
+            (c for c in iter_components(message.components) if c.get("custom_id") == custom_id),
+            None,
+        )
         if comp is None:
-            ids = [c.get("custom_id") for c in iter_components(message.components)
-                   if c.get("custom_id")]
+            ids = [
+                c.get("custom_id")
+                for c in iter_components(message.components)
+                if c.get("custom_id")
+            ]
             raise ValueError(f"message {message.id} has no component {custom_id!r}; has {ids}")
         if comp.get("disabled"):
             raise ValueError(f"component {custom_id!r} is disabled; a user cannot use it")
-        data: dict[str, Any] = {"custom_id": custom_id, "component_type": comp["type"],
-                                "id": comp.get("id")}
+        data: dict[str, Any] = {
+            "custom_id": custom_id,
+            "component_type": comp["type"],
+            "id": comp.get("id"),
+        }
         if comp["type"] in _SELECT_TYPES:
             if values is None:
                 raise ValueError(f"{custom_id!r} is a select menu: pass values=[...]")
             data["values"] = [str(v) for v in values]
         return await self.dispatch(IX_MESSAGE_COMPONENT, channel, user, data, message=message)
 
-    async def submit_modal(self, channel: Channel, user: User, custom_id: str,
-                           values: dict[str, Any], message: StoredMessage | None
-                           ) -> FakeInteraction:
+    async def submit_modal(
+        self,
+        channel: Channel,
+        user: User,
+        custom_id: str,
+        values: dict[str, Any],
+        message: StoredMessage | None,
+    ) -> FakeInteraction:
         shown = self.registry.modals.get(custom_id)
         if shown is None:
-            raise ValueError(f"no modal {custom_id!r} was shown by the bot; known: "
-                             f"{sorted(self.registry.modals)}")
+            raise ValueError(
+                f"no modal {custom_id!r} was shown by the bot; known: "
+                f"{sorted(self.registry.modals)}"
+            )
         modal, opener = shown
         if message is None and opener.source_message_id is not None:
             message = self.world.messages.get(opener.source_message_id)
@@ -195,13 +260,20 @@ class InteractionBuilder:
         data = {"custom_id": custom_id, "components": [c for c in components if c]}
         return await self.dispatch(IX_MODAL_SUBMIT, channel, user, data, message=message)
 
-    def _modal_component(self, comp: dict[str, Any], values: dict[str, Any]
-                         ) -> dict[str, Any] | None:
+    def _modal_component(
+        self, comp: dict[str, Any], values: dict[str, Any]
+    ) -> dict[str, Any] | None:
         ctype = comp.get("type")
         if ctype == 1:
-            return {"type": 1, "id": comp.get("id"),
-                    "components": [x for x in (self._modal_component(c, values)
-                                               for c in comp.get("components", [])) if x]}
+            return {
+                "type": 1,
+                "id": comp.get("id"),
+                "components": [
+                    x
+                    for x in (self._modal_component(c, values) for c in comp.get("components", []))
+                    if x
+                ],
+            }
         if ctype == 18:
             inner = self._modal_component(comp["component"], values)
             return {"type": 18, "id": comp.get("id"), "component": inner}
@@ -214,18 +286,28 @@ class InteractionBuilder:
                 raise ValueError(f"modal field {cid!r} is required")
             return {"type": 4, "id": comp.get("id"), "custom_id": cid, "value": str(value)}
         raw = values.pop(cid, [])
-        return {"type": ctype, "id": comp.get("id"), "custom_id": cid,
-                "values": [str(v) for v in (raw if isinstance(raw, list) else [raw])]}
+        return {
+            "type": ctype,
+            "id": comp.get("id"),
+            "custom_id": cid,
+            "values": [str(v) for v in (raw if isinstance(raw, list) else [raw])],
+        }
 
     # -- option building -------------------------------------------------------------------------
 
-    def _build_options(self, schema: list[dict[str, Any]], values: dict[str, Any],
-                       channel: Channel, user: User, resolved: dict[str, dict[str, Any]]
-                       ) -> list[dict[str, Any]]:
+    def _build_options(
+        self,
+        schema: list[dict[str, Any]],
+        values: dict[str, Any],
+        channel: Channel,
+        user: User,
+        resolved: dict[str, dict[str, Any]],
+    ) -> list[dict[str, Any]]:
         unknown = set(values) - {o["name"] for o in schema}
         if unknown:
-            raise ValueError(f"unknown options {sorted(unknown)}; the command has "
-                             f"{[o['name'] for o in schema]}")
+            raise ValueError(
+                f"unknown options {sorted(unknown)}; the command has {[o['name'] for o in schema]}"
+            )
         built = []
         for opt in schema:
             name = opt["name"]
@@ -237,8 +319,14 @@ class InteractionBuilder:
             built.append({"type": opt["type"], "name": name, "value": value})
         return built
 
-    def _option_value(self, opt: dict[str, Any], value: Any, channel: Channel, user: User,
-                      resolved: dict[str, dict[str, Any]]) -> Any:
+    def _option_value(
+        self,
+        opt: dict[str, Any],
+        value: Any,
+        channel: Channel,
+        user: User,
+        resolved: dict[str, dict[str, Any]],
+    ) -> Any:
         otype, name = opt["type"], opt["name"]
         choices = opt.get("choices")
         if otype == 3:
@@ -256,10 +344,13 @@ class InteractionBuilder:
             if not isinstance(value, bool):
                 raise TypeError(f"option {name!r} takes a boolean")
         if otype in (4, 10):
-            if ("min_value" in opt and value < opt["min_value"]) or \
-                    ("max_value" in opt and value > opt["max_value"]):
-                raise ValueError(f"option {name!r}: {value} outside "
-                                 f"[{opt.get('min_value')}, {opt.get('max_value')}]")
+            if ("min_value" in opt and value < opt["min_value"]) or (
+                "max_value" in opt and value > opt["max_value"]
+            ):
+                raise ValueError(
+                    f"option {name!r}: {value} outside "
+                    f"[{opt.get('min_value')}, {opt.get('max_value')}]"
+                )
         if choices and otype in (3, 4, 10) and value not in [c["value"] for c in choices]:
             raise ValueError(f"option {name!r}: {value!r} is not one of the choices")
         if otype in (3, 4, 5, 10):
@@ -267,8 +358,9 @@ class InteractionBuilder:
         if otype == 11:
             if not isinstance(value, CdnFile):
                 raise TypeError(f"option {name!r} takes a file from fd.add_cdn_file()")
-            att = self.world.cdn.copy(value, f"ephemeral-attachments/{self.world.application_id}",
-                                      ephemeral=True)
+            att = self.world.cdn.copy(
+                value, f"ephemeral-attachments/{self.world.application_id}", ephemeral=True
+            )
             resolved.setdefault("attachments", {})[str(att.id)] = att.payload()
             return str(att.id)
         if otype == 6 or (otype == 9 and isinstance(value, User)):
@@ -287,17 +379,22 @@ class InteractionBuilder:
             types = opt.get("channel_types")
             if types and value.type not in types:
                 raise ValueError(f"option {name!r} accepts channel types {types}")
-            data: dict[str, Any] = {"id": str(value.id), "name": value.name, "type": value.type,
-                                    "permissions": str(self.world.permissions(value, user.id)),
-                                    "parent_id": str(value.parent_id) if value.parent_id else None}
+            data: dict[str, Any] = {
+                "id": str(value.id),
+                "name": value.name,
+                "type": value.type,
+                "permissions": str(self.world.permissions(value, user.id)),
+                "parent_id": str(value.parent_id) if value.parent_id else None,
+            }
             if value.type in THREAD_TYPES:
                 data["thread_metadata"] = value.payload()["thread_metadata"]
             resolved.setdefault("channels", {})[str(value.id)] = data
             return str(value.id)
         raise ValueError(f"option type {otype} of {name!r} is not supported by the fake")
 
-    def _resolve_user(self, user: User, channel: Channel,
-                      resolved: dict[str, dict[str, Any]]) -> None:
+    def _resolve_user(
+        self, user: User, channel: Channel, resolved: dict[str, dict[str, Any]]
+    ) -> None:
         resolved.setdefault("users", {})[str(user.id)] = user.payload()
         guild = self._guild_of(channel)
         if guild is not None and user.id in guild.members:

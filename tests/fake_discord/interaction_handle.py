@@ -30,10 +30,20 @@ class InteractionRegistry:
 class FakeInteraction:
     """A handle on one interaction the fake sent, and everything the bot did with it."""
 
-    def __init__(self, service: InteractionRegistry, *, id: int, token: str, type: int,
-                 payload: dict[str, Any], user: User, channel: Channel,
-                 source_message_id: int | None, command_name: str | None,
-                 created_at: float) -> None:
+    def __init__(
+        self,
+        service: InteractionRegistry,
+        *,
+        id: int,
+        token: str,
+        type: int,
+        payload: dict[str, Any],
+        user: User,
+        channel: Channel,
+        source_message_id: int | None,
+        command_name: str | None,
+        created_at: float,
+    ) -> None:
         self._service = service
         self.id = id
         self.token = token
@@ -56,8 +66,10 @@ class FakeInteraction:
         self.rejected_callbacks: list[dict[str, Any]] = []  # late or duplicate acks
 
     def __repr__(self) -> str:
-        return (f"<FakeInteraction id={self.id} type={self.type} name={self.command_name!r} "
-                f"response_type={self.response_type}>")
+        return (
+            f"<FakeInteraction id={self.id} type={self.type} name={self.command_name!r} "
+            f"response_type={self.response_type}>"
+        )
 
     # -- what the bot did ----------------------------------------------------------------------
 
@@ -76,8 +88,11 @@ class FakeInteraction:
     @property
     def followups(self) -> list[dict[str, Any]]:
         w = self._service.world
-        return [self._service.messages.render(w.messages[i]) for i in self.followup_ids
-                if not w.messages[i].deleted]
+        return [
+            self._service.messages.render(w.messages[i])
+            for i in self.followup_ids
+            if not w.messages[i].deleted
+        ]
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -92,8 +107,10 @@ class FakeInteraction:
     def ephemeral(self) -> bool:
         """Whether the response (message or deferral) is ephemeral (flag 64)."""
         msg = self._service.world.messages.get(self.original_id or 0)
-        if msg is not None and self.response_type in (CB_CHANNEL_MESSAGE,
-                                                      CB_DEFERRED_CHANNEL_MESSAGE):
+        if msg is not None and self.response_type in (
+            CB_CHANNEL_MESSAGE,
+            CB_DEFERRED_CHANNEL_MESSAGE,
+        ):
             return msg.ephemeral
         flags = (self.response_data or {}).get("flags") or 0
         return bool(flags & FLAG_EPHEMERAL)
@@ -108,15 +125,18 @@ class FakeInteraction:
         """Wait for the initial callback (type 4/5/6/7/9)."""
         return await self.wait_for(lambda ix: ix.responded, timeout)
 
-    async def wait_for(self, predicate: Callable[[FakeInteraction], Any],
-                       timeout: float = 5.0) -> FakeInteraction:
+    async def wait_for(
+        self, predicate: Callable[[FakeInteraction], Any], timeout: float = 5.0
+    ) -> FakeInteraction:
         """Wait until ``predicate(self)`` is truthy, re-checked on every change."""
-        await self._service.notifier.wait_until(lambda: self if predicate(self) else None,
-                                                timeout, describe=lambda: repr(self))
+        await self._service.notifier.wait_until(
+            lambda: self if predicate(self) else None, timeout, describe=lambda: repr(self)
+        )
         return self
 
-    async def wait_original(self, predicate: Callable[[dict[str, Any]], Any] | None = None,
-                            timeout: float = 5.0) -> dict[str, Any]:
+    async def wait_original(
+        self, predicate: Callable[[dict[str, Any]], Any] | None = None, timeout: float = 5.0
+    ) -> dict[str, Any]:
         """Wait for a non-loading ``@original`` matching ``predicate`` and return it."""
 
         def probe() -> dict[str, Any] | None:
@@ -126,5 +146,3 @@ class FakeInteraction:
             return msg if predicate is None or predicate(msg) else None
 
         return await self._service.notifier.wait_until(probe, timeout, describe=lambda: repr(self))
-
-

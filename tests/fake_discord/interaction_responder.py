@@ -39,17 +39,27 @@ log = logging.getLogger(__name__)
 _ALLOWED_CALLBACKS = {
     IX_PING: {CB_PONG},
     IX_APPLICATION_COMMAND: {CB_CHANNEL_MESSAGE, CB_DEFERRED_CHANNEL_MESSAGE, CB_MODAL},
-    IX_MESSAGE_COMPONENT: {CB_CHANNEL_MESSAGE, CB_DEFERRED_CHANNEL_MESSAGE,
-                           CB_DEFERRED_UPDATE_MESSAGE, CB_UPDATE_MESSAGE, CB_MODAL},
+    IX_MESSAGE_COMPONENT: {
+        CB_CHANNEL_MESSAGE,
+        CB_DEFERRED_CHANNEL_MESSAGE,
+        CB_DEFERRED_UPDATE_MESSAGE,
+        CB_UPDATE_MESSAGE,
+        CB_MODAL,
+    },
     IX_AUTOCOMPLETE: {CB_AUTOCOMPLETE_RESULT},
-    IX_MODAL_SUBMIT: {CB_CHANNEL_MESSAGE, CB_DEFERRED_CHANNEL_MESSAGE,
-                      CB_DEFERRED_UPDATE_MESSAGE, CB_UPDATE_MESSAGE},
+    IX_MODAL_SUBMIT: {
+        CB_CHANNEL_MESSAGE,
+        CB_DEFERRED_CHANNEL_MESSAGE,
+        CB_DEFERRED_UPDATE_MESSAGE,
+        CB_UPDATE_MESSAGE,
+    },
 }
 
 
 class InteractionResponder:
-    def __init__(self, registry: InteractionRegistry, *, ack_timeout: float,
-                 token_ttl: float) -> None:
+    def __init__(
+        self, registry: InteractionRegistry, *, ack_timeout: float, token_ttl: float
+    ) -> None:
         self.registry = registry
         self.world = registry.world
         self.messages = registry.messages
@@ -60,8 +70,9 @@ class InteractionResponder:
     def _upload_limit(self, ix: FakeInteraction) -> int:
         return int(ix.payload["attachment_size_limit"])
 
-    def callback(self, ix_id: int, token: str, body: dict[str, Any], uploads: list[Upload]
-                 ) -> dict[str, Any]:
+    def callback(
+        self, ix_id: int, token: str, body: dict[str, Any], uploads: list[Upload]
+    ) -> dict[str, Any]:
         ix = self.registry.by_id.get(ix_id)
         if ix is None or ix.token != token:
             raise ApiError(404, 10062, "Unknown interaction")
@@ -73,16 +84,25 @@ class InteractionResponder:
         if age > self.ack_timeout:
             ix.rejected_callbacks.append(body)
             self.notifier.changed()
-            log.warning("fake discord: %r acknowledged after %.2fs (limit %.1fs) -> 10062",
-                        ix, age, self.ack_timeout)
+            log.warning(
+                "fake discord: %r acknowledged after %.2fs (limit %.1fs) -> 10062",
+                ix,
+                age,
+                self.ack_timeout,
+            )
             raise ApiError(404, 10062, "Unknown interaction")
         cb_type = body.get("type")
         allowed = set(_ALLOWED_CALLBACKS.get(ix.type, set()))
         if ix.type == IX_MODAL_SUBMIT and ix.source_message_id is None:
             allowed -= {CB_DEFERRED_UPDATE_MESSAGE, CB_UPDATE_MESSAGE}
         if cb_type not in allowed:
-            raise invalid_form(field_error(["type"], "INTERACTION_CALLBACK_TYPE_INVALID",
-                                           f"Callback type {cb_type} is not valid here"))
+            raise invalid_form(
+                field_error(
+                    ["type"],
+                    "INTERACTION_CALLBACK_TYPE_INVALID",
+                    f"Callback type {cb_type} is not valid here",
+                )
+            )
         data = body.get("data") or {}
         message: StoredMessage | None = None
         if cb_type == CB_CHANNEL_MESSAGE:
@@ -106,33 +126,49 @@ class InteractionResponder:
         ix.response_data = data
         self._snapshot(ix)
         self.notifier.changed()
-        result: dict[str, Any] = {"interaction": {"id": str(ix.id), "type": ix.type},
-                                  "resource": {"type": cb_type}}
+        result: dict[str, Any] = {
+            "interaction": {"id": str(ix.id), "type": ix.type},
+            "resource": {"type": cb_type},
+        }
         if message is not None:
-            result["interaction"].update({
-                "response_message_id": str(message.id),
-                "response_message_loading": bool(message.flags & FLAG_LOADING),
-                "response_message_ephemeral": message.ephemeral,
-            })
+            result["interaction"].update(
+                {
+                    "response_message_id": str(message.id),
+                    "response_message_loading": bool(message.flags & FLAG_LOADING),
+                    "response_message_ephemeral": message.ephemeral,
+                }
+            )
             result["resource"]["message"] = self.messages.render(message)
         return result
 
     @staticmethod
     def _check_modal(data: dict[str, Any]) -> None:
         if not data.get("custom_id") or not data.get("title"):
-            raise invalid_form(field_error(["data"], "BASE_TYPE_REQUIRED",
-                                           "custom_id and title are required"))
+            raise invalid_form(
+                field_error(["data"], "BASE_TYPE_REQUIRED", "custom_id and title are required")
+            )
         if len(data["title"]) > 45:
-            raise invalid_form(field_error(["data", "title"], "BASE_TYPE_MAX_LENGTH",
-                                           "Must be 45 or fewer in length."))
+            raise invalid_form(
+                field_error(
+                    ["data", "title"], "BASE_TYPE_MAX_LENGTH", "Must be 45 or fewer in length."
+                )
+            )
         if not 1 <= len(data.get("components") or []) <= 5:
-            raise invalid_form(field_error(["data", "components"], "BASE_TYPE_BAD_LENGTH",
-                                           "Must be between 1 and 5 in length."))
+            raise invalid_form(
+                field_error(
+                    ["data", "components"],
+                    "BASE_TYPE_BAD_LENGTH",
+                    "Must be between 1 and 5 in length.",
+                )
+            )
 
     def _interaction_metadata(self, ix: FakeInteraction) -> dict[str, Any]:
-        meta: dict[str, Any] = {"id": str(ix.id), "type": ix.type, "user": ix.user.payload(),
-                                "authorizing_integration_owners":
-                                    ix.payload["authorizing_integration_owners"]}
+        meta: dict[str, Any] = {
+            "id": str(ix.id),
+            "type": ix.type,
+            "user": ix.user.payload(),
+            "authorizing_integration_owners": ix.payload["authorizing_integration_owners"],
+        }
         data = ix.payload["data"]
         if ix.type == IX_APPLICATION_COMMAND:
             meta["name"] = ix.command_name
@@ -149,23 +185,38 @@ class InteractionResponder:
                 meta["triggering_interaction_metadata"] = self._interaction_metadata(opener)
         return meta
 
-    def _create_response_message(self, ix: FakeInteraction, data: dict[str, Any],
-                                 uploads: list[Upload], *, loading: bool,
-                                 followup: bool = False) -> StoredMessage:
+    def _create_response_message(
+        self,
+        ix: FakeInteraction,
+        data: dict[str, Any],
+        uploads: list[Upload],
+        *,
+        loading: bool,
+        followup: bool = False,
+    ) -> StoredMessage:
         w = self.world
         channel = w.channels[ix.channel_id]
         flags = int(data.get("flags") or 0)
         if loading:
-            fields: dict[str, Any] = {"content": "",
-                                      "flags": FLAG_LOADING | (flags & FLAG_EPHEMERAL)}
+            fields: dict[str, Any] = {
+                "content": "",
+                "flags": FLAG_LOADING | (flags & FLAG_EPHEMERAL),
+            }
         else:
-            fields = new_message_fields(w, data, uploads, channel_id=channel.id,
-                                        upload_limit=self._upload_limit(ix),
-                                        allowed_flags=INTERACTION_FLAGS)
-            fields["embeds"] = self.messages.normalize_embeds(fields["embeds"],
-                                                              fields["attachments"])
+            fields = new_message_fields(
+                w,
+                data,
+                uploads,
+                channel_id=channel.id,
+                upload_limit=self._upload_limit(ix),
+                allowed_flags=INTERACTION_FLAGS,
+            )
+            fields["embeds"] = self.messages.normalize_embeds(
+                fields["embeds"], fields["attachments"]
+            )
             mentions, roles, everyone = self.messages.resolve_mentions(
-                fields["content"], data.get("allowed_mentions"), None)
+                fields["content"], data.get("allowed_mentions"), None
+            )
             fields.update(mention_ids=mentions, mention_roles=roles, mention_everyone=everyone)
         msg_type = MSG_DEFAULT
         if ix.type == IX_APPLICATION_COMMAND:
@@ -180,13 +231,24 @@ class InteractionResponder:
                 reference["guild_id"] = str(channel.guild_id)
         legacy = None  # the deprecated ``interaction`` field: only on the response itself
         if ix.type == IX_APPLICATION_COMMAND and not followup:
-            legacy = {"id": str(ix.id), "type": ix.type, "name": ix.command_name,
-                      "user": ix.user.payload()}
+            legacy = {
+                "id": str(ix.id),
+                "type": ix.type,
+                "name": ix.command_name,
+                "user": ix.user.payload(),
+            }
         msg = self.messages.create(
-            channel, w.bot_user, type=msg_type, webhook_id=w.application_id,
-            application_id=w.application_id, interaction_metadata=self._interaction_metadata(ix),
-            interaction_legacy=legacy, reference=reference,
-            referenced_id=original.id if reference and original else None, **fields)
+            channel,
+            w.bot_user,
+            type=msg_type,
+            webhook_id=w.application_id,
+            application_id=w.application_id,
+            interaction_metadata=self._interaction_metadata(ix),
+            interaction_legacy=legacy,
+            reference=reference,
+            referenced_id=original.id if reference and original else None,
+            **fields,
+        )
         if not followup:
             ix.original_id = msg.id
         return msg
@@ -222,8 +284,9 @@ class InteractionResponder:
     def get_message(self, ix: FakeInteraction, message_id: str) -> dict[str, Any]:
         return self.messages.render(self._webhook_message(ix, message_id))
 
-    def edit_message(self, ix: FakeInteraction, message_id: str, payload: dict[str, Any],
-                     uploads: list[Upload]) -> dict[str, Any]:
+    def edit_message(
+        self, ix: FakeInteraction, message_id: str, payload: dict[str, Any], uploads: list[Upload]
+    ) -> dict[str, Any]:
         msg = self._webhook_message(ix, message_id)
         was_loading = bool(msg.flags & FLAG_LOADING)
         apply_edit(self.world, msg, payload, uploads, upload_limit=self._upload_limit(ix))
@@ -231,8 +294,9 @@ class InteractionResponder:
         if "embeds" in payload:
             msg.embeds = self.messages.normalize_embeds(msg.embeds, msg.attachments)
         if "content" in payload or "allowed_mentions" in payload:
-            msg.mention_ids, msg.mention_roles, msg.mention_everyone = \
+            msg.mention_ids, msg.mention_roles, msg.mention_everyone = (
                 self.messages.resolve_mentions(msg.content, payload.get("allowed_mentions"), None)
+            )
         # Replacing the "thinking..." placeholder is not an edit in Discord's eyes.
         self.messages.updated(msg, edited=not was_loading)
         self._snapshot(ix)
@@ -242,13 +306,17 @@ class InteractionResponder:
     def delete_message(self, ix: FakeInteraction, message_id: str) -> None:
         self.messages.delete(self._webhook_message(ix, message_id))
 
-    def followup(self, ix: FakeInteraction, payload: dict[str, Any], uploads: list[Upload]
-                 ) -> dict[str, Any]:
+    def followup(
+        self, ix: FakeInteraction, payload: dict[str, Any], uploads: list[Upload]
+    ) -> dict[str, Any]:
         if not ix.responded:
             raise ApiError(404, 10015, "Unknown Webhook")
         original = self.world.messages.get(ix.original_id or 0)
-        if (ix.response_type == CB_DEFERRED_CHANNEL_MESSAGE and original is not None
-                and original.flags & FLAG_LOADING):
+        if (
+            ix.response_type == CB_DEFERRED_CHANNEL_MESSAGE
+            and original is not None
+            and original.flags & FLAG_LOADING
+        ):
             # Discord: the first follow-up after a deferral replaces the "thinking" message.
             payload = {k: v for k, v in payload.items() if k != "flags"}
             return self.edit_message(ix, "@original", payload, uploads)

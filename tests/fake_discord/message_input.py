@@ -40,45 +40,79 @@ def check_upload_sizes(uploads: list[Upload], limit: int) -> None:
 def _validate(payload: dict[str, Any], flags: int) -> None:
     content = payload.get("content") or ""
     if len(content) > 2000:
-        raise invalid_form(field_error(["content"], "BASE_TYPE_MAX_LENGTH",
-                                       "Must be 2000 or fewer in length."))
+        raise invalid_form(
+            field_error(["content"], "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length.")
+        )
     embeds = payload.get("embeds") or []
     if len(embeds) > 10:
-        raise invalid_form(field_error(["embeds"], "BASE_TYPE_MAX_LENGTH",
-                                       "Must be 10 or fewer in length."))
+        raise invalid_form(
+            field_error(["embeds"], "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.")
+        )
     if flags & FLAG_IS_COMPONENTS_V2 and (content or embeds):
-        raise invalid_form(field_error(["content"], "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2",
-                                       "The 'content' and 'embeds' fields cannot be used when using MessageFlags.IS_COMPONENTS_V2"))
+        raise invalid_form(
+            field_error(
+                ["content"],
+                "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2",
+                "The 'content' and 'embeds' fields cannot be used when using MessageFlags.IS_COMPONENTS_V2",
+            )
+        )
     components = payload.get("components") or []
     if not flags & FLAG_IS_COMPONENTS_V2 and len(components) > 5:
-        raise invalid_form(field_error(["components"], "BASE_TYPE_MAX_LENGTH",
-                                       "Must be 5 or fewer in length."))
+        raise invalid_form(
+            field_error(["components"], "BASE_TYPE_MAX_LENGTH", "Must be 5 or fewer in length.")
+        )
     seen: set[str] = set()
     for i, row in enumerate(components):
         if row.get("type") == 1 and len(row.get("components", [])) > 5:
-            raise invalid_form(field_error(["components", i, "components"], "BASE_TYPE_MAX_LENGTH",
-                                           "Must be 5 or fewer in length."))
+            raise invalid_form(
+                field_error(
+                    ["components", i, "components"],
+                    "BASE_TYPE_MAX_LENGTH",
+                    "Must be 5 or fewer in length.",
+                )
+            )
     for comp in iter_components(components):
         cid = comp.get("custom_id")
         if cid is None:
             if comp.get("type") == 2 and comp.get("style") not in (5, 6):
-                raise invalid_form(field_error(["components"], "COMPONENT_CUSTOM_ID_REQUIRED",
-                                               "A custom id is required"))
+                raise invalid_form(
+                    field_error(
+                        ["components"], "COMPONENT_CUSTOM_ID_REQUIRED", "A custom id is required"
+                    )
+                )
             continue
         if not 1 <= len(cid) <= 100:
-            raise invalid_form(field_error(["components"], "BASE_TYPE_BAD_LENGTH",
-                                           "custom_id must be between 1 and 100 in length."))
+            raise invalid_form(
+                field_error(
+                    ["components"],
+                    "BASE_TYPE_BAD_LENGTH",
+                    "custom_id must be between 1 and 100 in length.",
+                )
+            )
         if cid in seen:
-            raise invalid_form(field_error(["components"], "COMPONENT_CUSTOM_ID_DUPLICATED",
-                                           "Component custom id cannot be duplicated"))
+            raise invalid_form(
+                field_error(
+                    ["components"],
+                    "COMPONENT_CUSTOM_ID_DUPLICATED",
+                    "Component custom id cannot be duplicated",
+                )
+            )
         seen.add(cid)
         if len(comp.get("label") or "") > 80:
-            raise invalid_form(field_error(["components"], "BASE_TYPE_MAX_LENGTH",
-                                           "label must be 80 or fewer in length."))
+            raise invalid_form(
+                field_error(
+                    ["components"], "BASE_TYPE_MAX_LENGTH", "label must be 80 or fewer in length."
+                )
+            )
 
 
-def _new_attachments(world: World, payload: dict[str, Any], uploads: list[Upload],
-                     folder: str, existing: list[CdnFile]) -> list[CdnFile]:
+def _new_attachments(
+    world: World,
+    payload: dict[str, Any],
+    uploads: list[Upload],
+    folder: str,
+    existing: list[CdnFile],
+) -> list[CdnFile]:
     """Resolve ``attachments`` (file indexes and kept ids) and ``files[n]`` into attachments."""
     by_index = {u.index: u for u in uploads}
     kept = {str(a.id): a for a in existing}
@@ -95,11 +129,20 @@ def _new_attachments(world: World, payload: dict[str, Any], uploads: list[Upload
         try:
             upload = by_index[int(raw_id)]
         except (KeyError, TypeError, ValueError):
-            raise invalid_form(field_error(["attachments", i], "ATTACHMENT_NOT_FOUND",
-                                           f"Unknown attachment {raw_id!r}")) from None
+            raise invalid_form(
+                field_error(
+                    ["attachments", i], "ATTACHMENT_NOT_FOUND", f"Unknown attachment {raw_id!r}"
+                )
+            ) from None
         used.add(upload.index)
-        result.append(world.cdn.store(upload.data, entry.get("filename") or upload.filename,
-                                      folder=folder, description=entry.get("description")))
+        result.append(
+            world.cdn.store(
+                upload.data,
+                entry.get("filename") or upload.filename,
+                folder=folder,
+                description=entry.get("description"),
+            )
+        )
     # Files sent without an entry in ``attachments`` are still attached, as Discord does.
     for u in uploads:
         if u.index not in used and payload.get("attachments") is not None:
@@ -107,9 +150,15 @@ def _new_attachments(world: World, payload: dict[str, Any], uploads: list[Upload
     return result
 
 
-def new_message_fields(world: World, payload: dict[str, Any], uploads: list[Upload], *,
-                       channel_id: int, upload_limit: int,
-                       allowed_flags: int = _CREATE_FLAGS) -> dict[str, Any]:
+def new_message_fields(
+    world: World,
+    payload: dict[str, Any],
+    uploads: list[Upload],
+    *,
+    channel_id: int,
+    upload_limit: int,
+    allowed_flags: int = _CREATE_FLAGS,
+) -> dict[str, Any]:
     """Fields for MessageService.create from a create-message payload."""
     flags = int(payload.get("flags") or 0)
     if flags & ~allowed_flags:
@@ -120,8 +169,14 @@ def new_message_fields(world: World, payload: dict[str, Any], uploads: list[Uplo
     content = payload.get("content") or ""
     embeds = payload.get("embeds") or []
     components = payload.get("components") or []
-    if not (content or embeds or attachments or components or payload.get("sticker_ids")
-            or payload.get("poll")):
+    if not (
+        content
+        or embeds
+        or attachments
+        or components
+        or payload.get("sticker_ids")
+        or payload.get("poll")
+    ):
         raise ApiError(400, 50006, "Cannot send an empty message")
     return {
         "content": content,
@@ -133,8 +188,14 @@ def new_message_fields(world: World, payload: dict[str, Any], uploads: list[Uplo
     }
 
 
-def apply_edit(world: World, msg: StoredMessage, payload: dict[str, Any],
-               uploads: list[Upload], *, upload_limit: int) -> None:
+def apply_edit(
+    world: World,
+    msg: StoredMessage,
+    payload: dict[str, Any],
+    uploads: list[Upload],
+    *,
+    upload_limit: int,
+) -> None:
     """Apply an edit payload to ``msg`` in place (only the keys present change)."""
     flags = msg.flags
     if "flags" in payload and payload["flags"] is not None:
@@ -151,7 +212,8 @@ def apply_edit(world: World, msg: StoredMessage, payload: dict[str, Any],
     if "components" in payload:
         msg.components = payload["components"] or []
     if "attachments" in payload or uploads:
-        new = _new_attachments(world, payload, uploads, f"attachments/{msg.channel_id}",
-                               msg.attachments)
+        new = _new_attachments(
+            world, payload, uploads, f"attachments/{msg.channel_id}", msg.attachments
+        )
         msg.attachments = new if "attachments" in payload else [*msg.attachments, *new]
     msg.flags = flags

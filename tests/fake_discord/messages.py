@@ -136,14 +136,22 @@ class MessageService:
         return msg.author.id == bot_id or bot_id in msg.mention_ids
 
     def app_has_content_intent(self) -> bool:
-        return bool(self.world.application_flags
-                    & (GATEWAY_MESSAGE_CONTENT | GATEWAY_MESSAGE_CONTENT_LIMITED))
+        return bool(
+            self.world.application_flags
+            & (GATEWAY_MESSAGE_CONTENT | GATEWAY_MESSAGE_CONTENT_LIMITED)
+        )
 
     # -- rendering -------------------------------------------------------------------------
 
-    def render(self, msg: StoredMessage, *, content_access: bool = True,
-               include_nonce: bool = False, gateway: bool = False,
-               with_reference: bool = True) -> dict[str, Any]:
+    def render(
+        self,
+        msg: StoredMessage,
+        *,
+        content_access: bool = True,
+        include_nonce: bool = False,
+        gateway: bool = False,
+        with_reference: bool = True,
+    ) -> dict[str, Any]:
         """The message object; ``content_access=False`` applies the blanking rule."""
         w = self.world
         visible = self.content_visible(msg, content_access)
@@ -151,8 +159,11 @@ class MessageService:
         data: dict[str, Any] = {
             "type": msg.type,
             "content": msg.content if visible else "",
-            "mentions": [self._mention_payload(uid, guild, gateway) for uid in msg.mention_ids
-                         if uid in w.users],
+            "mentions": [
+                self._mention_payload(uid, guild, gateway)
+                for uid in msg.mention_ids
+                if uid in w.users
+            ],
             "mention_roles": [str(r) for r in msg.mention_roles],
             "attachments": [a.payload() for a in msg.attachments] if visible else [],
             "embeds": list(msg.embeds) if visible else [],
@@ -180,16 +191,20 @@ class MessageService:
         if msg.position is not None:
             data["position"] = msg.position
         if msg.reactions:
-            data["reactions"] = [self._reaction_payload(r) for r in msg.reactions.values()
-                                 if r.user_ids]
+            data["reactions"] = [
+                self._reaction_payload(r) for r in msg.reactions.values() if r.user_ids
+            ]
         if msg.reference is not None:
             data["message_reference"] = msg.reference
             if with_reference and msg.referenced_id is not None:
                 ref = w.messages.get(msg.referenced_id)
                 data["referenced_message"] = (
-                    None if ref is None or ref.deleted
-                    else self.render(ref, content_access=content_access, gateway=gateway,
-                                     with_reference=False))
+                    None
+                    if ref is None or ref.deleted
+                    else self.render(
+                        ref, content_access=content_access, gateway=gateway, with_reference=False
+                    )
+                )
         if msg.thread_id is not None and msg.thread_id in w.channels:
             data["thread"] = w.channels[msg.thread_id].payload()
         if gateway and guild is not None:
@@ -218,18 +233,26 @@ class MessageService:
             "burst_count": 0,
         }
 
-    def for_session(self, msg: StoredMessage, *, include_nonce: bool = False
-                    ) -> Callable[[Session], dict[str, Any]]:
-        return lambda s: self.render(msg, content_access=s.content_intent,
-                                     include_nonce=include_nonce, gateway=True)
+    def for_session(
+        self, msg: StoredMessage, *, include_nonce: bool = False
+    ) -> Callable[[Session], dict[str, Any]]:
+        return lambda s: self.render(
+            msg, content_access=s.content_intent, include_nonce=include_nonce, gateway=True
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def create(self, channel: Channel, author: User, **fields: Any) -> StoredMessage:
         """Store a new message and tell the gateway (unless it is ephemeral)."""
         w = self.world
-        msg = StoredMessage(id=fields.pop("id", None) or w.ids.next(), channel_id=channel.id,
-                            guild_id=channel.guild_id, author=author, timestamp=w.now(), **fields)
+        msg = StoredMessage(
+            id=fields.pop("id", None) or w.ids.next(),
+            channel_id=channel.id,
+            guild_id=channel.guild_id,
+            author=author,
+            timestamp=w.now(),
+            **fields,
+        )
         if msg.components:
             assign_component_ids(msg.components)
         w.messages[msg.id] = msg
@@ -240,9 +263,11 @@ class MessageService:
                 channel.message_count += 1
             # A bot is not told about messages in channels it cannot see.
             if channel.guild_id is None or w.bot_permissions(channel) & VIEW_CHANNEL:
-                self.gateway.dispatch("MESSAGE_CREATE",
-                                      self.for_session(msg, include_nonce=True),
-                                      intents=self._message_intent(channel))
+                self.gateway.dispatch(
+                    "MESSAGE_CREATE",
+                    self.for_session(msg, include_nonce=True),
+                    intents=self._message_intent(channel),
+                )
         w.notifier.changed()
         return msg
 
@@ -254,8 +279,9 @@ class MessageService:
             assign_component_ids(msg.components)
         if not msg.ephemeral:
             channel = self.world.channels[msg.channel_id]
-            self.gateway.dispatch("MESSAGE_UPDATE", self.for_session(msg),
-                                  intents=self._message_intent(channel))
+            self.gateway.dispatch(
+                "MESSAGE_UPDATE", self.for_session(msg), intents=self._message_intent(channel)
+            )
         self.world.notifier.changed()
 
     def delete(self, msg: StoredMessage) -> None:
@@ -286,8 +312,9 @@ class MessageService:
             del msg.reactions[emoji_key(emoji)]
         self._dispatch_reaction("MESSAGE_REACTION_REMOVE", msg, user, emoji)
 
-    def _dispatch_reaction(self, event: str, msg: StoredMessage, user: User,
-                           emoji: dict[str, Any]) -> None:
+    def _dispatch_reaction(
+        self, event: str, msg: StoredMessage, user: User, emoji: dict[str, Any]
+    ) -> None:
         data: dict[str, Any] = {
             "user_id": str(user.id),
             "type": 0,
@@ -314,8 +341,9 @@ class MessageService:
 
     # -- helpers for building messages -----------------------------------------------------------
 
-    def resolve_mentions(self, content: str, allowed: dict[str, Any] | None,
-                         replied_author: User | None) -> tuple[list[int], list[int], bool]:
+    def resolve_mentions(
+        self, content: str, allowed: dict[str, Any] | None, replied_author: User | None
+    ) -> tuple[list[int], list[int], bool]:
         """Which users/roles/@everyone a message really pings, per ``allowed_mentions``."""
         parse = ["users", "roles", "everyone"] if allowed is None else allowed.get("parse", [])
         allowed_users = set() if allowed is None else {int(u) for u in allowed.get("users", [])}
@@ -323,11 +351,17 @@ class MessageService:
         users: list[int] = []
         for m in re.finditer(r"<@!?(\d+)>", content or ""):
             uid = int(m.group(1))
-            if uid in self.world.users and ("users" in parse or uid in allowed_users) \
-                    and uid not in users:
+            if (
+                uid in self.world.users
+                and ("users" in parse or uid in allowed_users)
+                and uid not in users
+            ):
                 users.append(uid)
-        roles = [int(m.group(1)) for m in re.finditer(r"<@&(\d+)>", content or "")
-                 if "roles" in parse or int(m.group(1)) in allowed_roles]
+        roles = [
+            int(m.group(1))
+            for m in re.finditer(r"<@&(\d+)>", content or "")
+            if "roles" in parse or int(m.group(1)) in allowed_roles
+        ]
         everyone = "everyone" in parse and bool(re.search(r"@(everyone|here)", content or ""))
         if replied_author is not None:
             ping = True if allowed is None else allowed.get("replied_user", False)
@@ -335,8 +369,9 @@ class MessageService:
                 users.append(replied_author.id)
         return users, roles, everyone
 
-    def normalize_embeds(self, embeds: list[dict[str, Any]],
-                         attachments: list[CdnFile]) -> list[dict[str, Any]]:
+    def normalize_embeds(
+        self, embeds: list[dict[str, Any]], attachments: list[CdnFile]
+    ) -> list[dict[str, Any]]:
         """Fill in ``type`` and resolve ``attachment://name`` URLs like Discord does."""
         by_name = {a.filename: a for a in attachments}
         result = []
@@ -347,10 +382,14 @@ class MessageService:
                 if isinstance(part, dict) and str(part.get("url", "")).startswith("attachment://"):
                     att = by_name.get(part["url"].removeprefix("attachment://"))
                     if att is not None:
-                        embed[key] = {"url": att.url,
-                                      "proxy_url": self.world.cdn.signed_url(att, "media"),
-                                      "width": att.width or 0, "height": att.height or 0,
-                                      "content_type": att.content_type,
-                                      "placeholder_version": 1, "flags": 0}
+                        embed[key] = {
+                            "url": att.url,
+                            "proxy_url": self.world.cdn.signed_url(att, "media"),
+                            "width": att.width or 0,
+                            "height": att.height or 0,
+                            "content_type": att.content_type,
+                            "placeholder_version": 1,
+                            "flags": 0,
+                        }
             result.append(embed)
         return result

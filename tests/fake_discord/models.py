@@ -84,8 +84,11 @@ class Role:
             "permissions": str(self.permissions),
             "position": self.position,
             "color": self.color,
-            "colors": {"primary_color": self.color, "secondary_color": None,
-                       "tertiary_color": None},
+            "colors": {
+                "primary_color": self.color,
+                "secondary_color": None,
+                "tertiary_color": None,
+            },
             "hoist": self.hoist,
             "managed": self.managed,
             "mentionable": self.mentionable,
@@ -106,8 +109,12 @@ class Overwrite:
     deny: int = 0
 
     def payload(self) -> dict[str, Any]:
-        return {"id": str(self.id), "type": self.type, "allow": str(self.allow),
-                "deny": str(self.deny)}
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "allow": str(self.allow),
+            "deny": str(self.deny),
+        }
 
 
 @dataclass
@@ -163,30 +170,34 @@ class Channel:
         if with_guild_id and self.guild_id is not None:
             data["guild_id"] = str(self.guild_id)
         if self.is_thread:
-            data.update({
-                "owner_id": _opt(self.owner_id),
-                "message_count": self.message_count,
-                "total_message_sent": self.message_count,
-                "member_count": len(self.member_ids),
-                "member_ids_preview": [str(i) for i in self.member_ids[:8]],
-                "thread_metadata": {
-                    "archived": self.archived,
-                    "archive_timestamp": iso(self.created_at),
-                    "auto_archive_duration": self.auto_archive_duration,
-                    "locked": self.locked,
-                    "create_timestamp": iso(self.created_at),
-                    **({"invitable": self.invitable} if self.type == 12 else {}),
-                },
-            })
+            data.update(
+                {
+                    "owner_id": _opt(self.owner_id),
+                    "message_count": self.message_count,
+                    "total_message_sent": self.message_count,
+                    "member_count": len(self.member_ids),
+                    "member_ids_preview": [str(i) for i in self.member_ids[:8]],
+                    "thread_metadata": {
+                        "archived": self.archived,
+                        "archive_timestamp": iso(self.created_at),
+                        "auto_archive_duration": self.auto_archive_duration,
+                        "locked": self.locked,
+                        "create_timestamp": iso(self.created_at),
+                        **({"invitable": self.invitable} if self.type == 12 else {}),
+                    },
+                }
+            )
         else:
-            data.update({
-                "position": self.position,
-                "permission_overwrites": [o.payload() for o in self.overwrites.values()],
-                "topic": self.topic,
-                "nsfw": self.nsfw,
-                "icon_emoji": None,
-                "theme_color": None,
-            })
+            data.update(
+                {
+                    "position": self.position,
+                    "permission_overwrites": [o.payload() for o in self.overwrites.values()],
+                    "topic": self.topic,
+                    "nsfw": self.nsfw,
+                    "icon_emoji": None,
+                    "theme_color": None,
+                }
+            )
             if self.type == GUILD_TEXT:
                 data["default_thread_rate_limit_per_user"] = 0
         return data

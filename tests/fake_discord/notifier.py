@@ -22,8 +22,12 @@ class Notifier:
         self._event.set()
         self._event = asyncio.Event()
 
-    async def wait_until(self, probe: Callable[[], T | None], timeout: float,
-                         describe: Callable[[], str] | None = None) -> T:
+    async def wait_until(
+        self,
+        probe: Callable[[], T | None],
+        timeout: float,
+        describe: Callable[[], str] | None = None,
+    ) -> T:
         """Return the first truthy result of ``probe()``, re-checked after every change."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

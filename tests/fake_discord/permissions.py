@@ -17,8 +17,9 @@ def base_permissions(guild: Guild, member: Member) -> int:
     return ALL_PERMISSIONS if perms & ADMINISTRATOR else perms
 
 
-def channel_permissions(guild: Guild, channel: Channel | None, member: Member,
-                        parent: Channel | None = None) -> int:
+def channel_permissions(
+    guild: Guild, channel: Channel | None, member: Member, parent: Channel | None = None
+) -> int:
     """Permissions of ``member`` in ``channel``; pass the parent for a thread."""
     perms = base_permissions(guild, member)
     if perms & ADMINISTRATOR or channel is None:

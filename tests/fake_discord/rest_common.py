@@ -41,8 +41,9 @@ class InjectedFailure:
 
 def json_response(data: Any, status: int = 200) -> web.Response:
     # discord.py parses JSON only when the header is exactly "application/json".
-    return web.Response(body=json.dumps(data).encode(), status=status,
-                        content_type="application/json")
+    return web.Response(
+        body=json.dumps(data).encode(), status=status, content_type="application/json"
+    )
 
 
 def no_content() -> web.Response:
@@ -80,13 +81,18 @@ async def read_body(request: web.Request) -> tuple[dict[str, Any], list[Upload]]
     return (body if isinstance(body, dict) else {"__list__": body}), []
 
 
-def make_middleware(*, token: Callable[[], str], records: list[RequestRecord],
-                    failures: list[InjectedFailure], unknown: list[str],
-                    changed: Callable[[], None]) -> Any:
+def make_middleware(
+    *,
+    token: Callable[[], str],
+    records: list[RequestRecord],
+    failures: list[InjectedFailure],
+    unknown: list[str],
+    changed: Callable[[], None],
+) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
-        rel = path[len(API_PREFIX):] if path.startswith(API_PREFIX) else path
+        rel = path[len(API_PREFIX) :] if path.startswith(API_PREFIX) else path
         status = 500
         try:
             response = await _guarded(request, handler, rel, token(), failures, unknown)
@@ -100,8 +106,14 @@ def make_middleware(*, token: Callable[[], str], records: list[RequestRecord],
     return middleware
 
 
-async def _guarded(request: web.Request, handler: Handler, rel: str, token: str,
-                   failures: list[InjectedFailure], unknown: list[str]) -> web.StreamResponse:
+async def _guarded(
+    request: web.Request,
+    handler: Handler,
+    rel: str,
+    token: str,
+    failures: list[InjectedFailure],
+    unknown: list[str],
+) -> web.StreamResponse:
     if request.path.startswith(API_PREFIX):
         if not _TOKEN_ROUTES.match(rel) and rel != "/gateway":
             if request.headers.get("Authorization") != f"Bot {token}":

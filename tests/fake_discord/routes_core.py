@@ -18,9 +18,21 @@ if TYPE_CHECKING:
 def _int(request: web.Request, key: str) -> int:
     value = request.match_info[key]
     if not value.isdigit():
-        raise ApiError(400, 50035, "Invalid Form Body",
-                       {key: {"_errors": [{"code": "NUMBER_TYPE_COERCE",
-                                           "message": f"Value \"{value}\" is not snowflake."}]}})
+        raise ApiError(
+            400,
+            50035,
+            "Invalid Form Body",
+            {
+                key: {
+                    "_errors": [
+                        {
+                            "code": "NUMBER_TYPE_COERCE",
+                            "message": f'Value "{value}" is not snowflake.',
+                        }
+                    ]
+                }
+            },
+        )
     return int(value)
 
 
@@ -62,17 +74,31 @@ class CoreRoutes:
         return json_response({"url": self.fd.gateway_url})
 
     async def gateway_bot(self, request: web.Request) -> web.Response:
-        return json_response({
-            "url": self.fd.gateway_url,
-            "shards": 1,
-            "session_start_limit": {"total": 1000, "remaining": 999,
-                                    "reset_after": 14400000, "max_concurrency": 1},
-        })
+        return json_response(
+            {
+                "url": self.fd.gateway_url,
+                "shards": 1,
+                "session_start_limit": {
+                    "total": 1000,
+                    "remaining": 999,
+                    "reset_after": 14400000,
+                    "max_concurrency": 1,
+                },
+            }
+        )
 
     async def me(self, request: web.Request) -> web.Response:
         data = self.w.bot_user.payload()
-        data.update({"verified": True, "mfa_enabled": False, "email": None, "bot": True,
-                     "locale": "en-US", "premium_type": 0})
+        data.update(
+            {
+                "verified": True,
+                "mfa_enabled": False,
+                "email": None,
+                "bot": True,
+                "locale": "en-US",
+                "premium_type": 0,
+            }
+        )
         return json_response(data)
 
     async def get_user(self, request: web.Request) -> web.Response:
@@ -172,8 +198,9 @@ class CoreRoutes:
             raise missing_access()
         limit = int(request.query.get("limit", "1"))
         after = int(request.query.get("after", "0"))
-        members = sorted((m for m in guild.members.values() if m.user.id > after),
-                         key=lambda m: m.user.id)
+        members = sorted(
+            (m for m in guild.members.values() if m.user.id > after), key=lambda m: m.user.id
+        )
         return json_response([m.payload() for m in members[:limit]])
 
     async def get_member(self, request: web.Request) -> web.Response:
@@ -182,8 +209,11 @@ class CoreRoutes:
 
     async def active_threads(self, request: web.Request) -> web.Response:
         guild = self._guild(request)
-        threads = [self.w.channels[c] for c in guild.channel_ids
-                   if self.w.channels[c].is_thread and not self.w.channels[c].archived]
+        threads = [
+            self.w.channels[c]
+            for c in guild.channel_ids
+            if self.w.channels[c].is_thread and not self.w.channels[c].archived
+        ]
         return json_response({"threads": [t.payload() for t in threads], "members": []})
 
     async def get_channel(self, request: web.Request) -> web.Response:

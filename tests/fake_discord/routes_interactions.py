@@ -34,8 +34,9 @@ class InteractionRoutes:
 
     async def callback(self, request: web.Request) -> web.Response:
         body, uploads = await read_body(request)
-        result = self.svc.callback(_int(request, "interaction_id"), request.match_info["token"],
-                                   body, uploads)
+        result = self.svc.callback(
+            _int(request, "interaction_id"), request.match_info["token"], body, uploads
+        )
         if _truthy(request.query.get("with_response")):
             return json_response(result)
         return no_content()

@@ -91,8 +91,10 @@ class MessageRoutes:
     def _render(self, msg: StoredMessage, *, include_nonce: bool = False) -> dict[str, Any]:
         # REST has no intents: the application's Message Content switch decides.
         return self.fd.message_service.render(
-            msg, content_access=self.fd.message_service.app_has_content_intent(),
-            include_nonce=include_nonce)
+            msg,
+            content_access=self.fd.message_service.app_has_content_intent(),
+            include_nonce=include_nonce,
+        )
 
     def _upload_limit(self, channel: Channel) -> int:
         if channel.guild_id is None:
@@ -117,8 +119,9 @@ class MessageRoutes:
         if nonce is not None:
             nonce = str(nonce)
             if len(nonce) > 25:
-                raise invalid_form(field_error(["nonce"], "BASE_TYPE_MAX_LENGTH",
-                                               "Must be 25 or fewer in length."))
+                raise invalid_form(
+                    field_error(["nonce"], "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+                )
             if payload.get("enforce_nonce"):
                 seen = self.nonces.get((w.bot_user.id, nonce))
                 if seen is not None and w.now() - seen[1] < NONCE_WINDOW_S:
@@ -126,33 +129,53 @@ class MessageRoutes:
                     if original is not None and not original.deleted:
                         self.fd.nonce_dedup_count += 1
                         return json_response(self._render(original, include_nonce=True))
-        fields = new_message_fields(w, payload, uploads, channel_id=channel.id,
-                                    upload_limit=self._upload_limit(channel))
+        fields = new_message_fields(
+            w, payload, uploads, channel_id=channel.id, upload_limit=self._upload_limit(channel)
+        )
         reference, referenced = self._reference(payload.get("message_reference"), channel)
         mentions, roles, everyone = svc.resolve_mentions(
-            fields["content"], payload.get("allowed_mentions"),
-            referenced.author if referenced is not None else None)
+            fields["content"],
+            payload.get("allowed_mentions"),
+            referenced.author if referenced is not None else None,
+        )
         fields["embeds"] = svc.normalize_embeds(fields["embeds"], fields["attachments"])
-        msg = svc.create(channel, w.bot_user, nonce=nonce, reference=reference,
-                         referenced_id=referenced.id if referenced else None,
-                         type=MSG_REPLY if referenced else 0, mention_ids=mentions,
-                         mention_roles=roles, mention_everyone=everyone, **fields)
+        msg = svc.create(
+            channel,
+            w.bot_user,
+            nonce=nonce,
+            reference=reference,
+            referenced_id=referenced.id if referenced else None,
+            type=MSG_REPLY if referenced else 0,
+            mention_ids=mentions,
+            mention_roles=roles,
+            mention_everyone=everyone,
+            **fields,
+        )
         if nonce is not None:
             self.nonces[(w.bot_user.id, nonce)] = (msg.id, w.now())
         return json_response(self._render(msg, include_nonce=True))
 
-    def _reference(self, ref: dict[str, Any] | None, channel: Channel
-                   ) -> tuple[dict[str, Any] | None, StoredMessage | None]:
+    def _reference(
+        self, ref: dict[str, Any] | None, channel: Channel
+    ) -> tuple[dict[str, Any] | None, StoredMessage | None]:
         if not ref:
             return None, None
         target = self.w.messages.get(int(ref.get("message_id") or 0))
-        ok = (target is not None and not target.deleted and not target.ephemeral
-              and target.channel_id == int(ref.get("channel_id") or channel.id) == channel.id)
+        ok = (
+            target is not None
+            and not target.deleted
+            and not target.ephemeral
+            and target.channel_id == int(ref.get("channel_id") or channel.id) == channel.id
+        )
         if not ok:
             if ref.get("fail_if_not_exists", True):
-                raise invalid_form(field_error(["message_reference"],
-                                               "MESSAGE_REFERENCE_UNKNOWN_MESSAGE",
-                                               "Unknown message"))
+                raise invalid_form(
+                    field_error(
+                        ["message_reference"],
+                        "MESSAGE_REFERENCE_UNKNOWN_MESSAGE",
+                        "Unknown message",
+                    )
+                )
             return None, None
         assert target is not None
         data = {"type": 0, "channel_id": str(channel.id), "message_id": str(target.id)}
@@ -164,16 +187,22 @@ class MessageRoutes:
         channel = self._channel(request, need=VIEW_CHANNEL | READ_MESSAGE_HISTORY)
         q = request.query
         limit = max(1, min(100, int(q.get("limit", "50"))))
-        msgs = sorted((m for m in self.w.messages.values() if m.channel_id == channel.id
-                       and not m.deleted and not m.ephemeral), key=lambda m: m.id)
+        msgs = sorted(
+            (
+                m
+                for m in self.w.messages.values()
+                if m.channel_id == channel.id and not m.deleted and not m.ephemeral
+            ),
+            key=lambda m: m.id,
+        )
         if "before" in q:
             msgs = [m for m in msgs if m.id < int(q["before"])][-limit:]
         elif "after" in q:
             msgs = [m for m in msgs if m.id > int(q["after"])][:limit]
         elif "around" in q:
             around = int(q["around"])
-            older = [m for m in msgs if m.id <= around][-(limit - limit // 2):]
-            newer = [m for m in msgs if m.id > around][:limit // 2]
+            older = [m for m in msgs if m.id <= around][-(limit - limit // 2) :]
+            newer = [m for m in msgs if m.id > around][: limit // 2]
             msgs = older + newer
         else:
             msgs = msgs[-limit:]
@@ -198,15 +227,19 @@ class MessageRoutes:
             msg.embeds = svc.normalize_embeds(msg.embeds, msg.attachments)
         if "content" in payload:
             msg.mention_ids, msg.mention_roles, msg.mention_everyone = svc.resolve_mentions(
-                msg.content, payload.get("allowed_mentions"), None)
+                msg.content, payload.get("allowed_mentions"), None
+            )
         svc.updated(msg)
         return json_response(self._render(msg))
 
     async def delete_message(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
         msg = self._message(request, channel)
-        if msg.author.id != self.w.bot_user.id and channel.type != DM \
-                and not self.w.bot_permissions(channel) & MANAGE_MESSAGES:
+        if (
+            msg.author.id != self.w.bot_user.id
+            and channel.type != DM
+            and not self.w.bot_permissions(channel) & MANAGE_MESSAGES
+        ):
             raise missing_permissions()
         if msg.author.id != self.w.bot_user.id and channel.type == DM:
             raise ApiError(403, 50003, "Cannot execute action on a DM channel")
@@ -220,8 +253,11 @@ class MessageRoutes:
         msg = self._message(request, channel)
         emoji = parse_emoji(request.match_info["emoji"])
         key = f"{emoji['name']}:{emoji['id']}" if emoji["id"] else emoji["name"]
-        if channel.type != DM and key not in msg.reactions \
-                and not self.w.bot_permissions(channel) & ADD_REACTIONS:
+        if (
+            channel.type != DM
+            and key not in msg.reactions
+            and not self.w.bot_permissions(channel) & ADD_REACTIONS
+        ):
             raise missing_permissions()
         if len(msg.reactions) >= 20 and key not in msg.reactions:
             raise ApiError(400, 30010, "Maximum number of reactions reached (20)")
@@ -271,8 +307,11 @@ class MessageRoutes:
     def _thread_name(self, body: dict[str, Any]) -> str:
         name = str(body.get("name") or "")
         if not 1 <= len(name) <= 100:
-            raise invalid_form(field_error(["name"], "BASE_TYPE_BAD_LENGTH",
-                                           "Must be between 1 and 100 in length."))
+            raise invalid_form(
+                field_error(
+                    ["name"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."
+                )
+            )
         return name
 
     async def thread_from_message(self, request: web.Request) -> web.Response:
@@ -286,9 +325,14 @@ class MessageRoutes:
             raise ApiError(400, 160004, "A thread has already been created for this message")
         name = self._thread_name(body)
         thread = self.fd.create_thread_channel(
-            channel, name, owner=self.w.bot_user, thread_id=msg.id, type=PUBLIC_THREAD,
+            channel,
+            name,
+            owner=self.w.bot_user,
+            thread_id=msg.id,
+            type=PUBLIC_THREAD,
             auto_archive_duration=int(body.get("auto_archive_duration") or 1440),
-            rate_limit_per_user=int(body.get("rate_limit_per_user") or 0))
+            rate_limit_per_user=int(body.get("rate_limit_per_user") or 0),
+        )
         msg.thread_id = thread.id
         self.fd.message_service.updated(msg, edited=False)
         return json_response(thread.payload(), 201)
@@ -305,13 +349,18 @@ class MessageRoutes:
             raise missing_permissions()
         name = self._thread_name(body)
         thread = self.fd.create_thread_channel(
-            channel, name, owner=self.w.bot_user, type=ttype,
+            channel,
+            name,
+            owner=self.w.bot_user,
+            type=ttype,
             auto_archive_duration=int(body.get("auto_archive_duration") or 1440),
             rate_limit_per_user=int(body.get("rate_limit_per_user") or 0),
-            invitable=bool(body.get("invitable", True)))
+            invitable=bool(body.get("invitable", True)),
+        )
         if ttype == PUBLIC_THREAD:
             # Discord announces a public thread started without a message in its parent.
             ref = {"type": 0, "channel_id": str(thread.id), "guild_id": str(channel.guild_id)}
-            self.fd.message_service.create(channel, self.w.bot_user, type=MSG_THREAD_CREATED,
-                                           content=name, reference=ref)
+            self.fd.message_service.create(
+                channel, self.w.bot_user, type=MSG_THREAD_CREATED, content=name, reference=ref
+            )
         return json_response(thread.payload(), 201)

@@ -36,21 +36,36 @@ from .world import World
 class FakeDiscord:
     """A Discord that lives on 127.0.0.1 inside the test process. See the package docstring."""
 
-    def __init__(self, token: str = "Bot-token-123", application_flags: int = 0, *,
-                 bot_name: str = "WanBot", heartbeat_interval_ms: int = 41250,
-                 interaction_ack_timeout: float = 3.0, interaction_token_ttl: float = 900.0,
-                 cdn_url_ttl: float = 86400.0, host: str = "127.0.0.1") -> None:
-        self.world = World(token=token, application_flags=application_flags, bot_name=bot_name,
-                           cdn_url_ttl=cdn_url_ttl)
+    def __init__(
+        self,
+        token: str = "Bot-token-123",
+        application_flags: int = 0,
+        *,
+        bot_name: str = "WanBot",
+        heartbeat_interval_ms: int = 41250,
+        interaction_ack_timeout: float = 3.0,
+        interaction_token_ttl: float = 900.0,
+        cdn_url_ttl: float = 86400.0,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.world = World(
+            token=token,
+            application_flags=application_flags,
+            bot_name=bot_name,
+            cdn_url_ttl=cdn_url_ttl,
+        )
         self.gateway = Gateway(self.world, heartbeat_interval_ms=heartbeat_interval_ms)
         self.message_service = MessageService(self.world, self.gateway)
         self.command_registry = CommandRegistry(self.world)
         self.interaction_registry = InteractionRegistry(self.world, self.message_service)
-        self.interaction_builder = InteractionBuilder(self.interaction_registry,
-                                                      self.command_registry, self.gateway)
+        self.interaction_builder = InteractionBuilder(
+            self.interaction_registry, self.command_registry, self.gateway
+        )
         self.interaction_responder = InteractionResponder(
-            self.interaction_registry, ack_timeout=interaction_ack_timeout,
-            token_ttl=interaction_token_ttl)
+            self.interaction_registry,
+            ack_timeout=interaction_ack_timeout,
+            token_ttl=interaction_token_ttl,
+        )
         self.host = host
         self.port = 0
         self.request_log: list[RequestRecord] = []
@@ -63,9 +78,18 @@ class FakeDiscord:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> FakeDiscord:
-        app = web.Application(client_max_size=512 * 1024 * 1024, middlewares=[make_middleware(
-            token=lambda: self.world.token, records=self.request_log, failures=self.failures,
-            unknown=self.unknown_routes, changed=self.world.notifier.changed)])
+        app = web.Application(
+            client_max_size=512 * 1024 * 1024,
+            middlewares=[
+                make_middleware(
+                    token=lambda: self.world.token,
+                    records=self.request_log,
+                    failures=self.failures,
+                    unknown=self.unknown_routes,
+                    changed=self.world.notifier.changed,
+                )
+            ],
+        )
         CoreRoutes(self).register(app.router, API_PREFIX)
         MessageRoutes(self).register(app.router, API_PREFIX)
         InteractionRoutes(self).register(app.router, API_PREFIX)
@@ -127,67 +151,109 @@ class FakeDiscord:
 
     # -- building the world ------------------------------------------------------------------------
 
-    def add_user(self, name: str = "alice", *, bot: bool = False,
-                 global_name: str | None = None) -> User:
+    def add_user(
+        self, name: str = "alice", *, bot: bool = False, global_name: str | None = None
+    ) -> User:
         return self.world.add_user(name, bot=bot, global_name=global_name)
 
-    def add_guild(self, name: str = "Test", *, owner: User | None = None,
-                  owner_id: int | None = None, premium_tier: int = 0,
-                  upload_limit: int | None = None, features: Sequence[str] = (),
-                  bot_permissions: Any = DEFAULT_BOT_PERMISSIONS,
-                  everyone_permissions: Any = DEFAULT_EVERYONE_PERMISSIONS,
-                  with_bot: bool = True, locale: str = "en-US") -> Guild:
+    def add_guild(
+        self,
+        name: str = "Test",
+        *,
+        owner: User | None = None,
+        owner_id: int | None = None,
+        premium_tier: int = 0,
+        upload_limit: int | None = None,
+        features: Sequence[str] = (),
+        bot_permissions: Any = DEFAULT_BOT_PERMISSIONS,
+        everyone_permissions: Any = DEFAULT_EVERYONE_PERMISSIONS,
+        with_bot: bool = True,
+        locale: str = "en-US",
+    ) -> Guild:
         """A server (with @everyone, the bot's managed role and the bot as member unless
         ``with_bot=False``). ``upload_limit`` overrides the premium tier's limit in bytes."""
         w = self.world
         if owner is None:
             owner = w.users[owner_id] if owner_id is not None else self.add_user(f"{name}-owner")
-        guild = Guild(id=w.ids.next(), name=name, owner_id=owner.id, premium_tier=premium_tier,
-                      upload_limit_override=upload_limit, features=list(features), locale=locale,
-                      created_at=w.now())
-        guild.roles[guild.id] = Role(id=guild.id, guild_id=guild.id, name="@everyone",
-                                     permissions=as_bits(everyone_permissions))
+        guild = Guild(
+            id=w.ids.next(),
+            name=name,
+            owner_id=owner.id,
+            premium_tier=premium_tier,
+            upload_limit_override=upload_limit,
+            features=list(features),
+            locale=locale,
+            created_at=w.now(),
+        )
+        guild.roles[guild.id] = Role(
+            id=guild.id,
+            guild_id=guild.id,
+            name="@everyone",
+            permissions=as_bits(everyone_permissions),
+        )
         w.guilds[guild.id] = guild
         guild.members[owner.id] = Member(user=owner, guild_id=guild.id, joined_at=w.now())
         if with_bot:
             self.add_bot_to_guild(guild, permissions=bot_permissions)
         return guild
 
-    def add_bot_to_guild(self, guild: Guild, *, permissions: Any = DEFAULT_BOT_PERMISSIONS
-                         ) -> Member:
+    def add_bot_to_guild(
+        self, guild: Guild, *, permissions: Any = DEFAULT_BOT_PERMISSIONS
+    ) -> Member:
         """Invite the bot (dispatches GUILD_CREATE if it is connected)."""
         w = self.world
-        role = Role(id=w.ids.next(), guild_id=guild.id, name=w.bot_user.username,
-                    permissions=as_bits(permissions), position=1, managed=True,
-                    bot_id=w.bot_user.id)
+        role = Role(
+            id=w.ids.next(),
+            guild_id=guild.id,
+            name=w.bot_user.username,
+            permissions=as_bits(permissions),
+            position=1,
+            managed=True,
+            bot_id=w.bot_user.id,
+        )
         guild.roles[role.id] = role
         member = Member(user=w.bot_user, guild_id=guild.id, roles=[role.id], joined_at=w.now())
         guild.members[w.bot_user.id] = member
         self.gateway.dispatch(
-            "GUILD_CREATE", lambda s: self.gateway.guild_create_payload(guild, s, joined=True),
-            intents=INTENT_GUILDS)
+            "GUILD_CREATE",
+            lambda s: self.gateway.guild_create_payload(guild, s, joined=True),
+            intents=INTENT_GUILDS,
+        )
         w.notifier.changed()
         return member
 
     def add_role(self, guild: Guild, name: str, permissions: Any = 0) -> Role:
         w = self.world
-        role = Role(id=w.ids.next(), guild_id=guild.id, name=name,
-                    permissions=as_bits(permissions), position=len(guild.roles))
+        role = Role(
+            id=w.ids.next(),
+            guild_id=guild.id,
+            name=name,
+            permissions=as_bits(permissions),
+            position=len(guild.roles),
+        )
         guild.roles[role.id] = role
-        self.gateway.dispatch("GUILD_ROLE_CREATE",
-                              {"guild_id": str(guild.id), "role": role.payload()},
-                              intents=INTENT_GUILDS)
+        self.gateway.dispatch(
+            "GUILD_ROLE_CREATE",
+            {"guild_id": str(guild.id), "role": role.payload()},
+            intents=INTENT_GUILDS,
+        )
         return role
 
-    def add_member(self, guild: Guild, user: User, *, permissions: Any = None,
-                   roles: Iterable[Role | int] = (), nick: str | None = None) -> Member:
+    def add_member(
+        self,
+        guild: Guild,
+        user: User,
+        *,
+        permissions: Any = None,
+        roles: Iterable[Role | int] = (),
+        nick: str | None = None,
+    ) -> Member:
         """Make ``user`` a member; ``permissions`` gives them a role of their own with those."""
         w = self.world
         role_ids = [snowflake_of(r) for r in roles]
         if permissions is not None:
             role_ids.append(self.add_role(guild, f"{user.username}-role", permissions).id)
-        member = Member(user=user, guild_id=guild.id, roles=role_ids, nick=nick,
-                        joined_at=w.now())
+        member = Member(user=user, guild_id=guild.id, roles=role_ids, nick=nick, joined_at=w.now())
         guild.members[user.id] = member
         data = member.payload()
         data["guild_id"] = str(guild.id)
@@ -195,37 +261,69 @@ class FakeDiscord:
         w.notifier.changed()
         return member
 
-    def add_text_channel(self, guild: Guild, name: str = "general", *, topic: str | None = None,
-                         nsfw: bool = False, parent_id: int | None = None) -> Channel:
+    def add_text_channel(
+        self,
+        guild: Guild,
+        name: str = "general",
+        *,
+        topic: str | None = None,
+        nsfw: bool = False,
+        parent_id: int | None = None,
+    ) -> Channel:
         w = self.world
-        channel = Channel(id=w.ids.next(), type=GUILD_TEXT, name=name, guild_id=guild.id,
-                          position=len(guild.channel_ids), topic=topic, nsfw=nsfw,
-                          parent_id=parent_id)
+        channel = Channel(
+            id=w.ids.next(),
+            type=GUILD_TEXT,
+            name=name,
+            guild_id=guild.id,
+            position=len(guild.channel_ids),
+            topic=topic,
+            nsfw=nsfw,
+            parent_id=parent_id,
+        )
         if guild.bot_deny:
-            channel.overwrites[w.bot_user.id] = Overwrite(id=w.bot_user.id, type=1,
-                                                          deny=guild.bot_deny)
+            channel.overwrites[w.bot_user.id] = Overwrite(
+                id=w.bot_user.id, type=1, deny=guild.bot_deny
+            )
         w.channels[channel.id] = channel
         guild.channel_ids.append(channel.id)
         self.gateway.dispatch("CHANNEL_CREATE", channel.payload(), intents=INTENT_GUILDS)
         w.notifier.changed()
         return channel
 
-    def add_thread(self, channel: Channel, name: str, *, owner: User,
-                   type: int = PUBLIC_THREAD) -> Channel:
+    def add_thread(
+        self, channel: Channel, name: str, *, owner: User, type: int = PUBLIC_THREAD
+    ) -> Channel:
         """A thread someone else started (without a starter message)."""
         return self.create_thread_channel(channel, name, owner=owner, type=type)
 
-    def create_thread_channel(self, parent: Channel, name: str, *, owner: User,
-                              thread_id: int | None = None, type: int = PUBLIC_THREAD,
-                              auto_archive_duration: int = 1440, rate_limit_per_user: int = 0,
-                              invitable: bool = True) -> Channel:
+    def create_thread_channel(
+        self,
+        parent: Channel,
+        name: str,
+        *,
+        owner: User,
+        thread_id: int | None = None,
+        type: int = PUBLIC_THREAD,
+        auto_archive_duration: int = 1440,
+        rate_limit_per_user: int = 0,
+        invitable: bool = True,
+    ) -> Channel:
         w = self.world
         assert parent.guild_id is not None
-        thread = Channel(id=thread_id or w.ids.next(), type=type, name=name,
-                         guild_id=parent.guild_id, parent_id=parent.id, owner_id=owner.id,
-                         created_at=w.now(), auto_archive_duration=auto_archive_duration,
-                         rate_limit_per_user=rate_limit_per_user, member_ids=[owner.id],
-                         invitable=invitable)
+        thread = Channel(
+            id=thread_id or w.ids.next(),
+            type=type,
+            name=name,
+            guild_id=parent.guild_id,
+            parent_id=parent.id,
+            owner_id=owner.id,
+            created_at=w.now(),
+            auto_archive_duration=auto_archive_duration,
+            rate_limit_per_user=rate_limit_per_user,
+            member_ids=[owner.id],
+            invitable=invitable,
+        )
         w.channels[thread.id] = thread
         w.guilds[parent.guild_id].channel_ids.append(thread.id)
 
@@ -233,9 +331,12 @@ class FakeDiscord:
             data = thread.payload()
             data["newly_created"] = True
             if owner.id == w.bot_user.id:
-                data["member"] = {"id": str(thread.id), "user_id": str(owner.id),
-                                  "join_timestamp": data["thread_metadata"]["create_timestamp"],
-                                  "flags": 1}
+                data["member"] = {
+                    "id": str(thread.id),
+                    "user_id": str(owner.id),
+                    "join_timestamp": data["thread_metadata"]["create_timestamp"],
+                    "flags": 1,
+                }
             return data
 
         self.gateway.dispatch("THREAD_CREATE", payload, intents=INTENT_GUILDS)
@@ -245,8 +346,9 @@ class FakeDiscord:
     def dm_channel(self, user: User) -> Channel:
         return self.world.dm_channel(user)
 
-    def set_bot_permissions(self, guild: Guild, channel: Channel | None = None, *,
-                            allow: Any = 0, deny: Any = 0) -> None:
+    def set_bot_permissions(
+        self, guild: Guild, channel: Channel | None = None, *, allow: Any = 0, deny: Any = 0
+    ) -> None:
         """Change what the bot may do, the way a server admin would.
 
         With ``channel`` (a thread means its parent): set the bot's member overwrite there.
@@ -265,15 +367,20 @@ class FakeDiscord:
         role = next(guild.roles[r] for r in member.roles if guild.roles[r].managed)
         role.permissions = (role.permissions | allow_bits) & ~deny_bits
         guild.bot_deny = (guild.bot_deny | deny_bits) & ~allow_bits
-        self.gateway.dispatch("GUILD_ROLE_UPDATE",
-                              {"guild_id": str(guild.id), "role": role.payload()},
-                              intents=INTENT_GUILDS)
+        self.gateway.dispatch(
+            "GUILD_ROLE_UPDATE",
+            {"guild_id": str(guild.id), "role": role.payload()},
+            intents=INTENT_GUILDS,
+        )
         for cid in guild.channel_ids:
             ch = w.channels[cid]
             if not ch.is_thread:
                 old = ch.overwrites.get(w.bot_user.id)
-                self._set_bot_overwrite(ch, (old.allow if old else 0) & ~deny_bits,
-                                        ((old.deny if old else 0) | deny_bits) & ~allow_bits)
+                self._set_bot_overwrite(
+                    ch,
+                    (old.allow if old else 0) & ~deny_bits,
+                    ((old.deny if old else 0) | deny_bits) & ~allow_bits,
+                )
         w.notifier.changed()
 
     def _set_bot_overwrite(self, channel: Channel, allow: int, deny: int) -> None:
@@ -284,12 +391,18 @@ class FakeDiscord:
             channel.overwrites.pop(bot_id, None)
         self.gateway.dispatch("CHANNEL_UPDATE", channel.payload(), intents=INTENT_GUILDS)
 
-    def add_cdn_file(self, data: bytes, filename: str = "image.png",
-                     content_type: str | None = None, *, description: str | None = None
-                     ) -> CdnFile:
+    def add_cdn_file(
+        self,
+        data: bytes,
+        filename: str = "image.png",
+        content_type: str | None = None,
+        *,
+        description: str | None = None,
+    ) -> CdnFile:
         """A file a user could upload; use it in ``attachments=`` or an attachment option."""
-        return self.world.cdn.store(data, filename, content_type, folder="attachments/0",
-                                    description=description)
+        return self.world.cdn.store(
+            data, filename, content_type, folder="attachments/0", description=description
+        )
 
     def advance_cdn_clock(self, seconds: float) -> None:
         """Move the CDN's clock: URLs signed before now expire as they would after that time."""
@@ -299,19 +412,36 @@ class FakeDiscord:
         """Kill the interaction's webhook token (follow-ups/edits get 401 / 50027)."""
         ix.token_expired = True
 
-    def inject_failure(self, method: str, path_pattern: str, status: int = 500,
-                       body: dict[str, Any] | None = None, *, times: int = 1,
-                       headers: dict[str, str] | None = None) -> None:
+    def inject_failure(
+        self,
+        method: str,
+        path_pattern: str,
+        status: int = 500,
+        body: dict[str, Any] | None = None,
+        *,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         """Answer the next ``times`` API requests matching ``method`` ("*" = any) and the regex
         ``path_pattern`` (searched in the path relative to the API base) with this error."""
         hdrs = dict(headers or {})
         if status == 429:
             hdrs.setdefault("Via", "1.1 google")  # discord.py treats a 429 without it as a ban
-            body = body or {"message": "You are being rate limited.", "retry_after": 0.05,
-                            "global": False}
-        self.failures.append(InjectedFailure(
-            method.upper(), re.compile(path_pattern), status,
-            body or {"message": "500: Internal Server Error", "code": 0}, times, hdrs))
+            body = body or {
+                "message": "You are being rate limited.",
+                "retry_after": 0.05,
+                "global": False,
+            }
+        self.failures.append(
+            InjectedFailure(
+                method.upper(),
+                re.compile(path_pattern),
+                status,
+                body or {"message": "500: Internal Server Error", "code": 0},
+                times,
+                hdrs,
+            )
+        )
 
     # -- users acting ------------------------------------------------------------------------------
 
@@ -321,11 +451,18 @@ class FakeDiscord:
             raise KeyError(f"unknown message {message!r}")
         return msg
 
-    async def post_user_message(self, channel: Channel | int, user: User, content: str = "", *,
-                                attachments: Iterable[CdnFile | tuple[str, bytes]] = (),
-                                reference: Any = None, mentions: Iterable[User] = (),
-                                ping_reply: bool = True,
-                                embeds: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    async def post_user_message(
+        self,
+        channel: Channel | int,
+        user: User,
+        content: str = "",
+        *,
+        attachments: Iterable[CdnFile | tuple[str, bytes]] = (),
+        reference: Any = None,
+        mentions: Iterable[User] = (),
+        ping_reply: bool = True,
+        embeds: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         """A user posts a message (dispatched as MESSAGE_CREATE). ``reference`` makes it a reply,
         which pings the replied-to author unless ``ping_reply=False``. Returns the full message."""
         w, svc = self.world, self.message_service
@@ -340,21 +477,34 @@ class FakeDiscord:
                 fname, data = item
                 files.append(w.cdn.store(data, fname, folder=f"attachments/{ch.id}"))
         mention_ids = [u.id for u in mentions]
-        mention_ids += [int(m) for m in re.findall(r"<@!?(\d+)>", content)
-                        if int(m) in w.users and int(m) not in mention_ids]
+        mention_ids += [
+            int(m)
+            for m in re.findall(r"<@!?(\d+)>", content)
+            if int(m) in w.users and int(m) not in mention_ids
+        ]
         ref_payload, referenced = None, None
         if reference is not None:
             referenced = self._stored(reference)
-            ref_payload = {"type": 0, "channel_id": str(referenced.channel_id),
-                           "message_id": str(referenced.id)}
+            ref_payload = {
+                "type": 0,
+                "channel_id": str(referenced.channel_id),
+                "message_id": str(referenced.id),
+            }
             if referenced.guild_id:
                 ref_payload["guild_id"] = str(referenced.guild_id)
             if ping_reply and referenced.author.id not in mention_ids:
                 mention_ids.append(referenced.author.id)
-        msg = svc.create(ch, user, content=content, attachments=files, embeds=embeds or [],
-                         mention_ids=mention_ids, reference=ref_payload,
-                         referenced_id=referenced.id if referenced else None,
-                         type=MSG_REPLY if referenced else 0)
+        msg = svc.create(
+            ch,
+            user,
+            content=content,
+            attachments=files,
+            embeds=embeds or [],
+            mention_ids=mention_ids,
+            reference=ref_payload,
+            referenced_id=referenced.id if referenced else None,
+            type=MSG_REPLY if referenced else 0,
+        )
         await self.gateway.flush()
         return svc.render(msg)
 
@@ -371,9 +521,16 @@ class FakeDiscord:
     def _channel(self, channel: Any) -> Channel:
         return self.world.channel(snowflake_of(channel))
 
-    async def slash(self, guild: Guild | None, channel: Any, user: User, name: str,
-                    options: dict[str, Any] | None = None, *,
-                    subcommand: str | None = None) -> FakeInteraction:
+    async def slash(
+        self,
+        guild: Guild | None,
+        channel: Any,
+        user: User,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        subcommand: str | None = None,
+    ) -> FakeInteraction:
         """``/name`` with ``options`` typed per the registered schema; ``subcommand`` is
         ``"sub"`` or ``"group sub"``. Attachments: pass a CdnFile from add_cdn_file()."""
         ch = self._channel(channel)
@@ -381,28 +538,46 @@ class FakeDiscord:
             raise ValueError("channel is not in that guild")
         return await self.interaction_builder.slash(ch, user, name, options or {}, subcommand)
 
-    async def context_menu(self, guild: Guild | None, channel: Any, user: User, name: str, *,
-                           target_message: Any = None, target_user: User | None = None
-                           ) -> FakeInteraction:
+    async def context_menu(
+        self,
+        guild: Guild | None,
+        channel: Any,
+        user: User,
+        name: str,
+        *,
+        target_message: Any = None,
+        target_user: User | None = None,
+    ) -> FakeInteraction:
         ch = self._channel(channel)
         target = self._stored(target_message) if target_message is not None else None
         if target is None and target_user is None:
             raise ValueError("pass target_message= or target_user=")
-        return await self.interaction_builder.context_menu(ch, user, name, target_message=target,
-                                                           target_user=target_user)
+        return await self.interaction_builder.context_menu(
+            ch, user, name, target_message=target, target_user=target_user
+        )
 
-    async def click(self, channel: Any, user: User, message: Any, custom_id: str, *,
-                    values: list[str] | None = None) -> FakeInteraction:
+    async def click(
+        self,
+        channel: Any,
+        user: User,
+        message: Any,
+        custom_id: str,
+        *,
+        values: list[str] | None = None,
+    ) -> FakeInteraction:
         """Press a button (or pick ``values`` in a select) on ``message``."""
-        return await self.interaction_builder.click(self._channel(channel), user,
-                                                    self._stored(message), custom_id, values)
+        return await self.interaction_builder.click(
+            self._channel(channel), user, self._stored(message), custom_id, values
+        )
 
-    async def submit_modal(self, channel: Any, user: User, custom_id: str,
-                           values: dict[str, Any], message: Any = None) -> FakeInteraction:
+    async def submit_modal(
+        self, channel: Any, user: User, custom_id: str, values: dict[str, Any], message: Any = None
+    ) -> FakeInteraction:
         """Submit a modal the bot showed, with ``{field_custom_id: value}``."""
         msg = self._stored(message) if message is not None else None
-        return await self.interaction_builder.submit_modal(self._channel(channel), user,
-                                                           custom_id, values, msg)
+        return await self.interaction_builder.submit_modal(
+            self._channel(channel), user, custom_id, values, msg
+        )
 
     # -- reading back ---------------------------------------------------------------------------------
 
@@ -410,8 +585,11 @@ class FakeDiscord:
         """Live (not deleted, not ephemeral) messages of a channel or thread, oldest first."""
         cid = snowflake_of(channel)
         # world.messages is in creation order, which is id order.
-        return [self.message_service.render(m) for m in self.world.messages.values()
-                if m.channel_id == cid and not m.deleted and not m.ephemeral]
+        return [
+            self.message_service.render(m)
+            for m in self.world.messages.values()
+            if m.channel_id == cid and not m.deleted and not m.ephemeral
+        ]
 
     def message(self, message_id: Any) -> dict[str, Any] | None:
         msg = self.world.messages.get(snowflake_of(message_id))
@@ -424,8 +602,11 @@ class FakeDiscord:
     def reactions(self, message: Any, user: User | None = None) -> list[str]:
         """Emoji on a message (``name:id`` for custom ones); only ``user``'s if given."""
         msg = self._stored(message)
-        return [key for key, r in msg.reactions.items()
-                if r.user_ids and (user is None or user.id in r.user_ids)]
+        return [
+            key
+            for key, r in msg.reactions.items()
+            if r.user_ids and (user is None or user.id in r.user_ids)
+        ]
 
     def files(self, message: Any) -> list[tuple[str, bytes]]:
         """(filename, bytes) of each attachment of a message."""
@@ -446,11 +627,16 @@ class FakeDiscord:
         """A snowflake below every later message id, for ``wait_for_message(since=...)``."""
         return self.world.ids.mark()
 
-    async def wait_for_message(self, channel_id: Any = None,
-                               predicate: Callable[[dict[str, Any]], Any] | None = None,
-                               timeout: float = 5.0, *, author: User | None = None,
-                               any_author: bool = False, since: int | None = None
-                               ) -> dict[str, Any]:
+    async def wait_for_message(
+        self,
+        channel_id: Any = None,
+        predicate: Callable[[dict[str, Any]], Any] | None = None,
+        timeout: float = 5.0,
+        *,
+        author: User | None = None,
+        any_author: bool = False,
+        since: int | None = None,
+    ) -> dict[str, Any]:
         """The oldest live message (existing or future) matching all filters: in ``channel_id``
         or a thread under it (any channel if None), by ``author`` (default: the bot, unless
         ``any_author``), newer than ``since``, and ``predicate(message_dict)``."""
@@ -477,8 +663,9 @@ class FakeDiscord:
 
     async def wait_until(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
         """Wait until ``predicate()`` is truthy (re-checked whenever the fake's state changes)."""
-        return await self.world.notifier.wait_until(predicate, timeout,
-                                                    describe=self._recent_requests)
+        return await self.world.notifier.wait_until(
+            predicate, timeout, describe=self._recent_requests
+        )
 
     async def wait_until_connected(self, timeout: float = 5.0) -> None:
         await self.wait_until(lambda: self.gateway.connected, timeout)

@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 
 
 class World:
-    def __init__(self, *, token: str, application_flags: int, bot_name: str,
-                 cdn_url_ttl: float) -> None:
+    def __init__(
+        self, *, token: str, application_flags: int, bot_name: str, cdn_url_ttl: float
+    ) -> None:
         self.token = token
         self.application_flags = application_flags
         self.ids = SnowflakeFactory()
@@ -89,8 +90,7 @@ class World:
             return self.channels.get(channel.parent_id)
         return None
 
-    def permissions(self, channel: Channel | None, user_id: int,
-                    guild: Guild | None = None) -> int:
+    def permissions(self, channel: Channel | None, user_id: int, guild: Guild | None = None) -> int:
         """Effective permissions of ``user_id`` in ``channel`` (0 if not a member)."""
         if guild is None:
             if channel is None or channel.guild_id is None:
