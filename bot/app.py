@@ -79,7 +79,8 @@ class WanBot(commands.Bot):
         self.wanted_intents.guild_messages = True
         self.wanted_intents.dm_messages = True
         super().__init__(
-            command_prefix=commands.when_mentioned,
+            # No text commands: mentions are edit requests (cogs/replies.py), so no prefix ever matches.
+            command_prefix=lambda bot, message: [],
             intents=self.wanted_intents,
             help_command=None,
             allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),

@@ -185,17 +185,6 @@ class Replies(commands.Cog):
         except discord.HTTPException:
             log.info("could not answer reply request %d", message.id)
 
-    @commands.Cog.listener()
-    async def on_command_error(
-        self, ctx: commands.Context[WanBot], error: commands.CommandError
-    ) -> None:
-        # The bot's prefix is its mention, so every reply edit also looks like an unknown text
-        # command; that is expected, not an error. (A listener here also silences discord.py's
-        # default handler, so anything else is logged as it would have been.)
-        if isinstance(error, commands.CommandNotFound):
-            return
-        log.error("error in text command %s", ctx.command, exc_info=error)
-
 
 async def setup(bot: WanBot) -> None:
     await bot.add_cog(Replies(bot))
