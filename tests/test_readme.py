@@ -1,0 +1,203 @@
+"""The README stays true: its settings table, its commands, its sandbox tags, its links and sections.
+
+Every shell command the README shows (fenced `bash` blocks, and inline `python ...` spans) must be one
+that a test or `.ci/run` runs: `COVERED` says which, and this file checks that the named test exists,
+that `.ci/run` really has the named line, and that each benchmark script answers `--help`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import VARIABLES
+from bot.sandbox import __doc__ as SANDBOX_DOC
+from bot.sandbox.faults import PromptTags
+from tests.fake_discord import FakeDiscord
+from tests.test_first_run_support import REPO, TOKEN, base_env, run_cli
+
+README = (REPO / "README.md").read_text()
+CI = (REPO / ".ci" / "run").read_text()
+
+# command -> how it is covered: ("test", "module::function"), ("ci", "exact line of .ci/run"), or
+# ("bench", "script path"): a benchmark, too slow for the suite; its `--help` must work.
+COVERED: dict[str, tuple[str, str]] = {
+    # .ci/run installs the project with the dev extra: a superset of the plain install.
+    "python -m pip install -e .": ("ci", "python -m pip install -q -e '.[dev]'"),
+    "python -m pip install -e '.[dev]'": ("ci", "python -m pip install -q -e '.[dev]'"),
+    "python -m pytest": ("ci", "python -m pytest"),
+    "ruff check .": ("ci", "ruff check ."),
+    "python -m bot --sandbox": ("test", "tests.test_first_run_sandbox::test_sandbox_first_run"),
+    "python -m bot check": ("test", "tests.test_first_run_check::test_all_checks_pass"),
+    "python -m bot check --sandbox": (
+        "test",
+        "tests.test_first_run_check::test_sandbox_needs_no_key",
+    ),
+    "python -m bot sync": ("test", "tests.test_first_run_sandbox::test_sync_forces_a_command_sync"),
+    "python -m bot.sandbox": (
+        "test",
+        "tests.test_sandbox_cli::test_cli_serves_and_stops_on_sigterm",
+    ),
+    "python bench/poll.py": ("bench", "bench/poll.py"),
+    "python bench/store.py": ("bench", "bench/store.py"),
+    "python bench/e2e.py": ("bench", "bench/e2e.py"),
+}
+
+# Issue 7's order for the two readers: what it does, quick start, then the admin's path, then the rest.
+SECTIONS = [
+    "What it does",
+    "Quick start",
+    "Creating the Discord application",
+    "Getting a DashScope API key and choosing the region",
+    "Settings",
+    "Quotas and the admin commands",
+    "Costs",
+    "Image transport per region",
+    "Sandbox mode (try it for free)",
+    "Troubleshooting",
+    "Benchmarks",
+    "Architecture",
+]
+
+
+def settings_table() -> str:
+    """The README's settings table, made from `bot.config.VARIABLES`."""
+    rows = ["| Variable | Default | What it does |", "|---|---|---|"]
+    for v in VARIABLES:
+        default = f"`{v.default}`" if v.default is not None else "(none)"
+        rows.append(f"| `{v.name}` | {default} | {v.description} |")
+    return "\n".join(rows)
+
+
+def shell_commands(text: str) -> list[str]:
+    """Each command of the fenced bash blocks (split at `&&`), and inline `python ...` spans."""
+    commands: list[str] = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for raw in block.splitlines():
+            line = raw.split(" #", 1)[0].strip()
+            if line and not line.startswith("#"):
+                commands += [part.strip() for part in line.split("&&")]
+    for span in re.findall(r"(?<!`)`([^`\n]+)`(?!`)", text):
+        if re.match(r"(python|ruff) ", span) and "[" not in span.replace("'.[dev]'", ""):
+            commands += [part.strip() for part in span.split("&&")]
+    return commands
+
+
+def test_settings_table_matches_config() -> None:
+    match = re.search(
+        r"<!-- settings-table:start -->\n(.*?)\n<!-- settings-table:end -->", README, re.S
+    )
+    assert match, "the README lost its settings-table markers"
+    expected = settings_table()
+    assert match.group(1) == expected, f"paste this table into README.md:\n{expected}"
+
+
+def test_sections_in_order() -> None:
+    headings = re.findall(r"^## (.+)$", README, re.M)
+    assert headings == SECTIONS
+
+
+def test_internal_links_point_at_headings() -> None:
+    def anchor(heading: str) -> str:
+        return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+
+    anchors = {anchor(h) for h in re.findall(r"^#+ (.+)$", README, re.M)}
+    links = re.findall(r"\]\(#([^)]+)\)", README)
+    assert links and set(links) <= anchors
+
+
+def test_every_command_is_covered() -> None:
+    commands = shell_commands(README)
+    assert "python -m pytest" in commands and "python -m bot --sandbox" in commands
+    unknown = sorted(set(commands) - set(COVERED))
+    assert not unknown, (
+        f"README commands no test or .ci/run covers (add them to COVERED): {unknown}"
+    )
+
+
+@pytest.mark.parametrize(
+    "command", sorted(c for c, (kind, _) in COVERED.items() if kind in ("test", "ci"))
+)
+def test_covering_test_or_ci_line_exists(command: str) -> None:
+    kind, where = COVERED[command]
+    if kind == "ci":
+        assert where in CI.splitlines(), f".ci/run no longer runs {where!r}"
+        return
+    module_name, function = where.split("::")
+    module = importlib.import_module(module_name)
+    assert callable(getattr(module, function, None)), f"{where} is gone"
+
+
+async def test_benchmark_commands_start() -> None:
+    scripts = sorted({where for kind, where in COVERED.values() if kind == "bench"})
+
+    async def help_of(script: str) -> tuple[str, int, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            script,
+            "--help",
+            cwd=REPO,
+            env=base_env(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode is not None
+        return script, process.returncode, out.decode()
+
+    for script, code, out in await asyncio.gather(*(help_of(s) for s in scripts)):
+        assert code == 0 and "usage:" in out, f"{script} --help failed:\n{out}"
+
+
+def test_sandbox_tags_match_the_emulator() -> None:
+    """Every demo tag the emulator documents is in the README, and each README tag does something."""
+    documented = set(re.findall(r"`(\[[a-z]+(?::[A-Za-z]+)?\])`", SANDBOX_DOC or ""))
+    in_readme = set(re.findall(r"^\| `(\[[a-z]+(?::[A-Za-z]+)?\])` \|", README, re.M))
+    assert documented and documented == in_readme
+    for tag in in_readme:
+        assert PromptTags.parse(tag.replace("SECONDS", "5")) != PromptTags(), tag
+
+
+def test_env_example_matches_the_table() -> None:
+    """`.env.example` is the file the quick start copies: same variables, same defaults."""
+    example = dict(
+        line.split("=", 1)
+        for line in (REPO / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert example == {v.name: v.default or "" for v in VARIABLES}
+
+
+async def test_every_registered_command_is_documented(tmp_path: Path) -> None:
+    """What `python -m bot sync` registers with Discord: every name and option appears in the README."""
+    async with FakeDiscord(token=TOKEN) as fd:
+        env = base_env(
+            DISCORD_TOKEN=TOKEN,
+            DISCORD_API_BASE=fd.api_base,
+            DATABASE_URL=f"sqlite:///{tmp_path / 'wanbot.db'}",
+        )
+        result = await run_cli("sync", "--sandbox", env=env, cwd=tmp_path)
+        assert result.returncode == 0, result.output
+        commands = fd.commands()
+    names = {c["name"] for c in commands}
+    assert {"wanedit", "wanquota", "Edit with Wan"} <= names
+    for command in commands:
+        if command["type"] == 1:
+            assert f"`/{command['name']}" in README, command["name"]
+        else:
+            assert f"**{command['name']}**" in README, command["name"]
+        for option in command.get("options", []):
+            if option["type"] == 1:  # a subcommand, shown as `/wanquota set user [limit]`
+                words = [
+                    o["name"] if o.get("required") else f"[{o['name']}]"
+                    for o in option.get("options", [])
+                ]
+                usage = " ".join([f"/{command['name']}", option["name"], *words])
+                assert f"`{usage}`" in README, usage
+            else:
+                assert f"`{option['name']}`" in README, option["name"]
