@@ -232,6 +232,15 @@ async def test_create_gives_up_after_max_retries(emu: Emulator) -> None:
     assert len(requests_to(emu, "POST", CREATE)) == 3 and emu.created_count == 0
 
 
+async def test_creates_are_paced_to_the_submit_limit() -> None:
+    # The emulator enforces the account's 5 creates per second; a burst of 8 must not meet a 429.
+    async with Emulator(emulator_config()) as emu, make_client(emu.base_url) as client:
+        created = await asyncio.gather(*(client.create_task(edit()) for _ in range(8)))
+        statuses = [r[3] for r in requests_to(emu, "POST", CREATE)]
+    assert len({c.task_id for c in created}) == 8
+    assert statuses == [200] * 8
+
+
 async def test_dropped_create_is_never_resent(emu: Emulator, client: WanClient) -> None:
     emu.add_fault(FaultRule(op="create", drop=True))
     with pytest.raises(CreateOutcomeUnknown) as info:
