@@ -133,6 +133,7 @@ class JobRunner:
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
         self._finished_listeners: list[Callable[[int], None]] = []
+        self._shown_position: dict[int, int] = {}
 
     # ---- life cycle -------------------------------------------------------------------------
 
@@ -298,7 +299,12 @@ class JobRunner:
         task.add_done_callback(done)
 
     async def _announce_positions(self) -> None:
+        # Every start moves the whole queue up one place; editing every waiting message each time
+        # would flood Discord with edits, so near the front every move is shown, further back every fifth.
         for index, job_id in enumerate(list(self._queue), start=1):
+            shown = self._shown_position.get(job_id)
+            if shown is not None and index > 10 and shown - index < 5:
+                continue
             job = await self.store.get_job(job_id)
             if job is not None:
                 await self._show(job, Progress("queued", position=index, cancellable=True))
@@ -317,6 +323,11 @@ class JobRunner:
             await self._follow(job)
         except asyncio.CancelledError:
             raise
+        except WanError as err:
+            # Polling gave up (a revoked key, a long outage): the task's fate is unknown to us,
+            # and the user is not charged for a result they never got.
+            log.warning("job %d: Wan error while following the task: %s", job_id, err.code)
+            await self._fail(job, f"{err.user_message} {NOTHING_CHARGED}", err.code)
         except Exception:
             log.exception("job %d failed unexpectedly", job_id)
             await self._fail(
@@ -463,6 +474,7 @@ class JobRunner:
 
     async def _finish(self, job: Job, state: JobState, **fields: object) -> bool:
         first = await self.store.finish_job(job.id, state, **fields)  # type: ignore[arg-type]
+        self._shown_position.pop(job.id, None)
         if first:
             for listener in self._finished_listeners:
                 listener(job.id)
@@ -473,6 +485,10 @@ class JobRunner:
         await self._safely(self.surface.finished_without_result(fresh, text), job.id)
 
     async def _show(self, job: Job, progress: Progress) -> None:
+        if progress.stage == "queued":
+            self._shown_position[job.id] = progress.position or 0
+        else:
+            self._shown_position.pop(job.id, None)
         await self._safely(self.surface.progress(job, progress), job.id)
 
     @staticmethod

@@ -20,6 +20,7 @@ from bot.images import CheckedImage, ImageRejected
 from bot.jobs import JobRefused, JobSpec
 from bot.store import Job
 from cogs import inputs
+from cogs.errors import tell
 
 if TYPE_CHECKING:
     from bot.app import WanBot
@@ -125,20 +126,7 @@ def job_spec(options: EditOptions, place: Place, described: list[dict]) -> JobSp
 
 async def refuse(interaction: discord.Interaction[WanBot], text: str) -> None:
     """Tell the user `text` privately, replacing the public 'thinking…' if we had deferred."""
-    if not interaction.response.is_done():
-        await interaction.response.send_message(text, ephemeral=True)
-        return
-    # After a public deferral the first follow-up would replace the public "thinking…" message, so
-    # resolve that first, tell the user privately, then remove the public placeholder.
-    try:
-        await interaction.edit_original_response(content="Request not accepted.", embed=None, view=None)
-    except discord.HTTPException:
-        pass
-    await interaction.followup.send(text, ephemeral=True)
-    try:
-        await interaction.delete_original_response()
-    except discord.HTTPException:
-        pass
+    await tell(interaction, text)
 
 
 async def start_job(
@@ -163,7 +151,9 @@ async def start_job(
         if images is None and loader is None:
             inputs.precheck(attachments)
         # Quota and the per-user cap answer before the deferral, so their refusal is private.
-        await bot.runner.precheck(scope_of(interaction.guild_id), interaction.user.id, options.count)
+        await bot.runner.precheck(
+            scope_of(interaction.guild_id), interaction.user.id, options.count
+        )
     except (RequestRejected, ImageRejected) as err:
         await refuse(interaction, f"{err} Nothing was charged.")
         return None

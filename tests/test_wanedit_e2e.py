@@ -9,7 +9,8 @@ import io
 from PIL import Image
 
 from bot.sandbox import FaultRule
-from tests.harness import World, embed_text, png, wait_until
+from tests.fake_discord import GATEWAY_MESSAGE_CONTENT_LIMITED
+from tests.harness import API_KEY, World, embed_text, make_world, png, wait_until
 
 
 async def usage(w: World, user_id: int, scope: int | None = None) -> tuple[int, int]:
@@ -295,3 +296,70 @@ async def test_intents_are_minimal_without_message_content(bot_world: World) -> 
     assert intents & (1 << 15) == 0  # no MESSAGE_CONTENT
     assert intents & (1 << 1) == 0  # no GUILD_MEMBERS
     assert w.bots[0].invite_url and "applications.commands" in w.bots[0].invite_url
+
+
+async def test_task_expired_during_a_restart_is_refunded_with_a_message(world: World) -> None:
+    w = world
+    first = await w.start_bot()
+    w.emu.add_fault(FaultRule(op="task", running_seconds=5))
+    ix = await w.wanedit(w.alice, "outlives its task id")
+    await wait_until(lambda: any(t.status.value == "RUNNING" for t in w.emu.tasks.values()))
+    await w.stop_bot(first)
+    w.emu.config.task_ttl_seconds = 0.0  # every task id is now past its 24 hours
+    await w.start_bot()
+    original = await ix.wait_original(lambda m: "No result" in embed_text(m))
+    assert "24 hours" in embed_text(original) and "Nothing was charged" in embed_text(original)
+    await settled_to(w, w.alice.id, 0)
+    assert w.results_for(w.alice) == []
+
+
+async def test_unexpected_error_is_logged_with_a_reference_and_told_privately(
+    bot_world: World, caplog
+) -> None:
+    w = bot_world
+    # The bot cannot read back its own deferred response: an error nobody planned for.
+    w.fd.inject_failure(
+        "GET",
+        r"/webhooks/\d+/[^/]+/messages/@original",
+        403,
+        {"message": "Missing Access", "code": 50001},
+    )
+    ix = await w.wanedit(w.alice, "meets a bug")
+    await ix.wait_for(private_text)
+    text = private_text(ix)
+    assert "Something went wrong on our side (ref " in text and "Nothing was charged" in text
+    reference = text.split("(ref ")[1].split(")")[0]
+    logged = [r for r in caplog.records if r.levelname == "ERROR" and reference in r.getMessage()]
+    assert logged and logged[0].exc_info is not None
+    assert w.emu.created_count == 0
+    assert await usage(w, w.alice.id) == (0, 0)
+
+
+async def test_token_and_key_never_reach_logs_or_messages(bot_world: World, caplog) -> None:
+    w = bot_world
+    caplog.set_level("DEBUG")
+    await w.wanedit(w.alice, "one that works")
+    await w.result_message(w.alice)
+    w.emu.add_fault(FaultRule(op="task", task_code="InvalidApiKey"))
+    ix = await w.wanedit(w.bob, "one that fails")
+    await ix.wait_original(lambda m: "No result" in embed_text(m))
+    secrets = [w.fd.token, API_KEY]
+    for record in caplog.records:
+        rendered = record.getMessage()
+        assert not any(s in rendered for s in secrets), rendered
+    assert not any(s in caplog.text for s in secrets)
+    everything = [m for c in [w.channel, *w.fd.threads] for m in w.fd.messages(c)]
+    assert everything and not any(s in str(m) for m in everything for s in secrets)
+
+
+async def test_message_content_intent_is_asked_for_only_when_enabled(tmp_path, emulator) -> None:
+    w = await make_world(
+        tmp_path, emulator=emulator, application_flags=GATEWAY_MESSAGE_CONTENT_LIMITED
+    )
+    try:
+        bot = await w.start_bot()
+        assert bot.message_content
+        assert w.fd.identify_payloads[-1]["d"]["intents"] & (1 << 15)
+    finally:
+        await w.close()
+        await w.fd.close()
