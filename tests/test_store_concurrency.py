@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 import subprocess
 import sys
 from collections import defaultdict
@@ -166,7 +167,13 @@ async def test_two_processes_share_one_allowance(tmp_path: Path) -> None:
         )
         for _ in range(2)
     ]
-    outputs = [await p.communicate() for p in procs]
+    try:
+        outputs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), 30)
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
     for proc, (_, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err.decode()
     granted = [int(out) for out, _ in outputs]
@@ -174,21 +181,58 @@ async def test_two_processes_share_one_allowance(tmp_path: Path) -> None:
     assert rows(db, "SELECT sum(images) FROM reservations WHERE user_id = 42") == [(100,)]
 
 
-async def test_a_cancelled_reserve_gives_its_images_back(tmp_path: Path) -> None:
+async def test_cancelled_reserves_hold_nothing(tmp_path: Path) -> None:
     db = tmp_path / "wanbot.db"
     store = await open_at(db, Clock())
+    holder = sqlite3.connect(db, isolation_level=None)
     try:
-        task = asyncio.create_task(store.reserve(G, 1, 4))
-        await asyncio.sleep(0)  # let it reach the database thread
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        assert task.cancelled()
+        holder.execute("BEGIN IMMEDIATE")  # keeps the first batch waiting inside its commit
+        running = asyncio.create_task(store.reserve(G, 1, 4))
+        batcher = store._batcher  # type: ignore[attr-defined]
+        await eventually(lambda: batcher._runner is not None and not batcher._pending)
+        queued = asyncio.create_task(store.reserve(G, 1, 2))
+        await asyncio.sleep(0)  # queued behind the running batch
+        running.cancel()
+        queued.cancel()
+        holder.execute("ROLLBACK")
+        await asyncio.gather(running, queued, return_exceptions=True)
+        assert running.cancelled() and queued.cancelled()
 
-        def released() -> bool:
-            return rows(db, "SELECT status FROM reservations") == [("released",)]
+        # The running one committed, then was given back; the queued one never ran.
+        def settled_down() -> bool:
+            return rows(db, "SELECT images, status FROM reservations") == [(4, "released")]
 
-        await eventually(released)
+        await eventually(settled_down)
         status = await store.quota_status(G, 1)
         assert (status.held, status.remaining) == (0, 10)
     finally:
+        holder.close()
         await store.close()
+
+
+async def test_a_refused_reserve_does_not_undo_its_batch_neighbours(tmp_path: Path) -> None:
+    store = await open_at(tmp_path / "wanbot.db", Clock())
+    try:
+        # Many writes at once share commits; each succeeds or fails on its own.
+        results = await asyncio.gather(
+            *(store.reserve(G, 1, 3) for _ in range(5)),
+            store.grant_extra(G, ADMIN, 2, 5),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(r, Reservation) for r in results) == 3
+        assert sum(isinstance(r, QuotaRefused) for r in results) == 2
+        assert results[-1] == (0, 5)
+        assert (await store.quota_status(G, 1)).held == 9
+        assert (await store.quota_status(G, 2)).extra == 5
+    finally:
+        await store.close()
+
+
+async def test_close_finishes_queued_writes_first(tmp_path: Path) -> None:
+    db = tmp_path / "wanbot.db"
+    store = await open_at(db, Clock())
+    pending = [asyncio.create_task(store.reserve(G, 1, 1)) for _ in range(10)]
+    await asyncio.sleep(0)  # all queued
+    await store.close()
+    assert all(isinstance(t.result(), Reservation) for t in pending)
+    assert rows(db, "SELECT count(*) FROM reservations WHERE status = 'held'") == [(10,)]

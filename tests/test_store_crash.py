@@ -65,7 +65,12 @@ async def crash_after(db: Path, step: int) -> None:
         cwd=ROOT,
         stderr=subprocess.PIPE,
     )
-    _, err = await proc.communicate()
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
     assert proc.returncode == 0, err.decode()
 
 

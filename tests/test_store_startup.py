@@ -67,6 +67,10 @@ async def test_bad_url(url: str) -> None:
     assert "hunter2" not in text  # a URL may carry a password: never echoed
 
 
+async def test_in_memory_is_refused() -> None:
+    assert "database file" in await start_error("sqlite:///:memory:")
+
+
 async def test_missing_folder(tmp_path: Path) -> None:
     text = await start_error(f"sqlite:///{tmp_path}/nowhere/wanbot.db")
     assert "nowhere" in text and "does not exist" in text
