@@ -66,7 +66,7 @@ def assert_no_secrets(result: Finished) -> None:
 async def check(fd: FakeDiscord, emu: Emulator, tmp_path: Path, *args: str, **env: str) -> Finished:
     result = await run_cli("check", *args, env=env_for(fd, emu, tmp_path, **env), cwd=tmp_path)
     assert_no_secrets(result)
-    assert "Traceback" not in result.output
+    assert "Traceback" not in result.output, result.output
     return result
 
 

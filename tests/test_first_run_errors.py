@@ -34,7 +34,8 @@ async def test_wrong_token(fd: FakeDiscord, tmp_path: Path) -> None:
         "Discord refused the token: copy it again from the developer portal (Bot tab) into "
         "DISCORD_TOKEN."
     )
-    assert "Traceback" not in result.stderr and "a-token-from-somewhere-else" not in result.output
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "a-token-from-somewhere-else" not in result.output
     assert not fd.identify_payloads
 
 
@@ -45,7 +46,7 @@ async def test_unwritable_database(fd: FakeDiscord, tmp_path: Path) -> None:
     assert result.returncode == 1
     (line,) = error_lines(result.stderr)
     assert "Database: Cannot write the database" in line
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
 
 
 async def test_discord_unreachable(tmp_path: Path) -> None:
@@ -59,4 +60,4 @@ async def test_discord_unreachable(tmp_path: Path) -> None:
     assert result.returncode == 1
     (line,) = error_lines(result.stderr)
     assert "Could not reach Discord" in line and "DISCORD_API_BASE" in line
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr

@@ -93,7 +93,8 @@ async def test_sandbox_first_run(fd: FakeDiscord, tmp_path: Path) -> None:
 
         assert await bot.stop(signal.SIGTERM) == 0
         assert "received SIGTERM" in bot.log
-    assert "Traceback" not in bot.log and TOKEN not in bot.log
+    assert "Traceback" not in bot.log, bot.log
+    assert TOKEN not in bot.log
     # The sandbox kept its own database; the real one was never touched.
     assert (tmp_path / "wanbot.sandbox.db").is_file()
     assert not (tmp_path / "wanbot.db").exists()
@@ -116,7 +117,8 @@ async def test_real_mode_starts_and_stops(fd: FakeDiscord, tmp_path: Path) -> No
             presence = fd.identify_payloads[0]["d"].get("presence") or {}
             assert not (presence.get("activities") or presence.get("game"))  # no sandbox status
             assert await bot.stop(signal.SIGINT) == 0  # Ctrl-C
-    assert "SANDBOX" not in bot.log and "Traceback" not in bot.log
+    assert "Traceback" not in bot.log, bot.log
+    assert "SANDBOX" not in bot.log
     assert "received SIGINT" in bot.log
     assert TOKEN not in bot.log and API_KEY not in bot.log
     assert (tmp_path / "wanbot.db").is_file() and not (tmp_path / "wanbot.sandbox.db").exists()
