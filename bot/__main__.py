@@ -11,7 +11,6 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import PurePath
-from typing import Any
 
 import discord
 
@@ -81,28 +80,30 @@ async def sandboxed(settings: Settings) -> AsyncIterator[Settings]:
 
 async def run_bot(settings: Settings, *, sandbox: bool, sync_only: bool) -> int:
     """Start the bot (with the emulator in sandbox mode) and run until closed or signalled."""
-    async with contextlib.AsyncExitStack() as stack:
-        options: dict[str, Any] = {}
-        if sandbox:
-            settings = await stack.enter_async_context(sandboxed(settings))
-            log.warning(
-                "SANDBOX MODE: results come from the local Wan emulator at %s, not from Wan; "
-                "nothing is billed. Sandbox jobs and quotas are kept in %s.",
-                settings.dashscope_base_url,
-                settings.database_url,
-            )
-            # Members see it too: the bot's status says so, and every result's footer.
-            options["activity"] = discord.CustomActivity(name=SANDBOX_STATUS)
-        return await _run(settings, sandbox=sandbox, sync_only=sync_only, options=options)
-    raise AssertionError("unreachable")
+    if not sandbox:
+        return await _run(settings, sandbox=False, sync_only=sync_only)
+    async with sandboxed(settings) as sandbox_settings:
+        log.warning(
+            "SANDBOX MODE: results come from the local Wan emulator at %s, not from Wan; "
+            "nothing is billed. Sandbox jobs and quotas are kept in %s.",
+            sandbox_settings.dashscope_base_url,
+            sandbox_settings.database_url,
+        )
+        # Members see it too: in the bot's status, and in every result's footer (bot.delivery).
+        activity = discord.CustomActivity(name=SANDBOX_STATUS)
+        return await _run(sandbox_settings, sandbox=True, sync_only=sync_only, activity=activity)
 
 
 async def _run(
-    settings: Settings, *, sandbox: bool, sync_only: bool, options: dict[str, Any]
+    settings: Settings,
+    *,
+    sandbox: bool,
+    sync_only: bool,
+    activity: discord.BaseActivity | None = None,
 ) -> int:
     from bot.app import WanBot
 
-    bot = WanBot(settings, sandbox=sandbox, sync_only=sync_only, **options)
+    bot = WanBot(settings, sandbox=sandbox, sync_only=sync_only, activity=activity)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
