@@ -14,15 +14,17 @@ import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "first-run-token-0123456789"
 API_KEY = "sk-first-run-key-0123456789"
 OTHER_REGION_KEY = "sk-beijing-key-0123456789"
 TIMEOUT = 30.0
+T = TypeVar("T")
 
 
 def base_env(**settings: str) -> dict[str, str]:
@@ -95,13 +97,36 @@ class BotProcess:
                 if regex.search(line):
                     return line
             if self._reader is not None and self._reader.done():
-                raise AssertionError(f"exited without logging {pattern!r}; log:\n{self.log}")
+                raise AssertionError(
+                    f"exited without logging {pattern!r}; log:\n{self.log[-4000:]}"
+                )
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
-                raise TimeoutError(f"no line matching {pattern!r} in time; log:\n{self.log}")
+                raise TimeoutError(
+                    f"no line matching {pattern!r} in time; log:\n{self.log[-4000:]}"
+                )
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
+
+    async def alongside(self, awaitable: Awaitable[T]) -> T:
+        """Await `awaitable` (e.g. a wait on the fake), failing at once if the bot exits first."""
+        task = asyncio.ensure_future(awaitable)
+        exited = asyncio.ensure_future(self.process.wait())
+        try:
+            await asyncio.wait({task, exited}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            exited.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        if self._reader is not None:
+            await self._reader
+        raise AssertionError(
+            f"the bot exited with status {self.process.returncode}; log:\n{self.log[-4000:]}"
+        )
 
     async def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = TIMEOUT) -> int:
         """Send `sig` and wait for the exit status."""
