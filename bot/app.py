@@ -129,6 +129,8 @@ class WanBot(commands.Bot):
         if self.sync_only:
             return
         await self.runner.start()
+        # Holds whose job row was never written (a crash between reserving and storing the job).
+        await self.store.release_orphaned_reservations()
         await self.runner.resume()
 
     async def _read_application(self) -> None:

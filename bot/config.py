@@ -257,6 +257,6 @@ def load_settings(
         max_jobs_per_user=_int("WAN_MAX_JOBS_PER_USER", get("WAN_MAX_JOBS_PER_USER") or "", 1, 50),
         query_qps=_float("WAN_QUERY_QPS", get("WAN_QUERY_QPS") or "", 0.1, 20),
         image_transport=_transport(get("WAN_IMAGE_TRANSPORT") or ""),
-        dev_guild=parsed("WANBOT_DEV_GUILD", lambda v: _int("WANBOT_DEV_GUILD", v, 1, 2**64 - 1)),
+        dev_guild=parsed("WANBOT_DEV_GUILD", lambda v: _int("WANBOT_DEV_GUILD", v, 1, 2**63 - 1)),
         log_level=_log_level(get("WANBOT_LOG_LEVEL") or "INFO"),
     )

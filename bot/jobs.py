@@ -232,7 +232,9 @@ class JobRunner:
                     reservation_id=reservation.id,
                     extra=spec.extra,
                 )
-            except BaseException:
+            except Exception:
+                # Not on cancellation: the row may have been committed; a held reservation with no
+                # job is returned by `release_orphaned_reservations` at the next start.
                 await self.store.release(reservation.id)
                 raise
         self._images[job.id] = images

@@ -9,6 +9,7 @@ import io
 from PIL import Image
 
 from bot.sandbox import FaultRule
+from bot.store import open_store
 from tests.fake_discord import GATEWAY_MESSAGE_CONTENT_LIMITED
 from tests.harness import API_KEY, World, embed_text, make_world, png, wait_until
 
@@ -363,3 +364,13 @@ async def test_message_content_intent_is_asked_for_only_when_enabled(tmp_path, e
     finally:
         await w.close()
         await w.fd.close()
+
+
+async def test_holds_left_without_a_job_are_returned_at_start(world: World) -> None:
+    w = world
+    # A crash between reserving and writing the job row leaves a hold with no job.
+    store = await open_store(f"sqlite:///{w.db_path}")
+    await store.reserve(w.guild.id, w.alice.id, 3)
+    await store.close()
+    await w.start_bot()
+    assert await usage(w, w.alice.id) == (0, 0)
