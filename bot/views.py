@@ -7,7 +7,7 @@ The state behind a click comes from the store, never from memory, so a button wo
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import discord
 
@@ -15,18 +15,23 @@ if TYPE_CHECKING:
     from bot.app import WanBot
 
 
-class CancelButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"wan:cancel:(?P<job_id>\d+)"
+class JobButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"wan:job:(?P<job_id>\d+)"
 ):
-    """Cancel a job while it waits in our queue or Wan still has it PENDING."""
+    """A button whose custom id is `wan:<action>:<job_id>`; subclasses set the look and the template."""
+
+    action = "job"
+    label = ""
+    style = discord.ButtonStyle.secondary
+    emoji: str | None = None
 
     def __init__(self, job_id: int) -> None:
         super().__init__(
             discord.ui.Button(
-                label="Cancel",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"wan:cancel:{job_id}",
-                emoji="✖️",
+                label=self.label,
+                style=self.style,
+                custom_id=f"wan:{self.action}:{job_id}",
+                emoji=self.emoji,
             )
         )
         self.job_id = job_id
@@ -38,8 +43,16 @@ class CancelButton(
         item: discord.ui.Item[Any],
         match: re.Match[str],
         /,
-    ) -> CancelButton:
+    ) -> Self:
         return cls(int(match["job_id"]))
+
+
+class CancelButton(JobButton, template=r"wan:cancel:(?P<job_id>\d+)"):
+    """Cancel a job while it waits in our queue or Wan still has it PENDING."""
+
+    action = "cancel"
+    label = "Cancel"
+    emoji = "✖️"
 
     async def callback(self, interaction: discord.Interaction[WanBot]) -> None:  # type: ignore[override]
         bot = interaction.client

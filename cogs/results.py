@@ -18,6 +18,7 @@ from discord.ext import commands
 
 from bot.images import CheckedImage, ImageRejected
 from bot.store import Job
+from bot.views import JobButton
 from cogs import inputs
 from cogs.edit_flow import EditOptions, start_job
 from cogs.edit_modal import EditModal, image_attachments
@@ -110,31 +111,13 @@ def reroll_loader(job: Job, interaction: discord.Interaction[WanBot]) -> Loader:
     return load
 
 
-class RerollButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"wan:reroll:(?P<job_id>\d+)"
-):
+class RerollButton(JobButton, template=r"wan:reroll:(?P<job_id>\d+)"):
     """Same inputs and prompt, a new seed: the clicker's own request."""
 
-    def __init__(self, job_id: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Reroll",
-                style=discord.ButtonStyle.primary,
-                custom_id=f"wan:reroll:{job_id}",
-                emoji="🎲",
-            )
-        )
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> RerollButton:
-        return cls(int(match["job_id"]))
+    action = "reroll"
+    label = "Reroll"
+    style = discord.ButtonStyle.primary
+    emoji = "🎲"
 
     async def callback(self, interaction: discord.Interaction[WanBot]) -> None:  # type: ignore[override]
         job = await _job_or_say(interaction, self.job_id)
@@ -207,31 +190,13 @@ class EditButton(
         await interaction.response.send_modal(modal)
 
 
-class DeleteButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"wan:delete:(?P<job_id>\d+)"
-):
+class DeleteButton(JobButton, template=r"wan:delete:(?P<job_id>\d+)"):
     """Deletes the result: for the member who asked for it and members with Manage Messages."""
 
-    def __init__(self, job_id: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Delete",
-                style=discord.ButtonStyle.danger,
-                custom_id=f"wan:delete:{job_id}",
-                emoji="🗑️",
-            )
-        )
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> DeleteButton:
-        return cls(int(match["job_id"]))
+    action = "delete"
+    label = "Delete"
+    style = discord.ButtonStyle.danger
+    emoji = "🗑️"
 
     async def callback(self, interaction: discord.Interaction[WanBot]) -> None:  # type: ignore[override]
         job = await interaction.client.store.get_job(self.job_id)
