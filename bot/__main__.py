@@ -105,9 +105,15 @@ async def _run(
 
     bot = WanBot(settings, sandbox=sandbox, sync_only=sync_only, activity=activity)
     loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not stopping:  # a second Ctrl-C while stopping changes nothing
+            stopping.append(asyncio.create_task(_shutdown(bot, sig)))
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, lambda s=sig: asyncio.ensure_future(_shutdown(bot, s)))
+            loop.add_signal_handler(sig, on_signal, sig)
     try:
         async with bot:
             assert settings.discord_token is not None
@@ -125,6 +131,13 @@ async def _run(
             raise
         log.error("%s", text)
         return 1
+    finally:
+        # `bot.start` returns, and discord.py's `__aexit__` waits, only for discord.py's own part
+        # of `close()`; WanBot.close goes on to stop the runner and close the store. Leaving before
+        # it ends would let asyncio.run cancel it and strand the database thread (a hang or a
+        # traceback at exit).
+        if stopping:
+            await stopping[0]
     return 0
 
 

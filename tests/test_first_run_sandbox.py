@@ -100,6 +100,30 @@ async def test_sandbox_first_run(fd: FakeDiscord, tmp_path: Path) -> None:
     assert not (tmp_path / "wanbot.db").exists()
 
 
+async def test_stopping_mid_job_is_clean_and_the_job_resumes(
+    fd: FakeDiscord, tmp_path: Path
+) -> None:
+    admin = fd.add_user("admin")
+    guild = fd.add_guild("My server", owner=admin)
+    channel = fd.add_text_channel(guild, "general")
+    fd.add_member(guild, admin, permissions=0)
+    env = base_env(DISCORD_TOKEN=TOKEN, DISCORD_API_BASE=fd.api_base)
+    async with running_cli("--sandbox", env=env, cwd=tmp_path) as bot:
+        await bot.alongside(fd.wait_until(lambda: fd.identify_payloads, timeout=30))
+        image = fd.add_cdn_file(png(), "cat.png", "image/png")
+        await fd.slash(
+            guild, channel, admin, "wanedit", {"prompt": "wait [slow:60]", "image": image}
+        )
+        await bot.wait_for_line(r"job 1: Wan task \S+ created")
+        assert await bot.stop(signal.SIGTERM, timeout=10) == 0
+    assert "Traceback" not in bot.log, bot.log
+    async with running_cli("--sandbox", env=env, cwd=tmp_path) as again:
+        # The new emulator does not know the old task, so the job is failed and refunded.
+        await again.wait_for_line(r"resumed 1 unfinished job\(s\)")
+        assert await again.stop(signal.SIGTERM, timeout=10) == 0
+    assert "Traceback" not in again.log, again.log
+
+
 async def test_real_mode_starts_and_stops(fd: FakeDiscord, tmp_path: Path) -> None:
     """`python -m bot` with a key: DashScope here is the emulator, but the bot does not know it."""
     fd.add_guild("My server")

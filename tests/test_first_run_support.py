@@ -140,7 +140,9 @@ class BotProcess:
         except TimeoutError:
             self.process.kill()
             await self.process.wait()
-            raise
+            raise TimeoutError(
+                f"still running after {timeout} s; log:\n{self.log[-4000:]}"
+            ) from None
         if self._reader is not None:
             await self._reader
         assert self.process.stdout is not None
