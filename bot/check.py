@@ -18,12 +18,13 @@ from typing import Any, TextIO
 import aiohttp
 import discord
 
+# The bot's own flag mask and permission list, so the report cannot drift from what the bot does.
+from bot.app import MESSAGE_CONTENT_FLAGS, PERMISSIONS
 from bot.config import REGIONS, ConfigError, Settings
 from bot.store import StoreError, open_store
 from bot.wan import WanClient, WanError
 
 DISCORD_API = "https://discord.com/api/v10"
-MESSAGE_CONTENT_FLAGS = (1 << 18) | (1 << 19)  # GATEWAY_MESSAGE_CONTENT(_LIMITED), as in bot.app
 TIMEOUT = 15.0
 _KEY_REFUSED = ("InvalidApiKey", "invalid_api_key")
 
@@ -299,8 +300,6 @@ async def collect(
     settings: Settings, *, sandbox: bool, regions: Mapping[str, str] = REGIONS
 ) -> Report:
     """Run every check; each one runs even when another failed, so one pass shows everything."""
-    from bot.app import PERMISSIONS  # the bot's own list, so the URL cannot drift from it
-
     report = Report()
     report.results.append(check_settings(settings, sandbox=sandbox))
     report.results.append(await check_database(settings))
