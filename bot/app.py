@@ -194,13 +194,16 @@ class WanBot(commands.Bot):
         return builder(job, image_count) if builder is not None else None
 
     async def close(self) -> None:
-        runner = getattr(self, "runner", None)
-        if runner is not None:
-            await runner.stop()
-        wan = getattr(self, "wan", None)
-        if wan is not None:
-            await wan.close()
-        await super().close()
-        store = getattr(self, "store", None)
-        if store is not None:
-            await store.close()
+        try:
+            runner = getattr(self, "runner", None)
+            if runner is not None:
+                await runner.stop()
+            wan = getattr(self, "wan", None)
+            if wan is not None:
+                await wan.close()
+            await super().close()
+        finally:
+            # Whatever happened above, the database is closed last, once nothing can write to it.
+            store = getattr(self, "store", None)
+            if store is not None:
+                await store.close()
