@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -55,6 +56,7 @@ from tests.fake_discord import Channel, FakeDiscord, Guild, User
 ROOT = Path(__file__).resolve().parent.parent
 
 KEY = "sk-bench-e2e"
+MENTION = re.compile(r"<@!?(\d+)>")
 RESULT_AREA = 1280 * 1280  # the real service's output size (the emulator's default is smaller)
 TARGET_P95 = 1.5
 TARGET_RSS_MB = 250.0
@@ -156,13 +158,15 @@ async def make_server(jobs: int) -> Server:
 def results_by_user(server: Server) -> dict[int, Any]:
     """The bot's stored result messages (files attached, requester mentioned), by user id."""
     bot_id = server.fd.bot_user.id
-    wanted = {f"<@{u.id}>": u.id for u in server.users}
+    wanted = {u.id for u in server.users}
     found: dict[int, Any] = {}
+    # Called on every change of the fake's state while waiting: one pass, no per-user scans.
     for msg in list(server.fd.world.messages.values()):
         if msg.author.id != bot_id or not msg.attachments or msg.deleted:
             continue
-        for mention, user_id in wanted.items():
-            if mention in msg.content and user_id not in found:
+        for raw in MENTION.findall(msg.content):
+            user_id = int(raw)
+            if user_id in wanted and user_id not in found:
                 found[user_id] = msg
     return found
 
