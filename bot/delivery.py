@@ -55,6 +55,8 @@ class DiscordSurface:
 
     def __init__(self, bot: WanBot) -> None:
         self.bot = bot
+        # Our current reaction on each reply request, so a stage change removes just that one.
+        self._reacted: dict[int, str] = {}
 
     # ---- helpers ----------------------------------------------------------------------------
 
@@ -84,13 +86,21 @@ class DiscordSurface:
             return
         channel = await self._channel(job.thread_id or job.channel_id)
         message = channel.get_partial_message(job.message_id)  # type: ignore[attr-defined]
-        me = self.bot.user
-        for other in set(REACTIONS.values()) - {REACTIONS[stage]}:
+        emoji = REACTIONS[stage]
+        previous = self._reacted.get(job.id)
+        if previous == emoji:
+            return
+        await message.add_reaction(emoji)
+        self._reacted[job.id] = emoji
+        if stage in ("done", "failed"):
+            self._reacted.pop(job.id, None)
+        # After a restart we don't know which one is ours: clear them all once.
+        stale = [previous] if previous is not None else set(REACTIONS.values()) - {emoji}
+        for other in stale:
             try:
-                await message.remove_reaction(other, me)
+                await message.remove_reaction(other, self.bot.user)  # type: ignore[arg-type]
             except discord.HTTPException:
                 pass
-        await message.add_reaction(REACTIONS[stage])
 
     # ---- Surface ------------------------------------------------------------------------------
 
@@ -123,6 +133,11 @@ class DiscordSurface:
             )
         )
         target = await self._delivery_target(job)
+        if delivery.redelivery:
+            posted = await self._already_posted(job, target)
+            if posted:
+                log.info("job %d: result was already posted before the restart", job.id)
+                return posted
         embed = self._result_embed(job, delivery)
         content = f"<@{job.user_id}>"
         mentions = discord.AllowedMentions(
@@ -147,26 +162,19 @@ class DiscordSurface:
             send_kwargs["reference"] = reference
         if view is not None:
             send_kwargs["view"] = view
-        try:
-            message = await target.send(
-                files=[discord.File(io.BytesIO(d), filename=n) for d, n in files],
-                # Discord drops a second message with the same nonce: a re-delivery after a crash is not doubled.
-                nonce=f"wanjob{job.id}",
-                **send_kwargs,
-            )
-            ids = [message.id]
-        except discord.HTTPException as err:
-            if err.status != 413 or len(files) == 1:
-                raise
-            # Together they exceed the upload limit: one message per image.
-            ids = []
-            for index, (data, name) in enumerate(files, start=1):
-                message = await target.send(
-                    files=[discord.File(io.BytesIO(data), filename=name)],
-                    nonce=f"wanjob{job.id}p{index}",
-                    **send_kwargs,
+        for place in await self._fallbacks(job, target):
+            try:
+                ids, message = await self._send_files(place, job, files, send_kwargs)
+                break
+            except (discord.NotFound, discord.Forbidden) as err:
+                # The thread was deleted or locked, or the channel closed to us: the result must
+                # still reach the member, so try the next place (channel, then their DMs).
+                log.warning(
+                    "job %d: cannot post in %s (%s); trying the next place", job.id, place, err.code
                 )
-                ids.append(message.id)
+                send_kwargs.pop("reference", None)
+        else:
+            raise RuntimeError(f"job {job.id}: no place accepted the result")
         if job.source == "reply":
             await self._react_quietly(job, "done")
         else:
@@ -178,6 +186,70 @@ class DiscordSurface:
             done.set_footer(text=f"Job #{job.id}")
             await self._edit_quietly(job, embed=done, view=None)
         return ids
+
+    async def _send_files(
+        self,
+        target: discord.abc.Messageable,
+        job: Job,
+        files: list[tuple[bytes, str]],
+        send_kwargs: dict[str, Any],
+    ) -> tuple[list[int], discord.Message]:
+        try:
+            message = await target.send(
+                files=[discord.File(io.BytesIO(d), filename=n) for d, n in files],
+                # Discord drops a second message with the same nonce: a re-delivery after a crash is not doubled.
+                nonce=f"wanjob{job.id}",
+                **send_kwargs,
+            )
+            return [message.id], message
+        except discord.HTTPException as err:
+            if err.status != 413 or len(files) == 1:
+                raise
+        # Together they exceed the upload limit: one message per image.
+        ids = []
+        for index, (data, name) in enumerate(files, start=1):
+            message = await target.send(
+                files=[discord.File(io.BytesIO(data), filename=name)],
+                nonce=f"wanjob{job.id}p{index}",
+                **send_kwargs,
+            )
+            ids.append(message.id)
+        return ids, message
+
+    async def _fallbacks(
+        self, job: Job, target: discord.abc.Messageable
+    ) -> list[discord.abc.Messageable]:
+        """Where to post, in order: the chosen place, then its channel, then the member's DMs."""
+        places = [target]
+        parent = getattr(target, "parent", None)
+        if isinstance(target, discord.Thread) and parent is not None:
+            places.append(parent)
+        elif getattr(target, "id", None) != job.channel_id:
+            try:
+                places.append(await self._channel(job.channel_id))
+            except discord.HTTPException:
+                pass
+        if job.guild_id is not None:
+            try:
+                user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
+                places.append(user)
+            except discord.HTTPException:
+                pass
+        return places
+
+    async def _already_posted(self, job: Job, target: discord.abc.Messageable) -> list[int]:
+        """Ids of this job's result messages already in `target` (a delivery cut short by a restart)."""
+        footer = f"Job #{job.id}"
+        found = []
+        try:
+            async for message in target.history(limit=50):  # type: ignore[attr-defined]
+                if message.author.id != self.bot.user.id or not message.attachments:  # type: ignore[union-attr]
+                    continue
+                if any((e.footer.text or "").endswith(footer) for e in message.embeds):
+                    found.append(message.id)
+        except discord.HTTPException:
+            return []
+        return sorted(found)
 
     async def finished_without_result(self, job: Job, text: str) -> None:
         if job.source == "reply":
@@ -252,6 +324,9 @@ class DiscordSurface:
                 job.id,
                 channel.id,
             )
+            return channel
+        except discord.NotFound:
+            log.info("job %d: its response message is gone; posting in the channel", job.id)
             return channel
         except discord.HTTPException as err:
             if err.code == THREAD_ALREADY_EXISTS:

@@ -12,16 +12,25 @@ import asyncio
 import logging
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
 
 from bot.images import CheckedImage, ImageRejected
 from bot.store import Job, JobState, QuotaRefused, Store
-from bot.wan import EditRequest, InputImage, TaskResult, TaskStatus, WanClient, WanError
+from bot.wan import (
+    CreatedTask,
+    EditRequest,
+    InputImage,
+    TaskResult,
+    TaskStatus,
+    WanClient,
+    WanError,
+)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NOTHING_CHARGED = "Nothing was charged."
 
@@ -53,7 +62,7 @@ class JobSpec:
     thread_id: int | None = None
     message_id: int | None = None
     application_id: int | None = None
-    interaction_token: str | None = None
+    interaction_token: str | None = field(default=None, repr=False)
     token_expires_at: datetime | None = None
     parent_job_id: int | None = None
     parent_index: int | None = None
@@ -86,6 +95,8 @@ class Delivery:
     result: TaskResult
     elapsed: float
     remaining: int | None
+    # True when an earlier run may already have posted it (a restart mid-delivery): look first.
+    redelivery: bool = False
 
 
 class Surface(Protocol):
@@ -114,6 +125,8 @@ class JobRunner:
         delivery_attempts: int = 3,
         create_attempts: int = 4,
         retry_delay: float = 2.0,
+        redeliver_after: float = 300.0,
+        shutdown_grace: float = 120.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -123,6 +136,8 @@ class JobRunner:
         self.max_jobs_per_user = max_jobs_per_user
         self.delivery_attempts = delivery_attempts
         self.create_attempts = create_attempts
+        self.redeliver_after = redeliver_after
+        self.shutdown_grace = shutdown_grace
         self.retry_delay = retry_delay
         self._clock = clock
         self._queue: deque[int] = deque()
@@ -134,6 +149,10 @@ class JobRunner:
         self._dispatcher: asyncio.Task[None] | None = None
         self._finished_listeners: list[Callable[[int], None]] = []
         self._shown_position: dict[int, int] = {}
+        self._critical_tasks: set[asyncio.Future[Any]] = set()
+        self._later: dict[int, asyncio.TimerHandle] = {}
+        self._cancel_requested: set[int] = set()
+        self._announcer: asyncio.Task[None] | None = None
 
     # ---- life cycle -------------------------------------------------------------------------
 
@@ -143,12 +162,27 @@ class JobRunner:
             self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="wanbot-dispatch")
 
     async def stop(self) -> None:
-        """Stop everything in flight. Jobs keep their stored state and resume at the next start."""
-        tasks = [t for t in (self._dispatcher, *self._running.values()) if t is not None]
+        """Stop everything in flight. Jobs keep their stored state and resume at the next start.
+
+        Polls stop at once; a create call or a delivery under way is let finish (within
+        `shutdown_grace`), since stopping it halfway could lose a task Wan has already billed or
+        post a result twice.
+        """
+        for handle in self._later.values():
+            handle.cancel()
+        self._later.clear()
+        tasks = [
+            t for t in (self._dispatcher, self._announcer, *self._running.values()) if t is not None
+        ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._dispatcher = None
+        if self._critical_tasks:
+            log.info(
+                "waiting for %d create or delivery call(s) to finish", len(self._critical_tasks)
+            )
+            await asyncio.wait(set(self._critical_tasks), timeout=self.shutdown_grace)
+        self._dispatcher = self._announcer = None
         self._running.clear()
 
     async def resume(self) -> int:
@@ -240,8 +274,9 @@ class JobRunner:
         self._images[job.id] = images
         self._queue.append(job.id)
         log.info("job %d queued (user %d, %d image(s))", job.id, spec.user_id, spec.count)
-        await self._show(job, Progress("queued", position=len(self._queue), cancellable=True))
+        position = len(self._queue)
         self._wake.set()
+        await self._show(job, Progress("queued", position=position, cancellable=True))
         return job
 
     def position(self, job_id: int) -> int | None:
@@ -262,6 +297,10 @@ class JobRunner:
             await self._finish(job, JobState.CANCELLED)
             await self._say(job, f"Cancelled before it started. {NOTHING_CHARGED}")
             self._wake.set()
+            return f"Cancelled. {NOTHING_CHARGED}"
+        if job.state == JobState.QUEUED and job_id in self._running:
+            # Waiting to retry a throttled create: stopped before the next attempt.
+            self._cancel_requested.add(job_id)
             return f"Cancelled. {NOTHING_CHARGED}"
         if job.task_id is None or self._statuses.get(job_id) != TaskStatus.PENDING:
             return "Too late to cancel: Wan is already working on it."
@@ -286,8 +325,9 @@ class JobRunner:
             while self._queue and len(self._running) < self.max_concurrent:
                 self._launch(self._queue.popleft())
                 moved = True
-            if moved:
-                await self._announce_positions()
+            if moved and (self._announcer is None or self._announcer.done()):
+                # In the background: the next job must not wait for Discord edits.
+                self._announcer = asyncio.create_task(self._announce_positions())
 
     def _launch(self, job_id: int) -> None:
         task = asyncio.create_task(self._run(job_id), name=f"wanbot-job-{job_id}")
@@ -360,9 +400,15 @@ class JobRunner:
             prompt_extend=options.get("prompt_extend", True),
             watermark=options.get("watermark", False),
         )
+
+        async def create_and_record() -> CreatedTask:
+            created = await self.wan.create_task(request)
+            await self.store.set_task_id(job.id, created.task_id)
+            return created
+
         for attempt in range(1, self.create_attempts + 1):
             try:
-                created = await self.wan.create_task(request)
+                created = await self._critical(create_and_record())
                 break
             except WanError as err:
                 log.warning(
@@ -383,8 +429,12 @@ class JobRunner:
                     return None
                 await self.store.update_job(job.id, state=JobState.QUEUED)
                 await asyncio.sleep(self.retry_delay * 2 ** (attempt - 1))
+                if job.id in self._cancel_requested:
+                    self._cancel_requested.discard(job.id)
+                    await self._finish(job, JobState.CANCELLED)
+                    await self._say(job, f"Cancelled before it started. {NOTHING_CHARGED}")
+                    return None
                 await self.store.update_job(job.id, state=JobState.SUBMITTED)
-        await self.store.set_task_id(job.id, created.task_id)
         log.info("job %d: Wan task %s created", job.id, created.task_id)
         job = await self.store.get_job(job.id)
         assert job is not None
@@ -406,13 +456,14 @@ class JobRunner:
             elif update.status == TaskStatus.PENDING:
                 await self._show(job, Progress("pending", started_at=started, cancellable=True))
 
-        if job.state == JobState.DELIVERING:
+        redelivery = job.state == JobState.DELIVERING
+        if redelivery:
             result = await self.wan.get_task(job.task_id)
         else:
             result = await self.wan.wait(job.task_id, on_update=on_update)
         self._statuses[job.id] = result.status
         if result.status == TaskStatus.SUCCEEDED:
-            await self._deliver(job, result, self._clock() - started)
+            await self._deliver(job, result, redelivery=redelivery)
         elif result.status == TaskStatus.CANCELED:
             await self._finish(job, JobState.CANCELLED)
             await self._say(job, f"Cancelled. {NOTHING_CHARGED}")
@@ -428,36 +479,60 @@ class JobRunner:
             text = err.user_message if err is not None else "Wan couldn't finish this edit."
             await self._fail(job, f"{text} {NOTHING_CHARGED}", result.code or "TaskFailed")
 
-    async def _deliver(self, job: Job, result: TaskResult, elapsed: float) -> None:
+    async def _deliver(self, job: Job, result: TaskResult, *, redelivery: bool = False) -> None:
         job = await self.store.update_job(job.id, state=JobState.DELIVERING)
         await self._show(job, Progress("delivering"))
-        try:
-            files = await self.wan.download_results(result)
-        except WanError as err:
-            log.warning("job %d: results could not be downloaded: %s", job.id, err.code)
-            await self._fail(
-                job,
-                f"Wan finished, but its images could not be downloaded. {NOTHING_CHARGED}",
-                err.code,
-            )
-            return
-        generated = len(files)
-        remaining = await self._remaining_after(job, generated)
-        delivery = Delivery(files=files, result=result, elapsed=elapsed, remaining=remaining)
+        files: list[bytes] | None = None
         for attempt in range(1, self.delivery_attempts + 1):
             try:
-                message_ids = await self.surface.deliver(job, delivery)
-                break
+                if files is None:
+                    files = await self.wan.download_results(result)
+                generated = len(files)
+                elapsed = (datetime.now(UTC) - job.created_at).total_seconds()
+                delivery = Delivery(
+                    files=files,
+                    result=result,
+                    elapsed=elapsed,
+                    remaining=await self._remaining_after(job, generated),
+                    redelivery=redelivery or attempt > 1,
+                )
+                await self._critical(self._post_and_settle(job, delivery, generated))
+                return
             except asyncio.CancelledError:
                 raise
+            except WanError as err:
+                if err.code == "ResultExpired" or not err.retryable:
+                    log.warning("job %d: results are gone: %s", job.id, err.code)
+                    text = f"Wan finished, but its images could no longer be downloaded. {NOTHING_CHARGED}"
+                    await self._fail(job, text, err.code)
+                    return
+                log.warning("job %d: download attempt %d failed: %s", job.id, attempt, err.code)
             except Exception:
                 log.exception("job %d: delivery attempt %d failed", job.id, attempt)
-                if attempt == self.delivery_attempts:
-                    # Left in DELIVERING: the next start fetches the task again and retries.
-                    return
+            if attempt < self.delivery_attempts:
                 await asyncio.sleep(self.retry_delay * attempt)
+        # Still DELIVERING: Wan keeps results for 24 hours, so try again later rather than lose them.
+        log.warning("job %d: delivery postponed by %.0f s", job.id, self.redeliver_after)
+        self._later[job.id] = asyncio.get_running_loop().call_later(
+            self.redeliver_after, self._retry_later, job.id
+        )
+
+    async def _post_and_settle(self, job: Job, delivery: Delivery, generated: int) -> None:
+        message_ids = await self.surface.deliver(job, delivery)
         await self._finish(job, JobState.DONE, generated=generated, result_message_ids=message_ids)
         log.info("job %d done: %d image(s) delivered", job.id, generated)
+
+    def _retry_later(self, job_id: int) -> None:
+        self._later.pop(job_id, None)
+        if job_id not in self._running:
+            self._launch(job_id)
+
+    async def _critical(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` to its end even if this job is cancelled by a shutdown; `stop` waits for it."""
+        task = asyncio.ensure_future(coro)
+        self._critical_tasks.add(task)
+        task.add_done_callback(self._critical_tasks.discard)
+        return await asyncio.shield(task)
 
     async def _remaining_after(self, job: Job, generated: int) -> int | None:
         try:

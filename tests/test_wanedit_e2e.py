@@ -6,6 +6,7 @@ import asyncio
 import base64
 import io
 
+import discord
 from PIL import Image
 
 from bot.sandbox import FaultRule
@@ -374,3 +375,84 @@ async def test_holds_left_without_a_job_are_returned_at_start(world: World) -> N
     await store.close()
     await w.start_bot()
     assert await usage(w, w.alice.id) == (0, 0)
+
+
+async def test_deleted_response_message_still_gets_the_result_in_the_channel(
+    bot_world: World,
+) -> None:
+    w = bot_world
+    w.emu.add_fault(FaultRule(op="task", running_seconds=1.0))
+    ix = await w.wanedit(w.alice, "someone deletes my message")
+    original = await ix.wait_original(lambda m: "Queued" in embed_text(m) or "Wan" in embed_text(m))
+    await w.fd.delete_user_message(original["id"])
+    result = await w.result_message(w.alice)
+    assert int(result["channel_id"]) == w.channel.id
+    await settled_to(w, w.alice.id, 1)
+
+
+async def test_thread_closed_to_the_bot_falls_back_to_its_channel(bot_world: World) -> None:
+    w = bot_world
+    thread = w.fd.add_thread(w.channel, "locked soon", owner=w.alice)
+    w.emu.add_fault(FaultRule(op="task", running_seconds=0.5))
+    await w.wanedit(w.alice, "in a thread that closes", channel=thread)
+    await w.emu.wait_for_task_count(1, timeout=5)
+    w.fd.set_bot_permissions(w.guild, thread, deny=1 << 38)  # SEND_MESSAGES_IN_THREADS
+    result = await w.result_message(w.alice)
+    assert int(result["channel_id"]) == w.channel.id
+    await settled_to(w, w.alice.id, 1)
+
+
+async def test_create_answer_lost_is_refunded_and_never_sent_again(bot_world: World) -> None:
+    w = bot_world
+    w.emu.add_fault(FaultRule(op="create", drop=True))
+    ix = await w.wanedit(w.alice, "the answer gets lost")
+    original = await ix.wait_original(lambda m: "No result" in embed_text(m))
+    assert "Nothing was charged" in embed_text(original)
+    await settled_to(w, w.alice.id, 0)
+    assert w.emu.created_count == 1  # Wan made it once; the bot did not try again
+
+
+async def test_redelivery_after_a_restart_finds_the_posted_result(world: World) -> None:
+    w = world
+    first = await w.start_bot()
+    await w.wanedit(w.alice, "first, to get a thread and a finished task")
+    posted = await w.result_message(w.alice)
+    await settled_to(w, w.alice.id, 1)
+    store = first.store
+    done = await store.job_for_message(int(posted["id"]))
+    assert done is not None and done.task_id is not None
+    # A second job whose result was posted, but the bot died before recording it (and later than
+    # Discord's nonce window): its row still says DELIVERING.
+    reservation = await store.reserve(w.guild.id, w.alice.id, 1)
+    job = await store.create_job(
+        scope=w.guild.id,
+        guild_id=w.guild.id,
+        channel_id=w.channel.id,
+        thread_id=int(posted["channel_id"]),
+        user_id=w.alice.id,
+        source="slash",
+        prompt="cut short",
+        options={"count": 1, "seed": 7},
+        inputs=[],
+        state="queued",
+        reservation_id=reservation.id,
+    )
+    await store.set_task_id(job.id, done.task_id)
+    await store.update_job(job.id, state="delivering")
+    thread = first.get_channel(int(posted["channel_id"]))
+    embed = discord.Embed(description="cut short").set_footer(text=f"Job #{job.id}")
+    await thread.send(
+        f"<@{w.alice.id}>", embed=embed, file=discord.File(io.BytesIO(png()), "r.png")
+    )
+    await w.stop_bot(first)
+    second = await w.start_bot()
+    await wait_until(lambda: second.store.get_job(job.id))
+
+    async def finished() -> bool:
+        fresh = await second.store.get_job(job.id)
+        return fresh is not None and fresh.state == "done"
+
+    await wait_until(finished)
+    again = [m for m in w.fd.messages(thread.id) if f"Job #{job.id}" in embed_text(m)]
+    assert len(again) == 1
+    await settled_to(w, w.alice.id, 2)
