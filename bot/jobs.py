@@ -271,7 +271,10 @@ class JobRunner:
                 # job is returned by `release_orphaned_reservations` at the next start.
                 await self.store.release(reservation.id)
                 raise
-        self._images[job.id] = images
+        # Only a job that starts at once keeps its images in memory; one that waits fetches them
+        # again when its turn comes, so a long queue holds ids, not megabytes.
+        if len(self._running) + len(self._queue) < self.max_concurrent:
+            self._images[job.id] = images
         self._queue.append(job.id)
         log.info("job %d queued (user %d, %d image(s))", job.id, spec.user_id, spec.count)
         position = len(self._queue)
