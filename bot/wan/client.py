@@ -22,6 +22,7 @@ from typing import Any, Literal, Self
 
 import aiohttp
 
+from bot.wan.body import StreamedBody
 from bot.wan.errors import (
     BAD_RESPONSE,
     DOWNLOAD_FAILED,
@@ -152,10 +153,11 @@ class WanClient:
         }
         if req.negative_prompt:
             body["input"]["negative_prompt"] = req.negative_prompt
-        payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        payload = StreamedBody(body)
         headers = {
             **self._auth(),
             "Content-Type": "application/json",
+            "Content-Length": str(len(payload)),
             "X-DashScope-Async": "enable",
             **prepared.headers,
         }
@@ -167,7 +169,7 @@ class WanClient:
             await self.submit_limiter.acquire()
             try:
                 status, resp_headers, raw = await self._send(
-                    "POST", url, headers=headers, data=payload, limit=timeout, fresh=True
+                    "POST", url, headers=headers, data=payload.chunks(), limit=timeout, fresh=True
                 )
             except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
                 # The connection never opened, so nothing was sent: safe to try again.

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 import re
 import uuid
@@ -19,6 +18,7 @@ from typing import Any, Literal, Protocol
 
 import aiohttp
 
+from bot.wan.body import InlineImage
 from bot.wan.errors import BAD_RESPONSE, WanError
 from bot.wan.models import InputImage
 
@@ -38,7 +38,7 @@ _EXTENSIONS = {
 class PreparedImages:
     """What goes into `input.images`, and any headers the create call then needs."""
 
-    images: list[str]
+    images: list[str | InlineImage]
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -63,17 +63,18 @@ class UploadApi(Protocol):
         ...
 
 
-def data_uri(image: InputImage) -> str:
+def data_uri(image: InputImage) -> InlineImage:
+    """The image inline, as `data:{mime};base64,...`; encoded while the request is sent (see body.py)."""
     if image.data is None:
         raise WanError("InvalidParameter", "image has no data to send", retryable=False)
-    return f"data:{image.mime};base64,{base64.b64encode(image.data).decode('ascii')}"
+    return InlineImage(image.mime, image.data)
 
 
 class UrlTransport:
     name: TransportName = "url"
 
     async def prepare(self, images: Sequence[InputImage]) -> PreparedImages:
-        out = []
+        out: list[str | InlineImage] = []
         for image in images:
             if image.url:
                 out.append(image.url)
@@ -87,7 +88,7 @@ class Base64Transport:
     name: TransportName = "base64"
 
     async def prepare(self, images: Sequence[InputImage]) -> PreparedImages:
-        out = []
+        out: list[str | InlineImage] = []
         for image in images:
             if image.data is None and image.url:
                 out.append(image.url)  # only a URL was given: let Wan fetch it
