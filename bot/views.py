@@ -6,19 +6,68 @@ The state behind a click comes from the store, never from memory, so a button wo
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING, Any, Self
 
 import discord
 
+from cogs.errors import tell
+
 if TYPE_CHECKING:
     from bot.app import WanBot
 
+log = logging.getLogger(__name__)
+
+
+class GuardedClick:
+    """`callback` runs the subclass's `handle`; an unexpected error is logged with a reference and
+    the clicker told privately, instead of Discord's "thinking…" staying up forever.
+
+    Mixed in before `discord.ui.DynamicItem`, so its `callback` is the one discord.py calls.
+    """
+
+    job_id: int
+
+    async def handle(self, interaction: discord.Interaction[WanBot]) -> None:
+        raise NotImplementedError
+
+    async def callback(self, interaction: discord.Interaction[WanBot]) -> None:
+        try:
+            await self.handle(interaction)
+        except Exception as error:
+            await report_click_error(interaction, self.job_id, error)
+
+
+async def report_click_error(
+    interaction: discord.Interaction[Any], job_id: int, error: BaseException
+) -> None:
+    """Log a failed click with its job and interaction ids, and tell the clicker privately."""
+    custom_id = (interaction.data or {}).get("custom_id", "?")
+    reference = f"job #{job_id}, ref {interaction.id}"
+    log.error("button %s failed (%s)", custom_id, reference, exc_info=error)
+    # A Reroll or Edit that got as far as queueing its job: that job goes on, and owns the message.
+    queued = interaction.extras.get("job_id")
+    if queued:
+        text = (
+            f"Something went wrong on our side ({reference}). Your new job #{queued} was queued "
+            "and goes on."
+        )
+    else:
+        text = (
+            f"Something went wrong on our side ({reference}). Nothing was charged. "
+            "Please try again."
+        )
+    await tell(interaction, text, keep_original=bool(queued))
+
 
 class JobButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"wan:job:(?P<job_id>\d+)"
+    GuardedClick,
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"wan:job:(?P<job_id>\d+)",
 ):
-    """A button whose custom id is `wan:<action>:<job_id>`; subclasses set the look and the template."""
+    """A button whose custom id is `wan:<action>:<job_id>`; subclasses set the look and the template
+    and answer clicks in `handle` (see `GuardedClick`)."""
 
     action = "job"
     label = ""
@@ -54,7 +103,7 @@ class CancelButton(JobButton, template=r"wan:cancel:(?P<job_id>\d+)"):
     label = "Cancel"
     emoji = "✖️"
 
-    async def callback(self, interaction: discord.Interaction[WanBot]) -> None:  # type: ignore[override]
+    async def handle(self, interaction: discord.Interaction[WanBot]) -> None:
         bot = interaction.client
         job = await bot.store.get_job(self.job_id)
         if job is None:

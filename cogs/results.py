@@ -18,7 +18,7 @@ from discord.ext import commands
 
 from bot.images import CheckedImage, ImageRejected
 from bot.store import Job
-from bot.views import JobButton
+from bot.views import GuardedClick, JobButton
 from cogs import inputs
 from cogs.edit_flow import EditOptions, start_job
 from cogs.edit_modal import EditModal, image_attachments
@@ -119,7 +119,7 @@ class RerollButton(JobButton, template=r"wan:reroll:(?P<job_id>\d+)"):
     style = discord.ButtonStyle.primary
     emoji = "🎲"
 
-    async def callback(self, interaction: discord.Interaction[WanBot]) -> None:  # type: ignore[override]
+    async def handle(self, interaction: discord.Interaction[WanBot]) -> None:
         job = await _job_or_say(interaction, self.job_id)
         if job is None:
             return
@@ -140,6 +140,7 @@ class RerollButton(JobButton, template=r"wan:reroll:(?P<job_id>\d+)"):
 
 
 class EditButton(
+    GuardedClick,
     discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=r"wan:edit:(?P<job_id>\d+)(?::(?P<number>\d+))?",
 ):
@@ -170,7 +171,7 @@ class EditButton(
         number = match["number"]
         return cls(int(match["job_id"]), int(number) if number else None)
 
-    async def callback(self, interaction: discord.Interaction[WanBot]) -> None:  # type: ignore[override]
+    async def handle(self, interaction: discord.Interaction[WanBot]) -> None:
         job = await _job_or_say(interaction, self.job_id)
         if job is None:
             return
@@ -198,7 +199,7 @@ class DeleteButton(JobButton, template=r"wan:delete:(?P<job_id>\d+)"):
     style = discord.ButtonStyle.danger
     emoji = "🗑️"
 
-    async def callback(self, interaction: discord.Interaction[WanBot]) -> None:  # type: ignore[override]
+    async def handle(self, interaction: discord.Interaction[WanBot]) -> None:
         job = await interaction.client.store.get_job(self.job_id)
         moderator = interaction.permissions.manage_messages
         if not moderator and (job is None or interaction.user.id != job.user_id):

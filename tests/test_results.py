@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import discord
+import pytest
 
 from bot.sandbox import Emulator
 from tests.fake_discord.constants import MANAGE_MESSAGES
-from tests.harness import World, embed_text, png
+from tests.harness import World, embed_text, png, wait_until
 from tests.test_results_support import (
     button_ids,
     first_result,
+    private_text,
     settled_to,
     task_inputs,
     task_parameters,
@@ -232,3 +235,55 @@ async def test_unloading_the_cogs_removes_menu_buttons_and_handlers(bot_world: W
     assert "Edit with Wan" in [
         c.name for c in bot.tree.get_commands(type=discord.AppCommandType.message)
     ]
+
+
+def click_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "bot.views" and r.levelno == logging.ERROR]
+
+
+async def told_error(ix: Any) -> str:
+    """The private "went wrong" answer (after an ephemeral deferral, other private text may come
+    first: the placeholder is resolved before the follow-up)."""
+    await ix.wait_for(lambda i: "went wrong" in private_text(i))
+    return private_text(ix)
+
+
+async def test_a_failing_click_is_logged_with_a_reference_and_told_privately(
+    bot_world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    w = bot_world
+    result = await first_result(w, w.alice)
+    await settled_to(w, w.alice.id, 1)
+    j, channel = job_id(result), int(result["channel_id"])
+    # Reroll: reading its public "thinking…" message back fails, after the deferral.
+    w.fd.inject_failure(
+        "GET", r"/webhooks/\d+/[^/]+/messages/@original$", 404, {"code": 10008, "message": "x"}
+    )
+    reroll = await w.fd.click(channel, w.bob, result, f"wan:reroll:{j}")
+    text = await told_error(reroll)
+    assert f"Something went wrong on our side (job #{j}, ref {reroll.id})" in text
+    assert "Nothing was charged" in text
+    await wait_until(lambda: reroll.original is None and not reroll.loading)  # placeholder gone
+    # Edit: Discord refuses the modal.
+    w.fd.inject_failure("POST", r"/interactions/\d+/[^/]+/callback$", 400, {"code": 50035})
+    edit = await w.fd.click(channel, w.bob, result, f"wan:edit:{j}")
+    assert f"(job #{j}, ref {edit.id})" in await told_error(edit)
+    # Delete: Discord refuses (say the bot lost access to the thread).
+    w.fd.inject_failure(
+        "DELETE", r"/channels/\d+/messages/\d+$", 403, {"code": 50013, "message": "Missing"}
+    )
+    delete = await w.fd.click(channel, w.alice, result, f"wan:delete:{j}")
+    assert f"(job #{j}, ref {delete.id})" in await told_error(delete)
+    await wait_until(lambda: not delete.loading)
+    assert w.fd.message(result["id"]) is not None
+    errors = await wait_until(lambda: len(click_errors(caplog)) == 3 and click_errors(caplog))
+    for record, ix, kind in zip(
+        errors,
+        (reroll, edit, delete),
+        (discord.NotFound, discord.HTTPException, discord.Forbidden),
+        strict=True,
+    ):
+        assert f"job #{j}, ref {ix.id}" in record.getMessage()
+        assert record.exc_info is not None and isinstance(record.exc_info[1], kind)
+    assert w.emu.created_count == 1
+    assert await usage(w, w.bob.id) == (0, 0)
