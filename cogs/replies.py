@@ -9,7 +9,8 @@ A reply to one of the bot's results edits ONE image of that result (the result's
 job's parent): the first image, or image k when the prompt starts with `#k` ("#2 make it darker").
 
 Without the Message Content intent Discord blanks other people's messages, so a reply to someone else's
-image gets a pointer to the Edit with Wan menu instead; the bot's own results always work.
+image gets a pointer to the Edit with Wan menu instead, unless the reply carries images of its own (then
+those are edited); the bot's own results always work.
 """
 
 from __future__ import annotations
@@ -96,9 +97,12 @@ class Replies(commands.Cog):
             and referenced.author.id != bot_id
             and not referenced.attachments
         ):
-            # Blanked by Discord: it may well have images we are not shown.
-            await self.answer(message, CANT_SEE)
-            return
+            # Blanked by Discord: it may well have images we are not shown. The reply's own
+            # images (a message that mentions us is never blanked) can still be edited.
+            if not image_attachments(message):
+                await self.answer(message, CANT_SEE)
+                return
+            from_referenced = []
         else:
             from_referenced = image_attachments(referenced)
         attachments, sources = first_images(

@@ -123,6 +123,28 @@ async def test_reply_to_someone_elses_image_without_the_intent_points_to_the_men
     assert w.emu.created_count == 0
 
 
+async def test_reply_with_its_own_image_to_someone_elses_without_the_intent_edits_its_own(
+    bot_world: World,
+) -> None:
+    w = bot_world  # bob's message is blanked for the bot; alice's reply (a mention) is not
+    mine = png(600, 500, (0, 255, 0))
+    original = await w.fd.post_user_message(
+        w.channel, w.bob, "my cat", attachments=[("cat.png", png())]
+    )
+    request = await w.fd.post_user_message(
+        w.channel,
+        w.alice,
+        f"{mention(w)} add a hat",
+        attachments=[("hat.png", mine)],
+        reference=original,
+        ping_reply=False,
+    )
+    answer = await reply_answer(w, request)
+    assert len(w.fd.files(answer)) == 1 and "Edit with Wan" not in answer["content"]
+    assert task_inputs(w.emu, 1) == [mine]
+    await settled_to(w, w.alice.id, 1)
+
+
 async def test_empty_prompt_and_no_quota_are_answered_with_nothing_spent(
     bot_world: World,
 ) -> None:
@@ -132,9 +154,15 @@ async def test_empty_prompt_and_no_quota_are_answered_with_nothing_spent(
     empty = await w.fd.post_user_message(thread, w.bob, mention(w), reference=result)
     answer = await reply_answer(w, empty)
     assert "prompt" in answer["content"] and "Nothing was charged" in answer["content"]
-    await w.bots[-1].store.set_user_limit(w.guild.id, w.admin.id, w.bob.id, 0)
+    store = w.bots[-1].store
+    await store.set_user_limit(w.guild.id, w.admin.id, w.bob.id, 2)
+    spent = await store.reserve(w.guild.id, w.bob.id, 2)
+    await store.settle(spent.id, 2)
+    resets_at = (await store.quota_status(w.guild.id, w.bob.id)).resets_at
     broke = await w.fd.post_user_message(thread, w.bob, "make it red", reference=result)
-    answer = await reply_answer(w, broke)
-    assert "Nothing was charged" in answer["content"]
+    text = (await reply_answer(w, broke))["content"]
+    assert "You've used your 2 images for today." in text  # the limit hit, none left
+    assert f"Your allowance resets <t:{int(resets_at.timestamp())}:R>." in text
+    assert "Nothing was charged" in text
     assert w.emu.created_count == 1  # only alice's first job
-    assert await usage(w, w.bob.id) == (0, 0)
+    assert await usage(w, w.bob.id) == (2, 0)  # only what was spent before
