@@ -6,10 +6,10 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from bot.app import PERMISSIONS
 from bot.check import check_dashscope, check_settings
 from bot.config import load_settings
 from bot.sandbox import Emulator, EmulatorConfig
@@ -84,11 +84,26 @@ async def test_all_checks_pass(discord_fake: FakeDiscord, wan: Emulator, tmp_pat
     assert "Message Content intent off" in line(result, "reply edits")
     assert "Edit with Wan" in line(result, "reply edits")
     assert line(result, "dashscope key").startswith("[ok]")
-    invite = (
-        f"https://discord.com/oauth2/authorize?client_id={fd.application_id}"
-        f"&scope=bot+applications.commands&permissions={PERMISSIONS.value}"
+    # Written out rather than taken from the code, so a change to the permissions shows here.
+    permissions = (
+        (1 << 6)  # add_reactions
+        | (1 << 10)  # view_channel
+        | (1 << 11)  # send_messages
+        | (1 << 14)  # embed_links
+        | (1 << 15)  # attach_files
+        | (1 << 16)  # read_message_history
+        | (1 << 35)  # create_public_threads
+        | (1 << 38)  # send_messages_in_threads
     )
-    assert invite in result.stdout
+    assert permissions == 309_237_763_136
+    invite = re.search(r"https://discord\.com/oauth2/authorize\?\S+", result.stdout)
+    assert invite is not None, result.stdout
+    query = parse_qs(urlsplit(invite[0]).query)
+    assert query == {
+        "client_id": [str(fd.application_id)],
+        "scope": ["bot applications.commands"],
+        "permissions": [str(permissions)],
+    }
     # The report ends with one line per check, then the verdict.
     tail = result.stdout.strip().splitlines()[-7:]
     assert [ln.split(":", 1)[0] for ln in tail[:5]] == [

@@ -183,18 +183,33 @@ async def test_delete_is_for_the_requester_and_moderators_only(bot_world: World)
     assert w.fd.message(other["id"]) is None
 
 
+async def spend(w: World, user_id: int, limit: int, used: int) -> str:
+    """Give `user_id` a daily `limit` with `used` of it spent; return the reset as Discord markup."""
+    store = w.bots[-1].store
+    await store.set_user_limit(w.guild.id, w.admin.id, user_id, limit)
+    held = await store.reserve(w.guild.id, user_id, used)
+    await store.settle(held.id, used)
+    status = await store.quota_status(w.guild.id, user_id)
+    return f"<t:{int(status.resets_at.timestamp())}:R>"
+
+
 async def test_clicks_by_a_user_without_quota_spend_nothing(bot_world: World) -> None:
     w = bot_world
-    result = await first_result(w, w.alice)
-    await settled_to(w, w.alice.id, 1)
-    await w.bots[-1].store.set_user_limit(w.guild.id, w.admin.id, w.bob.id, 0)
+    result = await first_result(w, w.alice, count=2)
+    await settled_to(w, w.alice.id, 2)
     j = job_id(result)
+    reset = await spend(w, w.bob.id, 3, 2)
     reroll = await w.fd.click(int(result["channel_id"]), w.bob, result, f"wan:reroll:{j}")
-    assert "Nothing was charged" in await told_privately(reroll)
-    edit = await click_modal(w, result, w.bob, f"wan:edit:{j}", {"prompt": "red"})
-    assert "Nothing was charged" in await told_privately(edit)
+    text = await told_privately(reroll)
+    assert "You have 1 image left today and this needs 2." in text  # a reroll asks for 2 again
+    assert f"Your allowance resets {reset}." in text and "Nothing was charged" in text
+    await w.bots[-1].store.set_user_limit(w.guild.id, w.admin.id, w.bob.id, 2)
+    edit = await click_modal(w, result, w.bob, f"wan:edit:{j}:1", {"prompt": "red"})
+    text = await told_privately(edit)
+    assert "You've used your 2 images for today." in text
+    assert f"Your allowance resets {reset}." in text and "Nothing was charged" in text
     assert w.emu.created_count == 1
-    assert await usage(w, w.bob.id) == (0, 0)
+    assert await usage(w, w.bob.id) == (2, 0)  # only what `spend` charged
 
 
 async def test_buttons_work_after_a_restart(world: World) -> None:
