@@ -92,7 +92,7 @@ class Place:
     message_id: int
     upload_limit: int | None = None
     application_id: int | None = None
-    interaction_token: str | None = None
+    interaction_token: str | None = field(default=None, repr=False)  # a secret
     token_expires_at: datetime | None = None
 
 
