@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import io
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import aiohttp
 import pytest
 from aiohttp import web
+from PIL import Image
 
 from bot.sandbox import Emulator, FaultRule
 from bot.wan import EditRequest, InputImage, TaskStatus, WanError
 from bot.wan.transport import upload_form
 from tests.test_wan_fixtures import (
+    KEY,
     emu_fixture,  # noqa: F401 (the `emu` fixture)
     emulator_config,
     loopback_server,
@@ -111,3 +122,72 @@ def test_upload_form_puts_the_file_last() -> None:
 def test_unknown_transport_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown image transport"):
         make_client("http://127.0.0.1:9/api/v1", transport="carrier-pigeon")
+
+
+@asynccontextmanager
+async def emulator_process() -> AsyncIterator[str]:
+    """The emulator as its own process (`python -m bot.sandbox`); yields its origin. Its parsing of
+    a 35 MB body then happens outside the event loop a test measures."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "bot.sandbox", "--port", "0", "--api-key", KEY, "--log-level", "WARNING"),
+        *("--pending-seconds", "0.01", "--running-seconds", "0.05"),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        found = re.search(r"(http://127\.0\.0\.1:\d+)/api/v1\s*$", line)
+        assert found, line
+        yield found[1]
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+def noise_png(side: int = 1700) -> bytes:
+    """A real PNG of ~8.7 MB (random pixels, stored uncompressed): close to Wan's 10 MB limit."""
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(
+        out, "PNG", compress_level=0
+    )
+    return out.getvalue()
+
+
+async def test_the_event_loop_keeps_running_while_large_base64_images_are_sent() -> None:
+    picture = await asyncio.to_thread(noise_png)
+    assert 8_000_000 < len(picture) < 10_000_000
+    loop = asyncio.get_running_loop()
+    gaps: list[float] = []
+    ticking, done = asyncio.Event(), asyncio.Event()
+
+    async def ticker() -> None:
+        last = loop.time()
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+            now = loop.time()
+            gaps.append(now - last)
+            last = now
+            ticking.set()
+
+    async with emulator_process() as origin:
+        async with make_client(origin + "/api/v1", transport="base64") as client:
+            task = asyncio.create_task(ticker())
+            await ticking.wait()  # measuring from before the create starts
+            created = await client.create_task(
+                EditRequest("x", [InputImage(data=picture, mime="image/png")] * 3)
+            )
+            done.set()
+            await task
+            result = await client.wait(created.task_id, timeout=30)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(origin + "/sandbox/state") as resp:
+                state = await resp.json()
+    # ~35 MB of JSON went out; encoding it in one go stalls the loop for a few hundred ms.
+    assert state["created_count"] == 1 and result.status is TaskStatus.SUCCEEDED
+    assert len(gaps) >= 3 and max(gaps) < 0.05, sorted(gaps)[-5:]
