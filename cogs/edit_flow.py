@@ -7,6 +7,7 @@ ephemeral message and costs nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 MAX_PROMPT = 2000
 MAX_NEGATIVE = 500
 MAX_SEED = 2_147_483_647
+# Seconds the quota check may take before the deferral (Discord allows 3 s for the first answer).
+PRECHECK_TIMEOUT = 1.5
+# Quota checks that outlived PRECHECK_TIMEOUT, kept referenced until they finish.
+_late_checks: set[asyncio.Future[None]] = set()
 
 
 class RequestRejected(Exception):
@@ -129,6 +134,39 @@ async def refuse(interaction: discord.Interaction[WanBot], text: str) -> None:
     await tell(interaction, text)
 
 
+async def bounded_precheck(
+    bot: WanBot, interaction: discord.Interaction[WanBot], count: int
+) -> None:
+    """`runner.precheck`, given at most `PRECHECK_TIMEOUT` s: Discord wants an answer within 3 s.
+
+    On a slow (busy) database the request goes on to the deferral and `submit` checks again. The
+    late check is left to finish rather than cancelled, since a cancel between its reserve and
+    release would leave images held.
+    """
+    check = asyncio.ensure_future(
+        bot.runner.precheck(scope_of(interaction.guild_id), interaction.user.id, count)
+    )
+    done, _ = await asyncio.wait({check}, timeout=PRECHECK_TIMEOUT)
+    if done:
+        check.result()  # raises its refusal
+        return
+    log.warning(
+        "quota check for interaction %s took over %.1f s; deferring, submit checks again",
+        interaction.id,
+        PRECHECK_TIMEOUT,
+    )
+    _late_checks.add(check)
+    check.add_done_callback(_late_check_done)
+
+
+def _late_check_done(check: asyncio.Future[None]) -> None:
+    _late_checks.discard(check)
+    error = None if check.cancelled() else check.exception()
+    # A refusal is said by `submit` anyway; anything else is worth a line.
+    if error is not None and not isinstance(error, JobRefused):
+        log.warning("late quota check failed: %r", error)
+
+
 async def start_job(
     interaction: discord.Interaction[WanBot],
     options: EditOptions,
@@ -151,9 +189,7 @@ async def start_job(
         if images is None and loader is None:
             inputs.precheck(attachments)
         # Quota and the per-user cap answer before the deferral, so their refusal is private.
-        await bot.runner.precheck(
-            scope_of(interaction.guild_id), interaction.user.id, options.count
-        )
+        await bounded_precheck(bot, interaction, options.count)
     except (RequestRejected, ImageRejected) as err:
         await refuse(interaction, f"{err} Nothing was charged.")
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -300,5 +301,31 @@ async def test_a_failing_click_is_logged_with_a_reference_and_told_privately(
     ):
         assert f"job #{j}, ref {ix.id}" in record.getMessage()
         assert record.exc_info is not None and isinstance(record.exc_info[1], kind)
+    assert w.emu.created_count == 1
+    assert await usage(w, w.bob.id) == (0, 0)
+
+
+async def test_a_locked_database_does_not_keep_a_click_past_discords_3_seconds(
+    bot_world: World,
+) -> None:
+    w = bot_world
+    result = await first_result(w, w.alice)
+    await settled_to(w, w.alice.id, 1)
+    await w.bots[-1].store.set_user_limit(w.guild.id, w.admin.id, w.bob.id, 0)
+    # Another program holds the write lock: the quota check's reserve waits on it (up to 5 s).
+    other = sqlite3.connect(w.db_path, isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        channel, j = int(result["channel_id"]), job_id(result)
+        click = await w.fd.click(channel, w.bob, result, f"wan:reroll:{j}")
+        await click.wait_response(timeout=3.0)  # the deferral came within Discord's limit
+        assert click.response_type == 5
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    # Once the lock is gone, `submit` checks again and refuses privately.
+    text = await told_privately(click)
+    assert "You're blocked from using Wan in this server." in text
+    assert "Nothing was charged" in text
     assert w.emu.created_count == 1
     assert await usage(w, w.bob.id) == (0, 0)
