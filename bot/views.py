@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import discord
 
-from cogs.errors import tell
+from bot.privately import tell
 
 if TYPE_CHECKING:
     from bot.app import WanBot

@@ -19,9 +19,9 @@ import discord
 
 from bot.images import CheckedImage, ImageRejected
 from bot.jobs import JobRefused, JobSpec
+from bot.privately import tell
 from bot.store import Job
 from cogs import inputs
-from cogs.errors import tell
 
 if TYPE_CHECKING:
     from bot.app import WanBot
