@@ -276,6 +276,10 @@ class DiscordSurface:
 
     async def fetch_inputs(self, job: Job) -> list[CheckedImage]:
         """The job's input images again, from fresh URLs where Discord can give them."""
+        async with images.load_slot():
+            return await self._fetch_inputs(job)
+
+    async def _fetch_inputs(self, job: Job) -> list[CheckedImage]:
         checked: list[CheckedImage] = []
         for index, spec in enumerate(job.inputs, start=1):
             url = spec.get("url")

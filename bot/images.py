@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import weakref
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
@@ -24,6 +25,24 @@ FORMATS: dict[str, str] = {
     "WEBP": "image/webp",
 }
 _ACCEPTED = "PNG, JPEG, WEBP or BMP"
+
+
+# Requests (and queued jobs starting) together would otherwise hold every image in memory at once (50 requests of
+# three 4 MB images came to ~1 GB in bench/e2e.py); two at a time keeps the peak small and costs
+# little, since each load is a download plus a decode of a few hundred milliseconds.
+MAX_PARALLEL_LOADS = 2
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def load_slot() -> asyncio.Semaphore:
+    """The shared limit on image loads (download + decode) running at once in this event loop."""
+    loop = asyncio.get_running_loop()
+    slot = _slots.get(loop)
+    if slot is None:
+        slot = _slots[loop] = asyncio.Semaphore(MAX_PARALLEL_LOADS)
+    return slot
 
 
 class ImageRejected(Exception):

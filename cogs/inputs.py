@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Sequence
 
 import discord
@@ -26,27 +25,10 @@ def precheck(attachments: Sequence[discord.Attachment]) -> None:
         images.precheck(index, attachment.filename, attachment.content_type, attachment.size)
 
 
-# Requests arriving together would otherwise hold every image in memory at once (50 requests of
-# three 4 MB images came to ~1 GB in bench/e2e.py); two at a time keeps the peak small and costs
-# little, since each load is a download plus a decode of a few hundred milliseconds.
-MAX_PARALLEL_LOADS = 2
-_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _slot() -> asyncio.Semaphore:
-    loop = asyncio.get_running_loop()
-    slot = _slots.get(loop)
-    if slot is None:
-        slot = _slots[loop] = asyncio.Semaphore(MAX_PARALLEL_LOADS)
-    return slot
-
-
 async def load(attachments: Sequence[discord.Attachment]) -> list[CheckedImage]:
     """Download the attachments (from Discord's CDN, nothing else) and decode each in a worker thread."""
     precheck(attachments)
-    async with _slot():
+    async with images.load_slot():
         return await _load(attachments)
 
 
