@@ -6,7 +6,9 @@ import asyncio
 import base64
 import io
 
+import aiohttp
 import discord
+from aiohttp import web
 from PIL import Image
 
 from bot.sandbox import FaultRule
@@ -456,3 +458,52 @@ async def test_redelivery_after_a_restart_finds_the_posted_result(world: World) 
     again = [m for m in w.fd.messages(thread.id) if f"Job #{job.id}" in embed_text(m)]
     assert len(again) == 1
     await settled_to(w, w.alice.id, 2)
+
+
+async def test_shutdown_lets_a_create_under_way_finish(world: World) -> None:
+    w = world
+    create_seen = asyncio.Event()
+
+    async def slow_proxy(request: web.Request) -> web.StreamResponse:
+        # DashScope in front of the emulator, slow to answer creates: the bot stops meanwhile.
+        body = await request.read()
+        if request.method == "POST" and request.path.endswith("/image-synthesis"):
+            create_seen.set()
+            await asyncio.sleep(1.0)
+        headers = {
+            k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
+        }
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(
+                request.method,
+                w.emu.base_url.rsplit("/api/v1", 1)[0] + request.path_qs,
+                headers=headers,
+                data=body,
+            ) as upstream,
+        ):
+            payload = await upstream.read()
+            return web.Response(
+                status=upstream.status, body=payload, content_type=upstream.content_type
+            )
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", slow_proxy)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        w.emu.add_fault(FaultRule(op="task", running_seconds=0.5))
+        first = await w.start_bot(DASHSCOPE_BASE_URL=f"http://127.0.0.1:{port}/api/v1")
+        await w.wanedit(w.alice, "created while the bot stops")
+        await asyncio.wait_for(create_seen.wait(), 10)
+        await w.stop_bot(first)
+        assert w.emu.created_count == 1
+        await w.start_bot()
+        await w.result_message(w.alice)
+        await settled_to(w, w.alice.id, 1)
+        assert len(w.results_for(w.alice)) == 1 and w.emu.created_count == 1
+    finally:
+        await runner.cleanup()
