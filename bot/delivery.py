@@ -7,8 +7,10 @@ the 15-minute interaction token has died, including after a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -162,19 +164,23 @@ class DiscordSurface:
             send_kwargs["reference"] = reference
         if view is not None:
             send_kwargs["view"] = view
-        for place in await self._fallbacks(job, target):
-            try:
-                ids, message = await self._send_files(place, job, files, send_kwargs)
-                break
-            except (discord.NotFound, discord.Forbidden) as err:
-                # The thread was deleted or locked, or the channel closed to us: the result must
-                # still reach the member, so try the next place (channel, then their DMs).
-                log.warning(
-                    "job %d: cannot post in %s (%s); trying the next place", job.id, place, err.code
-                )
-                send_kwargs.pop("reference", None)
-        else:
-            raise RuntimeError(f"job {job.id}: no place accepted the result")
+        async with contextlib.aclosing(self._fallbacks(job, target)) as places:
+            async for place in places:
+                try:
+                    ids, message = await self._send_files(place, job, files, send_kwargs)
+                    break
+                except (discord.NotFound, discord.Forbidden) as err:
+                    # The thread was deleted or locked, or the channel closed to us: the result must
+                    # still reach the member, so try the next place (channel, then their DMs).
+                    log.warning(
+                        "job %d: cannot post in %s (%s); trying the next place",
+                        job.id,
+                        place,
+                        err.code,
+                    )
+                    send_kwargs.pop("reference", None)
+            else:
+                raise RuntimeError(f"job {job.id}: no place accepted the result")
         if job.source == "reply":
             await self._react_quietly(job, "done")
         else:
@@ -218,24 +224,25 @@ class DiscordSurface:
 
     async def _fallbacks(
         self, job: Job, target: discord.abc.Messageable
-    ) -> list[discord.abc.Messageable]:
-        """Where to post, in order: the chosen place, then its channel, then the member's DMs."""
-        places = [target]
+    ) -> AsyncIterator[discord.abc.Messageable]:
+        """Where to post, in order: the chosen place, then its channel, then the member's DMs.
+
+        Lazily: the next place is looked up only when the one before has refused.
+        """
+        yield target
         parent = getattr(target, "parent", None)
         if isinstance(target, discord.Thread) and parent is not None:
-            places.append(parent)
+            yield parent
         elif getattr(target, "id", None) != job.channel_id:
             try:
-                places.append(await self._channel(job.channel_id))
+                yield await self._channel(job.channel_id)
             except discord.HTTPException:
                 pass
         if job.guild_id is not None:
             try:
-                user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
-                places.append(user)
+                yield self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
             except discord.HTTPException:
                 pass
-        return places
 
     async def _already_posted(self, job: Job, target: discord.abc.Messageable) -> list[int]:
         """Ids of this job's result messages already in `target` (a delivery cut short by a restart)."""
