@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 from typing import Any
 
 import discord
@@ -95,6 +96,7 @@ class WanBot(commands.Bot):
         self.runner_options = runner_options or {}
         self.message_content = False
         self.invite_url: str | None = None
+        self.nonce_prefix = "wanjob"
         use_discord_api_base(settings.discord_api_base)
 
     async def setup_hook(self) -> None:
@@ -120,6 +122,13 @@ class WanBot(commands.Bot):
             max_jobs_per_user=settings.max_jobs_per_user,
             **self.runner_options,
         )
+        # Message nonces (Discord's duplicate guard) carry a per-database salt, so job #5 of a fresh
+        # or sandbox database never matches job #5 of another within Discord's dedup window.
+        salt = await self.store.get_meta("nonce_salt")
+        if salt is None:
+            salt = secrets.token_hex(4)
+            await self.store.set_meta("nonce_salt", salt)
+        self.nonce_prefix = f"w{salt}j"
         await self._read_application()
         await self._point_gateway()
         self.add_dynamic_items(CancelButton)
@@ -196,12 +205,16 @@ class WanBot(commands.Bot):
     async def close(self) -> None:
         try:
             runner = getattr(self, "runner", None)
-            if runner is not None:
-                await runner.stop()
             wan = getattr(self, "wan", None)
-            if wan is not None:
-                await wan.close()
-            await super().close()
+            try:
+                if runner is not None:
+                    await runner.stop()
+            finally:
+                try:
+                    if wan is not None:
+                        await wan.close()
+                finally:
+                    await super().close()
         finally:
             # Whatever happened above, the database is closed last, once nothing can write to it.
             store = getattr(self, "store", None)

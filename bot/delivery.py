@@ -96,8 +96,13 @@ class DiscordSurface:
         self._reacted[job.id] = emoji
         if stage in ("done", "failed"):
             self._reacted.pop(job.id, None)
-        # After a restart we don't know which one is ours: clear them all once.
-        stale = [previous] if previous is not None else set(REACTIONS.values()) - {emoji}
+        if previous is not None:
+            stale = [previous]
+        elif stage == "queued":
+            stale = []  # a new request: nothing of ours on it yet
+        else:
+            # A job resumed after a restart: we don't know which one is ours, so clear them once.
+            stale = list(set(REACTIONS.values()) - {emoji})
         for other in stale:
             try:
                 await message.remove_reaction(other, self.bot.user)  # type: ignore[arg-type]
@@ -134,12 +139,22 @@ class DiscordSurface:
                 for i, data in enumerate(delivery.files)
             )
         )
-        target = await self._delivery_target(job)
+        try:
+            target = await self._delivery_target(job)
+        except (discord.NotFound, discord.Forbidden):
+            # The channel itself is gone or closed to us: the member's DMs are the last place left.
+            log.warning("job %d: its channel is unavailable; sending the result by DM", job.id)
+            target = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
         if delivery.redelivery:
-            posted = await self._already_posted(job, target)
-            if posted:
+            posted, attachments = await self._already_posted(job, target)
+            if posted and attachments >= len(files):
                 log.info("job %d: result was already posted before the restart", job.id)
+                await self._finishing_touches(job, posted[0], target)
                 return posted
+            for message_id in posted:
+                # Only part of it made it: remove that part and post the whole result again.
+                with contextlib.suppress(discord.HTTPException):
+                    await target.get_partial_message(message_id).delete()  # type: ignore[attr-defined]
         embed = self._result_embed(job, delivery)
         content = f"<@{job.user_id}>"
         mentions = discord.AllowedMentions(
@@ -181,17 +196,22 @@ class DiscordSurface:
                     send_kwargs.pop("reference", None)
             else:
                 raise RuntimeError(f"job {job.id}: no place accepted the result")
+        await self._finishing_touches(job, message.id, message.channel)
+        return ids
+
+    async def _finishing_touches(self, job: Job, message_id: int, where: Any) -> None:
+        """Mark the request done: a ✅ on a reply request, or the progress message pointing to the result."""
         if job.source == "reply":
             await self._react_quietly(job, "done")
-        else:
-            done = discord.Embed(
-                colour=discord.Colour.green(),
-                title="✅ Done",
-                description=f"{short(job.prompt, 300)}\n\nResults: {message.jump_url}",
-            )
-            done.set_footer(text=f"Job #{job.id}")
-            await self._edit_quietly(job, embed=done, view=None)
-        return ids
+            return
+        url = where.get_partial_message(message_id).jump_url
+        done = discord.Embed(
+            colour=discord.Colour.green(),
+            title="✅ Done",
+            description=f"{short(job.prompt, 300)}\n\nResults: {url}",
+        )
+        done.set_footer(text=f"Job #{job.id}")
+        await self._edit_quietly(job, embed=done, view=None)
 
     async def _send_files(
         self,
@@ -204,7 +224,7 @@ class DiscordSurface:
             message = await target.send(
                 files=[discord.File(io.BytesIO(d), filename=n) for d, n in files],
                 # Discord drops a second message with the same nonce: a re-delivery after a crash is not doubled.
-                nonce=f"wanjob{job.id}",
+                nonce=f"{self.bot.nonce_prefix}{job.id}",
                 **send_kwargs,
             )
             return [message.id], message
@@ -216,7 +236,7 @@ class DiscordSurface:
         for index, (data, name) in enumerate(files, start=1):
             message = await target.send(
                 files=[discord.File(io.BytesIO(data), filename=name)],
-                nonce=f"wanjob{job.id}p{index}",
+                nonce=f"{self.bot.nonce_prefix}{job.id}p{index}",
                 **send_kwargs,
             )
             ids.append(message.id)
@@ -244,19 +264,24 @@ class DiscordSurface:
             except discord.HTTPException:
                 pass
 
-    async def _already_posted(self, job: Job, target: discord.abc.Messageable) -> list[int]:
-        """Ids of this job's result messages already in `target` (a delivery cut short by a restart)."""
+    async def _already_posted(
+        self, job: Job, target: discord.abc.Messageable
+    ) -> tuple[list[int], int]:
+        """This job's result messages already in `target` (a delivery cut short by a restart), and
+        how many images they carry."""
         footer = f"Job #{job.id}"
-        found = []
+        found: list[int] = []
+        attachments = 0
         try:
             async for message in target.history(limit=50):  # type: ignore[attr-defined]
                 if message.author.id != self.bot.user.id or not message.attachments:  # type: ignore[union-attr]
                     continue
                 if any((e.footer.text or "").endswith(footer) for e in message.embeds):
                     found.append(message.id)
+                    attachments += len(message.attachments)
         except discord.HTTPException:
-            return []
-        return sorted(found)
+            return [], 0
+        return sorted(found), attachments
 
     async def finished_without_result(self, job: Job, text: str) -> None:
         if job.source == "reply":

@@ -28,6 +28,7 @@ from bot.wan import (
     WanClient,
     WanError,
 )
+from bot.wan.errors import CLIENT_CLOSED
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -147,12 +148,15 @@ class JobRunner:
         self._user_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
-        self._finished_listeners: list[Callable[[int], None]] = []
         self._shown_position: dict[int, int] = {}
         self._critical_tasks: set[asyncio.Future[Any]] = set()
         self._later: dict[int, asyncio.TimerHandle] = {}
         self._cancel_requested: set[int] = set()
         self._announcer: asyncio.Task[None] | None = None
+        self._stopped = False
+        # Jobs whose create call has started (or succeeded): too late for a cancel by flag.
+        self._submitting: set[int] = set()
+        self._postponed: defaultdict[int, int] = defaultdict(int)
 
     # ---- life cycle -------------------------------------------------------------------------
 
@@ -168,6 +172,7 @@ class JobRunner:
         `shutdown_grace`), since stopping it halfway could lose a task Wan has already billed or
         post a result twice.
         """
+        self._stopped = True
         for handle in self._later.values():
             handle.cancel()
         self._later.clear()
@@ -189,6 +194,8 @@ class JobRunner:
         """Pick up every unfinished job from the store; return how many were resumed."""
         resumed = 0
         for job in await self.store.unfinished_jobs():
+            if self._stopped:
+                break
             if job.id in self._running or job.id in self._queue:
                 continue
             resumed += 1
@@ -301,8 +308,8 @@ class JobRunner:
             await self._say(job, f"Cancelled before it started. {NOTHING_CHARGED}")
             self._wake.set()
             return f"Cancelled. {NOTHING_CHARGED}"
-        if job.state == JobState.QUEUED and job_id in self._running:
-            # Waiting to retry a throttled create: stopped before the next attempt.
+        if job_id in self._running and job.task_id is None and job_id not in self._submitting:
+            # Fetching its images or waiting to retry a throttled create: stopped before the call.
             self._cancel_requested.add(job_id)
             return f"Cancelled. {NOTHING_CHARGED}"
         if job.task_id is None or self._statuses.get(job_id) != TaskStatus.PENDING:
@@ -313,10 +320,6 @@ class JobRunner:
             log.info("job %d: cancel refused by Wan (%s)", job_id, err.code)
             return "Too late to cancel: Wan has already started on it."
         return f"Cancelling… {NOTHING_CHARGED}"
-
-    def on_finished(self, listener: Callable[[int], None]) -> None:
-        """Call `listener(job_id)` whenever a job reaches a final state (tests and benchmarks wait on it)."""
-        self._finished_listeners.append(listener)
 
     # ---- dispatch -----------------------------------------------------------------------------
 
@@ -333,12 +336,20 @@ class JobRunner:
                 self._announcer = asyncio.create_task(self._announce_positions())
 
     def _launch(self, job_id: int) -> None:
+        if self._stopped:
+            return  # shutting down: the job keeps its stored state for the next start
         task = asyncio.create_task(self._run(job_id), name=f"wanbot-job-{job_id}")
         self._running[job_id] = task
 
-        def done(_: asyncio.Task[None]) -> None:
+        def done(finished: asyncio.Task[None]) -> None:
             self._running.pop(job_id, None)
             self._statuses.pop(job_id, None)
+            self._cancel_requested.discard(job_id)
+            self._submitting.discard(job_id)
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error(
+                    "job %d: its task ended with an error", job_id, exc_info=finished.exception()
+                )
             self._wake.set()
 
         task.add_done_callback(done)
@@ -351,7 +362,8 @@ class JobRunner:
             if shown is not None and index > 10 and shown - index < 5:
                 continue
             job = await self.store.get_job(job_id)
-            if job is not None:
+            # The queue moves while we edit: a job that has started since must not look queued again.
+            if job is not None and job_id in self._queue:
                 await self._show(job, Progress("queued", position=index, cancellable=True))
 
     # ---- one job --------------------------------------------------------------------------------
@@ -369,6 +381,8 @@ class JobRunner:
         except asyncio.CancelledError:
             raise
         except WanError as err:
+            if err.code == CLIENT_CLOSED:
+                return  # shutting down: the task is followed again at the next start
             # Polling gave up (a revoked key, a long outage): the task's fate is unknown to us,
             # and the user is not charged for a result they never got.
             log.warning("job %d: Wan error while following the task: %s", job_id, err.code)
@@ -389,8 +403,8 @@ class JobRunner:
             except ImageRejected as err:
                 await self._fail(job, f"{err} {NOTHING_CHARGED}", "InputGone")
                 return None
-        # Written before the call: if we crash while it is in flight, resume will not create it again.
-        job = await self.store.update_job(job.id, state=JobState.SUBMITTED)
+        if await self._cancelled_meanwhile(job):
+            return None
         options = job.options
         request = EditRequest(
             prompt=job.prompt,
@@ -405,15 +419,28 @@ class JobRunner:
         )
 
         async def create_and_record() -> CreatedTask:
-            created = await self.wan.create_task(request)
+            # SUBMITTED is written before the call: after a crash while it is in flight, resume
+            # will not create it again. A known failure means no task was made: back to QUEUED.
+            await self.store.update_job(job.id, state=JobState.SUBMITTED)
+            try:
+                created = await self.wan.create_task(request)
+            except WanError as err:
+                if err.code != "CreateOutcomeUnknown":
+                    await self.store.update_job(job.id, state=JobState.QUEUED)
+                raise
+            log.info("job %d: Wan task %s created", job.id, created.task_id)
             await self.store.set_task_id(job.id, created.task_id)
             return created
 
         for attempt in range(1, self.create_attempts + 1):
+            # Synchronously after the last cancel check: a cancel now finds the job submitting.
+            self._submitting.add(job.id)
             try:
                 created = await self._critical(create_and_record())
                 break
             except WanError as err:
+                if err.code != "CreateOutcomeUnknown":
+                    self._submitting.discard(job.id)
                 log.warning(
                     "job %d: create failed: %s (request %s, attempt %d)",
                     job.id,
@@ -430,20 +457,23 @@ class JobRunner:
                 ):
                     await self._fail(job, f"{err.user_message} {NOTHING_CHARGED}", err.code)
                     return None
-                await self.store.update_job(job.id, state=JobState.QUEUED)
                 await asyncio.sleep(self.retry_delay * 2 ** (attempt - 1))
-                if job.id in self._cancel_requested:
-                    self._cancel_requested.discard(job.id)
-                    await self._finish(job, JobState.CANCELLED)
-                    await self._say(job, f"Cancelled before it started. {NOTHING_CHARGED}")
+                if await self._cancelled_meanwhile(job):
                     return None
-                await self.store.update_job(job.id, state=JobState.SUBMITTED)
-        log.info("job %d: Wan task %s created", job.id, created.task_id)
         job = await self.store.get_job(job.id)
         assert job is not None
         self._statuses[job.id] = created.status
         await self._show(job, Progress("pending", started_at=self._clock(), cancellable=True))
         return job
+
+    async def _cancelled_meanwhile(self, job: Job) -> bool:
+        """End the job if its requester cancelled it while it was starting; True if so."""
+        if job.id not in self._cancel_requested:
+            return False
+        self._cancel_requested.discard(job.id)
+        await self._finish(job, JobState.CANCELLED)
+        await self._say(job, f"Cancelled before it started. {NOTHING_CHARGED}")
+        return True
 
     async def _follow(self, job: Job) -> None:
         assert job.task_id is not None
@@ -514,6 +544,14 @@ class JobRunner:
                 log.exception("job %d: delivery attempt %d failed", job.id, attempt)
             if attempt < self.delivery_attempts:
                 await asyncio.sleep(self.retry_delay * attempt)
+        self._postponed[job.id] += 1
+        if self._postponed[job.id] > 3:
+            # Nowhere accepts it (channel gone, DMs closed) and Discord keeps saying so.
+            self._postponed.pop(job.id, None)
+            await self._fail(
+                job, f"The result could not be posted anywhere. {NOTHING_CHARGED}", "Undeliverable"
+            )
+            return
         # Still DELIVERING: Wan keeps results for 24 hours, so try again later rather than lose them.
         log.warning("job %d: delivery postponed by %.0f s", job.id, self.redeliver_after)
         self._later[job.id] = asyncio.get_running_loop().call_later(
@@ -555,9 +593,7 @@ class JobRunner:
     async def _finish(self, job: Job, state: JobState, **fields: object) -> bool:
         first = await self.store.finish_job(job.id, state, **fields)  # type: ignore[arg-type]
         self._shown_position.pop(job.id, None)
-        if first:
-            for listener in self._finished_listeners:
-                listener(job.id)
+        self._postponed.pop(job.id, None)
         return first
 
     async def _say(self, job: Job, text: str) -> None:
