@@ -414,18 +414,17 @@ async def test_create_answer_lost_is_refunded_and_never_sent_again(bot_world: Wo
     assert w.emu.created_count == 1  # Wan made it once; the bot did not try again
 
 
-async def test_redelivery_after_a_restart_finds_the_posted_result(world: World) -> None:
-    w = world
+async def cut_short_delivery(w: World, count: int, images_posted: int) -> tuple[int, int]:
+    """A job whose result was (partly) posted, but the bot died before recording it, later than
+    Discord's nonce window: its row still says DELIVERING. Restart; return (job id, thread id)."""
     first = await w.start_bot()
-    await w.wanedit(w.alice, "first, to get a thread and a finished task")
+    await w.wanedit(w.alice, "first, to get a thread and a finished task", count=count)
     posted = await w.result_message(w.alice)
-    await settled_to(w, w.alice.id, 1)
+    await settled_to(w, w.alice.id, count)
     store = first.store
     done = await store.job_for_message(int(posted["id"]))
     assert done is not None and done.task_id is not None
-    # A second job whose result was posted, but the bot died before recording it (and later than
-    # Discord's nonce window): its row still says DELIVERING.
-    reservation = await store.reserve(w.guild.id, w.alice.id, 1)
+    reservation = await store.reserve(w.guild.id, w.alice.id, count)
     job = await store.create_job(
         scope=w.guild.id,
         guild_id=w.guild.id,
@@ -434,7 +433,7 @@ async def test_redelivery_after_a_restart_finds_the_posted_result(world: World) 
         user_id=w.alice.id,
         source="slash",
         prompt="cut short",
-        options={"count": 1, "seed": 7},
+        options={"count": count, "seed": 7},
         inputs=[],
         state="queued",
         reservation_id=reservation.id,
@@ -443,21 +442,33 @@ async def test_redelivery_after_a_restart_finds_the_posted_result(world: World) 
     await store.update_job(job.id, state="delivering")
     thread = first.get_channel(int(posted["channel_id"]))
     embed = discord.Embed(description="cut short").set_footer(text=f"Job #{job.id}")
-    await thread.send(
-        f"<@{w.alice.id}>", embed=embed, file=discord.File(io.BytesIO(png()), "r.png")
-    )
+    files = [discord.File(io.BytesIO(png()), f"r{i}.png") for i in range(images_posted)]
+    await thread.send(f"<@{w.alice.id}>", embed=embed, files=files)
     await w.stop_bot(first)
     second = await w.start_bot()
-    await wait_until(lambda: second.store.get_job(job.id))
 
     async def finished() -> bool:
         fresh = await second.store.get_job(job.id)
         return fresh is not None and fresh.state == "done"
 
     await wait_until(finished)
-    again = [m for m in w.fd.messages(thread.id) if f"Job #{job.id}" in embed_text(m)]
+    return job.id, thread.id
+
+
+async def test_redelivery_after_a_restart_finds_the_posted_result(world: World) -> None:
+    w = world
+    job_id, thread_id = await cut_short_delivery(w, count=1, images_posted=1)
+    again = [m for m in w.fd.messages(thread_id) if f"Job #{job_id}" in embed_text(m)]
     assert len(again) == 1
     await settled_to(w, w.alice.id, 2)
+
+
+async def test_redelivery_replaces_a_result_posted_only_in_part(world: World) -> None:
+    w = world
+    job_id, thread_id = await cut_short_delivery(w, count=2, images_posted=1)
+    again = [m for m in w.fd.messages(thread_id) if f"Job #{job_id}" in embed_text(m)]
+    assert len(again) == 1 and len(again[0]["attachments"]) == 2
+    await settled_to(w, w.alice.id, 4)
 
 
 async def test_shutdown_lets_a_create_under_way_finish(world: World) -> None:
