@@ -191,7 +191,8 @@ async def test_cancelled_reserves_hold_nothing(tmp_path: Path) -> None:
         batcher = store._batcher  # type: ignore[attr-defined]
         await eventually(lambda: batcher._runner is not None and not batcher._pending)
         queued = asyncio.create_task(store.reserve(G, 1, 2))
-        await asyncio.sleep(0)  # queued behind the running batch
+        # Queued behind the running batch (still held up by the lock), not merely not started yet.
+        await eventually(lambda: len(batcher._pending) == 1)
         running.cancel()
         queued.cancel()
         holder.execute("ROLLBACK")
