@@ -20,6 +20,7 @@ from PIL import Image
 from bot.app import WanBot
 from bot.config import Settings, load_settings
 from bot.sandbox import Emulator
+from bot.wan import PollConfig
 from tests.fake_discord import CdnFile, Channel, FakeDiscord, FakeInteraction, Guild, User
 from tests.fake_discord.client import pointed_at
 
@@ -27,7 +28,13 @@ API_KEY = "sk-test-e2e-key"
 MANAGE_GUILD = 1 << 5
 
 # Fast timings for tests: small retry delays, short polls.
-FAST_WAN = {"retry_base": 0.01, "retry_cap": 0.05, "request_timeout": 5.0}
+# The production poll prior expects 30-120 s tasks; the emulator's take a fraction of a second.
+FAST_WAN = {
+    "retry_base": 0.01,
+    "retry_cap": 0.05,
+    "request_timeout": 5.0,
+    "poll_config": PollConfig(prior=(0.1, 0.6), running_max_interval=0.5, pending_max_interval=2.0),
+}
 FAST_RUNNER = {"retry_delay": 0.01}
 
 

@@ -471,16 +471,18 @@ async def test_redelivery_replaces_a_result_posted_only_in_part(world: World) ->
     await settled_to(w, w.alice.id, 4)
 
 
-async def test_shutdown_lets_a_create_under_way_finish(world: World) -> None:
+async def test_shutdown_lets_a_create_under_way_finish(world: World, caplog) -> None:
     w = world
+    caplog.set_level("INFO", logger="bot.jobs")
     create_seen = asyncio.Event()
+    release = asyncio.Event()
 
     async def slow_proxy(request: web.Request) -> web.StreamResponse:
         # DashScope in front of the emulator, slow to answer creates: the bot stops meanwhile.
         body = await request.read()
         if request.method == "POST" and request.path.endswith("/image-synthesis"):
             create_seen.set()
-            await asyncio.sleep(1.0)
+            await release.wait()
         headers = {
             k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
         }
@@ -510,7 +512,13 @@ async def test_shutdown_lets_a_create_under_way_finish(world: World) -> None:
         first = await w.start_bot(DASHSCOPE_BASE_URL=f"http://127.0.0.1:{port}/api/v1")
         await w.wanedit(w.alice, "created while the bot stops")
         await asyncio.wait_for(create_seen.wait(), 10)
-        await w.stop_bot(first)
+        stopping = asyncio.create_task(w.stop_bot(first))
+        # The bot is stopping and waits for the create under way: only now does Wan answer.
+        await wait_until(
+            lambda: "waiting for 1 create or delivery call(s) to finish" in caplog.text
+        )
+        release.set()
+        await stopping
         assert w.emu.created_count == 1
         await w.start_bot()
         await w.result_message(w.alice)
