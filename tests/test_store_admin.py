@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from bot.store import AuditEntry, Store
-from tests.test_store_support import START, Clock, open_at
+from tests.test_store_support import (  # noqa: F401 (fixtures)
+    START,
+    Clock,
+    clock_fixture,
+    db_fixture,
+    open_at,
+    store_fixture,
+)
 
 G, OTHER = 111, 222
 ADMIN, U, V = 9, 501, 502
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def store(tmp_path: Path, clock: Clock) -> AsyncIterator[Store]:
-    s = await open_at(tmp_path / "wanbot.db", clock)
-    yield s
-    await s.close()
 
 
 async def last(store: Store, scope: int = G) -> AuditEntry:

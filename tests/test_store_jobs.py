@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,15 @@ import pytest
 
 from bot.store import NotFound, Store
 from bot.store.models import Job, JobState
-from tests.test_store_support import START, Clock, open_at, rows
+from tests.test_store_support import (  # noqa: F401 (fixtures)
+    START,
+    Clock,
+    clock_fixture,
+    db_fixture,
+    open_at,
+    rows,
+    store_fixture,
+)
 
 G, U = 111, 501
 INPUT = {
@@ -25,23 +32,6 @@ INPUT = {
     "source_message_id": 11,
     "attachment_id": 12,
 }
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "wanbot.db"
-
-
-@pytest.fixture
-async def store(db: Path, clock: Clock) -> AsyncIterator[Store]:
-    s = await open_at(db, clock)
-    yield s
-    await s.close()
 
 
 async def new_job(store: Store, images: int = 2, **fields: Any) -> Job:

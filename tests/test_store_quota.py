@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from bot.store import NotFound, QuotaRefused, Store
-from tests.test_store_support import MIDNIGHT, Clock, open_at, rows
+from tests.test_store_support import (  # noqa: F401 (fixtures)
+    MIDNIGHT,
+    Clock,
+    clock_fixture,
+    db_fixture,
+    open_at,
+    rows,
+    store_fixture,
+)
 
 G = 111  # a guild scope
 U, V = 501, 502  # members
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "wanbot.db"
-
-
-@pytest.fixture
-async def store(db: Path, clock: Clock) -> AsyncIterator[Store]:
-    s = await open_at(db, clock)
-    yield s
-    await s.close()
 
 
 async def refused(store: Store, scope: int, user: int, images: int) -> QuotaRefused:

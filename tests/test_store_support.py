@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from bot.store import Store, open_store
 
@@ -58,3 +60,21 @@ async def eventually(check: Callable[[], object], within: float = 3.0) -> None:
             if result:
                 return
             await asyncio.sleep(0.01)
+
+
+# Fixtures shared by the store test modules (each imports them by name).
+@pytest.fixture(name="clock")
+def clock_fixture() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(name="db")
+def db_fixture(tmp_path: Path) -> Path:
+    return tmp_path / "wanbot.db"
+
+
+@pytest.fixture(name="store")
+async def store_fixture(db: Path, clock: Clock) -> AsyncIterator[Store]:
+    s = await open_at(db, clock)
+    yield s
+    await s.close()
