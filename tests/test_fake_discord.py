@@ -11,7 +11,7 @@ import discord
 import pytest
 from discord import app_commands
 
-from tests.fake_discord import GATEWAY_GUILD_MEMBERS, FakeDiscord
+from tests.fake_discord import GATEWAY_GUILD_MEMBERS, Channel, FakeDiscord, Guild, User
 from tests.fake_discord.client import running
 
 pytest_plugins = ["tests.fake_discord.fixtures"]
@@ -28,6 +28,15 @@ def make_client(**intents: bool) -> discord.Client:
         setattr(flags, name, value)
     # guild_ready_timeout: discord.py waits this long after the last GUILD_CREATE.
     return discord.Client(intents=flags, guild_ready_timeout=0.05)
+
+
+def alice_in_a_guild(fd: FakeDiscord) -> tuple[User, Guild, Channel]:
+    """A member, alice, in a guild with one text channel: the world most of these tests need."""
+    alice = fd.add_user("alice")
+    guild = fd.add_guild("Test")
+    channel = fd.add_text_channel(guild)
+    fd.add_member(guild, alice)
+    return alice, guild, channel
 
 
 async def test_login_ready_and_guild_create_fill_the_cache(discord_endpoints: FakeDiscord) -> None:
@@ -86,10 +95,7 @@ async def test_slash_command_with_attachment_defers_and_edits_with_a_file(
     discord_endpoints: FakeDiscord,
 ) -> None:
     fd = discord_endpoints
-    alice = fd.add_user("alice")
-    guild = fd.add_guild("Test")
-    channel = fd.add_text_channel(guild)
-    fd.add_member(guild, alice)
+    alice, guild, channel = alice_in_a_guild(fd)
     client = make_client()
     tree = app_commands.CommandTree(client)
     received: dict[str, object] = {}
@@ -144,10 +150,7 @@ async def test_slash_command_with_attachment_defers_and_edits_with_a_file(
 
 async def test_subcommand_options_and_choices(discord_endpoints: FakeDiscord) -> None:
     fd = discord_endpoints
-    alice = fd.add_user("alice")
-    guild = fd.add_guild("Test")
-    channel = fd.add_text_channel(guild)
-    fd.add_member(guild, alice)
+    alice, guild, channel = alice_in_a_guild(fd)
     client = make_client()
     tree = app_commands.CommandTree(client)
     group = app_commands.Group(name="wanquota", description="Quota admin")
@@ -181,10 +184,7 @@ async def test_subcommand_options_and_choices(discord_endpoints: FakeDiscord) ->
 
 async def test_button_click_reaches_the_view_callback(discord_endpoints: FakeDiscord) -> None:
     fd = discord_endpoints
-    alice = fd.add_user("alice")
-    guild = fd.add_guild("Test")
-    channel = fd.add_text_channel(guild)
-    fd.add_member(guild, alice)
+    alice, _guild, channel = alice_in_a_guild(fd)
     client = make_client()
     clicked: list[int] = []
 
@@ -211,10 +211,7 @@ async def test_button_click_reaches_the_view_callback(discord_endpoints: FakeDis
 
 async def test_modal_round_trip(discord_endpoints: FakeDiscord) -> None:
     fd = discord_endpoints
-    alice = fd.add_user("alice")
-    guild = fd.add_guild("Test")
-    channel = fd.add_text_channel(guild)
-    fd.add_member(guild, alice)
+    alice, guild, channel = alice_in_a_guild(fd)
     client = make_client()
     tree = app_commands.CommandTree(client)
 
@@ -245,10 +242,7 @@ async def test_message_context_menu_gets_the_target_without_content_intent(
     discord_endpoints: FakeDiscord,
 ) -> None:
     fd = discord_endpoints
-    alice = fd.add_user("alice")
-    guild = fd.add_guild("Test")
-    channel = fd.add_text_channel(guild)
-    fd.add_member(guild, alice)
+    alice, guild, channel = alice_in_a_guild(fd)
     client = make_client()
     tree = app_commands.CommandTree(client)
     targets: list[tuple[str, list[str]]] = []
@@ -271,10 +265,7 @@ async def test_message_context_menu_gets_the_target_without_content_intent(
 
 async def test_expired_interaction_token_raises_50027(discord_endpoints: FakeDiscord) -> None:
     fd = discord_endpoints
-    alice = fd.add_user("alice")
-    guild = fd.add_guild("Test")
-    channel = fd.add_text_channel(guild)
-    fd.add_member(guild, alice)
+    alice, guild, channel = alice_in_a_guild(fd)
     client = make_client()
     tree = app_commands.CommandTree(client)
     token_dead = asyncio.Event()
@@ -303,10 +294,7 @@ async def test_expired_interaction_token_raises_50027(discord_endpoints: FakeDis
 async def test_late_or_repeated_acks_are_refused(discord_endpoints: FakeDiscord) -> None:
     fd = discord_endpoints
     fd.interaction_responder.ack_timeout = 0.0  # every callback arrives "after 3 s"
-    alice = fd.add_user("alice")
-    guild = fd.add_guild("Test")
-    channel = fd.add_text_channel(guild)
-    fd.add_member(guild, alice)
+    alice, guild, channel = alice_in_a_guild(fd)
     client = make_client()
     tree = app_commands.CommandTree(client)
     errors: list[discord.HTTPException] = []
@@ -330,10 +318,7 @@ async def test_first_followup_after_defer_replaces_the_placeholder(
     discord_endpoints: FakeDiscord,
 ) -> None:
     fd = discord_endpoints
-    alice = fd.add_user("alice")
-    guild = fd.add_guild("Test")
-    channel = fd.add_text_channel(guild)
-    fd.add_member(guild, alice)
+    alice, guild, channel = alice_in_a_guild(fd)
     client = make_client()
     tree = app_commands.CommandTree(client)
 
