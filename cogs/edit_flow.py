@@ -129,11 +129,6 @@ def job_spec(options: EditOptions, place: Place, described: list[dict]) -> JobSp
     )
 
 
-async def refuse(interaction: discord.Interaction[WanBot], text: str) -> None:
-    """Tell the user `text` privately, replacing the public 'thinking…' if we had deferred."""
-    await tell(interaction, text)
-
-
 async def bounded_precheck(
     bot: WanBot, interaction: discord.Interaction[WanBot], count: int
 ) -> None:
@@ -191,10 +186,10 @@ async def start_job(
         # Quota and the per-user cap answer before the deferral, so their refusal is private.
         await bounded_precheck(bot, interaction, options.count)
     except (RequestRejected, ImageRejected) as err:
-        await refuse(interaction, f"{err} Nothing was charged.")
+        await tell(interaction, f"{err} Nothing was charged.")
         return None
     except JobRefused as err:
-        await refuse(interaction, str(err))
+        await tell(interaction, str(err))
         return None
     if not interaction.response.is_done():
         await interaction.response.defer(thinking=True)
@@ -205,7 +200,7 @@ async def start_job(
             images = await inputs.load(attachments)
             described = inputs.describe(attachments, images, source_message)
     except ImageRejected as err:
-        await refuse(interaction, f"{err} Nothing was charged.")
+        await tell(interaction, f"{err} Nothing was charged.")
         return None
     response = await interaction.original_response()
     in_thread = isinstance(interaction.channel, discord.Thread)
@@ -223,7 +218,7 @@ async def start_job(
     try:
         job = await bot.runner.submit(job_spec(options, place, described or []), images)
     except JobRefused as err:
-        await refuse(interaction, str(err))
+        await tell(interaction, str(err))
         return None
     interaction.extras["job_id"] = job.id
     return job.id

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from cogs.edit_flow import MAX_NEGATIVE, MAX_PROMPT, EditOptions, RequestRejected, refuse
+from bot.privately import tell
+from cogs.edit_flow import MAX_NEGATIVE, MAX_PROMPT, EditOptions, RequestRejected
 
 if TYPE_CHECKING:
     from bot.app import WanBot
@@ -89,7 +90,7 @@ class EditModal(discord.ui.Modal):
         try:
             count = parse_count(self.count.value)
         except RequestRejected as err:
-            await refuse(interaction, f"{err} Nothing was charged.")
+            await tell(interaction, f"{err} Nothing was charged.")
             return
         options = EditOptions(
             prompt=self.prompt.value,
@@ -105,9 +106,13 @@ class EditModal(discord.ui.Modal):
         self, interaction: discord.Interaction[WanBot], error: Exception, /
     ) -> None:
         log.error("error in the edit modal (ref %s)", interaction.id, exc_info=error)
-        charged = "" if interaction.extras.get("job_id") else " Nothing was charged."
-        await refuse(
-            interaction, f"Something went wrong on our side (ref {interaction.id}).{charged}"
+        job_id = interaction.extras.get("job_id")
+        charged = "" if job_id else " Nothing was charged."
+        # Once a job exists, the public message is its progress message: keep it.
+        await tell(
+            interaction,
+            f"Something went wrong on our side (ref {interaction.id}).{charged}",
+            keep_original=bool(job_id),
         )
 
 
