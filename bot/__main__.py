@@ -6,13 +6,10 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import PurePath
-
-import discord
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import setup_logging
@@ -80,8 +77,11 @@ async def sandboxed(settings: Settings) -> AsyncIterator[Settings]:
 
 async def run_bot(settings: Settings, *, sandbox: bool, sync_only: bool) -> int:
     """Start the bot (with the emulator in sandbox mode) and run until closed or signalled."""
+    # The Discord side is imported only to run the bot: `check` and the sandbox stay light.
+    from cogs.utils import launcher
+
     if not sandbox:
-        return await _run(settings, sandbox=False, sync_only=sync_only)
+        return await launcher.run(settings, sandbox=False, sync_only=sync_only)
     async with sandboxed(settings) as sandbox_settings:
         log.warning(
             "SANDBOX MODE: results come from the local Wan emulator at %s, not from Wan; "
@@ -89,70 +89,19 @@ async def run_bot(settings: Settings, *, sandbox: bool, sync_only: bool) -> int:
             sandbox_settings.dashscope_base_url,
             sandbox_settings.database_url,
         )
-        # Members see it too: in the bot's status, and in every result's footer (bot.delivery).
-        activity = discord.CustomActivity(name=SANDBOX_STATUS)
-        return await _run(sandbox_settings, sandbox=True, sync_only=sync_only, activity=activity)
-
-
-async def _run(
-    settings: Settings,
-    *,
-    sandbox: bool,
-    sync_only: bool,
-    activity: discord.BaseActivity | None = None,
-) -> int:
-    from bot.app import WanBot
-
-    bot = WanBot(settings, sandbox=sandbox, sync_only=sync_only, activity=activity)
-    loop = asyncio.get_running_loop()
-    stopping: list[asyncio.Task[None]] = []
-
-    def on_signal(sig: signal.Signals) -> None:
-        if not stopping:  # a second Ctrl-C while stopping changes nothing
-            stopping.append(asyncio.create_task(_shutdown(bot, sig)))
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, on_signal, sig)
-    try:
-        async with bot:
-            assert settings.discord_token is not None
-            if sync_only:
-                await bot.login(settings.discord_token)  # setup_hook syncs (forced) during login
-                log.info("commands synced")
-                return 0
-            await bot.start(settings.discord_token)
-    except Exception as err:
-        # One clear line instead of a traceback for the start-up failures people meet.
-        from bot.startup_errors import describe
-
-        text = describe(err)
-        if text is None:
-            raise
-        log.error("%s", text)
-        return 1
-    finally:
-        # `bot.start` returns, and discord.py's `__aexit__` waits, only for discord.py's own part
-        # of `close()`; WanBot.close goes on to stop the runner and close the store. Leaving before
-        # it ends would let asyncio.run cancel it and strand the database thread (a hang or a
-        # traceback at exit).
-        if stopping:
-            await stopping[0]
-    return 0
+        # Members see it too: in the bot's status, and in every result's footer (cogs/utils/delivery.py).
+        return await launcher.run(
+            sandbox_settings, sandbox=True, sync_only=sync_only, status=SANDBOX_STATUS
+        )
 
 
 async def run_check(settings: Settings, *, sandbox: bool) -> int:
-    from bot.check import run_check as check
+    from cogs.utils.check import run_check as check
 
     if not sandbox:
         return await check(settings)
     async with sandboxed(settings) as sandbox_settings:
         return await check(sandbox_settings, sandbox=True)
-
-
-async def _shutdown(bot: object, sig: signal.Signals) -> None:
-    log.info("received %s: stopping; jobs in flight resume at the next start", sig.name)
-    await bot.close()  # type: ignore[attr-defined]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -165,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except ConfigError as err:
         if check:
-            from bot.check import report_config_error
+            from cogs.utils.check import report_config_error
 
             return report_config_error(err)
         print(f"wanbot: {err}", file=sys.stderr)

@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.privately import tell
+from cogs.utils.privately import tell
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.edit_flow import EditOptions, start_job
-from cogs.edit_modal import EditModal, image_attachments
-from cogs.inputs import MAX_IMAGES
+from cogs.utils.edit_flow import EditOptions, start_job
+from cogs.utils.edit_modal import EditModal, image_attachments
+from cogs.utils.inputs import MAX_IMAGES
 
 if TYPE_CHECKING:
-    from bot.app import WanBot
+    from cogs.utils.wanbot import WanBot
 
 MENU_NAME = "Edit with Wan"
 NO_IMAGES = (

@@ -19,9 +19,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.store import Store
-from cogs.edit_flow import scope_of
-from cogs.quota_checks import QuotaCheckFailure, is_quota_admin, quota_admin, refuse_unless_admin
-from cogs.quota_embeds import (
+from cogs.utils.edit_flow import scope_of
+from cogs.utils.quota_checks import (
+    QuotaCheckFailure,
+    is_quota_admin,
+    quota_admin,
+    refuse_unless_admin,
+)
+from cogs.utils.quota_embeds import (
     SOURCE_TEXT,
     cap_text,
     change_embed,
@@ -33,7 +38,7 @@ from cogs.quota_embeds import (
 )
 
 if TYPE_CHECKING:
-    from bot.app import WanBot
+    from cogs.utils.wanbot import WanBot
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 A request is a reply that mentions the bot (an explicit @mention, or the reply-ping when replying to one
 of the bot's own messages). Its text without the mention is the prompt; its images are the replied-to
 message's (at most 3), then the reply's own, 3 in all. Progress shows as reactions on the request and
-the result comes back as a reply in the same channel or thread (`bot.delivery`, `source="reply"`).
+the result comes back as a reply in the same channel or thread (`cogs.utils.delivery`, `source="reply"`).
 
 A reply to one of the bot's results edits ONE image of that result (the result's job becomes the new
 job's parent): the first image, or image k when the prompt starts with `#k` ("#2 make it darker").
@@ -25,12 +25,12 @@ from discord.ext import commands
 from bot.images import ImageRejected
 from bot.jobs import JobRefused
 from bot.store import Job
-from cogs.edit_flow import EditOptions, RequestRejected, start_message_job
-from cogs.edit_modal import first_images, image_attachments
-from cogs.inputs import MAX_IMAGES
+from cogs.utils.edit_flow import EditOptions, RequestRejected, start_message_job
+from cogs.utils.edit_modal import first_images, image_attachments
+from cogs.utils.inputs import MAX_IMAGES
 
 if TYPE_CHECKING:
-    from bot.app import WanBot
+    from cogs.utils.wanbot import WanBot
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.edit_flow import MAX_NEGATIVE, MAX_PROMPT, MAX_SEED, EditOptions, start_job
+from cogs.utils.edit_flow import MAX_NEGATIVE, MAX_PROMPT, MAX_SEED, EditOptions, start_job
 
 if TYPE_CHECKING:
-    from bot.app import WanBot
+    from cogs.utils.wanbot import WanBot
 
 
 class WanEdit(commands.Cog):

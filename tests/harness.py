@@ -17,10 +17,11 @@ from typing import Any
 import discord
 from PIL import Image
 
-from bot.app import WanBot
 from bot.config import Settings, load_settings
 from bot.sandbox import Emulator
 from bot.wan import PollConfig
+from cogs.utils.launcher import build_bot
+from cogs.utils.wanbot import WanBot
 from tests.fake_discord import CdnFile, Channel, FakeDiscord, FakeInteraction, Guild, User
 from tests.fake_discord.client import pointed_at
 
@@ -87,7 +88,7 @@ class World:
         self, *, sandbox: bool = False, wait_ready: bool = True, **env: str
     ) -> WanBot:
         """Start a WanBot in this process and wait until it is connected and ready."""
-        bot = WanBot(
+        bot = build_bot(
             self.settings(**env),
             sandbox=sandbox,
             wan_options=dict(FAST_WAN),

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from bot.app import WanBot
 from bot.sandbox import Emulator, EmulatorConfig
+from cogs.utils.wanbot import WanBot
 from tests.fake_discord import Channel, FakeInteraction, Guild, User
 from tests.harness import API_KEY, World, embed_text, wait_until
 

@@ -1,4 +1,4 @@
-"""Buttons on every result message: Reroll, Edit (one per image when there are several) and Delete.
+"""The buttons on every result message: Reroll, Edit (one per image when there are several) and Delete.
 
 Each is a `DynamicItem` whose custom id carries the job id, so it works after a restart and never times
 out; what a click needs is read from the store. Reroll and Edit are the clicker's own request, checked and
@@ -14,17 +14,16 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
-from discord.ext import commands
 
 from bot.images import CheckedImage, ImageRejected
 from bot.store import Job
-from bot.views import GuardedClick, JobButton
-from cogs import inputs
-from cogs.edit_flow import EditOptions, start_job
-from cogs.edit_modal import EditModal, image_attachments
+from cogs.utils import inputs
+from cogs.utils.buttons import GuardedClick, JobButton
+from cogs.utils.edit_flow import EditOptions, start_job
+from cogs.utils.edit_modal import EditModal, image_attachments
 
 if TYPE_CHECKING:
-    from bot.app import WanBot
+    from cogs.utils.wanbot import WanBot
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ def reroll_loader(job: Job, interaction: discord.Interaction[WanBot]) -> Loader:
             raise ImageRejected(f"Job #{job.id} has no stored input images to reuse.")
         bot = interaction.client
         try:
-            images = await bot.runner.surface.fetch_inputs(job)
+            images = await inputs.refetch(bot, job)
         except ImageRejected as err:
             hint = ""
             if not bot.message_content and any(row.get("source_message_id") for row in job.inputs):
@@ -225,39 +224,3 @@ class DeleteButton(JobButton, template=r"wan:delete:(?P<job_id>\d+)"):
             "job %d: %d result message(s) deleted by %d", self.job_id, deleted, interaction.user.id
         )
         await interaction.followup.send("Deleted.", ephemeral=True)
-
-
-def result_view(job: Job, image_count: int) -> discord.ui.View:
-    """Reroll, Edit and Delete; with several images, one numbered Edit button per image (second row)."""
-    view = discord.ui.View(timeout=None)
-    view.add_item(RerollButton(job.id))
-    if image_count <= 1:
-        view.add_item(EditButton(job.id))
-    view.add_item(DeleteButton(job.id))
-    if image_count > 1:
-        for number in range(1, min(image_count, 4) + 1):
-            view.add_item(EditButton(job.id, number))
-    return view
-
-
-class Results(commands.Cog):
-    """Puts the buttons on result messages and answers their clicks, also after a restart."""
-
-    ITEMS = (RerollButton, EditButton, DeleteButton)
-
-    def __init__(self, bot: WanBot) -> None:
-        self.bot = bot
-        self._previous_builder = None
-
-    async def cog_load(self) -> None:
-        self._previous_builder = getattr(self.bot, "result_view_builder", None)
-        self.bot.result_view_builder = result_view  # type: ignore[attr-defined]
-        self.bot.add_dynamic_items(*self.ITEMS)
-
-    async def cog_unload(self) -> None:
-        self.bot.result_view_builder = self._previous_builder  # type: ignore[attr-defined]
-        self.bot.remove_dynamic_items(*self.ITEMS)
-
-
-async def setup(bot: WanBot) -> None:
-    await bot.add_cog(Results(bot))

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, Self
 
 import discord
 
-from bot.privately import tell
+from cogs.utils.privately import tell
 
 if TYPE_CHECKING:
-    from bot.app import WanBot
+    from cogs.utils.wanbot import WanBot
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +119,3 @@ class CancelButton(JobButton, template=r"wan:cancel:(?P<job_id>\d+)"):
         await interaction.response.defer(ephemeral=True, thinking=True)
         text = await bot.runner.cancel(self.job_id)
         await interaction.followup.send(text, ephemeral=True)
-
-
-def cancel_view(job_id: int) -> discord.ui.View:
-    """A view holding only the job's Cancel button (never times out)."""
-    view = discord.ui.View(timeout=None)
-    view.add_item(CancelButton(job_id))
-    return view

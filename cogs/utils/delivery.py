@@ -1,4 +1,5 @@
-"""The Discord side of a job: progress, result messages, failure notes and fresh inputs after a restart.
+"""Posting a finished job's result: the place (a thread for the job, else the channel, else the
+member's DMs), the files (re-encoded to fit the upload limit), the embed and the buttons.
 
 Results are posted as the bot's own messages (never as interaction follow-ups), so delivery works after
 the 15-minute interaction token has died, including after a restart.
@@ -10,126 +11,36 @@ import asyncio
 import contextlib
 import io
 import logging
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
 
 from bot import images
-from bot.images import CheckedImage, ImageRejected
-from bot.jobs import Delivery, Progress
+from bot.jobs import Delivery
 from bot.store import Job
-from bot.views import cancel_view
+from cogs.utils.places import channel_by_id, short, thread_name
+from cogs.utils.progress import COLOUR, ProgressMessages
 
 if TYPE_CHECKING:
-    from bot.app import WanBot
+    from cogs.utils.wanbot import WanBot
 
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 THREAD_ALREADY_EXISTS = 160004
-REACTIONS = {
-    "queued": "⏳",
-    "pending": "⏳",
-    "running": "🎨",
-    "delivering": "📦",
-    "done": "✅",
-    "failed": "❌",
-}
 SANDBOX_NOTE = "Sandbox result: made by the local emulator, not by Wan. Nothing was billed."
-COLOUR = discord.Colour.from_rgb(98, 70, 234)
+
+ResultView = Callable[[Job, int], "discord.ui.View | None"]
 
 
-def short(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters with an ellipsis."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+class ResultPoster:
+    """Posts results; `result_view` builds the buttons under a result (passed in by whoever assembles the bot)."""
 
-
-def thread_name(prompt: str) -> str:
-    """A thread name from the prompt (Discord allows 100 characters)."""
-    return short(prompt, 90) or "Wan edit"
-
-
-class DiscordSurface:
-    """Implements `bot.jobs.Surface` with discord.py."""
-
-    def __init__(self, bot: WanBot) -> None:
+    def __init__(self, bot: WanBot, progress: ProgressMessages, result_view: ResultView) -> None:
         self.bot = bot
-        # Our current reaction on each reply request, so a stage change removes just that one.
-        self._reacted: dict[int, str] = {}
-
-    # ---- helpers ----------------------------------------------------------------------------
-
-    def _token_alive(self, job: Job) -> bool:
-        if not job.interaction_token or not job.application_id or job.token_expires_at is None:
-            return False
-        # A minute of margin: an edit that starts just before expiry may land just after it.
-        return (job.token_expires_at - datetime.now(UTC)).total_seconds() > 60
-
-    def _webhook(self, job: Job) -> discord.Webhook:
-        assert job.application_id is not None and job.interaction_token is not None
-        return discord.Webhook.partial(job.application_id, job.interaction_token, client=self.bot)
-
-    async def _channel(self, channel_id: int) -> discord.abc.Messageable:
-        channel = self.bot.get_channel(channel_id)
-        if channel is None:
-            channel = await self.bot.fetch_channel(channel_id)
-        return channel  # type: ignore[return-value]
-
-    async def _edit_response(self, job: Job, **kwargs: Any) -> None:
-        if not self._token_alive(job) or job.message_id is None:
-            return
-        await self._webhook(job).edit_message(job.message_id, **kwargs)
-
-    async def _react(self, job: Job, stage: str) -> None:
-        if job.message_id is None:
-            return
-        channel = await self._channel(job.thread_id or job.channel_id)
-        message = channel.get_partial_message(job.message_id)  # type: ignore[attr-defined]
-        emoji = REACTIONS[stage]
-        previous = self._reacted.get(job.id)
-        if previous == emoji:
-            return
-        await message.add_reaction(emoji)
-        self._reacted[job.id] = emoji
-        if stage in ("done", "failed"):
-            self._reacted.pop(job.id, None)
-        if previous is not None:
-            stale = [previous]
-        elif stage == "queued":
-            stale = []  # a new request: nothing of ours on it yet
-        else:
-            # A job resumed after a restart: we don't know which one is ours, so clear them once.
-            stale = list(set(REACTIONS.values()) - {emoji})
-        for other in stale:
-            try:
-                await message.remove_reaction(other, self.bot.user)  # type: ignore[arg-type]
-            except discord.HTTPException:
-                pass
-
-    # ---- Surface ------------------------------------------------------------------------------
-
-    async def progress(self, job: Job, progress: Progress) -> None:
-        if job.source == "reply":
-            await self._react(job, progress.stage)
-            return
-        embed = discord.Embed(colour=COLOUR, description=short(job.prompt, 300))
-        if progress.stage == "queued":
-            place = f"#{progress.position}" if progress.position else "soon"
-            embed.title = f"⏳ Queued (position {place})"
-        elif progress.stage == "pending":
-            embed.title = "⏳ Sent to Wan, waiting for a free slot"
-        elif progress.stage == "running":
-            embed.title = "🎨 Wan is editing"
-        else:
-            embed.title = "📦 Downloading and posting the result"
-        if progress.started_at and progress.stage in ("pending", "running"):
-            embed.add_field(name="Started", value=f"<t:{int(progress.started_at)}:R>")
-        embed.set_footer(text=f"Job #{job.id}")
-        view = cancel_view(job.id) if progress.cancellable else None
-        await self._edit_response(job, embed=embed, view=view)
+        self.progress = progress
+        self.result_view = result_view
 
     async def deliver(self, job: Job, delivery: Delivery) -> list[int]:
         limit = int(job.extra.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
@@ -149,7 +60,7 @@ class DiscordSurface:
             posted, attachments = await self._already_posted(job, target)
             if posted and attachments >= len(files):
                 log.info("job %d: result was already posted before the restart", job.id)
-                await self._finishing_touches(job, posted[0], target)
+                await self.progress.finishing_touches(job, posted[0], target)
                 return posted
             for message_id in posted:
                 # Only part of it made it: remove that part and post the whole result again.
@@ -169,7 +80,7 @@ class DiscordSurface:
             reference = discord.MessageReference(
                 message_id=job.message_id, channel_id=target.id, fail_if_not_exists=False
             )
-        view = self.bot.result_view(job, len(files))
+        view = self.result_view(job, len(files))
         send_kwargs: dict[str, Any] = {
             "content": content,
             "embed": embed,
@@ -196,22 +107,9 @@ class DiscordSurface:
                     send_kwargs.pop("reference", None)
             else:
                 raise RuntimeError(f"job {job.id}: no place accepted the result")
-        await self._finishing_touches(job, message.id, message.channel)
+        await self.progress.finishing_touches(job, message.id, message.channel)
         return ids
 
-    async def _finishing_touches(self, job: Job, message_id: int, where: Any) -> None:
-        """Mark the request done: a ✅ on a reply request, or the progress message pointing to the result."""
-        if job.source == "reply":
-            await self._react_quietly(job, "done")
-            return
-        url = where.get_partial_message(message_id).jump_url
-        done = discord.Embed(
-            colour=discord.Colour.green(),
-            title="✅ Done",
-            description=f"{short(job.prompt, 300)}\n\nResults: {url}",
-        )
-        done.set_footer(text=f"Job #{job.id}")
-        await self._edit_quietly(job, embed=done, view=None)
 
     async def _send_files(
         self,
@@ -242,6 +140,7 @@ class DiscordSurface:
             ids.append(message.id)
         return ids, message
 
+
     async def _fallbacks(
         self, job: Job, target: discord.abc.Messageable
     ) -> AsyncIterator[discord.abc.Messageable]:
@@ -255,7 +154,7 @@ class DiscordSurface:
             yield parent
         elif getattr(target, "id", None) != job.channel_id:
             try:
-                yield await self._channel(job.channel_id)
+                yield await channel_by_id(self.bot, job.channel_id)
             except discord.HTTPException:
                 pass
         if job.guild_id is not None:
@@ -263,6 +162,7 @@ class DiscordSurface:
                 yield self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
             except discord.HTTPException:
                 pass
+
 
     async def _already_posted(
         self, job: Job, target: discord.abc.Messageable
@@ -283,68 +183,11 @@ class DiscordSurface:
             return [], 0
         return sorted(found), attachments
 
-    async def finished_without_result(self, job: Job, text: str) -> None:
-        if job.source == "reply":
-            await self._react_quietly(job, "failed")
-            channel = await self._channel(job.thread_id or job.channel_id)
-            reference = discord.MessageReference(
-                message_id=job.message_id or 0,
-                channel_id=channel.id,
-                fail_if_not_exists=False,  # type: ignore[attr-defined]
-            )
-            await channel.send(text, reference=reference, mention_author=True)
-            return
-        embed = discord.Embed(colour=discord.Colour.red(), title="❌ No result", description=text)
-        embed.set_footer(text=f"Job #{job.id}")
-        if self._token_alive(job):
-            await self._edit_response(job, embed=embed, view=None)
-            return
-        # The token is gone (a long job, or a restart): say it in the channel, to the requester.
-        channel = await self._channel(job.thread_id or job.channel_id)
-        await channel.send(
-            f"<@{job.user_id}> your Wan edit (job #{job.id}) ended without a result: {text}",
-            allowed_mentions=discord.AllowedMentions(users=[discord.Object(job.user_id)]),
-        )
-
-    async def fetch_inputs(self, job: Job) -> list[CheckedImage]:
-        """The job's input images again, from fresh URLs where Discord can give them."""
-        async with images.load_slot():
-            return await self._fetch_inputs(job)
-
-    async def _fetch_inputs(self, job: Job) -> list[CheckedImage]:
-        checked: list[CheckedImage] = []
-        for index, spec in enumerate(job.inputs, start=1):
-            url = spec.get("url")
-            filename = spec.get("filename") or f"image{index}.png"
-            source_message = spec.get("source_message_id")
-            if source_message:
-                try:
-                    channel = await self._channel(int(spec["source_channel_id"]))
-                    message = await channel.fetch_message(int(source_message))  # type: ignore[attr-defined]
-                    fresh = discord.utils.get(
-                        message.attachments, id=int(spec.get("attachment_id") or 0)
-                    )
-                    if fresh is not None:
-                        url = fresh.url
-                except discord.HTTPException:
-                    raise ImageRejected(
-                        f"Image {index} is gone: its message was deleted."
-                    ) from None
-            if not url:
-                raise ImageRejected(f"Image {index} is no longer available.")
-            try:
-                data = await self.bot.http.get_from_cdn(url)
-            except discord.HTTPException:
-                raise ImageRejected(f"Image {index} is no longer available from Discord.") from None
-            checked.append(await images.check(index, filename, data, url))
-        return checked
-
-    # ---- delivery details ---------------------------------------------------------------------
 
     async def _delivery_target(self, job: Job) -> discord.abc.Messageable:
         if job.thread_id is not None:
-            return await self._channel(job.thread_id)
-        channel = await self._channel(job.channel_id)
+            return await channel_by_id(self.bot, job.thread_id)
+        channel = await channel_by_id(self.bot, job.channel_id)
         if job.source == "reply" or job.guild_id is None or job.message_id is None:
             return channel
         if not isinstance(channel, discord.TextChannel):
@@ -367,8 +210,9 @@ class DiscordSurface:
         except discord.HTTPException as err:
             if err.code == THREAD_ALREADY_EXISTS:
                 # A re-delivery after a restart: the thread started from this message has its id.
-                return await self._channel(job.message_id)
+                return await channel_by_id(self.bot, job.message_id)
             raise
+
 
     def _result_embed(self, job: Job, delivery: Delivery) -> discord.Embed:
         result = delivery.result
@@ -403,14 +247,3 @@ class DiscordSurface:
         embed.set_footer(text=footer)
         return embed
 
-    async def _react_quietly(self, job: Job, stage: str) -> None:
-        try:
-            await self._react(job, stage)
-        except discord.HTTPException:
-            log.info("job %d: could not react on the request message", job.id)
-
-    async def _edit_quietly(self, job: Job, **kwargs: Any) -> None:
-        try:
-            await self._edit_response(job, **kwargs)
-        except discord.HTTPException:
-            log.info("job %d: could not edit the response message", job.id)

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import discord
 
 from bot import images
 from bot.images import CheckedImage, ImageRejected
+from bot.store import Job
+from cogs.utils.places import channel_by_id
+
+if TYPE_CHECKING:
+    from cogs.utils.wanbot import WanBot
 
 MAX_IMAGES = 3
 
@@ -71,3 +77,36 @@ def describe(
             entry["source_message_id"] = source.id
         described.append(entry)
     return described
+
+
+async def refetch(bot: WanBot, job: Job) -> list[CheckedImage]:
+    """A stored job's input images again, from fresh URLs where Discord can give them.
+
+    Attachment URLs expire, so a queued job (or one resumed after a restart) re-reads the messages
+    its images came from.
+    """
+    async with images.load_slot():
+        checked: list[CheckedImage] = []
+        for index, spec in enumerate(job.inputs, start=1):
+            url = spec.get("url")
+            filename = spec.get("filename") or f"image{index}.png"
+            source_message = spec.get("source_message_id")
+            if source_message:
+                try:
+                    channel = await channel_by_id(bot, int(spec["source_channel_id"]))
+                    message = await channel.fetch_message(int(source_message))  # type: ignore[attr-defined]
+                    fresh = discord.utils.get(
+                        message.attachments, id=int(spec.get("attachment_id") or 0)
+                    )
+                    if fresh is not None:
+                        url = fresh.url
+                except discord.HTTPException:
+                    raise ImageRejected(f"Image {index} is gone: its message was deleted.") from None
+            if not url:
+                raise ImageRejected(f"Image {index} is no longer available.")
+            try:
+                data = await bot.http.get_from_cdn(url)
+            except discord.HTTPException:
+                raise ImageRejected(f"Image {index} is no longer available from Discord.") from None
+            checked.append(await images.check(index, filename, data, url))
+        return checked

@@ -19,12 +19,12 @@ import discord
 
 from bot.images import CheckedImage, ImageRejected
 from bot.jobs import JobRefused, JobSpec
-from bot.privately import tell
 from bot.store import Job
-from cogs import inputs
+from cogs.utils import inputs
+from cogs.utils.privately import tell
 
 if TYPE_CHECKING:
-    from bot.app import WanBot
+    from cogs.utils.wanbot import WanBot
 
 log = logging.getLogger(__name__)
 

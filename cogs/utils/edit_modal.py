@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.privately import tell
-from cogs.edit_flow import MAX_NEGATIVE, MAX_PROMPT, EditOptions, RequestRejected
+from cogs.utils.edit_flow import MAX_NEGATIVE, MAX_PROMPT, EditOptions, RequestRejected
+from cogs.utils.privately import tell
 
 if TYPE_CHECKING:
-    from bot.app import WanBot
+    from cogs.utils.wanbot import WanBot
 
 log = logging.getLogger(__name__)
 

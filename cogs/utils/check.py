@@ -18,11 +18,12 @@ from typing import Any, TextIO
 import aiohttp
 import discord
 
-# The bot's own flag mask and permission list, so the report cannot drift from what the bot does.
-from bot.app import MESSAGE_CONTENT_FLAGS, PERMISSIONS
 from bot.config import REGIONS, ConfigError, Settings
 from bot.store import StoreError, open_store
 from bot.wan import WanClient, WanError
+
+# The bot's own flag mask and permission list, so the report cannot drift from what the bot does.
+from cogs.utils.gateway import MESSAGE_CONTENT_FLAGS, PERMISSIONS
 
 DISCORD_API = "https://discord.com/api/v10"
 TIMEOUT = 15.0

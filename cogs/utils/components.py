@@ -1,0 +1,42 @@
+"""Every persistent component, in one place: the buttons whose custom ids carry a job id, so they work
+after a restart and never time out, and the views that put them on messages.
+
+A new persistent button is added to `PERSISTENT_ITEMS`; the bot registers exactly these at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+
+from bot.store import Job
+from cogs.utils.buttons import CancelButton
+from cogs.utils.result_buttons import DeleteButton, EditButton, RerollButton
+
+PERSISTENT_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
+    CancelButton,
+    RerollButton,
+    EditButton,
+    DeleteButton,
+)
+
+
+def result_view(job: Job, image_count: int) -> discord.ui.View:
+    """Reroll, Edit and Delete; with several images, one numbered Edit button per image (second row)."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(RerollButton(job.id))
+    if image_count <= 1:
+        view.add_item(EditButton(job.id))
+    view.add_item(DeleteButton(job.id))
+    if image_count > 1:
+        for number in range(1, min(image_count, 4) + 1):
+            view.add_item(EditButton(job.id, number))
+    return view
+
+
+def cancel_view(job_id: int) -> discord.ui.View:
+    """A view holding only the job's Cancel button (never times out)."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(CancelButton(job_id))
+    return view

@@ -1,0 +1,46 @@
+"""Where a job's messages live: its channel or thread, and its interaction's webhook while the token lasts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.store import Job
+
+if TYPE_CHECKING:
+    from cogs.utils.wanbot import WanBot
+
+
+def short(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters with an ellipsis."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def thread_name(prompt: str) -> str:
+    """A thread name from the prompt (Discord allows 100 characters)."""
+    return short(prompt, 90) or "Wan edit"
+
+
+def token_alive(job: Job) -> bool:
+    """True while the job's interaction token can still edit its response."""
+    if not job.interaction_token or not job.application_id or job.token_expires_at is None:
+        return False
+    # A minute of margin: an edit that starts just before expiry may land just after it.
+    return (job.token_expires_at - datetime.now(UTC)).total_seconds() > 60
+
+
+def webhook(bot: WanBot, job: Job) -> discord.Webhook:
+    """The job's interaction webhook (valid while `token_alive`)."""
+    assert job.application_id is not None and job.interaction_token is not None
+    return discord.Webhook.partial(job.application_id, job.interaction_token, client=bot)
+
+
+async def channel_by_id(bot: WanBot, channel_id: int) -> discord.abc.Messageable:
+    """A channel or thread from the cache, else from Discord."""
+    channel = bot.get_channel(channel_id)
+    if channel is None:
+        channel = await bot.fetch_channel(channel_id)
+    return channel  # type: ignore[return-value]

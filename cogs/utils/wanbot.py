@@ -1,0 +1,143 @@
+"""`WanBot`, the `commands.Bot` subclass: opens the store and the Wan client, starts the job runner,
+loads the cogs and syncs commands in `setup_hook`; closes it all in `close`.
+
+What the Discord side gives the job runner (its `Surface`) and the persistent components are passed in
+by whoever assembles the bot (`cogs.utils.launcher.build_bot`), never patched on at run time.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.jobs import JobRunner, Surface
+from bot.store import Store, open_store
+from bot.wan import WanClient
+from cogs.utils.gateway import base_intents, point_gateway, read_application, use_discord_api_base
+from cogs.utils.sync import sync_commands
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS: tuple[str, ...] = (
+    "cogs.errors",
+    "cogs.wanedit",
+    "cogs.quota",
+    "cogs.menu",
+    "cogs.replies",
+)
+
+
+class WanBot(commands.Bot):
+    """wanbot itself. Dependencies are opened in `setup_hook` and closed in `close`."""
+
+    store: Store
+    wan: WanClient
+    runner: JobRunner
+    surface: Surface
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        make_surface: Callable[[WanBot], Surface],
+        persistent_items: Sequence[type[discord.ui.DynamicItem[Any]]] = (),
+        sandbox: bool = False,
+        force_sync: bool = False,
+        sync_only: bool = False,
+        extensions: tuple[str, ...] = EXTENSIONS,
+        runner_options: dict[str, Any] | None = None,
+        wan_options: dict[str, Any] | None = None,
+        **client_options: Any,
+    ) -> None:
+        self.wanted_intents = base_intents()
+        super().__init__(
+            # No text commands: mentions are edit requests (cogs/replies.py), so no prefix ever matches.
+            command_prefix=lambda bot, message: [],
+            intents=self.wanted_intents,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+            **client_options,
+        )
+        self.settings = settings
+        self.sandbox = sandbox
+        self.force_sync = force_sync or sync_only
+        self.sync_only = sync_only
+        self.wan_options = wan_options or {}
+        self.extensions_to_load = extensions
+        self.runner_options = runner_options or {}
+        self.make_surface = make_surface
+        self.persistent_items = tuple(persistent_items)
+        self.message_content = False
+        self.invite_url: str | None = None
+        self.nonce_prefix = "wanjob"
+        use_discord_api_base(settings.discord_api_base)
+
+    async def setup_hook(self) -> None:
+        settings = self.settings
+        self.store = await open_store(
+            settings.database_url, default_daily_limit=settings.default_daily_limit
+        )
+        assert settings.dashscope_api_key is not None
+        self.wan = WanClient(
+            settings.dashscope_api_key,
+            settings.dashscope_base_url,
+            model=settings.wan_model,
+            transport=settings.image_transport,
+            query_qps=settings.query_qps,
+            **self.wan_options,
+        )
+        await self.wan.start()
+        self.surface = self.make_surface(self)
+        self.runner = JobRunner(
+            self.store,
+            self.wan,
+            self.surface,
+            max_concurrent=settings.max_concurrent_tasks,
+            max_jobs_per_user=settings.max_jobs_per_user,
+            **self.runner_options,
+        )
+        # Message nonces (Discord's duplicate guard) carry a per-database salt, so job #5 of a fresh
+        # or sandbox database never matches job #5 of another within Discord's dedup window.
+        salt = await self.store.get_meta("nonce_salt")
+        if salt is None:
+            salt = secrets.token_hex(4)
+            await self.store.set_meta("nonce_salt", salt)
+        self.nonce_prefix = f"w{salt}j"
+        self.message_content, self.invite_url = await read_application(self, self.wanted_intents)
+        await point_gateway(self, settings.discord_api_base)
+        # Every button that must survive a restart, registered once (cogs.utils.components).
+        self.add_dynamic_items(*self.persistent_items)
+        for extension in self.extensions_to_load:
+            await self.load_extension(extension)
+        await sync_commands(self.tree, self.store, settings.dev_guild, force=self.force_sync)
+        if self.sync_only:
+            return
+        await self.runner.start()
+        # Holds whose job row was never written (a crash between reserving and storing the job).
+        await self.store.release_orphaned_reservations()
+        await self.runner.resume()
+
+    async def close(self) -> None:
+        try:
+            runner = getattr(self, "runner", None)
+            wan = getattr(self, "wan", None)
+            try:
+                if runner is not None:
+                    await runner.stop()
+            finally:
+                try:
+                    if wan is not None:
+                        await wan.close()
+                finally:
+                    await super().close()
+        finally:
+            # Whatever happened above, the database is closed last, once nothing can write to it.
+            store = getattr(self, "store", None)
+            if store is not None:
+                await store.close()
