@@ -1,0 +1,167 @@
+"""Admission and dispatch: the per-user cap and quota reservation at `submit`, then starting queued jobs
+while fewer than `max_concurrent` Wan tasks are in flight, and showing the others their place."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+from bot.images import CheckedImage
+from bot.jobs.endings import Outcomes
+from bot.jobs.inflight import InFlight
+from bot.jobs.models import NOTHING_CHARGED, JobRefused, JobSpec, Progress
+from bot.jobs.queue import JobQueue
+from bot.store import Job, JobState, QuotaRefused, Store
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    """Takes requests in (`precheck`, `submit`) and starts jobs from the queue (`launch`)."""
+
+    def __init__(
+        self,
+        store: Store,
+        queue: JobQueue,
+        inflight: InFlight,
+        outcomes: Outcomes,
+        run_job: Callable[[int], Awaitable[None]],
+        *,
+        max_concurrent: int,
+        max_jobs_per_user: int,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.inflight = inflight
+        self.outcomes = outcomes
+        self.run_job = run_job
+        self.max_concurrent = max_concurrent
+        self.max_jobs_per_user = max_jobs_per_user
+        self.wake = asyncio.Event()
+        self._user_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.loop_task: asyncio.Task[None] | None = None
+        self.announcer: asyncio.Task[None] | None = None
+
+    # ---- admission ------------------------------------------------------------------------------
+
+    async def precheck(self, scope: int, user: int, count: int) -> None:
+        """Refuse early (before any download) what `submit` would refuse; reserves nothing."""
+        active = await self.store.active_job_count(user)
+        if active >= self.max_jobs_per_user:
+            raise self._busy(active)
+        status = await self.store.quota_status(scope, user)
+        if status.blocked or status.remaining < count:
+            # The store words refusals; ask it by trying, and hand back anything it granted.
+            try:
+                reservation = await self.store.reserve(scope, user, count)
+            except QuotaRefused as refusal:
+                raise JobRefused(f"{refusal} {NOTHING_CHARGED}", refusal.reason) from None
+            await self.store.release(reservation.id)
+
+    def _busy(self, active: int) -> JobRefused:
+        return JobRefused(
+            f"You already have {active} job(s) queued or running (the limit is "
+            f"{self.max_jobs_per_user}). Wait for one to finish. {NOTHING_CHARGED}",
+            "busy",
+        )
+
+    async def submit(self, spec: JobSpec, images: list[CheckedImage]) -> Job:
+        """Reserve quota, store the job and queue it. Raises `JobRefused` with nothing spent."""
+        # One member's requests are admitted one at a time, so two at the same moment can't both
+        # pass the job cap before either is stored.
+        async with self._user_locks[spec.user_id]:
+            active = await self.store.active_job_count(spec.user_id)
+            if active >= self.max_jobs_per_user:
+                raise self._busy(active)
+            try:
+                reservation = await self.store.reserve(spec.scope, spec.user_id, spec.count)
+            except QuotaRefused as refusal:
+                raise JobRefused(f"{refusal} {NOTHING_CHARGED}", refusal.reason) from None
+            try:
+                job = await self.store.create_job(
+                    scope=spec.scope,
+                    guild_id=spec.guild_id,
+                    channel_id=spec.channel_id,
+                    thread_id=spec.thread_id,
+                    user_id=spec.user_id,
+                    source=spec.source,
+                    message_id=spec.message_id,
+                    application_id=spec.application_id,
+                    interaction_token=spec.interaction_token,
+                    token_expires_at=spec.token_expires_at,
+                    prompt=spec.prompt,
+                    negative_prompt=spec.negative_prompt,
+                    options=spec.options(),
+                    inputs=spec.inputs,
+                    parent_job_id=spec.parent_job_id,
+                    parent_index=spec.parent_index,
+                    state=JobState.QUEUED,
+                    reservation_id=reservation.id,
+                    extra=spec.extra,
+                )
+            except Exception:
+                # Not on cancellation: the row may have been committed; a held reservation with no
+                # job is returned by `release_orphaned_reservations` at the next start.
+                await self.store.release(reservation.id)
+                raise
+        # Only a job that starts at once keeps its images in memory; one that waits fetches them
+        # again when its turn comes, so a long queue holds ids, not megabytes.
+        if len(self.inflight.running) + len(self.queue) < self.max_concurrent:
+            self.inflight.images[job.id] = images
+        position = self.queue.push(job.id)
+        log.info("job %d queued (user %d, %d image(s))", job.id, spec.user_id, spec.count)
+        self.wake.set()
+        await self.outcomes.show(job, Progress("queued", position=position, cancellable=True))
+        return job
+
+    # ---- dispatch -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.loop_task is None:
+            self.loop_task = asyncio.create_task(self._loop(), name="wanbot-dispatch")
+
+    async def _loop(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            moved = False
+            while len(self.inflight.running) < self.max_concurrent:
+                job_id = self.queue.pop()
+                if job_id is None:
+                    break
+                self.launch(job_id)
+                moved = True
+            if moved and (self.announcer is None or self.announcer.done()):
+                # In the background: the next job must not wait for Discord edits.
+                self.announcer = asyncio.create_task(self._announce_positions())
+
+    def launch(self, job_id: int) -> None:
+        """Run the job now, in its own task."""
+        if self.inflight.stopped:
+            return  # shutting down: the job keeps its stored state for the next start
+        task = asyncio.create_task(self.run_job(job_id), name=f"wanbot-job-{job_id}")
+        self.inflight.running[job_id] = task
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self.inflight.forget(job_id)
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error(
+                    "job %d: its task ended with an error", job_id, exc_info=finished.exception()
+                )
+            self.wake.set()
+
+        task.add_done_callback(done)
+
+    async def _announce_positions(self) -> None:
+        # Every start moves the whole queue up one place; editing every waiting message each time
+        # would flood Discord with edits, so near the front every move is shown, further back every fifth.
+        for index, job_id in enumerate(self.queue, start=1):
+            shown = self.outcomes.shown_position.get(job_id)
+            if shown is not None and index > 10 and shown - index < 5:
+                continue
+            job = await self.store.get_job(job_id)
+            # The queue moves while we edit: a job that has started since must not look queued again.
+            if job is not None and job_id in self.queue:
+                await self.outcomes.show(job, Progress("queued", position=index, cancellable=True))

@@ -1,0 +1,57 @@
+"""Telling the requester what happens to a job, and writing how it ended."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable
+
+from bot.jobs.models import Progress
+from bot.jobs.surface import Surface
+from bot.store import Job, JobState, Store
+
+log = logging.getLogger(__name__)
+
+
+class Outcomes:
+    """`show` progress, `say` a last word, `finish`/`fail` a job in the store (once)."""
+
+    def __init__(self, store: Store, surface: Surface) -> None:
+        self.store = store
+        self.surface = surface
+        # The queue position each waiting job's message shows, to skip edits that change nothing.
+        self.shown_position: dict[int, int] = {}
+        # How many times each job's delivery was postponed (see `Deliverer`).
+        self.postponed: defaultdict[int, int] = defaultdict(int)
+
+    async def fail(self, job: Job, text: str, code: str) -> None:
+        if await self.finish(job, JobState.FAILED, error_code=code, error_message=text):
+            await self.say(job, text)
+
+    async def finish(self, job: Job, state: JobState, **fields: object) -> bool:
+        first = await self.store.finish_job(job.id, state, **fields)  # type: ignore[arg-type]
+        self.shown_position.pop(job.id, None)
+        self.postponed.pop(job.id, None)
+        return first
+
+    async def say(self, job: Job, text: str) -> None:
+        fresh = await self.store.get_job(job.id) or job
+        await self.safely(self.surface.finished_without_result(fresh, text), job.id)
+
+    async def show(self, job: Job, progress: Progress) -> None:
+        if progress.stage == "queued":
+            self.shown_position[job.id] = progress.position or 0
+        else:
+            self.shown_position.pop(job.id, None)
+        await self.safely(self.surface.progress(job, progress), job.id)
+
+    @staticmethod
+    async def safely(call: Awaitable[None], job_id: int) -> None:
+        # Telling the user is best effort: a Discord hiccup must never lose the job itself.
+        try:
+            await call
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job %d: could not update Discord", job_id)

@@ -1,0 +1,108 @@
+"""The life of one job once it leaves the queue: create its task (unless it has one), follow the task
+until it ends, then deliver, or end the job with the reason."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from bot.jobs.creating import Creator
+from bot.jobs.delivering import Deliverer
+from bot.jobs.endings import Outcomes
+from bot.jobs.inflight import InFlight
+from bot.jobs.models import NOTHING_CHARGED, Progress
+from bot.store import Job, JobState, Store
+from bot.wan import TaskResult, TaskStatus, WanClient, WanError
+from bot.wan.errors import CLIENT_CLOSED
+
+log = logging.getLogger(__name__)
+
+
+class JobLife:
+    """Runs one job from its start to its end (`run`)."""
+
+    def __init__(
+        self,
+        store: Store,
+        wan: WanClient,
+        inflight: InFlight,
+        outcomes: Outcomes,
+        creator: Creator,
+        deliverer: Deliverer,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.wan = wan
+        self.inflight = inflight
+        self.outcomes = outcomes
+        self.creator = creator
+        self.deliverer = deliverer
+        self._clock = clock
+
+    async def run(self, job_id: int) -> None:
+        job = await self.store.get_job(job_id)
+        if job is None:
+            return
+        try:
+            if job.task_id is None:
+                job = await self.creator.create(job)
+                if job is None:
+                    return
+            await self._follow(job)
+        except asyncio.CancelledError:
+            raise
+        except WanError as err:
+            if err.code == CLIENT_CLOSED:
+                return  # shutting down: the task is followed again at the next start
+            # Polling gave up (a revoked key, a long outage): the task's fate is unknown to us,
+            # and the user is not charged for a result they never got.
+            log.warning("job %d: Wan error while following the task: %s", job_id, err.code)
+            await self.outcomes.fail(job, f"{err.user_message} {NOTHING_CHARGED}", err.code)
+        except Exception:
+            log.exception("job %d failed unexpectedly", job_id)
+            await self.outcomes.fail(
+                job,
+                f"Something went wrong on our side (job #{job_id}). {NOTHING_CHARGED}",
+                "InternalBotError",
+            )
+
+    async def _follow(self, job: Job) -> None:
+        assert job.task_id is not None
+        started = self._clock()
+        show = self.outcomes.show
+
+        async def on_update(update: TaskResult) -> None:
+            self.inflight.statuses[job.id] = update.status
+            if update.status == TaskStatus.RUNNING:
+                nonlocal started
+                started = self._clock()
+                await self.store.update_job(job.id, state=JobState.RUNNING)
+                await show(job, Progress("running", started_at=started))
+            elif update.status == TaskStatus.PENDING:
+                await show(job, Progress("pending", started_at=started, cancellable=True))
+
+        redelivery = job.state == JobState.DELIVERING
+        if redelivery:
+            result = await self.wan.get_task(job.task_id)
+        else:
+            result = await self.wan.wait(job.task_id, on_update=on_update)
+        self.inflight.statuses[job.id] = result.status
+        if result.status == TaskStatus.SUCCEEDED:
+            await self.deliverer.deliver(job, result, redelivery=redelivery)
+        elif result.status == TaskStatus.CANCELED:
+            await self.outcomes.finish(job, JobState.CANCELLED)
+            await self.outcomes.say(job, f"Cancelled. {NOTHING_CHARGED}")
+        elif result.status == TaskStatus.UNKNOWN:
+            await self.outcomes.fail(
+                job,
+                "Wan no longer knows this task (task ids expire after 24 hours), so its result is "
+                f"lost. {NOTHING_CHARGED}",
+                "TaskExpired",
+            )
+        else:
+            err = result.error
+            text = err.user_message if err is not None else "Wan couldn't finish this edit."
+            await self.outcomes.fail(job, f"{text} {NOTHING_CHARGED}", result.code or "TaskFailed")

@@ -1,0 +1,74 @@
+"""What flows through the job runner: a request (`JobSpec`), a refusal, and what the Surface is shown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.wan import TaskResult
+
+NOTHING_CHARGED = "Nothing was charged."
+
+
+class JobRefused(Exception):
+    """A request refused before anything was spent. `str()` is the message for the user."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class JobSpec:
+    """Everything a job needs, gathered by a cog; the runner turns it into a stored job."""
+
+    scope: int
+    guild_id: int | None
+    channel_id: int
+    user_id: int
+    source: str
+    prompt: str
+    count: int = 1
+    negative_prompt: str | None = None
+    seed: int | None = None
+    watermark: bool = False
+    prompt_extend: bool = True
+    inputs: list[dict] = field(default_factory=list)
+    thread_id: int | None = None
+    message_id: int | None = None
+    application_id: int | None = None
+    interaction_token: str | None = field(default=None, repr=False)
+    token_expires_at: datetime | None = None
+    parent_job_id: int | None = None
+    parent_index: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def options(self) -> dict:
+        return {
+            "count": self.count,
+            "seed": self.seed,
+            "watermark": self.watermark,
+            "prompt_extend": self.prompt_extend,
+        }
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a user should see about a job right now."""
+
+    stage: str  # queued | pending | running | delivering
+    position: int | None = None
+    started_at: float | None = None  # wall-clock seconds, for a live Discord timestamp
+    cancellable: bool = False
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A finished job's files and the facts its result message shows."""
+
+    files: list[bytes]
+    result: TaskResult
+    elapsed: float
+    remaining: int | None
+    # True when an earlier run may already have posted it (a restart mid-delivery): look first.
+    redelivery: bool = False

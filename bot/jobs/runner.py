@@ -1,0 +1,197 @@
+"""The job runner: the one owner of jobs in flight, behind a short facade.
+
+Every request (slash command, reply, menu, button) becomes a `JobSpec`; `submit` reserves quota and
+writes the job row, then the queue feeds at most `max_concurrent` Wan tasks at a time. Each state change
+is written to the store before anything else happens, so that after a crash `resume` can pick every job
+up where it stopped: a job whose create call may have reached Wan is never created again.
+
+The parts: `dispatch` (admission, per-user cap, starting jobs), `queue` (waiting jobs and positions),
+`life` with `creating` and `delivering` (one job from create to delivery, with the retry policy),
+`endings` (telling the requester, writing how it ended).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from bot.images import CheckedImage
+from bot.jobs.creating import Creator
+from bot.jobs.delivering import Deliverer
+from bot.jobs.dispatch import Dispatcher
+from bot.jobs.endings import Outcomes
+from bot.jobs.inflight import InFlight
+from bot.jobs.life import JobLife
+from bot.jobs.models import NOTHING_CHARGED, JobSpec
+from bot.jobs.queue import JobQueue, MemoryQueue
+from bot.jobs.surface import Surface
+from bot.store import Job, JobState, Store
+from bot.wan import TaskStatus, WanClient, WanError
+
+log = logging.getLogger(__name__)
+
+
+class JobRunner:
+    """start, stop, resume, precheck, submit, cancel, position."""
+
+    def __init__(
+        self,
+        store: Store,
+        wan: WanClient,
+        surface: Surface,
+        *,
+        max_concurrent: int = 5,
+        max_jobs_per_user: int = 2,
+        delivery_attempts: int = 3,
+        create_attempts: int = 4,
+        retry_delay: float = 2.0,
+        redeliver_after: float = 300.0,
+        shutdown_grace: float = 120.0,
+        clock: Callable[[], float] = time.time,
+        queue: JobQueue | None = None,
+    ) -> None:
+        self.store = store
+        self.wan = wan
+        self.surface = surface
+        self.shutdown_grace = shutdown_grace
+        self.inflight = InFlight()
+        self.queue: JobQueue = queue if queue is not None else MemoryQueue()
+        self.outcomes = Outcomes(store, surface)
+        self.creator = Creator(
+            store,
+            wan,
+            surface,
+            self.inflight,
+            self.outcomes,
+            create_attempts=create_attempts,
+            retry_delay=retry_delay,
+            clock=clock,
+        )
+        self.deliverer = Deliverer(
+            store,
+            wan,
+            surface,
+            self.inflight,
+            self.outcomes,
+            relaunch=self._relaunch,
+            delivery_attempts=delivery_attempts,
+            retry_delay=retry_delay,
+            redeliver_after=redeliver_after,
+        )
+        self.life = JobLife(
+            store, wan, self.inflight, self.outcomes, self.creator, self.deliverer, clock=clock
+        )
+        self.dispatcher = Dispatcher(
+            store,
+            self.queue,
+            self.inflight,
+            self.outcomes,
+            self.life.run,
+            max_concurrent=max_concurrent,
+            max_jobs_per_user=max_jobs_per_user,
+        )
+
+    def _relaunch(self, job_id: int) -> None:
+        self.dispatcher.launch(job_id)
+
+    # ---- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start dispatching queued jobs."""
+        self.dispatcher.start()
+
+    async def stop(self) -> None:
+        """Stop everything in flight. Jobs keep their stored state and resume at the next start.
+
+        Polls stop at once; a create call or a delivery under way is let finish (within
+        `shutdown_grace`), since stopping it halfway could lose a task Wan has already billed or
+        post a result twice.
+        """
+        inflight = self.inflight
+        inflight.stopped = True
+        self.deliverer.cancel_postponed()
+        dispatcher = self.dispatcher
+        tasks = [
+            t
+            for t in (dispatcher.loop_task, dispatcher.announcer, *inflight.running.values())
+            if t is not None
+        ]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if inflight.critical_tasks:
+            log.info(
+                "waiting for %d create or delivery call(s) to finish", len(inflight.critical_tasks)
+            )
+            await asyncio.wait(set(inflight.critical_tasks), timeout=self.shutdown_grace)
+        dispatcher.loop_task = dispatcher.announcer = None
+        inflight.running.clear()
+
+    async def resume(self) -> int:
+        """Pick up every unfinished job from the store; return how many were resumed."""
+        resumed = 0
+        for job in await self.store.unfinished_jobs():
+            if self.inflight.stopped:
+                break
+            if job.id in self.inflight.running or job.id in self.queue:
+                continue
+            resumed += 1
+            if job.state == JobState.VALIDATING:
+                await self.outcomes.finish(job, JobState.FAILED, error_code="Interrupted")
+            elif job.state == JobState.QUEUED:
+                self.queue.push(job.id)
+            elif job.task_id is None:
+                # The create call was sent but its answer was never stored: Wan may have made the task.
+                # Creating it again could bill twice, so the job ends here, refunded.
+                await self.outcomes.fail(
+                    job,
+                    "The bot restarted while sending this job to Wan, so it can't tell whether Wan "
+                    f"received it. It was not sent again. {NOTHING_CHARGED}",
+                    "CreateOutcomeUnknown",
+                )
+            else:
+                self.dispatcher.launch(job.id)
+        log.info("resumed %d unfinished job(s)", resumed)
+        self.dispatcher.wake.set()
+        return resumed
+
+    # ---- requests ---------------------------------------------------------------------------
+
+    async def precheck(self, scope: int, user: int, count: int) -> None:
+        """Refuse early (before any download) what `submit` would refuse; reserves nothing."""
+        await self.dispatcher.precheck(scope, user, count)
+
+    async def submit(self, spec: JobSpec, images: list[CheckedImage]) -> Job:
+        """Reserve quota, store the job and queue it. Raises `JobRefused` with nothing spent."""
+        return await self.dispatcher.submit(spec, images)
+
+    def position(self, job_id: int) -> int | None:
+        """1-based place in the queue, or None when the job is not waiting in it."""
+        return self.queue.position(job_id)
+
+    async def cancel(self, job_id: int) -> str:
+        """Cancel a job waiting in the queue or still PENDING at Wan; return what happened, for the user."""
+        job = await self.store.get_job(job_id)
+        if job is None or job.state in (JobState.DONE, JobState.FAILED, JobState.CANCELLED):
+            return "This job has already finished."
+        inflight = self.inflight
+        if self.queue.remove(job_id):
+            inflight.images.pop(job_id, None)
+            await self.outcomes.finish(job, JobState.CANCELLED)
+            await self.outcomes.say(job, f"Cancelled before it started. {NOTHING_CHARGED}")
+            self.dispatcher.wake.set()
+            return f"Cancelled. {NOTHING_CHARGED}"
+        if job_id in inflight.running and job.task_id is None and job_id not in inflight.submitting:
+            # Fetching its images or waiting to retry a throttled create: stopped before the call.
+            inflight.cancel_requested.add(job_id)
+            return f"Cancelled. {NOTHING_CHARGED}"
+        if job.task_id is None or inflight.statuses.get(job_id) != TaskStatus.PENDING:
+            return "Too late to cancel: Wan is already working on it."
+        try:
+            await self.wan.cancel_task(job.task_id)
+        except WanError as err:
+            log.info("job %d: cancel refused by Wan (%s)", job_id, err.code)
+            return "Too late to cancel: Wan has already started on it."
+        return f"Cancelling… {NOTHING_CHARGED}"

@@ -1,0 +1,21 @@
+"""`Surface`: the only way the job runner reaches the people who asked (Discord, or anything else)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bot.images import CheckedImage
+from bot.jobs.models import Delivery, Progress
+from bot.store import Job
+
+
+class Surface(Protocol):
+    """Where jobs meet their requesters: progress, delivery, failures, and fetching inputs again."""
+
+    async def progress(self, job: Job, progress: Progress) -> None: ...
+
+    async def deliver(self, job: Job, delivery: Delivery) -> list[int]: ...
+
+    async def finished_without_result(self, job: Job, text: str) -> None: ...
+
+    async def fetch_inputs(self, job: Job) -> list[CheckedImage]: ...
