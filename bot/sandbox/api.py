@@ -8,22 +8,34 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiohttp import web
 
-from bot.sandbox.config import MODEL
+from bot.sandbox.config import MODEL, EmulatorConfig
 from bot.sandbox.errors import ApiError, json_response, new_request_id
-from bot.sandbox.faults import FaultRule, PromptTags, TaskFault
+from bot.sandbox.faults import FaultQueue, FaultRule, PromptTags, TaskFault
 from bot.sandbox.inputs import DOWNLOAD_FAILED
 from bot.sandbox.listing import list_tasks
 from bot.sandbox.ratelimit import TokenBucket
-from bot.sandbox.tasks import EmulatedTask, TaskStatus
-from bot.sandbox.upload import UPLOAD_PATH
+from bot.sandbox.tasks import EmulatedTask, TaskScheduler, TaskStatus
+from bot.sandbox.upload import UPLOAD_PATH, UploadStore
 from bot.sandbox.validation import parse_body, validate_create
 
-if TYPE_CHECKING:
-    from bot.sandbox.server import Emulator
+
+class Emulator(Protocol):
+    """What the routes use of the emulator (`bot.sandbox.server.Emulator`), which imports them."""
+
+    config: EmulatorConfig
+    faults: FaultQueue
+    tasks: dict[str, EmulatedTask]
+    scheduler: TaskScheduler
+    uploads: UploadStore
+
+    @property
+    def origin(self) -> str: ...
+
+    def add_task(self, task: EmulatedTask) -> None: ...
 
 API_PREFIX = "/api/v1"
 CREATE_PATH = "/services/aigc/image2image/image-synthesis"

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
-
-if TYPE_CHECKING:
-    from bot.sandbox.tasks import EmulatedTask
+from typing import Any, Literal
 
 MODEL = "wan2.5-i2i-preview"
 REGION_IDS: dict[str, str] = {"singapore": "ap-southeast-1", "beijing": "cn-beijing"}
@@ -25,7 +22,8 @@ class EmulatorConfig:
     region: Literal["singapore", "beijing"] = "singapore"
     other_region_keys: set[str] = field(default_factory=set)  # keys of the other region: always 401
     pending_seconds: float = 0.05  # PENDING time once a running slot is free
-    running_seconds: float | Callable[[EmulatedTask], float] = 0.2
+    # A number, or a function of the task (`bot.sandbox.tasks.EmulatedTask`, which imports this module).
+    running_seconds: float | Callable[[Any], float] = 0.2
     max_running: int = 5  # tasks in progress at once; more wait PENDING in FIFO order
     submit_rps: float | None = 5.0  # create-task rate
     query_qps: float | None = 20.0  # shared by GET task, cancel and list
@@ -55,6 +53,6 @@ class EmulatorConfig:
     def region_id(self) -> str:
         return REGION_IDS[self.region]
 
-    def running_time(self, task: EmulatedTask) -> float:
+    def running_time(self, task: Any) -> float:
         value = self.running_seconds
         return float(value(task)) if callable(value) else float(value)
