@@ -58,7 +58,9 @@ def test_runs_as_its_own_user_with_the_env_file_and_a_state_directory() -> None:
     environment = dict(v.split("=", 1) for v in SERVICE["Environment"])
     assert environment["DATABASE_URL"] == "sqlite:////var/lib/wanbot/wanbot.db"
     known = {v.name for v in VARIABLES} | {"PYTHONUNBUFFERED"}
-    assert set(environment) <= known, f"settings bot/config.py does not know: {set(environment) - known}"
+    assert set(environment) <= known, (
+        f"settings bot/config.py does not know: {set(environment) - known}"
+    )
     assert one("ExecStart") == f"{VENV_PYTHON} -m bot"
 
 
