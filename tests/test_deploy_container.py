@@ -160,6 +160,14 @@ def test_compose_has_the_two_profiles() -> None:
         postgres["healthcheck"]["test"]
     )
 
+    # The README's compose commands name these profiles and services.
+    readme = (ROOT / "README.md").read_text()
+    for profile, rest in re.findall(r"^docker compose --profile (\w+) (.*)$", readme, re.M):
+        in_profile = [name for name, s in services.items() if profile in s["profiles"]]
+        assert in_profile, f"README: no profile {profile}"
+        if rest.startswith("logs -f "):
+            assert rest.split()[-1] in in_profile, f"README: {rest} is not in profile {profile}"
+
 
 def test_every_variable_set_is_a_known_valid_setting() -> None:
     image = {k: v for k, v in image_environment().items() if not NOT_SETTINGS.match(k)}

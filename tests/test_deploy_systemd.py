@@ -5,6 +5,7 @@ timeout longer than the bot's clean shutdown, and the hardening options."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -127,3 +128,18 @@ def test_verify_would_catch_a_typo(tmp_path: Path) -> None:
         [tool, "verify", "--man=no", str(copy)], capture_output=True, text=True, timeout=60
     )
     assert "PrivateTemp" in result.stdout + result.stderr
+
+
+def test_readme_install_steps_match_the_unit() -> None:
+    """The README's systemd steps put the venv, the env file and the unit where the unit expects."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### systemd\n", 1)[1].split("\n### ", 1)[0]
+    (block,) = re.findall(r"```bash\n(.*?)```", section, re.S)
+    steps = block.splitlines()
+    venv = VENV_PYTHON.removesuffix("/bin/python")
+    assert f"sudo python3 -m venv {venv}" in steps
+    assert f"sudo {venv}/bin/pip install ." in steps
+    assert f"sudo install -D -m 600 .env {one('EnvironmentFile')}" in steps
+    assert f"sudo cp deploy/{UNIT.name} /etc/systemd/system/" in steps
+    assert f"sudo systemctl enable --now {UNIT.stem}" in steps
+    assert steps[-1] == f"journalctl -u {UNIT.stem} -f"
