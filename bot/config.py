@@ -21,6 +21,8 @@ REGIONS: dict[str, str] = {
 }
 TRANSPORTS = ("url", "base64", "upload")
 Transport = Literal["url", "base64", "upload"]
+LOG_FORMATS = ("text", "json")
+LogFormat = Literal["text", "json"]
 
 
 class ConfigError(Exception):
@@ -99,6 +101,12 @@ VARIABLES: tuple[Variable, ...] = (
         "Optional server id: sync slash commands to this one server only (instant, for testing).",
     ),
     Variable("WANBOT_LOG_LEVEL", "INFO", "Logging level: DEBUG, INFO, WARNING or ERROR."),
+    Variable(
+        "WANBOT_LOG_FORMAT",
+        "text",
+        "Log line format: `text`, or `json` (one JSON object per line: time, level, logger, "
+        "message, job_id and guild_id where known, traceback), for log collectors.",
+    ),
 )
 
 _BY_NAME = {v.name: v for v in VARIABLES}
@@ -121,6 +129,8 @@ class Settings:
     image_transport: Transport
     dev_guild: int | None
     log_level: str
+    # Defaulted so code that builds Settings by hand (tests, other branches) keeps working.
+    log_format: LogFormat = "text"
 
     @property
     def region(self) -> str | None:
@@ -199,6 +209,13 @@ def _log_level(raw: str) -> str:
     return value
 
 
+def _log_format(raw: str) -> LogFormat:
+    value = raw.strip().lower()
+    if value not in LOG_FORMATS:
+        raise ConfigError("WANBOT_LOG_FORMAT", "expected text or json")
+    return value  # type: ignore[return-value]
+
+
 def read_environment(
     environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env"
 ) -> dict[str, str]:
@@ -259,4 +276,5 @@ def load_settings(
         image_transport=_transport(get("WAN_IMAGE_TRANSPORT") or ""),
         dev_guild=parsed("WANBOT_DEV_GUILD", lambda v: _int("WANBOT_DEV_GUILD", v, 1, 2**63 - 1)),
         log_level=_log_level(get("WANBOT_LOG_LEVEL") or "INFO"),
+        log_format=_log_format(get("WANBOT_LOG_FORMAT") or "text"),
     )

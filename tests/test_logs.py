@@ -17,13 +17,19 @@ API_KEY = "sk-logs-0123456789abcdef"
 INTERACTION_TOKEN = "aW50ZXJhY3Rpb246MTIzNDU2Nzg5OmFiY2RlZmdoaWprbG1ub3A.x-Y_z"
 
 
-@pytest.fixture
-def debug_logging() -> Iterator[io.StringIO]:
+# Every test below runs in both WANBOT_LOG_FORMATs: the JSON lines are redacted exactly like text.
+@pytest.fixture(params=["text", "json"])
+def debug_logging(request: pytest.FixtureRequest) -> Iterator[io.StringIO]:
     """The bot's own logging set-up at DEBUG, its handler writing to a buffer; undone afterwards."""
     root = logging.getLogger()
     saved = root.handlers[:], root.level, logging.getLogger("discord").level
     settings = load_settings(
-        {"DISCORD_TOKEN": TOKEN, "DASHSCOPE_API_KEY": API_KEY, "WANBOT_LOG_LEVEL": "DEBUG"},
+        {
+            "DISCORD_TOKEN": TOKEN,
+            "DASHSCOPE_API_KEY": API_KEY,
+            "WANBOT_LOG_LEVEL": "DEBUG",
+            "WANBOT_LOG_FORMAT": request.param,
+        },
         dotenv_path=None,
     )
     setup_logging(settings)
