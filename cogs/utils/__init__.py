@@ -1,0 +1,1 @@
+"""What the Discord extensions share: the bot itself, its Surface for the job runner, buttons, request helpers."""
