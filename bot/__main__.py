@@ -1,4 +1,4 @@
-"""`python -m bot [run|sync|check] [--sandbox]`: the launcher."""
+"""`python -m bot [run|sync|check [--live]] [--sandbox]`: the launcher."""
 
 from __future__ import annotations
 
@@ -31,6 +31,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="run",
         choices=("run", "sync", "check"),
         help="run the bot (default), force a slash-command sync and exit, or check the setup",
+    )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="with check: is a bot process running on this database, connected, its job runner alive?",
     )
     parser.add_argument(
         "--sandbox",
@@ -104,8 +109,30 @@ async def run_check(settings: Settings, *, sandbox: bool) -> int:
         return await check(sandbox_settings, sandbox=True)
 
 
+async def run_live_check(settings: Settings, *, sandbox: bool) -> int:
+    """`check --live`: one line per bot process from the heartbeats in the store; 0 when all are well."""
+    from bot.health import live_check
+    from bot.store import StoreError, open_store
+
+    url = sandbox_database_url(settings.database_url) if sandbox else settings.database_url
+    try:
+        store = await open_store(url, default_daily_limit=settings.default_daily_limit)
+    except StoreError as err:
+        print(f"[FAIL] database: {err}")
+        return 1
+    try:
+        healthy, lines = await live_check(store)
+    finally:
+        await store.close()
+    print("\n".join(lines))
+    return 0 if healthy else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.live and args.command != "check":
+        print("wanbot: --live goes with check: python -m bot check --live", file=sys.stderr)
+        return 2
     check = args.command == "check"
     try:
         # `check` reports a missing token or key as one of its lines instead of stopping here.
@@ -120,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wanbot: {err}", file=sys.stderr)
         return 2
     setup_logging(settings)
+    if args.live:
+        return asyncio.run(run_live_check(settings, sandbox=args.sandbox))
     if check:
         return asyncio.run(run_check(settings, sandbox=args.sandbox))
     return asyncio.run(run_bot(settings, sandbox=args.sandbox, sync_only=args.command == "sync"))

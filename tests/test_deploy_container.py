@@ -34,10 +34,6 @@ SECRETS = {"DISCORD_TOKEN": "tok.en-123456", "DASHSCOPE_API_KEY": "sk-abcdef1234
 
 CMD_ARGV = ["python", "-m", "bot"]
 HEALTHCHECK_ARGV = ["python", "-m", "bot", "check", "--live"]
-# Flip to True when `python -m bot check --live` exists (issue 17, item 1): the image's HEALTHCHECK
-# runs it. Until then the test below asserts the CLI still refuses it, so adding it cannot go
-# unnoticed here.
-LIVE_CHECK_IN_CLI = False
 # Flip to True when bot/config.py accepts postgresql:// DATABASE_URLs (the PostgreSQL store):
 # then the postgres profile's settings are validated like the sqlite profile's.
 POSTGRES_URLS_ACCEPTED = False
@@ -112,23 +108,15 @@ def test_the_image_runs_as_a_user_with_its_data_in_a_volume() -> None:
     assert image_environment()["DATABASE_URL"] == "sqlite:////data/wanbot.db"
 
 
-def test_cmd_and_healthcheck_are_exact_cli_commands(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cmd_and_healthcheck_are_exact_cli_commands() -> None:
     assert json.loads(only("CMD")) == CMD_ARGV
     options, _, command = only("HEALTHCHECK").partition(" CMD ")
     assert json.loads(command) == HEALTHCHECK_ARGV
     assert re.search(r"--start-period=\d+s", options) and "--interval=" in options
 
     assert parse_args(CMD_ARGV[3:]).command == "run"
-    if LIVE_CHECK_IN_CLI:
-        args = parse_args(HEALTHCHECK_ARGV[3:])
-        assert args.command == "check" and args.live
-    else:
-        assert parse_args(HEALTHCHECK_ARGV[3:4]).command == "check"
-        with pytest.raises(SystemExit):
-            parse_args(HEALTHCHECK_ARGV[3:])
-        assert "--live" in capsys.readouterr().err, (
-            "the CLI accepts `check --live` now: set LIVE_CHECK_IN_CLI = True"
-        )
+    args = parse_args(HEALTHCHECK_ARGV[3:])
+    assert args.command == "check" and args.live
 
 
 def test_compose_has_the_two_profiles() -> None:

@@ -40,6 +40,10 @@ COVERED: dict[str, tuple[str, str]] = {
         "test",
         "tests.test_first_run_check::test_sandbox_needs_no_key",
     ),
+    "python -m bot check --live": (
+        "test",
+        "tests.test_health::test_check_live_against_a_running_bot_then_a_stuck_runner_then_a_stopped_bot",
+    ),
     "python -m bot sync": ("test", "tests.test_first_run_sandbox::test_sync_forces_a_command_sync"),
     "python -m bot.sandbox": (
         "test",
@@ -66,6 +70,8 @@ COVERED: dict[str, tuple[str, str]] = {
             "docker compose --profile sqlite up -d",
             "docker compose --profile sqlite logs -f bot",
             "docker compose --profile postgres up -d",
+            "docker compose --profile sqlite exec bot python -m bot check --live",
+            "docker inspect --format '{{.State.Health.Status}}' \"$(docker compose ps -q bot)\"",
         )
     },
 }

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 class JobRunner:
-    """start, stop, resume, precheck, submit, cancel, position."""
+    """start, stop, resume, precheck, submit, cancel, position, alive."""
 
     def __init__(
         self,
@@ -101,6 +101,11 @@ class JobRunner:
     async def start(self) -> None:
         """Start dispatching queued jobs."""
         self.dispatcher.start()
+
+    def alive(self) -> bool:
+        """True while the dispatcher runs (started, not stopped, not died of an error)."""
+        task = self.dispatcher.loop_task
+        return task is not None and not task.done()
 
     async def stop(self) -> None:
         """Stop everything in flight. Jobs keep their stored state and resume at the next start.

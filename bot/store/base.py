@@ -191,3 +191,7 @@ class Store(ABC):
     @abstractmethod
     async def set_meta(self, key: str, value: str) -> None:
         """Store a string under `key`."""
+
+    @abstractmethod
+    async def meta_items(self, prefix: str) -> dict[str, str]:
+        """Every stored string whose key starts with `prefix` (e.g. each process's heartbeat)."""

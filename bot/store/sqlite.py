@@ -446,6 +446,9 @@ class SqliteStore(Store):
     async def set_meta(self, key: str, value: str) -> None:
         await self._write(_set_meta, key, value)
 
+    async def meta_items(self, prefix: str) -> dict[str, str]:
+        return await self._call(_meta_items, prefix)
+
 
 def _log_failure(future: asyncio.Future[Any]) -> None:
     if not future.cancelled() and future.exception() is not None:
@@ -455,6 +458,14 @@ def _log_failure(future: asyncio.Future[Any]) -> None:
 def _get_meta(conn: sqlite3.Connection, key: str) -> str | None:
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return row[0] if row else None
+
+
+def _meta_items(conn: sqlite3.Connection, prefix: str) -> dict[str, str]:
+    # A range, not LIKE: prefixes may hold `_` or `%`, and the primary key index serves a range.
+    rows = conn.execute(
+        "SELECT key, value FROM meta WHERE key >= ? AND key < ?", (prefix, prefix + "\U0010ffff")
+    )
+    return dict(rows.fetchall())
 
 
 def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
