@@ -107,6 +107,16 @@ VARIABLES: tuple[Variable, ...] = (
         "Log line format: `text`, or `json` (one JSON object per line: time, level, logger, "
         "message, job_id and guild_id where known, traceback), for log collectors.",
     ),
+    Variable(
+        "WANBOT_METRICS_PORT",
+        None,
+        "Optional port for a Prometheus metrics endpoint (`/metrics`); off when empty.",
+    ),
+    Variable(
+        "WANBOT_METRICS_HOST",
+        "127.0.0.1",
+        "Address the metrics endpoint listens on (`0.0.0.0` for a scraper in another container).",
+    ),
 )
 
 _BY_NAME = {v.name: v for v in VARIABLES}
@@ -131,6 +141,8 @@ class Settings:
     log_level: str
     # Defaulted so code that builds Settings by hand (tests, other branches) keeps working.
     log_format: LogFormat = "text"
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     @property
     def region(self) -> str | None:
@@ -277,4 +289,8 @@ def load_settings(
         dev_guild=parsed("WANBOT_DEV_GUILD", lambda v: _int("WANBOT_DEV_GUILD", v, 1, 2**63 - 1)),
         log_level=_log_level(get("WANBOT_LOG_LEVEL") or "INFO"),
         log_format=_log_format(get("WANBOT_LOG_FORMAT") or "text"),
+        metrics_port=parsed(
+            "WANBOT_METRICS_PORT", lambda v: _int("WANBOT_METRICS_PORT", v, 1, 65535)
+        ),
+        metrics_host=(get("WANBOT_METRICS_HOST") or "127.0.0.1").strip(),
     )

@@ -44,6 +44,10 @@ COVERED: dict[str, tuple[str, str]] = {
         "test",
         "tests.test_health::test_check_live_against_a_running_bot_then_a_stuck_runner_then_a_stopped_bot",
     ),
+    "curl -s http://127.0.0.1:9464/metrics | grep ^wanbot_": (
+        "test",
+        "tests.test_metrics::test_metrics_count_what_the_bot_did",
+    ),
     "python -m bot sync": ("test", "tests.test_first_run_sandbox::test_sync_forces_a_command_sync"),
     "python -m bot.sandbox": (
         "test",

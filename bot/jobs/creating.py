@@ -12,6 +12,7 @@ from bot.jobs.endings import Outcomes
 from bot.jobs.inflight import InFlight
 from bot.jobs.models import NOTHING_CHARGED, Progress
 from bot.jobs.surface import Surface
+from bot.metrics import Metrics
 from bot.store import Job, JobState, Store
 from bot.wan import CreatedTask, EditRequest, InputImage, WanClient, WanError
 
@@ -32,6 +33,7 @@ class Creator:
         create_attempts: int,
         retry_delay: float,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics,
     ) -> None:
         self.store = store
         self.wan = wan
@@ -41,6 +43,7 @@ class Creator:
         self.create_attempts = create_attempts
         self.retry_delay = retry_delay
         self._clock = clock
+        self.metrics = metrics
 
     async def create(self, job: Job) -> Job | None:
         """The job with its task id, or None when it ended here (failed, cancelled)."""
@@ -89,6 +92,7 @@ class Creator:
             except WanError as err:
                 if err.code != "CreateOutcomeUnknown":
                     self.inflight.submitting.discard(job.id)
+                self.metrics.wan_errors.labels(err.code).inc()
                 log.warning(
                     "job %d: create failed: %s (request %s, attempt %d)",
                     job.id,

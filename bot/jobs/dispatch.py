@@ -13,6 +13,7 @@ from bot.jobs.endings import Outcomes
 from bot.jobs.inflight import InFlight
 from bot.jobs.models import NOTHING_CHARGED, JobRefused, JobSpec, Progress
 from bot.jobs.queue import JobQueue
+from bot.metrics import Metrics
 from bot.store import Job, JobState, QuotaRefused, Store
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class Dispatcher:
         *,
         max_concurrent: int,
         max_jobs_per_user: int,
+        metrics: Metrics,
     ) -> None:
         self.store = store
         self.queue = queue
@@ -39,6 +41,7 @@ class Dispatcher:
         self.run_job = run_job
         self.max_concurrent = max_concurrent
         self.max_jobs_per_user = max_jobs_per_user
+        self.metrics = metrics
         self.wake = asyncio.Event()
         self._user_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.loop_task: asyncio.Task[None] | None = None
@@ -48,6 +51,13 @@ class Dispatcher:
 
     async def precheck(self, scope: int, user: int, count: int) -> None:
         """Refuse early (before any download) what `submit` would refuse; reserves nothing."""
+        try:
+            await self._precheck(scope, user, count)
+        except JobRefused as refusal:
+            self.metrics.refused(refusal.reason, count)
+            raise
+
+    async def _precheck(self, scope: int, user: int, count: int) -> None:
         active = await self.store.active_job_count(user)
         if active >= self.max_jobs_per_user:
             raise self._busy(active)
@@ -69,6 +79,24 @@ class Dispatcher:
 
     async def submit(self, spec: JobSpec, images: list[CheckedImage]) -> Job:
         """Reserve quota, store the job and queue it. Raises `JobRefused` with nothing spent."""
+        try:
+            job = await self._admit(spec)
+        except JobRefused as refusal:
+            self.metrics.refused(refusal.reason, spec.count)
+            raise
+        self.metrics.jobs_submitted.inc()
+        # Only a job that starts at once keeps its images in memory; one that waits fetches them
+        # again when its turn comes, so a long queue holds ids, not megabytes.
+        if len(self.inflight.running) + len(self.queue) < self.max_concurrent:
+            self.inflight.images[job.id] = images
+        position = self.queue.push(job.id)
+        log.info("job %d queued (user %d, %d image(s))", job.id, spec.user_id, spec.count)
+        self.wake.set()
+        await self.outcomes.show(job, Progress("queued", position=position, cancellable=True))
+        return job
+
+    async def _admit(self, spec: JobSpec) -> Job:
+        """The per-user cap and the quota reservation, then the job row."""
         # One member's requests are admitted one at a time, so two at the same moment can't both
         # pass the job cap before either is stored.
         async with self._user_locks[spec.user_id]:
@@ -106,14 +134,6 @@ class Dispatcher:
                 # job is returned by `release_orphaned_reservations` at the next start.
                 await self.store.release(reservation.id)
                 raise
-        # Only a job that starts at once keeps its images in memory; one that waits fetches them
-        # again when its turn comes, so a long queue holds ids, not megabytes.
-        if len(self.inflight.running) + len(self.queue) < self.max_concurrent:
-            self.inflight.images[job.id] = images
-        position = self.queue.push(job.id)
-        log.info("job %d queued (user %d, %d image(s))", job.id, spec.user_id, spec.count)
-        self.wake.set()
-        await self.outcomes.show(job, Progress("queued", position=position, cancellable=True))
         return job
 
     # ---- dispatch -------------------------------------------------------------------------------

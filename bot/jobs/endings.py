@@ -9,6 +9,7 @@ from collections.abc import Awaitable
 
 from bot.jobs.models import Progress
 from bot.jobs.surface import Surface
+from bot.metrics import Metrics
 from bot.store import Job, JobState, Store
 
 log = logging.getLogger(__name__)
@@ -17,9 +18,10 @@ log = logging.getLogger(__name__)
 class Outcomes:
     """`show` progress, `say` a last word, `finish`/`fail` a job in the store (once)."""
 
-    def __init__(self, store: Store, surface: Surface) -> None:
+    def __init__(self, store: Store, surface: Surface, metrics: Metrics) -> None:
         self.store = store
         self.surface = surface
+        self.metrics = metrics
         # The queue position each waiting job's message shows, to skip edits that change nothing.
         self.shown_position: dict[int, int] = {}
         # How many times each job's delivery was postponed (see `Deliverer`).
@@ -31,6 +33,10 @@ class Outcomes:
 
     async def finish(self, job: Job, state: JobState, **fields: object) -> bool:
         first = await self.store.finish_job(job.id, state, **fields)  # type: ignore[arg-type]
+        if first:
+            self.metrics.jobs.labels(state.value).inc()
+            if state == JobState.DONE:
+                self.metrics.images_generated.inc(int(fields.get("generated") or 0))  # type: ignore[call-overload]
         self.shown_position.pop(job.id, None)
         self.postponed.pop(job.id, None)
         return first

@@ -13,6 +13,7 @@ from bot.jobs.delivering import Deliverer
 from bot.jobs.endings import Outcomes
 from bot.jobs.inflight import InFlight
 from bot.jobs.models import NOTHING_CHARGED, Progress
+from bot.metrics import Metrics
 from bot.store import Job, JobState, Store
 from bot.wan import TaskResult, TaskStatus, WanClient, WanError
 from bot.wan.errors import CLIENT_CLOSED
@@ -33,6 +34,7 @@ class JobLife:
         deliverer: Deliverer,
         *,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics,
     ) -> None:
         self.store = store
         self.wan = wan
@@ -41,6 +43,7 @@ class JobLife:
         self.creator = creator
         self.deliverer = deliverer
         self._clock = clock
+        self.metrics = metrics
 
     async def run(self, job_id: int) -> None:
         job = await self.store.get_job(job_id)
@@ -59,6 +62,7 @@ class JobLife:
                 return  # shutting down: the task is followed again at the next start
             # Polling gave up (a revoked key, a long outage): the task's fate is unknown to us,
             # and the user is not charged for a result they never got.
+            self.metrics.wan_errors.labels(err.code).inc()
             log.warning("job %d: Wan error while following the task: %s", job_id, err.code)
             await self.outcomes.fail(job, f"{err.user_message} {NOTHING_CHARGED}", err.code)
         except Exception:
@@ -90,6 +94,8 @@ class JobLife:
         else:
             result = await self.wan.wait(job.task_id, on_update=on_update)
         self.inflight.statuses[job.id] = result.status
+        if not redelivery:
+            self._observe(result)
         if result.status == TaskStatus.SUCCEEDED:
             await self.deliverer.deliver(job, result, redelivery=redelivery)
         elif result.status == TaskStatus.CANCELED:
@@ -104,5 +110,16 @@ class JobLife:
             )
         else:
             err = result.error
+            self.metrics.wan_errors.labels(result.code or "TaskFailed").inc()
             text = err.user_message if err is not None else "Wan couldn't finish this edit."
             await self.outcomes.fail(job, f"{text} {NOTHING_CHARGED}", result.code or "TaskFailed")
+
+    def _observe(self, result: TaskResult) -> None:
+        """Task duration and detection lag, from the times Wan reports."""
+        if result.end_time is None:
+            return
+        if result.submit_time is not None:
+            self.metrics.task_duration.observe(
+                max(0.0, (result.end_time - result.submit_time).total_seconds())
+            )
+        self.metrics.detection_lag.observe(max(0.0, self._clock() - result.end_time.timestamp()))

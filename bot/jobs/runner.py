@@ -27,6 +27,7 @@ from bot.jobs.life import JobLife
 from bot.jobs.models import NOTHING_CHARGED, JobSpec
 from bot.jobs.queue import JobQueue, MemoryQueue
 from bot.jobs.surface import Surface
+from bot.metrics import Metrics
 from bot.store import Job, JobState, Store
 from bot.wan import TaskStatus, WanClient, WanError
 
@@ -51,6 +52,7 @@ class JobRunner:
         shutdown_grace: float = 120.0,
         clock: Callable[[], float] = time.time,
         queue: JobQueue | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.wan = wan
@@ -58,7 +60,12 @@ class JobRunner:
         self.shutdown_grace = shutdown_grace
         self.inflight = InFlight()
         self.queue: JobQueue = queue if queue is not None else MemoryQueue()
-        self.outcomes = Outcomes(store, surface)
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.metrics.watch(
+            queue_length=lambda: len(self.queue),
+            tasks_in_flight=lambda: len(self.inflight.statuses),
+        )
+        self.outcomes = Outcomes(store, surface, self.metrics)
         self.creator = Creator(
             store,
             wan,
@@ -68,6 +75,7 @@ class JobRunner:
             create_attempts=create_attempts,
             retry_delay=retry_delay,
             clock=clock,
+            metrics=self.metrics,
         )
         self.deliverer = Deliverer(
             store,
@@ -81,7 +89,14 @@ class JobRunner:
             redeliver_after=redeliver_after,
         )
         self.life = JobLife(
-            store, wan, self.inflight, self.outcomes, self.creator, self.deliverer, clock=clock
+            store,
+            wan,
+            self.inflight,
+            self.outcomes,
+            self.creator,
+            self.deliverer,
+            clock=clock,
+            metrics=self.metrics,
         )
         self.dispatcher = Dispatcher(
             store,
@@ -91,6 +106,7 @@ class JobRunner:
             self.life.run,
             max_concurrent=max_concurrent,
             max_jobs_per_user=max_jobs_per_user,
+            metrics=self.metrics,
         )
 
     def _relaunch(self, job_id: int) -> None:

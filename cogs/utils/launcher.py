@@ -11,7 +11,9 @@ from typing import Any
 import discord
 
 from bot.config import Settings
+from bot.metrics import Metrics
 from cogs.utils.components import PERSISTENT_ITEMS, result_view
+from cogs.utils.http_metrics import discord_http_trace
 from cogs.utils.startup_errors import describe
 from cogs.utils.surface import DiscordSurface
 from cogs.utils.wanbot import WanBot
@@ -20,11 +22,14 @@ log = logging.getLogger("bot")
 
 
 def build_bot(settings: Settings, **options: Any) -> WanBot:
-    """A `WanBot` with the Discord side's surface and persistent components passed in explicitly."""
+    """A `WanBot` with the Discord side's surface, persistent components and metrics passed in."""
+    metrics = Metrics()
     return WanBot(
         settings,
         make_surface=lambda bot: DiscordSurface(bot, result_view=result_view),
         persistent_items=PERSISTENT_ITEMS,
+        metrics=metrics,
+        http_trace=discord_http_trace(metrics),
         **options,
     )
 

@@ -17,6 +17,7 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.jobs import JobRunner, Surface
+from bot.metrics import Metrics, MetricsServer
 from bot.store import Store, open_store
 from bot.wan import WanClient
 from cogs.utils.gateway import base_intents, point_gateway, read_application, use_discord_api_base
@@ -48,6 +49,7 @@ class WanBot(commands.Bot):
         *,
         make_surface: Callable[[WanBot], Surface],
         persistent_items: Sequence[type[discord.ui.DynamicItem[Any]]] = (),
+        metrics: Metrics | None = None,
         sandbox: bool = False,
         force_sync: bool = False,
         sync_only: bool = False,
@@ -74,6 +76,9 @@ class WanBot(commands.Bot):
         self.runner_options = runner_options or {}
         self.make_surface = make_surface
         self.persistent_items = tuple(persistent_items)
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.metrics.watch_latency(lambda: self.latency)
+        self.metrics_server: MetricsServer | None = None
         self.message_content = False
         self.invite_url: str | None = None
         self.nonce_prefix = "wanjob"
@@ -101,6 +106,7 @@ class WanBot(commands.Bot):
             self.surface,
             max_concurrent=settings.max_concurrent_tasks,
             max_jobs_per_user=settings.max_jobs_per_user,
+            metrics=self.metrics,
             **self.runner_options,
         )
         # Message nonces (Discord's duplicate guard) carry a per-database salt, so job #5 of a fresh
@@ -119,6 +125,11 @@ class WanBot(commands.Bot):
         await sync_commands(self.tree, self.store, settings.dev_guild, force=self.force_sync)
         if self.sync_only:
             return
+        if settings.metrics_port is not None:
+            self.metrics_server = MetricsServer(
+                self.metrics, settings.metrics_host, settings.metrics_port
+            )
+            await self.metrics_server.start()
         await self.runner.start()
         # Holds whose job row was never written (a crash between reserving and storing the job).
         await self.store.release_orphaned_reservations()
@@ -135,6 +146,8 @@ class WanBot(commands.Bot):
                 try:
                     if wan is not None:
                         await wan.close()
+                    if self.metrics_server is not None:
+                        await self.metrics_server.close()
                 finally:
                     await super().close()
         finally:
