@@ -1,4 +1,4 @@
-"""`python -m bot [run|sync|check [--live]] [--sandbox]`: the launcher."""
+"""`python -m bot [run|sync|check [--live]|edit IMAGE... --prompt TEXT] [--sandbox]`: the launcher."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import setup_logging
@@ -22,27 +22,43 @@ SQLITE_PREFIX = "sqlite:///"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bot", description="wanbot: edit images with Wan 2.5 on Discord"
-    )
-    parser.add_argument(
-        "command",
-        nargs="?",
-        default="run",
-        choices=("run", "sync", "check"),
-        help="run the bot (default), force a slash-command sync and exit, or check the setup",
-    )
-    parser.add_argument(
-        "--live",
-        action="store_true",
-        help="with check: is a bot process running on this database, connected, its job runner alive?",
-    )
-    parser.add_argument(
+    sandbox = argparse.ArgumentParser(add_help=False)
+    sandbox.add_argument(
         "--sandbox",
         action="store_true",
+        # Given before or after the command; SUPPRESS keeps a flag before it from being reset.
+        default=argparse.SUPPRESS,
         help="use the built-in Wan emulator instead of DashScope: no API key, no cost",
     )
-    return parser.parse_args(argv)
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="wanbot: edit images with Wan 2.5 on Discord",
+        parents=[sandbox],
+    )
+    commands = parser.add_subparsers(dest="command", metavar="{run,sync,check,edit}")
+    commands.add_parser("run", parents=[sandbox], help="run the bot (the default)")
+    commands.add_parser("sync", parents=[sandbox], help="force a slash-command sync and exit")
+    check = commands.add_parser("check", parents=[sandbox], help="check the setup")
+    check.add_argument(
+        "--live",
+        action="store_true",
+        help="is a bot process running on this database, connected, its job runner alive?",
+    )
+    edit = commands.add_parser(
+        "edit", parents=[sandbox], help="edit images from the terminal, without Discord"
+    )
+    edit.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="one to three images")
+    edit.add_argument("--prompt", required=True, help="what to change")
+    edit.add_argument("--count", type=int, default=1, choices=range(1, 5), metavar="1-4")
+    edit.add_argument("--seed", type=int, help="reproduce a result")
+    edit.add_argument("--negative-prompt", help="what to avoid")
+    args = parser.parse_args(argv)
+    args.command = args.command or "run"
+    args.sandbox = getattr(args, "sandbox", False)
+    args.live = getattr(args, "live", False)
+    if args.command == "edit" and len(args.images) > 3:
+        parser.error("edit takes one to three images")
+    return args
 
 
 def sandbox_database_url(url: str) -> str:
@@ -128,16 +144,31 @@ async def run_live_check(settings: Settings, *, sandbox: bool) -> int:
     return 0 if healthy else 1
 
 
+async def run_terminal_edit(settings: Settings, args: argparse.Namespace) -> int:
+    """`edit`: one edit through the job runner, results written next to the first image."""
+    from bot.terminal import EditArgs, run_edit
+
+    edit = EditArgs(
+        paths=list(args.images),
+        prompt=args.prompt,
+        count=args.count,
+        seed=args.seed,
+        negative_prompt=args.negative_prompt,
+    )
+    if not args.sandbox:
+        return await run_edit(settings, edit)
+    async with sandboxed(settings) as sandbox_settings:
+        return await run_edit(sandbox_settings, edit)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.live and args.command != "check":
-        print("wanbot: --live goes with check: python -m bot check --live", file=sys.stderr)
-        return 2
     check = args.command == "check"
     try:
         # `check` reports a missing token or key as one of its lines instead of stopping here.
         settings = load_settings(
-            require_discord=not check, require_api_key=not args.sandbox and not check
+            require_discord=args.command in ("run", "sync"),
+            require_api_key=not args.sandbox and not check,
         )
     except ConfigError as err:
         if check:
@@ -149,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(settings)
     if args.live:
         return asyncio.run(run_live_check(settings, sandbox=args.sandbox))
+    if args.command == "edit":
+        return asyncio.run(run_terminal_edit(settings, args))
     if check:
         return asyncio.run(run_check(settings, sandbox=args.sandbox))
     return asyncio.run(run_bot(settings, sandbox=args.sandbox, sync_only=args.command == "sync"))

@@ -1,12 +1,20 @@
 """The job runner: from a request to a delivered (or explained) result. `JobRunner` is the facade."""
 
-from bot.jobs.models import NOTHING_CHARGED, Delivery, JobRefused, JobSpec, Progress
+from bot.jobs.models import (
+    NOTHING_CHARGED,
+    TERMINAL_SOURCE,
+    Delivery,
+    JobRefused,
+    JobSpec,
+    Progress,
+)
 from bot.jobs.queue import JobQueue, MemoryQueue
 from bot.jobs.runner import JobRunner
 from bot.jobs.surface import Surface
 
 __all__ = [
     "NOTHING_CHARGED",
+    "TERMINAL_SOURCE",
     "Delivery",
     "JobQueue",
     "JobRefused",

@@ -8,6 +8,8 @@ from datetime import datetime
 from bot.wan import TaskResult
 
 NOTHING_CHARGED = "Nothing was charged."
+# Jobs of `python -m bot edit`: that process follows them itself, so a bot never resumes them.
+TERMINAL_SOURCE = "terminal"
 
 
 class JobRefused(Exception):

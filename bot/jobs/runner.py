@@ -24,7 +24,7 @@ from bot.jobs.dispatch import Dispatcher
 from bot.jobs.endings import Outcomes
 from bot.jobs.inflight import InFlight
 from bot.jobs.life import JobLife
-from bot.jobs.models import NOTHING_CHARGED, JobSpec
+from bot.jobs.models import NOTHING_CHARGED, TERMINAL_SOURCE, JobSpec
 from bot.jobs.queue import JobQueue, MemoryQueue
 from bot.jobs.surface import Surface
 from bot.metrics import Metrics
@@ -158,6 +158,8 @@ class JobRunner:
                 break
             if job.id in self.inflight.running or job.id in self.queue:
                 continue
+            if job.source == TERMINAL_SOURCE:
+                continue  # `python -m bot edit` follows (or cleans up) its own jobs
             resumed += 1
             if job.state == JobState.VALIDATING:
                 await self.outcomes.finish(job, JobState.FAILED, error_code="Interrupted")

@@ -1,0 +1,184 @@
+"""`python -m bot edit`: one edit from the terminal, through the same job runner the bot uses.
+
+`FileSurface` is the runner's `Surface` for a terminal: progress goes to stderr, results are written
+next to the first input (`NAME.wan-1.png`, ...). No Discord is involved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from bot import images
+from bot.config import Settings
+from bot.images import CheckedImage, ImageRejected
+from bot.jobs import TERMINAL_SOURCE, Delivery, JobRefused, JobRunner, JobSpec, Progress
+from bot.store import Job, JobState, Store, open_store
+from bot.wan import WanClient
+
+# The terminal's jobs live beside the bot's in the same store; this scope keeps them apart (server
+# ids are positive snowflakes, DMs are 0).
+TERMINAL_SCOPE = -1
+TERMINAL_USER = 0
+INTERRUPTED = (
+    "Interrupted before the result was written. If Wan had started the task it may still be billed."
+)
+STAGES = {
+    "queued": "queued",
+    "pending": "sent to Wan, waiting for a free slot",
+    "running": "Wan is editing",
+    "delivering": "downloading the results",
+}
+
+
+@dataclass
+class FileSurface:
+    """Writes results next to the first input and tells the terminal how the job goes."""
+
+    out: TextIO = sys.stderr
+    written: list[Path] = field(default_factory=list)
+    failure: str | None = None
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    delivery: Delivery | None = None
+    _last: str = ""
+
+    async def progress(self, job: Job, progress: Progress) -> None:
+        line = STAGES.get(progress.stage, progress.stage)
+        if progress.stage == "queued" and progress.position:
+            line = f"queued (position {progress.position})"
+        if line != self._last:
+            self._last = line
+            print(f"job #{job.id}: {line}", file=self.out, flush=True)
+
+    async def deliver(self, job: Job, delivery: Delivery) -> list[int]:
+        first = Path(job.inputs[0]["path"])
+        paths = []
+        for index, data in enumerate(delivery.files, start=1):
+            # The file type is what Wan sent, whatever the input was.
+            suffix = ".png" if data.startswith(b"\x89PNG") else ".jpg"
+            path = first.with_name(f"{first.stem}.wan-{index}{suffix}")
+            await asyncio.to_thread(path.write_bytes, data)
+            paths.append(path)
+        self.written = paths
+        self.delivery = delivery
+        self.ended.set()
+        return []
+
+    async def finished_without_result(self, job: Job, text: str) -> None:
+        self.failure = text
+        self.ended.set()
+
+    async def fetch_inputs(self, job: Job) -> list[CheckedImage]:
+        return await load_files([Path(row["path"]) for row in job.inputs])
+
+
+async def load_files(paths: list[Path]) -> list[CheckedImage]:
+    """Read and check the input files like the bot checks attachments (decoding in a thread)."""
+    checked = []
+    for index, path in enumerate(paths, start=1):
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except OSError as err:
+            raise ImageRejected(f"Image {index} ({path}): {err.strerror or err}") from None
+        images.precheck(index, path.name, None, len(data))
+        checked.append(await images.check(index, path.name, data))
+    return checked
+
+
+async def end_leftovers(store: Store) -> None:
+    """Fail (and refund) terminal jobs a killed `edit` left unfinished: nothing else ends them."""
+    for job in await store.unfinished_jobs():
+        if job.source == TERMINAL_SOURCE:
+            await store.finish_job(
+                job.id, JobState.FAILED, error_code="Interrupted", error_message=INTERRUPTED
+            )
+
+
+@dataclass(frozen=True)
+class EditArgs:
+    paths: list[Path]
+    prompt: str
+    count: int = 1
+    seed: int | None = None
+    negative_prompt: str | None = None
+
+
+async def run_edit(
+    settings: Settings, args: EditArgs, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr
+) -> int:
+    """Run one edit to its end; 0 when the results were written, 1 with one line otherwise."""
+    try:
+        checked = await load_files(args.paths)
+    except ImageRejected as rejected:
+        print(f"wanbot: {rejected}", file=err)
+        return 1
+    store: Store = await open_store(
+        settings.database_url, default_daily_limit=settings.default_daily_limit
+    )
+    assert settings.dashscope_api_key is not None
+    wan = WanClient(
+        settings.dashscope_api_key,
+        settings.dashscope_base_url,
+        model=settings.wan_model,
+        transport="base64",  # files on this machine: Wan can't fetch them by URL
+        query_qps=settings.query_qps,
+    )
+    surface = FileSurface(out=err)
+    # No member limits for the owner's own tool: jobs one at a time, however many are left over.
+    runner = JobRunner(store, wan, surface, max_concurrent=1, max_jobs_per_user=1_000)
+    started = time.monotonic()
+    seed = args.seed if args.seed is not None else random.randint(0, 2**31 - 1)
+    spec = JobSpec(
+        scope=TERMINAL_SCOPE,
+        guild_id=None,
+        channel_id=0,
+        user_id=TERMINAL_USER,
+        source=TERMINAL_SOURCE,
+        prompt=args.prompt,
+        count=args.count,
+        negative_prompt=args.negative_prompt,
+        seed=seed,
+        inputs=[{"path": str(p.resolve()), "filename": p.name} for p in args.paths],
+    )
+    job: Job | None = None
+    final: Job | None = None
+    try:
+        await end_leftovers(store)
+        await wan.start()
+        await runner.start()
+        try:
+            job = await runner.submit(spec, checked)
+        except JobRefused as refused:
+            print(f"wanbot: {refused}", file=err)
+            return 1
+        await surface.ended.wait()
+        # The runner settles the job just after the delivery; stop lets that finish.
+        await runner.stop()
+        final = await store.get_job(job.id)
+    finally:
+        await runner.stop()
+        if job is not None and final is None:
+            # Ctrl-C: end the job here (refunded), since no bot process will pick it up.
+            await store.finish_job(
+                job.id, JobState.FAILED, error_code="Interrupted", error_message=INTERRUPTED
+            )
+            if job.task_id or ((fresh := await store.get_job(job.id)) and fresh.task_id):
+                print(f"wanbot: {INTERRUPTED}", file=err)
+        await wan.close()
+        await store.close()
+    if surface.failure is not None or final is None or final.state != JobState.DONE:
+        print(f"wanbot: {surface.failure or 'the edit did not finish'}", file=err)
+        return 1
+    for path in surface.written:
+        print(path, file=out)
+    elapsed = time.monotonic() - started
+    images_made = len(surface.written)
+    cost = images_made * settings.price_per_image if hasattr(settings, "price_per_image") else None
+    spent = f", cost {cost:.4f} {settings.currency}" if cost is not None else ""  # type: ignore[attr-defined]
+    print(f"seed {seed}, {images_made} image(s) in {elapsed:.0f} s{spent}", file=out)
+    return 0
