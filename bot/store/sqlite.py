@@ -39,6 +39,7 @@ from bot.store.models import (
     ServerTotals,
 )
 from bot.store.sqlite_batch import WriteBatcher
+from bot.store.sqlite_lock import ProcessLock, acquire
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +130,10 @@ class SqliteStore(Store):
         clock: Clock,
         default_daily_limit: int,
         busy_timeout: float,
+        lock: ProcessLock | None = None,
     ) -> None:
         self._db: aiosqlite.Connection | None = db
+        self._lock = lock
         self.path = path
         self._clock = clock
         self.default_daily_limit = default_daily_limit
@@ -145,8 +148,13 @@ class SqliteStore(Store):
         clock: Clock | None = None,
         default_daily_limit: int = 10,
         busy_timeout: float = 5.0,
+        exclusive: bool = False,
     ) -> SqliteStore:
-        """Open (creating if needed) and migrate the database at `path`. Raises `StoreError`."""
+        """Open (creating if needed) and migrate the database at `path`. Raises `StoreError`.
+
+        `exclusive`: hold `PATH.lock` until `close` (or the process's end), refusing to open if
+        another process holds it. The bot sets it; read-only CLI commands don't.
+        """
         check_int("default_daily_limit", default_daily_limit, 0, MAX_LIMIT)
         if path == MEMORY:  # a fresh, empty database per connection: not what anyone wants here
             raise StoreError("DATABASE_URL must name a database file, e.g. sqlite:///wanbot.db.")
@@ -155,17 +163,24 @@ class SqliteStore(Store):
             raise StoreError(
                 f"Cannot create the database {path}: the folder {folder} does not exist."
             )
+        # Taken before anything touches the file: a second bot must not even migrate it.
+        lock = acquire(path) if exclusive else None
         try:
             old = await asyncio.to_thread(_prepare, path, busy_timeout)
             db = await aiosqlite.connect(path, timeout=busy_timeout, isolation_level=None)
-        except sqlite3.Error as err:
-            raise describe(err, path, busy_timeout) from None
+        except BaseException as err:
+            if lock is not None:
+                lock.release()
+            if isinstance(err, sqlite3.Error):
+                raise describe(err, path, busy_timeout) from None
+            raise
         store = cls(
             db,
             path,
             clock=clock or _utc_now,
             default_daily_limit=default_daily_limit,
             busy_timeout=busy_timeout,
+            lock=lock,
         )
         try:
             await store._call(_pragmas, busy_timeout)
@@ -182,6 +197,9 @@ class SqliteStore(Store):
         db, self._db = self._db, None
         if db is not None:
             await db.close()
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
     # ---- plumbing ----
 
