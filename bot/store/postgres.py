@@ -44,14 +44,27 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _init_connection(con: asyncpg.Connection) -> None:
-    """Per-connection set-up: jsonb in and out as Python values, as sqlite's JSON text columns."""
+async def init_connection(con: asyncpg.Connection) -> None:
+    """Per-connection set-up: jsonb in and out as Python values, as sqlite's JSON text columns.
+
+    In binary format (jsonb's is a version byte, 1, then the JSON text) because COPY, which
+    `bot.store.transfer` uses, takes binary encoders only.
+    """
     await con.set_type_codec(
         "jsonb",
-        encoder=lambda value: json.dumps(value, separators=(",", ":")),
-        decoder=json.loads,
+        encoder=_jsonb_encode,
+        decoder=_jsonb_decode,
         schema="pg_catalog",
+        format="binary",
     )
+
+
+def _jsonb_encode(value: Any) -> bytes:
+    return b"\x01" + json.dumps(value, separators=(",", ":")).encode()
+
+
+def _jsonb_decode(data: bytes) -> Any:
+    return json.loads(data[1:])
 
 
 class PostgresStore(Store):
@@ -92,7 +105,7 @@ class PostgresStore(Store):
                 url,
                 min_size=1,
                 max_size=pool_size,
-                init=_init_connection,
+                init=init_connection,
                 # A server that never answers must not hang start-up.
                 timeout=max(busy_timeout, 5.0),
                 server_settings={
