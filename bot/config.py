@@ -66,9 +66,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "DATABASE_URL",
         "sqlite:///wanbot.db",
-        "Where quotas and jobs are kept: `sqlite:///PATH` (one bot process) or "
-        "`postgresql://USER:PASSWORD@HOST:PORT/DATABASE` (several; see "
-        "[Running more than one process](#running-more-than-one-process)).",
+        "Where quotas and jobs are kept: `sqlite:///PATH` for one bot process, or "
+        "`postgresql://USER:PASSWORD@HOST:PORT/DATABASE` for several sharing one database.",
     ),
     Variable("WAN_MODEL", "wan2.5-i2i-preview", "The Wan model to call."),
     Variable(

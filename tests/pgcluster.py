@@ -22,7 +22,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
+BIN_DIRS = (
+    "/usr/lib/postgresql/15/bin",
+    "/usr/lib/postgresql/16/bin",
+    "/usr/lib/postgresql/17/bin",
+)
 SETTINGS = {
     "listen_addresses": "127.0.0.1",
     "fsync": "off",
@@ -71,8 +75,19 @@ def _run(argv: list[str], folder: Path) -> None:
 
 
 def start(folder: Path | None = None) -> tuple[str, Path]:
-    """Create and start a server; return (its DSN, its folder). The DSN names the `postgres` db."""
+    """Create and start a server; return (its DSN, its folder). The DSN names the `postgres` db.
+
+    On failure nothing is left behind: the server is stopped and the folder deleted.
+    """
     folder = Path(folder or tempfile.mkdtemp(prefix="wanbot-pg-"))
+    try:
+        return _start(folder)
+    except BaseException:
+        stop(folder)
+        raise
+
+
+def _start(folder: Path) -> tuple[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / "data"
     password = secrets.token_urlsafe(16)
@@ -123,15 +138,19 @@ def start(folder: Path | None = None) -> tuple[str, Path]:
 
 
 def stop(folder: Path) -> None:
-    """Stop the server (fast shutdown) and delete its folder."""
+    """Stop the server (immediate shutdown: its data is thrown away) and delete its folder."""
     data = folder / "data"
-    if (data / "postmaster.pid").exists():
-        _run([_binary("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], folder)
-    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        if (data / "postmaster.pid").exists():
+            _run([_binary("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("start", help="start a server; print `export` lines for the shell")
     stopper = sub.add_parser("stop", help="stop the server in FOLDER and delete it")

@@ -32,6 +32,14 @@ COVERED: dict[str, tuple[str, str]] = {
     "python -m pip install -e '.[dev]'": ("ci", "python -m pip install -q -e '.[dev]'"),
     "python -m pytest": ("ci", "python -m pytest"),
     "ruff check .": ("ci", "ruff check ."),
+    'eval "$(python tests/pgcluster.py start)"': (
+        "ci",
+        'eval "$(python tests/pgcluster.py start)"',
+    ),
+    'python tests/pgcluster.py stop "$WANBOT_TEST_PG_DIR"': (
+        "test",
+        "tests.test_pgcluster::test_start_and_stop",
+    ),
     "python -m bot --sandbox": ("test", "tests.test_first_run_sandbox::test_sandbox_first_run"),
     "python -m bot check": ("test", "tests.test_first_run_check::test_all_checks_pass"),
     "python -m bot check --sandbox": (
@@ -59,6 +67,7 @@ SECTIONS = [
     "Costs",
     "Image transport per region",
     "Sandbox mode (try it for free)",
+    "Running more than one process",
     "Troubleshooting",
     "Benchmarks",
     "Architecture",
