@@ -1,5 +1,6 @@
-"""The store's interface. Cogs and the job runner use only this, never a backend directly, so a
-PostgreSQL backend (several bot processes sharing one quota) can be added without touching them.
+"""The store's interface. Cogs and the job runner use only this, never a backend directly: sqlite
+(`SqliteStore`, one bot process) and PostgreSQL (`PostgresStore`, several processes sharing one
+quota) behave the same behind it, and the store tests run on both.
 """
 
 from __future__ import annotations
