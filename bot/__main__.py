@@ -35,7 +35,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="wanbot: edit images with Wan 2.5 on Discord",
         parents=[sandbox],
     )
-    commands = parser.add_subparsers(dest="command", metavar="{run,sync,check,edit}")
+    commands = parser.add_subparsers(dest="command", metavar="{run,sync,check,edit,migrate-db}")
     commands.add_parser("run", parents=[sandbox], help="run the bot (the default)")
     commands.add_parser("sync", parents=[sandbox], help="force a slash-command sync and exit")
     check = commands.add_parser("check", parents=[sandbox], help="check the setup")
@@ -52,6 +52,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     edit.add_argument("--count", type=int, default=1, choices=range(1, 5), metavar="1-4")
     edit.add_argument("--seed", type=int, help="reproduce a result")
     edit.add_argument("--negative-prompt", help="what to avoid")
+    migrate = commands.add_parser(
+        "migrate-db", help="copy a sqlite database into a new, empty PostgreSQL one"
+    )
+    migrate.add_argument("--from", dest="from_url", required=True, metavar="sqlite:///PATH")
+    migrate.add_argument("--to", dest="to_url", required=True, metavar="postgresql://...")
     args = parser.parse_args(argv)
     args.command = args.command or "run"
     args.sandbox = getattr(args, "sandbox", False)
@@ -67,6 +72,9 @@ def sandbox_database_url(url: str) -> str:
     Kept apart so sandbox jobs are never resumed against the real DashScope (nor real jobs against
     the emulator, which would lose their paid results), and sandbox usage never counts today.
     """
+    if not url.startswith(SQLITE_PREFIX):
+        # A PostgreSQL database is the real bot's: the sandbox keeps its own file here instead.
+        return SQLITE_PREFIX + "wanbot.sandbox.db"
     path = PurePath(url.removeprefix(SQLITE_PREFIX))
     if path.name == ":memory:" or ".sandbox" in path.suffixes:
         return url
@@ -161,8 +169,27 @@ async def run_terminal_edit(settings: Settings, args: argparse.Namespace) -> int
         return await run_edit(sandbox_settings, edit)
 
 
+async def run_migrate_db(from_url: str, to_url: str) -> int:
+    """`migrate-db`: every table of a sqlite database into an empty PostgreSQL one."""
+    from bot.store import StoreError
+    from bot.store.transfer import migrate_db
+    from bot.store.urls import describe_url
+
+    try:
+        counts = await migrate_db(from_url, to_url)
+    except StoreError as err:
+        print(f"wanbot: {err}", file=sys.stderr)
+        return 1
+    rows = ", ".join(f"{table} {n}" for table, n in counts.items())
+    print(f"copied into {describe_url(to_url)}: {rows}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command == "migrate-db":
+        logging.basicConfig(level=logging.WARNING)
+        return asyncio.run(run_migrate_db(args.from_url, args.to_url))
     check = args.command == "check"
     try:
         # `check` reports a missing token or key as one of its lines instead of stopping here.

@@ -66,7 +66,10 @@ VARIABLES: tuple[Variable, ...] = (
         "Optional REST base URL for Discord (a REST proxy); the gateway address is asked from it too.",
     ),
     Variable(
-        "DATABASE_URL", "sqlite:///wanbot.db", "Where quotas and jobs are kept (`sqlite:///PATH`)."
+        "DATABASE_URL",
+        "sqlite:///wanbot.db",
+        "Where quotas and jobs are kept: `sqlite:///PATH` for one bot process, or "
+        "`postgresql://USER:PASSWORD@HOST:PORT/DATABASE` for several sharing one database.",
     ),
     Variable("WAN_MODEL", "wan2.5-i2i-preview", "The Wan model to call."),
     Variable(
@@ -194,8 +197,15 @@ def _base_url(raw: str) -> str:
 
 def _database_url(raw: str) -> str:
     value = raw.strip()
+    if value.startswith(("postgresql://", "postgres://")):
+        return value  # the driver checks the rest, and open_store says what is wrong
     if not value.startswith("sqlite:///") or len(value) == len("sqlite:///"):
-        raise ConfigError("DATABASE_URL", "expected sqlite:///PATH, e.g. sqlite:///wanbot.db")
+        # Never echo the value: a PostgreSQL URL carries a password.
+        raise ConfigError(
+            "DATABASE_URL",
+            "expected sqlite:///PATH (e.g. sqlite:///wanbot.db) or "
+            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE",
+        )
     return value
 
 

@@ -38,13 +38,30 @@ def test_region_words(word: str, url: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "value", ["postgresql://bot:pw@db.example:5432/wanbot", "postgres://bot@localhost/wanbot"]
+)
+def test_postgresql_database_urls(value: str) -> None:
+    assert load(DATABASE_URL=value).database_url == value
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("DATABASE_URL", "mysql://bot:hunter2@db.example/wanbot")],
+)
+def test_a_bad_database_url_is_not_echoed(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(**{name: value})
+    assert "hunter2" not in str(info.value) and "postgresql://" in str(info.value)
+
+
+@pytest.mark.parametrize(
     ("name", "value"),
     [
         ("WAN_DEFAULT_DAILY_LIMIT", "ten"),
         ("WAN_MAX_CONCURRENT_TASKS", "0"),
         ("WAN_QUERY_QPS", "50"),
         ("WAN_IMAGE_TRANSPORT", "ftp"),
-        ("DATABASE_URL", "postgres://x"),
+        ("DATABASE_URL", "mysql://x"),
         ("DASHSCOPE_BASE_URL", "mars"),
         ("DISCORD_API_BASE", "not a url"),
         ("WANBOT_DEV_GUILD", "abc"),

@@ -3,6 +3,8 @@ says what is wrong otherwise."""
 
 from __future__ import annotations
 
+import pytest
+
 from bot.health import STALE_AFTER, Heartbeat, heartbeats, judge
 from bot.store import open_store
 from tests.harness import World, wait_until
@@ -95,3 +97,14 @@ async def test_check_live_against_a_running_bot_then_a_stuck_runner_then_a_stopp
     code, out = await live(w)
     assert code == 1
     assert "stopped cleanly" in out and "no bot process is running" in out
+
+
+async def test_a_second_bot_on_the_same_sqlite_file_refuses_to_start(world: World) -> None:
+    """Two bot processes on one sqlite file would both resume every job (two Wan tasks, two bills):
+    the second refuses with one clear line, and the first goes on."""
+    from bot.store import StoreError
+
+    first = await world.start_bot()
+    with pytest.raises(StoreError, match="Another wanbot process"):
+        await world.start_bot()
+    assert first.is_ready() and not first.is_closed()

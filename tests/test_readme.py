@@ -34,6 +34,14 @@ COVERED: dict[str, tuple[str, str]] = {
     "python -m pip install -e '.[dev]'": ("ci", "python -m pip install -q -e '.[dev]'"),
     "python -m pytest": ("ci", "python -m pytest"),
     "ruff check .": ("ci", "ruff check ."),
+    'eval "$(python tests/pgcluster.py start)"': (
+        "ci",
+        'eval "$(python tests/pgcluster.py start)"',
+    ),
+    'python tests/pgcluster.py stop "$WANBOT_TEST_PG_DIR"': (
+        "test",
+        "tests.test_pgcluster::test_start_and_stop",
+    ),
     "python -m bot --sandbox": ("test", "tests.test_first_run_sandbox::test_sandbox_first_run"),
     "python -m bot check": ("test", "tests.test_first_run_check::test_all_checks_pass"),
     "python -m bot check --sandbox": (
@@ -47,6 +55,10 @@ COVERED: dict[str, tuple[str, str]] = {
     "curl -s http://127.0.0.1:9464/metrics | grep ^wanbot_": (
         "test",
         "tests.test_metrics::test_metrics_count_what_the_bot_did",
+    ),
+    "python -m bot migrate-db --from sqlite:///wanbot.db --to postgresql://wanbot:PASSWORD@db.example:5432/wanbot": (
+        "test",
+        "tests.test_store_transfer::test_the_migrate_db_command_copies_and_says_what",
     ),
     "python -m bot sync": ("test", "tests.test_first_run_sandbox::test_sync_forces_a_command_sync"),
     "python -m bot.sandbox": (
@@ -92,6 +104,7 @@ SECTIONS = [
     "Image transport per region",
     "Sandbox mode (try it for free)",
     "Running as a service",
+    "Running more than one process",
     "Troubleshooting",
     "Benchmarks",
     "Architecture",

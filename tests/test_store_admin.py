@@ -8,9 +8,14 @@ from bot.store import AuditEntry, Store
 from tests.test_store_support import (  # noqa: F401 (fixtures)
     START,
     Clock,
+    Database,
     clock_fixture,
+    database_fixture,
     db_fixture,
+    engine_fixture,
     open_at,
+    pg_server_fixture,
+    pg_url_fixture,
     store_fixture,
 )
 

@@ -1,4 +1,8 @@
-"""Concurrent reservations on one file: from one store, from two stores, from two processes."""
+"""Concurrent reservations on one database: from one store, from several stores, from three processes.
+
+On sqlite the stores are connections to one file; on PostgreSQL each store is a pool of its own, as
+each bot process would have. Either way no interleaving may grant more than a limit allows.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,36 @@ from collections import defaultdict
 from pathlib import Path
 
 from bot.store import QuotaRefused, Reservation, Store
-from tests.test_store_support import Clock, eventually, open_at, rows
+from tests.test_store_support import (  # noqa: F401 (fixtures)
+    Clock,
+    Database,
+    database_fixture,
+    db_fixture,
+    engine_fixture,
+    eventually,
+    open_at,
+    open_url,
+    pg_server_fixture,
+    pg_url_fixture,
+    rows,
+)
 
 G = 111
 ADMIN = 9
 USERS = [1000 + i for i in range(20)]
 ROOT = Path(__file__).resolve().parent.parent
+# Stores racing on one database: sqlite serializes writers on the file anyway; on PostgreSQL each
+# store is its own pool (a process's worth of connections), so more of them race for real.
+STORES = {"sqlite": 2, "postgres": 4}
+
+
+async def open_stores(database: Database, clock: Clock) -> list[Store]:
+    return [await open_url(database.url, clock) for _ in range(STORES[database.engine])]
+
+
+async def close_all(stores: list[Store]) -> None:
+    for store in stores:
+        await store.close()
 
 
 async def reserve_or_none(store: Store, user: int, images: int) -> Reservation | None:
@@ -27,12 +55,11 @@ async def reserve_or_none(store: Store, user: int, images: int) -> Reservation |
         return None
 
 
-async def test_200_concurrent_reserves_across_20_users_never_overrun(tmp_path: Path) -> None:
-    db = tmp_path / "wanbot.db"
+async def test_200_concurrent_reserves_across_20_users_never_overrun(database: Database) -> None:
     clock = Clock()
     rng = random.Random(7)
-    # Two stores = two connections on one file, as two bot processes would be.
-    first, second = await open_at(db, clock), await open_at(db, clock)
+    stores = await open_stores(database, clock)
+    first, second = stores[0], stores[1]
     try:
         allowance: dict[int, int] = {}
         extra: dict[int, int] = {}
@@ -46,7 +73,7 @@ async def test_200_concurrent_reserves_across_20_users_never_overrun(tmp_path: P
         requests = [(USERS[i % 20], rng.randint(1, 4)) for i in range(200)]
         results = await asyncio.gather(
             *(
-                reserve_or_none(first if i % 2 else second, user, images)
+                reserve_or_none(stores[i % len(stores)], user, images)
                 for i, (user, images) in enumerate(requests)
             )
         )
@@ -71,7 +98,7 @@ async def test_200_concurrent_reserves_across_20_users_never_overrun(tmp_path: P
         outcomes = {r.id: rng.choice([0, r.images, rng.randint(0, r.images)]) for r in granted}
 
         async def finish(r: Reservation) -> int:
-            store = first if r.id % 2 else second
+            store = stores[r.id % len(stores)]
             if outcomes[r.id] == 0 and r.id % 3 == 0:
                 await store.release(r.id)
                 return 0
@@ -83,13 +110,14 @@ async def test_200_concurrent_reserves_across_20_users_never_overrun(tmp_path: P
         assert charged == [outcomes[r.id] for r in granted]
 
         ledger = dict(
-            rows(
-                db,
+            await database.rows(
                 "SELECT user_id, sum(charged) FROM reservations"
                 " WHERE status != 'held' GROUP BY user_id",
             )
         )
-        assert rows(db, "SELECT count(*) FROM reservations WHERE status = 'held'") == [(0,)]
+        assert await database.rows("SELECT count(*) FROM reservations WHERE status = 'held'") == [
+            (0,)
+        ]
         total = extra_spent = 0
         for user in USERS:
             spent = sum(outcomes[r.id] for r in granted if r.user == user)
@@ -105,19 +133,18 @@ async def test_200_concurrent_reserves_across_20_users_never_overrun(tmp_path: P
         totals = await first.server_totals(G)
         assert (totals.used, totals.held) == (total, 0)
     finally:
-        await first.close()
-        await second.close()
+        await close_all(stores)
 
 
-async def test_concurrent_reserves_never_pass_the_server_cap(tmp_path: Path) -> None:
-    db = tmp_path / "wanbot.db"
-    first, second = await open_at(db, Clock()), await open_at(db, Clock())
+async def test_concurrent_reserves_never_pass_the_server_cap(database: Database) -> None:
+    stores = await open_stores(database, Clock())
+    first = stores[0]
     try:
         await first.set_server_cap(G, ADMIN, 37)
 
         async def attempt(i: int) -> int:
             try:
-                return (await (first if i % 2 else second).reserve(G, USERS[i % 20], 1)).images
+                return (await stores[i % len(stores)].reserve(G, USERS[i % 20], 1)).images
             except QuotaRefused as refusal:
                 assert refusal.reason == "server_cap"
                 return 0
@@ -126,8 +153,7 @@ async def test_concurrent_reserves_never_pass_the_server_cap(tmp_path: Path) -> 
         assert sum(granted) == 37  # exactly the cap: no overrun, no wrongful refusal
         assert (await first.server_totals(G)).held == 37
     finally:
-        await first.close()
-        await second.close()
+        await close_all(stores)
 
 
 WORKER = """
@@ -150,9 +176,8 @@ asyncio.run(main(sys.argv[1]))
 """
 
 
-async def test_two_processes_share_one_allowance(tmp_path: Path) -> None:
-    db = tmp_path / "wanbot.db"
-    store = await open_at(db, Clock(), default_daily_limit=0)
+async def test_three_processes_share_one_allowance(database: Database) -> None:
+    store = await open_url(database.url, Clock(), default_daily_limit=0)
     await store.set_user_limit(G, ADMIN, 42, 100)
     await store.close()
     procs = [
@@ -160,12 +185,12 @@ async def test_two_processes_share_one_allowance(tmp_path: Path) -> None:
             sys.executable,
             "-c",
             WORKER,
-            f"sqlite:///{db}",
+            database.url,
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        for _ in range(2)
+        for _ in range(3)
     ]
     try:
         outputs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), 30)
@@ -177,8 +202,10 @@ async def test_two_processes_share_one_allowance(tmp_path: Path) -> None:
     for proc, (_, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err.decode()
     granted = [int(out) for out, _ in outputs]
-    assert sum(granted) == 100  # 120 asked for in two processes; exactly the allowance granted
-    assert rows(db, "SELECT sum(images) FROM reservations WHERE user_id = 42") == [(100,)]
+    assert sum(granted) == 100  # 180 asked for in three processes; exactly the allowance granted
+    assert await database.rows("SELECT sum(images) FROM reservations WHERE user_id = 42") == [
+        (100,)
+    ]
 
 
 async def test_cancelled_reserves_hold_nothing(tmp_path: Path) -> None:
@@ -211,10 +238,10 @@ async def test_cancelled_reserves_hold_nothing(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_a_refused_reserve_does_not_undo_its_batch_neighbours(tmp_path: Path) -> None:
-    store = await open_at(tmp_path / "wanbot.db", Clock())
+async def test_a_refused_reserve_does_not_undo_its_neighbours(database: Database) -> None:
+    store = await open_url(database.url, Clock())
     try:
-        # Many writes at once share commits; each succeeds or fails on its own.
+        # Many writes at once (on sqlite they share commits); each succeeds or fails on its own.
         results = await asyncio.gather(
             *(store.reserve(G, 1, 3) for _ in range(5)),
             store.grant_extra(G, ADMIN, 2, 5),
@@ -229,11 +256,10 @@ async def test_a_refused_reserve_does_not_undo_its_batch_neighbours(tmp_path: Pa
         await store.close()
 
 
-async def test_close_finishes_queued_writes_first(tmp_path: Path) -> None:
-    db = tmp_path / "wanbot.db"
-    store = await open_at(db, Clock())
+async def test_close_finishes_queued_writes_first(database: Database) -> None:
+    store = await open_url(database.url, Clock())
     pending = [asyncio.create_task(store.reserve(G, 1, 1)) for _ in range(10)]
     await asyncio.sleep(0)  # all queued
     await store.close()
     assert all(isinstance(t.result(), Reservation) for t in pending)
-    assert rows(db, "SELECT count(*) FROM reservations WHERE status = 'held'") == [(10,)]
+    assert await database.rows("SELECT count(*) FROM reservations WHERE status = 'held'") == [(10,)]

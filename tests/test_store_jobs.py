@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,9 +12,14 @@ from bot.store.models import Job, JobState
 from tests.test_store_support import (  # noqa: F401 (fixtures)
     START,
     Clock,
+    Database,
     clock_fixture,
+    database_fixture,
     db_fixture,
+    engine_fixture,
     open_at,
+    pg_server_fixture,
+    pg_url_fixture,
     rows,
     store_fixture,
 )
@@ -51,7 +55,7 @@ async def new_job(store: Store, images: int = 2, **fields: Any) -> Job:
     return await store.create_job(**values)
 
 
-async def test_every_column_round_trips(store: Store, db: Path) -> None:
+async def test_every_column_round_trips(store: Store, database: Database) -> None:
     expires = START + timedelta(minutes=15)
     parent = await new_job(store)
     job = await new_job(
@@ -86,7 +90,7 @@ async def test_every_column_round_trips(store: Store, db: Path) -> None:
     assert job.result_message_ids == []
     assert "secret" not in repr(job)  # the token can post as the bot
     assert await store.get_job(9999) is None
-    assert rows(db, "SELECT count(*) FROM jobs") == [(2,)]
+    assert await database.rows("SELECT count(*) FROM jobs") == [(2,)]
 
 
 async def test_defaults_are_validating_with_empty_collections(store: Store) -> None:
@@ -266,7 +270,7 @@ async def test_job_for_message(store: Store) -> None:
 
 
 async def test_foreign_keys_are_enforced(store: Store) -> None:
-    with pytest.raises(Exception, match="FOREIGN KEY"):
+    with pytest.raises(Exception, match=r"(?i)foreign key"):
         await store.create_job(
             scope=G, channel_id=1, user_id=U, source="slash", prompt="x", reservation_id=12345
         )
@@ -277,6 +281,18 @@ async def test_meta(store: Store) -> None:
     await store.set_meta("command_tree", "abc")
     await store.set_meta("command_tree", "def")
     assert await store.get_meta("command_tree") == "def"
+
+
+async def test_meta_items_by_prefix(store: Store) -> None:
+    """Heartbeats are read by prefix: exactly the keys that start with it, `_` and `%` literal."""
+    await store.set_meta("heartbeat:a_1", "1")
+    await store.set_meta("heartbeat:b%2", "2")
+    await store.set_meta("heartbeat", "not under the prefix")
+    await store.set_meta("heartbeaT:x", "other case")
+    await store.set_meta("command_tree", "x")
+    assert await store.meta_items("heartbeat:") == {"heartbeat:a_1": "1", "heartbeat:b%2": "2"}
+    assert await store.meta_items("heartbeat:a_") == {"heartbeat:a_1": "1"}
+    assert await store.meta_items("nothing") == {}
 
 
 async def test_times_are_utc(store: Store, clock: Clock) -> None:

@@ -1,9 +1,8 @@
-"""Quota rules on a real sqlite file: allowance, holds, settling, extra images, cap, blocks, days."""
+"""Quota rules on a real database (sqlite and PostgreSQL): allowance, holds, settling, extra images, cap, blocks, days."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -11,9 +10,14 @@ from bot.store import NotFound, QuotaRefused, Store
 from tests.test_store_support import (  # noqa: F401 (fixtures)
     MIDNIGHT,
     Clock,
+    Database,
     clock_fixture,
+    database_fixture,
     db_fixture,
-    open_at,
+    engine_fixture,
+    open_url,
+    pg_server_fixture,
+    pg_url_fixture,
     rows,
     store_fixture,
 )
@@ -62,7 +66,7 @@ async def test_user_limit_beats_server_default_beats_global(store: Store) -> Non
     assert (await store.quota_status(G, U)).limit == 10
 
 
-async def test_refusal_is_all_or_nothing_and_counts_holds(store: Store, db: Path) -> None:
+async def test_refusal_is_all_or_nothing_and_counts_holds(store: Store, database: Database) -> None:
     await store.reserve(G, U, 6)  # held, not yet settled: counts as spent
     refusal = await refused(store, G, U, 5)
     assert (refusal.remaining, refusal.requested, refusal.held) == (4, 5, 6)
@@ -70,7 +74,7 @@ async def test_refusal_is_all_or_nothing_and_counts_holds(store: Store, db: Path
     assert "4 images left today" in text and "needs 5" in text
     assert f"<t:{int(MIDNIGHT.timestamp())}:R>" in text
     assert (await store.quota_status(G, U)).held == 6  # the refusal held nothing
-    assert len(rows(db, "SELECT id FROM reservations")) == 1
+    assert len(await database.rows("SELECT id FROM reservations")) == 1
 
 
 async def test_refusal_text_when_used_up(store: Store) -> None:
@@ -117,7 +121,7 @@ async def test_settle_never_charges_more_than_was_held(store: Store) -> None:
     assert (await store.quota_status(G, U)).used == 2
 
 
-async def test_settling_twice_or_after_release_is_a_no_op(store: Store, db: Path) -> None:
+async def test_settling_twice_or_after_release_is_a_no_op(store: Store, database: Database) -> None:
     r = await store.reserve(G, U, 4)
     assert await store.settle(r.id, 4) == 4
     assert await store.settle(r.id, 4) == 0
@@ -128,7 +132,7 @@ async def test_settling_twice_or_after_release_is_a_no_op(store: Store, db: Path
     assert await store.settle(other.id, 3) == 0
     status = await store.quota_status(G, U)
     assert (status.used, status.held, status.remaining) == (4, 0, 6)
-    assert rows(db, "SELECT id, status, charged FROM reservations ORDER BY id") == [
+    assert await database.rows("SELECT id, status, charged FROM reservations ORDER BY id") == [
         (r.id, "settled", 4),
         (other.id, "released", 0),
     ]
@@ -287,8 +291,8 @@ async def test_reserved_on_one_day_settled_the_next_charges_the_first(
     assert (await store.server_totals(G)).used == 4
 
 
-async def test_clock_must_be_timezone_aware(db: Path) -> None:
-    store = await open_at(db, Clock(datetime(2025, 1, 1)))
+async def test_clock_must_be_timezone_aware(database: Database) -> None:
+    store = await open_url(database.url, Clock(datetime(2025, 1, 1)))
     try:
         with pytest.raises(ValueError, match="timezone-aware"):
             await store.reserve(G, U, 1)

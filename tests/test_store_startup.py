@@ -1,4 +1,5 @@
-"""Opening the database: migrations, persistence, and start-up failures as one line, never a hang."""
+"""Opening a sqlite database: migrations, persistence, and start-up failures as one line, never a
+hang. (PostgreSQL's are in test_store_postgres.py.)"""
 
 from __future__ import annotations
 
@@ -59,11 +60,11 @@ async def test_a_closed_store_says_so(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["", "wanbot.db", "sqlite:///", "postgresql://bot:hunter2@db.example/wanbot"]
+    "url", ["", "wanbot.db", "sqlite:///", "mysql://bot:hunter2@db.example/wanbot"]
 )
 async def test_bad_url(url: str) -> None:
     text = await start_error(url)
-    assert "DATABASE_URL" in text and "sqlite:///PATH" in text
+    assert "DATABASE_URL" in text and "sqlite:///PATH" in text and "postgresql://" in text
     assert "hunter2" not in text  # a URL may carry a password: never echoed
 
 

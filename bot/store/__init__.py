@@ -1,6 +1,8 @@
 """The bot's memory: quotas, reservations, admin changes with their audit, and jobs.
 
 Callers use `open_store(DATABASE_URL)` and the `Store` interface only, never a backend directly.
+`sqlite:///PATH` opens sqlite (`sqlite*.py`), `postgresql://...` PostgreSQL (`postgres*.py`);
+`transfer.migrate_db` copies the first into the second.
 """
 
 from bot.store.base import Store

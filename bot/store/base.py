@@ -1,5 +1,6 @@
-"""The store's interface. Cogs and the job runner use only this, never a backend directly, so a
-PostgreSQL backend (several bot processes sharing one quota) can be added without touching them.
+"""The store's interface. Cogs and the job runner use only this, never a backend directly: sqlite
+(`SqliteStore`, one bot process) and PostgreSQL (`PostgresStore`, several processes sharing one
+quota) behave the same behind it, and the store tests run on both.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from abc import ABC, abstractmethod
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.store import checks
 from bot.store.models import AuditEntry, Job, JobState, QuotaStatus, Reservation, ServerTotals
 
 
@@ -106,7 +108,6 @@ class Store(ABC):
 
     # ---- jobs ----
 
-    @abstractmethod
     async def create_job(
         self,
         *,
@@ -133,6 +134,38 @@ class Store(ABC):
         extra: dict[str, Any] | None = None,
     ) -> Job:
         """Write a new job (before its Wan task is created) and return it."""
+        return await self._insert_job(
+            checks.new_job(
+                {
+                    "scope": scope,
+                    "guild_id": guild_id,
+                    "channel_id": channel_id,
+                    "thread_id": thread_id,
+                    "user_id": user_id,
+                    "source": source,
+                    "message_id": message_id,
+                    "application_id": application_id,
+                    "interaction_token": interaction_token,
+                    "token_expires_at": token_expires_at,
+                    "prompt": prompt,
+                    "negative_prompt": negative_prompt,
+                    "options": options,
+                    "inputs": inputs,
+                    "parent_job_id": parent_job_id,
+                    "parent_index": parent_index,
+                    "task_id": task_id,
+                    "state": state,
+                    "reservation_id": reservation_id,
+                    "result_message_ids": result_message_ids,
+                    "extra": extra,
+                }
+            )
+        )
+
+    @abstractmethod
+    async def _insert_job(self, values: dict[str, Any]) -> Job:
+        """The backend's half of `create_job`: write the checked `values` (every column but the
+        id and the times) and return the job."""
 
     @abstractmethod
     async def get_job(self, job_id: int) -> Job | None:

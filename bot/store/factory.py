@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from bot.store.base import Store
-from bot.store.errors import StoreError
-from bot.store.sqlite import Clock, SqliteStore
+from bot.store.urls import is_postgres, sqlite_path
 
-SQLITE_PREFIX = "sqlite:///"
-
-
-def sqlite_path(url: str) -> str:
-    """The file path in `sqlite:///PATH` (relative: `sqlite:///wanbot.db`; absolute: `sqlite:////x`)."""
-    if not url.startswith(SQLITE_PREFIX) or len(url) == len(SQLITE_PREFIX):
-        # Never echo the URL: a PostgreSQL one would carry a password.
-        scheme = url.split(":", 1)[0] if ":" in url else "no"
-        raise StoreError(
-            f"DATABASE_URL must look like sqlite:///PATH (got a {scheme or 'blank'} URL); "
-            "only sqlite is supported so far."
-        )
-    return url[len(SQLITE_PREFIX) :]
+Clock = Callable[[], datetime]
 
 
 async def open_store(
@@ -27,15 +17,31 @@ async def open_store(
     clock: Clock | None = None,
     default_daily_limit: int = 10,
     busy_timeout: float = 5.0,
+    exclusive: bool = False,
 ) -> Store:
     """Open the database named by `url`, applying migrations. Raises `StoreError` (one line).
 
+    `sqlite:///PATH` opens a sqlite file; `postgresql://` (or `postgres://`) a PostgreSQL database.
     `clock` returns the current aware datetime (tests inject one); `default_daily_limit` is
     WAN_DEFAULT_DAILY_LIMIT; `busy_timeout` bounds how long any operation waits for a lock.
+    `exclusive=True` is for the bot process: on sqlite, it holds a lock on `PATH.lock` until
+    `close` and refuses to open while another process holds it (a sqlite file is for one bot
+    process). PostgreSQL is made for several processes, so there it changes nothing.
     """
+    url = url.strip()
+    if is_postgres(url):
+        # Imported here: a sqlite-only install never loads the driver.
+        from bot.store.postgres import PostgresStore
+
+        return await PostgresStore.open(
+            url, clock=clock, default_daily_limit=default_daily_limit, busy_timeout=busy_timeout
+        )
+    from bot.store.sqlite import SqliteStore
+
     return await SqliteStore.open(
-        sqlite_path(url.strip()),
+        sqlite_path(url),
         clock=clock,
         default_daily_limit=default_daily_limit,
         busy_timeout=busy_timeout,
+        exclusive=exclusive,
     )

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from bot.store.models import LimitSource, RefusalReason
+from bot.store.errors import QuotaRefused
+from bot.store.models import LimitSource, QuotaStatus, RefusalReason
 
 
 def next_reset(day: date) -> datetime:
@@ -97,3 +98,42 @@ def charge_split(images: int, from_extra: int, generated: int) -> tuple[int, int
     charged = min(max(0, generated), images)
     daily = min(charged, images - from_extra)
     return daily, charged - daily
+
+
+def grant_or_refuse(
+    snap: Snapshot, images: int, *, scope: int, day: date, extra_held: int
+) -> tuple[int, int]:
+    """(from the daily allowance, from extra images) for `images`, or raise `QuotaRefused`.
+
+    `extra_held` is what open reservations hold of extra images today: the refusal counts it in.
+    """
+    reason = snap.refusal(images)
+    if reason is not None:
+        raise QuotaRefused(
+            reason,
+            remaining=snap.remaining,
+            requested=images,
+            resets_at=None if reason == "blocked" else next_reset(day),
+            limit=snap.limit,
+            held=snap.held + extra_held,
+            cap=snap.cap,
+            scope=scope,
+        )
+    return snap.split(images)
+
+
+def status(snap: Snapshot, *, day: date, extra_used: int, extra_held: int) -> QuotaStatus:
+    """What `quota_status` reports for the snapshot of `day`."""
+    limit, source = snap.limit_and_source
+    return QuotaStatus(
+        limit=limit,
+        limit_source=source,
+        used=snap.used + extra_used,
+        held=snap.held + extra_held,
+        extra=snap.extra,
+        remaining=snap.remaining,
+        blocked=snap.is_blocked,
+        resets_at=next_reset(day),
+        used_extra=extra_used,
+        day=day,
+    )

@@ -23,13 +23,14 @@ from typing import Any, NoReturn, TypeVar
 
 import aiosqlite
 
+from bot.store import checks
 from bot.store import sqlite_jobs as jobs
 from bot.store import sqlite_quota as quota
 from bot.store.base import Store
+from bot.store.checks import MAX_LIMIT, check_int, check_limit
 from bot.store.errors import StoreError
 from bot.store.migrations import migrate
 from bot.store.models import (
-    FINISHED,
     AuditEntry,
     Job,
     JobState,
@@ -38,12 +39,12 @@ from bot.store.models import (
     ServerTotals,
 )
 from bot.store.sqlite_batch import WriteBatcher
+from bot.store.sqlite_lock import ProcessLock, acquire
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
-MAX_LIMIT = 1_000_000  # far above any real allowance; stops typos like 10000000000
 MEMORY = ":memory:"
 
 
@@ -118,12 +119,6 @@ def _snapshot_read(conn: sqlite3.Connection, body: Callable[[sqlite3.Connection]
         conn.execute("COMMIT")
 
 
-def _check_int(name: str, value: object, low: int, high: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
-    return value
-
-
 class SqliteStore(Store):
     """`Store` on one sqlite file. Open it with `SqliteStore.open` (or `bot.store.open_store`)."""
 
@@ -135,8 +130,10 @@ class SqliteStore(Store):
         clock: Clock,
         default_daily_limit: int,
         busy_timeout: float,
+        lock: ProcessLock | None = None,
     ) -> None:
         self._db: aiosqlite.Connection | None = db
+        self._lock = lock
         self.path = path
         self._clock = clock
         self.default_daily_limit = default_daily_limit
@@ -151,9 +148,14 @@ class SqliteStore(Store):
         clock: Clock | None = None,
         default_daily_limit: int = 10,
         busy_timeout: float = 5.0,
+        exclusive: bool = False,
     ) -> SqliteStore:
-        """Open (creating if needed) and migrate the database at `path`. Raises `StoreError`."""
-        _check_int("default_daily_limit", default_daily_limit, 0, MAX_LIMIT)
+        """Open (creating if needed) and migrate the database at `path`. Raises `StoreError`.
+
+        `exclusive`: hold `PATH.lock` until `close` (or the process's end), refusing to open if
+        another process holds it. The bot sets it; read-only CLI commands don't.
+        """
+        check_int("default_daily_limit", default_daily_limit, 0, MAX_LIMIT)
         if path == MEMORY:  # a fresh, empty database per connection: not what anyone wants here
             raise StoreError("DATABASE_URL must name a database file, e.g. sqlite:///wanbot.db.")
         folder = Path(path).parent
@@ -161,17 +163,24 @@ class SqliteStore(Store):
             raise StoreError(
                 f"Cannot create the database {path}: the folder {folder} does not exist."
             )
+        # Taken before anything touches the file: a second bot must not even migrate it.
+        lock = acquire(path) if exclusive else None
         try:
             old = await asyncio.to_thread(_prepare, path, busy_timeout)
             db = await aiosqlite.connect(path, timeout=busy_timeout, isolation_level=None)
-        except sqlite3.Error as err:
-            raise describe(err, path, busy_timeout) from None
+        except BaseException as err:
+            if lock is not None:
+                lock.release()
+            if isinstance(err, sqlite3.Error):
+                raise describe(err, path, busy_timeout) from None
+            raise
         store = cls(
             db,
             path,
             clock=clock or _utc_now,
             default_daily_limit=default_daily_limit,
             busy_timeout=busy_timeout,
+            lock=lock,
         )
         try:
             await store._call(_pragmas, busy_timeout)
@@ -188,6 +197,9 @@ class SqliteStore(Store):
         db, self._db = self._db, None
         if db is not None:
             await db.close()
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
     # ---- plumbing ----
 
@@ -234,7 +246,7 @@ class SqliteStore(Store):
     # ---- quotas ----
 
     async def reserve(self, scope: int, user: int, images: int) -> Reservation:
-        _check_int("images", images, 1, MAX_LIMIT)
+        check_int("images", images, 1, MAX_LIMIT)
         return await self._write(
             quota.reserve,
             scope,
@@ -257,7 +269,7 @@ class SqliteStore(Store):
         undo.add_done_callback(_log_failure)
 
     async def settle(self, reservation_id: int, generated: int) -> int:
-        _check_int("generated", generated, 0, MAX_LIMIT)
+        check_int("generated", generated, 0, MAX_LIMIT)
         charged = await self._write(
             quota.close_reservation, reservation_id, generated, self._now(), "settled"
         )
@@ -285,26 +297,23 @@ class SqliteStore(Store):
     async def set_user_limit(
         self, scope: int, actor: int, user: int, limit: int | None
     ) -> tuple[int | None, int | None]:
-        if limit is not None:
-            _check_int("limit", limit, 0, MAX_LIMIT)
+        check_limit("limit", limit)
         return await self._write(quota.set_user_limit, scope, actor, user, limit, self._now())
 
     async def set_server_default(
         self, scope: int, actor: int, limit: int | None
     ) -> tuple[int | None, int | None]:
-        if limit is not None:
-            _check_int("limit", limit, 0, MAX_LIMIT)
+        check_limit("limit", limit)
         return await self._write(quota.set_server_default, scope, actor, limit, self._now())
 
     async def set_server_cap(
         self, scope: int, actor: int, cap: int | None
     ) -> tuple[int | None, int | None]:
-        if cap is not None:
-            _check_int("cap", cap, 0, MAX_LIMIT)
+        check_limit("cap", cap)
         return await self._write(quota.set_server_cap, scope, actor, cap or None, self._now())
 
     async def grant_extra(self, scope: int, actor: int, user: int, images: int) -> tuple[int, int]:
-        _check_int("images", images, -MAX_LIMIT, MAX_LIMIT)
+        check_int("images", images, -MAX_LIMIT, MAX_LIMIT)
         return await self._write(quota.grant_extra, scope, actor, user, images, self._now())
 
     async def reset_usage(self, scope: int, actor: int, user: int) -> tuple[int, int]:
@@ -319,78 +328,19 @@ class SqliteStore(Store):
     async def audit_log(
         self, scope: int, limit: int = 20, *, target: int | None = None
     ) -> list[AuditEntry]:
-        _check_int("limit", limit, 1, 10_000)
+        check_int("limit", limit, 1, 10_000)
         return await self._call(quota.audit_log, scope, limit, target)
 
     # ---- jobs ----
 
-    async def create_job(
-        self,
-        *,
-        scope: int,
-        channel_id: int,
-        user_id: int,
-        source: str,
-        prompt: str,
-        guild_id: int | None = None,
-        thread_id: int | None = None,
-        message_id: int | None = None,
-        application_id: int | None = None,
-        interaction_token: str | None = None,
-        token_expires_at: datetime | None = None,
-        negative_prompt: str | None = None,
-        options: dict[str, Any] | None = None,
-        inputs: list[dict[str, Any]] | None = None,
-        parent_job_id: int | None = None,
-        parent_index: int | None = None,
-        task_id: str | None = None,
-        state: JobState = JobState.VALIDATING,
-        reservation_id: int | None = None,
-        result_message_ids: list[int] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> Job:
-        state = JobState(state)
-        if state in FINISHED:
-            raise ValueError("a job is created unfinished; end it with finish_job")
-        if not source:
-            raise ValueError("source must name where the request came from")
-        values: dict[str, Any] = {
-            "scope": scope,
-            "guild_id": guild_id,
-            "channel_id": channel_id,
-            "thread_id": thread_id,
-            "user_id": user_id,
-            "source": source,
-            "message_id": message_id,
-            "application_id": application_id,
-            "interaction_token": interaction_token,
-            "token_expires_at": token_expires_at,
-            "prompt": prompt,
-            "negative_prompt": negative_prompt,
-            "options": options or {},
-            "inputs": inputs or [],
-            "parent_job_id": parent_job_id,
-            "parent_index": parent_index,
-            "task_id": task_id,
-            "state": state,
-            "reservation_id": reservation_id,
-            "result_message_ids": result_message_ids or [],
-            "extra": extra or {},
-        }
+    async def _insert_job(self, values: dict[str, Any]) -> Job:
         return await self._write(jobs.create, values, self._now())
 
     async def get_job(self, job_id: int) -> Job | None:
         return await self._call(jobs.get, job_id)
 
     async def update_job(self, job_id: int, **fields: Any) -> Job:
-        unknown = set(fields) - jobs.UPDATABLE
-        if unknown:
-            raise ValueError(f"update_job cannot set {', '.join(sorted(unknown))}")
-        if "state" in fields and JobState(fields["state"]) in FINISHED:
-            raise ValueError("final states are set by finish_job, which also settles the quota")
-        for name in ("options", "inputs", "result_message_ids", "extra"):
-            if name in fields and fields[name] is None:
-                raise ValueError(f"{name} cannot be None")
+        fields = checks.job_changes(fields)
         return await self._write(jobs.update, job_id, fields, self._now())
 
     async def set_task_id(self, job_id: int, task_id: str) -> None:
@@ -408,10 +358,7 @@ class SqliteStore(Store):
         error_message: str | None = None,
         result_message_ids: list[int] | None = None,
     ) -> bool:
-        state = JobState(state)
-        if state not in FINISHED:
-            raise ValueError(f"finish_job needs a final state, not {state}")
-        _check_int("generated", generated, 0, MAX_LIMIT)
+        state = checks.final_state(state, generated)
         return await self._write(
             jobs.finish,
             job_id,
@@ -432,7 +379,7 @@ class SqliteStore(Store):
     async def jobs_for_user(
         self, user: int, *, scope: int | None = None, limit: int = 20
     ) -> list[Job]:
-        _check_int("limit", limit, 1, 10_000)
+        check_int("limit", limit, 1, 10_000)
         return await self._call(jobs.for_user, user, scope, limit)
 
     async def job_for_message(self, message_id: int) -> Job | None:

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
+from bot.store.checks import JOB_COLUMNS as COLUMNS
+from bot.store.checks import JSON_COLUMNS as _JSON
+from bot.store.checks import TIME_COLUMNS as _TIMES
 from bot.store.errors import NotFound
 from bot.store.models import FINISHED, Job, JobState
 from bot.store.sqlite_quota import close_reservation
 
-COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Job))
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM jobs"
-_TIMES = frozenset({"token_expires_at", "created_at", "updated_at", "submitted_at", "finished_at"})
-_JSON = frozenset({"options", "inputs", "result_message_ids", "extra"})
-# Set by the store itself, never through update_job.
-_FIXED = frozenset({"id", "created_at", "updated_at"})
-UPDATABLE: frozenset[str] = frozenset(COLUMNS) - _FIXED
 _UNFINISHED_SQL = "state NOT IN ('done', 'failed', 'cancelled')"  # matches the partial index
 
 

@@ -10,9 +10,9 @@ import json
 import sqlite3
 from datetime import date, datetime, timedelta
 
-from bot.store.errors import NotFound, QuotaRefused
+from bot.store.errors import NotFound
 from bot.store.models import AuditEntry, QuotaStatus, Reservation, ServerTotals
-from bot.store.quota import Snapshot, charge_split, next_reset
+from bot.store.quota import Snapshot, charge_split, grant_or_refuse, next_reset, status
 
 _SNAPSHOT = """
 SELECT m.daily_limit, COALESCE(m.extra, 0), COALESCE(m.blocked, 0),
@@ -58,19 +58,9 @@ def reserve(
 ) -> Reservation:
     day = now.date()
     snap, _, extra_held = _snapshot(conn, scope, user, day, default_limit)
-    reason = snap.refusal(images)
-    if reason is not None:
-        raise QuotaRefused(
-            reason,
-            remaining=snap.remaining,
-            requested=images,
-            resets_at=None if reason == "blocked" else next_reset(day),
-            limit=snap.limit,
-            held=snap.held + extra_held,
-            cap=snap.cap,
-            scope=scope,
-        )
-    from_daily, from_extra = snap.split(images)
+    from_daily, from_extra = grant_or_refuse(
+        snap, images, scope=scope, day=day, extra_held=extra_held
+    )
     cur = conn.execute(
         "INSERT INTO reservations (scope, user_id, day, images, from_extra, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?)",
@@ -153,19 +143,7 @@ def quota_status(
 ) -> QuotaStatus:
     day = now.date()
     snap, extra_used, extra_held = _snapshot(conn, scope, user, day, default_limit)
-    limit, source = snap.limit_and_source
-    return QuotaStatus(
-        limit=limit,
-        limit_source=source,
-        used=snap.used + extra_used,
-        held=snap.held + extra_held,
-        extra=snap.extra,
-        remaining=snap.remaining,
-        blocked=snap.is_blocked,
-        resets_at=next_reset(day),
-        used_extra=extra_used,
-        day=day,
-    )
+    return status(snap, day=day, extra_used=extra_used, extra_held=extra_held)
 
 
 def server_totals(conn: sqlite3.Connection, scope: int, now: datetime) -> ServerTotals:

@@ -20,6 +20,7 @@ import discord
 
 from bot.config import REGIONS, ConfigError, Settings
 from bot.store import StoreError, open_store
+from bot.store.urls import describe_url
 from bot.wan import WanClient, WanError
 
 # The bot's own flag mask and permission list, so the report cannot drift from what the bot does.
@@ -121,7 +122,8 @@ async def check_database(settings: Settings) -> CheckResult:
     except StoreError as err:
         return CheckResult(name, False, f"{err} (DATABASE_URL)")
     await store.close()
-    return CheckResult(name, True, f"{settings.database_url} opens and is up to date")
+    # describe_url: a PostgreSQL URL carries a password, and this line is printed.
+    return CheckResult(name, True, f"{describe_url(settings.database_url)} opens and is up to date")
 
 
 async def fetch_discord_app(session: aiohttp.ClientSession, base: str, token: str) -> DiscordApp:

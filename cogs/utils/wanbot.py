@@ -86,8 +86,11 @@ class WanBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         settings = self.settings
+        # exclusive: a sqlite file is for one bot process (a second one refuses to start).
         self.store = await open_store(
-            settings.database_url, default_daily_limit=settings.default_daily_limit
+            settings.database_url,
+            default_daily_limit=settings.default_daily_limit,
+            exclusive=True,
         )
         assert settings.dashscope_api_key is not None
         self.wan = WanClient(

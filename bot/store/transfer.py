@@ -1,0 +1,147 @@
+"""`migrate_db`: copy a sqlite database into a new PostgreSQL one (`python -m bot migrate-db`).
+
+Every table is copied row for row, ids included, in one PostgreSQL transaction: the target ends up
+with all of it or none of it. Values are converted by the target column's type (sqlite keeps days,
+times and JSON as text, flags as 0/1), so the copy follows the schema rather than a list kept here.
+
+The source is opened the way the bot opens it (`exclusive=True`): the copy refuses to run while a bot
+still uses the file, so nothing is written to it halfway through. The target must be empty: it is
+migrated first, then its tables are locked and checked inside the copy's own transaction, so a bot
+started on it meanwhile waits rather than writing rows the copy would collide with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bot.store.errors import StoreError
+from bot.store.postgres import PostgresStore, init_connection
+from bot.store.postgres_errors import describe
+from bot.store.sqlite import SqliteStore
+from bot.store.urls import Target, is_postgres, sqlite_path
+
+log = logging.getLogger(__name__)
+
+# Parents before children (foreign keys are checked row by row as they arrive).
+TABLES = (
+    "meta",
+    "scope_settings",
+    "members",
+    "member_days",
+    "scope_days",
+    "reservations",
+    "audit",
+    "jobs",
+    "job_results",
+)
+BATCH = 5000  # rows read from sqlite and sent per COPY: bounds memory on a large jobs table
+
+_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "date": date.fromisoformat,
+    "timestamp with time zone": datetime.fromisoformat,
+    "jsonb": json.loads,
+    "boolean": bool,
+}
+
+
+async def migrate_db(from_url: str, to_url: str) -> dict[str, int]:
+    """Copy the sqlite database at `from_url` into the empty PostgreSQL database at `to_url`.
+
+    Returns the number of rows copied per table. Raises `StoreError` (one line, no password) when
+    either side can't be used, when a bot still has the sqlite file open, or when the target
+    already holds data.
+    """
+    from_url, to_url = from_url.strip(), to_url.strip()
+    if not is_postgres(to_url):
+        raise StoreError("migrate-db copies into PostgreSQL: --to must be a postgresql:// URL.")
+    path = sqlite_path(from_url)
+    if not await asyncio.to_thread(Path(path).is_file):
+        raise StoreError(f"There is no sqlite database at {path} to copy.")
+    target = Target.parse(to_url)
+    # Opening migrates both sides to this wanbot's schema, so their columns match.
+    source = await SqliteStore.open(path, exclusive=True)
+    try:
+        await (await PostgresStore.open(to_url)).close()
+        try:
+            con = await asyncpg.connect(to_url)
+        except (asyncpg.PostgresError, OSError, TimeoutError) as err:
+            raise describe(err, target, 5.0) from None
+        try:
+            await init_connection(con)
+            counts = await _copy(path, con, target)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as err:
+            raise describe(err, target, 5.0) from err
+        finally:
+            await con.close()
+    finally:
+        await source.close()
+    log.info("copied %s into the %s", path, target)
+    return counts
+
+
+async def _copy(path: str, con: asyncpg.Connection, target: Target) -> dict[str, int]:
+    reader = sqlite3.connect(path, check_same_thread=False)
+    try:
+        reader.execute("BEGIN")  # one snapshot of the whole file
+        async with con.transaction():
+            await con.execute(f"LOCK TABLE {', '.join(TABLES)} IN EXCLUSIVE MODE")
+            for table in TABLES:
+                if await con.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})"):
+                    raise StoreError(
+                        f"The {target} already has data (table {table}): migrate-db copies "
+                        "into an empty database only."
+                    )
+            counts = {table: await _copy_table(reader, con, table) for table in TABLES}
+            for table in ("reservations", "audit", "jobs"):
+                # Ids were copied as they were: new rows must continue after them.
+                await con.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                    f" (SELECT max(id) FROM {table})) WHERE EXISTS (SELECT 1 FROM {table})"
+                )
+    finally:
+        reader.close()
+    return counts
+
+
+async def _copy_table(reader: sqlite3.Connection, con: asyncpg.Connection, table: str) -> int:
+    # Jobs by id: a job's parent (an older job) must arrive before it.
+    order = " ORDER BY id" if table in ("reservations", "audit", "jobs") else ""
+    cursor = reader.execute(f"SELECT * FROM {table}{order}")
+    columns = [d[0] for d in cursor.description]
+    types = dict(
+        await con.fetch(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = $1",
+            table,
+        )
+    )
+    missing = [c for c in columns if c not in types]
+    if missing:
+        raise StoreError(
+            f"The PostgreSQL table {table} has no column {', '.join(missing)}: the two schemas "
+            "differ. Use the same wanbot version for both."
+        )
+    converters = [_CONVERT.get(types[c]) for c in columns]
+    copied = 0
+    while True:
+        batch = await asyncio.to_thread(cursor.fetchmany, BATCH)
+        if not batch:
+            return copied
+        records = [
+            tuple(
+                value if value is None or convert is None else convert(value)
+                for value, convert in zip(row, converters, strict=True)
+            )
+            for row in batch
+        ]
+        await con.copy_records_to_table(table, records=records, columns=columns)
+        copied += len(records)
