@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot import images
+from bot import aspects, images
 from bot.jobs import Delivery
 from bot.store import Job
 from cogs.utils.places import channel_by_id, short, thread_name
@@ -230,6 +230,8 @@ class ResultPoster:
             )
         seed = job.options.get("seed")
         embed.add_field(name="Seed", value=str(seed) if seed is not None else "random")
+        if job.options.get("aspect") in aspects.ASPECTS:
+            embed.add_field(name="Aspect", value=aspects.describe(job.options["aspect"]))
         embed.add_field(name="Time", value=f"{delivery.elapsed:.0f} s")
         if delivery.remaining is not None:
             embed.add_field(name="Your images left today", value=str(delivery.remaining))

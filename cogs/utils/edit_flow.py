@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot.aspects import AspectRejected, check_aspect, take_aspect
 from bot.images import CheckedImage, ImageRejected
 from bot.jobs import JobRefused, JobSpec
 from bot.store import Job
@@ -51,6 +52,7 @@ class EditOptions:
     seed: int | None = None
     watermark: bool = False
     prompt_extend: bool = True
+    aspect: str | None = None  # None: the input's shape
     source: str = "slash"
     parent_job_id: int | None = None
     parent_index: int | None = None
@@ -58,8 +60,19 @@ class EditOptions:
 
 
 def check_options(options: EditOptions) -> EditOptions:
-    """Validate the text and numbers; return them normalised (stripped, a seed chosen)."""
-    prompt = options.prompt.strip()
+    """Validate the text and numbers; return them normalised (stripped, a seed chosen, a
+    trailing `--ar W:H` taken off the prompt into `aspect`)."""
+    try:
+        prompt, asked = take_aspect(options.prompt.strip())
+        if options.aspect is not None:
+            check_aspect(options.aspect)  # Discord offers only these; a raw request may not
+    except AspectRejected as err:
+        raise RequestRejected(str(err)) from None
+    if asked is not None and options.aspect is not None and asked != options.aspect:
+        raise RequestRejected(
+            f"Two aspect ratios were given ({options.aspect} and --ar {asked}); pick one."
+        )
+    options.aspect = options.aspect or asked
     if not prompt:
         raise RequestRejected("Write a prompt saying what to change, e.g. “make the sky stormy”.")
     if len(prompt) > MAX_PROMPT:
@@ -118,6 +131,7 @@ def job_spec(options: EditOptions, place: Place, described: list[dict]) -> JobSp
         seed=options.seed,
         watermark=options.watermark,
         prompt_extend=options.prompt_extend,
+        aspect=options.aspect,
         inputs=described,
         message_id=place.message_id,
         application_id=place.application_id,

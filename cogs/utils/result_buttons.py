@@ -129,6 +129,7 @@ class RerollButton(JobButton, template=r"wan:reroll:(?P<job_id>\d+)"):
             seed=None,  # a new one, chosen by check_options
             watermark=bool(job.options.get("watermark", False)),
             prompt_extend=bool(job.options.get("prompt_extend", True)),
+            aspect=job.options.get("aspect"),
             source="reroll",
             # A reroll of an edit came from the same image as that edit.
             parent_job_id=job.parent_job_id,
