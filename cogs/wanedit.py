@@ -50,6 +50,7 @@ class WanEdit(commands.Cog):
         watermark="Add Wan's small 'AI-generated' mark in the corner",
         prompt_extend="Let Wan rewrite your prompt in more detail first (on by default; a bit slower)",
         aspect="The shape of the result; leave empty to keep the shape of the (last) image",
+        spoiler="Post the result hidden behind a spoiler (empty: the server's default)",
     )
     @app_commands.choices(aspect=ASPECT_CHOICES)
     async def wanedit(
@@ -65,6 +66,7 @@ class WanEdit(commands.Cog):
         watermark: bool = False,
         prompt_extend: bool = True,
         aspect: app_commands.Choice[str] | None = None,
+        spoiler: bool | None = None,
     ) -> None:
         attachments = [a for a in (image, image2, image3) if a is not None]
         options = EditOptions(
@@ -75,6 +77,7 @@ class WanEdit(commands.Cog):
             watermark=watermark,
             prompt_extend=prompt_extend,
             aspect=aspect.value if aspect is not None else None,
+            spoiler=spoiler,
         )
         await start_job(interaction, options, attachments)
 

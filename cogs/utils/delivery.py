@@ -118,9 +118,11 @@ class ResultPoster:
         files: list[tuple[bytes, str]],
         send_kwargs: dict[str, Any],
     ) -> tuple[list[int], discord.Message]:
+        # A spoiler is the file name's `SPOILER_` prefix, which discord.py adds.
+        spoiler = bool(job.extra.get("spoiler"))
         try:
             message = await target.send(
-                files=[discord.File(io.BytesIO(d), filename=n) for d, n in files],
+                files=[discord.File(io.BytesIO(d), filename=n, spoiler=spoiler) for d, n in files],
                 # Discord drops a second message with the same nonce: a re-delivery after a crash is not doubled.
                 nonce=f"{self.bot.nonce_prefix}{job.id}",
                 **send_kwargs,
@@ -133,7 +135,7 @@ class ResultPoster:
         ids = []
         for index, (data, name) in enumerate(files, start=1):
             message = await target.send(
-                files=[discord.File(io.BytesIO(data), filename=name)],
+                files=[discord.File(io.BytesIO(data), filename=name, spoiler=spoiler)],
                 nonce=f"{self.bot.nonce_prefix}{job.id}p{index}",
                 **send_kwargs,
             )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot import guild_settings
 from bot.aspects import AspectRejected, check_aspect, take_aspect
 from bot.images import CheckedImage, ImageRejected
 from bot.jobs import JobRefused, JobSpec
@@ -53,6 +54,7 @@ class EditOptions:
     watermark: bool = False
     prompt_extend: bool = True
     aspect: str | None = None  # None: the input's shape
+    spoiler: bool | None = None  # None: the server's default (/wansettings)
     source: str = "slash"
     parent_job_id: int | None = None
     parent_index: int | None = None
@@ -94,6 +96,12 @@ def check_options(options: EditOptions) -> EditOptions:
     return options
 
 
+async def resolve_spoiler(bot: WanBot, options: EditOptions, guild_id: int | None) -> None:
+    """A request that doesn't say gets the server's default; Reroll and Edit pass the job's own."""
+    if options.spoiler is None:
+        options.spoiler = (await guild_settings.load(bot.store, guild_id)).spoiler
+
+
 def scope_of(guild_id: int | None) -> int:
     """Quota scope: the server, or 0 for DMs (their own scope)."""
     return guild_id or 0
@@ -118,6 +126,7 @@ def job_spec(options: EditOptions, place: Place, described: list[dict]) -> JobSp
     """The runner's view of a checked request, whichever way it arrived."""
     extra = dict(options.extra)
     extra["upload_limit"] = place.upload_limit
+    extra["spoiler"] = bool(options.spoiler)
     return JobSpec(
         scope=scope_of(place.guild_id),
         guild_id=place.guild_id,
@@ -216,6 +225,7 @@ async def start_job(
     except ImageRejected as err:
         await tell(interaction, f"{err} Nothing was charged.")
         return None
+    await resolve_spoiler(bot, options, interaction.guild_id)
     response = await interaction.original_response()
     in_thread = isinstance(interaction.channel, discord.Thread)
     place = Place(
@@ -256,6 +266,7 @@ async def start_message_job(
     guild_id = message.guild.id if message.guild is not None else None
     await bot.runner.precheck(scope_of(guild_id), message.author.id, options.count)
     images = await inputs.load(attachments)
+    await resolve_spoiler(bot, options, guild_id)
     described = [
         row
         for attachment, image, source in zip(attachments, images, sources, strict=True)

@@ -30,6 +30,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.quota",
     "cogs.menu",
     "cogs.replies",
+    "cogs.settings",
 )
 
 
