@@ -60,6 +60,7 @@ class ResultPoster:
             posted, attachments = await self._already_posted(job, target)
             if posted and attachments >= len(files):
                 log.info("job %d: result was already posted before the restart", job.id)
+                await self._remember_place(job, target.id)  # type: ignore[attr-defined]
                 await self.progress.finishing_touches(job, posted[0], target)
                 return posted
             for message_id in posted:
@@ -107,9 +108,19 @@ class ResultPoster:
                     send_kwargs.pop("reference", None)
             else:
                 raise RuntimeError(f"job {job.id}: no place accepted the result")
+        await self._remember_place(job, message.channel.id)
         await self.progress.finishing_touches(job, message.id, message.channel)
         return ids
 
+
+    async def _remember_place(self, job: Job, channel_id: int) -> None:
+        """Keep where the result went (a thread made for it, or a fallback), so /wanjobs links to it."""
+        try:
+            await self.bot.store.update_job(
+                job.id, extra={**job.extra, "result_channel_id": channel_id}
+            )
+        except Exception:  # only a link is lost; the result itself is posted
+            log.warning("job %d: could not record its result's channel", job.id, exc_info=True)
 
     async def _send_files(
         self,

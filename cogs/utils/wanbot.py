@@ -31,6 +31,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.menu",
     "cogs.replies",
     "cogs.settings",
+    "cogs.history",
 )
 
 
