@@ -44,9 +44,15 @@ class ResultPoster:
 
     async def deliver(self, job: Job, delivery: Delivery) -> list[int]:
         limit = int(job.extra.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
+        # Each file's place among the task's results (failed ones are not downloaded).
+        places = [i for i, r in enumerate(delivery.result.results) if r.ok and r.url]
+        if len(places) != len(delivery.files):
+            places = list(range(len(delivery.files)))
         files: list[tuple[bytes, str]] = await asyncio.gather(
             *(
-                images.fit_async(data, f"wan-{job.id}-{i + 1}.png", limit)
+                images.fit_async(
+                    data, f"wan-{job.id}-{i + 1}.png", limit, self._metadata(job, places[i], data)
+                )
                 for i, data in enumerate(delivery.files)
             )
         )
@@ -112,6 +118,21 @@ class ResultPoster:
         await self.progress.finishing_touches(job, message.id, message.channel)
         return ids
 
+
+    def _metadata(self, job: Job, index: int, data: bytes) -> dict[str, str]:
+        """How the task's result `index` was made, carried in the file itself (PNG text, or EXIF/XMP)."""
+        seed = job.options.get("seed")
+        dimensions = images.png_dimensions(data)
+        size = job.options.get("size") or (f"{dimensions[0]}*{dimensions[1]}" if dimensions else "")
+        fields = {
+            "prompt": job.prompt,
+            "negative_prompt": job.negative_prompt or "",
+            # Wan gives image k of one task the seed + k (wan-api.md §1.3).
+            "seed": str(seed + index) if isinstance(seed, int) else "",
+            "size": size,
+            "model": self.bot.settings.wan_model,
+        }
+        return {key: value for key, value in fields.items() if value}
 
     async def _remember_place(self, job: Job, channel_id: int) -> None:
         """Keep where the result went (a thread made for it, or a fallback), so /wanjobs links to it."""
