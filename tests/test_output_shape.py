@@ -181,3 +181,14 @@ async def test_the_edit_form_takes_ar_from_its_prompt(bot_world: World) -> None:
     assert task_prompt(w.emu, 2) == "now wider"
     assert task_parameters(w.emu, 2)["size"] == "1280*720"
     assert "Aspect: 16:9" in embed_text(again)
+
+
+async def test_the_registered_aspect_option_offers_exactly_the_ratios(bot_world: World) -> None:
+    """Guards the command's shape: a choice whose values are exactly the eight ratios, optional."""
+    w = bot_world
+    (command,) = [c for c in w.fd.commands() if c["name"] == "wanedit"]
+    options = {o["name"]: o for o in command["options"]}
+    aspect, spoiler = options["aspect"], options["spoiler"]
+    assert [c["value"] for c in aspect["choices"]] == list(ASPECTS)
+    assert not aspect.get("required") and not spoiler.get("required")
+    assert spoiler["type"] == 5  # boolean
