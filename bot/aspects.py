@@ -64,4 +64,5 @@ def take_aspect(prompt: str) -> tuple[str, str | None]:
     value = match["value"]
     if value is None:
         raise AspectRejected(f"`--ar` needs a ratio after it, one of {SUPPORTED}.")
-    return prompt[: match.start()].rstrip(), check_aspect(value)
+    # A Chinese keyboard types the full-width colon: `--ar 16：9` means 16:9.
+    return prompt[: match.start()].rstrip(), check_aspect(value.replace("：", ":"))

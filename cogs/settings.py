@@ -55,7 +55,7 @@ def settings_embed(settings: GuildSettings, changed: dict[str, tuple[Any, Any]])
     return embed
 
 
-class Settings(commands.Cog):
+class ServerSettings(commands.Cog):
     """The /wansettings command."""
 
     def __init__(self, bot: WanBot) -> None:
@@ -103,4 +103,4 @@ class Settings(commands.Cog):
 
 
 async def setup(bot: WanBot) -> None:
-    await bot.add_cog(Settings(bot))
+    await bot.add_cog(ServerSettings(bot))

@@ -67,6 +67,7 @@ def test_the_ratios_are_the_documented_sizes() -> None:
         ("make it snow --ar 16:9", ("make it snow", "16:9")),
         ("make it snow --AR 9:16  ", ("make it snow", "9:16")),
         ("make it snow --aspect 21:9", ("make it snow", "21:9")),
+        ("做成海报 --ar 9：16", ("做成海报", "9:16")),
         ("make it snow", ("make it snow", None)),
         ("use --ar 16:9 style words here", ("use --ar 16:9 style words here", None)),
     ],
