@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import re
+import struct
 import weakref
+import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
 
 from PIL import Image, UnidentifiedImageError
+from PIL.PngImagePlugin import PngInfo
 
 MAX_BYTES = 10 * 1024 * 1024
 MIN_SIDE = 384
@@ -125,13 +133,98 @@ async def check(index: int, filename: str, data: bytes, url: str | None = None) 
     return await asyncio.to_thread(inspect, index, filename, data, url)
 
 
-def fit(data: bytes, filename: str, limit: int) -> tuple[bytes, str]:
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+XMP_NS = "urn:wanbot:metadata:1.0#"  # our own namespace for the per-field properties
+EXIF_DESCRIPTION = 0x010E  # ImageDescription (ASCII)
+EXIF_SOFTWARE = 0x0131
+EXIF_IFD = 0x8769
+EXIF_USER_COMMENT = 0x9286  # in the Exif IFD; 8-byte charset code, then the text
+
+
+def png_dimensions(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a PNG's IHDR header (no decoding), or None if `data` isn't a PNG."""
+    if len(data) < 24 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def with_png_text(data: bytes, metadata: Mapping[str, str]) -> bytes:
+    """The PNG with one UTF-8 text chunk (iTXt) per entry, right after its header.
+
+    The chunks are spliced in rather than the image saved again with `pnginfo`: re-encoding a
+    1-2 MB result to add a few hundred bytes would cost a full decode and encode and change its
+    size. Pillow's `PngInfo` builds the chunk bodies. Non-PNG data is returned unchanged.
+    """
+    if png_dimensions(data) is None or not metadata:
+        return data
+    info = PngInfo()
+    for key, value in metadata.items():
+        info.add_itxt(key, value)
+    chunks = b"".join(
+        struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        for kind, body, *_ in info.chunks
+    )
+    end_of_header = 8 + 4 + 4 + 13 + 4  # signature, IHDR length, type, 13 data bytes, CRC
+    return data[:end_of_header] + chunks + data[end_of_header:]
+
+
+def _summary(metadata: Mapping[str, str]) -> str:
+    return "\n".join(f"{key}: {value}" for key, value in metadata.items())
+
+
+def exif_for(metadata: Mapping[str, str]) -> bytes:
+    """EXIF carrying the metadata: a readable ImageDescription (ASCII, other characters escaped)
+    and the exact values as JSON in UserComment."""
+    exif = Image.Exif()
+    exif[EXIF_DESCRIPTION] = _summary(metadata).encode("ascii", "backslashreplace").decode()
+    exif[EXIF_SOFTWARE] = "wanbot"
+    comment = json.dumps(dict(metadata), ensure_ascii=True)
+    exif.get_ifd(EXIF_IFD)[EXIF_USER_COMMENT] = b"ASCII\0\0\0" + comment.encode("ascii")
+    return exif.tobytes()
+
+
+def xmp_for(metadata: Mapping[str, str]) -> bytes:
+    """An XMP packet (UTF-8): the summary as dc:description, each entry as a wanbot: property."""
+    attributes = "".join(
+        f" wanbot:{key}={quoteattr(value)}" for key, value in metadata.items() if _XML_NAME.match(key)
+    )
+    return (
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/">'
+        '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"'
+        f' xmlns:wanbot="{XMP_NS}"{attributes}>'
+        "<dc:description><rdf:Alt>"
+        f'<rdf:li xml:lang="x-default">{escape(_summary(metadata))}</rdf:li>'
+        "</rdf:Alt></dc:description>"
+        "</rdf:Description></rdf:RDF></x:xmpmeta>"
+        '<?xpacket end="w"?>'
+    ).encode()
+
+
+def metadata_options(metadata: Mapping[str, str] | None) -> dict[str, Any]:
+    """`Image.save` options that keep the metadata in a WEBP or JPEG re-encode (EXIF and XMP)."""
+    if not metadata:
+        return {}
+    return {"exif": exif_for(metadata), "xmp": xmp_for(metadata)}
+
+
+def fit(
+    data: bytes, filename: str, limit: int, metadata: Mapping[str, str] | None = None
+) -> tuple[bytes, str]:
     """Return the image unchanged if it fits `limit` bytes, else re-encoded (WebP, then smaller) to fit.
 
-    Blocking: call through `fit_async`. A result is never dropped: as a last resort it is scaled down.
+    `metadata` (how the image was made) goes into a PNG's text chunks, or into the EXIF and XMP of
+    a re-encode. Blocking: call through `fit_async`. A result is never dropped: as a last resort it
+    is scaled down.
     """
+    if metadata:
+        data = with_png_text(data, metadata)
     if len(data) <= limit:
         return data, filename
+    keep = metadata_options(metadata)
     stem = filename.rsplit(".", 1)[0]
     with Image.open(io.BytesIO(data)) as img:
         img.load()
@@ -144,16 +237,18 @@ def fit(data: bytes, filename: str, limit: int) -> tuple[bytes, str]:
             )
         for quality in (92, 80, 65):
             out = io.BytesIO()
-            frame.save(out, "WEBP", quality=quality, method=4)
+            frame.save(out, "WEBP", quality=quality, method=4, **keep)
             if out.tell() <= limit:
                 return out.getvalue(), f"{stem}.webp"
     out = io.BytesIO()
     current.resize((256, max(1, int(256 * current.height / current.width)))).save(
-        out, "WEBP", quality=50
+        out, "WEBP", quality=50, **keep
     )
     return out.getvalue(), f"{stem}.webp"
 
 
-async def fit_async(data: bytes, filename: str, limit: int) -> tuple[bytes, str]:
+async def fit_async(
+    data: bytes, filename: str, limit: int, metadata: Mapping[str, str] | None = None
+) -> tuple[bytes, str]:
     """`fit` in a worker thread."""
-    return await asyncio.to_thread(fit, data, filename, limit)
+    return await asyncio.to_thread(fit, data, filename, limit, metadata)

@@ -8,10 +8,26 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.aspects import ASPECTS
 from cogs.utils.edit_flow import MAX_NEGATIVE, MAX_PROMPT, MAX_SEED, EditOptions, start_job
 
 if TYPE_CHECKING:
     from cogs.utils.wanbot import WanBot
+
+SHAPES = {
+    "1:1": "square",
+    "4:3": "landscape",
+    "3:4": "portrait",
+    "3:2": "landscape, photo",
+    "2:3": "portrait, photo",
+    "16:9": "widescreen",
+    "9:16": "phone screen",
+    "21:9": "cinema",
+}
+ASPECT_CHOICES = [
+    app_commands.Choice(name=f"{ratio} {SHAPES[ratio]} ({w}×{h})", value=ratio)
+    for ratio, (w, h) in ASPECTS.items()
+]
 
 
 class WanEdit(commands.Cog):
@@ -33,7 +49,10 @@ class WanEdit(commands.Cog):
         seed="A number to reproduce a result; leave empty for a random one",
         watermark="Add Wan's small 'AI-generated' mark in the corner",
         prompt_extend="Let Wan rewrite your prompt in more detail first (on by default; a bit slower)",
+        aspect="The shape of the result; leave empty to keep the shape of the (last) image",
+        spoiler="Post the result hidden behind a spoiler (empty: the server's default)",
     )
+    @app_commands.choices(aspect=ASPECT_CHOICES)
     async def wanedit(
         self,
         interaction: discord.Interaction[WanBot],
@@ -46,6 +65,8 @@ class WanEdit(commands.Cog):
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
         watermark: bool = False,
         prompt_extend: bool = True,
+        aspect: app_commands.Choice[str] | None = None,
+        spoiler: bool | None = None,
     ) -> None:
         attachments = [a for a in (image, image2, image3) if a is not None]
         options = EditOptions(
@@ -55,6 +76,8 @@ class WanEdit(commands.Cog):
             seed=seed,
             watermark=watermark,
             prompt_extend=prompt_extend,
+            aspect=aspect.value if aspect is not None else None,
+            spoiler=spoiler,
         )
         await start_job(interaction, options, attachments)
 

@@ -288,6 +288,8 @@ async def test_commands_sync_only_when_changed(world: World) -> None:
         "seed",
         "watermark",
         "prompt_extend",
+        "aspect",
+        "spoiler",
     ]
     await w.stop_bot(first)
     await w.start_bot()

@@ -65,6 +65,7 @@ class Creator:
             negative_prompt=job.negative_prompt or None,
             n=int(options.get("count", 1)),
             seed=options.get("seed"),
+            size=options.get("size"),
             prompt_extend=options.get("prompt_extend", True),
             watermark=options.get("watermark", False),
         )

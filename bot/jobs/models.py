@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from bot.aspects import size_for
 from bot.wan import TaskResult
 
 NOTHING_CHARGED = "Nothing was charged."
@@ -35,6 +36,7 @@ class JobSpec:
     seed: int | None = None
     watermark: bool = False
     prompt_extend: bool = True
+    aspect: str | None = None  # one of bot.aspects.ASPECTS; None keeps the input's shape
     inputs: list[dict] = field(default_factory=list)
     thread_id: int | None = None
     message_id: int | None = None
@@ -46,12 +48,17 @@ class JobSpec:
     extra: dict = field(default_factory=dict)
 
     def options(self) -> dict:
-        return {
+        options = {
             "count": self.count,
             "seed": self.seed,
             "watermark": self.watermark,
             "prompt_extend": self.prompt_extend,
         }
+        if self.aspect is not None:
+            # Both kept: the ratio to show and reuse (Reroll), the size that was sent.
+            options["aspect"] = self.aspect
+            options["size"] = size_for(self.aspect)
+        return options
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot import images
+from bot import aspects, images
 from bot.jobs import Delivery
 from bot.store import Job
 from cogs.utils.places import channel_by_id, short, thread_name
@@ -44,9 +44,15 @@ class ResultPoster:
 
     async def deliver(self, job: Job, delivery: Delivery) -> list[int]:
         limit = int(job.extra.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
+        # Each file's place among the task's results (failed ones are not downloaded).
+        places = [i for i, r in enumerate(delivery.result.results) if r.ok and r.url]
+        if len(places) != len(delivery.files):
+            places = list(range(len(delivery.files)))
         files: list[tuple[bytes, str]] = await asyncio.gather(
             *(
-                images.fit_async(data, f"wan-{job.id}-{i + 1}.png", limit)
+                images.fit_async(
+                    data, f"wan-{job.id}-{i + 1}.png", limit, self._metadata(job, places[i], data)
+                )
                 for i, data in enumerate(delivery.files)
             )
         )
@@ -60,6 +66,7 @@ class ResultPoster:
             posted, attachments = await self._already_posted(job, target)
             if posted and attachments >= len(files):
                 log.info("job %d: result was already posted before the restart", job.id)
+                await self._remember_place(job, target.id)  # type: ignore[attr-defined]
                 await self.progress.finishing_touches(job, posted[0], target)
                 return posted
             for message_id in posted:
@@ -107,9 +114,34 @@ class ResultPoster:
                     send_kwargs.pop("reference", None)
             else:
                 raise RuntimeError(f"job {job.id}: no place accepted the result")
+        await self._remember_place(job, message.channel.id)
         await self.progress.finishing_touches(job, message.id, message.channel)
         return ids
 
+
+    def _metadata(self, job: Job, index: int, data: bytes) -> dict[str, str]:
+        """How the task's result `index` was made, carried in the file itself (PNG text, or EXIF/XMP)."""
+        seed = job.options.get("seed")
+        dimensions = images.png_dimensions(data)
+        size = job.options.get("size") or (f"{dimensions[0]}*{dimensions[1]}" if dimensions else "")
+        fields = {
+            "prompt": job.prompt,
+            "negative_prompt": job.negative_prompt or "",
+            # Wan gives image k of one task the seed + k (wan-api.md §1.3).
+            "seed": str(seed + index) if isinstance(seed, int) else "",
+            "size": size,
+            "model": self.bot.settings.wan_model,
+        }
+        return {key: value for key, value in fields.items() if value}
+
+    async def _remember_place(self, job: Job, channel_id: int) -> None:
+        """Keep where the result went (a thread made for it, or a fallback), so /wanjobs links to it."""
+        try:
+            await self.bot.store.update_job(
+                job.id, extra={**job.extra, "result_channel_id": channel_id}
+            )
+        except Exception:  # only a link is lost; the result itself is posted
+            log.warning("job %d: could not record its result's channel", job.id, exc_info=True)
 
     async def _send_files(
         self,
@@ -118,9 +150,11 @@ class ResultPoster:
         files: list[tuple[bytes, str]],
         send_kwargs: dict[str, Any],
     ) -> tuple[list[int], discord.Message]:
+        # A spoiler is the file name's `SPOILER_` prefix, which discord.py adds.
+        spoiler = bool(job.extra.get("spoiler"))
         try:
             message = await target.send(
-                files=[discord.File(io.BytesIO(d), filename=n) for d, n in files],
+                files=[discord.File(io.BytesIO(d), filename=n, spoiler=spoiler) for d, n in files],
                 # Discord drops a second message with the same nonce: a re-delivery after a crash is not doubled.
                 nonce=f"{self.bot.nonce_prefix}{job.id}",
                 **send_kwargs,
@@ -133,7 +167,7 @@ class ResultPoster:
         ids = []
         for index, (data, name) in enumerate(files, start=1):
             message = await target.send(
-                files=[discord.File(io.BytesIO(data), filename=name)],
+                files=[discord.File(io.BytesIO(data), filename=name, spoiler=spoiler)],
                 nonce=f"{self.bot.nonce_prefix}{job.id}p{index}",
                 **send_kwargs,
             )
@@ -230,6 +264,8 @@ class ResultPoster:
             )
         seed = job.options.get("seed")
         embed.add_field(name="Seed", value=str(seed) if seed is not None else "random")
+        if job.options.get("aspect") in aspects.ASPECTS:
+            embed.add_field(name="Aspect", value=aspects.describe(job.options["aspect"]))
         embed.add_field(name="Time", value=f"{delivery.elapsed:.0f} s")
         if delivery.remaining is not None:
             embed.add_field(name="Your images left today", value=str(delivery.remaining))

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot import guild_settings
+from bot.aspects import AspectRejected, check_aspect, take_aspect
 from bot.images import CheckedImage, ImageRejected
 from bot.jobs import JobRefused, JobSpec
 from bot.store import Job
@@ -51,6 +53,8 @@ class EditOptions:
     seed: int | None = None
     watermark: bool = False
     prompt_extend: bool = True
+    aspect: str | None = None  # None: the input's shape
+    spoiler: bool | None = None  # None: the server's default (/wansettings)
     source: str = "slash"
     parent_job_id: int | None = None
     parent_index: int | None = None
@@ -58,8 +62,19 @@ class EditOptions:
 
 
 def check_options(options: EditOptions) -> EditOptions:
-    """Validate the text and numbers; return them normalised (stripped, a seed chosen)."""
-    prompt = options.prompt.strip()
+    """Validate the text and numbers; return them normalised (stripped, a seed chosen, a
+    trailing `--ar W:H` taken off the prompt into `aspect`)."""
+    try:
+        prompt, asked = take_aspect(options.prompt.strip())
+        if options.aspect is not None:
+            check_aspect(options.aspect)  # Discord offers only these; a raw request may not
+    except AspectRejected as err:
+        raise RequestRejected(str(err)) from None
+    if asked is not None and options.aspect is not None and asked != options.aspect:
+        raise RequestRejected(
+            f"Two aspect ratios were given ({options.aspect} and --ar {asked}); pick one."
+        )
+    options.aspect = options.aspect or asked
     if not prompt:
         raise RequestRejected("Write a prompt saying what to change, e.g. “make the sky stormy”.")
     if len(prompt) > MAX_PROMPT:
@@ -79,6 +94,12 @@ def check_options(options: EditOptions) -> EditOptions:
         seed = random.randint(0, MAX_SEED - 3)
     options.prompt, options.negative_prompt, options.seed = prompt, negative, seed
     return options
+
+
+async def resolve_spoiler(bot: WanBot, options: EditOptions, guild_id: int | None) -> None:
+    """A request that doesn't say gets the server's default; Reroll and Edit pass the job's own."""
+    if options.spoiler is None:
+        options.spoiler = (await guild_settings.load(bot.store, guild_id)).spoiler
 
 
 def scope_of(guild_id: int | None) -> int:
@@ -105,6 +126,7 @@ def job_spec(options: EditOptions, place: Place, described: list[dict]) -> JobSp
     """The runner's view of a checked request, whichever way it arrived."""
     extra = dict(options.extra)
     extra["upload_limit"] = place.upload_limit
+    extra["spoiler"] = bool(options.spoiler)
     return JobSpec(
         scope=scope_of(place.guild_id),
         guild_id=place.guild_id,
@@ -118,6 +140,7 @@ def job_spec(options: EditOptions, place: Place, described: list[dict]) -> JobSp
         seed=options.seed,
         watermark=options.watermark,
         prompt_extend=options.prompt_extend,
+        aspect=options.aspect,
         inputs=described,
         message_id=place.message_id,
         application_id=place.application_id,
@@ -202,6 +225,7 @@ async def start_job(
     except ImageRejected as err:
         await tell(interaction, f"{err} Nothing was charged.")
         return None
+    await resolve_spoiler(bot, options, interaction.guild_id)
     response = await interaction.original_response()
     in_thread = isinstance(interaction.channel, discord.Thread)
     place = Place(
@@ -242,6 +266,7 @@ async def start_message_job(
     guild_id = message.guild.id if message.guild is not None else None
     await bot.runner.precheck(scope_of(guild_id), message.author.id, options.count)
     images = await inputs.load(attachments)
+    await resolve_spoiler(bot, options, guild_id)
     described = [
         row
         for attachment, image, source in zip(attachments, images, sources, strict=True)

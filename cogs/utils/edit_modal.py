@@ -53,7 +53,7 @@ class EditModal(discord.ui.Modal):
         label="What to change",
         custom_id="prompt",
         style=discord.TextStyle.paragraph,
-        placeholder="e.g. make the sky stormy",
+        placeholder="e.g. make the sky stormy (end with --ar 16:9 to change the shape)",
         max_length=MAX_PROMPT,
     )
     negative_prompt: discord.ui.TextInput[EditModal] = discord.ui.TextInput(

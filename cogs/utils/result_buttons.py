@@ -129,6 +129,8 @@ class RerollButton(JobButton, template=r"wan:reroll:(?P<job_id>\d+)"):
             seed=None,  # a new one, chosen by check_options
             watermark=bool(job.options.get("watermark", False)),
             prompt_extend=bool(job.options.get("prompt_extend", True)),
+            aspect=job.options.get("aspect"),
+            spoiler=bool(job.extra.get("spoiler")),
             source="reroll",
             # A reroll of an edit came from the same image as that edit.
             parent_job_id=job.parent_job_id,
@@ -177,6 +179,8 @@ class EditButton(
         index = (self.number or 1) - 1
 
         async def submit(ix: discord.Interaction[WanBot], options: EditOptions) -> None:
+            # The edited image already has the job's shape; its spoiler is kept explicitly.
+            options.spoiler = bool(job.extra.get("spoiler"))
             await start_job(ix, options, loader=edit_loader(job, index, ix))
 
         which = f"image {index + 1} of " if self.number is not None else ""

@@ -31,6 +31,8 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.quota",
     "cogs.menu",
     "cogs.replies",
+    "cogs.settings",
+    "cogs.history",
     "cogs.health",
 )
 

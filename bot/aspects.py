@@ -1,0 +1,68 @@
+"""Output shapes: the aspect ratios a member may ask for, each mapped to a size Wan documents.
+
+`wan2.5-i2i-preview` takes `parameters.size` as `"W*H"` with 768*768..1280*1280 pixels in all and an
+aspect within 1:4..4:1, and recommends a handful of sizes (wan-api.md §1.3); each ratio here is one of
+those. Without a ratio no `size` is sent and the result keeps the input's shape.
+
+A prompt may end with Midjourney's `--ar 16:9` (or `--aspect 16:9`); `take_aspect` takes it off.
+"""
+
+from __future__ import annotations
+
+import re
+
+ASPECTS: dict[str, tuple[int, int]] = {
+    "1:1": (1280, 1280),
+    "4:3": (1280, 960),
+    "3:4": (960, 1280),
+    "3:2": (1200, 800),
+    "2:3": (800, 1200),
+    "16:9": (1280, 720),
+    "9:16": (720, 1280),
+    "21:9": (1344, 576),
+}
+SUPPORTED = ", ".join(ASPECTS)
+# The flag at the very end of the prompt, with whatever value follows it (checked afterwards, so a
+# wrong ratio is refused by name rather than left in the prompt).
+_FLAG = re.compile(r"(?:^|\s)--(?:ar|aspect)(?:\s+(?P<value>\S+))?\s*$", re.IGNORECASE)
+
+
+class AspectRejected(ValueError):
+    """An aspect ratio Wan has no size for; `str()` is the message for the user."""
+
+
+def check_aspect(aspect: str) -> str:
+    """`aspect` itself if supported, else `AspectRejected` naming the supported ones."""
+    if aspect not in ASPECTS:
+        shown = aspect if len(aspect) <= 12 else aspect[:12] + "…"
+        raise AspectRejected(
+            f"`{shown}` isn't an aspect ratio Wan can make; use one of {SUPPORTED}."
+        )
+    return aspect
+
+
+def size_for(aspect: str) -> str:
+    """The `parameters.size` value for a supported ratio, e.g. `"1280*720"` for 16:9."""
+    width, height = ASPECTS[check_aspect(aspect)]
+    return f"{width}*{height}"
+
+
+def describe(aspect: str) -> str:
+    """`16:9 (1280×720)`, for result messages and listings."""
+    width, height = ASPECTS[check_aspect(aspect)]
+    return f"{aspect} ({width}×{height})"
+
+
+def take_aspect(prompt: str) -> tuple[str, str | None]:
+    """The prompt without a trailing `--ar W:H`, and that ratio (None when there is none).
+
+    Raises `AspectRejected` for a ratio Wan has no size for, or a bare `--ar`.
+    """
+    match = _FLAG.search(prompt)
+    if match is None:
+        return prompt, None
+    value = match["value"]
+    if value is None:
+        raise AspectRejected(f"`--ar` needs a ratio after it, one of {SUPPORTED}.")
+    # A Chinese keyboard types the full-width colon: `--ar 16：9` means 16:9.
+    return prompt[: match.start()].rstrip(), check_aspect(value.replace("：", ":"))
