@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path, PurePath
 
+from bot.aspects import ASPECTS
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import setup_logging
 
@@ -52,6 +53,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     edit.add_argument("--count", type=int, default=1, choices=range(1, 5), metavar="1-4")
     edit.add_argument("--seed", type=int, help="reproduce a result")
     edit.add_argument("--negative-prompt", help="what to avoid")
+    edit.add_argument("--aspect", choices=ASPECTS, help="the result's shape (default: the input's)")
     migrate = commands.add_parser(
         "migrate-db", help="copy a sqlite database into a new, empty PostgreSQL one"
     )
@@ -162,6 +164,7 @@ async def run_terminal_edit(settings: Settings, args: argparse.Namespace) -> int
         count=args.count,
         seed=args.seed,
         negative_prompt=args.negative_prompt,
+        aspect=args.aspect,
     )
     if not args.sandbox:
         return await run_edit(settings, edit)

@@ -106,6 +106,7 @@ class EditArgs:
     count: int = 1
     seed: int | None = None
     negative_prompt: str | None = None
+    aspect: str | None = None
 
 
 async def run_edit(
@@ -143,6 +144,7 @@ async def run_edit(
         count=args.count,
         negative_prompt=args.negative_prompt,
         seed=seed,
+        aspect=args.aspect,
         inputs=[{"path": str(p.resolve()), "filename": p.name} for p in args.paths],
     )
     job: Job | None = None

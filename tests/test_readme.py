@@ -60,6 +60,10 @@ COVERED: dict[str, tuple[str, str]] = {
         "test",
         "tests.test_store_transfer::test_the_migrate_db_command_copies_and_says_what",
     ),
+    'python -m bot edit photo.jpg --prompt "make it snow" --sandbox': (
+        "test",
+        "tests.test_terminal::test_the_readme_quick_start_edit_runs_from_the_command_line",
+    ),
     "python -m bot sync": ("test", "tests.test_first_run_sandbox::test_sync_forces_a_command_sync"),
     "python -m bot.sandbox": (
         "test",

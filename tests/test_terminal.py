@@ -37,14 +37,14 @@ async def test_edit_writes_the_results_next_to_the_first_input(
     out, err = io.StringIO(), io.StringIO()
     code = await run_edit(
         settings_for(emulator, tmp_path / "w.db"),
-        EditArgs(paths=[photo], prompt="make it snow", count=2, seed=7),
+        EditArgs(paths=[photo], prompt="make it snow", count=2, seed=7, aspect="16:9"),
         out=out,
         err=err,
     )
     assert code == 0, err.getvalue()
     written = [tmp_path / "photo.wan-1.png", tmp_path / "photo.wan-2.png"]
     assert out.getvalue().splitlines()[:2] == [str(p) for p in written]
-    assert all(Image.open(p).size for p in written)
+    assert [Image.open(p).size for p in written] == [(1280, 720), (1280, 720)]
     assert out.getvalue().splitlines()[2].startswith("seed 7, 2 image(s) in ")
     assert "Wan is editing" in err.getvalue()
     assert emulator.created_count == 1
@@ -133,3 +133,17 @@ async def test_a_bot_on_the_same_database_leaves_terminal_jobs_alone(world: Worl
     stored = await bot.store.get_job(job.id)
     assert stored is not None and stored.state == JobState.SUBMITTED
     assert bot.runner.inflight.running == {}
+
+
+async def test_the_readme_quick_start_edit_runs_from_the_command_line(tmp_path: Path) -> None:
+    """The README's first try of Wan without Discord, exactly as written (sandbox timings)."""
+    from tests.test_first_run_support import base_env, run_cli
+
+    Image.open(io.BytesIO(png(600, 450))).convert("RGB").save(tmp_path / "photo.jpg", "JPEG")
+    result = await run_cli(
+        "edit", "photo.jpg", "--prompt", "make it snow", "--sandbox", env=base_env(), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.output
+    assert (tmp_path / "photo.wan-1.png").is_file()
+    assert result.stdout.splitlines()[0] == str(tmp_path / "photo.wan-1.png")
+    assert "image(s) in" in result.stdout and "Wan is editing" in result.stderr
