@@ -21,6 +21,13 @@ from bot.images import CheckedImage, ImageRejected
 from bot.jobs import JobRefused, JobSpec
 from bot.store import Job
 from cogs.utils import inputs
+from cogs.utils.language import (
+    JOB_LANGUAGE,
+    JOB_MEMBER_LANGUAGE,
+    message_language,
+    private_language,
+    public_language,
+)
 from cogs.utils.privately import tell
 
 if TYPE_CHECKING:
@@ -99,12 +106,17 @@ class Place:
     application_id: int | None = None
     interaction_token: str | None = field(default=None, repr=False)  # a secret
     token_expires_at: datetime | None = None
+    language: str = "en"  # the server's: the job's public messages
+    member_language: str = "en"  # the requester's own: what is told to them alone
 
 
 def job_spec(options: EditOptions, place: Place, described: list[dict]) -> JobSpec:
     """The runner's view of a checked request, whichever way it arrived."""
     extra = dict(options.extra)
     extra["upload_limit"] = place.upload_limit
+    # Kept with the job, so what it says after a restart or an expired token is in the same language.
+    extra[JOB_LANGUAGE] = place.language
+    extra[JOB_MEMBER_LANGUAGE] = place.member_language
     return JobSpec(
         scope=scope_of(place.guild_id),
         guild_id=place.guild_id,
@@ -214,6 +226,8 @@ async def start_job(
         application_id=interaction.application_id,
         interaction_token=interaction.token,
         token_expires_at=interaction.expires_at,
+        language=await public_language(bot.store, interaction),
+        member_language=private_language(interaction),
     )
     try:
         job = await bot.runner.submit(job_spec(options, place, described or []), images)
@@ -248,6 +262,7 @@ async def start_message_job(
         for row in inputs.describe([attachment], [image], source)
     ]
     in_thread = isinstance(message.channel, discord.Thread)
+    language = await message_language(bot.store, message)
     place = Place(
         guild_id=guild_id,
         channel_id=message.channel.id,
@@ -255,5 +270,7 @@ async def start_message_job(
         user_id=message.author.id,
         message_id=message.id,
         upload_limit=message.guild.filesize_limit if message.guild is not None else None,
+        language=language,
+        member_language=language,
     )
     return await bot.runner.submit(job_spec(options, place, described), images)
