@@ -80,7 +80,9 @@ class Language(commands.Cog):
                 ),
             )
             return
-        await set_server_language(store, guild_id, None if language.value == AUTO else language.value)
+        await set_server_language(
+            store, guild_id, None if language.value == AUTO else language.value
+        )
         current = await server_language(store, guild_id, interaction.guild_locale)
         await tell(
             interaction,
@@ -94,6 +96,3 @@ class Language(commands.Cog):
 
 async def setup(bot: WanBot) -> None:
     await bot.add_cog(Language(bot))
-
-
-

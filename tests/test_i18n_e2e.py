@@ -66,7 +66,9 @@ async def test_sync_hash_changes_with_the_translations() -> None:
     client = discord.Client(intents=discord.Intents.none())
     tree = app_commands.CommandTree(client)
 
-    @tree.command(name="wanedit", description="Edit one to three images with Wan 2.5 from a text prompt")
+    @tree.command(
+        name="wanedit", description="Edit one to three images with Wan 2.5 from a text prompt"
+    )
     async def wanedit(interaction: discord.Interaction) -> None: ...
 
     plain = await command_hash(tree)

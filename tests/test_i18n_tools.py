@@ -32,7 +32,9 @@ def test_catalogue_commands_from_a_fresh_copy(tmp_path: Path) -> None:
     """Promise: extract + update + compile on the committed code changes no translation (the
     catalogues are up to date), and `init` starts a new language from the template."""
     for folder in ("bot", "cogs"):
-        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
     shutil.copy(ROOT / "babel.cfg", tmp_path)
     _run(tmp_path, "extract")
     _run(tmp_path, "update")

@@ -16,7 +16,7 @@ from bot.i18n.catalogs import (
 )
 from bot.i18n.formatting import Number, When, format_number, format_when
 from bot.i18n.locales import DEFAULT_LANGUAGE
-from bot.i18n.text import N_, Text, _, _n, ntranslate, render, translate
+from bot.i18n.text import N_, Text, _, _n, ntranslate, render, text_of, translate
 
 __all__ = [
     "DEFAULT_LANGUAGE",
@@ -36,5 +36,6 @@ __all__ = [
     "lookup",
     "ntranslate",
     "render",
+    "text_of",
     "translate",
 ]

@@ -14,9 +14,10 @@ def babel_locale(language: str) -> Locale:
     return Locale.parse(language)
 
 
-def format_number(language: str, value: float) -> str:
-    """`1234` as the language writes it (`1,234`)."""
-    return numbers.format_decimal(value, locale=babel_locale(language))
+def format_number(language: str, value: float, decimals: int | None = None) -> str:
+    """`1234` as the language writes it (`1,234`); `decimals` fixes the digits after the point."""
+    pattern = None if decimals is None else "#,##0" + ("." + "0" * decimals if decimals else "")
+    return numbers.format_decimal(value, format=pattern, locale=babel_locale(language))
 
 
 def format_when(language: str, value: date, width: str = "medium") -> str:
@@ -31,9 +32,10 @@ class Number:
     """A message parameter shown with the reader's digit grouping and decimal sign."""
 
     value: float
+    decimals: int | None = None
 
     def localised(self, language: str) -> str:
-        return format_number(language, self.value)
+        return format_number(language, self.value, self.decimals)
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,15 @@ _ALIASES = {"zh": "zh_CN", "zh_Hans": "zh_CN", "zh_Hans_CN": "zh_CN", "zh_SG": "
 def normalise(tag: object, available: frozenset[str]) -> str:
     """The catalogue to use for a locale tag (`zh-CN`, `en-US`, a `discord.Locale`, None): an exact
     catalogue, else the tag's language alone, else English."""
-    value = getattr(tag, "value", tag)  # discord.Locale is a str Enum; accept it without importing it
+    value = getattr(
+        tag, "value", tag
+    )  # discord.Locale is a str Enum; accept it without importing it
     if not value:
         return DEFAULT_LANGUAGE
     parts = str(value).strip().replace("-", "_").split("_")
     # Language lower case, a territory upper case, a script title case: `zh-cn` is `zh_CN`.
     name = "_".join(
-        [parts[0].lower()]
-        + [p.upper() if len(p) == 2 else p.title() for p in parts[1:] if p]
+        [parts[0].lower()] + [p.upper() if len(p) == 2 else p.title() for p in parts[1:] if p]
     )
     if name in available:
         return name

@@ -39,7 +39,9 @@ class Text(str):
         n: int | None = None,
     ) -> Text:
         params = dict(params or {})
-        english = _fill(msgid if plural is None or n == 1 else plural, params, DEFAULT_LANGUAGE, msgid)
+        english = _fill(
+            msgid if plural is None or n == 1 else plural, params, DEFAULT_LANGUAGE, msgid
+        )
         self = super().__new__(cls, english)
         self.msgid, self.plural, self.n, self.params = msgid, plural, n, params
         return self
@@ -86,6 +88,14 @@ def render(language: object, text: str) -> str:
     if isinstance(text, Text):
         return text.render(language)
     return str(text)
+
+
+def text_of(error: BaseException) -> str:
+    """An exception's message for the user: the `Text` it was raised with (still translatable), else
+    its `str()`."""
+    if len(error.args) == 1 and isinstance(error.args[0], Text):
+        return error.args[0]
+    return str(error)
 
 
 def _(msgid: str, /, **params: Any) -> Text:
