@@ -53,5 +53,7 @@ async def _placeholder_language(interaction: discord.Interaction[Any]) -> str:
         if store is not None:
             return await public_language(store, interaction)
     except Exception:  # a busy database must not stop the member being told
-        log.info("server language unavailable; using the member's for interaction %s", interaction.id)
+        log.info(
+            "server language unavailable; using the member's for interaction %s", interaction.id
+        )
     return private_language(interaction)
