@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot.i18n import _, text_of
 from bot.images import CheckedImage, ImageRejected
 from bot.jobs import JobRefused, JobSpec
 from bot.store import Job
@@ -68,24 +69,41 @@ def check_options(options: EditOptions) -> EditOptions:
     """Validate the text and numbers; return them normalised (stripped, a seed chosen)."""
     prompt = options.prompt.strip()
     if not prompt:
-        raise RequestRejected("Write a prompt saying what to change, e.g. “make the sky stormy”.")
+        raise RequestRejected(
+            _("Write a prompt saying what to change, e.g. “make the sky stormy”.")
+        )
     if len(prompt) > MAX_PROMPT:
-        raise RequestRejected(f"The prompt is {len(prompt)} characters; the limit is {MAX_PROMPT}.")
+        raise RequestRejected(
+            _(
+                "The prompt is {length} characters; the limit is {limit}.",
+                length=len(prompt),
+                limit=MAX_PROMPT,
+            )
+        )
     negative = (options.negative_prompt or "").strip() or None
     if negative is not None and len(negative) > MAX_NEGATIVE:
         raise RequestRejected(
-            f"The negative prompt is {len(negative)} characters; the limit is {MAX_NEGATIVE}."
+            _(
+                "The negative prompt is {length} characters; the limit is {limit}.",
+                length=len(negative),
+                limit=MAX_NEGATIVE,
+            )
         )
     if not 1 <= options.count <= 4:
-        raise RequestRejected("`count` must be 1 to 4.")
+        raise RequestRejected(_("`count` must be 1 to 4."))
     seed = options.seed
     if seed is not None and not 0 <= seed <= MAX_SEED:
-        raise RequestRejected(f"`seed` must be 0 to {MAX_SEED}.")
+        raise RequestRejected(_("`seed` must be 0 to {high}.", high=MAX_SEED))
     if seed is None:
         # Chosen here rather than by Wan, so every result can show the seed that made it.
         seed = random.randint(0, MAX_SEED - 3)
     options.prompt, options.negative_prompt, options.seed = prompt, negative, seed
     return options
+
+
+def not_charged(error: Exception) -> str:
+    """A refusal of bad input, for the member: the reason and that it cost nothing."""
+    return _("{reason} Nothing was charged.", reason=text_of(error))
 
 
 def scope_of(guild_id: int | None) -> int:
@@ -198,10 +216,10 @@ async def start_job(
         # Quota and the per-user cap answer before the deferral, so their refusal is private.
         await bounded_precheck(bot, interaction, options.count)
     except (RequestRejected, ImageRejected) as err:
-        await tell(interaction, f"{err} Nothing was charged.")
+        await tell(interaction, not_charged(err))
         return None
     except JobRefused as err:
-        await tell(interaction, str(err))
+        await tell(interaction, text_of(err))
         return None
     if not interaction.response.is_done():
         await interaction.response.defer(thinking=True)
@@ -212,7 +230,7 @@ async def start_job(
             images = await inputs.load(attachments)
             described = inputs.describe(attachments, images, source_message)
     except ImageRejected as err:
-        await tell(interaction, f"{err} Nothing was charged.")
+        await tell(interaction, not_charged(err))
         return None
     response = await interaction.original_response()
     in_thread = isinstance(interaction.channel, discord.Thread)
@@ -232,7 +250,7 @@ async def start_job(
     try:
         job = await bot.runner.submit(job_spec(options, place, described or []), images)
     except JobRefused as err:
-        await tell(interaction, str(err))
+        await tell(interaction, text_of(err))
         return None
     interaction.extras["job_id"] = job.id
     return job.id
