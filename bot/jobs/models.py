@@ -5,13 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from bot.i18n import Text, _
 from bot.wan import TaskResult
 
-NOTHING_CHARGED = "Nothing was charged."
+NOTHING_CHARGED = _("Nothing was charged.")
+
+
+def uncharged(reason: str) -> Text:
+    """`reason` and that nothing was charged, as one message (a `Text`, see bot.i18n)."""
+    return _("{reason} Nothing was charged.", reason=reason)
 
 
 class JobRefused(Exception):
-    """A request refused before anything was spent. `str()` is the message for the user."""
+    """A request refused before anything was spent. `str()` is the message for the user (raised with a
+    `Text`: `bot.i18n.text_of` gives it back for rendering in the member's language)."""
 
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
