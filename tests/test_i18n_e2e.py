@@ -9,9 +9,10 @@ import discord
 from discord import app_commands
 
 from bot import i18n
+from bot.sandbox import FaultRule
 from cogs.utils.sync import command_hash
 from cogs.utils.translator import CatalogueTranslator
-from tests.harness import World, make_world
+from tests.harness import World, embed_text, make_world, wait_until
 
 ZH = "zh-CN"
 
@@ -138,3 +139,55 @@ def test_language_names_are_catalogue_names() -> None:
     from cogs.utils.language import CHOICES
 
     assert set(CHOICES) == set(i18n.available_languages())
+
+
+async def test_refusals_in_each_members_language_in_one_server(bot_world: World) -> None:
+    """Promise: a zh-CN member's quota refusal for /wanedit is Chinese, an en-US member's in the
+    same server English; neither costs anything."""
+    w = bot_world
+    store = w.bots[-1].store
+    w.alice.locale = ZH
+    for user in (w.alice, w.bob):
+        await store.set_user_limit(w.guild.id, w.admin.id, user.id, 0)
+    zh = await w.wanedit(w.alice, "make it blue")
+    en = await w.wanedit(w.bob, "make it blue")
+    await zh.wait_for(private_text)
+    await en.wait_for(private_text)
+    assert "你已被禁止在本服务器使用通义万相。未扣除额度。" in private_text(zh)
+    assert "You're blocked from using Wan in this server." in private_text(en)
+    assert "Nothing was charged" in private_text(en)
+    # Bad input too, before anything is downloaded.
+    bad = await w.wanedit(w.alice, "   ")
+    await bad.wait_for(private_text)
+    assert "请写一句提示词" in private_text(bad)
+    assert w.emu.created_count == 0
+
+
+async def test_a_chinese_server_gets_chinese_progress_and_results(bot_world: World) -> None:
+    """Promise: in a server set to Chinese the public progress message ends as a Chinese "done"
+    pointing at the result, whatever the requester's own language."""
+    w = bot_world
+    await w.bots[-1].store.set_guild_language(w.guild.id, "zh_CN")
+    ix = await w.wanedit(w.bob, "make it blue")
+    await w.result_message(w.bob)
+    done = await ix.wait_original(lambda m: "完成" in embed_text(m))
+    text = embed_text(done)
+    assert "✅ 完成" in text and "结果：" in text and "任务 #" in text
+
+
+async def test_language_survives_a_restart_mid_job(world: World) -> None:
+    """Promise: a job made in a Chinese server and resumed by a new bot process (after a restart
+    mid-task) still ends in Chinese, though the setting was changed back meanwhile."""
+    w = world
+    first = await w.start_bot()
+    await first.store.set_guild_language(w.guild.id, "zh_CN")
+    w.emu.add_fault(FaultRule(op="task", running_seconds=1.5))
+    ix = await w.wanedit(w.alice, "survive a restart")
+    await wait_until(lambda: any(t.status.value == "RUNNING" for t in w.emu.tasks.values()))
+    await w.stop_bot(first)
+    second = await w.start_bot()
+    await second.store.set_guild_language(w.guild.id, None)  # the job keeps its own language
+    await w.result_message(w.alice)
+    done = await ix.wait_original(lambda m: "完成" in embed_text(m))
+    assert "✅ 完成" in embed_text(done)
+    assert w.emu.created_count == 1
