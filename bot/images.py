@@ -22,6 +22,8 @@ from xml.sax.saxutils import escape, quoteattr
 from PIL import Image, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
+from bot.i18n import Number, Text, _
+
 MAX_BYTES = 10 * 1024 * 1024
 MIN_SIDE = 384
 MAX_SIDE = 5000
@@ -32,7 +34,7 @@ FORMATS: dict[str, str] = {
     "BMP": "image/bmp",
     "WEBP": "image/webp",
 }
-_ACCEPTED = "PNG, JPEG, WEBP or BMP"
+_ACCEPTED = _("PNG, JPEG, WEBP or BMP")
 
 
 # Requests (and queued jobs starting) together would otherwise hold every image in memory at once (50 requests of
@@ -54,7 +56,8 @@ def load_slot() -> asyncio.Semaphore:
 
 
 class ImageRejected(Exception):
-    """An input image Wan would refuse. `str()` is a short message for the user."""
+    """An input image Wan would refuse. `str()` is a short message for the user (in English; raised
+    with a `Text`, which `bot.i18n.text_of` gives back for rendering in the reader's language)."""
 
 
 @dataclass(frozen=True)
@@ -69,8 +72,41 @@ class CheckedImage:
     url: str | None = None
 
 
-def _label(index: int, filename: str) -> str:
-    return f"Image {index} (`{filename}`)"
+def _label(index: int, filename: str) -> Text:
+    return _("Image {index} (`{filename}`)", index=index, filename=filename)
+
+
+def _megabytes(size: int) -> Number:
+    return Number(size / 1024 / 1024, decimals=1)
+
+
+def _gif(label: Text) -> Text:
+    return _(
+        "{label} is a GIF; Wan edits still {accepted} images only.", label=label, accepted=_ACCEPTED
+    )
+
+
+def _wrong_format(label: Text, kind: str) -> Text:
+    return _(
+        "{label} is {kind}; Wan accepts {accepted} only.",
+        label=label,
+        kind=kind,
+        accepted=_ACCEPTED,
+    )
+
+
+def _unknown_format(label: Text) -> Text:
+    return _(
+        "{label} is an unknown file type; Wan accepts {accepted} only.",
+        label=label,
+        accepted=_ACCEPTED,
+    )
+
+
+def _too_big(label: Text, size: int) -> Text:
+    return _(
+        "{label} is {size} MB; the limit is 10 MB per image.", label=label, size=_megabytes(size)
+    )
 
 
 def precheck(index: int, filename: str, content_type: str | None, size: int) -> None:
@@ -79,52 +115,84 @@ def precheck(index: int, filename: str, content_type: str | None, size: int) -> 
     ctype = (content_type or "").split(";")[0].strip().lower()
     lower = filename.lower()
     if ctype == "image/svg+xml" or lower.endswith(".svg"):
-        raise ImageRejected(f"{label} is an SVG drawing; Wan needs a {_ACCEPTED} picture.")
-    if ctype == "image/gif" or lower.endswith(".gif"):
-        raise ImageRejected(f"{label} is a GIF; Wan edits still {_ACCEPTED} images only.")
-    if ctype and not ctype.startswith("image/"):
-        raise ImageRejected(f"{label} isn't an image ({ctype}); attach a {_ACCEPTED} file.")
-    if ctype and ctype not in FORMATS.values() and ctype != "image/jpg":
-        raise ImageRejected(f"{label} is {ctype}; Wan accepts {_ACCEPTED} only.")
-    if size > MAX_BYTES:
         raise ImageRejected(
-            f"{label} is {size / 1024 / 1024:.1f} MB; the limit is 10 MB per image."
+            _(
+                "{label} is an SVG drawing; Wan needs a {accepted} picture.",
+                label=label,
+                accepted=_ACCEPTED,
+            )
         )
+    if ctype == "image/gif" or lower.endswith(".gif"):
+        raise ImageRejected(_gif(label))
+    if ctype and not ctype.startswith("image/"):
+        raise ImageRejected(
+            _(
+                "{label} isn't an image ({type}); attach a {accepted} file.",
+                label=label,
+                type=ctype,
+                accepted=_ACCEPTED,
+            )
+        )
+    if ctype and ctype not in FORMATS.values() and ctype != "image/jpg":
+        raise ImageRejected(_wrong_format(label, ctype))
+    if size > MAX_BYTES:
+        raise ImageRejected(_too_big(label, size))
 
 
 def inspect(index: int, filename: str, data: bytes, url: str | None = None) -> CheckedImage:
     """Decode `data` for real and check it against Wan's limits. Blocking: call through `check`."""
     label = _label(index, filename)
     if len(data) > MAX_BYTES:
-        raise ImageRejected(
-            f"{label} is {len(data) / 1024 / 1024:.1f} MB; the limit is 10 MB per image."
-        )
+        raise ImageRejected(_too_big(label, len(data)))
     try:
         with Image.open(io.BytesIO(data)) as img:
             fmt = img.format or ""
             if fmt == "GIF":
-                raise ImageRejected(f"{label} is a GIF; Wan edits still {_ACCEPTED} images only.")
+                raise ImageRejected(_gif(label))
             if fmt not in FORMATS:
                 raise ImageRejected(
-                    f"{label} is a {fmt or 'unknown'} file; Wan accepts {_ACCEPTED} only."
+                    _(
+                        "{label} is a {kind} file; Wan accepts {accepted} only.",
+                        label=label,
+                        kind=fmt,
+                        accepted=_ACCEPTED,
+                    )
+                    if fmt
+                    else _unknown_format(label)
                 )
             if getattr(img, "is_animated", False):
-                raise ImageRejected(f"{label} is animated; send a single still frame.")
+                raise ImageRejected(
+                    _("{label} is animated; send a single still frame.", label=label)
+                )
             width, height = img.size
             # Check the size before decoding pixels, so a huge image is never decompressed.
             if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
                 raise ImageRejected(
-                    f"{label} is {width}×{height} px; each side must be {MIN_SIDE} to {MAX_SIDE} px."
+                    _(
+                        "{label} is {width}×{height} px; each side must be {low} to {high} px.",
+                        label=label,
+                        width=width,
+                        height=height,
+                        low=MIN_SIDE,
+                        high=MAX_SIDE,
+                    )
                 )
             if max(width, height) / min(width, height) > MAX_ASPECT:
                 raise ImageRejected(
-                    f"{label} is {width}×{height} px; it can be at most 4 times longer than wide."
+                    _(
+                        "{label} is {width}×{height} px; it can be at most 4 times longer than wide.",
+                        label=label,
+                        width=width,
+                        height=height,
+                    )
                 )
             img.load()  # a real decode: truncated or corrupt files fail here
     except ImageRejected:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise ImageRejected(f"{label} can't be read as an image; it may be corrupt.") from None
+        raise ImageRejected(
+            _("{label} can't be read as an image; it may be corrupt.", label=label)
+        ) from None
     return CheckedImage(data, FORMATS[fmt], width, height, filename, url)
 
 

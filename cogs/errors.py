@@ -9,6 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.i18n import _, text_of
 from cogs.utils.privately import tell
 
 log = logging.getLogger(__name__)
@@ -31,23 +32,28 @@ class Errors(commands.Cog):
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
     ) -> None:
         if isinstance(error, app_commands.CheckFailure):
-            await tell(interaction, str(error) or "You can't use this command here.")
+            await tell(interaction, text_of(error) or _("You can't use this command here."))
             return
         if isinstance(error, app_commands.TransformerError | app_commands.CommandSignatureMismatch):
             await tell(
                 interaction,
-                "That option's value isn't valid; check the command's options and try again.",
+                _("That option's value isn't valid; check the command's options and try again."),
             )
             return
         job_id = interaction.extras.get("job_id")
         reference = f"job #{job_id}" if job_id else f"ref {interaction.id}"
         command = interaction.command.qualified_name if interaction.command else "?"
         log.error("error in /%s (%s)", command, reference, exc_info=error)
-        charged = "" if job_id else " Nothing was charged."
-        await tell(
-            interaction,
-            f"Something went wrong on our side ({reference}).{charged} Please try again.",
-        )
+        if job_id:
+            text = _(
+                "Something went wrong on our side (job #{job_id}). Please try again.", job_id=job_id
+            )
+        else:
+            text = _(
+                "Something went wrong on our side (ref {ref}). Nothing was charged. Please try again.",
+                ref=interaction.id,
+            )
+        await tell(interaction, text)
 
 
 async def setup(bot: commands.Bot) -> None:

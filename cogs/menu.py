@@ -12,15 +12,18 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.i18n import _, render, translate
 from cogs.utils.edit_flow import EditOptions, start_job
 from cogs.utils.edit_modal import EditModal, image_attachments
 from cogs.utils.inputs import MAX_IMAGES
+from cogs.utils.language import private_language
 
 if TYPE_CHECKING:
     from cogs.utils.wanbot import WanBot
 
+# The command's name; the translator gives Chinese clients their own label (see cogs/utils/translator.py).
 MENU_NAME = "Edit with Wan"
-NO_IMAGES = (
+NO_IMAGES = _(
     "That message has no images to edit. Use **Edit with Wan** on a message with a PNG, JPEG, WEBP "
     "or BMP attached, or use `/wanedit` with your own images."
 )
@@ -42,14 +45,16 @@ class EditMenu(commands.Cog):
     ) -> None:
         # The first three images; more than Wan takes is not worth a refusal here.
         attachments = image_attachments(message)[:MAX_IMAGES]
+        language = private_language(interaction)
         if not attachments:
-            await interaction.response.send_message(NO_IMAGES, ephemeral=True)
+            await interaction.response.send_message(render(language, NO_IMAGES), ephemeral=True)
             return
 
         async def submit(ix: discord.Interaction[WanBot], options: EditOptions) -> None:
             await start_job(ix, options, attachments, source_message=message)
 
-        await interaction.response.send_modal(EditModal(MENU_NAME, submit, source="menu"))
+        title = translate(language, MENU_NAME)
+        await interaction.response.send_modal(EditModal(title, submit, source="menu"))
 
 
 async def setup(bot: WanBot) -> None:

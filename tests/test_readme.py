@@ -69,6 +69,15 @@ COVERED: dict[str, tuple[str, str]] = {
         "test",
         "tests.test_sandbox_cli::test_cli_serves_and_stops_on_sigterm",
     ),
+    **{
+        command: ("test", "tests.test_i18n_tools::test_catalogue_commands_from_a_fresh_copy")
+        for command in (
+            "python -m bot.i18n extract",
+            "python -m bot.i18n update",
+            "python -m bot.i18n compile",
+            "python -m bot.i18n init ja",
+        )
+    },
     "python bench/poll.py": ("bench", "bench/poll.py"),
     "python bench/store.py": ("bench", "bench/store.py"),
     "python bench/e2e.py --mode both": ("bench", "bench/e2e.py"),
@@ -98,6 +107,7 @@ COVERED: dict[str, tuple[str, str]] = {
 
 # Issue 7's order for the two readers: what it does, quick start, then the admin's path, then the rest.
 SECTIONS = [
+    "中文说明",
     "What it does",
     "Quick start",
     "Creating the Discord application",

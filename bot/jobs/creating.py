@@ -7,10 +7,11 @@ import logging
 import time
 from collections.abc import Callable
 
+from bot.i18n import _, text_of
 from bot.images import ImageRejected
 from bot.jobs.endings import Outcomes
 from bot.jobs.inflight import InFlight
-from bot.jobs.models import NOTHING_CHARGED, Progress
+from bot.jobs.models import Progress, uncharged
 from bot.jobs.surface import Surface
 from bot.metrics import Metrics
 from bot.store import Job, JobState, Store
@@ -52,7 +53,7 @@ class Creator:
             try:
                 images = await self.surface.fetch_inputs(job)
             except ImageRejected as err:
-                await self.outcomes.fail(job, f"{err} {NOTHING_CHARGED}", "InputGone")
+                await self.outcomes.fail(job, uncharged(text_of(err)), "InputGone")
                 return None
         if await self.cancelled_meanwhile(job):
             return None
@@ -108,7 +109,7 @@ class Creator:
                     or err.code == "CreateOutcomeUnknown"
                     or attempt == self.create_attempts
                 ):
-                    await self.outcomes.fail(job, f"{err.user_message} {NOTHING_CHARGED}", err.code)
+                    await self.outcomes.fail(job, uncharged(err.user_message), err.code)
                     return None
                 await asyncio.sleep(self.retry_delay * 2 ** (attempt - 1))
                 if await self.cancelled_meanwhile(job):
@@ -127,5 +128,5 @@ class Creator:
             return False
         self.inflight.cancel_requested.discard(job.id)
         await self.outcomes.finish(job, JobState.CANCELLED)
-        await self.outcomes.say(job, f"Cancelled before it started. {NOTHING_CHARGED}")
+        await self.outcomes.say(job, _("Cancelled before it started. Nothing was charged."))
         return True

@@ -10,9 +10,10 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from bot.i18n import _
 from bot.jobs.endings import Outcomes
 from bot.jobs.inflight import InFlight
-from bot.jobs.models import NOTHING_CHARGED, Delivery, Progress
+from bot.jobs.models import Delivery, Progress
 from bot.jobs.surface import Surface
 from bot.store import Job, JobState, Store
 from bot.wan import TaskResult, WanClient, WanError
@@ -79,7 +80,10 @@ class Deliverer:
             except WanError as err:
                 if err.code == "ResultExpired" or not err.retryable:
                     log.warning("job %d: results are gone: %s", job.id, err.code)
-                    text = f"Wan finished, but its images could no longer be downloaded. {NOTHING_CHARGED}"
+                    text = _(
+                        "Wan finished, but its images could no longer be downloaded. "
+                        "Nothing was charged."
+                    )
                     await self.outcomes.fail(job, text, err.code)
                     return
                 log.warning("job %d: download attempt %d failed: %s", job.id, attempt, err.code)
@@ -92,7 +96,9 @@ class Deliverer:
             # Nowhere accepts it (channel gone, DMs closed) and Discord keeps saying so.
             self.outcomes.postponed.pop(job.id, None)
             await self.outcomes.fail(
-                job, f"The result could not be posted anywhere. {NOTHING_CHARGED}", "Undeliverable"
+                job,
+                _("The result could not be posted anywhere. Nothing was charged."),
+                "Undeliverable",
             )
             return
         # Still DELIVERING: Wan keeps results for 24 hours, so try again later rather than lose them.

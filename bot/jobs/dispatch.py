@@ -8,10 +8,11 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
+from bot.i18n import _n, text_of
 from bot.images import CheckedImage
 from bot.jobs.endings import Outcomes
 from bot.jobs.inflight import InFlight
-from bot.jobs.models import NOTHING_CHARGED, JobRefused, JobSpec, Progress
+from bot.jobs.models import JobRefused, JobSpec, Progress, uncharged
 from bot.jobs.queue import JobQueue
 from bot.metrics import Metrics
 from bot.store import Job, JobState, QuotaRefused, Store
@@ -67,13 +68,19 @@ class Dispatcher:
             try:
                 reservation = await self.store.reserve(scope, user, count)
             except QuotaRefused as refusal:
-                raise JobRefused(f"{refusal} {NOTHING_CHARGED}", refusal.reason) from None
+                raise JobRefused(uncharged(text_of(refusal)), refusal.reason) from None
             await self.store.release(reservation.id)
 
     def _busy(self, active: int) -> JobRefused:
         return JobRefused(
-            f"You already have {active} job(s) queued or running (the limit is "
-            f"{self.max_jobs_per_user}). Wait for one to finish. {NOTHING_CHARGED}",
+            _n(
+                "You already have {count} job queued or running (the limit is {limit}). "
+                "Wait for one to finish. Nothing was charged.",
+                "You already have {count} jobs queued or running (the limit is {limit}). "
+                "Wait for one to finish. Nothing was charged.",
+                active,
+                limit=self.max_jobs_per_user,
+            ),
             "busy",
         )
 
@@ -106,7 +113,7 @@ class Dispatcher:
             try:
                 reservation = await self.store.reserve(spec.scope, spec.user_id, spec.count)
             except QuotaRefused as refusal:
-                raise JobRefused(f"{refusal} {NOTHING_CHARGED}", refusal.reason) from None
+                raise JobRefused(uncharged(text_of(refusal)), refusal.reason) from None
             try:
                 job = await self.store.create_job(
                     scope=spec.scope,

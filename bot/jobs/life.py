@@ -8,11 +8,12 @@ import logging
 import time
 from collections.abc import Callable
 
+from bot.i18n import _
 from bot.jobs.creating import Creator
 from bot.jobs.delivering import Deliverer
 from bot.jobs.endings import Outcomes
 from bot.jobs.inflight import InFlight
-from bot.jobs.models import NOTHING_CHARGED, Progress
+from bot.jobs.models import Progress, uncharged
 from bot.metrics import Metrics
 from bot.store import Job, JobState, Store
 from bot.wan import TaskResult, TaskStatus, WanClient, WanError
@@ -64,12 +65,15 @@ class JobLife:
             # and the user is not charged for a result they never got.
             self.metrics.wan_errors.labels(err.code).inc()
             log.warning("job %d: Wan error while following the task: %s", job_id, err.code)
-            await self.outcomes.fail(job, f"{err.user_message} {NOTHING_CHARGED}", err.code)
+            await self.outcomes.fail(job, uncharged(err.user_message), err.code)
         except Exception:
             log.exception("job %d failed unexpectedly", job_id)
             await self.outcomes.fail(
                 job,
-                f"Something went wrong on our side (job #{job_id}). {NOTHING_CHARGED}",
+                _(
+                    "Something went wrong on our side (job #{job_id}). Nothing was charged.",
+                    job_id=job_id,
+                ),
                 "InternalBotError",
             )
 
@@ -100,19 +104,21 @@ class JobLife:
             await self.deliverer.deliver(job, result, redelivery=redelivery)
         elif result.status == TaskStatus.CANCELED:
             await self.outcomes.finish(job, JobState.CANCELLED)
-            await self.outcomes.say(job, f"Cancelled. {NOTHING_CHARGED}")
+            await self.outcomes.say(job, _("Cancelled. Nothing was charged."))
         elif result.status == TaskStatus.UNKNOWN:
             await self.outcomes.fail(
                 job,
-                "Wan no longer knows this task (task ids expire after 24 hours), so its result is "
-                f"lost. {NOTHING_CHARGED}",
+                _(
+                    "Wan no longer knows this task (task ids expire after 24 hours), so its result "
+                    "is lost. Nothing was charged."
+                ),
                 "TaskExpired",
             )
         else:
             err = result.error
             self.metrics.wan_errors.labels(result.code or "TaskFailed").inc()
-            text = err.user_message if err is not None else "Wan couldn't finish this edit."
-            await self.outcomes.fail(job, f"{text} {NOTHING_CHARGED}", result.code or "TaskFailed")
+            text = err.user_message if err is not None else _("Wan couldn't finish this edit.")
+            await self.outcomes.fail(job, uncharged(text), result.code or "TaskFailed")
 
     def _observe(self, result: TaskResult) -> None:
         """Task duration and detection lag, from the times Wan reports."""

@@ -6,15 +6,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.aspects import size_for
+from bot.i18n import Text, _
 from bot.wan import TaskResult
 
-NOTHING_CHARGED = "Nothing was charged."
+NOTHING_CHARGED = _("Nothing was charged.")
 # Jobs of `python -m bot edit`: that process follows them itself, so a bot never resumes them.
 TERMINAL_SOURCE = "terminal"
 
 
+def uncharged(reason: str) -> Text:
+    """`reason` and that nothing was charged, as one message (a `Text`, see bot.i18n)."""
+    return _("{reason} Nothing was charged.", reason=reason)
+
+
 class JobRefused(Exception):
-    """A request refused before anything was spent. `str()` is the message for the user."""
+    """A request refused before anything was spent. `str()` is the message for the user (raised with a
+    `Text`: `bot.i18n.text_of` gives it back for rendering in the member's language)."""
 
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)

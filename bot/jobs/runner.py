@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from bot.i18n import _
 from bot.images import CheckedImage
 from bot.jobs.creating import Creator
 from bot.jobs.delivering import Deliverer
@@ -24,7 +25,7 @@ from bot.jobs.dispatch import Dispatcher
 from bot.jobs.endings import Outcomes
 from bot.jobs.inflight import InFlight
 from bot.jobs.life import JobLife
-from bot.jobs.models import NOTHING_CHARGED, TERMINAL_SOURCE, JobSpec
+from bot.jobs.models import TERMINAL_SOURCE, JobSpec
 from bot.jobs.queue import JobQueue, MemoryQueue
 from bot.jobs.surface import Surface
 from bot.metrics import Metrics
@@ -170,8 +171,10 @@ class JobRunner:
                 # Creating it again could bill twice, so the job ends here, refunded.
                 await self.outcomes.fail(
                     job,
-                    "The bot restarted while sending this job to Wan, so it can't tell whether Wan "
-                    f"received it. It was not sent again. {NOTHING_CHARGED}",
+                    _(
+                        "The bot restarted while sending this job to Wan, so it can't tell whether "
+                        "Wan received it. It was not sent again. Nothing was charged."
+                    ),
                     "CreateOutcomeUnknown",
                 )
             else:
@@ -198,23 +201,23 @@ class JobRunner:
         """Cancel a job waiting in the queue or still PENDING at Wan; return what happened, for the user."""
         job = await self.store.get_job(job_id)
         if job is None or job.state in (JobState.DONE, JobState.FAILED, JobState.CANCELLED):
-            return "This job has already finished."
+            return _("This job has already finished.")
         inflight = self.inflight
         if self.queue.remove(job_id):
             inflight.images.pop(job_id, None)
             await self.outcomes.finish(job, JobState.CANCELLED)
-            await self.outcomes.say(job, f"Cancelled before it started. {NOTHING_CHARGED}")
+            await self.outcomes.say(job, _("Cancelled before it started. Nothing was charged."))
             self.dispatcher.wake.set()
-            return f"Cancelled. {NOTHING_CHARGED}"
+            return _("Cancelled. Nothing was charged.")
         if job_id in inflight.running and job.task_id is None and job_id not in inflight.submitting:
             # Fetching its images or waiting to retry a throttled create: stopped before the call.
             inflight.cancel_requested.add(job_id)
-            return f"Cancelled. {NOTHING_CHARGED}"
+            return _("Cancelled. Nothing was charged.")
         if job.task_id is None or inflight.statuses.get(job_id) != TaskStatus.PENDING:
-            return "Too late to cancel: Wan is already working on it."
+            return _("Too late to cancel: Wan is already working on it.")
         try:
             await self.wan.cancel_task(job.task_id)
         except WanError as err:
             log.info("job %d: cancel refused by Wan (%s)", job_id, err.code)
-            return "Too late to cancel: Wan has already started on it."
-        return f"Cancelling… {NOTHING_CHARGED}"
+            return _("Too late to cancel: Wan has already started on it.")
+        return _("Cancelling… Nothing was charged.")

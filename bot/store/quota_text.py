@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from bot.i18n import Text, _, _n
 from bot.store.models import RefusalReason
 
 
@@ -12,9 +13,9 @@ def discord_timestamp(moment: datetime, style: str = "R") -> str:
     return f"<t:{int(moment.timestamp())}:{style}>"
 
 
-def images(n: int) -> str:
+def images(n: int) -> Text:
     """'1 image', '4 images'."""
-    return f"{n} image" if n == 1 else f"{n} images"
+    return _n("{count} image", "{count} images", n)
 
 
 def refusal_text(
@@ -28,30 +29,52 @@ def refusal_text(
     cap: int | None = None,
     scope: int = 0,
 ) -> str:
-    """One or two sentences: why the request was refused, what is left, and when that changes."""
-    where = "in DMs" if scope == 0 else "in this server"
+    """One or two sentences: why the request was refused, what is left, and when that changes.
+
+    A `Text` (bot.i18n): English as a str, rendered in the member's language by Discord's side.
+    """
+    dms = scope == 0
     if reason == "blocked":
-        return f"You're blocked from using Wan {where}."
-    in_flight = f" ({held} held by jobs in progress)" if held else ""
+        if dms:
+            return _("You're blocked from using Wan in DMs.")
+        return _("You're blocked from using Wan in this server.")
+    in_flight = _(" ({held} held by jobs in progress)", held=held) if held else ""
     if reason == "server_cap":
-        owner = "DMs" if scope == 0 else "this server"
-        capped = f" ({images(cap)})" if cap is not None else ""
+        owner = _("DMs") if dms else _("this server")
+        capped = _(" ({images})", images=images(cap)) if cap is not None else ""
         if remaining == 0:
-            head = f"The daily limit for {owner}{capped} is used up."
+            head = _("The daily limit for {owner}{capped} is used up.", owner=owner, capped=capped)
         else:
-            head = (
-                f"The daily limit for {owner}{capped} has {images(remaining)} left and this "
-                f"needs {requested}."
+            head = _(
+                "The daily limit for {owner}{capped} has {left} left and this needs {requested}.",
+                owner=owner,
+                capped=capped,
+                left=images(remaining),
+                requested=requested,
             )
-        return head if resets_at is None else f"{head} It resets {discord_timestamp(resets_at)}."
+        if resets_at is None:
+            return head
+        return _("{head} It resets {when}.", head=head, when=discord_timestamp(resets_at))
     if remaining == 0:
-        if limit == 0:
-            head = f"You have no daily images {where}{in_flight}."
+        if limit == 0 and dms:
+            head = _("You have no daily images in DMs{in_flight}.", in_flight=in_flight)
+        elif limit == 0:
+            head = _("You have no daily images in this server{in_flight}.", in_flight=in_flight)
+        elif limit is not None:
+            head = _(
+                "You've used your {allowance} for today{in_flight}.",
+                allowance=images(limit),
+                in_flight=in_flight,
+            )
         else:
-            allowance = f"your {images(limit)}" if limit is not None else "your images"
-            head = f"You've used {allowance} for today{in_flight}."
+            head = _("You've used your images for today{in_flight}.", in_flight=in_flight)
     else:
-        head = f"You have {images(remaining)} left today{in_flight} and this needs {requested}."
+        head = _(
+            "You have {left} left today{in_flight} and this needs {requested}.",
+            left=images(remaining),
+            in_flight=in_flight,
+            requested=requested,
+        )
     if resets_at is None:
         return head
-    return f"{head} Your allowance resets {discord_timestamp(resets_at)}."
+    return _("{head} Your allowance resets {when}.", head=head, when=discord_timestamp(resets_at))

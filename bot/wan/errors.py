@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Final
 
+from bot.i18n import _
 from bot.wan.retry import parse_retry_after
 
 # Codes the client makes up itself, for failures that never reached (or never came back from) Wan.
@@ -27,70 +28,119 @@ UPLOAD_FAILED: Final = "UploadFailed"
 CLIENT_CLOSED: Final = "ClientClosed"
 UNKNOWN: Final = "Unknown"
 
-_INPUT = "Wan could not use the request"
-_BUSY = "Wan is busy right now; please try again in a minute."
-_BROKEN = "Wan had a problem on its side; please try again in a few minutes."
-_SETUP = "The bot's DashScope account is not set up correctly; please tell the bot's admin."
+# Each text is a `Text` (bot.i18n): English as a str, rendered in the member's language by Discord's side.
+_INPUT = _("Wan could not use the request.")
+_BUSY = _("Wan is busy right now; please try again in a minute.")
+_BROKEN = _("Wan had a problem on its side; please try again in a few minutes.")
+_SETUP = _("The bot's DashScope account is not set up correctly; please tell the bot's admin.")
 
 # Exact codes from wan-api.md §5 (and the lower-case aliases some endpoints use), plus our own.
 USER_MESSAGES: Final[dict[str, str]] = {
-    "InvalidParameter": f"{_INPUT}: a setting or the prompt was not accepted.",
-    "invalid_parameter_error": f"{_INPUT}: a setting, the prompt or an image was not accepted.",
-    "InvalidParameter.DataInspection": "Wan could not download or read one of the images; try another file.",
-    "DataInspectionFailed": "Wan's content filter flagged the prompt or an image, so nothing was made.",
-    "data_inspection_failed": "Wan's content filter flagged the prompt or an image, so nothing was made.",
-    "IPInfringementSuspect": "Wan suspects the request copies protected characters or brands, so nothing was made.",
-    "BadRequest.EmptyInput": f"{_INPUT}: the prompt or images were missing.",
-    "BadRequest.EmptyParameters": f"{_INPUT}: its settings were missing.",
-    "BadRequest.EmptyModel": f"{_INPUT}: no model was named.",
-    "BadRequest.IllegalInput": f"{_INPUT}: it was malformed.",
-    "BadRequest.TooLarge": "The images are too large to send to Wan; try smaller files.",
-    "InvalidURL": "Wan could not fetch one of the images; try uploading it again.",
-    "InvalidURL.ConnectionRefused": "Wan could not fetch one of the images; try uploading it again.",
-    "InvalidURL.Timeout": "Wan timed out fetching one of the images; try again.",
-    "InvalidImage.FileFormat": "Wan could not read one of the images; use a PNG, JPEG, WEBP or BMP file.",
-    "InvalidImageFormat": "Wan could not read one of the images; use a PNG, JPEG, WEBP or BMP file.",
-    "InvalidFile": "Wan could not read one of the images; use a PNG, JPEG, WEBP or BMP file.",
-    "Arrearage": "The bot's DashScope account has an unpaid balance; please tell the bot's admin.",
-    "UnsupportedOperation": "Wan cannot do that to this task any more (it may have already started).",
-    "InvalidApiKey": "The bot's DashScope API key was refused (wrong key, or a key from another region); please tell the bot's admin.",
-    "invalid_api_key": "The bot's DashScope API key was refused (wrong key, or a key from another region); please tell the bot's admin.",
-    "NOT AUTHORIZED": "The bot's DashScope workspace or region setting is wrong; please tell the bot's admin.",
-    "AccessDenied": "DashScope refused access for this request; please tell the bot's admin.",
-    "AccessDenied.Unpurchased": "The Wan service is not activated on the bot's DashScope account; please tell the bot's admin.",
-    "Model.AccessDenied": "The bot's DashScope workspace may not use this model; please tell the bot's admin.",
-    "Workspace.AccessDenied": "The bot's DashScope workspace may not use this model; please tell the bot's admin.",
-    "AllocationQuota.FreeTierOnly": "The bot's free Wan quota is used up; please tell the bot's admin.",
-    "ModelNotFound": "DashScope does not know the configured model; please tell the bot's admin.",
-    "model_not_found": "DashScope does not know the configured model; please tell the bot's admin.",
-    "WorkSpaceNotFound": "DashScope does not know the configured workspace; please tell the bot's admin.",
-    "NotFound": "DashScope could not find what was asked for.",
-    "RequestTimeOut": "Wan took too long to answer; please try again.",
+    "InvalidParameter": _(
+        "Wan could not use the request: a setting or the prompt was not accepted."
+    ),
+    "invalid_parameter_error": _(
+        "Wan could not use the request: a setting, the prompt or an image was not accepted."
+    ),
+    "InvalidParameter.DataInspection": _(
+        "Wan could not download or read one of the images; try another file."
+    ),
+    "DataInspectionFailed": _(
+        "Wan's content filter flagged the prompt or an image, so nothing was made."
+    ),
+    "data_inspection_failed": _(
+        "Wan's content filter flagged the prompt or an image, so nothing was made."
+    ),
+    "IPInfringementSuspect": _(
+        "Wan suspects the request copies protected characters or brands, so nothing was made."
+    ),
+    "BadRequest.EmptyInput": _("Wan could not use the request: the prompt or images were missing."),
+    "BadRequest.EmptyParameters": _("Wan could not use the request: its settings were missing."),
+    "BadRequest.EmptyModel": _("Wan could not use the request: no model was named."),
+    "BadRequest.IllegalInput": _("Wan could not use the request: it was malformed."),
+    "BadRequest.TooLarge": _("The images are too large to send to Wan; try smaller files."),
+    "InvalidURL": _("Wan could not fetch one of the images; try uploading it again."),
+    "InvalidURL.ConnectionRefused": _(
+        "Wan could not fetch one of the images; try uploading it again."
+    ),
+    "InvalidURL.Timeout": _("Wan timed out fetching one of the images; try again."),
+    "InvalidImage.FileFormat": _(
+        "Wan could not read one of the images; use a PNG, JPEG, WEBP or BMP file."
+    ),
+    "InvalidImageFormat": _(
+        "Wan could not read one of the images; use a PNG, JPEG, WEBP or BMP file."
+    ),
+    "InvalidFile": _("Wan could not read one of the images; use a PNG, JPEG, WEBP or BMP file."),
+    "Arrearage": _(
+        "The bot's DashScope account has an unpaid balance; please tell the bot's admin."
+    ),
+    "UnsupportedOperation": _(
+        "Wan cannot do that to this task any more (it may have already started)."
+    ),
+    "InvalidApiKey": _(
+        "The bot's DashScope API key was refused (wrong key, or a key from another region); please tell the bot's admin."
+    ),
+    "invalid_api_key": _(
+        "The bot's DashScope API key was refused (wrong key, or a key from another region); please tell the bot's admin."
+    ),
+    "NOT AUTHORIZED": _(
+        "The bot's DashScope workspace or region setting is wrong; please tell the bot's admin."
+    ),
+    "AccessDenied": _("DashScope refused access for this request; please tell the bot's admin."),
+    "AccessDenied.Unpurchased": _(
+        "The Wan service is not activated on the bot's DashScope account; please tell the bot's admin."
+    ),
+    "Model.AccessDenied": _(
+        "The bot's DashScope workspace may not use this model; please tell the bot's admin."
+    ),
+    "Workspace.AccessDenied": _(
+        "The bot's DashScope workspace may not use this model; please tell the bot's admin."
+    ),
+    "AllocationQuota.FreeTierOnly": _(
+        "The bot's free Wan quota is used up; please tell the bot's admin."
+    ),
+    "ModelNotFound": _(
+        "DashScope does not know the configured model; please tell the bot's admin."
+    ),
+    "model_not_found": _(
+        "DashScope does not know the configured model; please tell the bot's admin."
+    ),
+    "WorkSpaceNotFound": _(
+        "DashScope does not know the configured workspace; please tell the bot's admin."
+    ),
+    "NotFound": _("DashScope could not find what was asked for."),
+    "RequestTimeOut": _("Wan took too long to answer; please try again."),
     "Throttling": _BUSY,
     "Throttling.RateQuota": _BUSY,
     "Throttling.BurstRate": _BUSY,
-    "Throttling.AllocationQuota": "The bot's Wan quota for now is used up; please try again later.",
+    "Throttling.AllocationQuota": _(
+        "The bot's Wan quota for now is used up; please try again later."
+    ),
     "Throttling.Concurrency": _BUSY,
     "InternalError": _BROKEN,
-    "InternalError.Algo": "Wan's model failed on this request; trying again may work.",
-    "InternalError.Timeout": "Wan took too long to finish this edit; please try again.",
-    "InternalError.Upload": "Wan could not store the result; please try again.",
-    "InternalError.FileUpload": "Wan could not store the result; please try again.",
+    "InternalError.Algo": _("Wan's model failed on this request; trying again may work."),
+    "InternalError.Timeout": _("Wan took too long to finish this edit; please try again."),
+    "InternalError.Upload": _("Wan could not store the result; please try again."),
+    "InternalError.FileUpload": _("Wan could not store the result; please try again."),
     "SystemError": _BROKEN,
     "ModelServiceFailed": _BROKEN,
     "ServiceUnavailable": _BUSY,
-    "WaitTaskTimeout": "Wan is taking unusually long with this edit.",
+    "WaitTaskTimeout": _("Wan is taking unusually long with this edit."),
     # Our own codes.
-    CREATE_OUTCOME_UNKNOWN: "The connection to Wan broke while the request was being sent, so it may or may not have started; it was not sent again to avoid paying twice.",
-    NETWORK_ERROR: "The bot could not reach Wan; please try again in a minute.",
-    WAIT_TIMEOUT: "Wan is taking unusually long with this edit.",
-    RESULT_EXPIRED: "The result is no longer available (Wan keeps results for 24 hours).",
-    RESULT_TOO_LARGE: "The result image was unexpectedly large, so it was not downloaded.",
-    DOWNLOAD_FAILED: "The finished image could not be downloaded from Wan.",
-    UPLOAD_FAILED: "The images could not be uploaded to Wan's temporary storage; please try again.",
-    CLIENT_CLOSED: "The bot is shutting down; please try again when it is back.",
-    BAD_RESPONSE: "Wan sent an answer the bot could not understand; please try again.",
-    UNKNOWN: "Something went wrong talking to Wan; please try again.",
+    CREATE_OUTCOME_UNKNOWN: _(
+        "The connection to Wan broke while the request was being sent, so it may or may not have started; it was not sent again to avoid paying twice."
+    ),
+    NETWORK_ERROR: _("The bot could not reach Wan; please try again in a minute."),
+    WAIT_TIMEOUT: _("Wan is taking unusually long with this edit."),
+    RESULT_EXPIRED: _("The result is no longer available (Wan keeps results for 24 hours)."),
+    RESULT_TOO_LARGE: _("The result image was unexpectedly large, so it was not downloaded."),
+    DOWNLOAD_FAILED: _("The finished image could not be downloaded from Wan."),
+    UPLOAD_FAILED: _(
+        "The images could not be uploaded to Wan's temporary storage; please try again."
+    ),
+    CLIENT_CLOSED: _("The bot is shutting down; please try again when it is back."),
+    BAD_RESPONSE: _("Wan sent an answer the bot could not understand; please try again."),
+    UNKNOWN: _("Something went wrong talking to Wan; please try again."),
 }
 
 # Families: `InvalidFile.Size` etc. fall back to the text of their prefix.
@@ -134,7 +184,7 @@ def user_message_for(code: str, http_status: int | None = None) -> str:
     if http_status in (401, 403):
         return _SETUP
     if http_status is not None and 400 <= http_status < 500:
-        return f"{_INPUT}."
+        return _INPUT
     if http_status is not None and http_status >= 500:
         return _BROKEN
     return USER_MESSAGES[UNKNOWN]

@@ -19,10 +19,18 @@ import discord
 
 from bot import guild_settings
 from bot.aspects import AspectRejected, check_aspect, take_aspect
+from bot.i18n import _, text_of
 from bot.images import CheckedImage, ImageRejected
 from bot.jobs import JobRefused, JobSpec
 from bot.store import Job
 from cogs.utils import inputs
+from cogs.utils.language import (
+    JOB_LANGUAGE,
+    JOB_MEMBER_LANGUAGE,
+    message_language,
+    private_language,
+    public_language,
+)
 from cogs.utils.privately import tell
 
 if TYPE_CHECKING:
@@ -76,19 +84,31 @@ def check_options(options: EditOptions) -> EditOptions:
         )
     options.aspect = options.aspect or asked
     if not prompt:
-        raise RequestRejected("Write a prompt saying what to change, e.g. “make the sky stormy”.")
+        raise RequestRejected(
+            _("Write a prompt saying what to change, e.g. “make the sky stormy”.")
+        )
     if len(prompt) > MAX_PROMPT:
-        raise RequestRejected(f"The prompt is {len(prompt)} characters; the limit is {MAX_PROMPT}.")
+        raise RequestRejected(
+            _(
+                "The prompt is {length} characters; the limit is {limit}.",
+                length=len(prompt),
+                limit=MAX_PROMPT,
+            )
+        )
     negative = (options.negative_prompt or "").strip() or None
     if negative is not None and len(negative) > MAX_NEGATIVE:
         raise RequestRejected(
-            f"The negative prompt is {len(negative)} characters; the limit is {MAX_NEGATIVE}."
+            _(
+                "The negative prompt is {length} characters; the limit is {limit}.",
+                length=len(negative),
+                limit=MAX_NEGATIVE,
+            )
         )
     if not 1 <= options.count <= 4:
-        raise RequestRejected("`count` must be 1 to 4.")
+        raise RequestRejected(_("`count` must be 1 to 4."))
     seed = options.seed
     if seed is not None and not 0 <= seed <= MAX_SEED:
-        raise RequestRejected(f"`seed` must be 0 to {MAX_SEED}.")
+        raise RequestRejected(_("`seed` must be 0 to {high}.", high=MAX_SEED))
     if seed is None:
         # Chosen here rather than by Wan, so every result can show the seed that made it.
         seed = random.randint(0, MAX_SEED - 3)
@@ -100,6 +120,11 @@ async def resolve_spoiler(bot: WanBot, options: EditOptions, guild_id: int | Non
     """A request that doesn't say gets the server's default; Reroll and Edit pass the job's own."""
     if options.spoiler is None:
         options.spoiler = (await guild_settings.load(bot.store, guild_id)).spoiler
+
+
+def not_charged(error: Exception) -> str:
+    """A refusal of bad input, for the member: the reason and that it cost nothing."""
+    return _("{reason} Nothing was charged.", reason=text_of(error))
 
 
 def scope_of(guild_id: int | None) -> int:
@@ -120,6 +145,8 @@ class Place:
     application_id: int | None = None
     interaction_token: str | None = field(default=None, repr=False)  # a secret
     token_expires_at: datetime | None = None
+    language: str = "en"  # the server's: the job's public messages
+    member_language: str = "en"  # the requester's own: what is told to them alone
 
 
 def job_spec(options: EditOptions, place: Place, described: list[dict]) -> JobSpec:
@@ -127,6 +154,9 @@ def job_spec(options: EditOptions, place: Place, described: list[dict]) -> JobSp
     extra = dict(options.extra)
     extra["upload_limit"] = place.upload_limit
     extra["spoiler"] = bool(options.spoiler)
+    # Kept with the job, so what it says after a restart or an expired token is in the same language.
+    extra[JOB_LANGUAGE] = place.language
+    extra[JOB_MEMBER_LANGUAGE] = place.member_language
     return JobSpec(
         scope=scope_of(place.guild_id),
         guild_id=place.guild_id,
@@ -209,10 +239,10 @@ async def start_job(
         # Quota and the per-user cap answer before the deferral, so their refusal is private.
         await bounded_precheck(bot, interaction, options.count)
     except (RequestRejected, ImageRejected) as err:
-        await tell(interaction, f"{err} Nothing was charged.")
+        await tell(interaction, not_charged(err))
         return None
     except JobRefused as err:
-        await tell(interaction, str(err))
+        await tell(interaction, text_of(err))
         return None
     if not interaction.response.is_done():
         await interaction.response.defer(thinking=True)
@@ -223,7 +253,7 @@ async def start_job(
             images = await inputs.load(attachments)
             described = inputs.describe(attachments, images, source_message)
     except ImageRejected as err:
-        await tell(interaction, f"{err} Nothing was charged.")
+        await tell(interaction, not_charged(err))
         return None
     await resolve_spoiler(bot, options, interaction.guild_id)
     response = await interaction.original_response()
@@ -238,11 +268,13 @@ async def start_job(
         application_id=interaction.application_id,
         interaction_token=interaction.token,
         token_expires_at=interaction.expires_at,
+        language=await public_language(bot.store, interaction),
+        member_language=private_language(interaction),
     )
     try:
         job = await bot.runner.submit(job_spec(options, place, described or []), images)
     except JobRefused as err:
-        await tell(interaction, str(err))
+        await tell(interaction, text_of(err))
         return None
     interaction.extras["job_id"] = job.id
     return job.id
@@ -273,6 +305,7 @@ async def start_message_job(
         for row in inputs.describe([attachment], [image], source)
     ]
     in_thread = isinstance(message.channel, discord.Thread)
+    language = await message_language(bot.store, message)
     place = Place(
         guild_id=guild_id,
         channel_id=message.channel.id,
@@ -280,5 +313,7 @@ async def start_message_job(
         user_id=message.author.id,
         message_id=message.id,
         upload_limit=message.guild.filesize_limit if message.guild is not None else None,
+        language=language,
+        member_language=language,
     )
     return await bot.runner.submit(job_spec(options, place, described), images)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot import images
+from bot.i18n import _, _n
 from bot.images import CheckedImage, ImageRejected
 from bot.store import Job
 from cogs.utils.places import channel_by_id
@@ -22,10 +23,15 @@ MAX_IMAGES = 3
 def precheck(attachments: Sequence[discord.Attachment]) -> None:
     """Everything that can be refused from what Discord says, before any download."""
     if not attachments:
-        raise ImageRejected("Attach at least one image (PNG, JPEG, WEBP or BMP).")
+        raise ImageRejected(_("Attach at least one image (PNG, JPEG, WEBP or BMP)."))
     if len(attachments) > MAX_IMAGES:
         raise ImageRejected(
-            f"Wan takes at most {MAX_IMAGES} images; {len(attachments)} were given."
+            _n(
+                "Wan takes at most {most} images; {count} was given.",
+                "Wan takes at most {most} images; {count} were given.",
+                len(attachments),
+                most=MAX_IMAGES,
+            )
         )
     for index, attachment in enumerate(attachments, start=1):
         images.precheck(index, attachment.filename, attachment.content_type, attachment.size)
@@ -43,7 +49,7 @@ async def _load(attachments: Sequence[discord.Attachment]) -> list[CheckedImage]
         blobs = await asyncio.gather(*(a.read() for a in attachments))
     except discord.HTTPException:
         raise ImageRejected(
-            "Discord wouldn't hand over one of the images; try attaching it again."
+            _("Discord wouldn't hand over one of the images; try attaching it again.")
         ) from None
     return list(
         await asyncio.gather(
@@ -101,12 +107,16 @@ async def refetch(bot: WanBot, job: Job) -> list[CheckedImage]:
                     if fresh is not None:
                         url = fresh.url
                 except discord.HTTPException:
-                    raise ImageRejected(f"Image {index} is gone: its message was deleted.") from None
+                    raise ImageRejected(
+                        _("Image {index} is gone: its message was deleted.", index=index)
+                    ) from None
             if not url:
-                raise ImageRejected(f"Image {index} is no longer available.")
+                raise ImageRejected(_("Image {index} is no longer available.", index=index))
             try:
                 data = await bot.http.get_from_cdn(url)
             except discord.HTTPException:
-                raise ImageRejected(f"Image {index} is no longer available from Discord.") from None
+                raise ImageRejected(
+                    _("Image {index} is no longer available from Discord.", index=index)
+                ) from None
             checked.append(await images.check(index, filename, data, url))
         return checked

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.i18n import _, render
 from bot.jobs import Progress
 from bot.store import Job
 from cogs.utils.components import cancel_view
+from cogs.utils.language import job_language
 from cogs.utils.places import channel_by_id, short, token_alive, webhook
 
 if TYPE_CHECKING:
@@ -75,19 +77,25 @@ class ProgressMessages:
         if job.source == "reply":
             await self._react(job, progress.stage)
             return
+        # Public (the channel sees it): the server's language, as the job remembers it.
+        language = job_language(job)
         embed = discord.Embed(colour=COLOUR, description=short(job.prompt, 300))
-        if progress.stage == "queued":
-            place = f"#{progress.position}" if progress.position else "soon"
-            embed.title = f"⏳ Queued (position {place})"
+        if progress.stage == "queued" and progress.position:
+            title = _("⏳ Queued (position #{position})", position=progress.position)
+        elif progress.stage == "queued":
+            title = _("⏳ Queued (position soon)")
         elif progress.stage == "pending":
-            embed.title = "⏳ Sent to Wan, waiting for a free slot"
+            title = _("⏳ Sent to Wan, waiting for a free slot")
         elif progress.stage == "running":
-            embed.title = "🎨 Wan is editing"
+            title = _("🎨 Wan is editing")
         else:
-            embed.title = "📦 Downloading and posting the result"
+            title = _("📦 Downloading and posting the result")
+        embed.title = render(language, title)
         if progress.started_at and progress.stage in ("pending", "running"):
-            embed.add_field(name="Started", value=f"<t:{int(progress.started_at)}:R>")
-        embed.set_footer(text=f"Job #{job.id}")
+            embed.add_field(
+                name=render(language, _("Started")), value=f"<t:{int(progress.started_at)}:R>"
+            )
+        embed.set_footer(text=render(language, _("Job #{job_id}", job_id=job.id)))
         view = cancel_view(job.id) if progress.cancellable else None
         await self._edit_response(job, embed=embed, view=view)
 
@@ -98,16 +106,21 @@ class ProgressMessages:
             await self._react_quietly(job, "done")
             return
         url = where.get_partial_message(message_id).jump_url
+        language = job_language(job)
         done = discord.Embed(
             colour=discord.Colour.green(),
-            title="✅ Done",
-            description=f"{short(job.prompt, 300)}\n\nResults: {url}",
+            title=render(language, _("✅ Done")),
+            description=short(job.prompt, 300)
+            + "\n\n"
+            + render(language, _("Results: {url}", url=url)),
         )
-        done.set_footer(text=f"Job #{job.id}")
+        done.set_footer(text=render(language, _("Job #{job_id}", job_id=job.id)))
         await self._edit_quietly(job, embed=done, view=None)
 
 
     async def finished_without_result(self, job: Job, text: str) -> None:
+        language = job_language(job)
+        text = render(language, text)
         if job.source == "reply":
             await self._react_quietly(job, "failed")
             channel = await channel_by_id(self.bot, job.thread_id or job.channel_id)
@@ -118,15 +131,25 @@ class ProgressMessages:
             )
             await channel.send(text, reference=reference, mention_author=True)
             return
-        embed = discord.Embed(colour=discord.Colour.red(), title="❌ No result", description=text)
-        embed.set_footer(text=f"Job #{job.id}")
+        embed = discord.Embed(
+            colour=discord.Colour.red(), title=render(language, _("❌ No result")), description=text
+        )
+        embed.set_footer(text=render(language, _("Job #{job_id}", job_id=job.id)))
         if token_alive(job):
             await self._edit_response(job, embed=embed, view=None)
             return
         # The token is gone (a long job, or a restart): say it in the channel, to the requester.
         channel = await channel_by_id(self.bot, job.thread_id or job.channel_id)
         await channel.send(
-            f"<@{job.user_id}> your Wan edit (job #{job.id}) ended without a result: {text}",
+            render(
+                language,
+                _(
+                    "<@{user}> your Wan edit (job #{job_id}) ended without a result: {reason}",
+                    user=job.user_id,
+                    job_id=job.id,
+                    reason=text,
+                ),
+            ),
             allowed_mentions=discord.AllowedMentions(users=[discord.Object(job.user_id)]),
         )
 

@@ -14,9 +14,15 @@ from bot.store import Store
 log = logging.getLogger(__name__)
 
 
-def command_hash(tree: app_commands.CommandTree) -> str:
-    """A hash of every command definition, to sync only when something changed."""
-    payload = [command.to_dict(tree) for command in tree.get_commands()]
+async def command_hash(tree: app_commands.CommandTree) -> str:
+    """A hash of every command definition as it is sent (translations included, as `tree.sync`
+    makes them), to sync only when something changed, a translation too."""
+    translator = tree.translator
+    commands = tree.get_commands()
+    if translator is not None:
+        payload = [await command.get_translated_payload(tree, translator) for command in commands]
+    else:
+        payload = [command.to_dict(tree) for command in commands]
     payload.sort(key=lambda c: (c.get("type", 1), c["name"]))
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -29,7 +35,7 @@ async def sync_commands(
     if guild is not None:
         tree.copy_global_to(guild=guild)
     key = f"command_hash:{dev_guild or 'global'}"
-    digest = command_hash(tree)
+    digest = await command_hash(tree)
     if not force and await store.get_meta(key) == digest:
         log.info("slash commands unchanged; not syncing")
         return False

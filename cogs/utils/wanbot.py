@@ -22,6 +22,7 @@ from bot.store import Store, open_store
 from bot.wan import WanClient
 from cogs.utils.gateway import base_intents, point_gateway, read_application, use_discord_api_base
 from cogs.utils.sync import sync_commands
+from cogs.utils.translator import CatalogueTranslator
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.replies",
     "cogs.settings",
     "cogs.history",
+    "cogs.language",
     "cogs.health",
 )
 
@@ -127,6 +129,8 @@ class WanBot(commands.Bot):
         self.add_dynamic_items(*self.persistent_items)
         for extension in self.extensions_to_load:
             await self.load_extension(extension)
+        # Before the sync: the synced payload carries every command text's translations.
+        await self.tree.set_translator(CatalogueTranslator())
         await sync_commands(self.tree, self.store, settings.dev_guild, force=self.force_sync)
         if self.sync_only:
             return

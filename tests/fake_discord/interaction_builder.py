@@ -94,7 +94,7 @@ class InteractionBuilder:
             "context": 0 if guild is not None else 1,
             "entitlements": [],
             "entitlement_sku_ids": [],
-            "locale": "en-US",
+            "locale": user.locale,
             "channel": self._channel_payload(channel, user),
             "channel_id": str(channel.id),
             "data": data,

@@ -32,6 +32,8 @@ class User:
     global_name: str | None = None
     bot: bool = False
     avatar: str | None = None
+    # The language of the user's Discord client: sent as an interaction's `locale`, not in the user.
+    locale: str = "en-US"
 
     def payload(self) -> dict[str, Any]:
         data: dict[str, Any] = {
