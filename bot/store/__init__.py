@@ -4,17 +4,21 @@ Callers use `open_store(DATABASE_URL)` and the `Store` interface only, never a b
 """
 
 from bot.store.base import Store
-from bot.store.errors import NotFound, QuotaRefused, StoreError
+from bot.store.errors import CeilingExceeded, NotFound, QuotaRefused, StoreError
 from bot.store.factory import open_store
 from bot.store.models import (
     FINISHED,
     UNFINISHED,
     AuditEntry,
+    BotState,
+    DayUsage,
     Job,
     JobState,
+    Limits,
     QuotaStatus,
     Reservation,
     ServerTotals,
+    UsageReport,
 )
 from bot.store.quota_text import discord_timestamp
 
@@ -22,8 +26,12 @@ __all__ = [
     "FINISHED",
     "UNFINISHED",
     "AuditEntry",
+    "BotState",
+    "CeilingExceeded",
+    "DayUsage",
     "Job",
     "JobState",
+    "Limits",
     "NotFound",
     "QuotaRefused",
     "QuotaStatus",
@@ -31,6 +39,7 @@ __all__ = [
     "ServerTotals",
     "Store",
     "StoreError",
+    "UsageReport",
     "discord_timestamp",
     "open_store",
 ]

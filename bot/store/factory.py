@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.store.base import Store
 from bot.store.errors import StoreError
+from bot.store.models import Limits
 from bot.store.sqlite import Clock, SqliteStore
 
 SQLITE_PREFIX = "sqlite:///"
@@ -27,15 +28,21 @@ async def open_store(
     clock: Clock | None = None,
     default_daily_limit: int = 10,
     busy_timeout: float = 5.0,
+    limits: Limits | None = None,
+    read_only: bool = False,
 ) -> Store:
     """Open the database named by `url`, applying migrations. Raises `StoreError` (one line).
 
     `clock` returns the current aware datetime (tests inject one); `default_daily_limit` is
-    WAN_DEFAULT_DAILY_LIMIT; `busy_timeout` bounds how long any operation waits for a lock.
+    WAN_DEFAULT_DAILY_LIMIT; `busy_timeout` bounds how long any operation waits for a lock;
+    `limits` the owner's bounds (bot-wide cap, server ceiling, DM limit). `read_only` opens an
+    existing database for reports without ever taking a write lock (safe while the bot runs).
     """
     return await SqliteStore.open(
         sqlite_path(url.strip()),
         clock=clock,
         default_daily_limit=default_daily_limit,
         busy_timeout=busy_timeout,
+        limits=limits,
+        read_only=read_only,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.store.models import RefusalReason
+from bot.store.models import LimitSource, RefusalReason
 
 
 def discord_timestamp(moment: datetime, style: str = "R") -> str:
@@ -17,6 +17,16 @@ def images(n: int) -> str:
     return f"{n} image" if n == 1 else f"{n} images"
 
 
+# What the member's daily limit is, named by where it comes from.
+_SOURCE = {
+    "user": "",
+    "role": " (your role's limit)",
+    "server": "",
+    "global": "",
+    "dm": " (the limit for DMs with the bot)",
+}
+
+
 def refusal_text(
     reason: RefusalReason,
     *,
@@ -27,29 +37,41 @@ def refusal_text(
     held: int = 0,
     cap: int | None = None,
     scope: int = 0,
+    source: LimitSource | None = None,
+    cap_by_owner: bool = False,
 ) -> str:
-    """One or two sentences: why the request was refused, what is left, and when that changes."""
+    """One or two sentences: which limit refused the request, what is left, and when that changes."""
     where = "in DMs" if scope == 0 else "in this server"
+    if reason == "paused":
+        return "The bot's owner has paused new Wan edits for now; try again later."
+    if reason == "dm_off":
+        return (
+            "The bot's owner has turned off image edits in DMs with the bot; use `/wanedit` in a "
+            "server instead."
+        )
     if reason == "blocked":
         return f"You're blocked from using Wan {where}."
     in_flight = f" ({held} held by jobs in progress)" if held else ""
-    if reason == "server_cap":
-        owner = "DMs" if scope == 0 else "this server"
-        capped = f" ({images(cap)})" if cap is not None else ""
-        if remaining == 0:
-            head = f"The daily limit for {owner}{capped} is used up."
+    if reason in ("server_cap", "global_cap"):
+        if reason == "global_cap":
+            subject = "The bot's daily limit for everyone"
         else:
-            head = (
-                f"The daily limit for {owner}{capped} has {images(remaining)} left and this "
-                f"needs {requested}."
-            )
+            subject = "The daily limit for DMs" if scope == 0 else "The daily limit for this server"
+        if cap is not None:
+            by = ", set by the bot's owner" if cap_by_owner else ""
+            subject += f" ({images(cap)}{by})"
+        if remaining == 0:
+            head = f"{subject} is used up."
+        else:
+            head = f"{subject} has {images(remaining)} left and this needs {requested}."
         return head if resets_at is None else f"{head} It resets {discord_timestamp(resets_at)}."
+    named = _SOURCE.get(source or "user", "")
     if remaining == 0:
         if limit == 0:
-            head = f"You have no daily images {where}{in_flight}."
+            head = f"You have no daily images {where}{named}{in_flight}."
         else:
             allowance = f"your {images(limit)}" if limit is not None else "your images"
-            head = f"You've used {allowance} for today{in_flight}."
+            head = f"You've used {allowance}{named} for today{in_flight}."
     else:
         head = f"You have {images(remaining)} left today{in_flight} and this needs {requested}."
     if resets_at is None:
