@@ -1,4 +1,4 @@
-"""`python -m bot [run|sync|check] [--sandbox]`: the launcher."""
+"""`python -m bot [run|sync|check|usage] [--sandbox]`: the launcher."""
 
 from __future__ import annotations
 
@@ -29,8 +29,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "command",
         nargs="?",
         default="run",
-        choices=("run", "sync", "check"),
-        help="run the bot (default), force a slash-command sync and exit, or check the setup",
+        choices=("run", "sync", "check", "usage"),
+        help="run the bot (default), force a slash-command sync and exit, check the setup, or "
+        "print today's usage and cost (read-only; safe while the bot runs)",
     )
     parser.add_argument(
         "--sandbox",
@@ -104,13 +105,42 @@ async def run_check(settings: Settings, *, sandbox: bool) -> int:
         return await check(sandbox_settings, sandbox=True)
 
 
+async def run_usage(settings: Settings, *, sandbox: bool) -> int:
+    """Print the bot-wide usage report from the database, opened read-only (no lock taken)."""
+    from bot.config import store_limits
+    from bot.reports import report_lines
+    from bot.store import StoreError, open_store
+
+    url = sandbox_database_url(settings.database_url) if sandbox else settings.database_url
+    try:
+        store = await open_store(
+            url,
+            default_daily_limit=settings.default_daily_limit,
+            limits=store_limits(settings),
+            read_only=True,
+        )
+    except StoreError as err:
+        print(f"wanbot: {err}", file=sys.stderr)
+        return 1
+    try:
+        report = await store.usage_report(None, days=7, top=10)
+    finally:
+        await store.close()
+    print(f"wanbot usage ({url.removeprefix(SQLITE_PREFIX)})")
+    for line in report_lines(report, settings):
+        print(line)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     check = args.command == "check"
+    # `check` reports a missing token or key as one of its lines instead of stopping here; `usage`
+    # only reads the database.
+    offline = check or args.command == "usage"
     try:
-        # `check` reports a missing token or key as one of its lines instead of stopping here.
         settings = load_settings(
-            require_discord=not check, require_api_key=not args.sandbox and not check
+            require_discord=not offline, require_api_key=not args.sandbox and not offline
         )
     except ConfigError as err:
         if check:
@@ -120,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wanbot: {err}", file=sys.stderr)
         return 2
     setup_logging(settings)
+    if args.command == "usage":
+        return asyncio.run(run_usage(settings, sandbox=args.sandbox))
     if check:
         return asyncio.run(run_check(settings, sandbox=args.sandbox))
     return asyncio.run(run_bot(settings, sandbox=args.sandbox, sync_only=args.command == "sync"))

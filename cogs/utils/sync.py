@@ -14,9 +14,9 @@ from bot.store import Store
 log = logging.getLogger(__name__)
 
 
-def command_hash(tree: app_commands.CommandTree) -> str:
-    """A hash of every command definition, to sync only when something changed."""
-    payload = [command.to_dict(tree) for command in tree.get_commands()]
+def command_hash(tree: app_commands.CommandTree, guild: discord.Object | None = None) -> str:
+    """A hash of every command definition (of `guild`'s, when given), to sync only on a change."""
+    payload = [command.to_dict(tree) for command in tree.get_commands(guild=guild)]
     payload.sort(key=lambda c: (c.get("type", 1), c["name"]))
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -29,7 +29,9 @@ async def sync_commands(
     if guild is not None:
         tree.copy_global_to(guild=guild)
     key = f"command_hash:{dev_guild or 'global'}"
-    digest = command_hash(tree)
+    # With a dev guild, what is synced is the guild's set: the global commands copied there plus
+    # the guild-only ones (/wanowner).
+    digest = command_hash(tree, guild)
     if not force and await store.get_meta(key) == digest:
         log.info("slash commands unchanged; not syncing")
         return False
