@@ -25,7 +25,8 @@ def money(amount: float, currency: str) -> str:
     """`22.02 CNY`, `0.00 CNY`; amounts under 1 keep their digits (`0.220177 CNY`)."""
     if amount == 0 or amount >= 1:
         return f"{amount:.2f} {currency}"
-    return f"{amount:.6f}".rstrip("0") + f" {currency}"
+    whole, fraction = f"{amount:.6f}".rstrip("0").split(".")
+    return f"{whole}.{fraction.ljust(2, '0')} {currency}"
 
 
 def cost(images: int, settings: Settings) -> str:

@@ -53,7 +53,7 @@ def env_for(fd: FakeDiscord, emu: Emulator, tmp_path: Path, **overrides: str) ->
 
 def line(result: Finished, name: str) -> str:
     """The report's line for check `name`."""
-    found = [ln for ln in result.stdout.splitlines() if re.match(rf"\[(ok|FIX|--)\] +{name}:", ln)]
+    found = [ln for ln in result.stdout.splitlines() if re.match(rf"\[(ok|FIX|--|!!)\] +{name}:", ln)]
     assert len(found) == 1, result.output
     return found[0]
 
@@ -105,12 +105,14 @@ async def test_all_checks_pass(discord_fake: FakeDiscord, wan: Emulator, tmp_pat
         "permissions": [str(permissions)],
     }
     # The report ends with one line per check, then the verdict.
-    tail = result.stdout.strip().splitlines()[-7:]
-    assert [ln.split(":", 1)[0] for ln in tail[:5]] == [
+    tail = result.stdout.strip().splitlines()[-9:]
+    assert [ln.split(":", 1)[0] for ln in tail[:7]] == [
         "[ok]  settings",
         "[ok]  database",
         "[ok]  discord token",
+        "[!!]  owner",  # the fake's application is public, and any server may use it
         "[ok]  reply edits",
+        "[ok]  cost bounds",
         "[ok]  dashscope key",
     ]
     assert tail[-1] == "All checks passed."
