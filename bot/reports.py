@@ -98,10 +98,16 @@ def report_lines(
     if not report.servers:
         lines.append("  none")
     for scope, charged, billed in report.servers:
+        refused = report.refused_by_scope.get(scope)
         lines.append(
             f"  {scope_name(scope, names)}: {billed} billed ({cost(billed, settings)}), "
             f"{charged} charged to quotas"
+            + (f"; refused {refused_text(refused)}" if refused else "")
         )
+    listed = {scope for scope, _, _ in report.servers}
+    for scope, refused in sorted(report.refused_by_scope.items()):
+        if scope not in listed:
+            lines.append(f"  {scope_name(scope, names)}: refused {refused_text(refused)}")
     lines += ["", "Top members today:"]
     if not report.top_members:
         lines.append("  none")

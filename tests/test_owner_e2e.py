@@ -313,6 +313,9 @@ async def test_owner_commands_refuse_everyone_but_the_owners(world: World) -> No
     assert (await edit(w, w.alice))[1] is None
     _, refusal = await edit(w, w.bob)
     assert refusal is not None and "bot's daily limit for everyone (1 image) is used up" in refusal
+    usage = await command(w, captain, "wanowner", "usage")
+    assert "Refused today (images): 1 by the bot-wide cap" in usage
+    assert "Test server: 1 billed" in usage and "refused 1 by the bot-wide cap" in usage
 
 
 async def test_owner_commands_in_the_dev_server_and_the_cap_persists(world: World) -> None:

@@ -267,6 +267,7 @@ async def test_usage_report_counts_billed_images_refusals_and_top_members(tmp_pa
         everyone = await store.usage_report(None, days=2)
         assert [(d.charged, d.billed) for d in everyone.days] == [(2, 2), (4, 4)]
         assert everyone.servers == [(G, 4, 4), (H, 0, 0)]
+        assert everyone.refused_by_scope == {G: {"daily_limit": 3}}
         assert (everyone.global_used, everyone.global_held) == (4, 0)
     finally:
         await store.close()

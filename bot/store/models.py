@@ -154,6 +154,8 @@ class UsageReport:
     global_held: int
     paused: bool
     resets_at: datetime
+    # Today's refusals per scope: scope -> reason -> images refused.
+    refused_by_scope: dict[int, dict[str, int]] = field(default_factory=dict)
 
     @property
     def today(self) -> DayUsage:

@@ -612,6 +612,12 @@ def usage_report(
             (today.isoformat(), *params, top),
         )
     ]
+    refused_by_scope: dict[int, dict[str, int]] = {}
+    for refused_scope, reason, images in conn.execute(
+        f"SELECT scope, reason, images FROM refusal_days WHERE day = ?{where}",
+        (today.isoformat(), *params),
+    ):
+        refused_by_scope.setdefault(refused_scope, {})[reason] = images
     state = bot_state(conn, limits)
     spent = conn.execute(
         "SELECT used, held FROM bot_days WHERE day = ?", (today.isoformat(),)
@@ -626,4 +632,5 @@ def usage_report(
         global_held=spent[1],
         paused=state.paused,
         resets_at=next_reset(today),
+        refused_by_scope=refused_by_scope,
     )

@@ -31,7 +31,14 @@ def owner_usage_embed(
     embed.description = "\n".join(lines)
     servers = [
         f"{_place(scope, names)}: {billed} billed ({cost(billed, settings)}), {charged} charged"
+        + _refused(report.refused_by_scope.get(scope))
         for scope, charged, billed in report.servers
+    ]
+    listed = {scope for scope, _, _ in report.servers}
+    servers += [
+        f"{_place(scope, names)}: refused {refused_text(refused)}"
+        for scope, refused in sorted(report.refused_by_scope.items())
+        if scope not in listed
     ]
     embed.add_field(name="Servers today", value="\n".join(servers) or "none yet", inline=False)
     top = [
@@ -46,6 +53,10 @@ def owner_usage_embed(
         f"{worst_case_text(report.global_cap, settings)}."
     )
     return embed
+
+
+def _refused(refused: dict[str, int] | None) -> str:
+    return f"; refused {refused_text(refused)}" if refused else ""
 
 
 def _place(scope: int, names: dict[int, str]) -> str:
