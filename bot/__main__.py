@@ -1,4 +1,5 @@
-"""`python -m bot [run|sync|check [--live]|edit IMAGE... --prompt TEXT] [--sandbox]`: the launcher."""
+"""`python -m bot [run|sync|check [--live]|usage|edit IMAGE... --prompt TEXT|migrate-db] [--sandbox]`:
+the launcher."""
 
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="wanbot: edit images with Wan 2.5 on Discord",
         parents=[sandbox],
     )
-    commands = parser.add_subparsers(dest="command", metavar="{run,sync,check,edit,migrate-db}")
+    commands = parser.add_subparsers(
+        dest="command", metavar="{run,sync,check,usage,edit,migrate-db}"
+    )
     commands.add_parser("run", parents=[sandbox], help="run the bot (the default)")
     commands.add_parser("sync", parents=[sandbox], help="force a slash-command sync and exit")
     check = commands.add_parser("check", parents=[sandbox], help="check the setup")
@@ -44,6 +47,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--live",
         action="store_true",
         help="is a bot process running on this database, connected, its job runner alive?",
+    )
+    commands.add_parser(
+        "usage",
+        parents=[sandbox],
+        help="print today's usage and cost (read-only; safe while the bot runs)",
     )
     edit = commands.add_parser(
         "edit", parents=[sandbox], help="edit images from the terminal, without Discord"
@@ -154,6 +162,35 @@ async def run_live_check(settings: Settings, *, sandbox: bool) -> int:
     return 0 if healthy else 1
 
 
+async def run_usage(settings: Settings, *, sandbox: bool) -> int:
+    """Print the bot-wide usage report from the database, opened read-only (no lock taken)."""
+    from bot.config import store_limits
+    from bot.reports import report_lines
+    from bot.store import StoreError, open_store
+    from bot.store.urls import describe_url
+
+    url = sandbox_database_url(settings.database_url) if sandbox else settings.database_url
+    try:
+        store = await open_store(
+            url,
+            default_daily_limit=settings.default_daily_limit,
+            limits=store_limits(settings),
+            read_only=True,
+        )
+    except StoreError as err:
+        print(f"wanbot: {err}", file=sys.stderr)
+        return 1
+    try:
+        report = await store.usage_report(None, days=7, top=10)
+    finally:
+        await store.close()
+    # Never the URL itself: a PostgreSQL one carries a password.
+    print(f"wanbot usage ({describe_url(url)})")
+    for line in report_lines(report, settings):
+        print(line)
+    return 0
+
+
 async def run_terminal_edit(settings: Settings, args: argparse.Namespace) -> int:
     """`edit`: one edit through the job runner, results written next to the first image."""
     from bot.terminal import EditArgs, run_edit
@@ -194,11 +231,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=logging.WARNING)
         return asyncio.run(run_migrate_db(args.from_url, args.to_url))
     check = args.command == "check"
+    # `check` reports a missing token or key as one of its lines instead of stopping here; `usage`
+    # only reads the database.
+    offline = check or args.command == "usage"
     try:
-        # `check` reports a missing token or key as one of its lines instead of stopping here.
         settings = load_settings(
             require_discord=args.command in ("run", "sync"),
-            require_api_key=not args.sandbox and not check,
+            require_api_key=not args.sandbox and not offline,
         )
     except ConfigError as err:
         if check:
@@ -212,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(run_live_check(settings, sandbox=args.sandbox))
     if args.command == "edit":
         return asyncio.run(run_terminal_edit(settings, args))
+    if args.command == "usage":
+        return asyncio.run(run_usage(settings, sandbox=args.sandbox))
     if check:
         return asyncio.run(run_check(settings, sandbox=args.sandbox))
     return asyncio.run(run_bot(settings, sandbox=args.sandbox, sync_only=args.command == "sync"))

@@ -15,12 +15,17 @@ from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
+from bot.store.models import Limits
+
 REGIONS: dict[str, str] = {
     "singapore": "https://dashscope-intl.aliyuncs.com/api/v1",
     "beijing": "https://dashscope.aliyuncs.com/api/v1",
 }
 TRANSPORTS = ("url", "base64", "upload")
 Transport = Literal["url", "base64", "upload"]
+# List prices per generated image (wan-api.md, S7), used when WAN_PRICE_PER_IMAGE is not set.
+REGION_PRICES: dict[str, float] = {"singapore": 0.220177, "beijing": 0.20}
+DEFAULT_CURRENCY = "CNY"
 LOG_FORMATS = ("text", "json")
 LogFormat = Literal["text", "json"]
 
@@ -76,6 +81,40 @@ VARIABLES: tuple[Variable, ...] = (
         "WAN_DEFAULT_DAILY_LIMIT",
         "10",
         "Images a member may generate per UTC day unless an admin sets otherwise.",
+    ),
+    Variable(
+        "WAN_GLOBAL_DAILY_LIMIT",
+        "100",
+        "Images per UTC day for the whole bot: every server and DM together (`0`: no cap). "
+        "`/wanowner cap` changes it at run time.",
+    ),
+    Variable(
+        "WAN_SERVER_DAILY_LIMIT",
+        "50",
+        "The most images one server may use per UTC day (`0`: no ceiling); server admins can "
+        "set a lower cap, never a higher one.",
+    ),
+    Variable(
+        "WAN_DM_DAILY_LIMIT",
+        "3",
+        "Images per member per UTC day in DMs with the bot (`0` turns DMs off).",
+    ),
+    Variable(
+        "WAN_ALLOWED_GUILDS",
+        None,
+        "Comma-separated server ids the bot works in; empty: any server it is invited to.",
+    ),
+    Variable(
+        "WANBOT_OWNER_IDS",
+        None,
+        "Comma-separated user ids who are owners too, besides the application's owner or team.",
+    ),
+    Variable(
+        "WAN_PRICE_PER_IMAGE",
+        None,
+        "Price of one generated image for the cost reports, optionally with a currency "
+        "(`0.03 USD`); default: the region's list price, 0.220177 CNY (Singapore) or 0.20 CNY "
+        "(Beijing).",
     ),
     Variable(
         "WAN_MAX_CONCURRENT_TASKS",
@@ -146,6 +185,25 @@ class Settings:
     log_format: LogFormat = "text"
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    global_daily_limit: int = 100  # 0: no cap
+    server_daily_limit: int = 50  # 0: no ceiling
+    dm_daily_limit: int = 3  # 0: DMs off
+    allowed_guilds: frozenset[int] = frozenset()  # empty: any server
+    owner_ids: frozenset[int] = frozenset()
+    price_per_image: float | None = None  # None: the region's list price
+    price_currency: str = DEFAULT_CURRENCY
+
+    @property
+    def price(self) -> float | None:
+        """What one generated image costs, or None when unknown (a custom base URL, no price)."""
+        if self.price_per_image is not None:
+            return self.price_per_image
+        region = self.region
+        return REGION_PRICES.get(region) if region else None
+
+    def allowed_here(self, guild_id: int | None) -> bool:
+        """Whether the bot works in this server (DMs are bounded by WAN_DM_DAILY_LIMIT instead)."""
+        return guild_id is None or not self.allowed_guilds or guild_id in self.allowed_guilds
 
     @property
     def region(self) -> str | None:
@@ -224,6 +282,27 @@ def _transport(raw: str) -> Transport:
     return value  # type: ignore[return-value]
 
 
+def _ids(name: str, raw: str) -> frozenset[int]:
+    """Comma- (or space-) separated Discord ids."""
+    ids: set[int] = set()
+    for word in raw.replace(",", " ").split():
+        if not word.isdigit() or not 0 < int(word) < 2**63:
+            raise ConfigError(name, f"expected comma-separated Discord ids, got {word!r}")
+        ids.add(int(word))
+    return frozenset(ids)
+
+
+def _price(raw: str) -> tuple[float, str]:
+    """`0.2`, `0.2 CNY` or `0.03 USD`: a price and its currency code."""
+    words = raw.split()
+    currency = words[1].upper() if len(words) == 2 else DEFAULT_CURRENCY
+    if len(words) not in (1, 2) or not currency.isalpha() or len(currency) != 3:
+        raise ConfigError(
+            "WAN_PRICE_PER_IMAGE", "expected a price, optionally with a currency: 0.03 USD"
+        )
+    return _float("WAN_PRICE_PER_IMAGE", words[0], 0, 1000), currency
+
+
 def _log_level(raw: str) -> str:
     value = raw.strip().upper()
     if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -280,6 +359,7 @@ def load_settings(
             "DASHSCOPE_API_KEY",
             "missing: set it to your Model Studio API key, or run with --sandbox to try the bot for free",
         )
+    price = parsed("WAN_PRICE_PER_IMAGE", _price)
     return Settings(
         discord_token=token,
         dashscope_api_key=key,
@@ -303,4 +383,24 @@ def load_settings(
             "WANBOT_METRICS_PORT", lambda v: _int("WANBOT_METRICS_PORT", v, 1, 65535)
         ),
         metrics_host=(get("WANBOT_METRICS_HOST") or "127.0.0.1").strip(),
+        global_daily_limit=_int(
+            "WAN_GLOBAL_DAILY_LIMIT", get("WAN_GLOBAL_DAILY_LIMIT") or "", 0, 1_000_000
+        ),
+        server_daily_limit=_int(
+            "WAN_SERVER_DAILY_LIMIT", get("WAN_SERVER_DAILY_LIMIT") or "", 0, 1_000_000
+        ),
+        dm_daily_limit=_int("WAN_DM_DAILY_LIMIT", get("WAN_DM_DAILY_LIMIT") or "", 0, 1000),
+        allowed_guilds=_ids("WAN_ALLOWED_GUILDS", get("WAN_ALLOWED_GUILDS") or ""),
+        owner_ids=_ids("WANBOT_OWNER_IDS", get("WANBOT_OWNER_IDS") or ""),
+        price_per_image=price[0] if price else None,
+        price_currency=price[1] if price else DEFAULT_CURRENCY,
+    )
+
+
+def store_limits(settings: Settings) -> Limits:
+    """The owner's bounds as the store applies them."""
+    return Limits(
+        global_daily=settings.global_daily_limit,
+        server_ceiling=settings.server_daily_limit,
+        dm_daily=settings.dm_daily_limit,
     )

@@ -15,15 +15,17 @@ from pathlib import Path
 from typing import TextIO
 
 from bot import images
-from bot.config import Settings
+from bot.config import Settings, store_limits
 from bot.images import CheckedImage, ImageRejected
 from bot.jobs import TERMINAL_SOURCE, Delivery, JobRefused, JobRunner, JobSpec, Progress
 from bot.store import Job, JobState, Store, open_store
+from bot.store.models import BOT_SCOPE
 from bot.wan import WanClient
 
-# The terminal's jobs live beside the bot's in the same store; this scope keeps them apart (server
-# ids are positive snowflakes, DMs are 0).
-TERMINAL_SCOPE = -1
+# The terminal's jobs live beside the bot's in the same store, in the owner's own scope (server ids
+# are positive snowflakes, DMs are 0): no member limit, but the bot-wide cap and the pause apply,
+# and they count in the usage report.
+TERMINAL_SCOPE = BOT_SCOPE
 TERMINAL_USER = 0
 INTERRUPTED = (
     "Interrupted before the result was written. If Wan had started the task it may still be billed."
@@ -119,7 +121,9 @@ async def run_edit(
         print(f"wanbot: {rejected}", file=err)
         return 1
     store: Store = await open_store(
-        settings.database_url, default_daily_limit=settings.default_daily_limit
+        settings.database_url,
+        default_daily_limit=settings.default_daily_limit,
+        limits=store_limits(settings),
     )
     assert settings.dashscope_api_key is not None
     wan = WanClient(
@@ -180,7 +184,9 @@ async def run_edit(
         print(path, file=out)
     elapsed = time.monotonic() - started
     images_made = len(surface.written)
-    cost = images_made * settings.price_per_image if hasattr(settings, "price_per_image") else None
-    spent = f", cost {cost:.4f} {settings.currency}" if cost is not None else ""  # type: ignore[attr-defined]
+    # What Wan billed for this task (its usage), at the configured price.
+    billed = final.billed if final.billed is not None else images_made
+    price = settings.price
+    spent = f", cost {billed * price:.4f} {settings.price_currency}" if price is not None else ""
     print(f"seed {seed}, {images_made} image(s) in {elapsed:.0f} s{spent}", file=out)
     return 0

@@ -6,20 +6,25 @@ ephemeral message and changes nothing.
 
 Contexts: the group is allowed in servers and in DMs with the bot, because /wanedit works in DMs
 too (their own quota scope, 0), so `show` for yourself answers there. Every admin subcommand, and
-`show` for someone else, is refused in DMs: quota settings belong to a server.
+`show` for someone else, is refused in DMs: quota settings belong to a server. In a server not on
+the owner's WAN_ALLOWED_GUILDS every subcommand is refused (`interaction_check`).
+
+No admin can give anyone more than the owner's WAN_SERVER_DAILY_LIMIT: the store refuses such a
+change (`CeilingExceeded`) inside its transaction, and the answer says what the ceiling is.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, TypeVar
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.store import Store
-from cogs.utils.edit_flow import scope_of
+from bot.store import CeilingExceeded, Store
+from cogs.utils.edit_flow import NOT_ALLOWED, member_roles, scope_of
 from cogs.utils.quota_checks import (
     QuotaCheckFailure,
     is_quota_admin,
@@ -32,15 +37,18 @@ from cogs.utils.quota_embeds import (
     change_embed,
     limit_text,
     log_embed,
+    refused_embed,
     reset_note,
     server_fields,
     status_embed,
+    usage_embed,
 )
 
 if TYPE_CHECKING:
     from cogs.utils.wanbot import WanBot
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_LIMIT = 1000
 LOG_ENTRIES = 20
@@ -65,6 +73,18 @@ async def _reply(interaction: discord.Interaction[WanBot], embed: discord.Embed)
     await interaction.edit_original_response(embed=embed)
 
 
+async def _within_ceiling(
+    interaction: discord.Interaction[WanBot], change: Awaitable[T]
+) -> T | None:
+    """Run an admin change; over the owner's ceiling, say so (nothing changed) and return None."""
+    try:
+        return await change
+    except CeilingExceeded as refused:
+        log.info("user %d: %s", interaction.user.id, refused)
+        await _reply(interaction, refused_embed("Over the owner's limit", str(refused)))
+        return None
+
+
 @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
 class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily Wan image quotas"):
     """The /wanquota command group."""
@@ -76,6 +96,12 @@ class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily W
     @property
     def store(self) -> Store:
         return self.bot.store
+
+    async def interaction_check(self, interaction: discord.Interaction[WanBot]) -> bool:
+        # Before every subcommand: a server the owner did not allow gets nothing, not even `show`.
+        if not self.bot.settings.allowed_here(interaction.guild_id):
+            raise QuotaCheckFailure(f"{NOT_ALLOWED} Nothing was changed.")
+        return True
 
     # ---- members ------------------------------------------------------------------------------
 
@@ -93,7 +119,7 @@ class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily W
             refuse_unless_admin(interaction, "see someone else's Wan quota")
         scope = scope_of(interaction.guild_id)
         await _defer(interaction)
-        status = await self.store.quota_status(scope, target.id)
+        status = await self.store.quota_status(scope, target.id, roles=member_roles(target))
         embed = status_embed(status, target, scope, own=own)
         if is_quota_admin(interaction):
             totals = await self.store.server_totals(scope)
@@ -117,8 +143,13 @@ class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily W
         _in_range(limit, 0, MAX_LIMIT, "limit")
         scope = scope_of(interaction.guild_id)
         await _defer(interaction)
-        old, new = await self.store.set_user_limit(scope, interaction.user.id, user.id, limit)
-        status = await self.store.quota_status(scope, user.id)
+        changed = await _within_ceiling(
+            interaction, self.store.set_user_limit(scope, interaction.user.id, user.id, limit)
+        )
+        if changed is None:
+            return
+        old, new = changed
+        status = await self.store.quota_status(scope, user.id, roles=member_roles(user))
         log.info(
             "user %d set user %d's limit in %d: %s -> %s",
             interaction.user.id,
@@ -155,7 +186,12 @@ class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily W
         _in_range(limit, 0, MAX_LIMIT, "limit")
         scope = scope_of(interaction.guild_id)
         await _defer(interaction)
-        old, new = await self.store.set_server_default(scope, interaction.user.id, limit)
+        changed = await _within_ceiling(
+            interaction, self.store.set_server_default(scope, interaction.user.id, limit)
+        )
+        if changed is None:
+            return
+        old, new = changed
         bot_default = self.bot.settings.default_daily_limit
         log.info(
             "user %d set the default limit in %d: %s -> %s", interaction.user.id, scope, old, new
@@ -186,8 +222,13 @@ class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily W
         _in_range(images, 1, MAX_LIMIT, "images")
         scope = scope_of(interaction.guild_id)
         await _defer(interaction)
-        old, new = await self.store.grant_extra(scope, interaction.user.id, user.id, images)
-        status = await self.store.quota_status(scope, user.id)
+        changed = await _within_ceiling(
+            interaction, self.store.grant_extra(scope, interaction.user.id, user.id, images)
+        )
+        if changed is None:
+            return
+        old, new = changed
+        status = await self.store.quota_status(scope, user.id, roles=member_roles(user))
         log.info(
             "user %d granted user %d %d extra image(s) in %d",
             interaction.user.id,
@@ -212,7 +253,7 @@ class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily W
         scope = scope_of(interaction.guild_id)
         await _defer(interaction)
         old, new = await self.store.reset_usage(scope, interaction.user.id, user.id)
-        status = await self.store.quota_status(scope, user.id)
+        status = await self.store.quota_status(scope, user.id, roles=member_roles(user))
         log.info(
             "user %d reset user %d's usage in %d (%d -> %d)",
             interaction.user.id,
@@ -243,18 +284,77 @@ class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily W
         _in_range(limit, 0, MAX_LIMIT, "limit")
         scope = scope_of(interaction.guild_id)
         await _defer(interaction)
-        old, new = await self.store.set_server_cap(scope, interaction.user.id, limit or None)
+        changed = await _within_ceiling(
+            interaction, self.store.set_server_cap(scope, interaction.user.id, limit or None)
+        )
+        if changed is None:
+            return
+        old, new = changed
         totals = await self.store.server_totals(scope)
         log.info("user %d set the server cap in %d: %s -> %s", interaction.user.id, scope, old, new)
         note = f"Used today so far: {totals.used} (+{totals.held} held by jobs in progress)."
-        if totals.cap:
+        if totals.cap_in_force:
             note += f" {totals.cap_remaining} left today."
+        if not totals.cap and totals.ceiling:
+            note += f" The bot's owner still allows at most {totals.ceiling} images a day here."
         await _reply(
             interaction,
             change_embed(
                 "Server daily cap changed", "Server daily cap", cap_text(old), cap_text(new), note
             ),
         )
+
+    @app_commands.command(
+        name="role", description="Set the daily image limit for members with a role"
+    )
+    @app_commands.describe(
+        role="The role",
+        limit="Images per day for its members (0-1000); own limits win, then the highest role. "
+        "Empty clears it",
+    )
+    @quota_admin("set a role's daily limit")
+    async def role(
+        self,
+        interaction: discord.Interaction[WanBot],
+        role: discord.Role,
+        limit: Limit | None = None,
+    ) -> None:
+        _in_range(limit, 0, MAX_LIMIT, "limit")
+        scope = scope_of(interaction.guild_id)
+        await _defer(interaction)
+        changed = await _within_ceiling(
+            interaction, self.store.set_role_limit(scope, interaction.user.id, role.id, limit)
+        )
+        if changed is None:
+            return
+        old, new = changed
+        log.info(
+            "user %d set role %d's limit in %d: %s -> %s",
+            interaction.user.id,
+            role.id,
+            scope,
+            old,
+            new,
+        )
+        await _reply(
+            interaction,
+            change_embed(
+                "Role limit changed",
+                f"Daily limit for {role.mention}",
+                limit_text(old, unset="not set", zero="0"),
+                limit_text(new, unset="not set (server default applies)", zero="0"),
+                "Members with their own limit (`/wanquota set`) keep it; members with several "
+                "roles get the highest of their roles' limits.",
+            ),
+        )
+
+    @app_commands.command(name="usage", description="This server's Wan images and their cost")
+    @quota_admin("see the server's usage")
+    async def usage(self, interaction: discord.Interaction[WanBot]) -> None:
+        scope = scope_of(interaction.guild_id)
+        await _defer(interaction)
+        report = await self.store.usage_report(scope, days=7, top=10)
+        await _reply(interaction, usage_embed(report, self.bot.settings))
 
     @app_commands.command(name="log", description="The last 20 quota changes made by admins")
     @quota_admin("read the quota log")

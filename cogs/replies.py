@@ -25,7 +25,12 @@ from discord.ext import commands
 from bot.images import ImageRejected
 from bot.jobs import JobRefused
 from bot.store import Job
-from cogs.utils.edit_flow import EditOptions, RequestRejected, start_message_job
+from cogs.utils.edit_flow import (
+    EditOptions,
+    RequestRejected,
+    refuse_unless_allowed,
+    start_message_job,
+)
 from cogs.utils.edit_modal import first_images, image_attachments
 from cogs.utils.inputs import MAX_IMAGES
 
@@ -80,6 +85,11 @@ class Replies(commands.Cog):
             )
 
     async def handle(self, message: discord.Message, bot_id: int) -> None:
+        try:  # before any fetch: a server off WAN_ALLOWED_GUILDS is told why, and nothing more
+            refuse_unless_allowed(self.bot, message.guild.id if message.guild else None)
+        except RequestRejected as err:
+            await self.answer(message, f"{err} Nothing was charged.")
+            return
         referenced = await self.referenced(message)
         if referenced is None:
             await self.answer(message, GONE)

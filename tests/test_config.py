@@ -131,3 +131,35 @@ def test_bad_setting_exits_2_with_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "WAN_QUERY_QPS" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_owner_settings() -> None:
+    """The owner's bounds: defaults, id lists, the price by region, and a price with a currency."""
+    base = {"DISCORD_TOKEN": "t", "DASHSCOPE_API_KEY": "k"}
+    s = load_settings(base, dotenv_path=None)
+    assert (s.global_daily_limit, s.server_daily_limit, s.dm_daily_limit) == (100, 50, 3)
+    assert (s.allowed_guilds, s.owner_ids) == (frozenset(), frozenset())
+    assert (s.price, s.price_currency) == (0.220177, "CNY")
+    assert s.allowed_here(123) and s.allowed_here(None)
+    s = load_settings(
+        {
+            **base,
+            "DASHSCOPE_BASE_URL": "beijing",
+            "WAN_ALLOWED_GUILDS": "11, 22",
+            "WANBOT_OWNER_IDS": "5",
+        },
+        dotenv_path=None,
+    )
+    assert s.price == 0.20 and s.allowed_guilds == {11, 22} and s.owner_ids == {5}
+    assert s.allowed_here(22) and not s.allowed_here(33) and s.allowed_here(None)
+    s = load_settings({**base, "WAN_PRICE_PER_IMAGE": "0.03 usd"}, dotenv_path=None)
+    assert (s.price, s.price_currency) == (0.03, "USD")
+    for name, value in (
+        ("WAN_ALLOWED_GUILDS", "11,abc"),
+        ("WANBOT_OWNER_IDS", "-3"),
+        ("WAN_PRICE_PER_IMAGE", "cheap"),
+        ("WAN_GLOBAL_DAILY_LIMIT", "-1"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            load_settings({**base, name: value}, dotenv_path=None)
+        assert info.value.variable == name

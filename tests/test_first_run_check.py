@@ -53,7 +53,9 @@ def env_for(fd: FakeDiscord, emu: Emulator, tmp_path: Path, **overrides: str) ->
 
 def line(result: Finished, name: str) -> str:
     """The report's line for check `name`."""
-    found = [ln for ln in result.stdout.splitlines() if re.match(rf"\[(ok|FIX|--)\] +{name}:", ln)]
+    found = [
+        ln for ln in result.stdout.splitlines() if re.match(rf"\[(ok|FIX|--|!!)\] +{name}:", ln)
+    ]
     assert len(found) == 1, result.output
     return found[0]
 
@@ -105,12 +107,14 @@ async def test_all_checks_pass(discord_fake: FakeDiscord, wan: Emulator, tmp_pat
         "permissions": [str(permissions)],
     }
     # The report ends with one line per check, then the verdict.
-    tail = result.stdout.strip().splitlines()[-7:]
-    assert [ln.split(":", 1)[0] for ln in tail[:5]] == [
+    tail = result.stdout.strip().splitlines()[-9:]
+    assert [ln.split(":", 1)[0] for ln in tail[:7]] == [
         "[ok]  settings",
         "[ok]  database",
         "[ok]  discord token",
+        "[!!]  owner",  # the fake's application is public, and any server may use it
         "[ok]  reply edits",
+        "[ok]  cost bounds",
         "[ok]  dashscope key",
     ]
     assert tail[-1] == "All checks passed."
@@ -278,3 +282,48 @@ def test_transport_must_suit_the_region(region: str, transport: str, ok: bool) -
     if not ok:
         assert f"WAN_IMAGE_TRANSPORT={transport}" in result.detail and "base64" in result.detail
     assert check_settings(settings, sandbox=True).ok  # the emulator takes every transport
+
+
+async def test_check_prints_the_owner_the_caps_and_the_worst_case(
+    wan: Emulator, tmp_path: Path
+) -> None:
+    """The owner sees who may use /wanowner, the caps in force and the most a day can cost."""
+    async with FakeDiscord(token=TOKEN) as fd:
+        guild = fd.add_guild("Test server")
+        captain, dev = fd.add_user("captain"), fd.add_user("dev")
+        fd.set_team("Crew", captain, [(dev, "developer"), (fd.add_user("viewer"), "read_only")])
+        fd.world.bot_public = False
+        result = await check(
+            fd,
+            wan,
+            tmp_path,
+            WANBOT_OWNER_IDS="42",
+            WAN_ALLOWED_GUILDS=str(guild.id),
+            WAN_PRICE_PER_IMAGE="0.2",
+            WAN_GLOBAL_DAILY_LIMIT="40",
+        )
+    assert result.returncode == 0, result.output
+    owner = line(result, "owner")
+    ids = ", ".join(str(i) for i in sorted([42, captain.id, dev.id]))
+    assert owner == (
+        f"[ok]  owner: team Crew (user ids {ids}), WANBOT_OWNER_IDS included; works only in 1 "
+        "allowed server(s)"
+    )
+    assert line(result, "cost bounds") == (
+        "[ok]  cost bounds: bot-wide 40 images/day, per server 50 images/day, DMs 3 images per "
+        "member; price 0.20 CNY per image (WAN_PRICE_PER_IMAGE); worst case per day 8.00 CNY "
+        "(40 images × 0.20 CNY)"
+    )
+
+
+async def test_check_warns_when_nothing_bounds_the_bill(
+    discord_fake: FakeDiscord, wan: Emulator, tmp_path: Path
+) -> None:
+    """WAN_GLOBAL_DAILY_LIMIT=0 is allowed, and `check` says the bill is then unbounded."""
+    result = await check(discord_fake, wan, tmp_path, WAN_GLOBAL_DAILY_LIMIT="0")
+    assert result.returncode == 0, result.output
+    cost = line(result, "cost bounds")
+    assert cost.startswith("[!!]") and "bot-wide no cap" in cost and "unbounded" in cost
+    owner = line(result, "owner")
+    assert owner.startswith("[!!]") and "PUBLIC" in owner and "untick Public Bot" in owner
+    assert f"user ids {discord_fake.world.owner.id}" in owner

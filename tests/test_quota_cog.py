@@ -234,7 +234,8 @@ async def test_server_cap_bounds_everyone_and_zero_turns_it_off(w: World) -> Non
     own = await show(w, w.admin)
     assert own["Server today"].startswith("2 used, 0 held")
     assert own["Server daily cap"] == "2 images/day, 0 left today"
-    assert (await show(w, w.bob))["Remaining now"] == "**0**"
+    # Bob's own allowance is untouched; what stops him is named.
+    assert (await show(w, w.bob))["Remaining now"] == "**0** (limited by this server's daily cap)"
 
     echo = answer(await quota(w, w.admin, "server", limit=0))
     assert "2 images/day → **off**" in echo
@@ -347,7 +348,7 @@ async def test_show_works_in_dms_and_admin_commands_do_not(w: World) -> None:
     dm = w.fd.dm_channel(w.alice)
     ix = await quota(w, w.alice, "show", guild=None, channel=dm)
     assert "in DMs" in answer(ix)
-    assert fields(ix)["Daily limit"] == f"{DEFAULT_LIMIT} (bot default)"
+    assert fields(ix)["Daily limit"] == "3 (the bot owner's limit for DMs)"  # WAN_DM_DAILY_LIMIT
     for sub, options in (("server", {"limit": 5}), ("log", {}), ("show", {"user": w.bob})):
         refused = await quota(w, w.alice, sub, guild=None, channel=dm, **options)
         assert refused.response_type == 4
@@ -358,7 +359,17 @@ async def test_show_works_in_dms_and_admin_commands_do_not(w: World) -> None:
 async def test_registered_options_carry_their_ranges(w: World) -> None:
     (group,) = [c for c in w.fd.commands() if c["name"] == "wanquota"]
     subs = {s["name"]: {o["name"]: o for o in s.get("options", [])} for s in group["options"]}
-    assert set(subs) == {"show", "set", "default", "grant", "reset", "server", "log"}
+    assert set(subs) == {
+        "show",
+        "set",
+        "default",
+        "grant",
+        "reset",
+        "server",
+        "log",
+        "role",
+        "usage",
+    }
     assert (subs["set"]["limit"]["min_value"], subs["set"]["limit"]["max_value"]) == (0, 1000)
     assert (subs["default"]["limit"]["min_value"], subs["default"]["limit"]["max_value"]) == (
         0,

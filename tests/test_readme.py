@@ -65,6 +65,10 @@ COVERED: dict[str, tuple[str, str]] = {
         "tests.test_terminal::test_the_readme_quick_start_edit_runs_from_the_command_line",
     ),
     "python -m bot sync": ("test", "tests.test_first_run_sandbox::test_sync_forces_a_command_sync"),
+    "python -m bot usage": (
+        "test",
+        "tests.test_owner_e2e::test_usage_numbers_equal_what_the_emulator_billed",
+    ),
     "python -m bot.sandbox": (
         "test",
         "tests.test_sandbox_cli::test_cli_serves_and_stops_on_sigterm",
@@ -113,6 +117,7 @@ SECTIONS = [
     "Creating the Discord application",
     "Getting a DashScope API key and choosing the region",
     "Settings",
+    "Controlling cost",
     "Quotas and the admin commands",
     "Costs",
     "Image transport per region",

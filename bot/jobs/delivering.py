@@ -57,7 +57,10 @@ class Deliverer:
         self._later.clear()
 
     async def deliver(self, job: Job, result: TaskResult, *, redelivery: bool = False) -> None:
-        job = await self.store.update_job(job.id, state=JobState.DELIVERING)
+        # What Wan billed is recorded first: the owner pays it even if delivery fails later.
+        job = await self.store.update_job(
+            job.id, state=JobState.DELIVERING, billed=result.image_count
+        )
         await self.outcomes.show(job, Progress("delivering"))
         files: list[bytes] | None = None
         for attempt in range(1, self.delivery_attempts + 1):

@@ -50,23 +50,25 @@ class Dispatcher:
 
     # ---- admission ------------------------------------------------------------------------------
 
-    async def precheck(self, scope: int, user: int, count: int) -> None:
+    async def precheck(
+        self, scope: int, user: int, count: int, roles: tuple[int, ...] = ()
+    ) -> None:
         """Refuse early (before any download) what `submit` would refuse; reserves nothing."""
         try:
-            await self._precheck(scope, user, count)
+            await self._precheck(scope, user, count, roles)
         except JobRefused as refusal:
             self.metrics.refused(refusal.reason, count)
             raise
 
-    async def _precheck(self, scope: int, user: int, count: int) -> None:
+    async def _precheck(self, scope: int, user: int, count: int, roles: tuple[int, ...]) -> None:
         active = await self.store.active_job_count(user)
         if active >= self.max_jobs_per_user:
             raise self._busy(active)
-        status = await self.store.quota_status(scope, user)
+        status = await self.store.quota_status(scope, user, roles=roles)
         if status.blocked or status.remaining < count:
             # The store words refusals; ask it by trying, and hand back anything it granted.
             try:
-                reservation = await self.store.reserve(scope, user, count)
+                reservation = await self.store.reserve(scope, user, count, roles=roles)
             except QuotaRefused as refusal:
                 raise JobRefused(uncharged(text_of(refusal)), refusal.reason) from None
             await self.store.release(reservation.id)
@@ -111,7 +113,9 @@ class Dispatcher:
             if active >= self.max_jobs_per_user:
                 raise self._busy(active)
             try:
-                reservation = await self.store.reserve(spec.scope, spec.user_id, spec.count)
+                reservation = await self.store.reserve(
+                    spec.scope, spec.user_id, spec.count, roles=spec.roles
+                )
             except QuotaRefused as refusal:
                 raise JobRefused(uncharged(text_of(refusal)), refusal.reason) from None
             try:

@@ -53,6 +53,8 @@ class JobSpec:
     parent_job_id: int | None = None
     parent_index: int | None = None
     extra: dict = field(default_factory=dict)
+    # The member's role ids in this server, for role limits (checked in the reservation itself).
+    roles: tuple[int, ...] = ()
 
     def options(self) -> dict:
         options = {

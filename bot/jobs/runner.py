@@ -185,9 +185,14 @@ class JobRunner:
 
     # ---- requests ---------------------------------------------------------------------------
 
-    async def precheck(self, scope: int, user: int, count: int) -> None:
-        """Refuse early (before any download) what `submit` would refuse; reserves nothing."""
-        await self.dispatcher.precheck(scope, user, count)
+    async def precheck(
+        self, scope: int, user: int, count: int, roles: tuple[int, ...] = ()
+    ) -> None:
+        """Refuse early (before any download) what `submit` would refuse; reserves nothing.
+
+        Paused by the owner, over any limit: refused here (the store decides, `submit` again).
+        """
+        await self.dispatcher.precheck(scope, user, count, roles)
 
     async def submit(self, spec: JobSpec, images: list[CheckedImage]) -> Job:
         """Reserve quota, store the job and queue it. Raises `JobRefused` with nothing spent."""

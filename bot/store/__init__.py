@@ -6,17 +6,21 @@ Callers use `open_store(DATABASE_URL)` and the `Store` interface only, never a b
 """
 
 from bot.store.base import Store
-from bot.store.errors import NotFound, QuotaRefused, StoreError
+from bot.store.errors import CeilingExceeded, NotFound, QuotaRefused, StoreError
 from bot.store.factory import open_store
 from bot.store.models import (
     FINISHED,
     UNFINISHED,
     AuditEntry,
+    BotState,
+    DayUsage,
     Job,
     JobState,
+    Limits,
     QuotaStatus,
     Reservation,
     ServerTotals,
+    UsageReport,
 )
 from bot.store.quota_text import discord_timestamp
 
@@ -24,8 +28,12 @@ __all__ = [
     "FINISHED",
     "UNFINISHED",
     "AuditEntry",
+    "BotState",
+    "CeilingExceeded",
+    "DayUsage",
     "Job",
     "JobState",
+    "Limits",
     "NotFound",
     "QuotaRefused",
     "QuotaStatus",
@@ -33,6 +41,7 @@ __all__ = [
     "ServerTotals",
     "Store",
     "StoreError",
+    "UsageReport",
     "discord_timestamp",
     "open_store",
 ]

@@ -6,11 +6,21 @@ quota) behave the same behind it, and the store tests run on both.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.store import checks
-from bot.store.models import AuditEntry, Job, JobState, QuotaStatus, Reservation, ServerTotals
+from bot.store.models import (
+    AuditEntry,
+    BotState,
+    Job,
+    JobState,
+    QuotaStatus,
+    Reservation,
+    ServerTotals,
+    UsageReport,
+)
 
 
 class Store(ABC):
@@ -18,7 +28,11 @@ class Store(ABC):
 
     A scope is a guild id; DMs are scope 0. The quota day is the UTC day. Errors: `QuotaRefused`
     from `reserve`, `NotFound` for unknown job or reservation ids, `StoreError` when the database
-    itself fails (locked past the busy timeout, I/O), `ValueError` for impossible arguments.
+    itself fails (locked past the busy timeout, I/O), `ValueError` for impossible arguments, and
+    `CeilingExceeded` (a ValueError) when an admin change would go over the owner's ceiling.
+
+    A backend is opened with the owner's `Limits` (bot-wide cap, server ceiling, DM limit); the
+    rules themselves are the pure functions of `bot.store.quota`, shared by every backend.
     """
 
     # ---- lifecycle ----
@@ -30,11 +44,17 @@ class Store(ABC):
     # ---- quotas ----
 
     @abstractmethod
-    async def reserve(self, scope: int, user: int, images: int) -> Reservation:
-        """Atomically check what remains (allowance, extra images, server cap) and hold `images`.
+    async def reserve(
+        self, scope: int, user: int, images: int, *, roles: Sequence[int] = ()
+    ) -> Reservation:
+        """Atomically check every limit and hold `images`: the member's allowance (their own limit,
+        else the highest limit among `roles`, their role ids in this server, else the server
+        default), extra images, the server cap and the owner's ceiling, the bot-wide cap, the DM
+        limit, and the owner's pause.
 
-        All or nothing: raises `QuotaRefused` (reason "daily_limit", "server_cap" or "blocked")
-        and holds nothing when they do not all fit. The daily allowance is used first, then extra.
+        All or nothing: raises `QuotaRefused` (its `reason` is a `RefusalReason`) and holds nothing
+        when they do not all fit; the refusal is counted (by scope, day and reason) in the same
+        transaction. The daily allowance is used first, then extra.
         """
 
     @abstractmethod
@@ -57,12 +77,22 @@ class Store(ABC):
         """
 
     @abstractmethod
-    async def quota_status(self, scope: int, user: int) -> QuotaStatus:
-        """The user's limit, where it comes from, used/held/extra/remaining today and next reset."""
+    async def quota_status(
+        self, scope: int, user: int, *, roles: Sequence[int] = ()
+    ) -> QuotaStatus:
+        """The user's limit, where it comes from, used/held/extra/remaining today and next reset.
+
+        `roles` as for `reserve`; `remaining` is exactly what `reserve` could take now.
+        """
 
     @abstractmethod
     async def server_totals(self, scope: int) -> ServerTotals:
-        """The scope's spending today, its cap and default limit."""
+        """The scope's spending today, its cap, the owner's ceiling and its default limit."""
+
+    @abstractmethod
+    async def usage_report(self, scope: int | None, *, days: int = 7, top: int = 10) -> UsageReport:
+        """The last `days` UTC days of one scope (all together when None): images charged, images
+        Wan billed (`Job.billed`), refusals by reason; today's top members and servers."""
 
     # ---- admin operations: each writes an audit entry and returns (old, new) ----
 
@@ -99,6 +129,31 @@ class Store(ABC):
     @abstractmethod
     async def unblock_user(self, scope: int, actor: int, user: int) -> tuple[bool, bool]:
         """Undo `block_user`."""
+
+    @abstractmethod
+    async def set_role_limit(
+        self, scope: int, actor: int, role: int, limit: int | None
+    ) -> tuple[int | None, int | None]:
+        """Set (or with None, clear) the daily limit of members with `role`."""
+
+    @abstractmethod
+    async def role_limits(self, scope: int) -> dict[int, int]:
+        """The scope's role limits, role id -> daily limit, highest first."""
+
+    # ---- the owner's switches (bot-wide; audited in scope `BOT_SCOPE`) ----
+
+    @abstractmethod
+    async def bot_state(self) -> BotState:
+        """Whether new reservations are paused, and the bot-wide cap in force."""
+
+    @abstractmethod
+    async def set_paused(self, actor: int, paused: bool) -> tuple[bool, bool]:
+        """Pause (every `reserve` refused with "paused") or resume; survives a restart."""
+
+    @abstractmethod
+    async def set_global_cap(self, actor: int, cap: int | None) -> tuple[int | None, int | None]:
+        """Set the bot-wide daily cap (0: none), or with None go back to the configured one.
+        Returns (old, new) caps in force, None meaning no cap."""
 
     @abstractmethod
     async def audit_log(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.store.models import RefusalReason
+from bot.store.models import LimitSource, RefusalReason
 from bot.store.quota_text import refusal_text
 
 
@@ -32,6 +32,8 @@ class QuotaRefused(Exception):
         held: int = 0,
         cap: int | None = None,
         scope: int = 0,
+        source: LimitSource | None = None,
+        cap_by_owner: bool = False,
     ) -> None:
         self.reason: RefusalReason = reason
         self.remaining = remaining
@@ -41,6 +43,8 @@ class QuotaRefused(Exception):
         self.held = held
         self.cap = cap
         self.scope = scope
+        self.source = source
+        self.cap_by_owner = cap_by_owner
         super().__init__(
             refusal_text(
                 reason,
@@ -51,7 +55,25 @@ class QuotaRefused(Exception):
                 held=held,
                 cap=cap,
                 scope=scope,
+                source=source,
+                cap_by_owner=cap_by_owner,
             )
+        )
+
+
+class CeilingExceeded(ValueError):
+    """An admin change that would let someone use more than the owner's WAN_SERVER_DAILY_LIMIT.
+
+    Nothing was changed. `str()` says so, with the ceiling.
+    """
+
+    def __init__(self, what: str, value: int, ceiling: int) -> None:
+        self.what = what
+        self.value = value
+        self.ceiling = ceiling
+        super().__init__(
+            f"The bot's owner allows at most {ceiling} images per server per day "
+            f"(WAN_SERVER_DAILY_LIMIT), so {what} can't be {value}. Nothing was changed."
         )
 
 

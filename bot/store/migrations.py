@@ -119,7 +119,39 @@ _V1 = (
     )""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+# Version 2: the owner's bounds (issue 11): role limits, the bot-wide day, refusals by reason, and
+# what Wan billed per job. `bot_days` starts from what the servers already spent.
+_V2 = (
+    # A daily limit for members with a role; a member's own limit wins, among roles the highest.
+    """CREATE TABLE role_limits (
+        scope INTEGER NOT NULL,
+        role_id INTEGER NOT NULL,
+        daily_limit INTEGER NOT NULL CHECK (daily_limit >= 0),
+        PRIMARY KEY (scope, role_id)
+    ) WITHOUT ROWID""",
+    # Every scope's spending on one UTC day together, for the bot-wide cap.
+    """CREATE TABLE bot_days (
+        day TEXT PRIMARY KEY,
+        used INTEGER NOT NULL DEFAULT 0 CHECK (used >= 0),
+        held INTEGER NOT NULL DEFAULT 0 CHECK (held >= 0)
+    ) WITHOUT ROWID""",
+    "INSERT INTO bot_days (day, used, held) SELECT day, SUM(used), SUM(held) FROM scope_days"
+    " GROUP BY day",
+    # Requests refused by `reserve`, by reason, counted in the refusal's own transaction.
+    """CREATE TABLE refusal_days (
+        scope INTEGER NOT NULL,
+        day TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        requests INTEGER NOT NULL DEFAULT 0,
+        images INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (scope, day, reason)
+    ) WITHOUT ROWID""",
+    # Images Wan reported generating for the job (`usage.image_count`): what the owner is billed.
+    "ALTER TABLE jobs ADD COLUMN billed INTEGER CHECK (billed >= 0)",
+    "CREATE INDEX reservations_day ON reservations (day, scope)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

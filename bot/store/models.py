@@ -24,8 +24,39 @@ class JobState(StrEnum):
 FINISHED: frozenset[JobState] = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
 UNFINISHED: frozenset[JobState] = frozenset(JobState) - FINISHED
 
-LimitSource = Literal["user", "server", "global"]
-RefusalReason = Literal["daily_limit", "server_cap", "blocked"]
+# Where a member's daily limit comes from: their own, a role's, the server default, the bot default
+# (WAN_DEFAULT_DAILY_LIMIT) or, in DMs, WAN_DM_DAILY_LIMIT.
+LimitSource = Literal["user", "role", "server", "global", "dm"]
+# Why `reserve` said no. "server_cap" is the server's cap or the owner's ceiling
+# (WAN_SERVER_DAILY_LIMIT), whichever is lower; "global_cap" the bot-wide daily cap.
+RefusalReason = Literal["daily_limit", "server_cap", "global_cap", "blocked", "paused", "dm_off"]
+REFUSAL_REASONS: tuple[RefusalReason, ...] = (
+    "daily_limit",
+    "server_cap",
+    "global_cap",
+    "blocked",
+    "paused",
+    "dm_off",
+)
+# The audit scope of the owner's bot-wide changes (pause, bot-wide cap); guilds are > 0, DMs 0.
+BOT_SCOPE = -1
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The owner's bounds, from the environment: the bot-wide daily cap (WAN_GLOBAL_DAILY_LIMIT;
+    a value set at run time by the owner wins), the most one server may use per day
+    (WAN_SERVER_DAILY_LIMIT) and each member's daily images in DMs (WAN_DM_DAILY_LIMIT; 0 turns DMs
+    off; None: the same as the default daily limit). 0 or None for the first two means no bound."""
+
+    global_daily: int | None = None
+    server_ceiling: int | None = None
+    dm_daily: int | None = None
+
+    def __post_init__(self) -> None:
+        # 0 means "no bound" for the caps; store None so the rules have one spelling.
+        object.__setattr__(self, "global_daily", self.global_daily or None)
+        object.__setattr__(self, "server_ceiling", self.server_ceiling or None)
 
 
 @dataclass(frozen=True)
@@ -61,6 +92,11 @@ class QuotaStatus:
     resets_at: datetime
     used_extra: int = 0
     day: date | None = None
+    # Which role's limit applies (limit_source "role"), and what bounds `remaining` right now:
+    # None when it is the member's own allowance, else a `RefusalReason` ("server_cap", ...).
+    limit_role: int | None = None
+    limited_by: RefusalReason | None = None
+    paused: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,11 +109,66 @@ class ServerTotals:
     default_limit: int | None
     users: int
     resets_at: datetime | None = None
+    # The owner's WAN_SERVER_DAILY_LIMIT (None: no ceiling); the server's cap can't exceed it.
+    ceiling: int | None = None
+
+    @property
+    def cap_in_force(self) -> int | None:
+        """The lower of the server's cap and the owner's ceiling, or None when neither is set."""
+        caps = [c for c in (self.cap, self.ceiling) if c]
+        return min(caps) if caps else None
 
     @property
     def cap_remaining(self) -> int | None:
-        """Images the server cap still allows today, or None when there is no cap."""
-        return None if self.cap is None else max(0, self.cap - self.used - self.held)
+        """Images the cap in force still allows today, or None when there is none."""
+        cap = self.cap_in_force
+        return None if cap is None else max(0, cap - self.used - self.held)
+
+
+@dataclass(frozen=True)
+class DayUsage:
+    """One scope's (or, in a bot-wide report, all scopes') day. `charged` counts images charged
+    to quotas; `billed` what Wan reported generating (`usage.image_count`), which is the bill."""
+
+    day: date
+    charged: int = 0
+    billed: int = 0
+    refused: dict[str, int] = field(default_factory=dict)  # reason -> images refused
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    """What the owner or a server's admins read: the last days, today's top members and servers.
+
+    `scope` is None for the bot-wide report. `top_members` are (scope, user, images charged today),
+    `servers` (scope, images charged today, images billed today), both largest first. `global_cap`
+    is the bot-wide cap in force and `global_used`/`global_held` what counts against it today.
+    """
+
+    scope: int | None
+    days: list[DayUsage]
+    top_members: list[tuple[int, int, int]]
+    servers: list[tuple[int, int, int]]
+    global_cap: int | None
+    global_used: int
+    global_held: int
+    paused: bool
+    resets_at: datetime
+    # Today's refusals per scope: scope -> reason -> images refused.
+    refused_by_scope: dict[int, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def today(self) -> DayUsage:
+        return self.days[-1]
+
+
+@dataclass(frozen=True)
+class BotState:
+    """The owner's run-time switches, kept in the store so they survive a restart."""
+
+    paused: bool
+    global_cap: int | None  # in force: the owner's run-time value, else WAN_GLOBAL_DAILY_LIMIT
+    global_cap_overridden: bool
 
 
 @dataclass(frozen=True)
@@ -134,6 +225,8 @@ class Job:
     submitted_at: datetime | None
     finished_at: datetime | None
     extra: dict[str, Any]
+    # Images Wan billed for the task (`usage.image_count`), once it succeeded; None before.
+    billed: int | None = None
 
     @property
     def finished(self) -> bool:

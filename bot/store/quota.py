@@ -1,9 +1,13 @@
 """The quota rules, as pure functions over one snapshot, so every backend applies the same ones.
 
-A user's daily allowance is their own limit if an admin set one, else the server default, else the
-global default (`WAN_DEFAULT_DAILY_LIMIT`). Extra images granted by admins are spent only after the
-daily allowance is gone and never expire. An optional server cap bounds what the whole scope spends
-in a day (extra images included: the owner pays for those too). Held images count as spent.
+A member's daily allowance is their own limit if an admin set one, else the highest limit of the roles
+they have that carry one, else the server default, else the bot default (`WAN_DEFAULT_DAILY_LIMIT`;
+in DMs `WAN_DM_DAILY_LIMIT`, where 0 turns DMs off). Extra images granted by admins are spent only
+after the daily allowance is gone and never expire. What a whole server spends in a day is bounded by
+its cap and by the owner's ceiling (`WAN_SERVER_DAILY_LIMIT`), whichever is lower; what the whole bot
+spends, by the bot-wide cap (`WAN_GLOBAL_DAILY_LIMIT`, or the owner's run-time value). Extra images
+count against all of them (the owner pays for those too). Held images count as spent. While the
+owner has paused the bot nothing new is reserved.
 """
 
 from __future__ import annotations
@@ -14,10 +18,25 @@ from datetime import UTC, date, datetime, time, timedelta
 from bot.store.errors import QuotaRefused
 from bot.store.models import LimitSource, QuotaStatus, RefusalReason
 
+# What the owner's own jobs (scope BOT_SCOPE: `python -m bot edit`) may use in a day: no member
+# limit, so as much as the bot-wide cap lets through.
+OWNER_ALLOWANCE = 1_000_000
+
 
 def next_reset(day: date) -> datetime:
     """Midnight UTC at the end of `day`: when its allowance resets."""
     return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
+
+
+def lower_cap(*caps: int | None) -> int | None:
+    """The tightest of several caps, where None (and 0) mean "no cap"."""
+    real = [c for c in caps if c]
+    return min(real) if real else None
+
+
+def ceiling_exceeded(value: int | None, ceiling: int | None) -> bool:
+    """True when an admin's `value` would let someone use more than the owner's ceiling allows."""
+    return ceiling is not None and value is not None and value > ceiling
 
 
 @dataclass(frozen=True)
@@ -26,7 +45,7 @@ class Snapshot:
 
     user_limit: int | None  # the admin's override for this user
     server_default: int | None
-    global_default: int
+    global_default: int  # WAN_DEFAULT_DAILY_LIMIT; in DMs WAN_DM_DAILY_LIMIT
     blocked: bool
     extra: int  # extra-image balance (holds already taken out)
     used: int  # charged against today's daily allowance
@@ -34,6 +53,14 @@ class Snapshot:
     cap: int | None  # server cap (None = off)
     server_used: int
     server_held: int
+    role_limit: int | None = None  # the highest limit among the member's roles
+    role_id: int | None = None  # the role it belongs to
+    ceiling: int | None = None  # WAN_SERVER_DAILY_LIMIT (servers only)
+    bot_cap: int | None = None  # the bot-wide cap in force
+    bot_used: int = 0
+    bot_held: int = 0
+    paused: bool = False
+    dm: bool = False  # scope 0: DMs with the bot
 
     @property
     def limit(self) -> int:
@@ -43,9 +70,15 @@ class Snapshot:
     def limit_and_source(self) -> tuple[int, LimitSource]:
         if self.user_limit is not None:
             return self.user_limit, "user"
+        if self.role_limit is not None:
+            return self.role_limit, "role"
         if self.server_default is not None:
             return self.server_default, "server"
-        return self.global_default, "global"
+        return self.global_default, "dm" if self.dm else "global"
+
+    @property
+    def dm_off(self) -> bool:
+        return self.dm and self.global_default == 0
 
     @property
     def is_blocked(self) -> bool:
@@ -61,26 +94,76 @@ class Snapshot:
         return 0 if self.is_blocked else self.daily_left + self.extra
 
     @property
+    def cap_in_force(self) -> int | None:
+        """The lower of the server's cap and the owner's ceiling."""
+        return lower_cap(self.cap, None if self.dm else self.ceiling)
+
+    @property
     def cap_left(self) -> int | None:
-        if self.cap is None:
+        cap = self.cap_in_force
+        if cap is None:
             return None
-        return max(0, self.cap - self.server_used - self.server_held)
+        return max(0, cap - self.server_used - self.server_held)
+
+    @property
+    def bot_left(self) -> int | None:
+        if self.bot_cap is None:
+            return None
+        return max(0, self.bot_cap - self.bot_used - self.bot_held)
+
+    def _bounds(self) -> list[tuple[RefusalReason, int]]:
+        """Each bound with what it still allows, the member's own first (they win ties)."""
+        bounds: list[tuple[RefusalReason, int]] = [("daily_limit", self.user_left)]
+        if self.cap_left is not None:
+            bounds.append(("server_cap", self.cap_left))
+        if self.bot_left is not None:
+            bounds.append(("global_cap", self.bot_left))
+        return bounds
+
+    @property
+    def stopped(self) -> RefusalReason | None:
+        """A refusal whatever the size of the request: paused, DMs off, or blocked."""
+        if self.paused:
+            return "paused"
+        if self.dm_off:
+            return "dm_off"
+        if self.is_blocked:
+            return "blocked"
+        return None
 
     @property
     def remaining(self) -> int:
         """What a reservation could take right now."""
-        cap_left = self.cap_left
-        return self.user_left if cap_left is None else min(self.user_left, cap_left)
+        if self.stopped is not None:
+            return 0
+        return min(left for _, left in self._bounds())
+
+    @property
+    def limited_by(self) -> RefusalReason | None:
+        """What bounds `remaining`: None when it is the member's own allowance."""
+        stopped = self.stopped
+        if stopped is not None:
+            return None if stopped == "blocked" else stopped
+        reason, _ = min(self._bounds(), key=lambda bound: bound[1])
+        return None if reason == "daily_limit" else reason
 
     def refusal(self, images: int) -> RefusalReason | None:
         """Why `images` cannot be reserved, or None when they can."""
-        if self.is_blocked:
-            return "blocked"
-        cap_left = self.cap_left
-        if images > self.user_left and (cap_left is None or self.user_left <= cap_left):
-            return "daily_limit"
-        if cap_left is not None and images > cap_left:
-            return "server_cap"
+        stopped = self.stopped
+        if stopped is not None:
+            return stopped
+        short = [(reason, left) for reason, left in self._bounds() if left < images]
+        if not short:
+            return None
+        # The tightest bound is the one to name; `min` keeps the first of equals.
+        return min(short, key=lambda bound: bound[1])[0]
+
+    def refused_cap(self, reason: RefusalReason) -> int | None:
+        """The size of the cap a refusal names (server or bot-wide), for its wording."""
+        if reason == "server_cap":
+            return self.cap_in_force
+        if reason == "global_cap":
+            return self.bot_cap
         return None
 
     def split(self, images: int) -> tuple[int, int]:
@@ -100,25 +183,41 @@ def charge_split(images: int, from_extra: int, generated: int) -> tuple[int, int
     return daily, charged - daily
 
 
-def grant_or_refuse(
-    snap: Snapshot, images: int, *, scope: int, day: date, extra_held: int
-) -> tuple[int, int]:
-    """(from the daily allowance, from extra images) for `images`, or raise `QuotaRefused`.
+def worst_case_daily(global_cap: int | None, price: float) -> float | None:
+    """The most the bot can cost in one UTC day, or None when there is no bot-wide cap."""
+    return None if global_cap is None else global_cap * price
+
+
+def refused(
+    snap: Snapshot, reason: RefusalReason, *, images: int, scope: int, day: date, extra_held: int
+) -> QuotaRefused:
+    """What `reserve` raises for `reason`: which limit, what is left, when it resets.
 
     `extra_held` is what open reservations hold of extra images today: the refusal counts it in.
     """
+    limit, source = snap.limit_and_source
+    cap = snap.refused_cap(reason)
+    return QuotaRefused(
+        reason,
+        remaining=snap.remaining,
+        requested=images,
+        resets_at=None if reason in ("blocked", "paused", "dm_off") else next_reset(day),
+        limit=limit,
+        held=snap.held + extra_held,
+        cap=cap,
+        scope=scope,
+        source=source,
+        cap_by_owner=reason == "server_cap" and cap is not None and cap != snap.cap,
+    )
+
+
+def grant_or_refuse(
+    snap: Snapshot, images: int, *, scope: int, day: date, extra_held: int
+) -> tuple[int, int]:
+    """(from the daily allowance, from extra images) for `images`, or raise `QuotaRefused`."""
     reason = snap.refusal(images)
     if reason is not None:
-        raise QuotaRefused(
-            reason,
-            remaining=snap.remaining,
-            requested=images,
-            resets_at=None if reason == "blocked" else next_reset(day),
-            limit=snap.limit,
-            held=snap.held + extra_held,
-            cap=snap.cap,
-            scope=scope,
-        )
+        raise refused(snap, reason, images=images, scope=scope, day=day, extra_held=extra_held)
     return snap.split(images)
 
 
@@ -136,4 +235,7 @@ def status(snap: Snapshot, *, day: date, extra_used: int, extra_held: int) -> Qu
         resets_at=next_reset(day),
         used_extra=extra_used,
         day=day,
+        limit_role=snap.role_id if source == "role" else None,
+        limited_by=snap.limited_by,
+        paused=snap.paused,
     )

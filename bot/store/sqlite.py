@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -27,16 +27,19 @@ from bot.store import checks
 from bot.store import sqlite_jobs as jobs
 from bot.store import sqlite_quota as quota
 from bot.store.base import Store
-from bot.store.checks import MAX_LIMIT, check_int, check_limit
-from bot.store.errors import StoreError
-from bot.store.migrations import migrate
+from bot.store.checks import MAX_LIMIT, check_int
+from bot.store.errors import QuotaRefused, StoreError
+from bot.store.migrations import SCHEMA_VERSION, migrate
 from bot.store.models import (
     AuditEntry,
+    BotState,
     Job,
     JobState,
+    Limits,
     QuotaStatus,
     Reservation,
     ServerTotals,
+    UsageReport,
 )
 from bot.store.sqlite_batch import WriteBatcher
 from bot.store.sqlite_lock import ProcessLock, acquire
@@ -97,6 +100,22 @@ def _prepare(path: str, busy_timeout: float) -> int:
         conn.close()
 
 
+def _check_version(path: str, busy_timeout: float) -> None:
+    """For a read-only open: the file must exist and already be migrated by the bot."""
+    if not Path(path).is_file():
+        raise StoreError(f"The database {path} does not exist yet: start the bot once first.")
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=busy_timeout)
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.close()
+    if version != SCHEMA_VERSION:
+        raise StoreError(
+            f"The database {path} has schema version {version}, this wanbot {SCHEMA_VERSION}: "
+            "start the bot (which upgrades it) before reading it."
+        )
+
+
 def _transaction(conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
     """Run `body` in a write transaction: taken at once, so a check and its write stay together."""
     conn.execute("BEGIN IMMEDIATE")
@@ -131,12 +150,14 @@ class SqliteStore(Store):
         default_daily_limit: int,
         busy_timeout: float,
         lock: ProcessLock | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self._db: aiosqlite.Connection | None = db
         self._lock = lock
         self.path = path
         self._clock = clock
         self.default_daily_limit = default_daily_limit
+        self.limits = limits or Limits()
         self.busy_timeout = busy_timeout
         self._batcher = WriteBatcher(self._call)
 
@@ -149,11 +170,15 @@ class SqliteStore(Store):
         default_daily_limit: int = 10,
         busy_timeout: float = 5.0,
         exclusive: bool = False,
+        limits: Limits | None = None,
+        read_only: bool = False,
     ) -> SqliteStore:
         """Open (creating if needed) and migrate the database at `path`. Raises `StoreError`.
 
         `exclusive`: hold `PATH.lock` until `close` (or the process's end), refusing to open if
         another process holds it. The bot sets it; read-only CLI commands don't.
+        `read_only` opens an existing, migrated file without ever taking a write lock (reports
+        while the bot runs); every write then fails with a `StoreError`.
         """
         check_int("default_daily_limit", default_daily_limit, 0, MAX_LIMIT)
         if path == MEMORY:  # a fresh, empty database per connection: not what anyone wants here
@@ -166,8 +191,15 @@ class SqliteStore(Store):
         # Taken before anything touches the file: a second bot must not even migrate it.
         lock = acquire(path) if exclusive else None
         try:
-            old = await asyncio.to_thread(_prepare, path, busy_timeout)
-            db = await aiosqlite.connect(path, timeout=busy_timeout, isolation_level=None)
+            if read_only:
+                await asyncio.to_thread(_check_version, path, busy_timeout)
+                old = SCHEMA_VERSION
+                db = await aiosqlite.connect(
+                    f"file:{path}?mode=ro", uri=True, timeout=busy_timeout, isolation_level=None
+                )
+            else:
+                old = await asyncio.to_thread(_prepare, path, busy_timeout)
+                db = await aiosqlite.connect(path, timeout=busy_timeout, isolation_level=None)
         except BaseException as err:
             if lock is not None:
                 lock.release()
@@ -181,6 +213,7 @@ class SqliteStore(Store):
             default_daily_limit=default_daily_limit,
             busy_timeout=busy_timeout,
             lock=lock,
+            limits=limits,
         )
         try:
             await store._call(_pragmas, busy_timeout)
@@ -245,21 +278,30 @@ class SqliteStore(Store):
 
     # ---- quotas ----
 
-    async def reserve(self, scope: int, user: int, images: int) -> Reservation:
+    async def reserve(
+        self, scope: int, user: int, images: int, *, roles: Sequence[int] = ()
+    ) -> Reservation:
         check_int("images", images, 1, MAX_LIMIT)
-        return await self._write(
+        outcome = await self._write(
             quota.reserve,
             scope,
             user,
             images,
+            tuple(roles),
             self._now(),
             self.default_daily_limit,
+            self.limits,
             # A caller cancelled while its reservation was being committed will never settle
             # it: give the images straight back.
             on_abandoned=self._release_abandoned,
         )
+        if isinstance(outcome, QuotaRefused):
+            raise outcome
+        return outcome
 
-    def _release_abandoned(self, reservation: Reservation) -> None:
+    def _release_abandoned(self, reservation: Reservation | QuotaRefused) -> None:
+        if isinstance(reservation, QuotaRefused):
+            return  # nothing was held
         log.info("reservation %d abandoned by a cancelled caller; releasing it", reservation.id)
         now = self._now()
         # Queued at once (not from a new task), so a `close` already draining still runs it.
@@ -284,37 +326,61 @@ class SqliteStore(Store):
             log.warning("released %d reservation(s) left without a job by a crash", count)
         return count
 
-    async def quota_status(self, scope: int, user: int) -> QuotaStatus:
+    async def quota_status(
+        self, scope: int, user: int, *, roles: Sequence[int] = ()
+    ) -> QuotaStatus:
         return await self._read(
-            quota.quota_status, scope, user, self._now(), self.default_daily_limit
+            quota.quota_status,
+            scope,
+            user,
+            tuple(roles),
+            self._now(),
+            self.default_daily_limit,
+            self.limits,
         )
 
     async def server_totals(self, scope: int) -> ServerTotals:
-        return await self._read(quota.server_totals, scope, self._now())
+        return await self._read(quota.server_totals, scope, self._now(), self.limits)
+
+    async def usage_report(self, scope: int | None, *, days: int = 7, top: int = 10) -> UsageReport:
+        check_int("days", days, 1, 366)
+        check_int("top", top, 1, 100)
+        return await self._read(quota.usage_report, scope, self._now(), days, top, self.limits)
 
     # ---- admin operations ----
 
     async def set_user_limit(
         self, scope: int, actor: int, user: int, limit: int | None
     ) -> tuple[int | None, int | None]:
-        check_limit("limit", limit)
-        return await self._write(quota.set_user_limit, scope, actor, user, limit, self._now())
+        if limit is not None:
+            check_int("limit", limit, 0, MAX_LIMIT)
+        return await self._write(
+            quota.set_user_limit, scope, actor, user, limit, self._now(), self._ceiling(scope)
+        )
 
     async def set_server_default(
         self, scope: int, actor: int, limit: int | None
     ) -> tuple[int | None, int | None]:
-        check_limit("limit", limit)
-        return await self._write(quota.set_server_default, scope, actor, limit, self._now())
+        if limit is not None:
+            check_int("limit", limit, 0, MAX_LIMIT)
+        return await self._write(
+            quota.set_server_default, scope, actor, limit, self._now(), self._ceiling(scope)
+        )
 
     async def set_server_cap(
         self, scope: int, actor: int, cap: int | None
     ) -> tuple[int | None, int | None]:
-        check_limit("cap", cap)
-        return await self._write(quota.set_server_cap, scope, actor, cap or None, self._now())
+        if cap is not None:
+            check_int("cap", cap, 0, MAX_LIMIT)
+        return await self._write(
+            quota.set_server_cap, scope, actor, cap or None, self._now(), self._ceiling(scope)
+        )
 
     async def grant_extra(self, scope: int, actor: int, user: int, images: int) -> tuple[int, int]:
         check_int("images", images, -MAX_LIMIT, MAX_LIMIT)
-        return await self._write(quota.grant_extra, scope, actor, user, images, self._now())
+        return await self._write(
+            quota.grant_extra, scope, actor, user, images, self._now(), self._ceiling(scope)
+        )
 
     async def reset_usage(self, scope: int, actor: int, user: int) -> tuple[int, int]:
         return await self._write(quota.reset_usage, scope, actor, user, self._now())
@@ -330,6 +396,34 @@ class SqliteStore(Store):
     ) -> list[AuditEntry]:
         check_int("limit", limit, 1, 10_000)
         return await self._call(quota.audit_log, scope, limit, target)
+
+    def _ceiling(self, scope: int) -> int | None:
+        return self.limits.server_ceiling if scope else None
+
+    async def set_role_limit(
+        self, scope: int, actor: int, role: int, limit: int | None
+    ) -> tuple[int | None, int | None]:
+        if limit is not None:
+            check_int("limit", limit, 0, MAX_LIMIT)
+        return await self._write(
+            quota.set_role_limit, scope, actor, role, limit, self._now(), self._ceiling(scope)
+        )
+
+    async def role_limits(self, scope: int) -> dict[int, int]:
+        return await self._call(quota.role_limits, scope)
+
+    # ---- the owner's switches ----
+
+    async def bot_state(self) -> BotState:
+        return await self._read(quota.bot_state, self.limits)
+
+    async def set_paused(self, actor: int, paused: bool) -> tuple[bool, bool]:
+        return await self._write(quota.set_paused, actor, paused, self._now())
+
+    async def set_global_cap(self, actor: int, cap: int | None) -> tuple[int | None, int | None]:
+        if cap is not None:
+            check_int("cap", cap, 0, MAX_LIMIT)
+        return await self._write(quota.set_global_cap, actor, cap, self._now(), self.limits)
 
     # ---- jobs ----
 

@@ -8,35 +8,93 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
-from bot.store.errors import NotFound
-from bot.store.models import AuditEntry, QuotaStatus, Reservation, ServerTotals
-from bot.store.quota import Snapshot, charge_split, grant_or_refuse, next_reset, status
+from bot.store.errors import CeilingExceeded, NotFound, QuotaRefused
+from bot.store.models import (
+    BOT_SCOPE,
+    AuditEntry,
+    BotState,
+    DayUsage,
+    Limits,
+    QuotaStatus,
+    RefusalReason,
+    Reservation,
+    ServerTotals,
+    UsageReport,
+)
+from bot.store.quota import (
+    OWNER_ALLOWANCE,
+    Snapshot,
+    ceiling_exceeded,
+    charge_split,
+    next_reset,
+    refused,
+    status,
+)
 
 _SNAPSHOT = """
 SELECT m.daily_limit, COALESCE(m.extra, 0), COALESCE(m.blocked, 0),
        s.default_limit, s.daily_cap,
        COALESCE(d.used, 0), COALESCE(d.held, 0), COALESCE(d.extra_used, 0),
-       COALESCE(d.extra_held, 0), COALESCE(sd.used, 0), COALESCE(sd.held, 0)
+       COALESCE(d.extra_held, 0), COALESCE(sd.used, 0), COALESCE(sd.held, 0),
+       r.role_id, r.daily_limit, COALESCE(bd.used, 0), COALESCE(bd.held, 0),
+       (SELECT value FROM meta WHERE key = 'paused'),
+       (SELECT value FROM meta WHERE key = 'global_daily_limit')
 FROM (SELECT 1) AS one
 LEFT JOIN members AS m ON m.scope = :scope AND m.user_id = :user
 LEFT JOIN scope_settings AS s ON s.scope = :scope
 LEFT JOIN member_days AS d ON d.scope = :scope AND d.user_id = :user AND d.day = :day
 LEFT JOIN scope_days AS sd ON sd.scope = :scope AND sd.day = :day
+LEFT JOIN (
+    SELECT role_id, daily_limit FROM role_limits
+    WHERE scope = :scope AND role_id IN (SELECT value FROM json_each(:roles))
+    ORDER BY daily_limit DESC, role_id LIMIT 1
+) AS r ON 1
+LEFT JOIN bot_days AS bd ON bd.day = :day
 """
+
+# Meta keys of the owner's run-time switches.
+PAUSED = "paused"
+GLOBAL_CAP = "global_daily_limit"
+
+
+def global_cap_in_force(stored: str | None, limits: Limits) -> int | None:
+    """The owner's run-time bot-wide cap when set ("0": none), else WAN_GLOBAL_DAILY_LIMIT."""
+    if stored is None:
+        return limits.global_daily
+    return int(stored) or None
 
 
 def _snapshot(
-    conn: sqlite3.Connection, scope: int, user: int, day: date, default_limit: int
+    conn: sqlite3.Connection,
+    scope: int,
+    user: int,
+    roles: Sequence[int],
+    day: date,
+    default_limit: int,
+    limits: Limits,
 ) -> tuple[Snapshot, int, int]:
     """The rules' view of one member today, plus (extra images used today, extra held now)."""
-    row = conn.execute(_SNAPSHOT, {"scope": scope, "user": user, "day": day.isoformat()}).fetchone()
+    params = {
+        "scope": scope,
+        "user": user,
+        "day": day.isoformat(),
+        # Roles count only in servers: DMs have none, and scope 0 must not match a role id.
+        "roles": json.dumps([int(r) for r in roles] if scope else []),
+    }
+    row = conn.execute(_SNAPSHOT, params).fetchone()
     (user_limit, extra, blocked, server_default, cap, used, held, extra_used, extra_held) = row[:9]
+    dm = scope == 0
+    # The owner's own jobs (`python -m bot edit`): no member limit and no server ceiling; the
+    # bot-wide cap and the pause still apply.
+    owner = scope == BOT_SCOPE
+    dm_limit = default_limit if limits.dm_daily is None else limits.dm_daily
     snap = Snapshot(
         user_limit=user_limit,
         server_default=server_default,
-        global_default=default_limit,
+        global_default=OWNER_ALLOWANCE if owner else dm_limit if dm else default_limit,
         blocked=bool(blocked),
         extra=extra,
         used=used,
@@ -44,8 +102,35 @@ def _snapshot(
         cap=cap,
         server_used=row[9],
         server_held=row[10],
+        role_id=row[11],
+        role_limit=row[12],
+        bot_used=row[13],
+        bot_held=row[14],
+        paused=row[15] == "1",
+        bot_cap=global_cap_in_force(row[16], limits),
+        ceiling=None if owner else limits.server_ceiling,
+        dm=dm,
     )
     return snap, extra_used, extra_held
+
+
+def _refused(
+    conn: sqlite3.Connection,
+    snap: Snapshot,
+    reason: RefusalReason,
+    scope: int,
+    images: int,
+    day: date,
+    extra_held: int,
+) -> QuotaRefused:
+    """Count the refusal (in the caller's transaction) and build what `reserve` raises."""
+    conn.execute(
+        "INSERT INTO refusal_days (scope, day, reason, requests, images) VALUES (?, ?, ?, 1, ?)"
+        " ON CONFLICT (scope, day, reason) DO UPDATE SET requests = requests + 1,"
+        " images = images + excluded.images",
+        (scope, day.isoformat(), reason, images),
+    )
+    return refused(snap, reason, images=images, scope=scope, day=day, extra_held=extra_held)
 
 
 def reserve(
@@ -53,14 +138,19 @@ def reserve(
     scope: int,
     user: int,
     images: int,
+    roles: Sequence[int],
     now: datetime,
     default_limit: int,
-) -> Reservation:
+    limits: Limits,
+) -> Reservation | QuotaRefused:
+    """Hold `images`, or count a refusal and return it (returned, not raised, so the count is kept:
+    a raise would roll the operation's savepoint back). The caller raises it."""
     day = now.date()
-    snap, _, extra_held = _snapshot(conn, scope, user, day, default_limit)
-    from_daily, from_extra = grant_or_refuse(
-        snap, images, scope=scope, day=day, extra_held=extra_held
-    )
+    snap, _, extra_held = _snapshot(conn, scope, user, roles, day, default_limit, limits)
+    reason = snap.refusal(images)
+    if reason is not None:
+        return _refused(conn, snap, reason, scope, images, day, extra_held)
+    from_daily, from_extra = snap.split(images)
     cur = conn.execute(
         "INSERT INTO reservations (scope, user_id, day, images, from_extra, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?)",
@@ -78,6 +168,11 @@ def reserve(
         "INSERT INTO scope_days (scope, day, held) VALUES (?, ?, ?)"
         " ON CONFLICT (scope, day) DO UPDATE SET held = held + excluded.held",
         (scope, day.isoformat(), images),
+    )
+    conn.execute(
+        "INSERT INTO bot_days (day, held) VALUES (?, ?)"
+        " ON CONFLICT (day) DO UPDATE SET held = held + excluded.held",
+        (day.isoformat(), images),
     )
     if from_extra:
         # Extra images leave the balance when held, so two jobs cannot spend the same ones.
@@ -117,6 +212,10 @@ def close_reservation(
         "UPDATE scope_days SET held = held - ?, used = used + ? WHERE scope = ? AND day = ?",
         (images, charged, scope, day),
     )
+    conn.execute(
+        "UPDATE bot_days SET held = held - ?, used = used + ? WHERE day = ?",
+        (images, charged, day),
+    )
     if from_extra > extra:
         conn.execute(
             "UPDATE members SET extra = extra + ? WHERE scope = ? AND user_id = ?",
@@ -139,14 +238,22 @@ def release_orphans(conn: sqlite3.Connection, now: datetime, older_than: timedel
 
 
 def quota_status(
-    conn: sqlite3.Connection, scope: int, user: int, now: datetime, default_limit: int
+    conn: sqlite3.Connection,
+    scope: int,
+    user: int,
+    roles: Sequence[int],
+    now: datetime,
+    default_limit: int,
+    limits: Limits,
 ) -> QuotaStatus:
     day = now.date()
-    snap, extra_used, extra_held = _snapshot(conn, scope, user, day, default_limit)
+    snap, extra_used, extra_held = _snapshot(conn, scope, user, roles, day, default_limit, limits)
     return status(snap, day=day, extra_used=extra_used, extra_held=extra_held)
 
 
-def server_totals(conn: sqlite3.Connection, scope: int, now: datetime) -> ServerTotals:
+def server_totals(
+    conn: sqlite3.Connection, scope: int, now: datetime, limits: Limits
+) -> ServerTotals:
     day = now.date().isoformat()
     settings = conn.execute(
         "SELECT default_limit, daily_cap FROM scope_settings WHERE scope = ?", (scope,)
@@ -164,6 +271,7 @@ def server_totals(conn: sqlite3.Connection, scope: int, now: datetime) -> Server
         default_limit=settings[0],
         users=users,
         resets_at=next_reset(now.date()),
+        ceiling=limits.server_ceiling if scope else None,
     )
 
 
@@ -216,9 +324,23 @@ def _set_scope(conn: sqlite3.Connection, scope: int, column: str, value: int | N
     return row[0] if row else None
 
 
+def _within(what: str, value: int | None, ceiling: int | None) -> None:
+    # Checked inside the change's transaction, so nothing is written (not even the audit) when over.
+    if ceiling_exceeded(value, ceiling):
+        assert value is not None and ceiling is not None
+        raise CeilingExceeded(what, value, ceiling)
+
+
 def set_user_limit(
-    conn: sqlite3.Connection, scope: int, actor: int, user: int, limit: int | None, now: datetime
+    conn: sqlite3.Connection,
+    scope: int,
+    actor: int,
+    user: int,
+    limit: int | None,
+    now: datetime,
+    ceiling: int | None = None,
 ) -> tuple[int | None, int | None]:
+    _within("a member's daily limit", limit, ceiling)
     old = _member(conn, scope, user)[0]
     _set_member(conn, scope, user, "daily_limit", limit)
     _audit(conn, scope, actor, "set_user_limit", user, old, limit, now)
@@ -226,26 +348,46 @@ def set_user_limit(
 
 
 def set_server_default(
-    conn: sqlite3.Connection, scope: int, actor: int, limit: int | None, now: datetime
+    conn: sqlite3.Connection,
+    scope: int,
+    actor: int,
+    limit: int | None,
+    now: datetime,
+    ceiling: int | None = None,
 ) -> tuple[int | None, int | None]:
+    _within("the server default limit", limit, ceiling)
     old = _set_scope(conn, scope, "default_limit", limit)
     _audit(conn, scope, actor, "set_server_default", None, old, limit, now)
     return old, limit
 
 
 def set_server_cap(
-    conn: sqlite3.Connection, scope: int, actor: int, cap: int | None, now: datetime
+    conn: sqlite3.Connection,
+    scope: int,
+    actor: int,
+    cap: int | None,
+    now: datetime,
+    ceiling: int | None = None,
 ) -> tuple[int | None, int | None]:
+    _within("the server's daily cap", cap, ceiling)
     old = _set_scope(conn, scope, "daily_cap", cap)
     _audit(conn, scope, actor, "set_server_cap", None, old, cap, now)
     return old, cap
 
 
 def grant_extra(
-    conn: sqlite3.Connection, scope: int, actor: int, user: int, images: int, now: datetime
+    conn: sqlite3.Connection,
+    scope: int,
+    actor: int,
+    user: int,
+    images: int,
+    now: datetime,
+    ceiling: int | None = None,
 ) -> tuple[int, int]:
     old = _member(conn, scope, user)[1]
     new = max(0, old + images)
+    if images > 0:  # taking images back is always allowed
+        _within("a member's extra images", new, ceiling)
     _set_member(conn, scope, user, "extra", new)
     _audit(conn, scope, actor, "grant_extra", user, old, new, now)
     return old, new
@@ -301,3 +443,177 @@ def audit_log(
         )
         for r in rows
     ]
+
+
+def set_role_limit(
+    conn: sqlite3.Connection,
+    scope: int,
+    actor: int,
+    role: int,
+    limit: int | None,
+    now: datetime,
+    ceiling: int | None = None,
+) -> tuple[int | None, int | None]:
+    _within("a role's daily limit", limit, ceiling)
+    row = conn.execute(
+        "SELECT daily_limit FROM role_limits WHERE scope = ? AND role_id = ?", (scope, role)
+    ).fetchone()
+    old = row[0] if row else None
+    if limit is None:
+        conn.execute("DELETE FROM role_limits WHERE scope = ? AND role_id = ?", (scope, role))
+    else:
+        conn.execute(
+            "INSERT INTO role_limits (scope, role_id, daily_limit) VALUES (?, ?, ?)"
+            " ON CONFLICT (scope, role_id) DO UPDATE SET daily_limit = excluded.daily_limit",
+            (scope, role, limit),
+        )
+    _audit(conn, scope, actor, "set_role_limit", role, old, limit, now)
+    return old, limit
+
+
+def role_limits(conn: sqlite3.Connection, scope: int) -> dict[int, int]:
+    rows = conn.execute(
+        "SELECT role_id, daily_limit FROM role_limits WHERE scope = ? ORDER BY daily_limit DESC",
+        (scope,),
+    ).fetchall()
+    return {role: limit for role, limit in rows}
+
+
+# ---- the owner's switches ----
+
+
+def _get_meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def _put_meta(conn: sqlite3.Connection, key: str, value: str | None) -> None:
+    if value is None:
+        conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+    else:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+
+def bot_state(conn: sqlite3.Connection, limits: Limits) -> BotState:
+    stored = _get_meta(conn, GLOBAL_CAP)
+    return BotState(
+        paused=_get_meta(conn, PAUSED) == "1",
+        global_cap=global_cap_in_force(stored, limits),
+        global_cap_overridden=stored is not None,
+    )
+
+
+def set_paused(
+    conn: sqlite3.Connection, actor: int, paused: bool, now: datetime
+) -> tuple[bool, bool]:
+    old = _get_meta(conn, PAUSED) == "1"
+    _put_meta(conn, PAUSED, "1" if paused else "0")
+    _audit(conn, BOT_SCOPE, actor, "pause" if paused else "resume", None, old, paused, now)
+    return old, paused
+
+
+def set_global_cap(
+    conn: sqlite3.Connection, actor: int, cap: int | None, now: datetime, limits: Limits
+) -> tuple[int | None, int | None]:
+    """Set the bot-wide cap (0: none) or, with None, go back to WAN_GLOBAL_DAILY_LIMIT."""
+    old = global_cap_in_force(_get_meta(conn, GLOBAL_CAP), limits)
+    _put_meta(conn, GLOBAL_CAP, None if cap is None else str(cap))
+    new = global_cap_in_force(None if cap is None else str(cap), limits)
+    _audit(conn, BOT_SCOPE, actor, "set_global_cap", None, old, new, now)
+    return old, new
+
+
+# ---- usage reports ----
+
+
+def usage_report(
+    conn: sqlite3.Connection,
+    scope: int | None,
+    now: datetime,
+    days: int,
+    top: int,
+    limits: Limits,
+) -> UsageReport:
+    """`scope`'s last `days` UTC days (all scopes together when None), today's top members and
+    servers, and the bot-wide numbers."""
+    today = now.date()
+    first = (today - timedelta(days=days - 1)).isoformat()
+    where, params = ("", ()) if scope is None else (" AND scope = ?", (scope,))
+    charged = dict(
+        conn.execute(
+            f"SELECT day, SUM(used) FROM scope_days WHERE day >= ?{where} GROUP BY day",
+            (first, *params),
+        ).fetchall()
+    )
+    r_where = where.replace("scope", "r.scope")
+    billed = dict(
+        conn.execute(
+            "SELECT r.day, SUM(COALESCE(j.billed, 0)) FROM reservations AS r"
+            f" JOIN jobs AS j ON j.reservation_id = r.id WHERE r.day >= ?{r_where} GROUP BY r.day",
+            (first, *params),
+        ).fetchall()
+    )
+    refused: dict[str, dict[str, int]] = {}
+    for day, reason, images in conn.execute(
+        f"SELECT day, reason, SUM(images) FROM refusal_days WHERE day >= ?{where}"
+        " GROUP BY day, reason",
+        (first, *params),
+    ):
+        refused.setdefault(day, {})[reason] = images
+    day_rows = []
+    for offset in range(days - 1, -1, -1):
+        day = today - timedelta(days=offset)
+        key = day.isoformat()
+        day_rows.append(
+            DayUsage(
+                day=day,
+                charged=charged.get(key) or 0,
+                billed=billed.get(key) or 0,
+                refused=refused.get(key, {}),
+            )
+        )
+    top_members = [
+        (row[0], row[1], row[2])
+        for row in conn.execute(
+            "SELECT scope, user_id, SUM(charged) AS n FROM reservations"
+            f" WHERE day = ? AND status = 'settled' AND charged > 0{where}"
+            " GROUP BY scope, user_id ORDER BY n DESC, user_id LIMIT ?",
+            (today.isoformat(), *params, top),
+        )
+    ]
+    servers = [
+        (row[0], row[1] or 0, row[2] or 0)
+        for row in conn.execute(
+            "SELECT sd.scope, sd.used, (SELECT SUM(COALESCE(j.billed, 0)) FROM reservations AS r"
+            " JOIN jobs AS j ON j.reservation_id = r.id WHERE r.scope = sd.scope AND r.day = sd.day)"
+            f" AS billed FROM scope_days AS sd WHERE sd.day = ?{where.replace('scope', 'sd.scope')}"
+            " ORDER BY billed DESC, sd.used DESC, sd.scope LIMIT ?",
+            (today.isoformat(), *params, top),
+        )
+    ]
+    refused_by_scope: dict[int, dict[str, int]] = {}
+    for refused_scope, reason, images in conn.execute(
+        f"SELECT scope, reason, images FROM refusal_days WHERE day = ?{where}",
+        (today.isoformat(), *params),
+    ):
+        refused_by_scope.setdefault(refused_scope, {})[reason] = images
+    state = bot_state(conn, limits)
+    spent = conn.execute(
+        "SELECT used, held FROM bot_days WHERE day = ?", (today.isoformat(),)
+    ).fetchone() or (0, 0)
+    return UsageReport(
+        scope=scope,
+        days=day_rows,
+        top_members=top_members,
+        servers=servers,
+        global_cap=state.global_cap,
+        global_used=spent[0],
+        global_held=spent[1],
+        paused=state.paused,
+        resets_at=next_reset(today),
+        refused_by_scope=refused_by_scope,
+    )

@@ -1,9 +1,11 @@
 """`python -m bot check`: is this installation ready to run? One line per check, ok or what to fix.
 
 Checks, in order: the settings, the database (opens and migrates), the Discord token (which bot and
-application it belongs to), the Message Content intent (which reply-edit mode the bot runs in), and
-the DashScope key in the configured region (a query for a task id that cannot exist: free). Prints
-the invite URL. Nothing here spends money, and no token or key is ever printed.
+application it belongs to), the bot's owner (who may use /wanowner) and whether the bot is public, the
+Message Content intent (which reply-edit mode the bot runs in), the cost bounds (the caps in force and
+the worst-case bill per day), and the DashScope key in the configured region (a query for a task id
+that cannot exist: free). Prints the invite URL. Nothing here spends money, and no token or key is
+ever printed.
 
 This module is a CLI report: it writes to stdout with `print`; everything it calls logs as usual.
 """
@@ -18,8 +20,9 @@ from typing import Any, TextIO
 import aiohttp
 import discord
 
-from bot.config import REGIONS, ConfigError, Settings
-from bot.store import StoreError, open_store
+from bot.config import REGIONS, ConfigError, Settings, store_limits
+from bot.reports import cap_text, price_text, worst_case_text
+from bot.store import BotState, StoreError, open_store
 from bot.store.urls import describe_url
 from bot.wan import WanClient, WanError
 
@@ -52,9 +55,10 @@ class CheckResult:
     name: str
     ok: bool | None
     detail: str
+    warn: bool = False  # works, but the owner should know (not counted as a failure)
 
     def line(self) -> str:
-        mark = {True: "[ok] ", False: "[FIX]", None: "[--] "}[self.ok]
+        mark = "[!!] " if self.warn else {True: "[ok] ", False: "[FIX]", None: "[--] "}[self.ok]
         return f"{mark} {self.name}: {self.detail}"
 
 
@@ -68,6 +72,9 @@ class DiscordApp:
     app_id: int
     flags: int
     guild_count: int | None
+    owner: str = "?"  # who owns the application, in words
+    owner_ids: frozenset[int] = frozenset()
+    public: bool = False
 
     @property
     def message_content(self) -> bool:
@@ -113,17 +120,72 @@ def check_settings(settings: Settings, *, sandbox: bool) -> CheckResult:
     return CheckResult(name, True, f"{where}, image transport {transport}{model}")
 
 
-async def check_database(settings: Settings) -> CheckResult:
+async def check_database(settings: Settings) -> tuple[CheckResult, BotState | None]:
+    """Whether the database opens (and migrates), and the owner's switches kept in it."""
     name = "database"
     try:
         store = await open_store(
-            settings.database_url, default_daily_limit=settings.default_daily_limit
+            settings.database_url,
+            default_daily_limit=settings.default_daily_limit,
+            limits=store_limits(settings),
         )
     except StoreError as err:
-        return CheckResult(name, False, f"{err} (DATABASE_URL)")
-    await store.close()
+        return CheckResult(name, False, f"{err} (DATABASE_URL)"), None
+    try:
+        state = await store.bot_state()
+    finally:
+        await store.close()
     # describe_url: a PostgreSQL URL carries a password, and this line is printed.
-    return CheckResult(name, True, f"{describe_url(settings.database_url)} opens and is up to date")
+    detail = f"{describe_url(settings.database_url)} opens and is up to date"
+    return CheckResult(name, True, detail), state
+
+
+def check_owner(settings: Settings, app: DiscordApp | None) -> CheckResult:
+    """Who may use /wanowner, and whether strangers can add the bot to their servers."""
+    name = "owner"
+    extra = sorted(settings.owner_ids)
+    if app is None:
+        if extra:
+            return CheckResult(name, True, f"WANBOT_OWNER_IDS {', '.join(map(str, extra))}")
+        return CheckResult(name, None, "unknown until the Discord token works")
+    ids = ", ".join(str(i) for i in sorted(app.owner_ids | settings.owner_ids))
+    detail = f"{app.owner} (user ids {ids})"
+    if extra:
+        detail += ", WANBOT_OWNER_IDS included"
+    if app.public and not settings.allowed_guilds:
+        return CheckResult(
+            name,
+            True,
+            f"{detail}; the bot is PUBLIC and WAN_ALLOWED_GUILDS is empty: anyone can add it to "
+            "their server and spend your images (untick Public Bot in the developer portal, Bot "
+            "tab, or set WAN_ALLOWED_GUILDS)",
+            warn=True,
+        )
+    where = (
+        f"works only in {len(settings.allowed_guilds)} allowed server(s)"
+        if settings.allowed_guilds
+        else "private bot: only you can add it to servers"
+        if not app.public
+        else "public bot"
+    )
+    return CheckResult(name, True, f"{detail}; {where}")
+
+
+def check_cost(settings: Settings, state: BotState | None) -> CheckResult:
+    """The caps in force and the most one UTC day can cost."""
+    name = "cost bounds"
+    cap = state.global_cap if state is not None else settings.global_daily_limit or None
+    runtime = (
+        " (set with /wanowner cap)" if state is not None and state.global_cap_overridden else ""
+    )
+    dms = f"{settings.dm_daily_limit} images per member" if settings.dm_daily_limit else "off"
+    detail = (
+        f"bot-wide {cap_text(cap)}{runtime}, per server {cap_text(settings.server_daily_limit or None)}, "
+        f"DMs {dms}; price {price_text(settings)}; worst case per day {worst_case_text(cap, settings)}"
+    )
+    if state is not None and state.paused:
+        detail += "; PAUSED by the owner (/wanowner resume)"
+    return CheckResult(name, True, detail, warn=cap is None)
 
 
 async def fetch_discord_app(session: aiohttp.ClientSession, base: str, token: str) -> DiscordApp:
@@ -132,6 +194,7 @@ async def fetch_discord_app(session: aiohttp.ClientSession, base: str, token: st
     me = await _get_json(session, f"{base}/users/@me", headers)
     app = await _get_json(session, f"{base}/applications/@me", headers)
     count = app.get("approximate_guild_count")
+    owner, owner_ids = _owners(app)
     return DiscordApp(
         bot_name=str(me.get("username", "?")),
         bot_id=int(me["id"]),
@@ -139,7 +202,27 @@ async def fetch_discord_app(session: aiohttp.ClientSession, base: str, token: st
         app_id=int(app["id"]),
         flags=int(app.get("flags") or 0),
         guild_count=count if isinstance(count, int) else None,
+        owner=owner,
+        owner_ids=owner_ids,
+        public=bool(app.get("bot_public")),
     )
+
+
+def _owners(app: Mapping[str, Any]) -> tuple[str, frozenset[int]]:
+    """The application's owner in words and their ids, as `gateway.owners_of` counts them."""
+    team = app.get("team")
+    if isinstance(team, Mapping):
+        ids = {int(team["owner_user_id"])} if team.get("owner_user_id") else set()
+        for member in team.get("members") or []:
+            if member.get("role") in ("admin", "developer") or member["user"]["id"] == str(
+                team.get("owner_user_id")
+            ):
+                ids.add(int(member["user"]["id"]))
+        return f"team {team.get('name', '?')}", frozenset(ids)
+    owner = app.get("owner") or {}
+    if "id" not in owner:
+        return "?", frozenset()
+    return f"{owner.get('username', '?')}", frozenset({int(owner["id"])})
 
 
 class DiscordCheckError(Exception):
@@ -305,10 +388,13 @@ async def collect(
     """Run every check; each one runs even when another failed, so one pass shows everything."""
     report = Report()
     report.results.append(check_settings(settings, sandbox=sandbox))
-    report.results.append(await check_database(settings))
+    database, state = await check_database(settings)
+    report.results.append(database)
     discord_result, app = await check_discord(settings)
     report.results.append(discord_result)
+    report.results.append(check_owner(settings, app))
     report.results.append(check_message_content(app))
+    report.results.append(check_cost(settings, state))
     report.results.append(await check_dashscope(settings, sandbox=sandbox, regions=regions))
     if app is not None:
         report.invite_url = discord.utils.oauth_url(

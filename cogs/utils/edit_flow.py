@@ -1,8 +1,9 @@
 """The one path from an interaction to a queued job, shared by /wanedit, the menu and the result buttons.
 
-Order matters: cheap checks answer at once; then the public deferral (within Discord's 3 s); then downloads
-and real decodes; only then quota is reserved and the job stored. Every refusal before that point is an
-ephemeral message and costs nothing.
+Order matters: cheap checks answer at once (first of all: is the bot allowed in this server at all,
+`WAN_ALLOWED_GUILDS`); then the public deferral (within Discord's 3 s); then downloads and real decodes;
+only then quota is reserved and the job stored. Every refusal before that point is an ephemeral message
+and costs nothing.
 """
 
 from __future__ import annotations
@@ -47,8 +48,29 @@ PRECHECK_TIMEOUT = 1.5
 _late_checks: set[asyncio.Future[None]] = set()
 
 
+NOT_ALLOWED = (
+    "This bot's owner hasn't enabled it in this server, so it makes no images here "
+    "(not on the owner's list of servers)."
+)
+
+
 class RequestRejected(Exception):
     """Bad input; `str()` is the message for the user."""
+
+
+def refuse_unless_allowed(bot: WanBot, guild_id: int | None) -> None:
+    """Raise `RequestRejected` in a server not on WAN_ALLOWED_GUILDS. Every way of asking for an
+    edit (slash command, menu, buttons, reply) passes through here before anything is spent."""
+    if not bot.settings.allowed_here(guild_id):
+        log.debug("request in server %s refused: not in WAN_ALLOWED_GUILDS", guild_id)
+        raise RequestRejected(NOT_ALLOWED)
+
+
+def member_roles(user: discord.abc.User) -> tuple[int, ...]:
+    """The member's role ids in this server (role limits), none in DMs."""
+    if isinstance(user, discord.Member):
+        return tuple(role.id for role in user.roles)
+    return ()
 
 
 @dataclass
@@ -147,6 +169,7 @@ class Place:
     token_expires_at: datetime | None = None
     language: str = "en"  # the server's: the job's public messages
     member_language: str = "en"  # the requester's own: what is told to them alone
+    roles: tuple[int, ...] = ()
 
 
 def job_spec(options: EditOptions, place: Place, described: list[dict]) -> JobSpec:
@@ -179,6 +202,7 @@ def job_spec(options: EditOptions, place: Place, described: list[dict]) -> JobSp
         parent_job_id=options.parent_job_id,
         parent_index=options.parent_index,
         extra=extra,
+        roles=place.roles,
     )
 
 
@@ -192,7 +216,12 @@ async def bounded_precheck(
     release would leave images held.
     """
     check = asyncio.ensure_future(
-        bot.runner.precheck(scope_of(interaction.guild_id), interaction.user.id, count)
+        bot.runner.precheck(
+            scope_of(interaction.guild_id),
+            interaction.user.id,
+            count,
+            member_roles(interaction.user),
+        )
     )
     done, _ = await asyncio.wait({check}, timeout=PRECHECK_TIMEOUT)
     if done:
@@ -233,6 +262,7 @@ async def start_job(
     """
     bot = interaction.client
     try:
+        refuse_unless_allowed(bot, interaction.guild_id)
         check_options(options)
         if images is None and loader is None:
             inputs.precheck(attachments)
@@ -270,6 +300,7 @@ async def start_job(
         token_expires_at=interaction.expires_at,
         language=await public_language(bot.store, interaction),
         member_language=private_language(interaction),
+        roles=member_roles(interaction.user),
     )
     try:
         job = await bot.runner.submit(job_spec(options, place, described or []), images)
@@ -293,10 +324,12 @@ async def start_message_job(
     `ImageRejected` (bad input) or `JobRefused` (quota, per-user cap), always with nothing spent;
     the caller words the answer. The job reports on `message` (reactions, then a reply).
     """
+    guild_id = message.guild.id if message.guild is not None else None
+    refuse_unless_allowed(bot, guild_id)
     check_options(options)
     inputs.precheck(attachments)
-    guild_id = message.guild.id if message.guild is not None else None
-    await bot.runner.precheck(scope_of(guild_id), message.author.id, options.count)
+    roles = member_roles(message.author)
+    await bot.runner.precheck(scope_of(guild_id), message.author.id, options.count, roles)
     images = await inputs.load(attachments)
     await resolve_spoiler(bot, options, guild_id)
     described = [
@@ -315,5 +348,6 @@ async def start_message_job(
         upload_limit=message.guild.filesize_limit if message.guild is not None else None,
         language=language,
         member_language=language,
+        roles=roles,
     )
     return await bot.runner.submit(job_spec(options, place, described), images)

@@ -4,6 +4,8 @@ and what the application's settings allow (Message Content), read at start-up.""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import discord
 import yarl
@@ -44,8 +46,34 @@ def use_discord_api_base(base: str | None) -> None:
         Route.BASE = base.rstrip("/")
 
 
-async def read_application(bot: commands.Bot, intents: discord.Intents) -> tuple[bool, str]:
-    """Whether Message Content is enabled (and ask for it then), and the invite URL."""
+@dataclass(frozen=True)
+class Application:
+    """What the bot learns about its application at start-up."""
+
+    message_content: bool
+    invite_url: str
+    owner_ids: frozenset[int]
+    public: bool
+
+
+def owners_of(app: discord.AppInfo, extra: Iterable[int] = ()) -> frozenset[int]:
+    """The application's owner, or its team's owner and members who may manage it (admins and
+    developers, as discord.py's `is_owner` counts them), plus `extra` (WANBOT_OWNER_IDS)."""
+    ids = set(extra)
+    if app.team is not None:
+        if app.team.owner_id:
+            ids.add(app.team.owner_id)
+        managing = (discord.TeamMemberRole.admin, discord.TeamMemberRole.developer)
+        ids.update(m.id for m in app.team.members if m.role in managing)
+    else:
+        ids.add(app.owner.id)
+    return frozenset(ids)
+
+
+async def read_application(
+    bot: commands.Bot, intents: discord.Intents, extra_owners: Iterable[int] = ()
+) -> Application:
+    """Whether Message Content is enabled (and ask for it then), the invite URL, the owners."""
     app = await bot.application_info()
     message_content = bool(app.flags.value & MESSAGE_CONTENT_FLAGS)
     # Asked for only when enabled in the portal: asking without it makes Discord refuse to connect.
@@ -61,7 +89,9 @@ async def read_application(bot: commands.Bot, intents: discord.Intents) -> tuple
             "Message Content intent not enabled: reply edits work on the bot's own results; "
             "use the 'Edit with Wan' menu for other images"
         )
-    return message_content, invite_url
+    owners = owners_of(app, extra_owners)
+    log.info("the bot's owner(s): %s", ", ".join(str(i) for i in sorted(owners)))
+    return Application(message_content, invite_url, owners, bool(app.bot_public))
 
 
 async def point_gateway(bot: commands.Bot, api_base: str | None) -> None:

@@ -45,7 +45,6 @@ class ProgressMessages:
             return
         await webhook(self.bot, job).edit_message(job.message_id, **kwargs)
 
-
     async def _react(self, job: Job, stage: str) -> None:
         if job.message_id is None:
             return
@@ -71,7 +70,6 @@ class ProgressMessages:
                 await message.remove_reaction(other, self.bot.user)  # type: ignore[arg-type]
             except discord.HTTPException:
                 pass
-
 
     async def show(self, job: Job, progress: Progress) -> None:
         if job.source == "reply":
@@ -99,7 +97,6 @@ class ProgressMessages:
         view = cancel_view(job.id) if progress.cancellable else None
         await self._edit_response(job, embed=embed, view=view)
 
-
     async def finishing_touches(self, job: Job, message_id: int, where: Any) -> None:
         """Mark the request done: a ✅ on a reply request, or the progress message pointing to the result."""
         if job.source == "reply":
@@ -116,7 +113,6 @@ class ProgressMessages:
         )
         done.set_footer(text=render(language, _("Job #{job_id}", job_id=job.id)))
         await self._edit_quietly(job, embed=done, view=None)
-
 
     async def finished_without_result(self, job: Job, text: str) -> None:
         language = job_language(job)
@@ -153,13 +149,11 @@ class ProgressMessages:
             allowed_mentions=discord.AllowedMentions(users=[discord.Object(job.user_id)]),
         )
 
-
     async def _react_quietly(self, job: Job, stage: str) -> None:
         try:
             await self._react(job, stage)
         except discord.HTTPException:
             log.info("job %d: could not react on the request message", job.id)
-
 
     async def _edit_quietly(self, job: Job, **kwargs: Any) -> None:
         try:

@@ -10,7 +10,9 @@ from datetime import datetime
 
 import discord
 
-from bot.store import AuditEntry, QuotaStatus, ServerTotals, discord_timestamp
+from bot.config import Settings
+from bot.reports import cost, price_text, refused_text
+from bot.store import AuditEntry, QuotaStatus, ServerTotals, UsageReport, discord_timestamp
 
 COLOUR = discord.Colour.blurple()
 WARN = discord.Colour.orange()
@@ -19,8 +21,17 @@ DESCRIPTION_MAX = 4096
 
 SOURCE_TEXT = {
     "user": "set for this member",
+    "role": "the highest of their roles' limits",
     "server": "server default",
     "global": "bot default",
+    "dm": "the bot owner's limit for DMs",
+}
+# What bounds "Remaining now" when it is not the member's own allowance.
+LIMITED_TEXT = {
+    "server_cap": "this server's daily cap",
+    "global_cap": "the bot's daily limit for everyone",
+    "paused": "paused by the bot's owner",
+    "dm_off": "the bot's owner has turned DMs off",
 }
 
 
@@ -28,11 +39,11 @@ def where(scope: int) -> str:
     return "in DMs" if scope == 0 else "in this server"
 
 
-def limit_text(value: int | None, *, unset: str = "not set") -> str:
+def limit_text(value: int | None, *, unset: str = "not set", zero: str = "0 (blocked)") -> str:
     """A stored limit as words: None is `unset`, 0 is a block."""
     if value is None:
         return unset
-    return "0 (blocked)" if value == 0 else str(value)
+    return zero if value == 0 else str(value)
 
 
 def cap_text(value: int | None) -> str:
@@ -44,13 +55,17 @@ def status_fields(embed: discord.Embed, status: QuotaStatus) -> discord.Embed:
     used = str(status.used)
     if status.used_extra:
         used += f" ({status.used_extra} from extra images)"
-    embed.add_field(
-        name="Daily limit", value=f"{status.limit} ({SOURCE_TEXT[status.limit_source]})"
-    )
+    source = SOURCE_TEXT[status.limit_source]
+    if status.limit_role is not None:
+        source += f": <@&{status.limit_role}>"
+    embed.add_field(name="Daily limit", value=f"{status.limit} ({source})")
     embed.add_field(name="Used today", value=used)
     embed.add_field(name="Held by jobs in progress", value=str(status.held))
     embed.add_field(name="Extra images", value=f"{status.extra} (never expire)")
-    embed.add_field(name="Remaining now", value=f"**{status.remaining}**")
+    remaining = f"**{status.remaining}**"
+    if status.limited_by is not None:
+        remaining += f" (limited by {LIMITED_TEXT.get(status.limited_by, status.limited_by)})"
+    embed.add_field(name="Remaining now", value=remaining)
     embed.add_field(name="Daily allowance resets", value=discord_timestamp(status.resets_at))
     return embed
 
@@ -84,10 +99,16 @@ def server_fields(embed: discord.Embed, totals: ServerTotals, bot_default: int) 
         f"{totals.users} member(s) made images",
         inline=False,
     )
+    in_force, left = totals.cap_in_force, totals.cap_remaining
     cap = cap_text(totals.cap)
-    if totals.cap:
-        cap += f", {totals.cap_remaining} left today"
+    if totals.cap and totals.cap == in_force:
+        cap += f", {left} left today"
     embed.add_field(name="Server daily cap", value=cap)
+    if totals.ceiling:
+        ceiling = f"{totals.ceiling} images/day (WAN_SERVER_DAILY_LIMIT)"
+        if totals.ceiling == in_force and totals.cap != in_force:
+            ceiling += f", {left} left today"
+        embed.add_field(name="Bot owner's ceiling", value=ceiling)
     embed.add_field(
         name="Server default limit",
         value=limit_text(totals.default_limit, unset=f"not set (bot default {bot_default})"),
@@ -122,6 +143,12 @@ def audit_line(entry: AuditEntry) -> str:
         what = f"set the server default limit: {limit_text(_int(old))} → {limit_text(_int(new))}"
     elif entry.action == "set_server_cap":
         what = f"set the server daily cap: {cap_text(_int(old))} → {cap_text(_int(new))}"
+    elif entry.action == "set_role_limit":
+        role = f"<@&{entry.target}>" if entry.target is not None else "a role"
+        what = (
+            f"set {role}'s daily limit: {limit_text(_int(old), zero='0')} → "
+            f"{limit_text(_int(new), zero='0')}"
+        )
     elif entry.action == "grant_extra":
         what = f"gave {_target(entry)} extra images: {old} → {new}"
     elif entry.action == "reset_usage":
@@ -162,3 +189,29 @@ def reset_note(resets_at: datetime) -> str:
         "Images held by jobs in progress stay held; the server's total for today is kept "
         f"(it is what the bill counts). The daily allowance resets {discord_timestamp(resets_at)}."
     )
+
+
+def refused_embed(title: str, text: str) -> discord.Embed:
+    """An admin change refused (over the owner's ceiling): nothing changed."""
+    return discord.Embed(title=title, description=text, colour=WARN)
+
+
+def usage_embed(report: UsageReport, settings: Settings) -> discord.Embed:
+    """`/wanquota usage`: this server's last 7 days, its top members today, and the cost."""
+    today = report.today
+    embed = discord.Embed(title="Wan usage in this server", colour=COLOUR)
+    embed.description = (
+        f"Today: **{today.billed}** image(s) billed by Wan, cost **{cost(today.billed, settings)}**"
+        f"\nRefused today (images): {refused_text(today.refused)}"
+    )
+    days = [f"{d.day.isoformat()}: {d.billed} ({cost(d.billed, settings)})" for d in report.days]
+    week = sum(d.billed for d in report.days)
+    embed.add_field(
+        name=f"Last {len(report.days)} days: {week} images, {cost(week, settings)}",
+        value="\n".join(days),
+        inline=False,
+    )
+    top = [f"<@{user}>: {images}" for _, user, images in report.top_members]
+    embed.add_field(name="Top members today", value="\n".join(top) or "nobody yet", inline=False)
+    embed.set_footer(text=f"Cost = images Wan billed × {price_text(settings)}. Days are UTC.")
+    return embed

@@ -14,11 +14,13 @@ from bot.store import Store
 log = logging.getLogger(__name__)
 
 
-async def command_hash(tree: app_commands.CommandTree) -> str:
-    """A hash of every command definition as it is sent (translations included, as `tree.sync`
-    makes them), to sync only when something changed, a translation too."""
+async def command_hash(
+    tree: app_commands.CommandTree, guild: discord.Object | None = None
+) -> str:
+    """A hash of every command definition (of `guild`'s, when given) as it is sent, translations
+    included (as `tree.sync` makes them), to sync only when something changed, a translation too."""
     translator = tree.translator
-    commands = tree.get_commands()
+    commands = tree.get_commands(guild=guild)
     if translator is not None:
         payload = [await command.get_translated_payload(tree, translator) for command in commands]
     else:
@@ -35,7 +37,9 @@ async def sync_commands(
     if guild is not None:
         tree.copy_global_to(guild=guild)
     key = f"command_hash:{dev_guild or 'global'}"
-    digest = await command_hash(tree)
+    # With a dev guild, what is synced is the guild's set: the global commands copied there plus
+    # the guild-only ones (/wanowner).
+    digest = await command_hash(tree, guild)
     if not force and await store.get_meta(key) == digest:
         log.info("slash commands unchanged; not syncing")
         return False

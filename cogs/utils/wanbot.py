@@ -15,12 +15,13 @@ from typing import Any
 import discord
 from discord.ext import commands
 
-from bot.config import Settings
+from bot.config import Settings, store_limits
 from bot.jobs import JobRunner, Surface
 from bot.metrics import Metrics, MetricsServer
 from bot.store import Store, open_store
 from bot.wan import WanClient
 from cogs.utils.gateway import base_intents, point_gateway, read_application, use_discord_api_base
+from cogs.utils.owner_notes import warn_about_cost
 from cogs.utils.sync import sync_commands
 from cogs.utils.translator import CatalogueTranslator
 
@@ -30,6 +31,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.errors",
     "cogs.wanedit",
     "cogs.quota",
+    "cogs.owner",
     "cogs.menu",
     "cogs.replies",
     "cogs.settings",
@@ -95,6 +97,7 @@ class WanBot(commands.Bot):
             settings.database_url,
             default_daily_limit=settings.default_daily_limit,
             exclusive=True,
+            limits=store_limits(settings),
         )
         assert settings.dashscope_api_key is not None
         self.wan = WanClient(
@@ -123,7 +126,11 @@ class WanBot(commands.Bot):
             salt = secrets.token_hex(4)
             await self.store.set_meta("nonce_salt", salt)
         self.nonce_prefix = f"w{salt}j"
-        self.message_content, self.invite_url = await read_application(self, self.wanted_intents)
+        app = await read_application(self, self.wanted_intents, settings.owner_ids)
+        self.message_content, self.invite_url = app.message_content, app.invite_url
+        # discord.py's own attribute for `is_owner`; the owner commands check it in code.
+        self.owner_ids = set(app.owner_ids)
+        warn_about_cost(settings, app.public)
         await point_gateway(self, settings.discord_api_base)
         # Every button that must survive a restart, registered once (cogs.utils.components).
         self.add_dynamic_items(*self.persistent_items)

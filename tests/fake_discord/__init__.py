@@ -17,6 +17,8 @@ features=, bot_permissions=, everyone_permissions=, with_bot=True)``, ``add_bot_
 ``add_role``, ``add_thread(channel, name, owner=)``, ``dm_channel(user)``,
 ``set_bot_permissions(guild, channel=None, allow=, deny=)``, ``add_cdn_file(data, filename,
 content_type)`` -> CdnFile (``.url`` is signed and expires), ``advance_cdn_clock(seconds)``.
+The application has an owner (``world.owner``), or a team after ``set_team(name, owner,
+[(user, role)])``; ``world.bot_public`` is what ``/applications/@me`` says of "Public Bot".
 Changes made while the bot is connected are dispatched (GUILD_CREATE, CHANNEL_CREATE,
 GUILD_MEMBER_ADD, GUILD_ROLE_*, CHANNEL_UPDATE, THREAD_CREATE).
 

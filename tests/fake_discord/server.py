@@ -156,6 +156,12 @@ class FakeDiscord:
     ) -> User:
         return self.world.add_user(name, bot=bot, global_name=global_name)
 
+    def set_team(
+        self, name: str, owner: User, members: Sequence[tuple[User, str]] = ()
+    ) -> dict[str, Any]:
+        """Make the application team-owned (`members`: (user, "admin"|"developer"|"read_only"))."""
+        return self.world.set_team(name, owner, members)
+
     def add_guild(
         self,
         name: str = "Test",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .cdn import Cdn
@@ -35,6 +36,9 @@ class World:
         self.bot_user = User(id=self.application_id, username=bot_name, bot=True)
         self.users[self.bot_user.id] = self.bot_user
         self.owner = self.add_user("app-owner")
+        # A team-owned application (`set_team`): its owner and members with their roles.
+        self.team: dict[str, Any] | None = None
+        self.bot_public = True
         self.verify_key = secrets.token_hex(32)
 
     # -- creation -------------------------------------------------------------------------
@@ -105,8 +109,45 @@ class World:
     def bot_permissions(self, channel: Channel) -> int:
         return self.permissions(channel, self.bot_user.id)
 
+    def set_team(
+        self, name: str, owner: User, members: Sequence[tuple[User, str]] = ()
+    ) -> dict[str, Any]:
+        """Make the application team-owned, as Discord shows it: `team` with `owner_user_id` and
+        `members[]` (`user`, `role` admin/developer/read_only, `membership_state` 2 = accepted),
+        and `owner` a synthetic team user, as Discord sends for team applications."""
+        team_id = self.ids.next()
+        rows = [(owner, "admin"), *members]
+        self.team = {
+            "id": str(team_id),
+            "name": name,
+            "icon": None,
+            "owner_user_id": str(owner.id),
+            "members": [
+                {
+                    "user": user.payload(),
+                    "team_id": str(team_id),
+                    "membership_state": 2,
+                    "permissions": ["*"],
+                    "role": role,
+                }
+                for user, role in rows
+            ],
+        }
+        return self.team
+
     def application_payload(self) -> dict[str, Any]:
         """``GET /applications/@me`` and ``/oauth2/applications/@me``."""
+        owner = self.owner.payload()
+        if self.team is not None:
+            # Discord's owner of a team application is a placeholder user named after the team.
+            owner = {
+                "id": self.team["id"],
+                "username": f"team{self.team['id']}",
+                "discriminator": "0000",
+                "global_name": None,
+                "avatar": None,
+                "flags": 1024,
+            }
         return {
             "id": str(self.application_id),
             "name": self.bot_user.username,
@@ -115,12 +156,12 @@ class World:
             "summary": "",
             "type": None,
             "hook": True,
-            "bot_public": True,
+            "bot_public": self.bot_public,
             "bot_require_code_grant": False,
             "verify_key": self.verify_key,
             "flags": self.application_flags,
-            "owner": self.owner.payload(),
-            "team": None,
+            "owner": owner,
+            "team": self.team,
             "bot": self.bot_user.payload(),
             "redirect_uris": [],
             "interactions_endpoint_url": None,
