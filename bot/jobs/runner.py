@@ -174,9 +174,13 @@ class JobRunner:
     async def cancel(self, job_id: int) -> str:
         """Cancel a job waiting in the queue or still PENDING at Wan; return what happened, for the user."""
         job = await self.store.get_job(job_id)
-        if job is None or job.state in (JobState.DONE, JobState.FAILED, JobState.CANCELLED):
+        if job is not None and job.state == JobState.CANCELLED:
+            return f"Job #{job_id} is already cancelled. {NOTHING_CHARGED}"
+        if job is None or job.state in (JobState.DONE, JobState.FAILED):
             return "This job has already finished."
         inflight = self.inflight
+        if job_id in inflight.cancelling or job_id in inflight.cancel_requested:
+            return f"Already cancelling job #{job_id}. {NOTHING_CHARGED}"
         if self.queue.remove(job_id):
             inflight.images.pop(job_id, None)
             await self.outcomes.finish(job, JobState.CANCELLED)
@@ -189,9 +193,11 @@ class JobRunner:
             return f"Cancelled. {NOTHING_CHARGED}"
         if job.task_id is None or inflight.statuses.get(job_id) != TaskStatus.PENDING:
             return "Too late to cancel: Wan is already working on it."
+        inflight.cancelling.add(job_id)
         try:
             await self.wan.cancel_task(job.task_id)
         except WanError as err:
+            inflight.cancelling.discard(job_id)
             log.info("job %d: cancel refused by Wan (%s)", job_id, err.code)
             return "Too late to cancel: Wan has already started on it."
         return f"Cancelling… {NOTHING_CHARGED}"

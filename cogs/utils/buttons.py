@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import discord
 
+from cogs.utils.once import first_click
 from cogs.utils.privately import tell
 
 if TYPE_CHECKING:
@@ -28,13 +29,22 @@ class GuardedClick:
     """
 
     job_id: int
+    # What a repeated click is told it is already doing ("Already on it: job #7."); None lets every
+    # click through (a button that only opens a form).
+    doing: str | None = "on it"
 
     async def handle(self, interaction: discord.Interaction[WanBot]) -> None:
         raise NotImplementedError
 
     async def callback(self, interaction: discord.Interaction[WanBot]) -> None:
         try:
-            await self.handle(interaction)
+            if self.doing is None:
+                await self.handle(interaction)
+                return
+            custom_id = str((interaction.data or {}).get("custom_id", ""))
+            async with first_click(interaction, custom_id, doing=self.doing) as first:
+                if first:
+                    await self.handle(interaction)
         except Exception as error:
             await report_click_error(interaction, self.job_id, error)
 
@@ -102,6 +112,7 @@ class CancelButton(JobButton, template=r"wan:cancel:(?P<job_id>\d+)"):
     action = "cancel"
     label = "Cancel"
     emoji = "✖️"
+    doing = "cancelling it"
 
     async def handle(self, interaction: discord.Interaction[WanBot]) -> None:
         bot = interaction.client
