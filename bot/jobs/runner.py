@@ -139,7 +139,12 @@ class JobRunner:
                 continue
             resumed += 1
             if job.state == JobState.VALIDATING:
-                await self.outcomes.finish(job, JobState.FAILED, error_code="Interrupted")
+                # Told, not only written: its message would otherwise stay "queued" for ever.
+                await self.outcomes.fail(
+                    job,
+                    f"The bot restarted before this job was queued. {NOTHING_CHARGED}",
+                    "Interrupted",
+                )
             elif job.state == JobState.QUEUED:
                 self.queue.push(job.id)
             elif job.task_id is None:

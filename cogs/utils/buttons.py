@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Self
 import discord
 
 from cogs.utils.once import first_click
+from cogs.utils.outcome_embeds import final_embed
 from cogs.utils.privately import tell
 
 if TYPE_CHECKING:
@@ -126,6 +127,11 @@ class CancelButton(JobButton, template=r"wan:cancel:(?P<job_id>\d+)"):
                 "Only the member who asked for this edit (or a moderator) can cancel it.",
                 ephemeral=True,
             )
+            return
+        if job.finished:
+            # A message whose last edit never landed: put the ending on it and drop the button.
+            await interaction.response.edit_message(embed=final_embed(job), view=None)
+            await interaction.followup.send(await bot.runner.cancel(self.job_id), ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         text = await bot.runner.cancel(self.job_id)

@@ -1,5 +1,13 @@
 """A job's progress as members see it: the response message's embed and Cancel button, or reactions
 on a reply request; and the last word when a job ends without a result.
+
+The response message is edited through the interaction's webhook while its token lives, and with the
+bot's own token after that (a long queue, a restart, a token Discord already killed): a non-ephemeral
+interaction response is a message the bot authored in that channel, so `PATCH
+/channels/{channel}/messages/{message}` edits it (discord/discord-api-docs#3090: "it is possible to edit
+a non-ephemeral interaction response through the Edit Message endpoint"; ephemeral ones can't be). When
+neither works, the outcome is posted as a fresh message, so a job never ends with its message still
+saying "queued" under a live Cancel button.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import discord
 from bot.jobs import Progress
 from bot.store import Job
 from cogs.utils.components import cancel_view
+from cogs.utils.outcome_embeds import done_embed, ended_embed
 from cogs.utils.places import channel_by_id, short, token_alive, webhook
 
 if TYPE_CHECKING:
@@ -28,6 +37,12 @@ REACTIONS = {
     "failed": "❌",
 }
 COLOUR = discord.Colour.from_rgb(98, 70, 234)
+UNKNOWN_MESSAGE = 10008
+
+
+def token_refused(err: discord.HTTPException) -> bool:
+    """Discord refused the interaction token itself (401 50027 once it is dead, or 404 10015)."""
+    return err.status == 401 or err.code in (50027, 10015)
 
 
 class ProgressMessages:
@@ -37,12 +52,27 @@ class ProgressMessages:
         self.bot = bot
         # Our current reaction on each reply request, so a stage change removes just that one.
         self._reacted: dict[int, str] = {}
+        # Jobs whose interaction token Discord has refused: edited with the bot token from then on.
+        self._dead_tokens: set[int] = set()
 
-    async def _edit_response(self, job: Job, **kwargs: Any) -> None:
-        if not token_alive(job) or job.message_id is None:
-            return
-        await webhook(self.bot, job).edit_message(job.message_id, **kwargs)
-
+    async def _edit_response(self, job: Job, **kwargs: Any) -> bool:
+        """Edit the job's response message: with its interaction token while it lives, else (or when
+        Discord refuses it) with the bot's token. False if the job has no such message; raises
+        `discord.HTTPException` if neither token can edit it."""
+        if job.message_id is None:
+            return False
+        if token_alive(job) and job.id not in self._dead_tokens:
+            try:
+                await webhook(self.bot, job).edit_message(job.message_id, **kwargs)
+                return True
+            except discord.HTTPException as err:
+                if not token_refused(err):
+                    raise
+                log.info("job %d: interaction token refused; editing with the bot token", job.id)
+                self._dead_tokens.add(job.id)
+        channel = await channel_by_id(self.bot, job.thread_id or job.channel_id)
+        await channel.get_partial_message(job.message_id).edit(**kwargs)  # type: ignore[attr-defined]
+        return True
 
     async def _react(self, job: Job, stage: str) -> None:
         if job.message_id is None:
@@ -70,7 +100,6 @@ class ProgressMessages:
             except discord.HTTPException:
                 pass
 
-
     async def show(self, job: Job, progress: Progress) -> None:
         if job.source == "reply":
             await self._react(job, progress.stage)
@@ -91,21 +120,15 @@ class ProgressMessages:
         view = cancel_view(job.id) if progress.cancellable else None
         await self._edit_response(job, embed=embed, view=view)
 
-
     async def finishing_touches(self, job: Job, message_id: int, where: Any) -> None:
         """Mark the request done: a ✅ on a reply request, or the progress message pointing to the result."""
         if job.source == "reply":
             await self._react_quietly(job, "done")
             return
         url = where.get_partial_message(message_id).jump_url
-        done = discord.Embed(
-            colour=discord.Colour.green(),
-            title="✅ Done",
-            description=f"{short(job.prompt, 300)}\n\nResults: {url}",
-        )
-        done.set_footer(text=f"Job #{job.id}")
-        await self._edit_quietly(job, embed=done, view=None)
-
+        self._dead_tokens.discard(job.id)
+        # The result itself pings the member, so a response message we can't edit needs no stand-in.
+        await self._edit_quietly(job, embed=done_embed(job, url), view=None)
 
     async def finished_without_result(self, job: Job, text: str) -> None:
         if job.source == "reply":
@@ -118,25 +141,27 @@ class ProgressMessages:
             )
             await channel.send(text, reference=reference, mention_author=True)
             return
-        embed = discord.Embed(colour=discord.Colour.red(), title="❌ No result", description=text)
-        embed.set_footer(text=f"Job #{job.id}")
-        if token_alive(job):
-            await self._edit_response(job, embed=embed, view=None)
-            return
-        # The token is gone (a long job, or a restart): say it in the channel, to the requester.
+        embed = ended_embed(job, text)
+        try:
+            if await self._edit_response(job, embed=embed, view=None):
+                return
+        except discord.HTTPException as err:
+            log.info("job %d: response message not editable (%s); posting the outcome", job.id, err)
+        finally:
+            self._dead_tokens.discard(job.id)
+        # Gone (deleted) or out of our reach: say it in the channel (or the DM), to the requester.
         channel = await channel_by_id(self.bot, job.thread_id or job.channel_id)
+        ended = "was cancelled" if job.state == "cancelled" else "ended without a result"
         await channel.send(
-            f"<@{job.user_id}> your Wan edit (job #{job.id}) ended without a result: {text}",
+            f"<@{job.user_id}> your Wan edit (job #{job.id}) {ended}: {text}",
             allowed_mentions=discord.AllowedMentions(users=[discord.Object(job.user_id)]),
         )
-
 
     async def _react_quietly(self, job: Job, stage: str) -> None:
         try:
             await self._react(job, stage)
         except discord.HTTPException:
             log.info("job %d: could not react on the request message", job.id)
-
 
     async def _edit_quietly(self, job: Job, **kwargs: Any) -> None:
         try:
