@@ -119,7 +119,14 @@ _V1 = (
     )""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+# Version 2: images Wan billed for a job, apart from `generated` (what the member was charged, never
+# more than was delivered). NULL for jobs finished before it was recorded.
+_V2 = (
+    "ALTER TABLE jobs ADD COLUMN billed INTEGER CHECK (billed >= 0)",
+    "CREATE INDEX jobs_billed ON jobs (scope, finished_at) WHERE billed > 0",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -73,6 +73,10 @@ class ServerTotals:
     default_limit: int | None
     users: int
     resets_at: datetime | None = None
+    # Images Wan billed today for this scope's finished jobs, and how many of them never reached
+    # the member (a download or delivery that failed after Wan had made them; not charged to anyone).
+    billed: int = 0
+    undelivered: int = 0
 
     @property
     def cap_remaining(self) -> int | None:
@@ -134,6 +138,9 @@ class Job:
     submitted_at: datetime | None
     finished_at: datetime | None
     extra: dict[str, Any]
+    # Images Wan billed (the owner paid for); `generated` is what the member was charged, which is
+    # never more than was delivered. None until the job ends (and for jobs from before it existed).
+    billed: int | None = None
 
     @property
     def finished(self) -> bool:

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -278,7 +279,10 @@ class SqliteStore(Store):
         )
 
     async def server_totals(self, scope: int) -> ServerTotals:
-        return await self._read(quota.server_totals, scope, self._now())
+        now = self._now()
+        totals = await self._read(quota.server_totals, scope, now)
+        billed, undelivered = await self._read(jobs.billed_on, scope, now)
+        return replace(totals, billed=billed, undelivered=undelivered)
 
     # ---- admin operations ----
 
@@ -407,11 +411,14 @@ class SqliteStore(Store):
         error_code: str | None = None,
         error_message: str | None = None,
         result_message_ids: list[int] | None = None,
+        billed: int | None = None,
     ) -> bool:
         state = JobState(state)
         if state not in FINISHED:
             raise ValueError(f"finish_job needs a final state, not {state}")
         _check_int("generated", generated, 0, MAX_LIMIT)
+        if billed is not None:
+            _check_int("billed", billed, 0, MAX_LIMIT)
         return await self._write(
             jobs.finish,
             job_id,
@@ -421,6 +428,7 @@ class SqliteStore(Store):
             error_message,
             result_message_ids,
             self._now(),
+            billed,
         )
 
     async def unfinished_jobs(self) -> list[Job]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.store.errors import NotFound
@@ -126,6 +126,7 @@ def finish(
     error_message: str | None,
     result_message_ids: list[int] | None,
     now: datetime,
+    billed: int | None = None,
 ) -> bool:
     row = conn.execute("SELECT state, reservation_id FROM jobs WHERE id = ?", (job_id,)).fetchone()
     if row is None:
@@ -142,6 +143,7 @@ def finish(
         "error_message": error_message,
         "finished_at": now,
         "updated_at": now,
+        "billed": billed,
     }
     if result_message_ids is not None:
         changes["result_message_ids"] = result_message_ids
@@ -151,6 +153,18 @@ def finish(
         [*(encode(n, v) for n, v in changes.items()), job_id],
     )
     return True
+
+
+def billed_on(conn: sqlite3.Connection, scope: int, now: datetime) -> tuple[int, int]:
+    """(images Wan billed, of them not delivered) for the scope's jobs finished on `now`'s UTC day."""
+    day = now.astimezone(UTC).date()
+    start = datetime.combine(day, datetime.min.time(), UTC).isoformat()
+    row = conn.execute(
+        "SELECT coalesce(sum(billed), 0), coalesce(sum(max(billed - coalesce(generated, 0), 0)), 0)"
+        " FROM jobs WHERE scope = ? AND billed > 0 AND finished_at >= ?",
+        (scope, start),
+    ).fetchone()
+    return int(row[0]), int(row[1])
 
 
 def unfinished(conn: sqlite3.Connection) -> list[Job]:
