@@ -1,7 +1,9 @@
 """Reply edits: reply to a message with images, mention the bot, say what to change.
 
-A request is a reply that mentions the bot (an explicit @mention, or the reply-ping when replying to one
-of the bot's own messages). Its text without the mention is the prompt; its images are the replied-to
+A request is a reply that @mentions the bot in its text. A reply to one of the bot's own messages that
+pings it only through Discord's reply toggle ("thanks!") is not taken as a paid request: the bot answers
+with an **Edit** button (the prompt and image count shown) that only the reply's author can click, and
+the offer is deleted after a minute (`cogs.utils.reply_offer`). The text without the mention is the prompt; its images are the replied-to
 message's (at most 3), then the reply's own, 3 in all. Progress shows as reactions on the request and
 the result comes back as a reply in the same channel or thread (`cogs.utils.delivery`, `source="reply"`).
 
@@ -15,8 +17,11 @@ those are edited); the bot's own results always work.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import discord
@@ -25,6 +30,7 @@ from discord.ext import commands
 from bot.images import ImageRejected
 from bot.jobs import JobRefused
 from bot.store import Job
+from cogs.utils.components import offer_view
 from cogs.utils.edit_flow import (
     EditOptions,
     RequestRejected,
@@ -33,6 +39,8 @@ from cogs.utils.edit_flow import (
 )
 from cogs.utils.edit_modal import first_images, image_attachments
 from cogs.utils.inputs import MAX_IMAGES
+from cogs.utils.places import short
+from cogs.utils.reply_offer import OFFER_SECONDS, offer_age
 
 if TYPE_CHECKING:
     from cogs.utils.wanbot import WanBot
@@ -51,6 +59,7 @@ CANT_SEE = (
     "**Edit with Wan**. Nothing was charged."
 )
 GONE = "I can't find the message you replied to; it may have been deleted. Nothing was charged."
+GONE_REPLY = "Your reply is gone (deleted?), so there is nothing to edit. Nothing was charged."
 
 
 def prompt_of(content: str, bot_id: int) -> str:
@@ -62,11 +71,37 @@ def mentions_bot(message: discord.Message, bot_id: int) -> bool:
     return any(user.id == bot_id for user in message.mentions)
 
 
+def mentions_explicitly(content: str, bot_id: int) -> bool:
+    """Whether the text itself @mentions the bot (not only the reply toggle's ping)."""
+    return re.search(rf"<@!?{bot_id}>", content) is not None
+
+
+class Refusal(Exception):
+    """A request the bot won't start; `str()` says why, with nothing spent."""
+
+
+@dataclass
+class ReplyRequest:
+    """A checked reply request: what to edit and how, before anything is spent."""
+
+    message: discord.Message
+    options: EditOptions
+    attachments: list[discord.Attachment]
+    sources: list[discord.Message]
+
+
 class Replies(commands.Cog):
-    """Turns replies that mention the bot into edit jobs."""
+    """Turns replies that mention the bot into edit jobs (or, for a bare reply-ping, an offer)."""
 
     def __init__(self, bot: WanBot) -> None:
         self.bot = bot
+        self.offer_seconds = OFFER_SECONDS
+        # Timers deleting offers after `offer_seconds` (kept referenced until they run).
+        self._expiring: set[asyncio.Task[None]] = set()
+
+    async def cog_unload(self) -> None:
+        for task in self._expiring:
+            task.cancel()
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -75,8 +110,19 @@ class Replies(commands.Cog):
             return
         if message.type != discord.MessageType.reply or not mentions_bot(message, me.id):
             return
+        explicit = mentions_explicitly(message.content, me.id)
         try:
-            await self.handle(message, me.id)
+            request = await self.prepare(message, me.id)
+            if explicit:
+                await self.start(request)
+            else:
+                await self.offer(request)
+        except Refusal as refusal:
+            if explicit:
+                await self.answer(message, str(refusal))
+            else:
+                # Only the reply toggle pinged us: most likely not meant as a request at all.
+                log.info("reply-ping %d without a mention, not offered: %s", message.id, refusal)
         except Exception:
             log.exception("reply edit %d failed", message.id)
             await self.answer(
@@ -84,24 +130,20 @@ class Replies(commands.Cog):
                 f"Something went wrong on our side (ref {message.id}). Nothing was charged.",
             )
 
-    async def handle(self, message: discord.Message, bot_id: int) -> None:
+    async def prepare(self, message: discord.Message, bot_id: int) -> ReplyRequest:
+        """What the reply asks for; raises `Refusal` (nothing spent) when it can't be done."""
         try:  # before any fetch: a server off WAN_ALLOWED_GUILDS is told why, and nothing more
             refuse_unless_allowed(self.bot, message.guild.id if message.guild else None)
         except RequestRejected as err:
-            await self.answer(message, f"{err} Nothing was charged.")
-            return
+            raise Refusal(f"{err} Nothing was charged.") from None
         referenced = await self.referenced(message)
         if referenced is None:
-            await self.answer(message, GONE)
-            return
+            raise Refusal(GONE)
         prompt = prompt_of(message.content, bot_id)
         options = EditOptions(prompt=prompt, source="reply")
         parent = await self.result_job(referenced, bot_id)
         if parent is not None:
-            picked = await self.pick_result_image(message, referenced, parent, options)
-            if picked is None:
-                return
-            from_referenced = [picked]
+            from_referenced = [self.pick_result_image(referenced, parent, options)]
         elif (
             not self.bot.message_content
             and referenced.author.id != bot_id
@@ -110,8 +152,7 @@ class Replies(commands.Cog):
             # Blanked by Discord: it may well have images we are not shown. The reply's own
             # images (a message that mentions us is never blanked) can still be edited.
             if not image_attachments(message):
-                await self.answer(message, CANT_SEE)
-                return
+                raise Refusal(CANT_SEE)
             from_referenced = []
         else:
             from_referenced = image_attachments(referenced)
@@ -119,21 +160,105 @@ class Replies(commands.Cog):
             [(referenced, from_referenced), (message, image_attachments(message))], MAX_IMAGES
         )
         if not attachments:
-            await self.answer(message, NO_IMAGES)
+            raise Refusal(NO_IMAGES)
+        return ReplyRequest(message, options, attachments, sources)
+
+    async def start(self, request: ReplyRequest) -> Job:
+        """Check, reserve and queue the request's job; raises `Refusal` with nothing spent."""
+        try:
+            job = await start_message_job(
+                self.bot, request.message, request.options, request.attachments, request.sources
+            )
+        except (RequestRejected, ImageRejected) as err:
+            raise Refusal(f"{err} Nothing was charged.") from None
+        except JobRefused as err:
+            raise Refusal(str(err)) from None
+        log.info("reply %d: job %d queued", request.message.id, job.id)
+        return job
+
+    # ---- the offer under a bare reply-ping ----------------------------------------------------
+
+    async def offer(self, request: ReplyRequest) -> None:
+        """Answer a reply that pinged us only through the reply toggle with an **Edit** button."""
+        message = request.message
+        if not request.options.prompt.strip():
+            raise Refusal("no prompt")
+        images = len(request.attachments)
+        text = (
+            f"Edit with Wan? Prompt: “{short(request.options.prompt, 200)}” · {images} image(s) "
+            f"in, {request.options.count} new image(s) from your daily images. "
+            f"Only <@{message.author.id}> can start it; this offer goes away in a minute."
+        )
+        try:
+            sent = await message.reply(
+                text,
+                view=offer_view(message.id, message.author.id),
+                mention_author=False,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException:
+            log.info("could not offer an edit for reply %d", message.id)
+            return
+        task = asyncio.create_task(self._expire(sent))
+        self._expiring.add(task)
+        task.add_done_callback(self._expiring.discard)
+
+    async def _expire(self, offer: discord.Message) -> None:
+        await asyncio.sleep(self.offer_seconds)
+        with contextlib.suppress(discord.HTTPException):
+            await offer.delete()
+
+    async def accept_offer(
+        self, interaction: discord.Interaction[WanBot], request_id: int, author_id: int
+    ) -> None:
+        """A click on an offer's **Edit**: start the reply's edit, for its author only."""
+        if interaction.user.id != author_id:
+            await interaction.response.send_message(
+                f"Only <@{author_id}> can use this button: it starts the edit their reply asked "
+                "for. Reply to the result with an @mention of the bot to edit it yourself.",
+                ephemeral=True,
+            )
+            return
+        offer = interaction.message
+        if offer_age(offer) > self.offer_seconds:
+            await interaction.response.send_message(
+                "This offer has expired. Reply again with an @mention of the bot to edit. "
+                "Nothing was charged.",
+                ephemeral=True,
+            )
+            await self._drop_offer(offer)
+            return
+        # Acknowledged without a message of its own: the job shows on the reply (reactions).
+        await interaction.response.defer()
+        started = await self.bot.store.job_for_message(request_id)
+        if started is not None and started.message_id == request_id:
+            await interaction.followup.send(f"Already on it: job #{started.id}.", ephemeral=True)
+            return
+        me = self.bot.user
+        assert me is not None and interaction.channel is not None
+        try:
+            message = await interaction.channel.fetch_message(request_id)  # type: ignore[union-attr]
+        except discord.HTTPException:
+            await interaction.followup.send(GONE_REPLY, ephemeral=True)
+            await self._drop_offer(offer)
             return
         try:
-            job = await start_message_job(self.bot, message, options, attachments, sources)
-        except (RequestRejected, ImageRejected) as err:
-            await self.answer(message, f"{err} Nothing was charged.")
+            job = await self.start(await self.prepare(message, me.id))
+        except Refusal as refusal:
+            await interaction.followup.send(str(refusal), ephemeral=True)
             return
-        except JobRefused as err:
-            await self.answer(message, str(err))
-            return
-        log.info("reply %d: job %d queued", message.id, job.id)
+        interaction.extras["job_id"] = job.id
+        await self._drop_offer(offer)
 
-    async def pick_result_image(
-        self, message: discord.Message, result: discord.Message, job: Job, options: EditOptions
-    ) -> discord.Attachment | None:
+    @staticmethod
+    async def _drop_offer(offer: discord.Message | None) -> None:
+        if offer is not None:
+            with contextlib.suppress(discord.HTTPException):
+                await offer.delete()
+
+    def pick_result_image(
+        self, result: discord.Message, job: Job, options: EditOptions
+    ) -> discord.Attachment:
         """The result image the reply edits (the first, or `#k`); sets the parent on `options`."""
         found = image_attachments(result)
         number = 1
@@ -142,15 +267,12 @@ class Replies(commands.Cog):
             number = int(pick[1])
             options.prompt = options.prompt[pick.end() :]
         if not found:
-            await self.answer(message, NO_IMAGES)
-            return None
+            raise Refusal(NO_IMAGES)
         if not 1 <= number <= len(found):
-            await self.answer(
-                message,
+            raise Refusal(
                 f"That result has {len(found)} image(s); start your prompt with #1"
-                f"{f' to #{len(found)}' if len(found) > 1 else ''} to pick one. Nothing was charged.",
+                f"{f' to #{len(found)}' if len(found) > 1 else ''} to pick one. Nothing was charged."
             )
-            return None
         # Results too big to post together are one message per image: count the earlier ones.
         ids = job.result_message_ids
         offset = ids.index(result.id) if len(ids) > 1 and result.id in ids else 0

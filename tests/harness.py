@@ -85,14 +85,19 @@ class World:
         return load_settings(values, dotenv_path=None)
 
     async def start_bot(
-        self, *, sandbox: bool = False, wait_ready: bool = True, **env: str
+        self,
+        *,
+        sandbox: bool = False,
+        wait_ready: bool = True,
+        runner_options: dict[str, Any] | None = None,
+        **env: str,
     ) -> WanBot:
         """Start a WanBot in this process and wait until it is connected and ready."""
         bot = build_bot(
             self.settings(**env),
             sandbox=sandbox,
             wan_options=dict(FAST_WAN),
-            runner_options=dict(FAST_RUNNER),
+            runner_options={**FAST_RUNNER, **(runner_options or {})},
             guild_ready_timeout=0.1,
         )
         self.bots.append(bot)

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.sandbox import Emulator
+from tests.fake_discord import FakeInteraction
 from tests.harness import World, embed_text, png, wait_until
 from tests.test_results_support import (
     BOT_DONE,
+    button_ids,
     first_result,
     reply_answer,
     settled_to,
     task_inputs,
     task_prompt,
+    told_privately,
     usage,
     world_with_intent,
 )
@@ -29,6 +33,32 @@ async def intent_world(tmp_path: Path, emulator: Emulator) -> AsyncIterator[Worl
 
 def mention(w: World) -> str:
     return f"<@{w.fd.bot_user.id}>"
+
+
+async def offer_of(w: World, request: dict[str, Any]) -> dict[str, Any]:
+    """The bot's Edit offer answering a bare reply-ping `request`."""
+    offer = await reply_answer(w, request)
+    assert button_ids(offer) == [f"wan:offer:{request['id']}:{request['author']['id']}"], offer
+    return offer
+
+
+async def accept(w: World, request: dict[str, Any], user: Any = None) -> FakeInteraction:
+    """Click **Edit** on the offer answering `request` (as its author unless `user`)."""
+    offer = await offer_of(w, request)
+    clicker = user or w.fd.world.users[int(request["author"]["id"])]
+    click = await w.fd.click(int(offer["channel_id"]), clicker, offer, button_ids(offer)[0])
+    await click.wait_response()
+    return click
+
+
+def result_replying_to(w: World, request: dict[str, Any]):
+    """The bot's result message (with files) replying to `request`."""
+
+    def is_result(m: dict[str, Any]) -> bool:
+        ref = m.get("message_reference") or {}
+        return ref.get("message_id") == request["id"] and bool(m.get("attachments"))
+
+    return w.fd.wait_for_message(request["channel_id"], is_result, 10.0)
 
 
 async def test_reply_with_mention_edits_the_replied_images_then_its_own(
@@ -71,7 +101,8 @@ async def test_reply_ping_to_a_bot_result_edits_that_result_in_its_thread(
     thread = int(result["channel_id"])
     assert thread != w.channel.id
     request = await w.fd.post_user_message(thread, w.bob, "now make it red", reference=result)
-    answer = await reply_answer(w, request)
+    await accept(w, request)
+    answer = await result_replying_to(w, request)
     assert answer["channel_id"] == str(thread)
     assert "Edited from: job #1 image 1" in embed_text(answer)
     assert task_inputs(w.emu, 2) == [w.fd.files(result)[0][1]]
@@ -92,7 +123,8 @@ async def test_reply_in_a_thread_can_name_which_result_image(bot_world: World) -
     assert task_prompt(w.emu, 2) == "darker please"
     # A chain: a reply to the new result says where it came from in turn.
     again = await w.fd.post_user_message(thread, w.alice, "and sharper", reference=answer)
-    third = await reply_answer(w, again)
+    await accept(w, again)
+    third = await result_replying_to(w, again)
     assert "Edited from: job #2 image 1" in embed_text(third)
 
 
@@ -159,10 +191,63 @@ async def test_empty_prompt_and_no_quota_are_answered_with_nothing_spent(
     spent = await store.reserve(w.guild.id, w.bob.id, 2)
     await store.settle(spent.id, 2)
     resets_at = (await store.quota_status(w.guild.id, w.bob.id)).resets_at
-    broke = await w.fd.post_user_message(thread, w.bob, "make it red", reference=result)
+    broke = await w.fd.post_user_message(
+        thread, w.bob, f"{mention(w)} make it red", reference=result, ping_reply=False
+    )
     text = (await reply_answer(w, broke))["content"]
     assert "You've used your 2 images for today." in text  # the limit hit, none left
     assert f"Your allowance resets <t:{int(resets_at.timestamp())}:R>." in text
     assert "Nothing was charged" in text
     assert w.emu.created_count == 1  # only alice's first job
     assert await usage(w, w.bob.id) == (2, 0)  # only what was spent before
+
+
+async def test_a_bare_reply_ping_offers_an_edit_and_charges_nothing_until_clicked(
+    bot_world: World,
+) -> None:
+    """Guards "no charge by accident": a reply that pings the bot only through the reply toggle
+    ("thanks!") starts nothing; its author's click on the offer's Edit does, others are refused."""
+    w = bot_world
+    result = await first_result(w, w.alice, "make it blue")
+    await settled_to(w, w.alice.id, 1)
+    thread = int(result["channel_id"])
+    thanks = await w.fd.post_user_message(thread, w.bob, "thanks!", reference=result)
+    offer = await offer_of(w, thanks)
+    assert "thanks!" in offer["content"] and "1 image(s) in" in offer["content"]
+    assert offer["mentions"] == []  # the offer pings nobody
+    assert w.emu.created_count == 1 and await usage(w, w.bob.id) == (0, 0)
+    stranger = await w.fd.click(thread, w.alice, offer, button_ids(offer)[0])
+    assert "Only" in await told_privately(stranger)
+    assert w.emu.created_count == 1 and w.fd.message(offer["id"]) is not None
+    await accept(w, thanks)
+    answer = await result_replying_to(w, thanks)
+    assert "Edited from: job #1 image 1" in embed_text(answer)
+    assert task_prompt(w.emu, 2) == "thanks!"
+    await settled_to(w, w.bob.id, 1)
+    await w.fd.wait_until(lambda: w.fd.message(offer["id"]) is None)  # the offer is gone
+
+
+async def test_an_explicit_mention_in_a_reply_to_a_result_edits_at_once(bot_world: World) -> None:
+    """Guards the convenience kept: an @mention in the reply's text is a request, no offer."""
+    w = bot_world
+    result = await first_result(w, w.alice, "make it blue")
+    thread = int(result["channel_id"])
+    request = await w.fd.post_user_message(
+        thread, w.bob, f"{mention(w)} make it red", reference=result
+    )
+    answer = await result_replying_to(w, request)
+    assert not button_ids(answer) or "wan:offer" not in button_ids(answer)[0]
+    await settled_to(w, w.bob.id, 1)
+
+
+async def test_an_unclicked_offer_disappears_and_spends_nothing(bot_world: World) -> None:
+    """Guards the offer's end: after its time it is deleted, and nothing was reserved or created."""
+    w = bot_world
+    w.bots[-1].get_cog("Replies").offer_seconds = 0.3  # the minute, shortened for the test
+    result = await first_result(w, w.alice, "make it blue")
+    await settled_to(w, w.alice.id, 1)
+    lol = await w.fd.post_user_message(int(result["channel_id"]), w.alice, "lol", reference=result)
+    offer = await offer_of(w, lol)
+    await w.fd.wait_until(lambda: w.fd.message(offer["id"]) is None)
+    assert w.emu.created_count == 1
+    assert await usage(w, w.alice.id) == (1, 0)

@@ -60,7 +60,7 @@ async def test_server_default_applies_to_reply_edits(bot_world: World) -> None:
     result = await first_result(w, w.alice, "first")
     await set_spoiler(w, "on")
     request = await w.fd.post_user_message(
-        int(result["channel_id"]), w.alice, "darker", reference=result
+        int(result["channel_id"]), w.alice, f"<@{w.fd.bot_user.id}> darker", reference=result
     )
     assert all_spoilers(await reply_answer(w, request))
 

@@ -117,9 +117,11 @@ def test_create_outcome_unknown_is_a_wan_error_that_is_not_retried() -> None:
 
 
 def test_task_status() -> None:
-    assert [s.is_final for s in TaskStatus] == [False, False, True, True, True, True]
+    assert [s.is_final for s in TaskStatus] == [False, False, True, True, True, True, False]
     assert TaskStatus.parse("running") is TaskStatus.RUNNING
-    assert TaskStatus.parse("WEIRD") is TaskStatus.UNKNOWN
+    # Issue 12: an undocumented status is not final (polled on); no status at all is UNKNOWN.
+    assert TaskStatus.parse("WEIRD") is TaskStatus.UNRECOGNISED
+    assert TaskStatus.parse(None) is TaskStatus.UNKNOWN
 
 
 # The documented examples (wan-api.md §2-3, seed document), verbatim in shape.

@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 MAX_POSTPONEMENTS = 3
 
 
+def billed_images(result: TaskResult) -> int:
+    """Images Wan bills for a task: its usage count, else the images it made."""
+    return result.image_count or len(result.urls)
+
+
 class Deliverer:
     """Downloads, posts and settles a job's results."""
 
@@ -62,46 +67,62 @@ class Deliverer:
             job.id, state=JobState.DELIVERING, billed=result.image_count
         )
         await self.outcomes.show(job, Progress("delivering"))
-        files: list[bytes] | None = None
+        billed = billed_images(result)
+        try:
+            files, missing, retryable = await self._download(job, result)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job %d: downloading its results failed", job.id)
+            files, missing, retryable = [], len(result.urls), True
+        if not files and not retryable:
+            log.error(
+                "job %d: billed but undelivered: Wan billed %d image(s) whose links are gone",
+                job.id,
+                billed,
+            )
+            text = _(
+                "Wan finished, but its images could no longer be downloaded. Nothing was charged."
+            )
+            await self.outcomes.fail(job, text, "ResultExpired", billed=billed)
+            return
         for attempt in range(1, self.delivery_attempts + 1):
+            if not files:
+                break  # nothing downloaded yet, but the links may still work: try again later
             try:
-                if files is None:
-                    files = await self.wan.download_results(result)
-                generated = len(files)
+                delivered = len(files)
                 elapsed = (datetime.now(UTC) - job.created_at).total_seconds()
                 delivery = Delivery(
                     files=files,
                     result=result,
                     elapsed=elapsed,
-                    remaining=await self._remaining_after(job, generated),
+                    remaining=await self._remaining_after(job, delivered),
                     redelivery=redelivery or attempt > 1,
+                    missing=missing,
                 )
-                await self.inflight.critical(self._post_and_settle(job, delivery, generated))
+                await self.inflight.critical(self._post_and_settle(job, delivery, billed))
                 return
             except asyncio.CancelledError:
                 raise
-            except WanError as err:
-                if err.code == "ResultExpired" or not err.retryable:
-                    log.warning("job %d: results are gone: %s", job.id, err.code)
-                    text = _(
-                        "Wan finished, but its images could no longer be downloaded. "
-                        "Nothing was charged."
-                    )
-                    await self.outcomes.fail(job, text, err.code)
-                    return
-                log.warning("job %d: download attempt %d failed: %s", job.id, attempt, err.code)
             except Exception:
                 log.exception("job %d: delivery attempt %d failed", job.id, attempt)
             if attempt < self.delivery_attempts:
                 await asyncio.sleep(self.retry_delay * attempt)
         self.outcomes.postponed[job.id] += 1
         if self.outcomes.postponed[job.id] > MAX_POSTPONEMENTS:
-            # Nowhere accepts it (channel gone, DMs closed) and Discord keeps saying so.
+            # Nowhere accepts it (channel gone, DMs closed) and Discord keeps saying so. The member
+            # is not charged for what never reached them; the owner's report shows what Wan billed.
             self.outcomes.postponed.pop(job.id, None)
+            log.error(
+                "job %d: billed but undelivered: Wan billed %d image(s), no place accepted them",
+                job.id,
+                billed,
+            )
             await self.outcomes.fail(
                 job,
                 _("The result could not be posted anywhere. Nothing was charged."),
                 "Undeliverable",
+                billed=billed,
             )
             return
         # Still DELIVERING: Wan keeps results for 24 hours, so try again later rather than lose them.
@@ -110,12 +131,66 @@ class Deliverer:
             self.redeliver_after, self._retry_later, job.id
         )
 
-    async def _post_and_settle(self, job: Job, delivery: Delivery, generated: int) -> None:
+    async def _download(self, job: Job, result: TaskResult) -> tuple[list[bytes], int, bool]:
+        """Each result image, fetched separately so one broken link doesn't cost the others.
+
+        Returns the images in result order, how many are missing, and whether a missing one may
+        still come (a retryable failure after every attempt) rather than being gone for good.
+        """
+        urls = result.urls
+        got: dict[int, bytes] = {}
+        gone: set[int] = set()
+        for attempt in range(1, self.delivery_attempts + 1):
+            todo = [i for i in range(len(urls)) if i not in got and i not in gone]
+            if not todo:
+                break
+            answers = await asyncio.gather(
+                *(self.wan.download(urls[i]) for i in todo), return_exceptions=True
+            )
+            for index, answer in zip(todo, answers, strict=True):
+                if isinstance(answer, bytes):
+                    got[index] = answer
+                elif isinstance(answer, WanError) and (
+                    answer.code == "ResultExpired" or not answer.retryable
+                ):
+                    log.warning(
+                        "job %d: result image %d is gone: %s", job.id, index + 1, answer.code
+                    )
+                    gone.add(index)
+                elif isinstance(answer, Exception):
+                    log.warning(
+                        "job %d: download of image %d failed (attempt %d): %r",
+                        job.id,
+                        index + 1,
+                        attempt,
+                        answer,
+                    )
+                else:
+                    raise answer  # a cancellation
+            if len(got) + len(gone) < len(urls) and attempt < self.delivery_attempts:
+                await asyncio.sleep(self.retry_delay * attempt)
+        missing = len(urls) - len(got)
+        return [got[i] for i in sorted(got)], missing, missing > len(gone)
+
+    async def _post_and_settle(self, job: Job, delivery: Delivery, billed: int) -> None:
         message_ids = await self.surface.deliver(job, delivery)
+        delivered = len(delivery.files)
+        # The member pays for what was delivered; what Wan billed is recorded apart.
         await self.outcomes.finish(
-            job, JobState.DONE, generated=generated, result_message_ids=message_ids
+            job,
+            JobState.DONE,
+            generated=delivered,
+            billed=billed,
+            result_message_ids=message_ids,
         )
-        log.info("job %d done: %d image(s) delivered", job.id, generated)
+        log.info("job %d done: %d image(s) delivered, %d billed", job.id, delivered, billed)
+        if delivery.missing:
+            log.error(
+                "job %d: billed but undelivered: %d of %d image(s) could not be downloaded",
+                job.id,
+                delivery.missing,
+                billed,
+            )
 
     def _retry_later(self, job_id: int) -> None:
         self._later.pop(job_id, None)

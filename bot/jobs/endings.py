@@ -27,8 +27,13 @@ class Outcomes:
         # How many times each job's delivery was postponed (see `Deliverer`).
         self.postponed: defaultdict[int, int] = defaultdict(int)
 
-    async def fail(self, job: Job, text: str, code: str) -> None:
-        if await self.finish(job, JobState.FAILED, error_code=code, error_message=text):
+    async def fail(self, job: Job, text: str, code: str, *, billed: int | None = None) -> None:
+        """End the job FAILED (its hold returned) and tell the requester; `billed` records images Wan
+        billed anyway (a finished task whose images never reached the member)."""
+        fields: dict[str, object] = {"error_code": code, "error_message": text}
+        if billed:
+            fields["billed"] = billed
+        if await self.finish(job, JobState.FAILED, **fields):
             await self.say(job, text)
 
     async def finish(self, job: Job, state: JobState, **fields: object) -> bool:

@@ -25,6 +25,8 @@ class InFlight:
     cancel_requested: set[int] = field(default_factory=set)
     # Jobs whose create call has started (or succeeded): too late for a cancel by flag.
     submitting: set[int] = field(default_factory=set)
+    # Jobs whose cancel has been sent to Wan: a second Cancel click is told so, not "too late".
+    cancelling: set[int] = field(default_factory=set)
     critical_tasks: set[asyncio.Future[Any]] = field(default_factory=set)
     stopped: bool = False
 
@@ -34,6 +36,7 @@ class InFlight:
         self.statuses.pop(job_id, None)
         self.cancel_requested.discard(job_id)
         self.submitting.discard(job_id)
+        self.cancelling.discard(job_id)
 
     async def critical(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run `coro` to its end even if its job is cancelled by a shutdown; `stop` waits for it."""

@@ -90,3 +90,5 @@ class Delivery:
     remaining: int | None
     # True when an earlier run may already have posted it (a restart mid-delivery): look first.
     redelivery: bool = False
+    # Images Wan made that could not be downloaded (their links failed): said on the result.
+    missing: int = 0

@@ -163,7 +163,12 @@ class JobRunner:
                 continue  # `python -m bot edit` follows (or cleans up) its own jobs
             resumed += 1
             if job.state == JobState.VALIDATING:
-                await self.outcomes.finish(job, JobState.FAILED, error_code="Interrupted")
+                # Told, not only written: its message would otherwise stay "queued" for ever.
+                await self.outcomes.fail(
+                    job,
+                    _("The bot restarted before this job was queued. Nothing was charged."),
+                    "Interrupted",
+                )
             elif job.state == JobState.QUEUED:
                 self.queue.push(job.id)
             elif job.task_id is None:
@@ -205,9 +210,13 @@ class JobRunner:
     async def cancel(self, job_id: int) -> str:
         """Cancel a job waiting in the queue or still PENDING at Wan; return what happened, for the user."""
         job = await self.store.get_job(job_id)
-        if job is None or job.state in (JobState.DONE, JobState.FAILED, JobState.CANCELLED):
+        if job is not None and job.state == JobState.CANCELLED:
+            return _("Job #{job_id} is already cancelled. Nothing was charged.", job_id=job_id)
+        if job is None or job.state in (JobState.DONE, JobState.FAILED):
             return _("This job has already finished.")
         inflight = self.inflight
+        if job_id in inflight.cancelling or job_id in inflight.cancel_requested:
+            return _("Already cancelling job #{job_id}. Nothing was charged.", job_id=job_id)
         if self.queue.remove(job_id):
             inflight.images.pop(job_id, None)
             await self.outcomes.finish(job, JobState.CANCELLED)
@@ -220,9 +229,11 @@ class JobRunner:
             return _("Cancelled. Nothing was charged.")
         if job.task_id is None or inflight.statuses.get(job_id) != TaskStatus.PENDING:
             return _("Too late to cancel: Wan is already working on it.")
+        inflight.cancelling.add(job_id)
         try:
             await self.wan.cancel_task(job.task_id)
         except WanError as err:
+            inflight.cancelling.discard(job_id)
             log.info("job %d: cancel refused by Wan (%s)", job_id, err.code)
             return _("Too late to cancel: Wan has already started on it.")
         return _("Cancelling… Nothing was charged.")

@@ -105,7 +105,7 @@ class ApiRoutes:
     def _admit(self, op: str, bucket: TokenBucket) -> FaultRule | None:
         """Injected fault (raised, or returned if it is a drop), then the rate limit."""
         rule = self._emu.faults.take(op)
-        if rule is not None and not rule.drop:
+        if rule is not None and not rule.drop and rule.task_status is None:
             raise ApiError(rule.status, rule.code, rule.message)
         if not bucket.try_acquire():
             raise ApiError(429, "Throttling.RateQuota")
@@ -172,6 +172,9 @@ class ApiRoutes:
             }
         else:
             body = task.query_body(request_id)
+        if rule is not None and rule.task_status is not None:
+            body["output"]["task_status"] = rule.task_status
+            return json_response(body)
         return drop_connection(request) if rule is not None else json_response(body)
 
     async def cancel(self, request: web.Request) -> web.Response:

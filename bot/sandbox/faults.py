@@ -21,6 +21,8 @@ class FaultRule:
       carried out (a create DOES make a task) and then the connection is closed without any response.
     - op="task": the next created task ends FAILED with `task_code`/`task_message`, or SUCCEEDS with
       `partial_failures` per-image `InternalError.Timeout` entries, and/or runs `running_seconds` long.
+    - op="get" with `task_status`: the query answers 200 as usual but with this `task_status` instead
+      of the real one (a status the API docs don't list, to test that clients keep polling).
     """
 
     op: FaultOp
@@ -33,6 +35,7 @@ class FaultRule:
     task_message: str | None = None
     partial_failures: int = 0
     running_seconds: float | None = None
+    task_status: str | None = None
 
     def __post_init__(self) -> None:
         if self.op not in FAULT_OPS:
@@ -66,6 +69,7 @@ class FaultRule:
             "task_message": (str, type(None)),
             "partial_failures": (int,),
             "running_seconds": (int, float, type(None)),
+            "task_status": (str, type(None)),
         }
         for key, value in data.items():
             bad_bool = isinstance(value, bool) and bool not in checks[key]

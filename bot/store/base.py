@@ -87,7 +87,8 @@ class Store(ABC):
 
     @abstractmethod
     async def server_totals(self, scope: int) -> ServerTotals:
-        """The scope's spending today, its cap, the owner's ceiling and its default limit."""
+        """The scope's spending today, its cap, the owner's ceiling and its default limit, and what
+        Wan billed today (`billed`, of which `undelivered` never reached the member)."""
 
     @abstractmethod
     async def usage_report(self, scope: int | None, *, days: int = 7, top: int = 10) -> UsageReport:
@@ -248,9 +249,13 @@ class Store(ABC):
         error_code: str | None = None,
         error_message: str | None = None,
         result_message_ids: list[int] | None = None,
+        billed: int | None = None,
     ) -> bool:
         """In one transaction: set the final state and settle (`generated` > 0) or release the
-        job's reservation. True the first time; False, changing nothing, if already finished."""
+        job's reservation. True the first time; False, changing nothing, if already finished.
+
+        `generated` is what the member is charged (images delivered); `billed` what Wan billed for
+        the task, recorded apart so the owner's report shows images paid for but never delivered."""
 
     @abstractmethod
     async def unfinished_jobs(self) -> list[Job]:

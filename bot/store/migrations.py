@@ -149,6 +149,8 @@ _V2 = (
     # Images Wan reported generating for the job (`usage.image_count`): what the owner is billed.
     "ALTER TABLE jobs ADD COLUMN billed INTEGER CHECK (billed >= 0)",
     "CREATE INDEX reservations_day ON reservations (day, scope)",
+    # Jobs whose images Wan billed, by scope and day (the owner's report of billed-but-undelivered).
+    "CREATE INDEX jobs_billed ON jobs (scope, finished_at) WHERE billed > 0",
 )
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)

@@ -117,6 +117,10 @@ class ServerTotals:
         """The lower of the server's cap and the owner's ceiling, or None when neither is set."""
         caps = [c for c in (self.cap, self.ceiling) if c]
         return min(caps) if caps else None
+    # Images Wan billed today for this scope's finished jobs, and how many of them never reached
+    # the member (a download or delivery that failed after Wan had made them; not charged to anyone).
+    billed: int = 0
+    undelivered: int = 0
 
     @property
     def cap_remaining(self) -> int | None:
@@ -225,7 +229,8 @@ class Job:
     submitted_at: datetime | None
     finished_at: datetime | None
     extra: dict[str, Any]
-    # Images Wan billed for the task (`usage.image_count`), once it succeeded; None before.
+    # Images Wan billed (the owner paid for); `generated` is what the member was charged, which is
+    # never more than was delivered. None until the job ends (and for jobs from before it existed).
     billed: int | None = None
 
     @property

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -340,7 +341,10 @@ class SqliteStore(Store):
         )
 
     async def server_totals(self, scope: int) -> ServerTotals:
-        return await self._read(quota.server_totals, scope, self._now(), self.limits)
+        now = self._now()
+        totals = await self._read(quota.server_totals, scope, now, self.limits)
+        billed, undelivered = await self._read(jobs.billed_on, scope, now)
+        return replace(totals, billed=billed, undelivered=undelivered)
 
     async def usage_report(self, scope: int | None, *, days: int = 7, top: int = 10) -> UsageReport:
         check_int("days", days, 1, 366)
@@ -451,8 +455,11 @@ class SqliteStore(Store):
         error_code: str | None = None,
         error_message: str | None = None,
         result_message_ids: list[int] | None = None,
+        billed: int | None = None,
     ) -> bool:
         state = checks.final_state(state, generated)
+        if billed is not None:
+            check_int("billed", billed, 0, MAX_LIMIT)
         return await self._write(
             jobs.finish,
             job_id,
@@ -462,6 +469,7 @@ class SqliteStore(Store):
             error_message,
             result_message_ids,
             self._now(),
+            billed,
         )
 
     async def unfinished_jobs(self) -> list[Job]:

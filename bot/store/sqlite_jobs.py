@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.store.checks import JOB_COLUMNS as COLUMNS
@@ -122,6 +122,7 @@ def finish(
     error_message: str | None,
     result_message_ids: list[int] | None,
     now: datetime,
+    billed: int | None = None,
 ) -> bool:
     row = conn.execute("SELECT state, reservation_id FROM jobs WHERE id = ?", (job_id,)).fetchone()
     if row is None:
@@ -139,6 +140,9 @@ def finish(
         "finished_at": now,
         "updated_at": now,
     }
+    if billed is not None:
+        # Else keep what `update_job(billed=...)` recorded when the task succeeded.
+        changes["billed"] = billed
     if result_message_ids is not None:
         changes["result_message_ids"] = result_message_ids
         _index_results(conn, job_id, result_message_ids)
@@ -147,6 +151,18 @@ def finish(
         [*(encode(n, v) for n, v in changes.items()), job_id],
     )
     return True
+
+
+def billed_on(conn: sqlite3.Connection, scope: int, now: datetime) -> tuple[int, int]:
+    """(images Wan billed, of them not delivered) for the scope's jobs finished on `now`'s UTC day."""
+    day = now.astimezone(UTC).date()
+    start = datetime.combine(day, datetime.min.time(), UTC).isoformat()
+    row = conn.execute(
+        "SELECT coalesce(sum(billed), 0), coalesce(sum(max(billed - coalesce(generated, 0), 0)), 0)"
+        " FROM jobs WHERE scope = ? AND billed > 0 AND finished_at >= ?",
+        (scope, start),
+    ).fetchone()
+    return int(row[0]), int(row[1])
 
 
 def unfinished(conn: sqlite3.Connection) -> list[Job]:

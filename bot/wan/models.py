@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -9,6 +10,8 @@ from enum import StrEnum
 from typing import Any
 
 from bot.wan.errors import BAD_RESPONSE, WanError
+
+log = logging.getLogger(__name__)
 
 # Wan's time strings carry no zone; they are China Standard Time (UTC+8, wan-api.md §10).
 WAN_TZ = timezone(timedelta(hours=8))
@@ -21,17 +24,30 @@ class TaskStatus(StrEnum):
     FAILED = "FAILED"
     CANCELED = "CANCELED"
     UNKNOWN = "UNKNOWN"
+    # Any other value (none is documented): not final, the task is polled on with backoff.
+    UNRECOGNISED = "UNRECOGNISED"
 
     @property
     def is_final(self) -> bool:
-        return self not in (TaskStatus.PENDING, TaskStatus.RUNNING)
+        """Only the documented terminal states end a task."""
+        return self in _FINAL_STATUSES
 
     @classmethod
     def parse(cls, value: object) -> TaskStatus:
+        if value is None or value == "":
+            return cls.UNKNOWN  # no status at all: the task is not known
         try:
-            return cls(str(value).upper())
+            status = cls(str(value).upper())
         except ValueError:
-            return cls.UNKNOWN
+            status = cls.UNRECOGNISED
+        if status == cls.UNRECOGNISED:
+            log.warning("Wan answered an undocumented task status %r; polling on", str(value)[:40])
+        return status
+
+
+_FINAL_STATUSES = frozenset(
+    {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELED, TaskStatus.UNKNOWN}
+)
 
 
 @dataclass(frozen=True)

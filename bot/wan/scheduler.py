@@ -78,6 +78,7 @@ class _Watch:
     order: int
     registered_at: float
     status: TaskStatus | None = None
+    strange: int = 0  # undocumented statuses answered in a row (their polls back off)
     last_sent: float | None = None  # monotonic time the last poll was sent (or the task created)
     in_flight: bool = False
     pending_seen_at: float | None = None  # sent time of the last poll that saw PENDING
@@ -241,7 +242,7 @@ class PollScheduler:
                 floor[w.task_id] = 1.0 / cfg.running_max_interval
             else:
                 since = max(self._slot_freed_at, w.created_at or w.registered_at)
-                starting = rank[w.task_id] < free and now - since < cfg.start_window
+                starting = rank.get(w.task_id, free) < free and now - since < cfg.start_window
                 h = cfg.pending_start_hazard if starting else cfg.pending_hazard
                 floor[w.task_id] = 1.0 / cfg.pending_max_interval
             want[w.task_id] = math.sqrt(h / (2.0 * cfg.poll_cost))
@@ -343,6 +344,12 @@ class PollScheduler:
             w.pending_seen_at = sent
         elif result.status == TaskStatus.RUNNING and w.start_est is None:
             w.start_est = self._start_estimate(w, result.scheduled_time, received)
+        if result.status == TaskStatus.UNRECOGNISED:
+            # Not final: ask again, backing off while the answers stay strange.
+            w.strange += 1
+            w.not_before = self._clock() + self._backoff.delay(w.strange - 1, None)
+        else:
+            w.strange = 0
         if result.status.is_final:
             if prev in (None, TaskStatus.RUNNING):
                 self._slot_freed_at = received

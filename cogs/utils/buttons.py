@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Self
 
 import discord
 
+from cogs.utils.once import first_click
+from cogs.utils.outcome_embeds import final_embed
 from cogs.utils.privately import tell
 
 if TYPE_CHECKING:
@@ -28,13 +30,22 @@ class GuardedClick:
     """
 
     job_id: int
+    # What a repeated click is told it is already doing ("Already on it: job #7."); None lets every
+    # click through (a button that only opens a form).
+    doing: str | None = "on it"
 
     async def handle(self, interaction: discord.Interaction[WanBot]) -> None:
         raise NotImplementedError
 
     async def callback(self, interaction: discord.Interaction[WanBot]) -> None:
         try:
-            await self.handle(interaction)
+            if self.doing is None:
+                await self.handle(interaction)
+                return
+            custom_id = str((interaction.data or {}).get("custom_id", ""))
+            async with first_click(interaction, custom_id, doing=self.doing) as first:
+                if first:
+                    await self.handle(interaction)
         except Exception as error:
             await report_click_error(interaction, self.job_id, error)
 
@@ -102,6 +113,7 @@ class CancelButton(JobButton, template=r"wan:cancel:(?P<job_id>\d+)"):
     action = "cancel"
     label = "Cancel"
     emoji = "✖️"
+    doing = "cancelling it"
 
     async def handle(self, interaction: discord.Interaction[WanBot]) -> None:
         bot = interaction.client
@@ -115,6 +127,11 @@ class CancelButton(JobButton, template=r"wan:cancel:(?P<job_id>\d+)"):
                 "Only the member who asked for this edit (or a moderator) can cancel it.",
                 ephemeral=True,
             )
+            return
+        if job.finished:
+            # A message whose last edit never landed: put the ending on it and drop the button.
+            await interaction.response.edit_message(embed=final_embed(job), view=None)
+            await interaction.followup.send(await bot.runner.cancel(self.job_id), ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         text = await bot.runner.cancel(self.job_id)

@@ -12,6 +12,7 @@ import discord
 
 from bot.store import Job
 from cogs.utils.buttons import CancelButton
+from cogs.utils.reply_offer import OfferButton, offer_view
 from cogs.utils.result_buttons import DeleteButton, EditButton, RerollButton
 
 PERSISTENT_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
@@ -19,6 +20,7 @@ PERSISTENT_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     RerollButton,
     EditButton,
     DeleteButton,
+    OfferButton,
 )
 
 
@@ -33,6 +35,9 @@ def result_view(job: Job, image_count: int) -> discord.ui.View:
         for number in range(1, min(image_count, 4) + 1):
             view.add_item(EditButton(job.id, number))
     return view
+
+
+__all__ = ["PERSISTENT_ITEMS", "cancel_view", "offer_view", "result_view"]
 
 
 def cancel_view(job_id: int) -> discord.ui.View:

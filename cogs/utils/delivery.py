@@ -61,7 +61,7 @@ class ResultPoster:
         except (discord.NotFound, discord.Forbidden):
             # The channel itself is gone or closed to us: the member's DMs are the last place left.
             log.warning("job %d: its channel is unavailable; sending the result by DM", job.id)
-            target = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
+            target = await self._dm(job)
         if delivery.redelivery:
             posted, attachments = await self._already_posted(job, target)
             if posted and attachments >= len(files):
@@ -163,16 +163,39 @@ class ResultPoster:
         except discord.HTTPException as err:
             if err.status != 413 or len(files) == 1:
                 raise
-        # Together they exceed the upload limit: one message per image.
+        # Together they exceed the upload limit: one message per image. The first pings the member
+        # (and replies to the request), the last carries the buttons; each names the job in its
+        # embed's footer, which finds the parts again after a restart.
         ids = []
+        first: discord.Message | None = None
         for index, (data, name) in enumerate(files, start=1):
+            part = dict(send_kwargs)
+            view = part.pop("view", None)
+            if index > 1:
+                part.pop("reference", None)
+                part["content"] = None
+                part["allowed_mentions"] = discord.AllowedMentions.none()
+                part["embed"] = self._part_embed(job, index, len(files))
+            if index == len(files) and view is not None:
+                part["view"] = view
             message = await target.send(
                 files=[discord.File(io.BytesIO(data), filename=name, spoiler=spoiler)],
                 nonce=f"{self.bot.nonce_prefix}{job.id}p{index}",
-                **send_kwargs,
+                **part,
             )
+            first = first or message
             ids.append(message.id)
-        return ids, message
+        assert first is not None
+        return ids, first
+
+    def _part_embed(self, job: Job, index: int, total: int) -> discord.Embed:
+        embed = discord.Embed(
+            colour=COLOUR, title=f"Wan edit · job #{job.id} · image {index}/{total}"
+        )
+        footer = f"Job #{job.id}"
+        if self.bot.sandbox:
+            footer = f"{SANDBOX_NOTE} · {footer}"
+        return embed.set_footer(text=footer)
 
     async def _fallbacks(
         self, job: Job, target: discord.abc.Messageable
@@ -190,11 +213,16 @@ class ResultPoster:
                 yield await channel_by_id(self.bot, job.channel_id)
             except discord.HTTPException:
                 pass
-        if job.guild_id is not None:
+        if job.guild_id is not None and not isinstance(target, discord.DMChannel):
             try:
-                yield self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
+                yield await self._dm(job)
             except discord.HTTPException:
                 pass
+
+    async def _dm(self, job: Job) -> discord.DMChannel:
+        """The member's DM channel (a channel, not a `User`: cleanup and links need one)."""
+        user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
+        return user.dm_channel or await user.create_dm()
 
     async def _already_posted(
         self, job: Job, target: discord.abc.Messageable
@@ -228,21 +256,21 @@ class ResultPoster:
             return await message.create_thread(
                 name=thread_name(job.prompt), auto_archive_duration=1440
             )
-        except discord.Forbidden:
-            log.warning(
-                "job %d: no permission to create threads in channel %d; posting in the channel",
-                job.id,
-                channel.id,
-            )
-            return channel
-        except discord.NotFound:
-            log.info("job %d: its response message is gone; posting in the channel", job.id)
-            return channel
         except discord.HTTPException as err:
             if err.code == THREAD_ALREADY_EXISTS:
                 # A re-delivery after a restart: the thread started from this message has its id.
                 return await channel_by_id(self.bot, job.message_id)
-            raise
+            # Whatever the reason (no permission, the message gone, the server's active-thread cap
+            # 160006, a 5xx after discord.py's retries), the result goes to the channel instead.
+            log.warning(
+                "job %d: could not create a thread in channel %d (HTTP %s, code %s); posting in "
+                "the channel",
+                job.id,
+                channel.id,
+                err.status,
+                err.code,
+            )
+            return channel
 
     def _result_embed(self, job: Job, delivery: Delivery) -> discord.Embed:
         result = delivery.result
@@ -265,6 +293,13 @@ class ResultPoster:
         embed.add_field(name="Time", value=f"{delivery.elapsed:.0f} s")
         if delivery.remaining is not None:
             embed.add_field(name="Your images left today", value=str(delivery.remaining))
+        if delivery.missing:
+            embed.add_field(
+                name="Missing",
+                value=f"{delivery.missing} image(s) Wan made could not be downloaded; you were "
+                "charged only for the ones shown.",
+                inline=False,
+            )
         failed = [r for r in result.results if not r.ok]
         if failed:
             embed.add_field(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from cogs.utils.edit_flow import MAX_NEGATIVE, MAX_PROMPT, EditOptions, RequestRejected
+from cogs.utils.once import first_click
 from cogs.utils.privately import tell
 
 if TYPE_CHECKING:
@@ -87,6 +88,12 @@ class EditModal(discord.ui.Modal):
         self.parent_index = parent_index
 
     async def on_submit(self, interaction: discord.Interaction[WanBot]) -> None:  # type: ignore[override]
+        # A double click on Submit sends the form twice, both dispatched to this one modal.
+        async with first_click(interaction, f"form:{self.custom_id}") as first:
+            if first:
+                await self._submit(interaction)
+
+    async def _submit(self, interaction: discord.Interaction[WanBot]) -> None:
         try:
             count = parse_count(self.count.value)
         except RequestRejected as err:

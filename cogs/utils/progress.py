@@ -1,5 +1,13 @@
 """A job's progress as members see it: the response message's embed and Cancel button, or reactions
 on a reply request; and the last word when a job ends without a result.
+
+The response message is edited through the interaction's webhook while its token lives, and with the
+bot's own token after that (a long queue, a restart, a token Discord already killed): a non-ephemeral
+interaction response is a message the bot authored in that channel, so `PATCH
+/channels/{channel}/messages/{message}` edits it (discord/discord-api-docs#3090: "it is possible to edit
+a non-ephemeral interaction response through the Edit Message endpoint"; ephemeral ones can't be). When
+neither works, the outcome is posted as a fresh message, so a job never ends with its message still
+saying "queued" under a live Cancel button.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from bot.jobs import Progress
 from bot.store import Job
 from cogs.utils.components import cancel_view
 from cogs.utils.language import job_language
+from cogs.utils.outcome_embeds import done_embed, ended_embed
 from cogs.utils.places import channel_by_id, short, token_alive, webhook
 
 if TYPE_CHECKING:
@@ -30,6 +39,12 @@ REACTIONS = {
     "failed": "❌",
 }
 COLOUR = discord.Colour.from_rgb(98, 70, 234)
+UNKNOWN_MESSAGE = 10008
+
+
+def token_refused(err: discord.HTTPException) -> bool:
+    """Discord refused the interaction token itself (401 50027 once it is dead, or 404 10015)."""
+    return err.status == 401 or err.code in (50027, 10015)
 
 
 class ProgressMessages:
@@ -39,11 +54,27 @@ class ProgressMessages:
         self.bot = bot
         # Our current reaction on each reply request, so a stage change removes just that one.
         self._reacted: dict[int, str] = {}
+        # Jobs whose interaction token Discord has refused: edited with the bot token from then on.
+        self._dead_tokens: set[int] = set()
 
-    async def _edit_response(self, job: Job, **kwargs: Any) -> None:
-        if not token_alive(job) or job.message_id is None:
-            return
-        await webhook(self.bot, job).edit_message(job.message_id, **kwargs)
+    async def _edit_response(self, job: Job, **kwargs: Any) -> bool:
+        """Edit the job's response message: with its interaction token while it lives, else (or when
+        Discord refuses it) with the bot's token. False if the job has no such message; raises
+        `discord.HTTPException` if neither token can edit it."""
+        if job.message_id is None:
+            return False
+        if token_alive(job) and job.id not in self._dead_tokens:
+            try:
+                await webhook(self.bot, job).edit_message(job.message_id, **kwargs)
+                return True
+            except discord.HTTPException as err:
+                if not token_refused(err):
+                    raise
+                log.info("job %d: interaction token refused; editing with the bot token", job.id)
+                self._dead_tokens.add(job.id)
+        channel = await channel_by_id(self.bot, job.thread_id or job.channel_id)
+        await channel.get_partial_message(job.message_id).edit(**kwargs)  # type: ignore[attr-defined]
+        return True
 
     async def _react(self, job: Job, stage: str) -> None:
         if job.message_id is None:
@@ -103,16 +134,9 @@ class ProgressMessages:
             await self._react_quietly(job, "done")
             return
         url = where.get_partial_message(message_id).jump_url
-        language = job_language(job)
-        done = discord.Embed(
-            colour=discord.Colour.green(),
-            title=render(language, _("✅ Done")),
-            description=short(job.prompt, 300)
-            + "\n\n"
-            + render(language, _("Results: {url}", url=url)),
-        )
-        done.set_footer(text=render(language, _("Job #{job_id}", job_id=job.id)))
-        await self._edit_quietly(job, embed=done, view=None)
+        self._dead_tokens.discard(job.id)
+        # The result itself pings the member, so a response message we can't edit needs no stand-in.
+        await self._edit_quietly(job, embed=done_embed(job, url), view=None)
 
     async def finished_without_result(self, job: Job, text: str) -> None:
         language = job_language(job)
@@ -127,19 +151,27 @@ class ProgressMessages:
             )
             await channel.send(text, reference=reference, mention_author=True)
             return
-        embed = discord.Embed(
-            colour=discord.Colour.red(), title=render(language, _("❌ No result")), description=text
-        )
-        embed.set_footer(text=render(language, _("Job #{job_id}", job_id=job.id)))
-        if token_alive(job):
-            await self._edit_response(job, embed=embed, view=None)
-            return
-        # The token is gone (a long job, or a restart): say it in the channel, to the requester.
+        embed = ended_embed(job, text)
+        try:
+            if await self._edit_response(job, embed=embed, view=None):
+                return
+        except discord.HTTPException as err:
+            log.info("job %d: response message not editable (%s); posting the outcome", job.id, err)
+        finally:
+            self._dead_tokens.discard(job.id)
+        # Gone (deleted) or out of our reach: say it in the channel (or the DM), to the requester.
         channel = await channel_by_id(self.bot, job.thread_id or job.channel_id)
         await channel.send(
             render(
                 language,
                 _(
+                    "<@{user}> your Wan edit (job #{job_id}) was cancelled: {reason}",
+                    user=job.user_id,
+                    job_id=job.id,
+                    reason=text,
+                )
+                if job.state == "cancelled"
+                else _(
                     "<@{user}> your Wan edit (job #{job_id}) ended without a result: {reason}",
                     user=job.user_id,
                     job_id=job.id,

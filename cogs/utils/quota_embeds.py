@@ -113,6 +113,12 @@ def server_fields(embed: discord.Embed, totals: ServerTotals, bot_default: int) 
         name="Server default limit",
         value=limit_text(totals.default_limit, unset=f"not set (bot default {bot_default})"),
     )
+    if totals.billed:
+        # What the owner pays Wan, apart from what members were charged (only images delivered).
+        lost = f", {totals.undelivered} of them never delivered" if totals.undelivered else ""
+        embed.add_field(
+            name="Billed by Wan today", value=f"{totals.billed} image(s){lost}", inline=False
+        )
     return embed
 
 

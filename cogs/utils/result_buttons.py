@@ -21,6 +21,7 @@ from cogs.utils import inputs
 from cogs.utils.buttons import GuardedClick, JobButton
 from cogs.utils.edit_flow import EditOptions, start_job
 from cogs.utils.edit_modal import EditModal, image_attachments
+from cogs.utils.once import running_job_for_click
 
 if TYPE_CHECKING:
     from cogs.utils.wanbot import WanBot
@@ -122,6 +123,14 @@ class RerollButton(JobButton, template=r"wan:reroll:(?P<job_id>\d+)"):
         job = await _job_or_say(interaction, self.job_id)
         if job is None:
             return
+        # A repeat after the first click's job was stored (or after a restart): name that job.
+        click = f"reroll:{interaction.message.id if interaction.message else job.id}"
+        running = await running_job_for_click(interaction.client.store, interaction.user.id, click)
+        if running is not None:
+            await interaction.response.send_message(
+                f"Already on it: job #{running.id}.", ephemeral=True
+            )
+            return
         options = EditOptions(
             prompt=job.prompt,
             count=int(job.options.get("count", 1)),
@@ -135,7 +144,7 @@ class RerollButton(JobButton, template=r"wan:reroll:(?P<job_id>\d+)"):
             # A reroll of an edit came from the same image as that edit.
             parent_job_id=job.parent_job_id,
             parent_index=job.parent_index,
-            extra={"rerolled_from": job.id},
+            extra={"rerolled_from": job.id, "click": click},
         )
         await start_job(interaction, options, loader=reroll_loader(job, interaction))
 
@@ -146,6 +155,8 @@ class EditButton(
     template=r"wan:edit:(?P<job_id>\d+)(?::(?P<number>\d+))?",
 ):
     """Opens the edit modal for one image of this result (`number`, 1-based; the first if absent)."""
+
+    doing = None  # opening a form twice costs nothing; the form's submit is guarded
 
     def __init__(self, job_id: int, number: int | None = None) -> None:
         custom_id = f"wan:edit:{job_id}" if number is None else f"wan:edit:{job_id}:{number}"
@@ -201,6 +212,7 @@ class DeleteButton(JobButton, template=r"wan:delete:(?P<job_id>\d+)"):
     label = "Delete"
     style = discord.ButtonStyle.danger
     emoji = "🗑️"
+    doing = "deleting it"
 
     async def handle(self, interaction: discord.Interaction[WanBot]) -> None:
         job = await interaction.client.store.get_job(self.job_id)

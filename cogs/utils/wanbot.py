@@ -21,6 +21,7 @@ from bot.metrics import Metrics, MetricsServer
 from bot.store import Store, open_store
 from bot.wan import WanClient
 from cogs.utils.gateway import base_intents, point_gateway, read_application, use_discord_api_base
+from cogs.utils.once import ClickGuard
 from cogs.utils.owner_notes import warn_about_cost
 from cogs.utils.sync import sync_commands
 from cogs.utils.translator import CatalogueTranslator
@@ -88,6 +89,8 @@ class WanBot(commands.Bot):
         self.message_content = False
         self.invite_url: str | None = None
         self.nonce_prefix = "wanjob"
+        # Clicks being handled, so a double click starts one job (cogs.utils.once).
+        self.clicks = ClickGuard()
         use_discord_api_base(settings.discord_api_base)
 
     async def setup_hook(self) -> None:

@@ -47,7 +47,8 @@ privileged intent is not enabled in ``application_flags``; callbacks later than
 ``interaction_ack_timeout`` (3 s) -> 404/10062, a second ack -> 400/40060; the first
 follow-up after a type 5 deferral replaces the placeholder; dead tokens
 (``set_interaction_token_expired(ix)`` or after 15 min) -> 401/50027; uploads over the
-guild's limit -> 413/40005; missing permissions -> 403/50013; ``enforce_nonce`` dedup;
+guild's limit -> 413/40005; missing permissions -> 403/50013; a guild past ``max_active_threads`` (1000) active threads
+-> 400/160006 on thread creation; ``enforce_nonce`` dedup;
 invalid command definitions -> 400/50035. Failure injection: ``inject_failure(method,
 path_regex, status, body, times=)``, ``gateway_reconnect()`` (op 7),
 ``gateway_drop(code)``, ``gateway_invalidate_session()``.

@@ -300,6 +300,20 @@ class MessageRoutes:
 
     # -- threads ----------------------------------------------------------------------------------------
 
+    def _check_thread_cap(self, channel: Channel) -> None:
+        # Discord's JSON error codes: 160006 "Maximum number of active threads reached" (400); its
+        # Threads topic puts the cap on a guild's active (unarchived) threads, 1000 by default here
+        # (``FakeDiscord.max_active_threads``).
+        w = self.w
+        guild = w.guilds[channel.guild_id] if channel.guild_id is not None else None
+        if guild is None:
+            return
+        active = sum(
+            1 for c in guild.channel_ids if w.channels[c].is_thread and not w.channels[c].archived
+        )
+        if active >= self.fd.max_active_threads:
+            raise ApiError(400, 160006, "Maximum number of active threads reached")
+
     def _check_thread_parent(self, channel: Channel) -> None:
         if channel.type not in (GUILD_TEXT, 5):
             raise ApiError(400, 50024, "Cannot execute action on this channel type")
@@ -323,6 +337,7 @@ class MessageRoutes:
             raise missing_permissions()
         if msg.thread_id is not None:
             raise ApiError(400, 160004, "A thread has already been created for this message")
+        self._check_thread_cap(channel)
         name = self._thread_name(body)
         thread = self.fd.create_thread_channel(
             channel,
@@ -347,6 +362,7 @@ class MessageRoutes:
         need = CREATE_PUBLIC_THREADS if ttype == PUBLIC_THREAD else CREATE_PRIVATE_THREADS
         if not self.w.bot_permissions(channel) & need:
             raise missing_permissions()
+        self._check_thread_cap(channel)
         name = self._thread_name(body)
         thread = self.fd.create_thread_channel(
             channel,

@@ -72,6 +72,8 @@ class FakeDiscord:
         self.unknown_routes: list[str] = []
         self.failures: list[InjectedFailure] = []
         self.nonce_dedup_count = 0
+        # A guild's cap on active threads; past it thread creation answers 400/160006.
+        self.max_active_threads = 1000
         self.typing_count = 0
         self._runner: web.AppRunner | None = None
 
