@@ -153,6 +153,52 @@ async def test_a_result_too_big_together_is_split_one_message_per_image(world: W
     await settled_to(w, w.alice.id, 2)
 
 
+async def test_a_failure_notice_after_the_interaction_token_died_reaches_the_channel(
+    world: World,
+) -> None:
+    """Promise: a job that ends without a result says why. When the interaction token has died
+    (Discord answers 401 / 50027 to edits of the response), the notice is posted in the channel,
+    to the member, with nothing charged."""
+    w = world
+    async with gate(w) as g:
+        create = g.hold("POST", CREATE_PATH)
+        await start_bot(w, DASHSCOPE_BASE_URL=g.base_url)
+        w.emu.add_fault(FaultRule(op="task", task_code="DataInspectionFailed"))
+        ix = await w.wanedit(w.alice, "refused by the filter, late")
+        await create.wait_arrived()
+        w.fd.set_interaction_token_expired(ix)
+        create.release()
+        notice = await w.fd.wait_for_message(
+            w.channel.id, lambda m: "ended without a result" in (m.get("content") or "")
+        )
+        assert int(notice["channel_id"]) == w.channel.id
+        assert f"<@{w.alice.id}>" in notice["content"] and "job #1" in notice["content"]
+        assert "content filter" in notice["content"]
+        assert "Nothing was charged" in notice["content"]
+        await settled_to(w, w.alice.id, 0)
+
+
+async def test_a_failure_notice_after_the_response_was_deleted_reaches_the_channel(
+    world: World,
+) -> None:
+    """Promise: a job that ends without a result says why, even when the member deleted the
+    response message it would have been written on (10008): it is posted in the channel."""
+    w = world
+    async with gate(w) as g:
+        create = g.hold("POST", CREATE_PATH)
+        await start_bot(w, DASHSCOPE_BASE_URL=g.base_url)
+        w.emu.add_fault(FaultRule(op="task", task_code="DataInspectionFailed"))
+        ix = await w.wanedit(w.alice, "refused by the filter, message gone")
+        await create.wait_arrived()
+        await w.fd.delete_user_message(ix.original_id)
+        create.release()
+        notice = await w.fd.wait_for_message(
+            w.channel.id, lambda m: "ended without a result" in (m.get("content") or "")
+        )
+        assert f"<@{w.alice.id}>" in notice["content"] and "content filter" in notice["content"]
+        await settled_to(w, w.alice.id, 0)
+
+
 async def test_a_wan_error_while_polling_fails_the_job_and_refunds(world: World) -> None:
     """Promise: faults never charge the member. Polling the task fails for good (the key is
     refused): the job ends failed with Wan's reason in plain words, refunded."""

@@ -121,8 +121,13 @@ class ProgressMessages:
         embed = discord.Embed(colour=discord.Colour.red(), title="❌ No result", description=text)
         embed.set_footer(text=f"Job #{job.id}")
         if token_alive(job):
-            await self._edit_response(job, embed=embed, view=None)
-            return
+            try:
+                await self._edit_response(job, embed=embed, view=None)
+                return
+            except discord.HTTPException as err:
+                # The token died early (50027) or the response message is gone (10008): the
+                # notice must still reach the member.
+                log.info("job %d: could not edit the response (%s); telling the channel", job.id, err.code)
         # The token is gone (a long job, or a restart): say it in the channel, to the requester.
         channel = await channel_by_id(self.bot, job.thread_id or job.channel_id)
         await channel.send(
