@@ -114,6 +114,8 @@ class FakeDiscord:
         return self
 
     async def close(self) -> None:
+        for h in self.holds:  # a test that failed mid-hold must not keep the server from stopping
+            h.release(fail=(503, {"message": "fake Discord is shutting down", "code": 0}))
         await self.gateway.close()
         if self._runner is not None:
             await self._runner.cleanup()
