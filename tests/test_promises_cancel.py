@@ -19,6 +19,7 @@ from tests.fake_discord.constants import MANAGE_MESSAGES
 from tests.harness import World, embed_text, wait_until
 from tests.promises_support import (
     CREATE_PATH,
+    POLL_PATH,
     gate,
     job_ends,
     settled_to,
@@ -127,3 +128,25 @@ async def test_a_moderator_may_cancel_someone_elses_queued_job(world: World) -> 
         slot.release()
         await w.result_message(w.bob)
         assert w.emu.created_count == 1
+
+
+async def test_cancel_that_wan_refuses_because_it_started_is_too_late(world: World) -> None:
+    """Promise: a cancel never pretends. The bot still believes the task PENDING (its poll is slow)
+    but Wan has started it and refuses the cancel: the member is told it is too late, and the job
+    is not marked cancelled nor refunded early (Wan will bill it)."""
+    w = world
+    async with gate(w) as g:
+        poll = g.hold("GET", POLL_PATH)
+        await start_bot(w, DASHSCOPE_BASE_URL=g.base_url)
+        w.emu.add_fault(FaultRule(op="task", running_seconds=30))
+        ix = await w.wanedit(w.alice, "Wan starts before the bot knows")
+        message, custom_id = await cancel_button(ix, "waiting for a free slot")
+        await poll.wait_arrived()
+        (task,) = w.emu.tasks.values()
+        await w.emu.wait_for_status(task.task_id, "RUNNING")
+        click = await w.fd.click(w.channel, w.alice, message, custom_id)
+        assert await told_privately(click) == "Too late to cancel: Wan has already started on it."
+        assert task.status.value == "RUNNING"
+        job = await w.bots[-1].store.get_job(1)
+        assert job is not None and job.state == JobState.SUBMITTED
+        assert await usage(w, w.alice.id) == (0, 1)  # still held for the task Wan is making
