@@ -61,10 +61,12 @@ async def test_queue_positions_move_up_as_the_queue_drains(world: World) -> None
         await w.wanedit(w.admin, "holds the only slot")
         await slot.wait_arrived()
         waiting = []
-        for user in (w.alice, w.bob, w.users[2]):
-            waiting.append(await w.wanedit(user, f"waits: {user.username}"))
-        for n, ix in enumerate(waiting, start=1):
+        for n, user in enumerate((w.alice, w.bob, w.users[2]), start=1):
+            # One after the other: requests sent together are queued in the order they finish
+            # their checks, not the order they were sent.
+            ix = await w.wanedit(user, f"waits: {user.username}")
             await ix.wait_original(place(n))
+            waiting.append(ix)
         # The first job ends; alice's starts (its create held): bob moves to #1, carol to #2.
         alices = g.hold("POST", CREATE_PATH)
         slot.release()
