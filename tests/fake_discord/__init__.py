@@ -51,7 +51,12 @@ guild's limit -> 413/40005; missing permissions -> 403/50013; a guild past ``max
 -> 400/160006 on thread creation; ``enforce_nonce`` dedup;
 invalid command definitions -> 400/50035. Failure injection: ``inject_failure(method,
 path_regex, status, body, times=)``, ``gateway_reconnect()`` (op 7),
-``gateway_drop(code)``, ``gateway_invalidate_session()``.
+``gateway_drop(code)``, ``gateway_invalidate_session()``. Holding requests on the test's cue
+(a slow Discord or CDN without timers): ``hold(method, path_regex, times=, body_contains=,
+after_handling=)`` -> Hold (``await wait_arrived()``, ``release(fail=(status, body))``).
+Other Discord behaviours on demand: ``close_dms(user)`` (403/50007), ``delete_channel(channel)``
+(its threads and messages too; 404/10003 afterwards), ``forget_nonces()`` (the nonce window has
+passed).
 
 Message Content rule: a session without the MESSAGE_CONTENT intent gets content, attachments,
 embeds and components blanked, except in DMs, for the bot's own messages and for messages

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from aiohttp import web
 
 from .errors import ApiError
+from .holds import Hold
 from .message_input import Upload
 
 log = logging.getLogger(__name__)
@@ -88,15 +89,27 @@ def make_middleware(
     failures: list[InjectedFailure],
     unknown: list[str],
     changed: Callable[[], None],
+    holds: list[Hold] | None = None,
 ) -> Any:
+    held = holds if holds is not None else []
+
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
         rel = path[len(API_PREFIX) :] if path.startswith(API_PREFIX) else path
         status = 500
         try:
+            hold = await _matching_hold(request, rel, held)
+            if hold is not None and not hold.after_handling:
+                failure = await hold.park()
+                if failure is not None:
+                    response = json_response(failure[1], failure[0])
+                    status = response.status
+                    return response
             response = await _guarded(request, handler, rel, token(), failures, unknown)
             status = response.status
+            if hold is not None and hold.after_handling:
+                await hold.park()  # done, but the answer is slow to come back
             return response
         finally:
             if request.path != "/gateway":
@@ -104,6 +117,21 @@ def make_middleware(
                 changed()
 
     return middleware
+
+
+async def _matching_hold(request: web.Request, rel: str, holds: list[Hold]) -> Hold | None:
+    # A slow network or server, on the test's cue (Discord takes its time under load; its CDN can
+    # take seconds for a large attachment): the request, or its answer, waits until released.
+    for h in holds:
+        if not h.wants(request.method, rel):
+            continue
+        if h.body_contains is not None:
+            if request.content_type.startswith("multipart/"):
+                continue  # its parts are read once, by the handler
+            if h.body_contains not in await request.read():  # cached for the handler
+                continue
+        return h
+    return None
 
 
 async def _guarded(

@@ -106,6 +106,13 @@ class MessageRoutes:
     async def create_message(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
         w, svc = self.w, self.fd.message_service
+        if (
+            channel.type == DM
+            and channel.recipients
+            and channel.recipients[0].id in self.fd.dms_closed
+        ):
+            # The member turned off DMs from server members, or blocked the bot.
+            raise ApiError(403, 50007, "Cannot send messages to this user")
         if channel.type != DM:
             need = SEND_MESSAGES_IN_THREADS if channel.is_thread else SEND_MESSAGES
             if not w.bot_permissions(channel) & need:

@@ -20,6 +20,7 @@ from .constants import (
     PUBLIC_THREAD,
 )
 from .gateway import Gateway
+from .holds import Hold
 from .interaction_builder import InteractionBuilder
 from .interaction_handle import FakeInteraction, InteractionRegistry
 from .interaction_responder import InteractionResponder
@@ -75,6 +76,10 @@ class FakeDiscord:
         # A guild's cap on active threads; past it thread creation answers 400/160006.
         self.max_active_threads = 1000
         self.typing_count = 0
+        self.holds: list[Hold] = []
+        # Members whose DMs are closed to the bot (see `close_dms`).
+        self.dms_closed: set[int] = set()
+        self._message_routes: MessageRoutes | None = None
         self._runner: web.AppRunner | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -89,11 +94,13 @@ class FakeDiscord:
                     failures=self.failures,
                     unknown=self.unknown_routes,
                     changed=self.world.notifier.changed,
+                    holds=self.holds,
                 )
             ],
         )
         CoreRoutes(self).register(app.router, API_PREFIX)
-        MessageRoutes(self).register(app.router, API_PREFIX)
+        self._message_routes = MessageRoutes(self)
+        self._message_routes.register(app.router, API_PREFIX)
         InteractionRoutes(self).register(app.router, API_PREFIX)
         app.router.add_get("/gateway", self.gateway.handle)
         app.router.add_get("/cdn/{path:.+}", self.world.cdn.handle)
@@ -109,6 +116,8 @@ class FakeDiscord:
         return self
 
     async def close(self) -> None:
+        for h in self.holds:  # a test that failed mid-hold must not keep the server from stopping
+            h.release(fail=(503, {"message": "fake Discord is shutting down", "code": 0}))
         await self.gateway.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -450,6 +459,64 @@ class FakeDiscord:
                 hdrs,
             )
         )
+
+    def hold(
+        self,
+        method: str,
+        path_pattern: str,
+        *,
+        times: int = 1,
+        body_contains: bytes | str | None = None,
+        after_handling: bool = False,
+    ) -> Hold:
+        """Park the next ``times`` requests matching ``method`` and the regex ``path_pattern``
+        (relative to the API base; CDN downloads are ``/cdn/attachments/...``), and with
+        ``body_contains`` in their JSON body if given, until ``hold.release()``; with
+        ``after_handling`` the request is carried out and only its answer waits. Imitates a slow
+        Discord or CDN, on the test's cue instead of a timer."""
+        needle = body_contains.encode() if isinstance(body_contains, str) else body_contains
+        h = Hold(method.upper(), re.compile(path_pattern), times, needle, after_handling)
+        self.holds.append(h)
+        return h
+
+    def close_dms(self, user: User) -> None:
+        """``user`` turned off DMs from server members (or blocked the bot): Discord answers the
+        bot's messages to them with 403 / 50007 "Cannot send messages to this user"."""
+        self.dms_closed.add(user.id)
+
+    def forget_nonces(self) -> None:
+        """Let Discord's nonce window pass: it checks ``enforce_nonce`` only against the last few
+        minutes, so a message re-sent later with the same nonce is posted again."""
+        if self._message_routes is not None:
+            self._message_routes.nonces.clear()
+
+    def delete_channel(self, channel: Channel) -> None:
+        """A moderator deletes a text channel: it and its threads (and their messages) are gone;
+        Discord then answers 404 / 10003 Unknown Channel and sends CHANNEL_DELETE and THREAD_DELETE."""
+        w = self.world
+        threads = [c for c in w.channels.values() if c.is_thread and c.parent_id == channel.id]
+        for gone in [*threads, channel]:
+            w.channels.pop(gone.id, None)
+            if gone.guild_id is not None:
+                ids = w.guilds[gone.guild_id].channel_ids
+                if gone.id in ids:
+                    ids.remove(gone.id)
+            for msg in w.messages.values():
+                if msg.channel_id == gone.id:
+                    msg.deleted = True
+        for thread in threads:
+            self.gateway.dispatch(
+                "THREAD_DELETE",
+                {
+                    "id": str(thread.id),
+                    "guild_id": str(thread.guild_id),
+                    "parent_id": str(channel.id),
+                    "type": thread.type,
+                },
+                intents=INTENT_GUILDS,
+            )
+        self.gateway.dispatch("CHANNEL_DELETE", channel.payload(), intents=INTENT_GUILDS)
+        w.notifier.changed()
 
     # -- users acting ------------------------------------------------------------------------------
 
