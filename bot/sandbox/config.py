@@ -26,7 +26,11 @@ class EmulatorConfig:
     other_region_keys: set[str] = field(default_factory=set)  # keys of the other region: always 401
     pending_seconds: float = 0.05  # PENDING time once a running slot is free
     running_seconds: float | Callable[[EmulatedTask], float] = 0.2
-    max_running: int = 5  # tasks in progress at once; more wait PENDING in FIFO order
+    max_running: int = 5  # tasks in progress at once (wan-api.md §6)
+    # A create while `max_running` tasks are in progress: the real service's answer is undocumented
+    # (wan-api.md §6 and open question 4), so both readings are here. "queue": the task waits PENDING
+    # in FIFO order for a slot; "refuse": the create gets 429 `Throttling` and no task is made.
+    over_capacity: Literal["queue", "refuse"] = "queue"
     submit_rps: float | None = 5.0  # create-task rate
     query_qps: float | None = 20.0  # shared by GET task, cancel and list
     policy_qps: float | None = 100.0  # getPolicy rate (wan-api.md §7)
@@ -50,6 +54,10 @@ class EmulatorConfig:
             raise ValueError(f"region must be one of {sorted(REGION_IDS)}, not {self.region!r}")
         if self.max_running < 1:
             raise ValueError("max_running must be at least 1")
+        if self.over_capacity not in ("queue", "refuse"):
+            raise ValueError(
+                f"over_capacity must be 'queue' or 'refuse', not {self.over_capacity!r}"
+            )
 
     @property
     def region_id(self) -> str:

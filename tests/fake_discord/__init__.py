@@ -43,8 +43,10 @@ default; threads under ``channel_id`` count), ``wait_until(pred)``, ``files(mess
 Discord's rules it enforces: 401 on a wrong token (REST) / close 4004 (gateway); 4014 if a
 privileged intent is not enabled in ``application_flags``; callbacks later than
 ``interaction_ack_timeout`` (3 s) -> 404/10062, a second ack -> 400/40060; the first
-follow-up after a type 5 deferral replaces the placeholder; dead tokens
-(``set_interaction_token_expired(ix)`` or after 15 min) -> 401/50027; uploads over the
+follow-up after a type 5 deferral replaces the placeholder; tokens die
+``interaction_token_ttl`` (900 s; a test may set less, and the interaction's id is dated so
+discord.py's ``Interaction.expires_at`` agrees) after the interaction -> 401/50027
+(``ix.token_alive``, ``ix.dead_token_calls``); uploads over the
 guild's limit -> 413/40005; missing permissions -> 403/50013; ``enforce_nonce`` dedup;
 invalid command definitions -> 400/50035. Failure injection: ``inject_failure(method,
 path_regex, status, body, times=)``, ``gateway_reconnect()`` (op 7),

@@ -57,15 +57,12 @@ _ALLOWED_CALLBACKS = {
 
 
 class InteractionResponder:
-    def __init__(
-        self, registry: InteractionRegistry, *, ack_timeout: float, token_ttl: float
-    ) -> None:
+    def __init__(self, registry: InteractionRegistry, *, ack_timeout: float) -> None:
         self.registry = registry
         self.world = registry.world
         self.messages = registry.messages
         self.notifier = registry.notifier
         self.ack_timeout = ack_timeout
-        self.token_ttl = token_ttl
 
     def _upload_limit(self, ix: FakeInteraction) -> int:
         return int(ix.payload["attachment_size_limit"])
@@ -264,8 +261,10 @@ class InteractionResponder:
         if app_id != self.world.application_id:
             raise ApiError(404, 10015, "Unknown Webhook")
         ix = self.registry.by_token.get(token)
-        if ix is None or ix.token_expired or self.world.now() - ix.created_at > self.token_ttl:
+        if ix is None or not ix.token_alive:
             log.info("fake discord: webhook call with a dead interaction token -> 50027")
+            if ix is not None:
+                ix.dead_token_calls += 1
             raise ApiError(401, 50027, "Invalid Webhook Token")
         return ix
 

@@ -57,14 +57,15 @@ class FakeDiscord:
         self.gateway = Gateway(self.world, heartbeat_interval_ms=heartbeat_interval_ms)
         self.message_service = MessageService(self.world, self.gateway)
         self.command_registry = CommandRegistry(self.world)
-        self.interaction_registry = InteractionRegistry(self.world, self.message_service)
+        self.interaction_registry = InteractionRegistry(
+            self.world, self.message_service, token_ttl=interaction_token_ttl
+        )
         self.interaction_builder = InteractionBuilder(
             self.interaction_registry, self.command_registry, self.gateway
         )
         self.interaction_responder = InteractionResponder(
             self.interaction_registry,
             ack_timeout=interaction_ack_timeout,
-            token_ttl=interaction_token_ttl,
         )
         self.host = host
         self.port = 0
@@ -408,9 +409,19 @@ class FakeDiscord:
         """Move the CDN's clock: URLs signed before now expire as they would after that time."""
         self.world.cdn.clock_offset += seconds
 
-    def set_interaction_token_expired(self, ix: FakeInteraction) -> None:
-        """Kill the interaction's webhook token (follow-ups/edits get 401 / 50027)."""
-        ix.token_expired = True
+    @property
+    def interaction_token_ttl(self) -> float:
+        """Seconds the tokens of interactions created from now on live (Discord: 900). After
+        that every webhook call with the token gets 401 / 50027 Invalid Webhook Token. A test
+        may set a short value; the interaction's id is dated to match (see InteractionRegistry),
+        so the client's ``Interaction.expires_at`` agrees with the fake."""
+        return self.interaction_registry.token_ttl
+
+    @interaction_token_ttl.setter
+    def interaction_token_ttl(self, seconds: float) -> None:
+        if seconds <= 0:
+            raise ValueError("a token must live for some time")
+        self.interaction_registry.token_ttl = seconds
 
     def inject_failure(
         self,
