@@ -31,7 +31,13 @@ from .constants import (
 )
 from .errors import ApiError, invalid_form
 from .interaction_handle import FakeInteraction, InteractionRegistry
-from .message_input import INTERACTION_FLAGS, Upload, apply_edit, new_message_fields
+from .message_input import (
+    INTERACTION_FLAGS,
+    Upload,
+    UploadLimits,
+    apply_edit,
+    new_message_fields,
+)
 from .messages import StoredMessage
 
 log = logging.getLogger(__name__)
@@ -64,8 +70,13 @@ class InteractionResponder:
         self.notifier = registry.notifier
         self.ack_timeout = ack_timeout
 
-    def _upload_limit(self, ix: FakeInteraction) -> int:
-        return int(ix.payload["attachment_size_limit"])
+    def _upload_limits(self, ix: FakeInteraction) -> UploadLimits:
+        # Per file: what the interaction told the client (attachment_size_limit); per request:
+        # the place's, as for any message.
+        guild = self.world.guilds.get(ix.guild_id) if ix.guild_id else None
+        return UploadLimits(
+            int(ix.payload["attachment_size_limit"]), UploadLimits.of(guild).per_request
+        )
 
     def callback(
         self, ix_id: int, token: str, body: dict[str, Any], uploads: list[Upload]
@@ -110,7 +121,7 @@ class InteractionResponder:
             ix.original_id = ix.source_message_id
         elif cb_type == CB_UPDATE_MESSAGE:
             message = self.world.messages[ix.source_message_id or 0]
-            apply_edit(self.world, message, data, uploads, upload_limit=self._upload_limit(ix))
+            apply_edit(self.world, message, data, uploads, limits=self._upload_limits(ix))
             ix.original_id = message.id
             self.messages.updated(message)
         elif cb_type == CB_MODAL:
@@ -205,7 +216,7 @@ class InteractionResponder:
                 data,
                 uploads,
                 channel_id=channel.id,
-                upload_limit=self._upload_limit(ix),
+                limits=self._upload_limits(ix),
                 allowed_flags=INTERACTION_FLAGS,
             )
             fields["embeds"] = self.messages.normalize_embeds(
@@ -288,7 +299,7 @@ class InteractionResponder:
     ) -> dict[str, Any]:
         msg = self._webhook_message(ix, message_id)
         was_loading = bool(msg.flags & FLAG_LOADING)
-        apply_edit(self.world, msg, payload, uploads, upload_limit=self._upload_limit(ix))
+        apply_edit(self.world, msg, payload, uploads, limits=self._upload_limits(ix))
         msg.flags &= ~FLAG_LOADING
         if "embeds" in payload:
             msg.embeds = self.messages.normalize_embeds(msg.embeds, msg.attachments)

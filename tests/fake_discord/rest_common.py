@@ -8,12 +8,15 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aiohttp import web
 
 from .errors import ApiError
 from .message_input import Upload
+
+if TYPE_CHECKING:
+    from .ratelimits import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,7 @@ def make_middleware(
     failures: list[InjectedFailure],
     unknown: list[str],
     changed: Callable[[], None],
+    limiter: Callable[[], RateLimiter],
 ) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -95,7 +99,7 @@ def make_middleware(
         rel = path[len(API_PREFIX) :] if path.startswith(API_PREFIX) else path
         status = 500
         try:
-            response = await _guarded(request, handler, rel, token(), failures, unknown)
+            response = await _guarded(request, handler, rel, token(), failures, unknown, limiter())
             status = response.status
             return response
         finally:
@@ -113,7 +117,9 @@ async def _guarded(
     token: str,
     failures: list[InjectedFailure],
     unknown: list[str],
+    limiter: RateLimiter,
 ) -> web.StreamResponse:
+    headers: dict[str, str] = {}
     if request.path.startswith(API_PREFIX):
         if not _TOKEN_ROUTES.match(rel) and rel != "/gateway":
             if request.headers.get("Authorization") != f"Bot {token}":
@@ -125,10 +131,18 @@ async def _guarded(
                 resp = json_response(f.body, f.status)
                 resp.headers.update(f.headers)
                 return resp
+        refused, headers = limiter.admit(request)
+        if refused is not None:
+            await request.read()
+            return refused
     try:
-        return await handler(request)
+        response = await handler(request)
+        response.headers.update(headers)
+        return response
     except ApiError as exc:
-        return json_response(exc.body, exc.status)
+        response = json_response(exc.body, exc.status)
+        response.headers.update(headers)
+        return response
     except web.HTTPNotFound:
         unknown.append(f"{request.method} {rel}")
         log.warning("fake discord: no route for %s %s", request.method, rel)

@@ -26,6 +26,7 @@ from .interaction_responder import InteractionResponder
 from .messages import MessageService, StoredMessage
 from .models import Channel, Guild, Member, Overwrite, Role, User, snowflake_of
 from .permissions import as_bits
+from .ratelimits import GENEROUS_RATE_LIMITS, RateLimiter, RateLimits
 from .rest_common import API_PREFIX, InjectedFailure, RequestRecord, make_middleware
 from .routes_core import CoreRoutes
 from .routes_interactions import InteractionRoutes
@@ -47,6 +48,7 @@ class FakeDiscord:
         interaction_token_ttl: float = 900.0,
         cdn_url_ttl: float = 86400.0,
         host: str = "127.0.0.1",
+        rate_limits: RateLimits = GENEROUS_RATE_LIMITS,
     ) -> None:
         self.world = World(
             token=token,
@@ -72,6 +74,7 @@ class FakeDiscord:
         self.request_log: list[RequestRecord] = []
         self.unknown_routes: list[str] = []
         self.failures: list[InjectedFailure] = []
+        self.rate_limiter = RateLimiter(rate_limits)
         self.nonce_dedup_count = 0
         self.typing_count = 0
         self._runner: web.AppRunner | None = None
@@ -88,6 +91,7 @@ class FakeDiscord:
                     failures=self.failures,
                     unknown=self.unknown_routes,
                     changed=self.world.notifier.changed,
+                    limiter=lambda: self.rate_limiter,
                 )
             ],
         )
@@ -165,6 +169,7 @@ class FakeDiscord:
         owner_id: int | None = None,
         premium_tier: int = 0,
         upload_limit: int | None = None,
+        request_limit: int | None = None,
         features: Sequence[str] = (),
         bot_permissions: Any = DEFAULT_BOT_PERMISSIONS,
         everyone_permissions: Any = DEFAULT_EVERYONE_PERMISSIONS,
@@ -172,7 +177,9 @@ class FakeDiscord:
         locale: str = "en-US",
     ) -> Guild:
         """A server (with @everyone, the bot's managed role and the bot as member unless
-        ``with_bot=False``). ``upload_limit`` overrides the premium tier's limit in bytes."""
+        ``with_bot=False``). ``upload_limit`` overrides the premium tier's per-file limit and
+        ``request_limit`` the per-request one (25 MiB), in bytes; see constants.py for Discord's
+        documented rules."""
         w = self.world
         if owner is None:
             owner = w.users[owner_id] if owner_id is not None else self.add_user(f"{name}-owner")
@@ -182,6 +189,7 @@ class FakeDiscord:
             owner_id=owner.id,
             premium_tier=premium_tier,
             upload_limit_override=upload_limit,
+            request_limit_override=request_limit,
             features=list(features),
             locale=locale,
             created_at=w.now(),
@@ -347,6 +355,15 @@ class FakeDiscord:
     def dm_channel(self, user: User) -> Channel:
         return self.world.dm_channel(user)
 
+    def close_dms(self, user: User) -> None:
+        """The user closes their DMs to the bot (privacy settings, or blocking it): the bot's
+        messages to them get 403 / 50007 Cannot send messages to this user, as on Discord;
+        opening the DM channel still works."""
+        user.accepts_dms = False
+
+    def open_dms(self, user: User) -> None:
+        user.accepts_dms = True
+
     def set_bot_permissions(
         self, guild: Guild, channel: Channel | None = None, *, allow: Any = 0, deny: Any = 0
     ) -> None:
@@ -408,6 +425,15 @@ class FakeDiscord:
     def advance_cdn_clock(self, seconds: float) -> None:
         """Move the CDN's clock: URLs signed before now expire as they would after that time."""
         self.world.cdn.clock_offset += seconds
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        """The reaction and message-edit limits in force (see ratelimits.py); settable."""
+        return self.rate_limiter.limits
+
+    @rate_limits.setter
+    def rate_limits(self, limits: RateLimits) -> None:
+        self.rate_limiter.limits = limits
 
     @property
     def interaction_token_ttl(self) -> float:
