@@ -5,7 +5,7 @@ every response on a limited route, and answers a request over the limit with 429
 body ``{"message": "You are being rate limited.", "retry_after": <seconds>, "global": false}``
 (https://discord.com/developers/docs/topics/rate-limits). The numbers below are the ones bots
 observe: adding or removing reactions about 1 per 0.25 s per channel, editing messages about
-5 per 5 s per channel. discord.py honours both the headers (it waits before a bucket runs
+5 per 5 s per channel (an interaction's messages: per token). discord.py honours both the headers (it waits before a bucket runs
 dry) and the 429 (it sleeps ``retry_after`` and tries again, up to 5 times).
 
 ``DISCORD_RATE_LIMITS`` are those numbers, for tests about pacing. The fake's default,
@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+import zlib
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -35,7 +36,8 @@ class Limit:
 class RateLimits:
     enabled: bool = True
     reactions: Limit = Limit(1, 0.25)  # per channel: PUT/DELETE .../reactions/...
-    message_edits: Limit = Limit(5, 5.0)  # per channel: PATCH /channels/{c}/messages/{m}
+    # per channel: PATCH /channels/{c}/messages/{m}; per token: PATCH /webhooks/{a}/{t}/messages/{m}
+    message_edits: Limit = Limit(5, 5.0)
 
 
 DISCORD_RATE_LIMITS = RateLimits()
@@ -61,17 +63,21 @@ class RateLimiter:
 
     @staticmethod
     def bucket_of(request: web.Request) -> tuple[str, int] | None:
-        """The limited bucket a matched request falls in, with its channel; None if unlimited."""
+        """The limited bucket a matched request falls in, with what it is counted per (a channel,
+        or for an interaction's messages its token); None if unlimited."""
         info = request.match_info
+        template = info.route.resource.canonical if info.route.resource else ""
+        edit = request.method == "PATCH" and template.endswith("/messages/{message_id}")
+        if "token" in info:
+            # Webhook routes are limited per webhook (here: per interaction token), as Discord's
+            # buckets for them are keyed by the webhook's id and token.
+            return ("message_edits", zlib.crc32(info["token"].encode())) if edit else None
         if "channel_id" not in info or not info["channel_id"].isdigit():
             return None
-        template = info.route.resource.canonical if info.route.resource else ""
         channel = int(info["channel_id"])
         if "/reactions/" in template and request.method in ("PUT", "DELETE"):
             return "reactions", channel
-        if request.method == "PATCH" and template.endswith("/messages/{message_id}"):
-            return "message_edits", channel
-        return None
+        return ("message_edits", channel) if edit else None
 
     def admit(self, request: web.Request) -> tuple[web.Response | None, dict[str, str]]:
         """(a 429 to answer instead, or None) and the headers for the response."""
