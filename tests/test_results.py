@@ -238,16 +238,22 @@ async def test_unloading_the_cogs_removes_menu_buttons_and_handlers(bot_world: W
     bot = w.bots[-1]
     job = await first_result(w, w.alice)
     stored = await bot.store.get_job(job_id(job))
-    assert stored is not None and bot.result_view(stored, 1) is not None
+    assert stored is not None
+
+    def view_ids() -> list[str] | None:
+        view = bot.result_view(stored, 1)
+        return None if view is None else [i.custom_id for i in view.children]  # type: ignore[attr-defined]
+
+    assert view_ids() == button_ids(job)  # the buttons the result was posted with
     await bot.unload_extension("cogs.results")
     await bot.unload_extension("cogs.menu")
-    assert bot.result_view(stored, 1) is None
+    assert view_ids() is None
     assert "Edit with Wan" not in [
         c.name for c in bot.tree.get_commands(type=discord.AppCommandType.message)
     ]
     await bot.load_extension("cogs.results")
     await bot.load_extension("cogs.menu")
-    assert bot.result_view(stored, 1) is not None
+    assert view_ids() == button_ids(job)
     assert "Edit with Wan" in [
         c.name for c in bot.tree.get_commands(type=discord.AppCommandType.message)
     ]
