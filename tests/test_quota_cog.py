@@ -141,10 +141,12 @@ async def test_show_counts_what_wanedit_spends_and_holds(w: World) -> None:
     assert "Server today" not in before  # server totals are for admins only
 
     # A job in flight holds its image: shown as held, not yet used.
-    ix = await w.wanedit(w.alice, "slowly [slow:0.6]")
+    w.emu.hold("running")  # the job stays in flight until `show` has looked
+    ix = await w.wanedit(w.alice, "slowly")
     await ix.wait_original(lambda m: "Wan is editing" in embed_text(m))
     during = await show(w, w.alice)
     assert during["Held by jobs in progress"] == "1" and during["Remaining now"] == "**1**"
+    w.emu.release("running")
     await ix.wait_original(lambda m: "Done" in embed_text(m))
     await settled(w, w.alice, w.guild.id)
 

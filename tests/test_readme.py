@@ -49,6 +49,8 @@ COVERED: dict[str, tuple[str, str]] = {
     "python bench/poll.py": ("bench", "bench/poll.py"),
     "python bench/store.py": ("bench", "bench/store.py"),
     "python bench/e2e.py --mode both": ("bench", "bench/e2e.py"),
+    "python bench/timing.py": ("bench", "bench/timing.py"),
+    "python bench/loaded.py --runs 5": ("bench", "bench/loaded.py"),
 }
 
 # Issue 7's order for the two readers: what it does, quick start, then the admin's path, then the rest.

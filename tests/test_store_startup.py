@@ -110,3 +110,53 @@ async def test_unwritable_folder(tmp_path: Path) -> None:
     finally:
         if folder != Path("/proc"):
             folder.chmod(0o700)
+
+
+async def test_not_a_database(tmp_path: Path) -> None:
+    db = tmp_path / "wanbot.db"
+    db.write_bytes(b"this is not sqlite, just some text that is long enough" * 50)
+    assert "not a usable sqlite database" in await start_error(f"sqlite:///{db}")
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "wanbot.db"
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+    conn.close()
+    text = await start_error(f"sqlite:///{db}")
+    assert f"schema version {SCHEMA_VERSION + 5}" in text and "newer wanbot" in text
+    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION + 5,)]  # left untouched
+
+
+@pytest.mark.parametrize("existing", [False, True])
+async def test_locked_file_fails_within_the_busy_timeout(tmp_path: Path, existing: bool) -> None:
+    db = tmp_path / "wanbot.db"
+    if existing:  # a wanbot database in WAL mode, another writer holding it
+        await (await open_at(db, Clock())).close()
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        text = await asyncio.wait_for(start_error(f"sqlite:///{db}", busy_timeout=0.3), timeout=10)
+        assert time.monotonic() - started < 5
+        assert "is locked by another program (waited 0.3 s)" in text
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    await (await open_store(f"sqlite:///{db}")).close()  # fine once the lock is gone
+
+
+async def test_a_lock_held_at_run_time_is_a_bounded_store_error(tmp_path: Path) -> None:
+    db = tmp_path / "wanbot.db"
+    store = await open_at(db, Clock(), busy_timeout=0.2)
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreError, match="locked"):
+            await asyncio.wait_for(store.reserve(G, U, 1), timeout=10)
+        holder.execute("ROLLBACK")
+        assert (await store.reserve(G, U, 1)).images == 1  # recovers once released
+        assert (await store.quota_status(G, U)).held == 1
+    finally:
+        holder.close()
+        await store.close()
