@@ -34,12 +34,15 @@ CREATE = "/services/aigc/image2image/image-synthesis"
 
 async def test_succeeded_with_progress_updates(emu: Emulator, client: WanClient) -> None:
     req = edit("add a hat", n=2, negative_prompt="blurry", seed=7, prompt_extend=True)
+    emu.hold("running")  # the task stays RUNNING until a poll has seen it so
     created = await client.create_task(req)
     assert created.status is TaskStatus.PENDING and created.request_id
     seen: list[TaskStatus] = []
 
     async def on_update(update: TaskResult) -> None:
         seen.append(update.status)
+        if update.status is TaskStatus.RUNNING:
+            emu.release("running")
 
     result = await client.wait(created.task_id, on_update=on_update)
     assert result.status is TaskStatus.SUCCEEDED
