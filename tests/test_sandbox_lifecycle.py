@@ -17,7 +17,6 @@ from tests.sandbox_fixtures import (
     UUID_RE,
     create_body,
     data_uri,
-    eventually,
     image_bytes,
     png_size,
     sandbox,
@@ -89,30 +88,32 @@ async def test_unknown_task_id_answers_200_unknown() -> None:
 
 
 async def test_task_id_expires_to_unknown_after_task_ttl() -> None:
-    async with sandbox(task_ttl_seconds=0.4) as (_emu, api):
+    async with sandbox() as (emu, api):
         task_id = await api.create_id()
         assert (await api.finished(task_id))["output"]["task_status"] == "SUCCEEDED"
-
-        async def unknown() -> bool:
-            return (await api.get(task_id))[1]["output"]["task_status"] == "UNKNOWN"
-
-        await eventually(unknown)
+        assert (await api.list())[1]["total"] == 1
+        # The TTL is judged at query time: shortening it makes the same id too old at once,
+        # with no race against a short TTL on a busy machine.
+        emu.config.task_ttl_seconds = 0.0
+        assert (await api.get(task_id))[1]["output"]["task_status"] == "UNKNOWN"
         _, listed = await api.list()
         assert listed["total"] == 0
 
 
 async def test_result_url_serves_png_then_expires() -> None:
-    async with sandbox(result_ttl_seconds=0.4) as (_emu, api):
+    async with sandbox() as (emu, api):
+        data = await api.finished(await api.create_id())
+        fresh = data["output"]["results"][0]["url"]
+        assert "Expires=" in fresh
+        status, png = await api.download(fresh)
+        assert status == 200 and png.startswith(b"\x89PNG")
+        # A URL's life is fixed when the result is published: results published with a TTL of
+        # 0 are past it at once (no race with a short TTL on a busy machine).
+        emu.config.result_ttl_seconds = 0.0
         data = await api.finished(await api.create_id())
         url = data["output"]["results"][0]["url"]
-        assert "Expires=" in url
-        status, png = await api.download(url)
-        assert status == 200 and png.startswith(b"\x89PNG")
-
-        async def expired() -> bool:
-            return (await api.download(url))[0] == 403
-
-        await eventually(expired)
+        assert (await api.download(url))[0] == 403
+        assert (await api.download(fresh))[0] == 200  # the older one keeps its own TTL
         async with api.session.get(url) as resp:
             assert "AccessDenied" in await resp.text()
         tampered = re.sub(r"Expires=\d+", "Expires=9999999999", url)
