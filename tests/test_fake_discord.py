@@ -264,16 +264,22 @@ async def test_message_context_menu_gets_the_target_without_content_intent(
 
 
 async def test_expired_interaction_token_raises_50027(discord_endpoints: FakeDiscord) -> None:
+    """Tokens die on the fake's clock after `interaction_token_ttl`, and the client's
+    `Interaction.expires_at` names the same instant (the id is dated to match)."""
     fd = discord_endpoints
+    fd.interaction_token_ttl = 0.5
     alice, guild, channel = alice_in_a_guild(fd)
     client = make_client()
     tree = app_commands.CommandTree(client)
     token_dead = asyncio.Event()
+    seen: list[discord.Interaction] = []
     errors: list[discord.HTTPException] = []
 
     @tree.command(name="slow", description="A slow job")
     async def slow(interaction: discord.Interaction) -> None:
+        seen.append(interaction)
         await interaction.response.defer()
+        await interaction.edit_original_response(content="working")  # alive: accepted
         await token_dead.wait()
         try:
             await interaction.followup.send("too late")
@@ -283,12 +289,37 @@ async def test_expired_interaction_token_raises_50027(discord_endpoints: FakeDis
     async with running(client, fd):
         await tree.sync()
         ix = await fd.slash(guild, channel, alice, "slow")
-        await ix.wait_response()
-        fd.set_interaction_token_expired(ix)
+        await ix.wait_original(lambda m: m["content"] == "working")
+        await fd.wait_until(lambda: not ix.token_alive, timeout=5)
         token_dead.set()
         await fd.wait_until(lambda: errors)
     assert errors[0].status == 401 and errors[0].code == 50027
-    assert ix.loading  # the placeholder was never replaced
+    assert ix.dead_token_calls == 1
+    expires = seen[0].expires_at.timestamp()
+    assert abs(expires - ix.token_expires_at) < 0.01
+    assert seen[0].is_expired()
+    assert ix.original is not None and ix.original["content"] == "working"  # never replaced
+
+
+async def test_default_token_lives_fifteen_minutes(discord_endpoints: FakeDiscord) -> None:
+    fd = discord_endpoints
+    alice, guild, channel = alice_in_a_guild(fd)
+    client = make_client()
+    tree = app_commands.CommandTree(client)
+    seen: list[discord.Interaction] = []
+
+    @tree.command(name="quick", description="Answers at once")
+    async def quick(interaction: discord.Interaction) -> None:
+        seen.append(interaction)
+        await interaction.response.send_message("hi")
+
+    async with running(client, fd):
+        await tree.sync()
+        ix = await fd.slash(guild, channel, alice, "quick")
+        await ix.wait_original()
+    assert ix.token_expires_at - ix.created_at == 900.0
+    assert abs(seen[0].expires_at.timestamp() - ix.token_expires_at) < 0.01
+    assert ix.token_alive and not seen[0].is_expired()
 
 
 async def test_late_or_repeated_acks_are_refused(discord_endpoints: FakeDiscord) -> None:

@@ -14,6 +14,7 @@ from PIL import Image
 
 from bot.__main__ import SANDBOX_STATUS, sandbox_database_url
 from bot.sandbox import Emulator, EmulatorConfig
+from bot.store import JobState, open_store
 from tests.fake_discord import FakeDiscord
 from tests.test_first_run_support import API_KEY, REPO, TOKEN, base_env, run_cli, running_cli
 
@@ -111,7 +112,7 @@ async def test_stopping_mid_job_is_clean_and_the_job_resumes(
     async with running_cli("--sandbox", env=env, cwd=tmp_path) as bot:
         await bot.alongside(fd.wait_until(lambda: fd.identify_payloads, timeout=30))
         image = fd.add_cdn_file(png(), "cat.png", "image/png")
-        await fd.slash(
+        ix = await fd.slash(
             guild, channel, admin, "wanedit", {"prompt": "wait [slow:60]", "image": image}
         )
         await bot.wait_for_line(r"job 1: Wan task \S+ created")
@@ -120,8 +121,20 @@ async def test_stopping_mid_job_is_clean_and_the_job_resumes(
     async with running_cli("--sandbox", env=env, cwd=tmp_path) as again:
         # The new emulator does not know the old task, so the job is failed and refunded.
         await again.wait_for_line(r"resumed 1 unfinished job\(s\)")
+        told = await again.alongside(
+            ix.wait_original(lambda m: "No result" in embed_text(m), timeout=30)
+        )
         assert await again.stop(signal.SIGTERM, timeout=10) == 0
     assert "Traceback" not in again.log, again.log
+    assert "Nothing was charged" in embed_text(told)
+    store = await open_store(f"sqlite:///{tmp_path / 'wanbot.sandbox.db'}")
+    try:
+        job = await store.get_job(1)
+        assert job is not None and job.state == JobState.FAILED
+        status = await store.quota_status(guild.id, admin.id)
+        assert (status.used, status.held) == (0, 0)  # the hold was given back
+    finally:
+        await store.close()
 
 
 async def test_real_mode_starts_and_stops(fd: FakeDiscord, tmp_path: Path) -> None:

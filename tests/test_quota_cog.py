@@ -117,6 +117,18 @@ async def edit(
     return None
 
 
+async def refused(w: World, user: User, count: int = 1, **kwargs: Any) -> str:
+    """Run /wanedit expecting a quota refusal: its text, after checking that it is one (it says
+    nothing was charged) and that nothing reached Wan. A job that ran, or failed for another
+    reason, does not pass."""
+    before = w.emu.created_count
+    text = await edit(w, user, count, **kwargs)
+    assert text is not None, "the request was allowed"
+    assert ("Nothing was charged" in text and TIMESTAMP.search(text)) or "blocked" in text, text
+    assert w.emu.created_count == before
+    return text
+
+
 # ---- members ----------------------------------------------------------------------------------
 
 
@@ -129,22 +141,23 @@ async def test_show_counts_what_wanedit_spends_and_holds(w: World) -> None:
     assert "Server today" not in before  # server totals are for admins only
 
     # A job in flight holds its image: shown as held, not yet used.
-    ix = await w.wanedit(w.alice, "slowly [slow:0.6]")
+    w.emu.hold("running")  # the job stays in flight until `show` has looked
+    ix = await w.wanedit(w.alice, "slowly")
     await ix.wait_original(lambda m: "Wan is editing" in embed_text(m))
     during = await show(w, w.alice)
     assert during["Held by jobs in progress"] == "1" and during["Remaining now"] == "**1**"
+    w.emu.release("running")
     await ix.wait_original(lambda m: "Done" in embed_text(m))
     await settled(w, w.alice, w.guild.id)
 
-    short = await edit(w, w.alice, count=2)
-    assert short is not None and "You have 1 image left today and this needs 2" in short
+    short = await refused(w, w.alice, count=2)
+    assert "You have 1 image left today and this needs 2" in short
     assert TIMESTAMP.search(short) and "Nothing was charged" in short
     assert await edit(w, w.alice) is None
     after = await show(w, w.alice)
     assert after["Used today"] == "2" and after["Remaining now"] == "**0**"
 
-    refusal = await edit(w, w.alice)
-    assert refusal is not None
+    refusal = await refused(w, w.alice)
     # Which limit, what is left, when it resets, and that it cost nothing.
     assert f"your {DEFAULT_LIMIT} images for today" in refusal
     assert TIMESTAMP.search(refusal) and "Nothing was charged" in refusal
@@ -156,14 +169,14 @@ async def test_set_user_limit_allows_blocks_and_clears(w: World) -> None:
     assert "not set → **3**" in echo and "3 left today" in echo
     assert (await show(w, w.alice))["Daily limit"] == "3 (set for this member)"
     assert await edit(w, w.alice, count=3) is None
-    assert await edit(w, w.alice) is not None
+    assert "You've used your 3 images for today." in await refused(w, w.alice)
 
     echo = answer(await quota(w, w.admin, "set", user=w.alice, limit=0))
     assert "3 → **0 (blocked)**" in echo and "blocked" in echo
     assert "Blocked" in answer(await quota(w, w.alice, "show"))
     await quota(w, w.admin, "reset", user=w.alice)  # even with nothing used, 0 stays a block
-    refusal = await edit(w, w.alice)
-    assert refusal is not None and "blocked" in refusal
+    refusal = await refused(w, w.alice)
+    assert "blocked" in refusal
 
     echo = answer(await quota(w, w.admin, "set", user=w.alice))
     assert "0 (blocked) → **not set (server default applies)**" in echo
@@ -190,8 +203,8 @@ async def test_default_limit_applies_to_members_without_their_own(w: World) -> N
     assert (await show(w, w.bob))["Daily limit"] == "1 (server default)"
     assert (await show(w, w.alice))["Daily limit"] == "3 (set for this member)"
     assert await edit(w, w.bob) is None
-    refusal = await edit(w, w.bob)
-    assert refusal is not None and "your 1 image for today" in refusal
+    refusal = await refused(w, w.bob)
+    assert "your 1 image for today" in refusal
     assert await edit(w, w.alice, count=2) is None  # her own 3 still apply
 
     echo = answer(await quota(w, w.admin, "default"))
@@ -202,7 +215,7 @@ async def test_default_limit_applies_to_members_without_their_own(w: World) -> N
 
 async def test_grant_adds_extra_images_and_reset_clears_today(w: World) -> None:
     assert await edit(w, w.alice, count=2) is None
-    assert await edit(w, w.alice) is not None
+    assert "You've used your 2 images for today." in await refused(w, w.alice)
 
     echo = answer(await quota(w, w.admin, "grant", user=w.alice, images=1))
     assert "extra images: 0 → **1**" in echo
@@ -212,7 +225,7 @@ async def test_grant_adds_extra_images_and_reset_clears_today(w: World) -> None:
     shown = await show(w, w.alice)
     assert shown["Used today"] == "3 (1 from extra images)"
     assert shown["Extra images"].startswith("0") and shown["Remaining now"] == "**0**"
-    assert await edit(w, w.alice) is not None
+    assert "You've used your 2 images for today." in await refused(w, w.alice)
 
     echo = answer(await quota(w, w.admin, "reset", user=w.alice))
     assert "used today: 3 → **0**" in echo
@@ -225,8 +238,7 @@ async def test_server_cap_bounds_everyone_and_zero_turns_it_off(w: World) -> Non
     echo = answer(await quota(w, w.admin, "server", limit=2))
     assert "off → **2 images/day**" in echo
     assert await edit(w, w.alice, count=2) is None
-    refusal = await edit(w, w.bob)
-    assert refusal is not None
+    refusal = await refused(w, w.bob)
     assert "daily limit for this server (2 images) is used up" in refusal
     assert TIMESTAMP.search(refusal)
 
@@ -301,7 +313,7 @@ async def test_limits_in_one_server_do_not_touch_another(world: World) -> None:
     assert shown["Daily limit"] == f"{DEFAULT_LIMIT} (bot default)"
     assert shown["Extra images"].startswith("0") and shown["Remaining now"] == "**2**"
     assert await edit(w, w.alice, count=2, **there) is None
-    assert (await edit(w, w.alice)) is not None  # still blocked here
+    assert "You're blocked from using Wan in this server." in await refused(w, w.alice)
     admin_view = await show(w, other_admin, **there)
     assert admin_view["Server daily cap"] == "off"
     assert admin_view["Server today"].startswith("2 used")

@@ -7,11 +7,15 @@ that `.ci/run` really has the named line, and that each benchmark script answers
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import importlib
+import inspect
 import re
+import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,6 +111,8 @@ COVERED: dict[str, tuple[str, str]] = {
             "docker inspect --format '{{.State.Health.Status}}' \"$(docker compose ps -q bot)\"",
         )
     },
+    "python bench/timing.py": ("bench", "bench/timing.py"),
+    "python bench/loaded.py --runs 5": ("bench", "bench/loaded.py"),
 }
 
 # Issue 7's order for the two readers: what it does, quick start, then the admin's path, then the rest.
@@ -185,17 +191,78 @@ def test_every_command_is_covered() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "command", sorted(c for c, (kind, _) in COVERED.items() if kind in ("test", "ci", "deploy"))
-)
-def test_covering_test_or_ci_line_exists(command: str) -> None:
-    kind, where = COVERED[command]
-    if kind == "ci":
-        assert where in CI.splitlines(), f".ci/run no longer runs {where!r}"
-        return
-    module_name, function = where.split("::")
+def strings_used_by(module_name: str, function: str) -> set[str]:
+    """The string literals of a test function and of the module's own functions it calls (one
+    level: the helpers that build a command line, like `check()` in test_first_run_check)."""
     module = importlib.import_module(module_name)
-    assert callable(getattr(module, function, None)), f"{where} is gone"
+    tree = ast.parse(inspect.getsource(module))
+    defs = {
+        node.name: node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    assert function in defs, f"{module_name}::{function} is gone"
+
+    def literals(node: ast.AST) -> set[str]:
+        return {
+            n.value
+            for n in ast.walk(node)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str)
+        }
+
+    found = literals(defs[function])
+    for call in ast.walk(defs[function]):
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Name):
+            helper = defs.get(call.func.id)
+            if helper is not None:
+                found |= literals(helper)
+    return found
+
+
+def launch_words(command: str) -> list[str]:
+    """What a test must pass to start `command`: the arguments after `python -m bot` (the
+    helpers `run_cli`/`running_cli` add `-m bot`), or the module for any other `python -m`.
+    Example values that name a database or server (`sqlite:///wanbot.db`, `postgresql://...`) are
+    the reader's own, so the test passes its own there; a command that is not `python -m`
+    (`curl` of the metrics endpoint) needs only its test to exist."""
+    words = shlex.split(command)
+    if words[:2] != ["python", "-m"]:
+        return []
+    words = words[3:] if words[2] == "bot" else words[2:3]
+    return [w for w in words if "://" not in w]
+
+
+@pytest.mark.parametrize(
+    "command", sorted(c for c, (kind, _) in COVERED.items() if kind == "deploy")
+)
+def test_covering_deploy_test_exists(command: str) -> None:
+    """Commands that need root, systemd or Docker: the test that checks their files exists."""
+    module_name, function = COVERED[command][1].split("::")
+    assert hasattr(importlib.import_module(module_name), function), f"{module_name}::{function}"
+
+
+@pytest.mark.parametrize("command", sorted(c for c, (kind, _) in COVERED.items() if kind == "ci"))
+def test_covering_ci_line_exists(command: str) -> None:
+    _, where = COVERED[command]
+    assert where in CI.splitlines(), f".ci/run no longer runs {where!r}"
+
+
+@pytest.mark.parametrize("command", sorted(c for c, (kind, _) in COVERED.items() if kind == "test"))
+def test_covering_test_runs_that_command(command: str) -> None:
+    """The named test exists and really starts the command with its arguments: a test of that
+    name that runs something else does not count."""
+    module_name, function = COVERED[command][1].split("::")
+    used = strings_used_by(module_name, function)
+    missing = [word for word in launch_words(command) if word not in used]
+    assert not missing, f"{module_name}::{function} does not pass {missing} for {command!r}"
+
+
+def test_launch_words_are_what_a_test_passes() -> None:
+    assert launch_words("python -m bot check --sandbox") == ["check", "--sandbox"]
+    assert launch_words("python -m bot.sandbox") == ["bot.sandbox"]
+    # A test that exists but runs another command is not coverage.
+    used = strings_used_by("tests.test_first_run_sandbox", "test_sync_forces_a_command_sync")
+    assert "sync" in used and "check" not in used
 
 
 async def test_benchmark_commands_start() -> None:
@@ -242,8 +309,45 @@ def test_env_example_matches_the_table() -> None:
     assert example == {v.name: v.default or "" for v in VARIABLES}
 
 
+def command_table() -> dict[str, str]:
+    """The README's command table: first cell -> the rest of the row."""
+    match = re.search(
+        r"^\| Command \| Example \| What happens \|\n\|[-|]+\|\n((?:\|.*\n)+)", README, re.M
+    )
+    assert match, "the README lost its command table"
+    rows = {}
+    for line in match.group(1).splitlines():
+        first, rest = line.strip("|").split("|", 1)
+        rows[first.strip()] = rest
+    return rows
+
+
+def usages(commands: list[dict[str, Any]]) -> tuple[list[str], list[str], dict[str, list[str]]]:
+    """From the registered commands: the slash usages as the table writes them (`/wanquota set
+    user [limit]`), the context-menu names, and each plain slash command's option names."""
+    slash: list[str] = []
+    menus: list[str] = []
+    options: dict[str, list[str]] = {}
+    for command in commands:
+        if command["type"] != 1:
+            menus.append(command["name"])
+            continue
+        subs = [o for o in command.get("options", []) if o["type"] == 1]
+        if not subs:
+            slash.append(f"/{command['name']}")
+            options[command["name"]] = [o["name"] for o in command.get("options", [])]
+        for sub in subs:
+            words = [
+                o["name"] if o.get("required") else f"[{o['name']}]" for o in sub.get("options", [])
+            ]
+            slash.append(" ".join([f"/{command['name']}", sub["name"], *words]))
+    return slash, menus, options
+
+
 async def test_every_registered_command_is_documented(tmp_path: Path) -> None:
-    """What `python -m bot sync` registers with Discord: every name and option appears in the README."""
+    """What `python -m bot sync` registers with Discord is exactly what the README's command
+    table lists: one row per slash usage and per context menu, and the /wanedit row names every
+    option, in the order Discord shows them."""
     async with FakeDiscord(token=TOKEN) as fd:
         env = base_env(
             DISCORD_TOKEN=TOKEN,
@@ -253,20 +357,38 @@ async def test_every_registered_command_is_documented(tmp_path: Path) -> None:
         result = await run_cli("sync", "--sandbox", env=env, cwd=tmp_path)
         assert result.returncode == 0, result.output
         commands = fd.commands()
-    names = {c["name"] for c in commands}
-    assert {"wanedit", "wanquota", "Edit with Wan"} <= names
-    for command in commands:
-        if command["type"] == 1:
-            assert f"`/{command['name']}" in README, command["name"]
-        else:
-            assert f"**{command['name']}**" in README, command["name"]
-        for option in command.get("options", []):
-            if option["type"] == 1:  # a subcommand, shown as `/wanquota set user [limit]`
-                words = [
-                    o["name"] if o.get("required") else f"[{o['name']}]"
-                    for o in option.get("options", [])
-                ]
-                usage = " ".join([f"/{command['name']}", option["name"], *words])
-                assert f"`{usage}`" in README, usage
-            else:
-                assert f"`{option['name']}`" in README, option["name"]
+    slash, menus, options = usages(commands)
+    assert {"/wanedit", "/wanquota show [user]"} <= set(slash) and menus == ["Edit with Wan"]
+    table = command_table()
+    listed_slash = [
+        cell.strip("`") for cell in table if cell.startswith("`/") and cell.endswith("`")
+    ]
+    listed_menus = [cell.strip("*") for cell in table if cell.startswith("**")]
+    assert sorted(listed_slash) == sorted(slash)
+    assert listed_menus == menus
+    for name, names in options.items():
+        row = table[f"`/{name}`"]
+        assert "Options:" in row, name
+        documented = re.findall(r"`(\w+)`(?: \(|,|\.| )", row.split("Options:", 1)[1])
+        assert documented == names, (name, documented)
+
+
+def test_command_table_reader_sees_each_row() -> None:
+    table = command_table()
+    assert "`/wanedit`" in table and "**Edit with Wan**" in table and "Reply edits" in table
+    assert usages(
+        [
+            {"type": 3, "name": "Menu"},
+            {
+                "type": 1,
+                "name": "q",
+                "options": [
+                    {
+                        "type": 1,
+                        "name": "set",
+                        "options": [{"name": "user", "required": True}, {"name": "limit"}],
+                    }
+                ],
+            },
+        ]
+    ) == (["/q set user [limit]"], ["Menu"], {})

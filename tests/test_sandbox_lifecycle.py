@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from bot.sandbox import EmulatedTask, Emulator, EmulatorConfig, FaultRule
+from bot.sandbox import EmulatedTask, Emulator, EmulatorConfig
 from bot.sandbox.clock import WAN_TZ
 from tests.sandbox_fixtures import (
     SEED_CREATE,
@@ -17,7 +17,6 @@ from tests.sandbox_fixtures import (
     UUID_RE,
     create_body,
     data_uri,
-    eventually,
     image_bytes,
     png_size,
     sandbox,
@@ -25,7 +24,10 @@ from tests.sandbox_fixtures import (
 
 
 async def test_task_goes_pending_running_succeeded() -> None:
-    async with sandbox(pending_seconds=0.15, running_seconds=0.3) as (emu, api):
+    async with sandbox() as (emu, api):
+        # Each stage is held until the test has looked at it: no race with the task's timers.
+        emu.hold("pending")
+        emu.hold("running")
         status, created = await api.create()
         assert status == 200
         assert created.keys() == SEED_CREATE.keys()
@@ -41,12 +43,14 @@ async def test_task_goes_pending_running_succeeded() -> None:
         assert re.match(TIME_RE, pending["output"]["submit_time"])
         assert "end_time" not in pending["output"] and "usage" not in pending
 
+        emu.release("pending")
         await emu.wait_for_status(task_id, "RUNNING")
         _, running = await api.get(task_id)
         assert running["output"]["task_status"] == "RUNNING"
         assert running["output"]["task_metrics"] == {"TOTAL": 1, "SUCCEEDED": 0, "FAILED": 0}
         assert re.match(TIME_RE, running["output"]["scheduled_time"])
 
+        emu.release("running")
         done = await api.finished(task_id)
         out = done["output"]
         assert out["task_status"] == "SUCCEEDED"
@@ -84,30 +88,32 @@ async def test_unknown_task_id_answers_200_unknown() -> None:
 
 
 async def test_task_id_expires_to_unknown_after_task_ttl() -> None:
-    async with sandbox(task_ttl_seconds=0.4) as (_emu, api):
+    async with sandbox() as (emu, api):
         task_id = await api.create_id()
         assert (await api.finished(task_id))["output"]["task_status"] == "SUCCEEDED"
-
-        async def unknown() -> bool:
-            return (await api.get(task_id))[1]["output"]["task_status"] == "UNKNOWN"
-
-        await eventually(unknown)
+        assert (await api.list())[1]["total"] == 1
+        # The TTL is judged at query time: shortening it makes the same id too old at once,
+        # with no race against a short TTL on a busy machine.
+        emu.config.task_ttl_seconds = 0.0
+        assert (await api.get(task_id))[1]["output"]["task_status"] == "UNKNOWN"
         _, listed = await api.list()
         assert listed["total"] == 0
 
 
 async def test_result_url_serves_png_then_expires() -> None:
-    async with sandbox(result_ttl_seconds=0.4) as (_emu, api):
+    async with sandbox() as (emu, api):
+        data = await api.finished(await api.create_id())
+        fresh = data["output"]["results"][0]["url"]
+        assert "Expires=" in fresh
+        status, png = await api.download(fresh)
+        assert status == 200 and png.startswith(b"\x89PNG")
+        # A URL's life is fixed when the result is published: results published with a TTL of
+        # 0 are past it at once (no race with a short TTL on a busy machine).
+        emu.config.result_ttl_seconds = 0.0
         data = await api.finished(await api.create_id())
         url = data["output"]["results"][0]["url"]
-        assert "Expires=" in url
-        status, png = await api.download(url)
-        assert status == 200 and png.startswith(b"\x89PNG")
-
-        async def expired() -> bool:
-            return (await api.download(url))[0] == 403
-
-        await eventually(expired)
+        assert (await api.download(url))[0] == 403
+        assert (await api.download(fresh))[0] == 200  # the older one keeps its own TTL
         async with api.session.get(url) as resp:
             assert "AccessDenied" in await resp.text()
         tampered = re.sub(r"Expires=\d+", "Expires=9999999999", url)
@@ -116,19 +122,23 @@ async def test_result_url_serves_png_then_expires() -> None:
 
 
 async def test_max_running_limit_queues_extra_tasks_fifo() -> None:
-    async with sandbox(max_running=5, running_seconds=0.5) as (emu, api):
-        ids = [await api.create_id() for _ in range(6)]
+    """Beyond 5 tasks in progress a create waits PENDING in FIFO order (over_capacity="queue")."""
+    async with sandbox(max_running=5) as (emu, api):
+        emu.hold("running")  # the first five stay RUNNING until released: no race with their time
+        ids = [await api.create_id() for _ in range(7)]
         await emu.wait_for(lambda: sum(emu.tasks[i].status.value == "RUNNING" for i in ids) == 5)
+        assert [emu.tasks[i].status.value for i in ids[5:]] == ["PENDING", "PENDING"]
         assert (await api.get(ids[5]))[1]["output"]["task_status"] == "PENDING"
-        assert emu.tasks[ids[5]].status.value == "PENDING"
+        assert emu.scheduler.in_progress == 7 and emu.scheduler.running_count == 5
+        emu.release("running")
         for task_id in ids:
             await emu.wait_for_status(task_id, "SUCCEEDED")
 
         tasks: list[EmulatedTask] = [emu.tasks[i] for i in ids]
-        sixth = tasks[5]
-        assert sixth.scheduled_at is not None
         first_end = min(t.ended_at or 0 for t in tasks[:5])
-        assert sixth.scheduled_at >= first_end  # it only started once a slot was free
+        for queued in tasks[5:]:
+            assert queued.scheduled_at is not None
+            assert queued.scheduled_at >= first_end  # it only started once a slot was free
         starts = [t.scheduled_at or 0 for t in tasks]
         assert starts == sorted(starts)  # FIFO
         # Never more than 5 running at any moment.
@@ -141,9 +151,41 @@ async def test_max_running_limit_queues_extra_tasks_fifo() -> None:
             assert len(overlapping) <= 5
 
 
+async def test_over_capacity_refuse_answers_429_throttling_and_makes_no_task() -> None:
+    """With over_capacity="refuse" a create beyond 5 in progress is refused, not queued; a slot
+    that frees up admits the next create."""
+    async with sandbox(max_running=5, over_capacity="refuse") as (emu, api):
+        emu.hold("running")
+        ids = [await api.create_id() for _ in range(5)]
+        status, body = await api.create()
+        assert (status, body["code"]) == (429, "Throttling")
+        assert body.keys() == {"code", "message", "request_id"}
+        assert emu.created_count == 5 and len(emu.tasks) == 5
+        emu.release("running")
+        await emu.wait_for_status(ids[0], "SUCCEEDED")
+        await emu.wait_for(lambda: emu.scheduler.in_progress < 5)
+        assert (await api.create())[0] == 200
+        assert emu.created_count == 6
+
+
+async def test_refused_creates_count_pending_tasks_as_in_progress() -> None:
+    async with sandbox(max_running=2, over_capacity="refuse") as (emu, api):
+        emu.hold("pending")
+        await api.create_id()
+        await api.create_id()
+        assert emu.scheduler.running_count == 0  # both held PENDING, each holding a slot
+        assert (await api.create())[0] == 429
+        emu.release("pending")
+
+
+def test_over_capacity_must_be_queue_or_refuse() -> None:
+    with pytest.raises(ValueError, match="over_capacity"):
+        EmulatorConfig(over_capacity="drop")  # type: ignore[arg-type]
+
+
 async def test_cancel_pending_task() -> None:
     async with sandbox(max_running=1) as (emu, api):
-        emu.add_fault(FaultRule(op="task", running_seconds=0.6))
+        emu.hold("running")  # the blocker keeps the only slot until released
         blocker = await api.create_id()
         waiting = await api.create_id()
         await emu.wait_for_status(blocker, "RUNNING")
@@ -155,6 +197,7 @@ async def test_cancel_pending_task() -> None:
         assert got["output"]["task_status"] == "CANCELED"
         assert re.match(TIME_RE, got["output"]["end_time"])
         assert "scheduled_time" not in got["output"]
+        emu.release("running")
         assert (await api.finished(blocker))["output"]["task_status"] == "SUCCEEDED"
         assert emu.tasks[waiting].scheduled_at is None  # it never ran
         # A second cancel of the now-CANCELED task is refused.
@@ -163,17 +206,22 @@ async def test_cancel_pending_task() -> None:
 
 
 async def test_cancel_during_pending_delay_frees_the_slot() -> None:
-    async with sandbox(max_running=1, pending_seconds=0.3) as (emu, api):
-        first = await api.create_id()  # holds the only slot during its pending delay
+    async with sandbox(max_running=1) as (emu, api):
+        emu.hold("pending")  # the first keeps the only slot, still PENDING, until released
+        first = await api.create_id()
         second = await api.create_id()
+        assert emu.scheduler.in_progress == 2 and emu.tasks[second].scheduled_at is None
         assert (await api.cancel(first))[0] == 200
+        emu.release("pending")
         done = await api.finished(second)
         assert done["output"]["task_status"] == "SUCCEEDED"
         assert emu.tasks[first].status.value == "CANCELED"
+        assert emu.tasks[first].scheduled_at is None
 
 
 async def test_cancel_running_finished_and_unknown_tasks_is_refused() -> None:
-    async with sandbox(running_seconds=0.4) as (emu, api):
+    async with sandbox() as (emu, api):
+        emu.hold("running")
         task_id = await api.create_id()
         await emu.wait_for_status(task_id, "RUNNING")
         status, data = await api.cancel(task_id)
@@ -183,6 +231,7 @@ async def test_cancel_running_finished_and_unknown_tasks_is_refused() -> None:
             and "RUNNING" in data["message"]
         )
         assert data.keys() == {"code", "message", "request_id"}
+        emu.release("running")
         await api.finished(task_id)
         assert (await api.cancel(task_id))[1]["code"] == "UnsupportedOperation"
         assert emu.tasks[task_id].status.value == "SUCCEEDED"

@@ -61,8 +61,9 @@ async def test_sdk_sync_call_sample() -> None:
 
 
 async def test_sdk_async_call_fetch_wait() -> None:
-    async with sandbox(running_seconds=0.3) as (_emu, _api):
+    async with sandbox() as (_emu, _api):
         dashscope.base_http_api_url = _emu.base_url
+        _emu.hold("running")  # not finished before the SDK's fetch, however slow its thread
         created = await asyncio.to_thread(
             ImageSynthesis.async_call,
             api_key=KEY,
@@ -75,6 +76,7 @@ async def test_sdk_async_call_fetch_wait() -> None:
         assert created.output.task_status == "PENDING" and created.output.task_id
         fetched = await asyncio.to_thread(ImageSynthesis.fetch, created, api_key=KEY)
         assert fetched.output.task_status in {"PENDING", "RUNNING"}
+        _emu.release("running")
         done = await asyncio.to_thread(ImageSynthesis.wait, created, api_key=KEY)
         assert done.status_code == HTTPStatus.OK
         assert done.output.task_status == "SUCCEEDED" and len(done.output.results) == 2

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import os
 import re
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,6 +21,7 @@ from PIL import Image
 
 from bot.sandbox import Emulator, FaultRule
 from bot.wan import EditRequest, InputImage, TaskStatus, WanError
+from bot.wan.body import InlineImage
 from bot.wan.transport import upload_form
 from tests.test_wan_fixtures import (
     KEY,
@@ -188,6 +191,12 @@ async def test_the_event_loop_keeps_running_while_large_base64_images_are_sent()
         async with aiohttp.ClientSession() as http:
             async with http.get(origin + "/sandbox/state") as resp:
                 state = await resp.json()
-    # ~35 MB of JSON went out; encoding it in one go stalls the loop for a few hundred ms.
+    # ~35 MB of JSON went out. Built in one go, as body.py says it is not, it would stall the loop
+    # for as long as building it takes here and now: measured on this machine at its current load,
+    # so a busy machine slows both sides alike. The absolute bound (no gap over 50 ms on an idle
+    # machine) is in bench/timing.py.
+    started = time.perf_counter()
+    json.dumps({"input": {"images": [InlineImage("image/png", picture).encoded()] * 3}}).encode()
+    in_one_go = time.perf_counter() - started
     assert state["created_count"] == 1 and result.status is TaskStatus.SUCCEEDED
-    assert len(gaps) >= 3 and max(gaps) < 0.05, sorted(gaps)[-5:]
+    assert len(gaps) >= 3 and max(gaps) < in_one_go / 2, (in_one_go, sorted(gaps)[-5:])

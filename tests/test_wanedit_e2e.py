@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import re
 
 import aiohttp
 import discord
@@ -93,7 +94,8 @@ async def test_quota_refusal_creates_no_task_and_says_why(bot_world: World) -> N
     ix = await w.wanedit(w.alice, "too many", count=3)
     await ix.wait_for(private_text)
     text = private_text(ix)
-    assert "<t:" in text and "Nothing was charged" in text and "2" in text
+    assert "You have 2 images left today and this needs 3." in text
+    assert re.search(r"Your allowance resets <t:\d+:R>\.", text) and "Nothing was charged" in text
     assert w.emu.created_count == 0
     assert await usage(w, w.alice.id) == (0, 0)
 
@@ -134,8 +136,8 @@ async def test_failed_task_is_refunded_with_a_plain_message(bot_world: World) ->
 async def test_cancel_while_waiting_in_our_queue(world: World) -> None:
     w = world
     await w.start_bot(WAN_MAX_CONCURRENT_TASKS="1")
-    w.emu.add_fault(FaultRule(op="task", running_seconds=3))
-    first = await w.wanedit(w.bob, "slow one")
+    w.emu.hold("running")  # bob's job keeps the bot's only slot until the test is done
+    await w.wanedit(w.bob, "slow one")
     await w.emu.wait_for_task_count(1, timeout=5)
     second = await w.wanedit(w.alice, "queued one")
     queued = await second.wait_original(lambda m: "Queued" in embed_text(m))
@@ -147,14 +149,17 @@ async def test_cancel_while_waiting_in_our_queue(world: World) -> None:
     assert "Cancelled" in private_text(click)
     await settled_to(w, w.alice.id, 0)
     assert w.emu.created_count == 1  # the cancelled job never reached Wan
-    assert first is not None
+    w.emu.release("running")
+    await w.result_message(w.bob)  # the job ahead is untouched by the cancel
+    await settled_to(w, w.bob.id, 1)
+    assert w.emu.created_count == 1 and w.results_for(w.alice) == []
 
 
 async def test_cancel_while_pending_at_wan(world: World) -> None:
     w = world
     w.emu.config.max_running = 1
     await w.start_bot()
-    w.emu.add_fault(FaultRule(op="task", running_seconds=3))
+    w.emu.hold("running")  # bob's task keeps Wan's only slot, so alice's stays PENDING
     await w.wanedit(w.bob, "occupies the only slot")
     ix = await w.wanedit(w.alice, "waits pending")
     pending = await ix.wait_original(lambda m: "waiting for a free slot" in embed_text(m))
@@ -168,6 +173,10 @@ async def test_cancel_while_pending_at_wan(world: World) -> None:
     await ix.wait_original(lambda m: "Cancelled" in embed_text(m))
     await settled_to(w, w.alice.id, 0)
     assert [t.status.value for t in w.emu.tasks.values()].count("CANCELED") == 1
+    w.emu.release("running")
+    await w.result_message(w.bob)
+    await settled_to(w, w.bob.id, 1)
+    assert w.results_for(w.alice) == []
 
 
 async def test_throttled_create_is_retried_and_makes_one_task(bot_world: World) -> None:
@@ -182,12 +191,13 @@ async def test_throttled_create_is_retried_and_makes_one_task(bot_world: World) 
 async def test_restart_while_the_task_runs_delivers_and_charges_once(world: World) -> None:
     w = world
     first = await w.start_bot()
-    w.emu.add_fault(FaultRule(op="task", running_seconds=1.5))
+    w.emu.hold("running")  # the task is still running when the bot stops and starts again
     await w.wanedit(w.alice, "survive a restart")
     await wait_until(lambda: any(t.status.value == "RUNNING" for t in w.emu.tasks.values()))
     await w.stop_bot(first)
     assert w.results_for(w.alice) == []
     await w.start_bot()
+    w.emu.release("running")
     await w.result_message(w.alice)
     await settled_to(w, w.alice.id, 1)
     assert len(w.results_for(w.alice)) == 1
@@ -210,12 +220,16 @@ async def test_twenty_users_at_once(bot_world: World) -> None:
 async def test_per_user_job_cap(world: World) -> None:
     w = world
     await w.start_bot(WAN_MAX_JOBS_PER_USER="1")
-    w.emu.add_fault(FaultRule(op="task", running_seconds=2))
+    w.emu.hold("running")  # the first job is surely in flight when the second arrives
     await w.wanedit(w.alice, "first")
     await w.emu.wait_for_task_count(1, timeout=5)
     ix = await w.wanedit(w.alice, "second")
     await ix.wait_for(private_text)
     assert "limit is 1" in private_text(ix)
+    assert w.emu.created_count == 1
+    w.emu.release("running")
+    await w.result_message(w.alice)
+    await settled_to(w, w.alice.id, 1)
     assert w.emu.created_count == 1
 
 
@@ -262,13 +276,19 @@ async def test_big_result_is_reencoded_to_fit_the_upload_limit(world: World) -> 
 
 
 async def test_delivery_after_the_interaction_token_expired(bot_world: World) -> None:
+    """A job that outlives its interaction token is still delivered and charged once, and the bot
+    never calls the webhook with the dead token (Discord answers those with 401 / 50027)."""
     w = bot_world
-    w.emu.add_fault(FaultRule(op="task", running_seconds=0.5))
+    w.fd.interaction_token_ttl = 3.0  # Discord's 15 minutes, shortened; the id is dated to match
+    w.emu.hold("running")
     ix = await w.wanedit(w.alice, "long job")
     await w.emu.wait_for_task_count(1, timeout=5)
-    w.fd.set_interaction_token_expired(ix)
+    await w.fd.wait_until(lambda: not ix.token_alive, timeout=10)
+    w.emu.release("running")
     result = await w.result_message(w.alice)
-    assert w.fd.files(result)
+    assert len(w.fd.files(result)) == 1
+    await settled_to(w, w.alice.id, 1)
+    assert ix.dead_token_calls == 0
 
 
 async def test_commands_sync_only_when_changed(world: World) -> None:
@@ -307,7 +327,7 @@ async def test_intents_are_minimal_without_message_content(bot_world: World) -> 
 async def test_task_expired_during_a_restart_is_refunded_with_a_message(world: World) -> None:
     w = world
     first = await w.start_bot()
-    w.emu.add_fault(FaultRule(op="task", running_seconds=5))
+    w.emu.hold("running")
     ix = await w.wanedit(w.alice, "outlives its task id")
     await wait_until(lambda: any(t.status.value == "RUNNING" for t in w.emu.tasks.values()))
     await w.stop_bot(first)
@@ -385,10 +405,11 @@ async def test_deleted_response_message_still_gets_the_result_in_the_channel(
     bot_world: World,
 ) -> None:
     w = bot_world
-    w.emu.add_fault(FaultRule(op="task", running_seconds=1.0))
+    w.emu.hold("running")  # the message is deleted while the task runs
     ix = await w.wanedit(w.alice, "someone deletes my message")
     original = await ix.wait_original(lambda m: "Queued" in embed_text(m) or "Wan" in embed_text(m))
     await w.fd.delete_user_message(original["id"])
+    w.emu.release("running")
     result = await w.result_message(w.alice)
     assert int(result["channel_id"]) == w.channel.id
     await settled_to(w, w.alice.id, 1)
@@ -397,10 +418,11 @@ async def test_deleted_response_message_still_gets_the_result_in_the_channel(
 async def test_thread_closed_to_the_bot_falls_back_to_its_channel(bot_world: World) -> None:
     w = bot_world
     thread = w.fd.add_thread(w.channel, "locked soon", owner=w.alice)
-    w.emu.add_fault(FaultRule(op="task", running_seconds=0.5))
+    w.emu.hold("running")  # the thread closes while the task runs
     await w.wanedit(w.alice, "in a thread that closes", channel=thread)
     await w.emu.wait_for_task_count(1, timeout=5)
     w.fd.set_bot_permissions(w.guild, thread, deny=1 << 38)  # SEND_MESSAGES_IN_THREADS
+    w.emu.release("running")
     result = await w.result_message(w.alice)
     assert int(result["channel_id"]) == w.channel.id
     await settled_to(w, w.alice.id, 1)

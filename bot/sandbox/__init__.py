@@ -21,7 +21,10 @@ Emulator choices where the real service is undocumented:
   `InvalidParameter.DataInspection` for downloads, `InvalidParameter` otherwise).
 - PENDING answers carry `submit_time`; RUNNING adds `scheduled_time` and zeroed `task_metrics`; FAILED and
   CANCELED carry `end_time`; FAILED has `code`/`message` and no `usage`.
-- A 6th task beyond `max_running` waits PENDING (FIFO); it is not rejected.
+- A 6th task beyond `max_running` waits PENDING (FIFO) with `over_capacity="queue"` (the default); with
+  `over_capacity="refuse"` its create gets 429 `Throttling` instead and no task is made.
+- Tests can hold tasks at a stage (`emu.hold("pending" | "running")`, then `emu.release(...)`) to act while a
+  task is surely there, instead of racing fixed running times.
 
 Demo tags, written anywhere in the prompt (case-insensitive; `orig_prompt` keeps them as sent):
 - `[fail:moderation]`: the task ends FAILED with `DataInspectionFailed`.

@@ -21,6 +21,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pending-seconds", type=float, default=1.0)
     parser.add_argument("--max-running", type=int, default=5)
     parser.add_argument(
+        "--over-capacity",
+        choices=("queue", "refuse"),
+        default="queue",
+        help="a create beyond --max-running tasks waits PENDING (queue) or gets 429 Throttling",
+    )
+    parser.add_argument(
         "--api-key", action="append", default=[], help="accepted key (repeatable); default: any"
     )
     parser.add_argument(
@@ -58,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         running_seconds=args.running_seconds,
         pending_seconds=args.pending_seconds,
         max_running=args.max_running,
+        over_capacity=args.over_capacity,
         result_area=args.result_area,
         fetch_inputs=not args.no_fetch,
         advertised_host=args.advertised_host,

@@ -116,6 +116,11 @@ class ApiRoutes:
         if request.headers.get("X-DashScope-Async", "").strip().lower() != "enable":
             raise ApiError(403, "AccessDenied", SYNC_DENIED)
         rule = self._admit("create", self._submit_bucket)
+        if (
+            self._emu.config.over_capacity == "refuse"
+            and self._emu.scheduler.in_progress >= self._emu.config.max_running
+        ):
+            raise ApiError(429, "Throttling")
         body = parse_body(await request.read())
         params = validate_create(body)
         if (

@@ -24,7 +24,11 @@ class EmulatorConfig:
     pending_seconds: float = 0.05  # PENDING time once a running slot is free
     # A number, or a function of the task (`bot.sandbox.tasks.EmulatedTask`, which imports this module).
     running_seconds: float | Callable[[Any], float] = 0.2
-    max_running: int = 5  # tasks in progress at once; more wait PENDING in FIFO order
+    max_running: int = 5  # tasks in progress at once (wan-api.md §6)
+    # A create while `max_running` tasks are in progress: the real service's answer is undocumented
+    # (wan-api.md §6 and open question 4), so both readings are here. "queue": the task waits PENDING
+    # in FIFO order for a slot; "refuse": the create gets 429 `Throttling` and no task is made.
+    over_capacity: Literal["queue", "refuse"] = "queue"
     submit_rps: float | None = 5.0  # create-task rate
     query_qps: float | None = 20.0  # shared by GET task, cancel and list
     policy_qps: float | None = 100.0  # getPolicy rate (wan-api.md §7)
@@ -48,6 +52,10 @@ class EmulatorConfig:
             raise ValueError(f"region must be one of {sorted(REGION_IDS)}, not {self.region!r}")
         if self.max_running < 1:
             raise ValueError("max_running must be at least 1")
+        if self.over_capacity not in ("queue", "refuse"):
+            raise ValueError(
+                f"over_capacity must be 'queue' or 'refuse', not {self.over_capacity!r}"
+            )
 
     @property
     def region_id(self) -> str:

@@ -34,6 +34,13 @@ CONTROL_PREFIX = "/sandbox"
 _ANY_HOST = {"", "0.0.0.0", "::"}
 
 
+def _stage(name: str) -> TaskStatus:
+    stage = TaskStatus(name.upper())
+    if stage not in (TaskStatus.PENDING, TaskStatus.RUNNING):
+        raise ValueError(f"tasks can be held only at pending or running, not {name!r}")
+    return stage
+
+
 class Emulator:
     """A local stand-in for DashScope's Wan 2.5 image-editing API. See the package docstring."""
 
@@ -134,6 +141,15 @@ class Emulator:
 
     def clear_faults(self) -> None:
         self.faults.clear()
+
+    def hold(self, stage: str = "running") -> None:
+        """Keep tasks at `stage` ("pending" or "running") until `release(stage)`, so a test can act
+        while a task is surely in that state instead of racing a fixed running time."""
+        self.scheduler.hold(_stage(stage))
+
+    def release(self, stage: str = "running") -> None:
+        """Let the tasks held at `stage` go on (a held RUNNING task finishes at once)."""
+        self.scheduler.release(_stage(stage))
 
     def add_task(self, task: EmulatedTask) -> None:
         self._forget_old_tasks()

@@ -121,10 +121,37 @@ class TaskScheduler:
         self._queue: deque[EmulatedTask] = deque()
         self._active: dict[EmulatedTask, asyncio.Task[None]] = {}  # tasks holding a running slot
         self._closing = False
+        # Gates a test closes to keep tasks at a stage until it says so (None = open).
+        self._gates: dict[TaskStatus, asyncio.Event | None] = {
+            TaskStatus.PENDING: None,
+            TaskStatus.RUNNING: None,
+        }
 
     @property
     def running_count(self) -> int:
         return sum(1 for task in self._active if task.status is TaskStatus.RUNNING)
+
+    @property
+    def in_progress(self) -> int:
+        """Tasks submitted and not yet final: the number the service's concurrency limit counts."""
+        return len(self._active) + sum(1 for t in self._queue if t.status is TaskStatus.PENDING)
+
+    def hold(self, stage: TaskStatus) -> None:
+        """Keep tasks at `stage` until `release(stage)`: PENDING = a task that got a slot does not
+        start running; RUNNING = a running task does not finish, however short its running time."""
+        if self._gates[stage] is None:
+            self._gates[stage] = asyncio.Event()
+
+    def release(self, stage: TaskStatus) -> None:
+        gate = self._gates[stage]
+        self._gates[stage] = None
+        if gate is not None:
+            gate.set()
+
+    async def _pass(self, stage: TaskStatus) -> None:
+        gate = self._gates[stage]
+        if gate is not None:
+            await gate.wait()
 
     def submit(self, task: EmulatedTask) -> None:
         self._queue.append(task)
@@ -156,6 +183,7 @@ class TaskScheduler:
     async def _lifecycle(self, task: EmulatedTask) -> None:
         try:
             await asyncio.sleep(self._cfg.pending_seconds)
+            await self._pass(TaskStatus.PENDING)
             loop = asyncio.get_running_loop()
             task.status = TaskStatus.RUNNING
             task.scheduled_at = time.time()
@@ -165,6 +193,7 @@ class TaskScheduler:
             outcome = await self._prepare(task)
             if not outcome.immediate:
                 await asyncio.sleep(max(0.0, deadline - loop.time()))
+                await self._pass(TaskStatus.RUNNING)
             self._finish(task, outcome)
         finally:
             self._active.pop(task, None)

@@ -45,10 +45,16 @@ default; threads under ``channel_id`` count), ``wait_until(pred)``, ``files(mess
 Discord's rules it enforces: 401 on a wrong token (REST) / close 4004 (gateway); 4014 if a
 privileged intent is not enabled in ``application_flags``; callbacks later than
 ``interaction_ack_timeout`` (3 s) -> 404/10062, a second ack -> 400/40060; the first
-follow-up after a type 5 deferral replaces the placeholder; dead tokens
-(``set_interaction_token_expired(ix)`` or after 15 min) -> 401/50027; uploads over the
-guild's limit -> 413/40005; missing permissions -> 403/50013; a guild past ``max_active_threads`` (1000) active threads
--> 400/160006 on thread creation; ``enforce_nonce`` dedup;
+follow-up after a type 5 deferral replaces the placeholder; tokens die
+``interaction_token_ttl`` (900 s; a test may set less, and the interaction's id is dated so
+discord.py's ``Interaction.expires_at`` agrees) after the interaction -> 401/50027
+(``ix.token_alive``, ``ix.dead_token_calls``; ``set_interaction_token_expired(ix)`` kills one at once); uploads over the
+guild's per-file limit or the 25 MiB per-request limit -> 413/40005 (``add_guild(upload_limit=,
+request_limit=)``); DMs closed by the user (``close_dms(user)``) -> 403/50007; reactions and
+message edits per channel over ``rate_limits`` (``DISCORD_RATE_LIMITS``: 1 per 0.25 s, 5 per
+5 s; the default is generous) -> 429 with ``retry_after`` and ``X-RateLimit-*`` headers
+(``rate_limiter.limited`` lists them); missing permissions -> 403/50013; ``enforce_nonce`` dedup;
+a guild past ``max_active_threads`` (1000) active threads -> 400/160006 on thread creation;
 invalid command definitions -> 400/50035. Failure injection: ``inject_failure(method,
 path_regex, status, body, times=)``, ``gateway_reconnect()`` (op 7),
 ``gateway_drop(code)``, ``gateway_invalidate_session()``. Holding requests on the test's cue
@@ -73,19 +79,24 @@ from .constants import (
 )
 from .interaction_handle import FakeInteraction
 from .models import Channel, Guild, Member, Role, User
+from .ratelimits import DISCORD_RATE_LIMITS, GENEROUS_RATE_LIMITS, Limit, RateLimits
 from .rest_common import RequestRecord
 from .server import FakeDiscord
 
 __all__ = [
+    "DISCORD_RATE_LIMITS",
     "GATEWAY_GUILD_MEMBERS",
     "GATEWAY_MESSAGE_CONTENT",
     "GATEWAY_MESSAGE_CONTENT_LIMITED",
+    "GENEROUS_RATE_LIMITS",
     "CdnFile",
     "Channel",
     "FakeDiscord",
     "FakeInteraction",
     "Guild",
+    "Limit",
     "Member",
+    "RateLimits",
     "RequestRecord",
     "Role",
     "User",

@@ -117,13 +117,24 @@ CB_UPDATE_MESSAGE = 7
 CB_AUTOCOMPLETE_RESULT = 8
 CB_MODAL = 9
 
-# Upload limits by premium tier (bytes), as discord.py's Guild.filesize_limit has them.
+# Discord enforces two upload limits (both answered 413 / 40005 "Request entity too large"):
+# - per file: "The file upload size limit applies to each file in a request. The default limit
+#   is 10 MiB for all users, but may be higher [...] by the server's Boost Tier. The
+#   attachment_size_limit value provided when working with interactions is calculated as the
+#   maximum of these values." (API Reference, "Uploading Files",
+#   https://discord.com/developers/docs/reference#uploading-files). The boosted values are the
+#   ones discord.py's Guild.filesize_limit has; DMs get the default.
+# - per request: "The maximum request size when sending a message is 25 MiB" (Channel resource,
+#   "Create Message", https://discord.com/developers/docs/resources/message#create-message).
+#   The docs do not say how boosts change it; since a boosted server does take one file at its
+#   own per-file limit, the fake uses the larger of the two (see Guild.request_limit).
 UPLOAD_LIMIT_BY_TIER = {
     0: 10 * 1024 * 1024,
     1: 10 * 1024 * 1024,
     2: 50 * 1024 * 1024,
     3: 100 * 1024 * 1024,
 }
+MAX_REQUEST_SIZE = 25 * 1024 * 1024
 
 
 def error_body(code: int, message: str, errors: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from .constants import (
     VIEW_CHANNEL,
 )
 from .gateway import Gateway
-from .interaction_handle import FakeInteraction, InteractionRegistry
+from .interaction_handle import TOKEN_LIFETIME_S, FakeInteraction, InteractionRegistry
 from .messages import StoredMessage, iter_components
 from .models import Channel, Guild, Role, User
 
@@ -78,7 +78,13 @@ class InteractionBuilder:
                 f"user {user.username} is not a member of guild {guild.name}; "
                 "call fd.add_member first"
             )
-        ix_id = w.ids.next()
+        created = w.now()
+        ttl = self.registry.token_ttl
+        # The id carries the interaction's time, from which the client reckons its token's
+        # expiry: date it so that instant is also when this fake stops accepting the token.
+        ix_id = (
+            w.ids.next() if ttl == TOKEN_LIFETIME_S else w.ids.at(created + ttl - TOKEN_LIFETIME_S)
+        )
         token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(96)
         payload: dict[str, Any] = {
             "type": ix_type,
@@ -126,7 +132,8 @@ class InteractionBuilder:
             channel=channel,
             source_message_id=message.id if message else None,
             command_name=command_name,
-            created_at=w.now(),
+            created_at=created,
+            token_expires_at=created + ttl,
         )
         self.registry.add(ix)
         self.gateway.dispatch("INTERACTION_CREATE", payload)

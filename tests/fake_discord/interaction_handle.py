@@ -10,14 +10,24 @@ from .messages import MessageService
 from .models import Channel, User
 from .world import World
 
+# Discord's interaction tokens live 15 minutes from the interaction's creation, the time its
+# id encodes; discord.py computes Interaction.expires_at from the id the same way.
+TOKEN_LIFETIME_S = 900.0
+
 
 class InteractionRegistry:
-    """Interactions by id and token, and the modals the bot has shown (by custom_id)."""
+    """Interactions by id and token, and the modals the bot has shown (by custom_id).
 
-    def __init__(self, world: World, messages: MessageService) -> None:
+    ``token_ttl`` is how long the tokens of interactions created from now on stay valid on the
+    fake's clock (Discord: 15 minutes). A shorter value is simulated faithfully: the
+    interaction's id is dated ``TOKEN_LIFETIME_S - token_ttl`` earlier, so the client's
+    ``Interaction.expires_at`` names the very instant the fake starts answering 401 / 50027."""
+
+    def __init__(self, world: World, messages: MessageService, *, token_ttl: float) -> None:
         self.world = world
         self.messages = messages
         self.notifier = world.notifier
+        self.token_ttl = token_ttl
         self.by_id: dict[int, FakeInteraction] = {}
         self.by_token: dict[str, FakeInteraction] = {}
         self.modals: dict[str, tuple[dict[str, Any], FakeInteraction]] = {}
@@ -43,6 +53,7 @@ class FakeInteraction:
         source_message_id: int | None,
         command_name: str | None,
         created_at: float,
+        token_expires_at: float,
     ) -> None:
         self._service = service
         self.id = id
@@ -62,7 +73,8 @@ class FakeInteraction:
         self.followup_ids: list[int] = []
         self.modal: dict[str, Any] | None = None
         self.autocomplete_choices: list[dict[str, Any]] | None = None
-        self.token_expired = False
+        self.token_expires_at = token_expires_at  # on the fake's clock (World.now)
+        self.dead_token_calls = 0  # webhook calls refused with 401 / 50027 after expiry
         self.rejected_callbacks: list[dict[str, Any]] = []  # late or duplicate acks
 
     def __repr__(self) -> str:
@@ -72,6 +84,11 @@ class FakeInteraction:
         )
 
     # -- what the bot did ----------------------------------------------------------------------
+
+    @property
+    def token_alive(self) -> bool:
+        """Whether webhook calls with this interaction's token are still accepted."""
+        return self._service.world.now() < self.token_expires_at
 
     @property
     def responded(self) -> bool:

@@ -3,13 +3,22 @@ the way Discord does: length limits, empty messages, components, upload size (41
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from .cdn import CdnFile
-from .constants import FLAG_EPHEMERAL, FLAG_IS_COMPONENTS_V2, FLAG_SUPPRESS_EMBEDS, field_error
+from .constants import (
+    FLAG_EPHEMERAL,
+    FLAG_IS_COMPONENTS_V2,
+    FLAG_SUPPRESS_EMBEDS,
+    MAX_REQUEST_SIZE,
+    UPLOAD_LIMIT_BY_TIER,
+    field_error,
+)
 from .errors import ApiError, invalid_form
 from .messages import StoredMessage, iter_components
+from .models import Guild
 from .world import World
 
 SUPPRESS_NOTIFICATIONS = 1 << 12
@@ -27,14 +36,34 @@ class Upload:
     data: bytes
 
 
+@dataclass(frozen=True)
+class UploadLimits:
+    """Discord's two upload limits for one place (see constants.UPLOAD_LIMIT_BY_TIER)."""
+
+    per_file: int
+    per_request: int
+
+    @classmethod
+    def of(cls, guild: Guild | None) -> UploadLimits:
+        if guild is None:  # DMs: the defaults
+            return cls(UPLOAD_LIMIT_BY_TIER[0], MAX_REQUEST_SIZE)
+        return cls(guild.upload_limit, guild.request_limit)
+
+
 def too_large() -> ApiError:
     return ApiError(413, 40005, "Request entity too large")
 
 
-def check_upload_sizes(uploads: list[Upload], limit: int) -> None:
-    for up in uploads:
-        if len(up.data) > limit:
-            raise too_large()
+def check_upload_sizes(
+    payload: dict[str, Any], uploads: list[Upload], limits: UploadLimits
+) -> None:
+    """413 if one file is over the per-file limit, or the whole request over the per-request one."""
+    if any(len(up.data) > limits.per_file for up in uploads):
+        raise too_large()
+    # The request is its files plus the JSON payload (multipart framing is not counted).
+    size = sum(len(up.data) for up in uploads) + len(json.dumps(payload).encode())
+    if uploads and size > limits.per_request:
+        raise too_large()
 
 
 def _validate(payload: dict[str, Any], flags: int) -> None:
@@ -156,7 +185,7 @@ def new_message_fields(
     uploads: list[Upload],
     *,
     channel_id: int,
-    upload_limit: int,
+    limits: UploadLimits,
     allowed_flags: int = _CREATE_FLAGS,
 ) -> dict[str, Any]:
     """Fields for MessageService.create from a create-message payload."""
@@ -164,7 +193,7 @@ def new_message_fields(
     if flags & ~allowed_flags:
         raise invalid_form(field_error(["flags"], "MESSAGE_FLAGS_INVALID", "Invalid flags"))
     _validate(payload, flags)
-    check_upload_sizes(uploads, upload_limit)
+    check_upload_sizes(payload, uploads, limits)
     attachments = _new_attachments(world, payload, uploads, f"attachments/{channel_id}", [])
     content = payload.get("content") or ""
     embeds = payload.get("embeds") or []
@@ -194,7 +223,7 @@ def apply_edit(
     payload: dict[str, Any],
     uploads: list[Upload],
     *,
-    upload_limit: int,
+    limits: UploadLimits,
 ) -> None:
     """Apply an edit payload to ``msg`` in place (only the keys present change)."""
     flags = msg.flags
@@ -204,7 +233,7 @@ def apply_edit(
     merged = {"content": msg.content, "embeds": msg.embeds, "components": msg.components}
     merged.update({k: payload[k] for k in ("content", "embeds", "components") if k in payload})
     _validate(merged, flags)
-    check_upload_sizes(uploads, upload_limit)
+    check_upload_sizes(payload, uploads, limits)
     if "content" in payload:
         msg.content = payload["content"] or ""
     if "embeds" in payload:

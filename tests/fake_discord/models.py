@@ -6,7 +6,7 @@ import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
-from .constants import DM, GUILD_TEXT, THREAD_TYPES, UPLOAD_LIMIT_BY_TIER
+from .constants import DM, GUILD_TEXT, MAX_REQUEST_SIZE, THREAD_TYPES, UPLOAD_LIMIT_BY_TIER
 
 
 def iso(ts: float) -> str:
@@ -34,6 +34,9 @@ class User:
     avatar: str | None = None
     # The language of the user's Discord client: sent as an interaction's `locale`, not in the user.
     locale: str = "en-US"
+    # False: the user closed their DMs (privacy settings) or blocked the bot; the DM channel can
+    # still be opened, but sending there gets 403 / 50007.
+    accepts_dms: bool = True
 
     def payload(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -240,6 +243,7 @@ class Guild:
     owner_id: int
     premium_tier: int = 0
     upload_limit_override: int | None = None
+    request_limit_override: int | None = None
     features: list[str] = field(default_factory=list)
     locale: str = "en-US"
     roles: dict[int, Role] = field(default_factory=dict)
@@ -254,6 +258,13 @@ class Guild:
         if self.upload_limit_override is not None:
             return self.upload_limit_override
         return UPLOAD_LIMIT_BY_TIER[self.premium_tier]
+
+    @property
+    def request_limit(self) -> int:
+        """Largest message request (all its files and its JSON) the server accepts, in bytes."""
+        if self.request_limit_override is not None:
+            return self.request_limit_override
+        return max(MAX_REQUEST_SIZE, self.upload_limit)
 
     @property
     def everyone_role(self) -> Role:

@@ -8,13 +8,16 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aiohttp import web
 
 from .errors import ApiError
 from .holds import Hold
 from .message_input import Upload
+
+if TYPE_CHECKING:
+    from .ratelimits import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,7 @@ def make_middleware(
     failures: list[InjectedFailure],
     unknown: list[str],
     changed: Callable[[], None],
+    limiter: Callable[[], RateLimiter],
     holds: list[Hold] | None = None,
 ) -> Any:
     held = holds if holds is not None else []
@@ -106,7 +110,9 @@ def make_middleware(
                     response = json_response(failure[1], failure[0])
                     status = response.status
                     return response
-            response = await _guarded(request, handler, rel, token(), failures, unknown)
+            response = await _guarded(
+                request, handler, rel, token(), failures, unknown, limiter()
+            )
             status = response.status
             if hold is not None and hold.after_handling:
                 await hold.park()  # done, but the answer is slow to come back
@@ -141,7 +147,9 @@ async def _guarded(
     token: str,
     failures: list[InjectedFailure],
     unknown: list[str],
+    limiter: RateLimiter,
 ) -> web.StreamResponse:
+    headers: dict[str, str] = {}
     if request.path.startswith(API_PREFIX):
         if not _TOKEN_ROUTES.match(rel) and rel != "/gateway":
             if request.headers.get("Authorization") != f"Bot {token}":
@@ -153,10 +161,18 @@ async def _guarded(
                 resp = json_response(f.body, f.status)
                 resp.headers.update(f.headers)
                 return resp
+        refused, headers = limiter.admit(request)
+        if refused is not None:
+            await request.read()
+            return refused
     try:
-        return await handler(request)
+        response = await handler(request)
+        response.headers.update(headers)
+        return response
     except ApiError as exc:
-        return json_response(exc.body, exc.status)
+        response = json_response(exc.body, exc.status)
+        response.headers.update(headers)
+        return response
     except web.HTTPNotFound:
         unknown.append(f"{request.method} {rel}")
         log.warning("fake discord: no route for %s %s", request.method, rel)

@@ -22,12 +22,11 @@ from .constants import (
     READ_MESSAGE_HISTORY,
     SEND_MESSAGES,
     SEND_MESSAGES_IN_THREADS,
-    UPLOAD_LIMIT_BY_TIER,
     VIEW_CHANNEL,
     field_error,
 )
 from .errors import ApiError, invalid_form, missing_access, missing_permissions
-from .message_input import apply_edit, new_message_fields
+from .message_input import UploadLimits, apply_edit, new_message_fields
 from .messages import StoredMessage
 from .models import Channel
 from .rest_common import json_response, no_content, read_body
@@ -96,21 +95,15 @@ class MessageRoutes:
             include_nonce=include_nonce,
         )
 
-    def _upload_limit(self, channel: Channel) -> int:
-        if channel.guild_id is None:
-            return UPLOAD_LIMIT_BY_TIER[0]
-        return self.w.guilds[channel.guild_id].upload_limit
+    def _upload_limits(self, channel: Channel) -> UploadLimits:
+        return UploadLimits.of(self.w.guilds[channel.guild_id] if channel.guild_id else None)
 
     # -- messages ------------------------------------------------------------------------------------
 
     async def create_message(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
         w, svc = self.w, self.fd.message_service
-        if (
-            channel.type == DM
-            and channel.recipients
-            and channel.recipients[0].id in self.fd.dms_closed
-        ):
+        if channel.type == DM and not all(u.accepts_dms for u in channel.recipients or []):
             # The member turned off DMs from server members, or blocked the bot.
             raise ApiError(403, 50007, "Cannot send messages to this user")
         if channel.type != DM:
@@ -137,7 +130,7 @@ class MessageRoutes:
                         self.fd.nonce_dedup_count += 1
                         return json_response(self._render(original, include_nonce=True))
         fields = new_message_fields(
-            w, payload, uploads, channel_id=channel.id, upload_limit=self._upload_limit(channel)
+            w, payload, uploads, channel_id=channel.id, limits=self._upload_limits(channel)
         )
         reference, referenced = self._reference(payload.get("message_reference"), channel)
         mentions, roles, everyone = svc.resolve_mentions(
@@ -228,7 +221,7 @@ class MessageRoutes:
                 raise ApiError(403, 50005, "Cannot edit a message authored by another user")
             if not self.w.bot_permissions(channel) & MANAGE_MESSAGES:
                 raise missing_permissions()
-        apply_edit(self.w, msg, payload, uploads, upload_limit=self._upload_limit(channel))
+        apply_edit(self.w, msg, payload, uploads, limits=self._upload_limits(channel))
         svc = self.fd.message_service
         if "embeds" in payload:
             msg.embeds = svc.normalize_embeds(msg.embeds, msg.attachments)

@@ -27,6 +27,7 @@ from .interaction_responder import InteractionResponder
 from .messages import MessageService, StoredMessage
 from .models import Channel, Guild, Member, Overwrite, Role, User, snowflake_of
 from .permissions import as_bits
+from .ratelimits import GENEROUS_RATE_LIMITS, RateLimiter, RateLimits
 from .rest_common import API_PREFIX, InjectedFailure, RequestRecord, make_middleware
 from .routes_core import CoreRoutes
 from .routes_interactions import InteractionRoutes
@@ -48,6 +49,7 @@ class FakeDiscord:
         interaction_token_ttl: float = 900.0,
         cdn_url_ttl: float = 86400.0,
         host: str = "127.0.0.1",
+        rate_limits: RateLimits = GENEROUS_RATE_LIMITS,
     ) -> None:
         self.world = World(
             token=token,
@@ -58,27 +60,28 @@ class FakeDiscord:
         self.gateway = Gateway(self.world, heartbeat_interval_ms=heartbeat_interval_ms)
         self.message_service = MessageService(self.world, self.gateway)
         self.command_registry = CommandRegistry(self.world)
-        self.interaction_registry = InteractionRegistry(self.world, self.message_service)
+        self.interaction_registry = InteractionRegistry(
+            self.world, self.message_service, token_ttl=interaction_token_ttl
+        )
         self.interaction_builder = InteractionBuilder(
             self.interaction_registry, self.command_registry, self.gateway
         )
         self.interaction_responder = InteractionResponder(
             self.interaction_registry,
             ack_timeout=interaction_ack_timeout,
-            token_ttl=interaction_token_ttl,
         )
         self.host = host
         self.port = 0
         self.request_log: list[RequestRecord] = []
         self.unknown_routes: list[str] = []
         self.failures: list[InjectedFailure] = []
+        self.rate_limiter = RateLimiter(rate_limits)
         self.nonce_dedup_count = 0
         # A guild's cap on active threads; past it thread creation answers 400/160006.
         self.max_active_threads = 1000
         self.typing_count = 0
         self.holds: list[Hold] = []
         # Members whose DMs are closed to the bot (see `close_dms`).
-        self.dms_closed: set[int] = set()
         self._message_routes: MessageRoutes | None = None
         self._runner: web.AppRunner | None = None
 
@@ -94,6 +97,7 @@ class FakeDiscord:
                     failures=self.failures,
                     unknown=self.unknown_routes,
                     changed=self.world.notifier.changed,
+                    limiter=lambda: self.rate_limiter,
                     holds=self.holds,
                 )
             ],
@@ -181,6 +185,7 @@ class FakeDiscord:
         owner_id: int | None = None,
         premium_tier: int = 0,
         upload_limit: int | None = None,
+        request_limit: int | None = None,
         features: Sequence[str] = (),
         bot_permissions: Any = DEFAULT_BOT_PERMISSIONS,
         everyone_permissions: Any = DEFAULT_EVERYONE_PERMISSIONS,
@@ -188,7 +193,9 @@ class FakeDiscord:
         locale: str = "en-US",
     ) -> Guild:
         """A server (with @everyone, the bot's managed role and the bot as member unless
-        ``with_bot=False``). ``upload_limit`` overrides the premium tier's limit in bytes."""
+        ``with_bot=False``). ``upload_limit`` overrides the premium tier's per-file limit and
+        ``request_limit`` the per-request one (25 MiB), in bytes; see constants.py for Discord's
+        documented rules."""
         w = self.world
         if owner is None:
             owner = w.users[owner_id] if owner_id is not None else self.add_user(f"{name}-owner")
@@ -198,6 +205,7 @@ class FakeDiscord:
             owner_id=owner.id,
             premium_tier=premium_tier,
             upload_limit_override=upload_limit,
+            request_limit_override=request_limit,
             features=list(features),
             locale=locale,
             created_at=w.now(),
@@ -363,6 +371,20 @@ class FakeDiscord:
     def dm_channel(self, user: User) -> Channel:
         return self.world.dm_channel(user)
 
+    def close_dms(self, user: User) -> None:
+        """The user closes their DMs to the bot (privacy settings, or blocking it): the bot's
+        messages to them get 403 / 50007 Cannot send messages to this user, as on Discord;
+        opening the DM channel still works."""
+        user.accepts_dms = False
+
+    def open_dms(self, user: User) -> None:
+        user.accepts_dms = True
+
+    def set_interaction_token_expired(self, ix: FakeInteraction) -> None:
+        """Kill the interaction's webhook token now, before its time (follow-ups and edits get
+        401 / 50027), as when Discord drops it early: the bot's own reckoning still thinks it lives."""
+        ix.token_expires_at = self.world.now()
+
     def set_bot_permissions(
         self, guild: Guild, channel: Channel | None = None, *, allow: Any = 0, deny: Any = 0
     ) -> None:
@@ -425,9 +447,28 @@ class FakeDiscord:
         """Move the CDN's clock: URLs signed before now expire as they would after that time."""
         self.world.cdn.clock_offset += seconds
 
-    def set_interaction_token_expired(self, ix: FakeInteraction) -> None:
-        """Kill the interaction's webhook token (follow-ups/edits get 401 / 50027)."""
-        ix.token_expired = True
+    @property
+    def rate_limits(self) -> RateLimits:
+        """The reaction and message-edit limits in force (see ratelimits.py); settable."""
+        return self.rate_limiter.limits
+
+    @rate_limits.setter
+    def rate_limits(self, limits: RateLimits) -> None:
+        self.rate_limiter.limits = limits
+
+    @property
+    def interaction_token_ttl(self) -> float:
+        """Seconds the tokens of interactions created from now on live (Discord: 900). After
+        that every webhook call with the token gets 401 / 50027 Invalid Webhook Token. A test
+        may set a short value; the interaction's id is dated to match (see InteractionRegistry),
+        so the client's ``Interaction.expires_at`` agrees with the fake."""
+        return self.interaction_registry.token_ttl
+
+    @interaction_token_ttl.setter
+    def interaction_token_ttl(self, seconds: float) -> None:
+        if seconds <= 0:
+            raise ValueError("a token must live for some time")
+        self.interaction_registry.token_ttl = seconds
 
     def inject_failure(
         self,
@@ -478,11 +519,6 @@ class FakeDiscord:
         h = Hold(method.upper(), re.compile(path_pattern), times, needle, after_handling)
         self.holds.append(h)
         return h
-
-    def close_dms(self, user: User) -> None:
-        """``user`` turned off DMs from server members (or blocked the bot): Discord answers the
-        bot's messages to them with 403 / 50007 "Cannot send messages to this user"."""
-        self.dms_closed.add(user.id)
 
     def forget_nonces(self) -> None:
         """Let Discord's nonce window pass: it checks ``enforce_nonce`` only against the last few

@@ -14,6 +14,7 @@ class SnowflakeFactory:
     def __init__(self) -> None:
         self._counter = itertools.count()
         self._last = 0
+        self._dated: set[int] = set()
 
     def next(self) -> int:
         now_ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
@@ -21,6 +22,18 @@ class SnowflakeFactory:
         # Never go backwards, even within one millisecond or after 4096 ids.
         value = max(value, self._last + 1)
         self._last = value
+        return value
+
+    def at(self, unix_seconds: float) -> int:
+        """A unique snowflake whose time is ``unix_seconds`` (past or future), outside the
+        increasing sequence of ``next()``: for ids whose time means something to the client
+        (an interaction's id says when its token dies)."""
+        ms = int(unix_seconds * 1000) - DISCORD_EPOCH_MS
+        # Worker id 1 (bits 17-21): next() leaves those bits 0, so the two kinds never collide.
+        value = (ms << 22) | (1 << 17) | (next(self._counter) & 0xFFF)
+        while value in self._dated:
+            value += 1
+        self._dated.add(value)
         return value
 
     def mark(self) -> int:
