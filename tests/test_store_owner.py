@@ -1,8 +1,10 @@
-"""The owner's bounds in the store, on real sqlite files: the bot-wide cap, the server ceiling, role
-limits, DMs, the pause, refusals counted by reason, usage reports, and the read-only open.
+"""The owner's bounds in the store, on both engines (a real sqlite file, a real PostgreSQL
+database): the bot-wide cap, the server ceiling, role limits, DMs, the pause, refusals counted by
+reason, usage reports, and the read-only open.
 
 Every bound is checked inside `reserve`'s own transaction; the races here use two stores (two
-connections, as two processes would) on one file.
+connections or pools, as two processes would) on one database. The sqlite-only tests at the end
+cover its file: the upgrade from version 1 and reading while another writer holds the lock.
 """
 
 from __future__ import annotations
@@ -13,9 +15,21 @@ from pathlib import Path
 
 import pytest
 
-from bot.store import CeilingExceeded, JobState, Limits, QuotaRefused, Store, StoreError, open_store
+from bot.store import CeilingExceeded, JobState, Limits, QuotaRefused, Store, StoreError
 from bot.store.migrations import MIGRATIONS
-from tests.test_store_support import MIDNIGHT, Clock, rows, url
+from tests.test_store_support import (  # noqa: F401 (fixtures)
+    MIDNIGHT,
+    Clock,
+    Database,
+    database_fixture,
+    db_fixture,
+    engine_fixture,
+    open_url,
+    pg_server_fixture,
+    pg_url_fixture,
+    rows,
+    url,
+)
 
 G, H = 111, 222  # two guild scopes
 U, V, W = 501, 502, 503
@@ -24,13 +38,17 @@ ARTIST, MOD = 7001, 7002  # role ids
 
 
 async def open_with(
-    db: Path, clock: Clock, *, default: int = 10, read_only: bool = False, **limits: int | None
+    where: Database | Path,
+    clock: Clock,
+    *,
+    default: int = 10,
+    read_only: bool = False,
+    **limits: int | None,
 ) -> Store:
-    return await open_store(
-        url(db),
-        clock=clock,
+    return await open_url(
+        where.url if isinstance(where, Database) else url(where),
+        clock,
         default_daily_limit=default,
-        busy_timeout=2.0,
         limits=Limits(**limits),
         read_only=read_only,
     )
@@ -42,10 +60,12 @@ async def refused(store: Store, scope: int, user: int, images: int, **kw: object
     return info.value
 
 
-async def test_bot_wide_cap_spans_servers_and_dms_and_resets_at_midnight(tmp_path: Path) -> None:
+async def test_bot_wide_cap_spans_servers_and_dms_and_resets_at_midnight(
+    database: Database,
+) -> None:
     """The bot-wide cap counts every scope together, holds included, and names itself."""
     clock = Clock()
-    store = await open_with(tmp_path / "w.db", clock, global_daily=5, dm_daily=3)
+    store = await open_with(database, clock, global_daily=5, dm_daily=3)
     try:
         first = await store.reserve(G, U, 2)
         await store.reserve(H, V, 2)
@@ -66,12 +86,11 @@ async def test_bot_wide_cap_spans_servers_and_dms_and_resets_at_midnight(tmp_pat
         await store.close()
 
 
-async def test_fifty_members_in_two_servers_racing_get_exactly_the_cap(tmp_path: Path) -> None:
+async def test_fifty_members_in_two_servers_racing_get_exactly_the_cap(database: Database) -> None:
     """50 concurrent requests from 50 members through two connections: never one image over."""
     clock = Clock()
-    db = tmp_path / "w.db"
-    one = await open_with(db, clock, global_daily=37)
-    two = await open_with(db, clock, global_daily=37)
+    one = await open_with(database, clock, global_daily=37)
+    two = await open_with(database, clock, global_daily=37)
     try:
 
         async def ask(i: int) -> int:
@@ -85,7 +104,7 @@ async def test_fifty_members_in_two_servers_racing_get_exactly_the_cap(tmp_path:
         granted = await asyncio.gather(*(ask(i) for i in range(50)))
         assert sum(granted) <= 37
         assert sum(granted) >= 36  # only a 2-image request may find 1 left
-        assert rows(db, "SELECT held FROM bot_days") == [(sum(granted),)]
+        assert await database.rows("SELECT held FROM bot_days") == [(sum(granted),)]
         report = await one.usage_report(None, days=1)
         refused_images = sum(1 + n % 2 for n, got in enumerate(granted) if got == 0)
         assert report.today.refused == {"global_cap": refused_images}
@@ -94,10 +113,9 @@ async def test_fifty_members_in_two_servers_racing_get_exactly_the_cap(tmp_path:
         await two.close()
 
 
-async def test_server_ceiling_bounds_reservations_and_admin_changes(tmp_path: Path) -> None:
+async def test_server_ceiling_bounds_reservations_and_admin_changes(database: Database) -> None:
     """WAN_SERVER_DAILY_LIMIT caps a server with no cap of its own; admins can't go above it."""
-    db = tmp_path / "w.db"
-    store = await open_with(db, Clock(), server_ceiling=4)
+    store = await open_with(database, Clock(), server_ceiling=4)
     try:
         totals = await store.server_totals(G)
         assert (totals.cap, totals.ceiling, totals.cap_in_force, totals.cap_remaining) == (
@@ -121,7 +139,8 @@ async def test_server_ceiling_bounds_reservations_and_admin_changes(tmp_path: Pa
                 await change
             assert info.value.ceiling == 4 and "at most 4 images" in str(info.value)
         assert await store.audit_log(G) == []  # nothing changed, nothing audited
-        assert rows(db, "SELECT count(*) FROM role_limits") == [(0,)]
+        assert await database.rows("SELECT count(*) FROM role_limits") == [(0,)]
+        assert await database.rows("SELECT count(*) FROM members") == [(0,)]  # not even a row
         # Lower is fine, and then the server's own cap is the one named.
         assert await store.set_server_cap(G, ADMIN, 3) == (None, 3)
         refusal = await refused(store, G, V, 1)
@@ -134,9 +153,9 @@ async def test_server_ceiling_bounds_reservations_and_admin_changes(tmp_path: Pa
         await store.close()
 
 
-async def test_role_limits_rank_between_own_limit_and_server_default(tmp_path: Path) -> None:
+async def test_role_limits_rank_between_own_limit_and_server_default(database: Database) -> None:
     """Own limit wins; among roles the highest; the server default for the rest."""
-    store = await open_with(tmp_path / "w.db", Clock())
+    store = await open_with(database, Clock())
     try:
         await store.set_server_default(G, ADMIN, 1)
         assert await store.set_role_limit(G, ADMIN, ARTIST, 4) == (None, 4)
@@ -171,11 +190,10 @@ async def test_role_limits_rank_between_own_limit_and_server_default(tmp_path: P
         await store.close()
 
 
-async def test_dm_limit_and_dms_off(tmp_path: Path) -> None:
+async def test_dm_limit_and_dms_off(database: Database) -> None:
     """DMs get WAN_DM_DAILY_LIMIT each; 0 refuses every DM request, counted as dm_off."""
-    db = tmp_path / "w.db"
     clock = Clock()
-    store = await open_with(db, clock, dm_daily=2)
+    store = await open_with(database, clock, dm_daily=2)
     try:
         status = await store.quota_status(0, U)
         assert (status.limit, status.limit_source) == (2, "dm")
@@ -184,7 +202,7 @@ async def test_dm_limit_and_dms_off(tmp_path: Path) -> None:
         assert refusal.reason == "daily_limit" and "limit for DMs with the bot" in str(refusal)
     finally:
         await store.close()
-    store = await open_with(db, clock, dm_daily=0)
+    store = await open_with(database, clock, dm_daily=0)
     try:
         refusal = await refused(store, 0, V, 1)
         assert (refusal.reason, refusal.resets_at) == ("dm_off", None)
@@ -197,17 +215,16 @@ async def test_dm_limit_and_dms_off(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_pause_and_the_run_time_cap_survive_a_restart(tmp_path: Path) -> None:
+async def test_pause_and_the_run_time_cap_survive_a_restart(database: Database) -> None:
     """The owner's switches live in the database: a new process sees them."""
-    db = tmp_path / "w.db"
     clock = Clock()
-    store = await open_with(db, clock, global_daily=100)
+    store = await open_with(database, clock, global_daily=100)
     held = await store.reserve(G, U, 1)
     assert await store.set_paused(OWNER, True) == (False, True)
     assert await store.set_global_cap(OWNER, 3) == (100, 3)
     await store.close()
 
-    store = await open_with(db, clock, global_daily=100)
+    store = await open_with(database, clock, global_daily=100)
     try:
         state = await store.bot_state()
         assert (state.paused, state.global_cap, state.global_cap_overridden) == (True, 3, True)
@@ -230,10 +247,12 @@ async def test_pause_and_the_run_time_cap_survive_a_restart(tmp_path: Path) -> N
         await store.close()
 
 
-async def test_usage_report_counts_billed_images_refusals_and_top_members(tmp_path: Path) -> None:
+async def test_usage_report_counts_billed_images_refusals_and_top_members(
+    database: Database,
+) -> None:
     """Cost comes from what Wan billed per job, per day; the days before today are kept."""
     clock = Clock()
-    store = await open_with(tmp_path / "w.db", clock, default=3)
+    store = await open_with(database, clock, default=3)
     try:
 
         async def job(scope: int, user: int, images: int, billed: int | None) -> None:
@@ -271,6 +290,97 @@ async def test_usage_report_counts_billed_images_refusals_and_top_members(tmp_pa
         assert (everyone.global_used, everyone.global_held) == (4, 0)
     finally:
         await store.close()
+
+
+async def test_a_refusal_is_counted_and_leaves_no_other_trace(database: Database) -> None:
+    """A refused request commits its count and nothing else: no member, day or server row, so the
+    server's totals and the report's servers stay as they were."""
+    clock = Clock()
+    store = await open_with(database, clock, global_daily=2)
+    try:
+        await store.reserve(G, U, 2)
+        refusal = await refused(store, H, V, 1)
+        assert refusal.reason == "global_cap"
+        await store.block_user(H, ADMIN, W)
+        assert (await refused(store, H, W, 3)).reason == "blocked"
+        assert await database.rows(
+            "SELECT scope, reason, requests, images FROM refusal_days ORDER BY reason"
+        ) == [(H, "blocked", 1, 3), (H, "global_cap", 1, 1)]
+        assert await database.rows("SELECT count(*) FROM member_days WHERE scope = ?", H) == [(0,)]
+        assert await database.rows("SELECT count(*) FROM scope_days WHERE scope = ?", H) == [(0,)]
+        assert (await store.server_totals(H)).users == 0
+        report = await store.usage_report(None, days=1)
+        assert report.servers == [(G, 0, 0)]
+        assert report.refused_by_scope == {H: {"global_cap": 1, "blocked": 3}}
+        assert (report.global_used, report.global_held) == (0, 2)
+    finally:
+        await store.close()
+
+
+async def test_what_wan_billed_is_kept_apart_from_the_charge(database: Database) -> None:
+    """`finish_job(billed=...)` records the bill; `server_totals` shows today's billed images and
+    those that never reached the member; a finish without `billed` keeps `update_job`'s."""
+    clock = Clock()
+    store = await open_with(database, clock)
+    try:
+
+        async def job(images: int) -> int:
+            reservation = await store.reserve(G, U, images)
+            made = await store.create_job(
+                scope=G, channel_id=1, user_id=U, source="slash", prompt="p",
+                reservation_id=reservation.id, state=JobState.QUEUED,
+            )  # fmt: skip
+            return made.id
+
+        first = await job(4)
+        await store.finish_job(first, JobState.DONE, generated=1, billed=4)  # 3 lost on the way
+        second = await job(2)
+        await store.update_job(second, billed=2)
+        await store.finish_job(second, JobState.DONE, generated=2)
+        assert [(await store.get_job(j)).billed for j in (first, second)] == [4, 2]  # type: ignore[union-attr]
+        third = await job(1)
+        await store.finish_job(third, JobState.FAILED)
+        assert (await store.get_job(third)).billed is None  # type: ignore[union-attr]
+        totals = await store.server_totals(G)
+        assert (totals.used, totals.billed, totals.undelivered) == (3, 6, 3)
+        assert (await store.server_totals(H)).billed == 0
+        with pytest.raises(ValueError):
+            await store.finish_job(third, JobState.DONE, billed=-1)
+        clock.advance(days=1)
+        totals = await store.server_totals(G)
+        assert (totals.used, totals.billed, totals.undelivered) == (0, 0, 0)
+    finally:
+        await store.close()
+
+
+async def test_read_only_open_reads_and_refuses_every_write(database: Database) -> None:
+    """`python -m bot usage` reads what the bot wrote and can't change a thing."""
+    clock = Clock()
+    writer = await open_with(database, clock, global_daily=9)
+    try:
+        await writer.reserve(G, U, 2)
+        reader = await open_with(database, clock, read_only=True, global_daily=9)
+        try:
+            report = await reader.usage_report(None, days=1)
+            assert (report.global_held, report.global_cap) == (2, 9)
+            assert (await reader.quota_status(G, U)).held == 2
+            for write in (
+                reader.set_paused(OWNER, True),
+                reader.reserve(G, V, 1),
+                reader.set_meta("k", "v"),
+            ):
+                with pytest.raises(StoreError):
+                    await write
+        finally:
+            await reader.close()
+        assert (await writer.bot_state()).paused is False
+        assert await writer.get_meta("k") is None
+        assert (await writer.quota_status(G, V)).held == 0
+    finally:
+        await writer.close()
+
+
+# ---- sqlite only: its file ----
 
 
 async def test_read_only_open_reads_while_a_writer_holds_the_lock(tmp_path: Path) -> None:

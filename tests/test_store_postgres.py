@@ -15,8 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from bot.store import JobState, QuotaRefused, Reservation, Store, StoreError, open_store
-from bot.store.postgres_migrations import SCHEMA_VERSION
+from bot.store import JobState, Limits, QuotaRefused, Reservation, Store, StoreError, open_store
+from bot.store.postgres_migrations import _VERSION_TABLE, MIGRATIONS, SCHEMA_VERSION
 from bot.store.urls import Target, describe_url
 from tests.test_store_support import (  # noqa: F401 (fixtures)
     START,
@@ -29,6 +29,7 @@ from tests.test_store_support import (  # noqa: F401 (fixtures)
 )
 
 G, U, ADMIN = 111, 501, 9
+H = 222  # another guild
 T = TypeVar("T")
 
 
@@ -106,6 +107,50 @@ async def test_newer_schema_is_refused(pg_url: str) -> None:
     text = await start_error(pg_url)
     assert f"schema version {SCHEMA_VERSION + 5}" in text and "newer wanbot" in text
     assert (SCHEMA_VERSION + 5,) in await fetch(pg_url, "SELECT version FROM schema_migrations")
+
+
+async def test_upgrading_a_version_1_database_counts_what_it_already_spent(
+    pg_server: PgServer,
+) -> None:
+    """bot_days starts from the servers' spending, so the bot-wide cap holds on the upgrade's day."""
+    database_url = await pg_server.create(migrated=False)
+    try:
+        con = await asyncpg.connect(database_url)
+        try:
+            await con.execute(_VERSION_TABLE)
+            for statement in MIGRATIONS[0]:
+                await con.execute(statement)
+            await con.execute("INSERT INTO schema_migrations (version) VALUES (1)")
+            for scope, used, held in ((G, 3, 1), (H, 1, 0)):
+                await con.execute(
+                    "INSERT INTO scope_days (scope, day, used, held) VALUES ($1, $2, $3, $4)",
+                    scope, START.date(), used, held,
+                )  # fmt: skip
+        finally:
+            await con.close()
+        store = await open_store(database_url, clock=Clock(), limits=Limits(global_daily=6))
+        try:
+            assert await fetch(database_url, "SELECT day, used, held FROM bot_days") == [
+                (START.date(), 4, 1)
+            ]
+            assert (await store.quota_status(G, U)).remaining == 1
+        finally:
+            await store.close()
+    finally:
+        await pg_server.drop(database_url)
+
+
+async def test_read_only_open_needs_a_migrated_database_and_creates_nothing(
+    pg_server: PgServer,
+) -> None:
+    """`python -m bot usage` before the bot ever ran: one line, and the database left empty."""
+    database_url = await pg_server.create(migrated=False)
+    try:
+        text = await start_error(database_url, read_only=True)
+        assert "no wanbot tables yet: start the bot once first" in text
+        assert await fetch(database_url, "SELECT to_regclass('schema_migrations')") == [(None,)]
+    finally:
+        await pg_server.drop(database_url)
 
 
 # ---- start-up failures: one line, never the password ----
@@ -305,6 +350,88 @@ async def test_admin_changes_racing_reservations_keep_the_books(pg_url: str) -> 
         assert len([a for a in audits if a.action == "grant_extra"]) == 1 + 12
     finally:
         await close_all(stores)
+
+
+async def test_the_last_images_of_the_bot_wide_cap_never_over_grant(pg_url: str) -> None:
+    """Pools racing from four servers for the bot-wide cap's last images get exactly the cap, and
+    every refusal is counted once, whichever pool it came from."""
+    stores = await many_stores(pg_url, 8, limits=Limits(global_daily=30))
+    try:
+        used = await stores[0].reserve(H, U, 6)
+        await stores[0].settle(used.id, 6)
+        scopes = (G, H, 333, 444)
+        for round_ in range(3):
+            # 24 left under the cap, 48 members in 4 servers asking for 1 each from 8 pools.
+            results = await racing(48, lambda i: stores[i % 8].reserve(scopes[i % 4], 4000 + i, 1))
+            granted = [r for r in results if isinstance(r, Reservation)]
+            refused = [r for r in results if isinstance(r, QuotaRefused)]
+            assert len(granted) == 24, round_  # exactly the cap: no overrun, nothing lost
+            assert len(refused) == 24 and all(r.reason == "global_cap" for r in refused)
+            assert await fetch(pg_url, "SELECT used, held FROM bot_days") == [(6, 24)]
+            status = await stores[1].quota_status(333, 9999)
+            assert (status.remaining, status.limited_by) == (0, "global_cap")
+            await racing(len(granted), lambda i, g=granted: stores[i % 8].release(g[i].id))
+        counted = await fetch(
+            pg_url,
+            "SELECT sum(requests), sum(images) FROM refusal_days WHERE reason = 'global_cap'",
+        )
+        assert counted == [(72, 72)]
+    finally:
+        await close_all(stores)
+
+
+async def test_reserving_and_settling_in_many_scopes_and_days_never_deadlocks(pg_url: str) -> None:
+    """Reservations, settles and releases of two days in four scopes, from six pools at once:
+    every one finishes (no deadlock: the fixed lock order) and bot_days is the sum of scope_days."""
+    clock = Clock()
+    stores = list(
+        await asyncio.gather(
+            *(open_url(pg_url, clock, limits=Limits(global_daily=500)) for _ in range(6))
+        )
+    )
+    try:
+        scopes = (G, H, 333, 444)
+        yesterday = [await stores[0].reserve(scopes[i % 4], 5000 + i, 1 + i % 3) for i in range(24)]
+        clock.advance(days=1)
+
+        async def step(i: int) -> object:
+            store = stores[i % 6]
+            if i < 24:  # close yesterday's while today's are taken
+                old = yesterday[i].id
+                return await (store.settle(old, 1) if i % 2 else store.release(old))
+            return await store.reserve(scopes[i % 4], 6000 + i, 1 + i % 3)
+
+        results = await racing(72, step)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        assert errors == []
+        per_day = await fetch(
+            pg_url,
+            "SELECT day, sum(used), sum(held) FROM scope_days GROUP BY day ORDER BY day",
+        )
+        assert await fetch(pg_url, "SELECT day, used, held FROM bot_days ORDER BY day") == [
+            (day, int(used), int(held)) for day, used, held in per_day
+        ]
+        assert per_day[0][2] == 0 and per_day[1][2] > 0  # yesterday all closed, today held
+    finally:
+        await close_all(stores)
+
+
+async def test_the_bot_day_is_locked_across_scopes(pg_url: str) -> None:
+    """Every reservation of a day waits on its bot_days row (the bot-wide cap's lock), whatever
+    its scope: held elsewhere, a reservation in another server times out as a StoreError."""
+    store = await open_url(pg_url, Clock(), busy_timeout=0.3)
+    holder = await asyncpg.connect(pg_url)
+    try:
+        await holder.execute("BEGIN")
+        await holder.execute("INSERT INTO bot_days (day) VALUES ($1)", START.date())
+        with pytest.raises(StoreError, match=r"locked for more than 0\.3 s"):
+            await asyncio.wait_for(store.reserve(H, U, 1), timeout=10)
+        await holder.execute("ROLLBACK")
+        assert (await store.reserve(H, U, 1)).images == 1
+        assert await fetch(pg_url, "SELECT used, held FROM bot_days") == [(0, 1)]
+    finally:
+        await holder.close()
+        await store.close()
 
 
 async def test_two_processes_finishing_one_job_charge_once(pg_url: str) -> None:

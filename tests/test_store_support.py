@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from bot.store import Store, open_store
+from bot.store import Limits, Store, open_store
 
 START = datetime(2025, 11, 24, 12, 0, tzinfo=UTC)  # a Monday, noon UTC
 MIDNIGHT = datetime(2025, 11, 25, tzinfo=UTC)  # when START's allowance resets
@@ -63,12 +63,16 @@ async def open_url(
     *,
     default_daily_limit: int = 10,
     busy_timeout: float = 2.0,
+    limits: Limits | None = None,
+    read_only: bool = False,
 ) -> Store:
     return await open_store(
         database_url,
         clock=clock,
         default_daily_limit=default_daily_limit,
         busy_timeout=busy_timeout,
+        limits=limits,
+        read_only=read_only,
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.store import JobState, Store, StoreError, open_store
+from bot.store import JobState, QuotaRefused, Store, StoreError, open_store
 from bot.store.transfer import TABLES, migrate_db
 from tests.test_store_support import (  # noqa: F401 (fixtures)
     START,
@@ -22,12 +22,16 @@ from tests.test_store_support import (  # noqa: F401 (fixtures)
 )
 
 G, OTHER, ADMIN = 111, 222, 9
+ROLE = 7001
 USERS = (501, 502, 503)
 
 
 async def fill(store: Store, clock: Clock) -> None:
-    """Settings, members, two days of reservations in every state, audit, jobs, results, meta."""
+    """Settings, members, role limits, two days of reservations in every state (so two bot days),
+    refusals, audit, jobs (one with what Wan billed), results, meta and the owner's switches."""
     await store.set_server_default(G, ADMIN, 6)
+    await store.set_role_limit(G, ADMIN, ROLE, 2)
+    await store.set_global_cap(ADMIN, 50)
     await store.set_server_cap(G, ADMIN, 40)
     await store.set_user_limit(G, ADMIN, USERS[0], 8)
     await store.grant_extra(G, ADMIN, USERS[1], 4)
@@ -41,7 +45,11 @@ async def fill(store: Store, clock: Clock) -> None:
         interaction_token="tok.secret", token_expires_at=START + timedelta(minutes=15),
     )  # fmt: skip
     await store.set_task_id(parent.id, "task-1")
-    await store.finish_job(parent.id, JobState.DONE, generated=2, result_message_ids=[901, 902])
+    await store.finish_job(
+        parent.id, JobState.DONE, generated=2, result_message_ids=[901, 902], billed=3
+    )
+    with pytest.raises(QuotaRefused):
+        await store.reserve(OTHER, USERS[2], 1)  # blocked: counted in refusal_days
     clock.advance(days=1)
     held = await store.reserve(G, USERS[1], 7)  # 6 daily + 1 extra, still running
     child = await store.create_job(
@@ -64,9 +72,13 @@ async def picture(store: Store) -> dict[str, object]:
         "audit": [await store.audit_log(s, limit=100) for s in (G, OTHER)],
         "totals": [await store.server_totals(s) for s in (0, G, OTHER)],
         "message": [await store.job_for_message(m) for m in (70, 901, 903)],
+        "roles": await store.role_limits(G),
+        "state": await store.bot_state(),
+        "usage": [await store.usage_report(s, days=3) for s in (None, G, OTHER)],
     }
     for user in USERS:
         seen[f"status {user}"] = [await store.quota_status(s, user) for s in (0, G, OTHER)]
+        seen[f"role status {user}"] = await store.quota_status(G, user, roles=[ROLE])
         seen[f"jobs {user}"] = await store.jobs_for_user(user)
     return seen
 

@@ -38,8 +38,14 @@ async def open_store(
         # Imported here: a sqlite-only install never loads the driver.
         from bot.store.postgres import PostgresStore
 
+        # `read_only` there: read-only transactions, no migration (see `PostgresStore`).
         return await PostgresStore.open(
-            url, clock=clock, default_daily_limit=default_daily_limit, busy_timeout=busy_timeout
+            url,
+            clock=clock,
+            default_daily_limit=default_daily_limit,
+            busy_timeout=busy_timeout,
+            limits=limits,
+            read_only=read_only,
         )
     from bot.store.sqlite import SqliteStore
 

@@ -5,6 +5,11 @@ connection, and the quota transactions lock their rows in one fixed order (see `
 no interleaving of processes can grant more than a limit allows. `lock_timeout` bounds every wait for
 a lock (the `busy_timeout` of `open_store`), so a stuck peer is a `StoreError`, not a hang.
 
+A read-only store (`open_store(..., read_only=True)`, for `python -m bot usage` while the bot runs)
+skips the migrations, checks the schema is this wanbot's, and runs on connections whose transactions
+are read-only (`default_transaction_read_only`); its writes fail with a `StoreError` before they
+reach the server.
+
 Writes run in a task of their own, shielded from the caller's cancellation: once sent, a write
 finishes (commit or rollback) even if its caller stops waiting, and `close` waits for it. A
 reservation whose caller was cancelled is released again at once, as the sqlite store does.
@@ -15,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -26,10 +31,20 @@ from bot.store import postgres_jobs as jobs
 from bot.store import postgres_quota as quota
 from bot.store.base import Store
 from bot.store.checks import MAX_LIMIT, check_int, check_limit
-from bot.store.errors import StoreError
-from bot.store.models import AuditEntry, Job, JobState, QuotaStatus, Reservation, ServerTotals
+from bot.store.errors import QuotaRefused, StoreError
+from bot.store.models import (
+    AuditEntry,
+    BotState,
+    Job,
+    JobState,
+    Limits,
+    QuotaStatus,
+    Reservation,
+    ServerTotals,
+    UsageReport,
+)
 from bot.store.postgres_errors import OWN_MISTAKES, Target, describe
-from bot.store.postgres_migrations import migrate
+from bot.store.postgres_migrations import check_version, migrate
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +93,15 @@ class PostgresStore(Store):
         clock: Clock,
         default_daily_limit: int,
         busy_timeout: float,
+        limits: Limits | None = None,
+        read_only: bool = False,
     ) -> None:
         self._pool: asyncpg.Pool | None = pool
         self.target = target
         self._clock = clock
         self.default_daily_limit = default_daily_limit
+        self.limits = limits or Limits()
+        self.read_only = read_only
         self.busy_timeout = busy_timeout
         self._writes: set[asyncio.Task[Any]] = set()
         self._closing = False
@@ -96,10 +115,25 @@ class PostgresStore(Store):
         default_daily_limit: int = 10,
         busy_timeout: float = 5.0,
         pool_size: int = 10,
+        limits: Limits | None = None,
+        read_only: bool = False,
     ) -> PostgresStore:
-        """Connect to the database at `url` and migrate it. Raises `StoreError` (one line)."""
+        """Connect to the database at `url` and migrate it. Raises `StoreError` (one line).
+
+        `limits` the owner's bounds; `read_only` migrates nothing (the schema must already be this
+        wanbot's) and refuses every write.
+        """
         check_int("default_daily_limit", default_daily_limit, 0, MAX_LIMIT)
         target = Target.parse(url)
+        settings = {
+            "lock_timeout": str(max(1, int(busy_timeout * 1000))),
+            "application_name": "wanbot",
+            # Times come back as UTC whatever the server's or the role's setting.
+            "timezone": "UTC",
+        }
+        if read_only:
+            # The server itself refuses a write, should one get past `_write`'s check.
+            settings["default_transaction_read_only"] = "on"
         try:
             pool = await asyncpg.create_pool(
                 url,
@@ -108,12 +142,7 @@ class PostgresStore(Store):
                 init=init_connection,
                 # A server that never answers must not hang start-up.
                 timeout=max(busy_timeout, 5.0),
-                server_settings={
-                    "lock_timeout": str(max(1, int(busy_timeout * 1000))),
-                    "application_name": "wanbot",
-                    # Times come back as UTC whatever the server's or the role's setting.
-                    "timezone": "UTC",
-                },
+                server_settings=settings,
             )
         except ValueError as err:  # the driver could not make sense of the URL
             raise StoreError(
@@ -128,9 +157,14 @@ class PostgresStore(Store):
             clock=clock or _utc_now,
             default_daily_limit=default_daily_limit,
             busy_timeout=busy_timeout,
+            limits=limits,
+            read_only=read_only,
         )
         try:
             async with pool.acquire() as con:
+                if read_only:
+                    await check_version(con, str(target))
+                    return store
                 old = await migrate(con, str(target))
         except _DATABASE_ERRORS as err:
             await pool.close()
@@ -169,13 +203,22 @@ class PostgresStore(Store):
         return await self._on_connection(pool, fn, *args, transaction=True)
 
     async def _on_connection(
-        self, pool: asyncpg.Pool, fn: Operation[T], *args: Any, transaction: bool
+        self,
+        pool: asyncpg.Pool,
+        fn: Operation[T],
+        *args: Any,
+        transaction: bool,
+        snapshot: bool = False,
     ) -> T:
         try:
             async with pool.acquire() as con:
                 if not transaction:
                     return await fn(con, *args)
-                async with con.transaction():
+                if snapshot:
+                    tx = con.transaction(isolation="repeatable_read", readonly=True)
+                else:
+                    tx = con.transaction()
+                async with tx:
                     return await fn(con, *args)
         except OWN_MISTAKES:
             raise
@@ -187,6 +230,12 @@ class PostgresStore(Store):
         needs no transaction (and saves the BEGIN and COMMIT round trips)."""
         return await self._on_connection(self._live_pool(), fn, *args, transaction=False)
 
+    async def _snapshot_read(self, fn: Operation[T], *args: Any) -> T:
+        """Several reads that must agree: one REPEATABLE READ, read-only transaction."""
+        return await self._on_connection(
+            self._live_pool(), fn, *args, transaction=True, snapshot=True
+        )
+
     async def _write(
         self,
         fn: Operation[T],
@@ -196,6 +245,8 @@ class PostgresStore(Store):
         """Run a write transaction to its end even if the caller is cancelled meanwhile; then,
         if it was, `undo` its committed result."""
         pool = self._live_pool()
+        if self.read_only:
+            raise StoreError(f"The {self.target} was opened read-only: nothing can be changed.")
         abandoned = asyncio.Event()
 
         async def run() -> T:
@@ -233,21 +284,30 @@ class PostgresStore(Store):
 
     # ---- quotas ----
 
-    async def reserve(self, scope: int, user: int, images: int) -> Reservation:
+    async def reserve(
+        self, scope: int, user: int, images: int, *, roles: Sequence[int] = ()
+    ) -> Reservation:
         check_int("images", images, 1, MAX_LIMIT)
-        return await self._write(
+        outcome = await self._write(
             quota.reserve,
             scope,
             user,
             images,
+            tuple(roles),
             self._now(),
             self.default_daily_limit,
+            self.limits,
             # A caller cancelled while its reservation was being committed will never settle
             # it: give the images straight back.
             undo=self._release_abandoned,
         )
+        if isinstance(outcome, QuotaRefused):
+            raise outcome  # counted: the transaction that refused it committed the count
+        return outcome
 
-    async def _release_abandoned(self, reservation: Reservation) -> None:
+    async def _release_abandoned(self, reservation: Reservation | QuotaRefused) -> None:
+        if isinstance(reservation, QuotaRefused):
+            return  # nothing was held
         log.info("reservation %d abandoned by a cancelled caller; releasing it", reservation.id)
         pool = self._pool  # still open: `close` waits for this before closing the pool
         if pool is None:
@@ -287,13 +347,28 @@ class PostgresStore(Store):
             log.warning("released %d reservation(s) left without a job by a crash", count)
         return count
 
-    async def quota_status(self, scope: int, user: int) -> QuotaStatus:
+    async def quota_status(
+        self, scope: int, user: int, *, roles: Sequence[int] = ()
+    ) -> QuotaStatus:
         return await self._read(
-            quota.quota_status, scope, user, self._now(), self.default_daily_limit
+            quota.quota_status,
+            scope,
+            user,
+            tuple(roles),
+            self._now(),
+            self.default_daily_limit,
+            self.limits,
         )
 
     async def server_totals(self, scope: int) -> ServerTotals:
-        return await self._read(quota.server_totals, scope, self._now())
+        return await self._read(quota.server_totals, scope, self._now(), self.limits)
+
+    async def usage_report(self, scope: int | None, *, days: int = 7, top: int = 10) -> UsageReport:
+        check_int("days", days, 1, 366)
+        check_int("top", top, 1, 100)
+        return await self._snapshot_read(
+            quota.usage_report, scope, self._now(), days, top, self.limits
+        )
 
     # ---- admin operations ----
 
@@ -301,23 +376,31 @@ class PostgresStore(Store):
         self, scope: int, actor: int, user: int, limit: int | None
     ) -> tuple[int | None, int | None]:
         check_limit("limit", limit)
-        return await self._write(quota.set_user_limit, scope, actor, user, limit, self._now())
+        return await self._write(
+            quota.set_user_limit, scope, actor, user, limit, self._now(), self._ceiling(scope)
+        )
 
     async def set_server_default(
         self, scope: int, actor: int, limit: int | None
     ) -> tuple[int | None, int | None]:
         check_limit("limit", limit)
-        return await self._write(quota.set_server_default, scope, actor, limit, self._now())
+        return await self._write(
+            quota.set_server_default, scope, actor, limit, self._now(), self._ceiling(scope)
+        )
 
     async def set_server_cap(
         self, scope: int, actor: int, cap: int | None
     ) -> tuple[int | None, int | None]:
         check_limit("cap", cap)
-        return await self._write(quota.set_server_cap, scope, actor, cap or None, self._now())
+        return await self._write(
+            quota.set_server_cap, scope, actor, cap or None, self._now(), self._ceiling(scope)
+        )
 
     async def grant_extra(self, scope: int, actor: int, user: int, images: int) -> tuple[int, int]:
         check_int("images", images, -MAX_LIMIT, MAX_LIMIT)
-        return await self._write(quota.grant_extra, scope, actor, user, images, self._now())
+        return await self._write(
+            quota.grant_extra, scope, actor, user, images, self._now(), self._ceiling(scope)
+        )
 
     async def reset_usage(self, scope: int, actor: int, user: int) -> tuple[int, int]:
         return await self._write(quota.reset_usage, scope, actor, user, self._now())
@@ -333,6 +416,33 @@ class PostgresStore(Store):
     ) -> list[AuditEntry]:
         check_int("limit", limit, 1, 10_000)
         return await self._read(quota.audit_log, scope, limit, target)
+
+    def _ceiling(self, scope: int) -> int | None:
+        # The owner's ceiling is for servers: DMs have their own limit.
+        return self.limits.server_ceiling if scope else None
+
+    async def set_role_limit(
+        self, scope: int, actor: int, role: int, limit: int | None
+    ) -> tuple[int | None, int | None]:
+        check_limit("limit", limit)
+        return await self._write(
+            quota.set_role_limit, scope, actor, role, limit, self._now(), self._ceiling(scope)
+        )
+
+    async def role_limits(self, scope: int) -> dict[int, int]:
+        return await self._read(quota.role_limits, scope)
+
+    # ---- the owner's switches ----
+
+    async def bot_state(self) -> BotState:
+        return await self._read(quota.bot_state, self.limits)
+
+    async def set_paused(self, actor: int, paused: bool) -> tuple[bool, bool]:
+        return await self._write(quota.set_paused, actor, paused, self._now())
+
+    async def set_global_cap(self, actor: int, cap: int | None) -> tuple[int | None, int | None]:
+        check_limit("cap", cap)
+        return await self._write(quota.set_global_cap, actor, cap, self._now(), self.limits)
 
     # ---- jobs ----
 
@@ -360,8 +470,11 @@ class PostgresStore(Store):
         error_code: str | None = None,
         error_message: str | None = None,
         result_message_ids: list[int] | None = None,
+        billed: int | None = None,
     ) -> bool:
         state = checks.final_state(state, generated)
+        if billed is not None:
+            check_int("billed", billed, 0, MAX_LIMIT)
         return await self._write(
             jobs.finish,
             job_id,
@@ -371,6 +484,7 @@ class PostgresStore(Store):
             error_message,
             result_message_ids,
             self._now(),
+            billed,
         )
 
     async def unfinished_jobs(self) -> list[Job]:

@@ -112,6 +112,7 @@ async def finish(
     error_message: str | None,
     result_message_ids: list[int] | None,
     now: datetime,
+    billed: int | None = None,
 ) -> bool:
     row = await con.fetchrow(
         "SELECT state, reservation_id FROM jobs WHERE id = $1 FOR UPDATE", job_id
@@ -131,6 +132,9 @@ async def finish(
         "finished_at": now,
         "updated_at": now,
     }
+    if billed is not None:
+        # Else keep what `update_job(billed=...)` recorded when the task succeeded.
+        changes["billed"] = billed
     if result_message_ids is not None:
         changes["result_message_ids"] = result_message_ids
         await _index_results(con, job_id, result_message_ids)

@@ -131,7 +131,42 @@ _V1 = (
     "CREATE INDEX job_results_job ON job_results (job_id)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+# Version 2: the owner's bounds (issue 11; sqlite's version 2): role limits, the bot-wide day,
+# refusals by reason, and what Wan billed per job. `bot_days` starts from what the servers spent.
+_V2 = (
+    # A daily limit for members with a role; a member's own limit wins, among roles the highest.
+    """CREATE TABLE role_limits (
+        scope bigint NOT NULL,
+        role_id bigint NOT NULL,
+        daily_limit integer NOT NULL CHECK (daily_limit >= 0),
+        PRIMARY KEY (scope, role_id)
+    )""",
+    # Every scope's spending on one UTC day together, for the bot-wide cap. Its row is also the
+    # lock every reservation of the day takes, right after its scope's day.
+    """CREATE TABLE bot_days (
+        day date PRIMARY KEY,
+        used integer NOT NULL DEFAULT 0 CHECK (used >= 0),
+        held integer NOT NULL DEFAULT 0 CHECK (held >= 0)
+    )""",
+    "INSERT INTO bot_days (day, used, held) SELECT day, SUM(used), SUM(held) FROM scope_days"
+    " GROUP BY day",
+    # Requests refused by `reserve`, by reason, counted in the refusal's own transaction.
+    """CREATE TABLE refusal_days (
+        scope bigint NOT NULL,
+        day date NOT NULL,
+        reason text NOT NULL,
+        requests integer NOT NULL DEFAULT 0,
+        images integer NOT NULL DEFAULT 0,
+        PRIMARY KEY (scope, day, reason)
+    )""",
+    # Images Wan reported generating for the job (`usage.image_count`): what the owner is billed.
+    "ALTER TABLE jobs ADD COLUMN billed integer CHECK (billed >= 0)",
+    "CREATE INDEX reservations_day ON reservations (day, scope)",
+    # Jobs whose images Wan billed, by scope and day (the owner's report of billed-but-undelivered).
+    "CREATE INDEX jobs_billed ON jobs (scope, finished_at) WHERE billed > 0",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -158,3 +193,20 @@ async def migrate(con: asyncpg.Connection, where: str) -> int:
                 await con.execute(statement)
             await con.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version + 1)
     return current
+
+
+async def check_version(con: asyncpg.Connection, where: str) -> None:
+    """For a read-only open: the database must already hold this wanbot's schema."""
+    exists = await con.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    current = (
+        await con.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations")
+        if exists
+        else 0
+    )
+    if current == 0:
+        raise StoreError(f"The {where} has no wanbot tables yet: start the bot once first.")
+    if current != SCHEMA_VERSION:
+        raise StoreError(
+            f"The {where} has schema version {current}, this wanbot {SCHEMA_VERSION}: "
+            "start the bot (which upgrades it) before reading it."
+        )

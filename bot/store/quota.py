@@ -15,12 +15,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from bot.store.errors import QuotaRefused
-from bot.store.models import LimitSource, QuotaStatus, RefusalReason
+from bot.store.errors import CeilingExceeded, QuotaRefused
+from bot.store.models import Limits, LimitSource, QuotaStatus, RefusalReason
 
 # What the owner's own jobs (scope BOT_SCOPE: `python -m bot edit`) may use in a day: no member
 # limit, so as much as the bot-wide cap lets through.
 OWNER_ALLOWANCE = 1_000_000
+
+
+# Meta keys of the owner's run-time switches (both engines keep them in `meta`).
+PAUSED = "paused"
+GLOBAL_CAP = "global_daily_limit"
+
+
+def global_cap_in_force(stored: str | None, limits: Limits) -> int | None:
+    """The owner's run-time bot-wide cap when set ("0": none), else WAN_GLOBAL_DAILY_LIMIT."""
+    if stored is None:
+        return limits.global_daily
+    return int(stored) or None
 
 
 def next_reset(day: date) -> datetime:
@@ -37,6 +49,13 @@ def lower_cap(*caps: int | None) -> int | None:
 def ceiling_exceeded(value: int | None, ceiling: int | None) -> bool:
     """True when an admin's `value` would let someone use more than the owner's ceiling allows."""
     return ceiling is not None and value is not None and value > ceiling
+
+
+def check_ceiling(what: str, value: int | None, ceiling: int | None) -> None:
+    """Raise `CeilingExceeded` when an admin's `value` for `what` is over the owner's ceiling."""
+    if ceiling_exceeded(value, ceiling):
+        assert value is not None and ceiling is not None
+        raise CeilingExceeded(what, value, ceiling)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
-from bot.store.errors import CeilingExceeded, NotFound, QuotaRefused
+from bot.store.errors import NotFound, QuotaRefused
 from bot.store.models import (
     BOT_SCOPE,
     AuditEntry,
@@ -25,10 +25,13 @@ from bot.store.models import (
     UsageReport,
 )
 from bot.store.quota import (
+    GLOBAL_CAP,
     OWNER_ALLOWANCE,
+    PAUSED,
     Snapshot,
-    ceiling_exceeded,
     charge_split,
+    check_ceiling,
+    global_cap_in_force,
     next_reset,
     refused,
     status,
@@ -54,17 +57,6 @@ LEFT JOIN (
 ) AS r ON 1
 LEFT JOIN bot_days AS bd ON bd.day = :day
 """
-
-# Meta keys of the owner's run-time switches.
-PAUSED = "paused"
-GLOBAL_CAP = "global_daily_limit"
-
-
-def global_cap_in_force(stored: str | None, limits: Limits) -> int | None:
-    """The owner's run-time bot-wide cap when set ("0": none), else WAN_GLOBAL_DAILY_LIMIT."""
-    if stored is None:
-        return limits.global_daily
-    return int(stored) or None
 
 
 def _snapshot(
@@ -326,9 +318,7 @@ def _set_scope(conn: sqlite3.Connection, scope: int, column: str, value: int | N
 
 def _within(what: str, value: int | None, ceiling: int | None) -> None:
     # Checked inside the change's transaction, so nothing is written (not even the audit) when over.
-    if ceiling_exceeded(value, ceiling):
-        assert value is not None and ceiling is not None
-        raise CeilingExceeded(what, value, ceiling)
+    check_ceiling(what, value, ceiling)
 
 
 def set_user_limit(

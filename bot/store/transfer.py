@@ -42,6 +42,9 @@ TABLES = (
     "audit",
     "jobs",
     "job_results",
+    "role_limits",
+    "bot_days",
+    "refusal_days",
 )
 BATCH = 5000  # rows read from sqlite and sent per COPY: bounds memory on a large jobs table
 
