@@ -1,8 +1,7 @@
-"""Creating a job's Wan task: once, with retries only where Wan's answer proves no task was made."""
+"""Creating a job's Wan task: once (the client retries only where Wan's answer proves no task was made)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -29,8 +28,6 @@ class Creator:
         inflight: InFlight,
         outcomes: Outcomes,
         *,
-        create_attempts: int,
-        retry_delay: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -38,8 +35,6 @@ class Creator:
         self.surface = surface
         self.inflight = inflight
         self.outcomes = outcomes
-        self.create_attempts = create_attempts
-        self.retry_delay = retry_delay
         self._clock = clock
 
     async def create(self, job: Job) -> Job | None:
@@ -80,34 +75,18 @@ class Creator:
             await self.store.set_task_id(job.id, created.task_id)
             return created
 
-        for attempt in range(1, self.create_attempts + 1):
-            # Synchronously after the last cancel check: a cancel now finds the job submitting.
-            self.inflight.submitting.add(job.id)
-            try:
-                created = await self.inflight.critical(create_and_record())
-                break
-            except WanError as err:
-                if err.code != "CreateOutcomeUnknown":
-                    self.inflight.submitting.discard(job.id)
-                log.warning(
-                    "job %d: create failed: %s (request %s, attempt %d)",
-                    job.id,
-                    err.code,
-                    err.request_id,
-                    attempt,
-                )
-                # The client already retried quickly. A throttled or failed create made no task, so it
-                # is safe to try again later; an unknown outcome (no answer) is never retried.
-                if (
-                    not err.retryable
-                    or err.code == "CreateOutcomeUnknown"
-                    or attempt == self.create_attempts
-                ):
-                    await self.outcomes.fail(job, f"{err.user_message} {NOTHING_CHARGED}", err.code)
-                    return None
-                await asyncio.sleep(self.retry_delay * 2 ** (attempt - 1))
-                if await self.cancelled_meanwhile(job):
-                    return None
+        # Synchronously after the last cancel check: a cancel now finds the job submitting.
+        self.inflight.submitting.add(job.id)
+        try:
+            # The client's retry policy is the only one for creates (at most 4 POSTs, and only
+            # after answers that prove no task was made): no second loop here.
+            created = await self.inflight.critical(create_and_record())
+        except WanError as err:
+            if err.code != "CreateOutcomeUnknown":
+                self.inflight.submitting.discard(job.id)
+            log.warning("job %d: create failed: %s (request %s)", job.id, err.code, err.request_id)
+            await self.outcomes.fail(job, f"{err.user_message} {NOTHING_CHARGED}", err.code)
+            return None
         stored = await self.store.get_job(job.id)
         assert stored is not None
         self.inflight.statuses[stored.id] = created.status

@@ -45,7 +45,6 @@ class JobRunner:
         max_concurrent: int = 5,
         max_jobs_per_user: int = 2,
         delivery_attempts: int = 3,
-        create_attempts: int = 4,
         retry_delay: float = 2.0,
         redeliver_after: float = 300.0,
         shutdown_grace: float = 120.0,
@@ -65,8 +64,6 @@ class JobRunner:
             surface,
             self.inflight,
             self.outcomes,
-            create_attempts=create_attempts,
-            retry_delay=retry_delay,
             clock=clock,
         )
         self.deliverer = Deliverer(
@@ -184,7 +181,7 @@ class JobRunner:
             self.dispatcher.wake.set()
             return f"Cancelled. {NOTHING_CHARGED}"
         if job_id in inflight.running and job.task_id is None and job_id not in inflight.submitting:
-            # Fetching its images or waiting to retry a throttled create: stopped before the call.
+            # Still fetching its images: stopped before the create call.
             inflight.cancel_requested.add(job_id)
             return f"Cancelled. {NOTHING_CHARGED}"
         if job.task_id is None or inflight.statuses.get(job_id) != TaskStatus.PENDING:
