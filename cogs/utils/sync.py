@@ -14,11 +14,13 @@ from bot.store import Store
 log = logging.getLogger(__name__)
 
 
-def command_hash(tree: app_commands.CommandTree) -> str:
-    """A hash of every command definition, to sync only when something changed."""
+def command_hash(tree: app_commands.CommandTree, application_id: int | None) -> str:
+    """A hash of every command definition and of the application they belong to, to sync only when
+    something changed: a database reused with another bot token (another application) syncs too."""
     payload = [command.to_dict(tree) for command in tree.get_commands()]
     payload.sort(key=lambda c: (c.get("type", 1), c["name"]))
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    body = {"application_id": application_id, "commands": payload}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 async def sync_commands(
@@ -29,7 +31,7 @@ async def sync_commands(
     if guild is not None:
         tree.copy_global_to(guild=guild)
     key = f"command_hash:{dev_guild or 'global'}"
-    digest = command_hash(tree)
+    digest = command_hash(tree, tree.client.application_id)
     if not force and await store.get_meta(key) == digest:
         log.info("slash commands unchanged; not syncing")
         return False
