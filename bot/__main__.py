@@ -13,6 +13,7 @@ from pathlib import PurePath
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import setup_logging
+from bot.memory import tune_allocator
 
 log = logging.getLogger("bot")
 
@@ -122,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(settings)
     if check:
         return asyncio.run(run_check(settings, sandbox=args.sandbox))
+    tune_allocator()  # before the first big buffer: see bot/memory.py
     return asyncio.run(run_bot(settings, sandbox=args.sandbox, sync_only=args.command == "sync"))
 
 

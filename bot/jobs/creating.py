@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -15,6 +16,8 @@ from bot.store import Job, JobState, Store
 from bot.wan import CreatedTask, EditRequest, InputImage, WanClient, WanError
 
 log = logging.getLogger(__name__)
+
+SLOT_CHECK = 0.5  # seconds between cancel checks while a job waits for a Wan slot
 
 
 class Creator:
@@ -46,6 +49,17 @@ class Creator:
             except ImageRejected as err:
                 await self.outcomes.fail(job, f"{err} {NOTHING_CHARGED}", "InputGone")
                 return None
+        if await self.cancelled_meanwhile(job):
+            return None
+        # A Wan slot, given back when the task ends (or the job does); a cancel while waiting for
+        # one is seen within half a second.
+        while True:
+            try:
+                await asyncio.wait_for(self.inflight.take_wan_slot(job.id), SLOT_CHECK)
+                break
+            except TimeoutError:
+                if await self.cancelled_meanwhile(job):
+                    return None
         if await self.cancelled_meanwhile(job):
             return None
         options = job.options

@@ -55,7 +55,10 @@ class JobRunner:
         self.wan = wan
         self.surface = surface
         self.shutdown_grace = shutdown_grace
-        self.inflight = InFlight()
+        self.inflight = InFlight(
+            wan_slots=asyncio.Semaphore(max_concurrent),
+            delivery_slots=asyncio.Semaphore(max_concurrent),
+        )
         self.queue: JobQueue = queue if queue is not None else MemoryQueue()
         self.outcomes = Outcomes(store, surface)
         self.creator = Creator(

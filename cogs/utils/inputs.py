@@ -56,14 +56,12 @@ async def _load(attachments: Sequence[discord.Attachment]) -> list[CheckedImage]
         raise ImageRejected(
             "Discord wouldn't hand over one of the images; try attaching it again."
         ) from None
-    return list(
-        await asyncio.gather(
-            *(
-                images.check(i, a.filename, data, a.url)
-                for i, (a, data) in enumerate(zip(attachments, blobs, strict=True), start=1)
-            )
-        )
-    )
+    # One decode at a time: each holds a full pixel buffer (12 MB for 2000x2000 RGB), and the load
+    # slots already keep both cores busy when requests arrive together.
+    checked = []
+    for i, (a, data) in enumerate(zip(attachments, blobs, strict=True), start=1):
+        checked.append(await images.check(i, a.filename, data, a.url))
+    return checked
 
 
 def describe(
@@ -81,6 +79,7 @@ def describe(
             "size": len(image.data),
             "width": image.width,
             "height": image.height,
+            "sha256": image.sha256,
             "attachment_id": attachment.id,
         }
         if source is not None:
@@ -160,7 +159,7 @@ async def refetch(bot: WanBot, job: Job) -> list[CheckedImage]:
         for index, (spec, url) in enumerate(zip(job.inputs, urls, strict=True), start=1):
             filename = spec.get("filename") or f"image{index}.png"
             data = await _download(bot, str(url), index)
-            checked.append(await images.check(index, filename, data, url))
+            checked.append(await images.recheck(index, filename, data, url, spec))
         return checked
 
 
