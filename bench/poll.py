@@ -10,6 +10,11 @@ running at once, 5 creates/s, 20 queries/s) and running times spread over 20-90 
 - `ours50`: 50 tasks in flight through one `WanClient` (45 of them queued PENDING), for as long
            as the other two runs take: the total query rate must stay within WAN_QUERY_QPS.
 
+Rate limiter, side by side in the same run: both of our runs again with the query limiter swapped for
+`aiolimiter.AsyncLimiter`, configured as a bucket (`AsyncLimiter(qps, 1)`, bursts of `qps`) and as a
+spaced one (`AsyncLimiter(1, 1/qps)`), with the same account-wide pause on 429. The client keeps its
+own `RateLimiter` unless aiolimiter matches it on peak q/s and lag.
+
 Detection lag = when the client learns the final status (wall clock) - the emulator's end time.
 Targets (exit status 1 if missed): our mean lag <= 1/5 of the SDK's; our peak query rate in any
 1-second window <= WAN_QUERY_QPS in both of our runs.
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import io
 import logging
 import os
@@ -38,11 +44,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import dashscope
+from aiolimiter import AsyncLimiter
 from dashscope import ImageSynthesis
 from PIL import Image
 
 from bot.sandbox import Emulator, EmulatorConfig
 from bot.wan import EditRequest, InputImage, WanClient
+from bot.wan.ratelimit import Limiter, RateLimiter
 
 KEY = "sk-bench"
 MODEL = "wan2.5-i2i-preview"
@@ -60,9 +68,14 @@ class Run:
     peak_qps: int = 0
     task_ids: list[str] = field(default_factory=list)
 
+    throttled: int = 0
+
     def measure(self, emu: Emulator) -> None:
         self.polls_per_task = polls_per_task(emu, self.task_ids)
         self.peak_qps = peak_rate(task_times(emu))
+        self.throttled = sum(
+            1 for _, _, path, status in emu.request_log if TASK_PATH.search(path) and status == 429
+        )
 
     def row(self) -> str:
         lags = sorted(self.lags)
@@ -70,9 +83,34 @@ class Run:
         p95 = lags[max(0, round(0.95 * len(lags)) - 1)] if lags else float("nan")
         done = f"{self.finished}/{self.tasks}"
         return (
-            f"{self.name:<34} {done:>7} {mean:>9.3f} {p95:>9.3f} "
-            f"{self.polls_per_task:>10.1f} {self.peak_qps:>9d}"
+            f"{self.name:<42} {done:>7} {mean:>9.3f} {p95:>9.3f} "
+            f"{self.polls_per_task:>10.1f} {self.peak_qps:>9d} {self.throttled:>5d}"
         )
+
+
+class AioLimiter:
+    """`aiolimiter.AsyncLimiter` behind the client's `Limiter` interface, with the same pause."""
+
+    def __init__(self, rate: float, *, spaced: bool) -> None:
+        self.rate = rate
+        self._bucket = AsyncLimiter(1, 1.0 / rate) if spaced else AsyncLimiter(rate, 1.0)
+        self._paused_until = 0.0
+
+    async def acquire(self) -> None:
+        delay = self._paused_until - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await self._bucket.acquire()
+
+    def pause(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+
+LIMITERS = {
+    "": lambda qps: RateLimiter(qps),
+    ", aiolimiter bucket": lambda qps: AioLimiter(qps, spaced=False),
+    ", aiolimiter spaced": lambda qps: AioLimiter(qps, spaced=True),
+}
 
 
 def spread(n: int, lo: float = 20.0, hi: float = 90.0) -> list[float]:
@@ -126,11 +164,13 @@ def polls_per_task(emu: Emulator, task_ids: Sequence[str]) -> float:
     return statistics.fmean(counts[t] for t in task_ids) if task_ids else 0.0
 
 
-async def run_ours(emu: Emulator, durations: Sequence[float], qps: float, run: Run) -> None:
+async def run_ours(emu: Emulator, durations: Sequence[float], limiter: Limiter, run: Run) -> None:
     """Create and wait on every task; fills `run` as tasks finish (so a cancelled run still counts)."""
     run.tasks = len(durations)
     image = InputImage(data=input_png(), mime="image/png")
-    async with WanClient(KEY, emu.base_url, query_qps=qps) as client:
+    async with WanClient(
+        KEY, emu.base_url, query_qps=limiter.rate, query_limiter=limiter
+    ) as client:
 
         async def one(i: int) -> None:
             await asyncio.sleep(i * SUBMIT_INTERVAL)
@@ -197,37 +237,57 @@ async def main(argv: Sequence[str] | None = None) -> int:
     durations = spread(args.tasks)
     load_durations = spread(args.inflight)
     sdk = Run("SDK ImageSynthesis.wait (threads)")
-    ours = Run("wanbot WanClient.wait")
-    load = Run(f"wanbot, {args.inflight} in flight")
+    ours = {k: Run(f"wanbot WanClient.wait{k}") for k in LIMITERS}
+    load = {k: Run(f"wanbot, {args.inflight} in flight{k}") for k in LIMITERS}
     started = time.monotonic()
-    async with (
-        Emulator(emulator_config(durations)) as emu_sdk,
-        Emulator(emulator_config(durations)) as emu_ours,
-        Emulator(emulator_config(load_durations)) as emu_load,
-    ):
-        load_task = asyncio.create_task(run_ours(emu_load, load_durations, args.qps, load))
+    async with contextlib.AsyncExitStack() as stack:
+        emu_sdk = await stack.enter_async_context(Emulator(emulator_config(durations)))
+        emus: dict[str, Emulator] = {}
+        for kind, runs, ds in (("ours", ours, durations), ("load", load, load_durations)):
+            for k in runs:
+                emus[kind + k] = await stack.enter_async_context(Emulator(emulator_config(ds)))
+        load_tasks = [
+            asyncio.create_task(run_ours(emus["load" + k], load_durations, make(args.qps), load[k]))
+            for k, make in LIMITERS.items()
+        ]
         await asyncio.gather(
-            run_sdk(emu_sdk, durations, sdk), run_ours(emu_ours, durations, args.qps, ours)
+            run_sdk(emu_sdk, durations, sdk),
+            *(
+                run_ours(emus["ours" + k], durations, make(args.qps), ours[k])
+                for k, make in LIMITERS.items()
+            ),
         )
-        # Draining the load run would take ~10 minutes; by now it has shown what it must.
-        load_task.cancel()
-        await asyncio.gather(load_task, return_exceptions=True)
-        for run, emu in ((sdk, emu_sdk), (ours, emu_ours), (load, emu_load)):
-            run.measure(emu)
+        # Draining the load runs would take ~10 minutes; by now they have shown what they must.
+        for task in load_tasks:
+            task.cancel()
+        await asyncio.gather(*load_tasks, return_exceptions=True)
+        sdk.measure(emu_sdk)
+        for k in LIMITERS:
+            ours[k].measure(emus["ours" + k])
+            load[k].measure(emus["load" + k])
     elapsed = time.monotonic() - started
 
     print(f"poll benchmark: running times 20-90 s, 5 running at once, WAN_QUERY_QPS={args.qps:g}")
     print(
-        f"{'run':<34} {'done':>7} {'mean lag':>9} {'p95 lag':>9} {'polls/task':>10} {'peak q/s':>9}"
+        f"{'run':<42} {'done':>7} {'mean lag':>9} {'p95 lag':>9} {'polls/task':>10} "
+        f"{'peak q/s':>9} {'429s':>5}"
     )
-    for run in (sdk, ours, load):
+    for run in (sdk, *ours.values(), *load.values()):
         print(run.row())
-    ratio = statistics.fmean(ours.lags) / statistics.fmean(sdk.lags)
+    mine = ours[""]
+    ratio = statistics.fmean(mine.lags) / statistics.fmean(sdk.lags)
     print(f"our mean lag / SDK mean lag = {ratio:.3f} (target <= 0.2); wall time {elapsed:.0f} s")
+    for k in list(LIMITERS)[1:]:
+        lag = statistics.fmean(ours[k].lags) / statistics.fmean(mine.lags)
+        print(
+            f"limiter{k}: mean lag x{lag:.2f} of ours; peak q/s {ours[k].peak_qps} / "
+            f"{load[k].peak_qps} (ours {mine.peak_qps} / {load[''].peak_qps}, limit {args.qps:g})"
+        )
+    ours_only = {"ours": mine, "load": load[""]}
     failures = []
     if ratio > 0.2:
         failures.append("mean lag not <= 1/5 of the SDK's")
-    for run in (ours, load):
+    for run in ours_only.values():
         if run.peak_qps > args.qps:
             failures.append(f"{run.name}: peak {run.peak_qps} q/s > {args.qps:g}")
     for failure in failures:

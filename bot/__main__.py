@@ -15,6 +15,7 @@ from pathlib import Path, PurePath
 from bot.aspects import ASPECTS
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import setup_logging
+from bot.memory import tune_allocator
 
 log = logging.getLogger("bot")
 
@@ -255,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(run_usage(settings, sandbox=args.sandbox))
     if check:
         return asyncio.run(run_check(settings, sandbox=args.sandbox))
+    tune_allocator()  # before the first big buffer: see bot/memory.py
     return asyncio.run(run_bot(settings, sandbox=args.sandbox, sync_only=args.command == "sync"))
 
 

@@ -27,12 +27,15 @@ POLL_PATH = r"/tasks/[^/]+$"
 EPHEMERAL = 1 << 6
 
 
-async def start_bot(w: World, runner: dict[str, Any] | None = None, **env: str) -> WanBot:
-    """`World.start_bot`, with job runner settings on top of the fast test ones (e.g. a shutdown
-    that gives up on calls under way at once: ``{"shutdown_grace": 0.0}``, the crash of a process)."""
+async def start_bot(
+    w: World, runner: dict[str, Any] | None = None, wan: dict[str, Any] | None = None, **env: str
+) -> WanBot:
+    """`World.start_bot`, with job runner (and Wan client) settings on top of the fast test ones
+    (e.g. a shutdown that gives up on calls under way at once: ``{"shutdown_grace": 0.0}``, the
+    crash of a process)."""
     bot = build_bot(
         w.settings(**env),
-        wan_options=dict(FAST_WAN),
+        wan_options={**FAST_WAN, **(wan or {})},
         runner_options={**FAST_RUNNER, **(runner or {})},
         guild_ready_timeout=0.1,
     )

@@ -72,11 +72,11 @@ async def test_sync_hash_changes_with_the_translations() -> None:
     )
     async def wanedit(interaction: discord.Interaction) -> None: ...
 
-    plain = await command_hash(tree)
+    plain = await command_hash(tree, 1)
     await tree.set_translator(CatalogueTranslator())
-    translated = await command_hash(tree)
+    translated = await command_hash(tree, 1)
     await tree.set_translator(Other())
-    changed = await command_hash(tree)
+    changed = await command_hash(tree, 1)
     assert len({plain, translated, changed}) == 3
     await client.close()
 

@@ -8,15 +8,13 @@ edit at the fake Discord), except the runner's retry pause, which is a timer by 
 
 from __future__ import annotations
 
-import logging
-
-import pytest
+import asyncio
 
 from bot.sandbox import FaultRule
 from bot.store import JobState
 from tests.fake_discord import FakeInteraction
 from tests.fake_discord.constants import MANAGE_MESSAGES
-from tests.harness import World, embed_text, wait_until
+from tests.harness import World, embed_text
 from tests.promises_support import (
     CREATE_PATH,
     POLL_PATH,
@@ -41,49 +39,81 @@ async def test_cancel_while_its_inputs_are_fetched_stops_it_before_the_create(
     world: World,
 ) -> None:
     """Promise: a cancel before the create is sent means no task and no charge. Alice's job waited
-    in the queue, so at its turn it fetches its image again; she cancels during that download."""
+    in the queue behind the jobs that keep their images (the one slot and the two fetched ahead), so
+    at its turn it fetches its image again; she cancels during that download."""
     w = world
     async with gate(w) as g:
         slot = g.hold("POST", CREATE_PATH)
         await start_bot(w, WAN_MAX_CONCURRENT_TASKS="1", DASHSCOPE_BASE_URL=g.base_url)
         await w.wanedit(w.bob, "holds the only slot")
         await slot.wait_arrived()
+        await w.wanedit(w.users[2], "fetched ahead, first")
+        await w.wanedit(w.add_member("dave"), "fetched ahead, second")
         ix = await w.wanedit(w.alice, "waits, then fetches its image again")
         message, custom_id = await cancel_button(ix, "Queued")
         download = w.fd.hold("GET", r"^/cdn/")
         slot.release()
-        await download.wait_arrived()  # bob's job is done; alice's has started, fetching
+        await download.wait_arrived()  # bob's job left Wan; alice's has started, fetching
         click = await w.fd.click(w.channel, w.alice, message, custom_id)
         assert await told_privately(click) == "Cancelled. Nothing was charged."
         download.release()
         await ix.wait_original(lambda m: "Cancelled before it started" in embed_text(m))
-        await job_ends(w, 2, JobState.CANCELLED)
+        await job_ends(w, 4, JobState.CANCELLED)
         await settled_to(w, w.alice.id, 0)
-        assert w.emu.created_count == 1 and g.creates_passed() == 1  # bob's only
+        for number in (1, 2, 3):
+            await job_ends(w, number, JobState.DONE, timeout=60)
+        prompts = [str(t.request["input"]["prompt"]) for t in w.emu.tasks.values()]
+        assert len(prompts) == 3 and "waits, then fetches its image again" not in prompts
 
 
-async def test_cancel_while_a_throttled_create_waits_to_be_retried(
-    world: World, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_cancel_while_a_throttled_create_waits_to_be_retried(world: World) -> None:
     """Promise: a cancel before the create is sent means no task and no charge. Wan throttled the
-    create (429, no task made) and the runner waits before trying again; a cancel in that wait
-    ends the job without another create.
-
-    The runner's wait is a plain timer: it is made long (1 s) against the few milliseconds a click
-    takes, and Wan keeps throttling, so a late click would still find the job waiting again."""
+    create (429, no task made) and the client waits before its next attempt; a cancel in that wait
+    ends the job without another create. The client's wait is held on an event, not raced."""
     w = world
-    caplog.set_level(logging.WARNING, logger="bot.jobs")
-    await start_bot(w, {"retry_delay": 1.0})
-    w.emu.add_fault(FaultRule(op="create", status=429, code="Throttling.RateQuota", times=1000))
+    waiting, go_on = asyncio.Event(), asyncio.Event()
+    armed = [True]
+
+    async def sleep(delay: float) -> None:
+        if armed[0]:  # the first wait of the client: the retry after the 429
+            armed[0] = False
+            waiting.set()
+            await go_on.wait()
+            return
+        await asyncio.sleep(delay)
+
+    await start_bot(w, wan={"sleep": sleep})
+    w.emu.add_fault(FaultRule(op="create", status=429, code="Throttling.RateQuota"))
     ix = await w.wanedit(w.alice, "throttled")
     message, custom_id = await cancel_button(ix, "Queued")
-    await wait_until(lambda: "job 1: create failed: Throttling.RateQuota" in caplog.text)
+    await waiting.wait()
     click = await w.fd.click(w.channel, w.alice, message, custom_id)
     assert await told_privately(click) == "Cancelled. Nothing was charged."
+    go_on.set()
     await ix.wait_original(lambda m: "Cancelled before it started" in embed_text(m))
     await job_ends(w, 1, JobState.CANCELLED)
     await settled_to(w, w.alice.id, 0)
     assert w.emu.created_count == 0
+
+
+async def test_cancel_while_the_create_is_on_its_way_cancels_the_new_task(world: World) -> None:
+    """Promise: a cancel never pretends, and a task made by a create already on its way is cancelled
+    as soon as it exists (still PENDING at Wan: free), so nothing is charged."""
+    w = world
+    async with gate(w) as g:
+        create = g.hold("POST", CREATE_PATH)
+        await start_bot(w, DASHSCOPE_BASE_URL=g.base_url)
+        ix = await w.wanedit(w.alice, "sent, then cancelled")
+        message, custom_id = await cancel_button(ix, "Queued")
+        await create.wait_arrived()
+        click = await w.fd.click(w.channel, w.alice, message, custom_id)
+        assert await told_privately(click) == "Cancelling… Nothing was charged."
+        create.release()
+        await job_ends(w, 1, JobState.CANCELLED)
+        await settled_to(w, w.alice.id, 0)
+        assert w.emu.created_count == 1
+        [task] = w.emu.tasks.values()
+        assert task.status == "CANCELED"
 
 
 async def test_cancel_after_wan_started_is_too_late_and_the_job_goes_on(world: World) -> None:

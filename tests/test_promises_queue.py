@@ -52,12 +52,15 @@ def place(n: int):
 
 
 async def test_queue_positions_move_up_as_the_queue_drains(world: World) -> None:
-    """Promise: a waiting member sees their real place. With one Wan slot, three members wait at
-    #1, #2, #3; each time a job starts, everyone behind it moves up one place."""
+    """Promise: a waiting member sees their real place. With one Wan slot (and no job fetching its
+    inputs ahead), three members wait at #1, #2, #3; each time a job starts, everyone behind it
+    moves up one place."""
     w = world
     async with gate(w) as g:
         slot = g.hold("POST", CREATE_PATH)
-        await start_bot(w, WAN_MAX_CONCURRENT_TASKS="1", DASHSCOPE_BASE_URL=g.base_url)
+        await start_bot(
+            w, {"prefetch": 0}, WAN_MAX_CONCURRENT_TASKS="1", DASHSCOPE_BASE_URL=g.base_url
+        )
         await w.wanedit(w.admin, "holds the only slot")
         await slot.wait_arrived()
         waiting = []

@@ -226,9 +226,10 @@ async def test_create_retries_answered_errors(
     assert emu.created_count == 1 and list(emu.tasks) == [created.task_id]
 
 
-async def test_create_gives_up_after_max_retries(emu: Emulator) -> None:
+async def test_create_gives_up_after_its_attempts(emu: Emulator) -> None:
+    """At most `create_attempts` POSTs for one create, however many 5xx come back."""
     emu.add_fault(FaultRule(op="create", status=503, code="ServiceUnavailable", times=10))
-    async with make_client(emu.base_url, max_retries=2) as client:
+    async with make_client(emu.base_url, create_attempts=3, max_retries=8) as client:
         with pytest.raises(WanError) as info:
             await client.create_task(edit())
     assert info.value.http_status == 503 and info.value.retryable
@@ -412,3 +413,44 @@ async def test_closing_the_client_releases_waiters(emu: Emulator) -> None:
     assert info.value.code == "ClientClosed"
     with pytest.raises(WanError):
         await client.wait(created.task_id)
+
+
+@pytest.mark.parametrize("body", [b"", b"<html>502 Bad Gateway</html>"])
+async def test_create_5xx_without_dashscope_body_is_not_resent(body: bytes) -> None:
+    """Guards: a 5xx without DashScope's error body may come from a proxy after Wan made the task:
+    it is an unknown outcome, sent once, never retried."""
+    posts = 0
+
+    async def gateway(request: web.Request) -> web.Response:
+        nonlocal posts
+        posts += 1
+        await request.read()
+        return web.Response(status=500, body=body)
+
+    async with loopback_server({("POST", "/api/v1" + CREATE): gateway}) as origin:
+        async with make_client(origin + "/api/v1") as client:
+            with pytest.raises(CreateOutcomeUnknown):
+                await client.create_task(edit())
+    assert posts == 1
+
+
+async def test_create_5xx_with_dashscope_body_is_retried() -> None:
+    """Guards: a 5xx carrying DashScope's `{code, message, request_id}` proves no task was made."""
+    posts = 0
+
+    async def flaky(request: web.Request) -> web.Response:
+        nonlocal posts
+        posts += 1
+        await request.read()
+        if posts == 1:
+            return web.json_response(
+                {"code": "InternalError", "message": "oops", "request_id": "r1"}, status=502
+            )
+        return web.json_response(
+            {"request_id": "r2", "output": {"task_id": "t1", "task_status": "PENDING"}}
+        )
+
+    async with loopback_server({("POST", "/api/v1" + CREATE): flaky}) as origin:
+        async with make_client(origin + "/api/v1") as client:
+            created = await client.create_task(edit())
+    assert created.task_id == "t1" and posts == 2

@@ -1,4 +1,4 @@
-"""Creating a job's Wan task: once, with retries only where Wan's answer proves no task was made."""
+"""Creating a job's Wan task: once (the client retries only where Wan's answer proves no task was made)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,11 @@ from bot.wan import CreatedTask, EditRequest, InputImage, WanClient, WanError
 
 log = logging.getLogger(__name__)
 
+# Not Wan's: the code of a create stopped by a cancel before it was sent.
+CANCELLED_BEFORE_SEND = "CancelledBeforeSend"
+
+SLOT_CHECK = 0.5  # seconds between cancel checks while a job waits for a Wan slot
+
 
 class Creator:
     """Fetches a job's inputs if needed and creates its Wan task, writing SUBMITTED before the call."""
@@ -31,8 +36,6 @@ class Creator:
         inflight: InFlight,
         outcomes: Outcomes,
         *,
-        create_attempts: int,
-        retry_delay: float,
         clock: Callable[[], float] = time.time,
         metrics: Metrics,
     ) -> None:
@@ -41,8 +44,6 @@ class Creator:
         self.surface = surface
         self.inflight = inflight
         self.outcomes = outcomes
-        self.create_attempts = create_attempts
-        self.retry_delay = retry_delay
         self._clock = clock
         self.metrics = metrics
 
@@ -55,6 +56,17 @@ class Creator:
             except ImageRejected as err:
                 await self.outcomes.fail(job, uncharged(text_of(err)), "InputGone")
                 return None
+        if await self.cancelled_meanwhile(job):
+            return None
+        # A Wan slot, given back when the task ends (or the job does); a cancel while waiting for
+        # one is seen within half a second.
+        while True:
+            try:
+                await asyncio.wait_for(self.inflight.take_wan_slot(job.id), SLOT_CHECK)
+                break
+            except TimeoutError:
+                if await self.cancelled_meanwhile(job):
+                    return None
         if await self.cancelled_meanwhile(job):
             return None
         options = job.options
@@ -71,12 +83,27 @@ class Creator:
             watermark=options.get("watermark", False),
         )
 
+        inflight = self.inflight
+
+        async def before_send() -> None:
+            # Right before each POST: a cancel that came during a wait (the rate limit, a retry
+            # after 429) stops the job here, before anything reaches Wan; from now on the task may
+            # exist, so a cancel has to ask Wan.
+            if job.id in inflight.cancel_requested:
+                raise WanError(CANCELLED_BEFORE_SEND, "cancelled before it was sent", retryable=False)
+            inflight.submitting.add(job.id)
+
+        def after_refusal() -> None:
+            inflight.submitting.discard(job.id)  # Wan said no task was made: waiting again
+
         async def create_and_record() -> CreatedTask:
             # SUBMITTED is written before the call: after a crash while it is in flight, resume
             # will not create it again. A known failure means no task was made: back to QUEUED.
             await self.store.update_job(job.id, state=JobState.SUBMITTED)
             try:
-                created = await self.wan.create_task(request)
+                created = await self.wan.create_task(
+                    request, before_send=before_send, after_refusal=after_refusal
+                )
             except WanError as err:
                 if err.code != "CreateOutcomeUnknown":
                     await self.store.update_job(job.id, state=JobState.QUEUED)
@@ -85,35 +112,28 @@ class Creator:
             await self.store.set_task_id(job.id, created.task_id)
             return created
 
-        for attempt in range(1, self.create_attempts + 1):
-            # Synchronously after the last cancel check: a cancel now finds the job submitting.
-            self.inflight.submitting.add(job.id)
+        try:
+            # The client's retry policy is the only one for creates (at most 4 POSTs, and only
+            # after answers that prove no task was made): no second loop here.
+            created = await inflight.critical(create_and_record())
+        except WanError as err:
+            if err.code != "CreateOutcomeUnknown":
+                inflight.submitting.discard(job.id)
+            if err.code == CANCELLED_BEFORE_SEND:
+                await self.cancelled_meanwhile(job)
+                return None
+            self.metrics.wan_errors.labels(err.code).inc()
+            log.warning("job %d: create failed: %s (request %s)", job.id, err.code, err.request_id)
+            await self.outcomes.fail(job, uncharged(err.user_message), err.code)
+            return None
+        if job.id in inflight.cancel_requested:
+            # Cancelled while the create was on its way: the new task is still PENDING, which
+            # Wan cancels for free; the poll then sees CANCELED and ends the job.
+            inflight.cancel_requested.discard(job.id)
             try:
-                created = await self.inflight.critical(create_and_record())
-                break
+                await self.wan.cancel_task(created.task_id)
             except WanError as err:
-                if err.code != "CreateOutcomeUnknown":
-                    self.inflight.submitting.discard(job.id)
-                self.metrics.wan_errors.labels(err.code).inc()
-                log.warning(
-                    "job %d: create failed: %s (request %s, attempt %d)",
-                    job.id,
-                    err.code,
-                    err.request_id,
-                    attempt,
-                )
-                # The client already retried quickly. A throttled or failed create made no task, so it
-                # is safe to try again later; an unknown outcome (no answer) is never retried.
-                if (
-                    not err.retryable
-                    or err.code == "CreateOutcomeUnknown"
-                    or attempt == self.create_attempts
-                ):
-                    await self.outcomes.fail(job, uncharged(err.user_message), err.code)
-                    return None
-                await asyncio.sleep(self.retry_delay * 2 ** (attempt - 1))
-                if await self.cancelled_meanwhile(job):
-                    return None
+                log.info("job %d: cancel after the create refused by Wan (%s)", job.id, err.code)
         stored = await self.store.get_job(job.id)
         assert stored is not None
         self.inflight.statuses[stored.id] = created.status

@@ -1,5 +1,6 @@
 """Admission and dispatch: the per-user cap and quota reservation at `submit`, then starting queued jobs
-while fewer than `max_concurrent` Wan tasks are in flight, and showing the others their place."""
+while fewer than `max_concurrent` Wan tasks are in flight (plus `PREFETCH` jobs fetching their inputs
+for the next free slot; a job in delivery no longer counts), and showing the others their place."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from bot.store import Job, JobState, QuotaRefused, Store
 
 log = logging.getLogger(__name__)
 
+# Jobs started beyond the Wan slots: they fetch their inputs while they wait for one (see InFlight).
+PREFETCH = 2
+
 
 class Dispatcher:
     """Takes requests in (`precheck`, `submit`) and starts jobs from the queue (`launch`)."""
@@ -34,6 +38,7 @@ class Dispatcher:
         max_concurrent: int,
         max_jobs_per_user: int,
         metrics: Metrics,
+        prefetch: int = PREFETCH,
     ) -> None:
         self.store = store
         self.queue = queue
@@ -42,8 +47,9 @@ class Dispatcher:
         self.run_job = run_job
         self.max_concurrent = max_concurrent
         self.max_jobs_per_user = max_jobs_per_user
+        self.prefetch = prefetch
         self.metrics = metrics
-        self.wake = asyncio.Event()
+        self.wake = inflight.wake
         self._user_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.loop_task: asyncio.Task[None] | None = None
         self.announcer: asyncio.Task[None] | None = None
@@ -96,7 +102,7 @@ class Dispatcher:
         self.metrics.jobs_submitted.inc()
         # Only a job that starts at once keeps its images in memory; one that waits fetches them
         # again when its turn comes, so a long queue holds ids, not megabytes.
-        if len(self.inflight.running) + len(self.queue) < self.max_concurrent:
+        if self.inflight.before_wan() + len(self.queue) < self.max_concurrent + self.prefetch:
             self.inflight.images[job.id] = images
         position = self.queue.push(job.id)
         log.info("job %d queued (user %d, %d image(s))", job.id, spec.user_id, spec.count)
@@ -158,7 +164,7 @@ class Dispatcher:
             await self.wake.wait()
             self.wake.clear()
             moved = False
-            while len(self.inflight.running) < self.max_concurrent:
+            while self.inflight.before_wan() < self.max_concurrent + self.prefetch:
                 job_id = self.queue.pop()
                 if job_id is None:
                     break

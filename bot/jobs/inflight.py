@@ -29,6 +29,38 @@ class InFlight:
     cancelling: set[int] = field(default_factory=set)
     critical_tasks: set[asyncio.Future[Any]] = field(default_factory=set)
     stopped: bool = False
+    # Wan slots (WAN_MAX_CONCURRENT_TASKS): taken right before a create and given back the moment
+    # the task is final, so the next job's inputs are fetched while it waits for a slot and its
+    # create overlaps the previous job's delivery: Wan's slots stay busy.
+    wan_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(5))
+    holding: set[int] = field(default_factory=set)
+    # Deliveries at once (also WAN_MAX_CONCURRENT_TASKS): each holds its results in memory, and
+    # when Discord is slower than Wan they must not pile up.
+    delivery_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(5))
+    # Running jobs whose Wan task has ended (delivering, finishing).
+    left_wan: set[int] = field(default_factory=set)
+    # Set when a slot may have freed up (or a job was queued): the dispatcher waits on it.
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def before_wan(self) -> int:
+        """Running jobs whose task is not final yet (fetching inputs, waiting for a slot, at Wan)."""
+        return len(self.running.keys() - self.left_wan)
+
+    async def take_wan_slot(self, job_id: int) -> None:
+        await self.wan_slots.acquire()
+        self.holding.add(job_id)
+
+    def give_back_wan_slot(self, job_id: int) -> None:
+        if job_id in self.holding:
+            self.holding.discard(job_id)
+            self.wan_slots.release()
+            self.wake.set()
+
+    def task_ended(self, job_id: int) -> None:
+        """The job's Wan task is final: its slot is free for the next job."""
+        self.left_wan.add(job_id)
+        self.give_back_wan_slot(job_id)
+        self.wake.set()
 
     def forget(self, job_id: int) -> None:
         """Drop what was kept for a job whose task has ended."""
@@ -37,6 +69,8 @@ class InFlight:
         self.cancel_requested.discard(job_id)
         self.submitting.discard(job_id)
         self.cancelling.discard(job_id)
+        self.left_wan.discard(job_id)
+        self.give_back_wan_slot(job_id)
 
     async def critical(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run `coro` to its end even if its job is cancelled by a shutdown; `stop` waits for it."""

@@ -98,10 +98,13 @@ class JobLife:
         else:
             result = await self.wan.wait(job.task_id, on_update=on_update)
         self.inflight.statuses[job.id] = result.status
+        if result.status.is_final:
+            self.inflight.task_ended(job.id)
         if not redelivery:
             self._observe(result)
         if result.status == TaskStatus.SUCCEEDED:
-            await self.deliverer.deliver(job, result, redelivery=redelivery)
+            async with self.inflight.delivery_slots:
+                await self.deliverer.deliver(job, result, redelivery=redelivery)
         elif result.status == TaskStatus.CANCELED:
             await self.outcomes.finish(job, JobState.CANCELLED)
             await self.outcomes.say(job, _("Cancelled. Nothing was charged."))

@@ -21,7 +21,7 @@ from bot.i18n import _
 from bot.images import CheckedImage
 from bot.jobs.creating import Creator
 from bot.jobs.delivering import Deliverer
-from bot.jobs.dispatch import Dispatcher
+from bot.jobs.dispatch import PREFETCH, Dispatcher
 from bot.jobs.endings import Outcomes
 from bot.jobs.inflight import InFlight
 from bot.jobs.life import JobLife
@@ -46,8 +46,8 @@ class JobRunner:
         *,
         max_concurrent: int = 5,
         max_jobs_per_user: int = 2,
+        prefetch: int = PREFETCH,
         delivery_attempts: int = 3,
-        create_attempts: int = 4,
         retry_delay: float = 2.0,
         redeliver_after: float = 300.0,
         shutdown_grace: float = 120.0,
@@ -59,7 +59,10 @@ class JobRunner:
         self.wan = wan
         self.surface = surface
         self.shutdown_grace = shutdown_grace
-        self.inflight = InFlight()
+        self.inflight = InFlight(
+            wan_slots=asyncio.Semaphore(max_concurrent),
+            delivery_slots=asyncio.Semaphore(max_concurrent),
+        )
         self.queue: JobQueue = queue if queue is not None else MemoryQueue()
         self.metrics = metrics if metrics is not None else Metrics()
         self.metrics.watch(
@@ -73,8 +76,6 @@ class JobRunner:
             surface,
             self.inflight,
             self.outcomes,
-            create_attempts=create_attempts,
-            retry_delay=retry_delay,
             clock=clock,
             metrics=self.metrics,
         )
@@ -108,6 +109,7 @@ class JobRunner:
             max_concurrent=max_concurrent,
             max_jobs_per_user=max_jobs_per_user,
             metrics=self.metrics,
+            prefetch=prefetch,
         )
 
     def _relaunch(self, job_id: int) -> None:
@@ -223,10 +225,14 @@ class JobRunner:
             await self.outcomes.say(job, _("Cancelled before it started. Nothing was charged."))
             self.dispatcher.wake.set()
             return _("Cancelled. Nothing was charged.")
-        if job_id in inflight.running and job.task_id is None and job_id not in inflight.submitting:
-            # Fetching its images or waiting to retry a throttled create: stopped before the call.
+        if job_id in inflight.running and job.task_id is None:
             inflight.cancel_requested.add(job_id)
-            return _("Cancelled. Nothing was charged.")
+            if job_id not in inflight.submitting:
+                # Fetching its images, waiting for a slot or to retry a throttled create: it is
+                # stopped before anything is sent.
+                return _("Cancelled. Nothing was charged.")
+            # The create is on its way: the task it makes is cancelled as soon as it exists.
+            return _("Cancelling… Nothing was charged.")
         if job.task_id is None or inflight.statuses.get(job_id) != TaskStatus.PENDING:
             return _("Too late to cancel: Wan is already working on it.")
         inflight.cancelling.add(job_id)

@@ -1,13 +1,16 @@
 """Async client for Wan 2.5 image editing over DashScope's HTTP API (wan-api.md §1-4, §7).
 
 Retry rules, because creates are not idempotent (every POST makes a new, billable task):
-- create: retried only when the server answered with 429 or a DashScope 5xx (no task was made), or
-  when the connection could not even be opened. If the request may have been sent and no answer came
-  back (timeout, reset, a gateway's bare 502/504), it raises `CreateOutcomeUnknown` and never retries.
+- create: at most `create_attempts` (4) POSTs for one request, retried only when the server answered
+  with 429 or a 5xx carrying DashScope's error body (no task was made), or when the connection could
+  not even be opened. If the request may have been sent and no answer came back (timeout, reset, a
+  5xx without DashScope's body), it raises `CreateOutcomeUnknown` and never retries. The job runner
+  does not retry creates on top of this: this is the one create policy.
 - query, cancel, list: safe to repeat; retried on 429, 5xx, timeouts and network errors. They share
   one rate limiter (the account's query limit, wan-api.md §6).
 - result downloads and uploads: retried on transient errors.
-Backoff is exponential with full jitter and a cap, and honours Retry-After.
+All of them go through one tenacity policy (`retry.policy`): exponential backoff with full jitter
+and a cap, honouring Retry-After.
 """
 
 from __future__ import annotations
@@ -44,8 +47,8 @@ from bot.wan.models import (
     parse_created,
     parse_task,
 )
-from bot.wan.ratelimit import RateLimiter
-from bot.wan.retry import Backoff, parse_retry_after
+from bot.wan.ratelimit import Limiter, RateLimiter
+from bot.wan.retry import Backoff, parse_retry_after, policy
 from bot.wan.scheduler import OnUpdate, PollConfig, PollScheduler
 from bot.wan.transport import FormBuilder, make_transport
 
@@ -72,11 +75,13 @@ class WanClient:
         submit_rps: float = 5.0,
         request_timeout: float = 30.0,
         max_retries: int = 5,
+        create_attempts: int = 4,
         session: aiohttp.ClientSession | None = None,
         retry_base: float = 0.5,
         retry_cap: float = 20.0,
         poll_config: PollConfig | None = None,
         poll_timeout: float = 10.0,
+        query_limiter: Limiter | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -86,12 +91,14 @@ class WanClient:
         self.request_timeout = request_timeout
         self.poll_timeout = min(poll_timeout, request_timeout)
         self.max_retries = max_retries
+        # Every create POST may make a billable task: at most this many for one request, in all.
+        self.create_attempts = create_attempts
         self._session = session
         self._own_session = session is None
         self._create_session: aiohttp.ClientSession | None = None
         self._sleep = sleep
         self.backoff = Backoff(base=retry_base, cap=retry_cap)
-        self.limiter = RateLimiter(query_qps, clock=clock, sleep=sleep)
+        self.limiter: Limiter = query_limiter or RateLimiter(query_qps, clock=clock, sleep=sleep)
         self.submit_limiter = RateLimiter(submit_rps, clock=clock, sleep=sleep)
         self.transport = make_transport(transport, self)
         self.scheduler = PollScheduler(
@@ -141,8 +148,19 @@ class WanClient:
 
     # ---- public API ------------------------------------------------------------------------
 
-    async def create_task(self, req: EditRequest) -> CreatedTask:
-        """Submit an edit. Raises WanError; `CreateOutcomeUnknown` if the answer never arrived."""
+    async def create_task(
+        self,
+        req: EditRequest,
+        *,
+        before_send: Callable[[], Awaitable[None]] | None = None,
+        after_refusal: Callable[[], None] | None = None,
+    ) -> CreatedTask:
+        """Submit an edit. Raises WanError; `CreateOutcomeUnknown` if the answer never arrived.
+
+        `before_send` is awaited right before each attempt is sent, after its rate-limit wait (the
+        job runner notes there that the task may now exist, or stops a cancelled job by raising);
+        `after_refusal` is called when an answer proved no task was made and another attempt will
+        follow (the job is then only waiting again)."""
         if not 1 <= len(req.images) <= 3:
             raise WanError("InvalidParameter", "between 1 and 3 images are needed", retryable=False)
         prepared = await self.transport.prepare(req.images)
@@ -163,51 +181,65 @@ class WanClient:
         }
         timeout = self.request_timeout + len(payload) / _MIN_UPLOAD_BYTES_PER_S
         url = self.base_url + CREATE_PATH
-        for attempt in range(self.max_retries + 1):
+
+        async def attempt() -> CreatedTask:
             # The account takes 5 creates per second (wan-api.md §6): pace them here rather than
             # spend retries on 429s when many jobs start at once.
             await self.submit_limiter.acquire()
+            if before_send is not None:
+                await before_send()
+            return await self._create_once(url, headers, payload, timeout)
+
+        retry = policy(
+            attempts=self.create_attempts,
+            backoff=self.backoff,
+            retry_if=_no_task_made,
+            sleep=self._sleep,
+            what="create",
+            on_retry=None if after_refusal is None else lambda err, delay: after_refusal(),
+        )
+        return await retry(attempt)
+
+    async def _create_once(
+        self, url: str, headers: Mapping[str, str], payload: StreamedBody, timeout: float
+    ) -> CreatedTask:
+        """One create POST. Raises `CreateOutcomeUnknown` unless the answer settles the question."""
+        try:
+            status, resp_headers, raw = await self._send(
+                "POST",
+                url,
+                headers=headers,
+                data=_yielding(payload.chunks()),
+                limit=timeout,
+                fresh=True,
+            )
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            # The connection never opened, so nothing was sent: safe to try again.
+            raise WanError(
+                NETWORK_ERROR, self._redact(type(exc).__name__), retryable=True
+            ) from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            log.warning("create: no answer (%s); the task may exist", type(exc).__name__)
+            raise CreateOutcomeUnknown(
+                f"the request was sent but no answer came back ({type(exc).__name__})"
+            ) from None
+        if status == 200:
             try:
-                status, resp_headers, raw = await self._send(
-                    "POST",
-                    url,
-                    headers=headers,
-                    data=_yielding(payload.chunks()),
-                    limit=timeout,
-                    fresh=True,
-                )
-            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-                # The connection never opened, so nothing was sent: safe to try again.
-                err = WanError(NETWORK_ERROR, self._redact(type(exc).__name__), retryable=True)
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                log.warning("create: no answer (%s); the task may exist", type(exc).__name__)
-                raise CreateOutcomeUnknown(
-                    f"the request was sent but no answer came back ({type(exc).__name__})"
-                ) from None
-            else:
-                if status == 200:
-                    try:
-                        created = parse_created(_json(raw))
-                    except WanError:
-                        # Wan said yes but we cannot read the task id: it exists, out of reach.
-                        raise CreateOutcomeUnknown("unreadable answer", http_status=200) from None
-                    log.info("created task %s (request %s)", created.task_id, created.request_id)
-                    self.scheduler.note_created(created.task_id, created.status)
-                    return created
-                err = self._error(status, resp_headers, raw)
-                if status in (502, 504) and err.request_id is None:
-                    # A gateway's answer, not DashScope's: the request may have reached Wan.
-                    raise CreateOutcomeUnknown(
-                        f"gateway answered HTTP {status}", http_status=status
-                    )
-                if status not in RETRYABLE_STATUSES or status == 408:
-                    raise err
-            if attempt == self.max_retries:
-                raise err
-            delay = self.backoff.delay(attempt, err.retry_after)
-            log.info("create: %s, retrying in %.2f s", err.code, delay)
-            await self._sleep(delay)
-        raise AssertionError("unreachable")
+                created = parse_created(_json(raw))
+            except WanError:
+                # Wan said yes but we cannot read the task id: it exists, out of reach.
+                raise CreateOutcomeUnknown("unreadable answer", http_status=200) from None
+            log.info("created task %s (request %s)", created.task_id, created.request_id)
+            self.scheduler.note_created(created.task_id, created.status)
+            return created
+        err = self._error(status, resp_headers, raw)
+        if status >= 500 and err.request_id is None:
+            # Not DashScope's error body (a gateway's or a proxy's answer): the request may have
+            # reached Wan and made a task.
+            raise CreateOutcomeUnknown(
+                f"answered HTTP {status} without DashScope's error body", http_status=status
+            )
+        raise err
 
     async def get_task(self, task_id: str) -> TaskResult:
         body = await self._query("GET", f"/tasks/{task_id}")
@@ -238,16 +270,14 @@ class WanClient:
 
     async def download(self, url: str, *, max_bytes: int = MAX_RESULT_BYTES) -> bytes:
         """Fetch a result image (no credentials are sent: result URLs are pre-signed)."""
-        for attempt in range(self.max_retries + 1):
-            try:
-                return await self._download_once(url, max_bytes)
-            except WanError as err:
-                if not err.retryable or attempt == self.max_retries:
-                    raise
-                delay = self.backoff.delay(attempt, err.retry_after)
-                log.info("download: %s, retrying in %.2f s", err.code, delay)
-                await self._sleep(delay)
-        raise AssertionError("unreachable")
+        retry = policy(
+            attempts=self.max_retries + 1,
+            backoff=self.backoff,
+            retry_if=_retryable,
+            sleep=self._sleep,
+            what="download",
+        )
+        return await retry(self._download_once, url, max_bytes)
 
     async def download_results(self, result: TaskResult) -> list[bytes]:
         """Every successful image of a task, fetched concurrently, in result order."""
@@ -270,22 +300,26 @@ class WanClient:
         return data
 
     async def post_upload(self, host: str, build: FormBuilder) -> str:
-        for attempt in range(self.max_retries + 1):
+        async def attempt() -> str:
             key, form = build()
             try:
                 status, headers, raw = await self._send(
                     "POST", host, data=form, headers={"Accept": "application/json"}
                 )
             except (TimeoutError, aiohttp.ClientError) as exc:
-                err = WanError(NETWORK_ERROR, type(exc).__name__, retryable=True)
-            else:
-                if 200 <= status < 300:
-                    return key
-                err = self._error(status, headers, raw, default_code=UPLOAD_FAILED)
-            if not err.retryable or attempt == self.max_retries:
-                raise err
-            await self._sleep(self.backoff.delay(attempt, err.retry_after))
-        raise AssertionError("unreachable")
+                raise WanError(NETWORK_ERROR, type(exc).__name__, retryable=True) from None
+            if 200 <= status < 300:
+                return key
+            raise self._error(status, headers, raw, default_code=UPLOAD_FAILED)
+
+        retry = policy(
+            attempts=self.max_retries + 1,
+            backoff=self.backoff,
+            retry_if=_retryable,
+            sleep=self._sleep,
+            what="upload",
+        )
+        return await retry(attempt)
 
     # ---- internals -------------------------------------------------------------------------
 
@@ -335,20 +369,25 @@ class WanClient:
     ) -> dict[str, Any]:
         """A safe-to-repeat API call, retried on transient failures. `limited`: a task endpoint,
         which takes a token from the shared query limiter for every attempt."""
-        for attempt in range(self.max_retries + 1):
+
+        async def attempt() -> dict[str, Any]:
             if limited:
                 await self.limiter.acquire()
-            try:
-                return await self._attempt(method, url, params=params)
-            except WanError as err:
-                if not err.retryable or attempt == self.max_retries:
-                    raise
-                delay = self.backoff.delay(attempt, err.retry_after)
-                if err.http_status == 429 and limited:
-                    self.limiter.pause(delay)
-                log.info("%s %s: %s, retrying in %.2f s", method, _path(url), err.code, delay)
-                await self._sleep(delay)
-        raise AssertionError("unreachable")
+            return await self._attempt(method, url, params=params)
+
+        def on_retry(err: BaseException, delay: float) -> None:
+            if limited and getattr(err, "http_status", None) == 429:
+                self.limiter.pause(delay)  # the whole account is throttled, not just this call
+
+        retry = policy(
+            attempts=self.max_retries + 1,
+            backoff=self.backoff,
+            retry_if=_retryable,
+            sleep=self._sleep,
+            what=f"{method} {_path(url)}",
+            on_retry=on_retry,
+        )
+        return await retry(attempt)
 
     async def _attempt(
         self,
@@ -439,6 +478,24 @@ class WanClient:
         return error_from_response(
             status, headers, raw, default_code=default_code, secret=self._api_key
         )
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Safe-to-repeat calls: any error that says trying again may work."""
+    return isinstance(exc, WanError) and exc.retryable
+
+
+def _no_task_made(exc: BaseException) -> bool:
+    """Creates: only an answer that proves no task was made (a 429, or a 5xx carrying DashScope's
+    error body; `_create_once` turns any other 5xx into `CreateOutcomeUnknown`), or a connection
+    that never opened. Timeouts and dropped connections are never retried."""
+    if not isinstance(exc, WanError) or isinstance(exc, CreateOutcomeUnknown):
+        return False
+    if exc.http_status is None:
+        return exc.code == NETWORK_ERROR
+    if exc.http_status == 429:
+        return True
+    return exc.http_status >= 500 and exc.retryable
 
 
 async def _yielding(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

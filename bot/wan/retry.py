@@ -1,11 +1,20 @@
-"""Backoff for retried requests: exponential with full jitter and a cap, honouring Retry-After."""
+"""Retries of the Wan client: one tenacity policy, with exponential full-jitter backoff and a cap,
+honouring Retry-After."""
 
 from __future__ import annotations
 
+import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+log = logging.getLogger(__name__)
+# A WanError (the errors module imports this one, so it is not named here).
+WanErrorLike = BaseException
 
 
 @dataclass
@@ -43,3 +52,37 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def policy(
+    *,
+    attempts: int,
+    backoff: Backoff,
+    retry_if: Callable[[BaseException], bool],
+    sleep: Callable[[float], Awaitable[None]],
+    what: str,
+    on_retry: Callable[[WanErrorLike, float], None] | None = None,
+) -> AsyncRetrying:
+    """The one retry policy of the client (tenacity): at most `attempts` tries in all, the next one
+    after `backoff.delay` (or the server's Retry-After), only for errors `retry_if` accepts; the
+    last error is re-raised as it was."""
+
+    def wait(state: RetryCallState) -> float:
+        err = state.outcome.exception() if state.outcome is not None else None
+        return backoff.delay(state.attempt_number - 1, getattr(err, "retry_after", None))
+
+    def before_sleep(state: RetryCallState) -> None:
+        err = state.outcome.exception() if state.outcome is not None else None
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        log.info("%s: %s, retrying in %.2f s", what, getattr(err, "code", err), delay)
+        if on_retry is not None and err is not None:
+            on_retry(err, delay)
+
+    return AsyncRetrying(
+        stop=stop_after_attempt(max(1, attempts)),
+        wait=wait,
+        retry=retry_if_exception(retry_if),
+        sleep=sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )

@@ -36,7 +36,7 @@ from datetime import datetime
 from bot.wan.durations import DurationModel
 from bot.wan.errors import CLIENT_CLOSED, WAIT_TIMEOUT, WanError
 from bot.wan.models import TaskResult, TaskStatus
-from bot.wan.ratelimit import RateLimiter
+from bot.wan.ratelimit import Limiter
 from bot.wan.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class PollScheduler:
     def __init__(
         self,
         fetch: Fetch,
-        limiter: RateLimiter,
+        limiter: Limiter,
         *,
         config: PollConfig | None = None,
         backoff: Backoff | None = None,

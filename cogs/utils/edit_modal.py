@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from cogs.utils.edit_flow import MAX_NEGATIVE, MAX_PROMPT, EditOptions, RequestRejected
+from cogs.utils.edit_flow import MAX_NEGATIVE, MAX_PROMPT, MAX_SEED, EditOptions, RequestRejected
 from cogs.utils.once import first_click
 from cogs.utils.privately import tell
 
@@ -47,8 +47,29 @@ def parse_count(text: str | None) -> int:
     return int(text)
 
 
+def parse_seed(text: str | None) -> int | None:
+    """The modal's seed field: empty means a random seed; otherwise a whole number 0-MAX_SEED."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) > MAX_SEED:
+        raise RequestRejected(
+            f"“{text[:20]}” isn't a valid seed: write a whole number from 0 to {MAX_SEED}, "
+            "or leave it empty for a random one."
+        )
+    return int(text)
+
+
+WATERMARK, PROMPT_EXTEND = "watermark", "prompt_extend"
+
+
 class EditModal(discord.ui.Modal):
-    """Prompt (required), negative prompt and count; hands `EditOptions` to `on_options`."""
+    """Prompt (required), negative prompt, count, seed and the on/off options (/wanedit's
+    `watermark` and `prompt_extend`); hands `EditOptions` to `on_options`.
+
+    A modal holds five top-level components: four text inputs, then one multi-select (a Label with
+    a Select, discord.py 2.6+) for the two switches, so each is a click rather than typed syntax.
+    """
 
     prompt: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
         label="What to change",
@@ -70,6 +91,36 @@ class EditModal(discord.ui.Modal):
         required=False,
         default="1",
         max_length=1,
+    )
+    seed: discord.ui.TextInput[EditModal] = discord.ui.TextInput(
+        label="Seed (optional, to reproduce a result)",
+        custom_id="seed",
+        required=False,
+        placeholder="empty = random",
+        max_length=len(str(MAX_SEED)),
+    )
+    switches: discord.ui.Label[EditModal] = discord.ui.Label(
+        text="Options",
+        component=discord.ui.Select(
+            custom_id="options",
+            placeholder="None",
+            min_values=0,
+            max_values=2,
+            required=False,
+            options=[
+                discord.SelectOption(
+                    label="Let Wan rewrite the prompt in more detail",
+                    value=PROMPT_EXTEND,
+                    description="On by default; a bit slower",
+                    default=True,
+                ),
+                discord.SelectOption(
+                    label="Add Wan's “AI-generated” watermark",
+                    value=WATERMARK,
+                    description="A small mark in the corner",
+                ),
+            ],
+        ),
     )
 
     def __init__(
@@ -96,13 +147,19 @@ class EditModal(discord.ui.Modal):
     async def _submit(self, interaction: discord.Interaction[WanBot]) -> None:
         try:
             count = parse_count(self.count.value)
+            seed = parse_seed(self.seed.value)
         except RequestRejected as err:
             await tell(interaction, f"{err} Nothing was charged.")
             return
+        select = self.switches.component
+        switches = set(select.values) if isinstance(select, discord.ui.Select) else set()
         options = EditOptions(
             prompt=self.prompt.value,
             count=count,
             negative_prompt=self.negative_prompt.value or None,
+            seed=seed,
+            watermark=WATERMARK in switches,
+            prompt_extend=PROMPT_EXTEND in switches,
             source=self.source,
             parent_job_id=self.parent_job_id,
             parent_index=self.parent_index,

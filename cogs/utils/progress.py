@@ -56,6 +56,7 @@ class ProgressMessages:
         self._reacted: dict[int, str] = {}
         # Jobs whose interaction token Discord has refused: edited with the bot token from then on.
         self._dead_tokens: set[int] = set()
+        self._unreactable: set[int] = set()  # channels where we were refused reactions, logged once
 
     async def _edit_response(self, job: Job, **kwargs: Any) -> bool:
         """Edit the job's response message: with its interaction token while it lives, else (or when
@@ -85,7 +86,15 @@ class ProgressMessages:
         previous = self._reacted.get(job.id)
         if previous == emoji:
             return
-        await message.add_reaction(emoji)
+        try:
+            await message.add_reaction(emoji)
+        except discord.Forbidden as err:
+            # Missing Add Reactions (50013) there: the result still comes as a reply. Say so once
+            # per channel, not with a traceback for every stage of every job.
+            if channel.id not in self._unreactable:
+                self._unreactable.add(channel.id)
+                log.warning("can't add reactions in channel %d (%s)", channel.id, err.text)
+            return
         self._reacted[job.id] = emoji
         if stage in ("done", "failed"):
             self._reacted.pop(job.id, None)

@@ -15,10 +15,13 @@ log = logging.getLogger(__name__)
 
 
 async def command_hash(
-    tree: app_commands.CommandTree, guild: discord.Object | None = None
+    tree: app_commands.CommandTree,
+    application_id: int | None,
+    guild: discord.Object | None = None,
 ) -> str:
     """A hash of every command definition (of `guild`'s, when given) as it is sent, translations
-    included (as `tree.sync` makes them), to sync only when something changed, a translation too."""
+    included (as `tree.sync` makes them), and of the application they belong to: sync only when
+    something changed (a translation too), and when a database is reused with another application."""
     translator = tree.translator
     commands = tree.get_commands(guild=guild)
     if translator is not None:
@@ -26,7 +29,8 @@ async def command_hash(
     else:
         payload = [command.to_dict(tree) for command in commands]
     payload.sort(key=lambda c: (c.get("type", 1), c["name"]))
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    body = {"application_id": application_id, "commands": payload}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 async def sync_commands(
@@ -39,7 +43,7 @@ async def sync_commands(
     key = f"command_hash:{dev_guild or 'global'}"
     # With a dev guild, what is synced is the guild's set: the global commands copied there plus
     # the guild-only ones (/wanowner).
-    digest = await command_hash(tree, guild)
+    digest = await command_hash(tree, tree.client.application_id, guild)
     if not force and await store.get_meta(key) == digest:
         log.info("slash commands unchanged; not syncing")
         return False

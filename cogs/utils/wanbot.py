@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings, store_limits
@@ -72,6 +73,13 @@ class WanBot(commands.Bot):
             intents=self.wanted_intents,
             help_command=None,
             allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+            # Where every command may be used: installed to a server only, never to a member's own
+            # account (a user-installed copy would run in servers without the bot, its quotas and
+            # its admins), and there in the server's channels and the bot's own DMs, not group DMs.
+            allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
+            allowed_contexts=app_commands.AppCommandContext(
+                guild=True, dm_channel=True, private_channel=False
+            ),
             **client_options,
         )
         self.settings = settings

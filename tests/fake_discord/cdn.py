@@ -155,6 +155,22 @@ class Cdn:
             data["ephemeral"] = True
         return data
 
+    def refresh(self, url: str) -> str:
+        """``POST /attachments/refresh-urls`` for one URL: the same file signed anew (same host,
+        fresh ``ex``/``is``/``hm``), whatever the old signature's age; a URL that names no file the
+        CDN still has (deleted with ``forget``, or not ours) comes back unchanged."""
+        match = re.fullmatch(
+            r".*/(cdn|media)(/(?:ephemeral-)?attachments/\d+/(\d+)/[^/?]+)(?:\?.*)?", url
+        )
+        f = self.files.get(int(match.group(3))) if match else None
+        if match is None or f is None or self._path(f) != match.group(2):
+            return url
+        return self.signed_url(f, match.group(1))
+
+    def forget(self, f: CdnFile) -> None:
+        """Remove a file from the CDN (its URLs 404 and can no longer be refreshed)."""
+        self.files.pop(f.id, None)
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """``GET /cdn/...`` and ``GET /media/...``: the bytes, or 404 once expired or forged."""
         path = "/" + request.match_info["path"]

@@ -287,12 +287,15 @@ class InteractionBuilder:
         cid = comp.get("custom_id")
         if cid is None:
             return None  # text displays and the like submit nothing
+        # A field the user leaves alone submits what it showed: a text input's pre-filled value,
+        # a select's default options (as Discord's clients do).
         if ctype == 4:
-            value = values.pop(cid, "")
+            value = values.pop(cid, comp.get("value") or "")
             if comp.get("required", True) and not value:
                 raise ValueError(f"modal field {cid!r} is required")
             return {"type": 4, "id": comp.get("id"), "custom_id": cid, "value": str(value)}
-        raw = values.pop(cid, [])
+        shown = [o["value"] for o in comp.get("options", []) if o.get("default")]
+        raw = values.pop(cid, shown)
         return {
             "type": ctype,
             "id": comp.get("id"),

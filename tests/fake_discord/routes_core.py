@@ -67,6 +67,7 @@ class CoreRoutes:
         add("GET", prefix + "/channels/{channel_id}", self.get_channel)
         add("PUT", prefix + "/channels/{channel_id}/thread-members/@me", self.join_thread)
         add("POST", prefix + "/channels/{channel_id}/typing", self.typing)
+        add("POST", prefix + "/attachments/refresh-urls", self.refresh_urls)
 
     # -- gateway and identity ---------------------------------------------------------------------
 
@@ -234,3 +235,36 @@ class CoreRoutes:
         self.w.channel(_int(request, "channel_id"))
         self.fd.typing_count += 1
         return no_content()
+
+    # -- attachments ------------------------------------------------------------------------------
+
+    async def refresh_urls(self, request: web.Request) -> web.Response:
+        """``POST /attachments/refresh-urls`` ``{"attachment_urls": [...]}`` (1-50 URLs) ->
+        ``{"refreshed_urls": [{"original": url, "refreshed": url}, ...]}``."""
+        body, _ = await read_body(request)
+        urls = body.get("attachment_urls")
+        if (
+            not isinstance(urls, list)
+            or not 1 <= len(urls) <= 50
+            or not all(isinstance(u, str) for u in urls)
+        ):
+            raise ApiError(
+                400,
+                50035,
+                "Invalid Form Body",
+                {
+                    "attachment_urls": {
+                        "_errors": [
+                            {
+                                "code": "BASE_TYPE_BAD_LENGTH",
+                                "message": "Must be between 1 and 50 in length.",
+                            }
+                        ]
+                    }
+                },
+            )
+        self.fd.refresh_requests.append(list(urls))
+        cdn = self.w.cdn
+        return json_response(
+            {"refreshed_urls": [{"original": u, "refreshed": cdn.refresh(u)} for u in urls]}
+        )

@@ -60,6 +60,8 @@ class FakeDiscord:
         self.gateway = Gateway(self.world, heartbeat_interval_ms=heartbeat_interval_ms)
         self.message_service = MessageService(self.world, self.gateway)
         self.command_registry = CommandRegistry(self.world)
+        # The URL lists of every POST /attachments/refresh-urls, in order.
+        self.refresh_requests: list[list[str]] = []
         self.interaction_registry = InteractionRegistry(
             self.world, self.message_service, token_ttl=interaction_token_ttl
         )
@@ -442,6 +444,10 @@ class FakeDiscord:
         return self.world.cdn.store(
             data, filename, content_type, folder="attachments/0", description=description
         )
+
+    def forget_cdn_file(self, f: CdnFile) -> None:
+        """Remove a file from the CDN, as Discord does some time after its message is deleted."""
+        self.world.cdn.forget(f)
 
     def advance_cdn_clock(self, seconds: float) -> None:
         """Move the CDN's clock: URLs signed before now expire as they would after that time."""
