@@ -18,6 +18,11 @@ from bot.wan import CreatedTask, EditRequest, InputImage, WanClient, WanError
 
 log = logging.getLogger(__name__)
 
+UNKNOWN_CREATE = (
+    "The bot restarted while sending this job to Wan, so it can't tell whether Wan received it. "
+    f"It was not sent again. {NOTHING_CHARGED}"
+)
+
 
 class Creator:
     """Fetches a job's inputs if needed and creates its Wan task, writing SUBMITTED before the call."""
@@ -73,15 +78,16 @@ class Creator:
         async def create_and_record() -> CreatedTask:
             # SUBMITTED is written before the call: after a crash while it is in flight, resume
             # will not create it again. A known failure means no task was made: back to QUEUED.
-            await self.store.update_job(job.id, state=JobState.SUBMITTED)
+            lease = self.inflight.lease(job.id)
+            await self.store.update_job(job.id, state=JobState.SUBMITTED, lease=lease)
             try:
                 created = await self.wan.create_task(request)
             except WanError as err:
                 if err.code != "CreateOutcomeUnknown":
-                    await self.store.update_job(job.id, state=JobState.QUEUED)
+                    await self.store.update_job(job.id, state=JobState.QUEUED, lease=lease)
                 raise
             log.info("job %d: Wan task %s created", job.id, created.task_id)
-            await self.store.set_task_id(job.id, created.task_id)
+            await self.store.set_task_id(job.id, created.task_id, lease=lease)
             return created
 
         for attempt in range(1, self.create_attempts + 1):
@@ -120,6 +126,15 @@ class Creator:
             stored, Progress("pending", started_at=self._clock(), cancellable=True)
         )
         return stored
+
+    async def unknown_outcome(self, job: Job) -> None:
+        """End a job whose create call was sent but whose answer was never stored (a crash, a
+        restart): Wan may have made the task, and creating it again could bill twice. Refunded."""
+        log.warning(
+            "job %d: its create call may have reached Wan (no task id stored); not sent again",
+            job.id,
+        )
+        await self.outcomes.fail(job, UNKNOWN_CREATE, "CreateOutcomeUnknown")
 
     async def cancelled_meanwhile(self, job: Job) -> bool:
         """End the job if its requester cancelled it while it was starting; True if so."""

@@ -14,7 +14,7 @@ from bot.jobs.endings import Outcomes
 from bot.jobs.inflight import InFlight
 from bot.jobs.models import NOTHING_CHARGED, Delivery, Progress
 from bot.jobs.surface import Surface
-from bot.store import Job, JobState, Store
+from bot.store import Job, JobState, LeaseLost, Store
 from bot.wan import TaskResult, WanClient, WanError
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,9 @@ class Deliverer:
         self._later.clear()
 
     async def deliver(self, job: Job, result: TaskResult, *, redelivery: bool = False) -> None:
-        job = await self.store.update_job(job.id, state=JobState.DELIVERING)
+        job = await self.store.update_job(
+            job.id, state=JobState.DELIVERING, lease=self.inflight.lease(job.id)
+        )
         await self.outcomes.show(job, Progress("delivering"))
         files: list[bytes] | None = None
         for attempt in range(1, self.delivery_attempts + 1):
@@ -74,7 +76,7 @@ class Deliverer:
                 )
                 await self.inflight.critical(self._post_and_settle(job, delivery, generated))
                 return
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, LeaseLost):
                 raise
             except WanError as err:
                 if err.code == "ResultExpired" or not err.retryable:
@@ -102,6 +104,10 @@ class Deliverer:
         )
 
     async def _post_and_settle(self, job: Job, delivery: Delivery, generated: int) -> None:
+        lease = self.inflight.lease(job.id)
+        if lease is not None:
+            # Still ours, renewed for a whole lease: nobody else posts it meanwhile.
+            await self.store.update_job(job.id, lease=lease)
         message_ids = await self.surface.deliver(job, delivery)
         await self.outcomes.finish(
             job, JobState.DONE, generated=generated, result_message_ids=message_ids

@@ -4,11 +4,12 @@ the store has the truth, this is only what a running job and a cancel click shar
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bot.images import CheckedImage
+from bot.store import Lease
 from bot.wan import TaskStatus
 
 T = TypeVar("T")
@@ -27,6 +28,8 @@ class InFlight:
     submitting: set[int] = field(default_factory=set)
     critical_tasks: set[asyncio.Future[Any]] = field(default_factory=set)
     stopped: bool = False
+    # The lease this process holds on a job claimed from a shared queue (None: unshared queue).
+    lease: Callable[[int], Lease | None] = lambda job_id: None
 
     def forget(self, job_id: int) -> None:
         """Drop what was kept for a job whose task has ended."""

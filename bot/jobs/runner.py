@@ -58,14 +58,16 @@ class JobRunner:
         self.wan = wan
         self.surface = surface
         self.shutdown_grace = shutdown_grace
-        self.inflight = InFlight()
         self.queue: JobQueue = queue if queue is not None else MemoryQueue()
+        self.inflight = InFlight(lease=self.queue.lease)
         self.metrics = metrics if metrics is not None else Metrics()
         self.metrics.watch(
             queue_length=lambda: len(self.queue),
             tasks_in_flight=lambda: len(self.inflight.statuses),
         )
-        self.outcomes = Outcomes(store, surface, self.metrics)
+        self.outcomes = Outcomes(
+            store, surface, self.metrics, lease=self.queue.lease, release=self.queue.release
+        )
         self.creator = Creator(
             store,
             wan,
@@ -116,7 +118,7 @@ class JobRunner:
 
     async def start(self) -> None:
         """Start dispatching queued jobs."""
-        self.dispatcher.start()
+        await self.dispatcher.start()
 
     def alive(self) -> bool:
         """True while the dispatcher runs (started, not stopped, not died of an error)."""
@@ -149,9 +151,17 @@ class JobRunner:
             await asyncio.wait(set(inflight.critical_tasks), timeout=self.shutdown_grace)
         dispatcher.loop_task = dispatcher.announcer = None
         inflight.running.clear()
+        await self.queue.close()
 
     async def resume(self) -> int:
-        """Pick up every unfinished job from the store; return how many were resumed."""
+        """Pick up every unfinished job from the store; return how many were resumed.
+
+        On a shared queue there is nothing to pick up by hand: queued jobs wait in the table, and
+        jobs of a process that died are taken over when their leases run out (the dispatcher).
+        """
+        if self.queue.shared:
+            self.dispatcher.wake.set()
+            return 0
         resumed = 0
         for job in await self.store.unfinished_jobs():
             if self.inflight.stopped:
@@ -164,16 +174,11 @@ class JobRunner:
             if job.state == JobState.VALIDATING:
                 await self.outcomes.finish(job, JobState.FAILED, error_code="Interrupted")
             elif job.state == JobState.QUEUED:
-                self.queue.push(job.id)
+                await self.queue.push(job.id)
             elif job.task_id is None:
                 # The create call was sent but its answer was never stored: Wan may have made the task.
                 # Creating it again could bill twice, so the job ends here, refunded.
-                await self.outcomes.fail(
-                    job,
-                    "The bot restarted while sending this job to Wan, so it can't tell whether Wan "
-                    f"received it. It was not sent again. {NOTHING_CHARGED}",
-                    "CreateOutcomeUnknown",
-                )
+                await self.creator.unknown_outcome(job)
             else:
                 self.dispatcher.launch(job.id)
         log.info("resumed %d unfinished job(s)", resumed)
@@ -190,9 +195,9 @@ class JobRunner:
         """Reserve quota, store the job and queue it. Raises `JobRefused` with nothing spent."""
         return await self.dispatcher.submit(spec, images)
 
-    def position(self, job_id: int) -> int | None:
-        """1-based place in the queue, or None when the job is not waiting in it."""
-        return self.queue.position(job_id)
+    async def position(self, job_id: int) -> int | None:
+        """1-based place in the queue (shared by every process), or None when it is not waiting."""
+        return await self.queue.position(job_id)
 
     async def cancel(self, job_id: int) -> str:
         """Cancel a job waiting in the queue or still PENDING at Wan; return what happened, for the user."""
@@ -200,7 +205,7 @@ class JobRunner:
         if job is None or job.state in (JobState.DONE, JobState.FAILED, JobState.CANCELLED):
             return "This job has already finished."
         inflight = self.inflight
-        if self.queue.remove(job_id):
+        if await self.queue.remove(job_id):
             inflight.images.pop(job_id, None)
             await self.outcomes.finish(job, JobState.CANCELLED)
             await self.outcomes.say(job, f"Cancelled before it started. {NOTHING_CHARGED}")
@@ -210,7 +215,12 @@ class JobRunner:
             # Fetching its images or waiting to retry a throttled create: stopped before the call.
             inflight.cancel_requested.add(job_id)
             return f"Cancelled. {NOTHING_CHARGED}"
-        if job.task_id is None or inflight.statuses.get(job_id) != TaskStatus.PENDING:
+        # A job another process follows: Wan itself refuses to cancel a task that has started.
+        elsewhere = self.queue.shared and job_id not in inflight.running
+        pending = inflight.statuses.get(job_id) == TaskStatus.PENDING or (
+            elsewhere and job.state == JobState.SUBMITTED
+        )
+        if job.task_id is None or not pending:
             return "Too late to cancel: Wan is already working on it."
         try:
             await self.wan.cancel_task(job.task_id)

@@ -37,6 +37,7 @@ class Emulator(Protocol):
 
     def add_task(self, task: EmulatedTask) -> None: ...
 
+
 API_PREFIX = "/api/v1"
 CREATE_PATH = "/services/aigc/image2image/image-synthesis"
 NO_KEY = "No API-key provided."

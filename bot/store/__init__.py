@@ -6,7 +6,7 @@ Callers use `open_store(DATABASE_URL)` and the `Store` interface only, never a b
 """
 
 from bot.store.base import Store
-from bot.store.errors import NotFound, QuotaRefused, StoreError
+from bot.store.errors import ActiveJobLimit, LeaseLost, NotFound, QuotaRefused, StoreError
 from bot.store.factory import open_store
 from bot.store.models import (
     FINISHED,
@@ -14,6 +14,7 @@ from bot.store.models import (
     AuditEntry,
     Job,
     JobState,
+    Lease,
     QuotaStatus,
     Reservation,
     ServerTotals,
@@ -23,9 +24,12 @@ from bot.store.quota_text import discord_timestamp
 __all__ = [
     "FINISHED",
     "UNFINISHED",
+    "ActiveJobLimit",
     "AuditEntry",
     "Job",
     "JobState",
+    "Lease",
+    "LeaseLost",
     "NotFound",
     "QuotaRefused",
     "QuotaStatus",

@@ -27,9 +27,19 @@ from bot.store import postgres_quota as quota
 from bot.store.base import Store
 from bot.store.checks import MAX_LIMIT, check_int, check_limit
 from bot.store.errors import StoreError
-from bot.store.models import AuditEntry, Job, JobState, QuotaStatus, Reservation, ServerTotals
+from bot.store.models import (
+    AuditEntry,
+    Job,
+    JobState,
+    Lease,
+    QuotaStatus,
+    Reservation,
+    ServerTotals,
+)
+from bot.store.postgres_budget import SharedRate
 from bot.store.postgres_errors import OWN_MISTAKES, Target, describe
 from bot.store.postgres_migrations import migrate
+from bot.store.postgres_queue import PostgresQueue
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +161,20 @@ class PostgresStore(Store):
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
+
+    # ---- what several processes share (the job queue, DashScope's rate limits) ----
+
+    def job_queue(
+        self, *, max_slots: int, ttl: float = 15.0, poll_interval: float = 1.0
+    ) -> PostgresQueue:
+        """The job queue in this database, shared with every other process on it."""
+        return PostgresQueue(
+            self._live_pool(), max_slots=max_slots, ttl=ttl, poll_interval=poll_interval
+        )
+
+    def shared_rate(self, name: str, limit: float) -> SharedRate:
+        """A gate keeping all processes together at or under `limit` requests per second."""
+        return SharedRate.for_limit(self._live_pool(), name, limit)
 
     # ---- plumbing ----
 
@@ -336,20 +360,20 @@ class PostgresStore(Store):
 
     # ---- jobs ----
 
-    async def _insert_job(self, values: dict[str, Any]) -> Job:
-        return await self._write(jobs.create, values, self._now())
+    async def _insert_job(self, values: dict[str, Any], max_active: int | None = None) -> Job:
+        return await self._write(jobs.create, values, self._now(), max_active)
 
     async def get_job(self, job_id: int) -> Job | None:
         return await self._read(jobs.get, job_id)
 
-    async def update_job(self, job_id: int, **fields: Any) -> Job:
+    async def update_job(self, job_id: int, *, lease: Lease | None = None, **fields: Any) -> Job:
         fields = checks.job_changes(fields)
-        return await self._write(jobs.update, job_id, fields, self._now())
+        return await self._write(jobs.update, job_id, fields, self._now(), lease)
 
-    async def set_task_id(self, job_id: int, task_id: str) -> None:
+    async def set_task_id(self, job_id: int, task_id: str, *, lease: Lease | None = None) -> None:
         if not task_id:
             raise ValueError("task_id is empty")
-        await self._write(jobs.set_task_id, job_id, task_id, self._now())
+        await self._write(jobs.set_task_id, job_id, task_id, self._now(), lease)
 
     async def finish_job(
         self,
@@ -360,6 +384,7 @@ class PostgresStore(Store):
         error_code: str | None = None,
         error_message: str | None = None,
         result_message_ids: list[int] | None = None,
+        lease: Lease | None = None,
     ) -> bool:
         state = checks.final_state(state, generated)
         return await self._write(
@@ -371,6 +396,7 @@ class PostgresStore(Store):
             error_message,
             result_message_ids,
             self._now(),
+            lease,
         )
 
     async def unfinished_jobs(self) -> list[Job]:

@@ -118,7 +118,6 @@ class ResultPoster:
         await self.progress.finishing_touches(job, message.id, message.channel)
         return ids
 
-
     def _metadata(self, job: Job, index: int, data: bytes) -> dict[str, str]:
         """How the task's result `index` was made, carried in the file itself (PNG text, or EXIF/XMP)."""
         seed = job.options.get("seed")
@@ -174,7 +173,6 @@ class ResultPoster:
             ids.append(message.id)
         return ids, message
 
-
     async def _fallbacks(
         self, job: Job, target: discord.abc.Messageable
     ) -> AsyncIterator[discord.abc.Messageable]:
@@ -197,7 +195,6 @@ class ResultPoster:
             except discord.HTTPException:
                 pass
 
-
     async def _already_posted(
         self, job: Job, target: discord.abc.Messageable
     ) -> tuple[list[int], int]:
@@ -216,7 +213,6 @@ class ResultPoster:
         except discord.HTTPException:
             return [], 0
         return sorted(found), attachments
-
 
     async def _delivery_target(self, job: Job) -> discord.abc.Messageable:
         if job.thread_id is not None:
@@ -246,7 +242,6 @@ class ResultPoster:
                 # A re-delivery after a restart: the thread started from this message has its id.
                 return await channel_by_id(self.bot, job.message_id)
             raise
-
 
     def _result_embed(self, job: Job, delivery: Delivery) -> discord.Embed:
         result = delivery.result
@@ -282,4 +277,3 @@ class ResultPoster:
             footer = f"{SANDBOX_NOTE} · {footer}"
         embed.set_footer(text=footer)
         return embed
-

@@ -101,7 +101,9 @@ async def refetch(bot: WanBot, job: Job) -> list[CheckedImage]:
                     if fresh is not None:
                         url = fresh.url
                 except discord.HTTPException:
-                    raise ImageRejected(f"Image {index} is gone: its message was deleted.") from None
+                    raise ImageRejected(
+                        f"Image {index} is gone: its message was deleted."
+                    ) from None
             if not url:
                 raise ImageRejected(f"Image {index} is no longer available.")
             try:

@@ -43,7 +43,6 @@ class ProgressMessages:
             return
         await webhook(self.bot, job).edit_message(job.message_id, **kwargs)
 
-
     async def _react(self, job: Job, stage: str) -> None:
         if job.message_id is None:
             return
@@ -70,7 +69,6 @@ class ProgressMessages:
             except discord.HTTPException:
                 pass
 
-
     async def show(self, job: Job, progress: Progress) -> None:
         if job.source == "reply":
             await self._react(job, progress.stage)
@@ -91,7 +89,6 @@ class ProgressMessages:
         view = cancel_view(job.id) if progress.cancellable else None
         await self._edit_response(job, embed=embed, view=view)
 
-
     async def finishing_touches(self, job: Job, message_id: int, where: Any) -> None:
         """Mark the request done: a ✅ on a reply request, or the progress message pointing to the result."""
         if job.source == "reply":
@@ -105,7 +102,6 @@ class ProgressMessages:
         )
         done.set_footer(text=f"Job #{job.id}")
         await self._edit_quietly(job, embed=done, view=None)
-
 
     async def finished_without_result(self, job: Job, text: str) -> None:
         if job.source == "reply":
@@ -130,13 +126,11 @@ class ProgressMessages:
             allowed_mentions=discord.AllowedMentions(users=[discord.Object(job.user_id)]),
         )
 
-
     async def _react_quietly(self, job: Job, stage: str) -> None:
         try:
             await self._react(job, stage)
         except discord.HTTPException:
             log.info("job %d: could not react on the request message", job.id)
-
 
     async def _edit_quietly(self, job: Job, **kwargs: Any) -> None:
         try:
