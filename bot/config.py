@@ -120,6 +120,18 @@ VARIABLES: tuple[Variable, ...] = (
         "127.0.0.1",
         "Address the metrics endpoint listens on (`0.0.0.0` for a scraper in another container).",
     ),
+    Variable(
+        "WANBOT_SHARD_COUNT",
+        None,
+        "Optional: the total number of gateway shards, to split them across processes (each "
+        "process runs `WANBOT_SHARD_IDS`; all share one PostgreSQL database). Empty: one process, "
+        "every shard.",
+    ),
+    Variable(
+        "WANBOT_SHARD_IDS",
+        None,
+        "With `WANBOT_SHARD_COUNT`: this process's shards, comma-separated (`0,1`); empty = all.",
+    ),
 )
 
 _BY_NAME = {v.name: v for v in VARIABLES}
@@ -146,6 +158,8 @@ class Settings:
     log_format: LogFormat = "text"
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
 
     @property
     def region(self) -> str | None:
@@ -224,6 +238,24 @@ def _transport(raw: str) -> Transport:
     return value  # type: ignore[return-value]
 
 
+def _shard_ids(raw: str | None, count: int | None) -> tuple[int, ...] | None:
+    if raw is None:
+        return None
+    if count is None:
+        raise ConfigError("WANBOT_SHARD_IDS", "set only together with WANBOT_SHARD_COUNT")
+    try:
+        ids = tuple(sorted({int(part) for part in raw.split(",") if part.strip()}))
+    except ValueError:
+        raise ConfigError(
+            "WANBOT_SHARD_IDS", "shard numbers separated by commas, like 0,1"
+        ) from None
+    if not ids or not all(0 <= i < count for i in ids):
+        raise ConfigError(
+            "WANBOT_SHARD_IDS", f"shard numbers from 0 to {count - 1} (WANBOT_SHARD_COUNT={count})"
+        )
+    return ids
+
+
 def _log_level(raw: str) -> str:
     value = raw.strip().upper()
     if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -280,6 +312,7 @@ def load_settings(
             "DASHSCOPE_API_KEY",
             "missing: set it to your Model Studio API key, or run with --sandbox to try the bot for free",
         )
+    shard_count = parsed("WANBOT_SHARD_COUNT", lambda v: _int("WANBOT_SHARD_COUNT", v, 1, 100_000))
     return Settings(
         discord_token=token,
         dashscope_api_key=key,
@@ -303,4 +336,6 @@ def load_settings(
             "WANBOT_METRICS_PORT", lambda v: _int("WANBOT_METRICS_PORT", v, 1, 65535)
         ),
         metrics_host=(get("WANBOT_METRICS_HOST") or "127.0.0.1").strip(),
+        shard_count=shard_count,
+        shard_ids=_shard_ids(get("WANBOT_SHARD_IDS"), shard_count),
     )

@@ -21,6 +21,7 @@ from tests.test_wanedit_e2e import private_text, settled_to
 async def pg_world_fixture(world: World, pg_url: str) -> AsyncIterator[World]:
     world.env["DATABASE_URL"] = pg_url
     yield world
+    await world.close()  # before the database is dropped
 
 
 async def test_jobs_run_through_the_database_queue(pg_world: World) -> None:

@@ -5,7 +5,9 @@ quota) behave the same behind it, and the store tests run on both.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -242,6 +244,12 @@ class Store(ABC):
     @abstractmethod
     async def set_meta(self, key: str, value: str) -> None:
         """Store a string under `key`."""
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """Hold a lock named `name` shared by every process on this database (e.g. around the
+        command sync, so it runs once). sqlite has one process: there is nothing to hold."""
+        yield
 
     @abstractmethod
     async def meta_items(self, prefix: str) -> dict[str, str]:

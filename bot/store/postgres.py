@@ -13,9 +13,11 @@ reservation whose caller was cancelled is released again at once, as the sqlite 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -44,6 +46,8 @@ from bot.store.postgres_queue import PostgresQueue
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# pg_advisory_lock(key, name) space of `exclusive` ("wl").
+NAMED_LOCKS = 0x776C
 Clock = Callable[[], datetime]
 Operation = Callable[..., Awaitable[T]]
 # Database trouble, as opposed to our own exceptions (QuotaRefused, NotFound, ValueError).
@@ -175,6 +179,18 @@ class PostgresStore(Store):
     def shared_rate(self, name: str, limit: float) -> SharedRate:
         """A gate keeping all processes together at or under `limit` requests per second."""
         return SharedRate.for_limit(self._live_pool(), name, limit)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        # A session advisory lock on a connection of its own, released with it (even if the
+        # process dies: the server drops a dead session's locks).
+        key = zlib.crc32(name.encode())
+        async with self._live_pool().acquire() as con:
+            await con.execute("SELECT pg_advisory_lock($1, $2)", NAMED_LOCKS, key)
+            try:
+                yield
+            finally:
+                await con.execute("SELECT pg_advisory_unlock($1, $2)", NAMED_LOCKS, key)
 
     # ---- plumbing ----
 

@@ -30,11 +30,14 @@ async def sync_commands(
         tree.copy_global_to(guild=guild)
     key = f"command_hash:{dev_guild or 'global'}"
     digest = command_hash(tree)
-    if not force and await store.get_meta(key) == digest:
-        log.info("slash commands unchanged; not syncing")
-        return False
-    synced: list[app_commands.AppCommand] = await tree.sync(guild=guild)
-    await store.set_meta(key, digest)
+    # Processes starting together on one database sync once: the first holds the lock and
+    # stores the hash, the others then find it unchanged.
+    async with store.exclusive("command-sync"):
+        if not force and await store.get_meta(key) == digest:
+            log.info("slash commands unchanged; not syncing")
+            return False
+        synced: list[app_commands.AppCommand] = await tree.sync(guild=guild)
+        await store.set_meta(key, digest)
     log.info(
         "synced %d command(s) %s",
         len(synced),

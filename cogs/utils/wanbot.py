@@ -180,3 +180,9 @@ class WanBot(commands.Bot):
             store = getattr(self, "store", None)
             if store is not None:
                 await store.close()
+
+
+class ShardedWanBot(WanBot, commands.AutoShardedBot):
+    """`WanBot` on `AutoShardedBot`: this process runs `shard_ids` of `shard_count` shards
+    (`WANBOT_SHARD_COUNT`, `WANBOT_SHARD_IDS`). Jobs are shared through PostgreSQL, so any process
+    posts any job's progress and result (REST needs no gateway)."""
