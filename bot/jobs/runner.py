@@ -160,6 +160,7 @@ class JobRunner:
         jobs of a process that died are taken over when their leases run out (the dispatcher).
         """
         if self.queue.shared:
+            log.info("jobs come from the shared queue; a stopped process's are taken over")
             self.dispatcher.wake.set()
             return 0
         resumed = 0
