@@ -79,9 +79,15 @@ class Creator:
             # SUBMITTED is written before the call: after a crash while it is in flight, resume
             # will not create it again. A known failure means no task was made: back to QUEUED.
             lease = self.inflight.lease(job.id)
-            await self.store.update_job(job.id, state=JobState.SUBMITTED, lease=lease)
+
+            async def submitted() -> None:
+                # After the rate-limit wait, just before sending: the window in which a crash
+                # leaves "may exist" behind is the call itself. Fenced: a process that lost the
+                # job stops here, before anything reaches Wan.
+                await self.store.update_job(job.id, state=JobState.SUBMITTED, lease=lease)
+
             try:
-                created = await self.wan.create_task(request)
+                created = await self.wan.create_task(request, before_send=submitted)
             except WanError as err:
                 if err.code != "CreateOutcomeUnknown":
                     await self.store.update_job(job.id, state=JobState.QUEUED, lease=lease)

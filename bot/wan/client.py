@@ -144,8 +144,13 @@ class WanClient:
 
     # ---- public API ------------------------------------------------------------------------
 
-    async def create_task(self, req: EditRequest) -> CreatedTask:
-        """Submit an edit. Raises WanError; `CreateOutcomeUnknown` if the answer never arrived."""
+    async def create_task(
+        self, req: EditRequest, *, before_send: Callable[[], Awaitable[None]] | None = None
+    ) -> CreatedTask:
+        """Submit an edit. Raises WanError; `CreateOutcomeUnknown` if the answer never arrived.
+
+        `before_send` is awaited right before each attempt is sent, after its rate-limit wait
+        (the job runner records there that the task may now exist)."""
         if not 1 <= len(req.images) <= 3:
             raise WanError("InvalidParameter", "between 1 and 3 images are needed", retryable=False)
         prepared = await self.transport.prepare(req.images)
@@ -170,6 +175,8 @@ class WanClient:
             # The account takes 5 creates per second (wan-api.md §6): pace them here rather than
             # spend retries on 429s when many jobs start at once.
             await self.submit_limiter.acquire()
+            if before_send is not None:
+                await before_send()
             try:
                 status, resp_headers, raw = await self._send(
                     "POST",
