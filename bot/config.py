@@ -159,6 +159,18 @@ VARIABLES: tuple[Variable, ...] = (
         "127.0.0.1",
         "Address the metrics endpoint listens on (`0.0.0.0` for a scraper in another container).",
     ),
+    Variable(
+        "WANBOT_SHARD_COUNT",
+        None,
+        "Optional: the total number of gateway shards, to split them across processes (each "
+        "process runs `WANBOT_SHARD_IDS`; all share one PostgreSQL database). Empty: one process, "
+        "every shard.",
+    ),
+    Variable(
+        "WANBOT_SHARD_IDS",
+        None,
+        "With `WANBOT_SHARD_COUNT`: this process's shards, comma-separated (`0,1`); empty = all.",
+    ),
 )
 
 _BY_NAME = {v.name: v for v in VARIABLES}
@@ -192,6 +204,8 @@ class Settings:
     owner_ids: frozenset[int] = frozenset()
     price_per_image: float | None = None  # None: the region's list price
     price_currency: str = DEFAULT_CURRENCY
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
 
     @property
     def price(self) -> float | None:
@@ -303,6 +317,24 @@ def _price(raw: str) -> tuple[float, str]:
     return _float("WAN_PRICE_PER_IMAGE", words[0], 0, 1000), currency
 
 
+def _shard_ids(raw: str | None, count: int | None) -> tuple[int, ...] | None:
+    if raw is None:
+        return None
+    if count is None:
+        raise ConfigError("WANBOT_SHARD_IDS", "set only together with WANBOT_SHARD_COUNT")
+    try:
+        ids = tuple(sorted({int(part) for part in raw.split(",") if part.strip()}))
+    except ValueError:
+        raise ConfigError(
+            "WANBOT_SHARD_IDS", "shard numbers separated by commas, like 0,1"
+        ) from None
+    if not ids or not all(0 <= i < count for i in ids):
+        raise ConfigError(
+            "WANBOT_SHARD_IDS", f"shard numbers from 0 to {count - 1} (WANBOT_SHARD_COUNT={count})"
+        )
+    return ids
+
+
 def _log_level(raw: str) -> str:
     value = raw.strip().upper()
     if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -360,6 +392,7 @@ def load_settings(
             "missing: set it to your Model Studio API key, or run with --sandbox to try the bot for free",
         )
     price = parsed("WAN_PRICE_PER_IMAGE", _price)
+    shard_count = parsed("WANBOT_SHARD_COUNT", lambda v: _int("WANBOT_SHARD_COUNT", v, 1, 100_000))
     return Settings(
         discord_token=token,
         dashscope_api_key=key,
@@ -394,6 +427,8 @@ def load_settings(
         owner_ids=_ids("WANBOT_OWNER_IDS", get("WANBOT_OWNER_IDS") or ""),
         price_per_image=price[0] if price else None,
         price_currency=price[1] if price else DEFAULT_CURRENCY,
+        shard_count=shard_count,
+        shard_ids=_shard_ids(get("WANBOT_SHARD_IDS"), shard_count),
     )
 
 

@@ -119,6 +119,8 @@ def judge(beats: list[Heartbeat], now: float) -> tuple[bool, list[str]]:
     return healthy, lines
 
 
-async def live_check(store: Store, clock: Callable[[], float] = time.time) -> tuple[bool, list[str]]:
+async def live_check(
+    store: Store, clock: Callable[[], float] = time.time
+) -> tuple[bool, list[str]]:
     """Read every heartbeat and judge them now."""
     return judge(await heartbeats(store), clock())

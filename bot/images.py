@@ -260,7 +260,9 @@ def exif_for(metadata: Mapping[str, str]) -> bytes:
 def xmp_for(metadata: Mapping[str, str]) -> bytes:
     """An XMP packet (UTF-8): the summary as dc:description, each entry as a wanbot: property."""
     attributes = "".join(
-        f" wanbot:{key}={quoteattr(value)}" for key, value in metadata.items() if _XML_NAME.match(key)
+        f" wanbot:{key}={quoteattr(value)}"
+        for key, value in metadata.items()
+        if _XML_NAME.match(key)
     )
     return (
         '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'

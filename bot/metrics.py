@@ -37,7 +37,9 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry or CollectorRegistry()
-        self.jobs = Counter("wanbot_jobs", "Jobs that ended, by final state.", ["state"], registry=r)
+        self.jobs = Counter(
+            "wanbot_jobs", "Jobs that ended, by final state.", ["state"], registry=r
+        )
         self.jobs_submitted = Counter(
             "wanbot_jobs_submitted", "Jobs accepted into the queue.", registry=r
         )

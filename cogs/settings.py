@@ -82,7 +82,10 @@ class ServerSettings(commands.Cog):
             )
         wanted: dict[str, Any] = {}
         if spoiler is not None:
-            if spoiler.value not in ("on", "off"):  # Discord offers only these; a raw request may not
+            if spoiler.value not in (
+                "on",
+                "off",
+            ):  # Discord offers only these; a raw request may not
                 raise SettingsCheckFailure("`spoiler` is `on` or `off`. Nothing was changed.")
             wanted["spoiler"] = spoiler.value == "on"
         # Acknowledge before touching the database: a busy store must not cost the 3 s window.

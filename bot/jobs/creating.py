@@ -24,6 +24,11 @@ CANCELLED_BEFORE_SEND = "CancelledBeforeSend"
 
 SLOT_CHECK = 0.5  # seconds between cancel checks while a job waits for a Wan slot
 
+UNKNOWN_CREATE = _(
+    "The bot restarted while sending this job to Wan, so it can't tell whether "
+    "Wan received it. It was not sent again. Nothing was charged."
+)
+
 
 class Creator:
     """Fetches a job's inputs if needed and creates its Wan task, writing SUBMITTED before the call."""
@@ -86,30 +91,35 @@ class Creator:
         inflight = self.inflight
 
         async def before_send() -> None:
-            # Right before each POST: a cancel that came during a wait (the rate limit, a retry
-            # after 429) stops the job here, before anything reaches Wan; from now on the task may
-            # exist, so a cancel has to ask Wan.
+            # Right before each POST, after its rate-limit wait: a cancel that came during a wait
+            # (the rate limit, a retry after 429) stops the job here, before anything reaches Wan.
             if job.id in inflight.cancel_requested:
                 raise WanError(CANCELLED_BEFORE_SEND, "cancelled before it was sent", retryable=False)
+            # SUBMITTED is written now, so the window in which a crash leaves "may exist" behind
+            # is the call itself. Fenced by the lease on a shared queue: a process that lost the
+            # job stops here (`LeaseLost`), before anything reaches Wan.
+            await self.store.update_job(job.id, state=JobState.SUBMITTED, lease=lease)
+            # From now on the task may exist, so a cancel has to ask Wan.
             inflight.submitting.add(job.id)
 
         def after_refusal() -> None:
             inflight.submitting.discard(job.id)  # Wan said no task was made: waiting again
 
+        lease = inflight.lease(job.id)
+
         async def create_and_record() -> CreatedTask:
-            # SUBMITTED is written before the call: after a crash while it is in flight, resume
-            # will not create it again. A known failure means no task was made: back to QUEUED.
-            await self.store.update_job(job.id, state=JobState.SUBMITTED)
+            # After a crash while the call is in flight, resume will not create it again (the job
+            # is SUBMITTED without a task id). A known failure means no task was made: back to QUEUED.
             try:
                 created = await self.wan.create_task(
                     request, before_send=before_send, after_refusal=after_refusal
                 )
             except WanError as err:
                 if err.code != "CreateOutcomeUnknown":
-                    await self.store.update_job(job.id, state=JobState.QUEUED)
+                    await self.store.update_job(job.id, state=JobState.QUEUED, lease=lease)
                 raise
             log.info("job %d: Wan task %s created", job.id, created.task_id)
-            await self.store.set_task_id(job.id, created.task_id)
+            await self.store.set_task_id(job.id, created.task_id, lease=lease)
             return created
 
         try:
@@ -141,6 +151,15 @@ class Creator:
             stored, Progress("pending", started_at=self._clock(), cancellable=True)
         )
         return stored
+
+    async def unknown_outcome(self, job: Job) -> None:
+        """End a job whose create call was sent but whose answer was never stored (a crash, a
+        restart): Wan may have made the task, and creating it again could bill twice. Refunded."""
+        log.warning(
+            "job %d: its create call may have reached Wan (no task id stored); not sent again",
+            job.id,
+        )
+        await self.outcomes.fail(job, UNKNOWN_CREATE, "CreateOutcomeUnknown")
 
     async def cancelled_meanwhile(self, job: Job) -> bool:
         """End the job if its requester cancelled it while it was starting; True if so."""

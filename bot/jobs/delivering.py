@@ -15,7 +15,7 @@ from bot.jobs.endings import Outcomes
 from bot.jobs.inflight import InFlight
 from bot.jobs.models import Delivery, Progress
 from bot.jobs.surface import Surface
-from bot.store import Job, JobState, Store
+from bot.store import Job, JobState, LeaseLost, Store
 from bot.wan import TaskResult, WanClient, WanError
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,10 @@ class Deliverer:
     async def deliver(self, job: Job, result: TaskResult, *, redelivery: bool = False) -> None:
         # What Wan billed is recorded first: the owner pays it even if delivery fails later.
         job = await self.store.update_job(
-            job.id, state=JobState.DELIVERING, billed=result.image_count
+            job.id,
+            state=JobState.DELIVERING,
+            billed=result.image_count,
+            lease=self.inflight.lease(job.id),
         )
         await self.outcomes.show(job, Progress("delivering"))
         billed = billed_images(result)
@@ -102,7 +105,7 @@ class Deliverer:
                 )
                 await self.inflight.critical(self._post_and_settle(job, delivery, billed))
                 return
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, LeaseLost):
                 raise
             except Exception:
                 log.exception("job %d: delivery attempt %d failed", job.id, attempt)
@@ -173,6 +176,10 @@ class Deliverer:
         return [got[i] for i in sorted(got)], missing, missing > len(gone)
 
     async def _post_and_settle(self, job: Job, delivery: Delivery, billed: int) -> None:
+        lease = self.inflight.lease(job.id)
+        if lease is not None:
+            # Still ours, renewed for a whole lease: nobody else posts it meanwhile.
+            await self.store.update_job(job.id, lease=lease)
         message_ids = await self.surface.deliver(job, delivery)
         delivered = len(delivery.files)
         # The member pays for what was delivered; what Wan billed is recorded apart.

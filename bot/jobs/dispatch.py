@@ -5,6 +5,7 @@ for the next free slot; a job in delivery no longer counts), and showing the oth
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -16,7 +17,7 @@ from bot.jobs.inflight import InFlight
 from bot.jobs.models import JobRefused, JobSpec, Progress, uncharged
 from bot.jobs.queue import JobQueue
 from bot.metrics import Metrics
-from bot.store import Job, JobState, QuotaRefused, Store
+from bot.store import ActiveJobLimit, Job, JobState, QuotaRefused, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +103,13 @@ class Dispatcher:
         self.metrics.jobs_submitted.inc()
         # Only a job that starts at once keeps its images in memory; one that waits fetches them
         # again when its turn comes, so a long queue holds ids, not megabytes.
-        if self.inflight.before_wan() + len(self.queue) < self.max_concurrent + self.prefetch:
+        # (On a shared queue another process may start it: it fetches the images itself.)
+        if (
+            not self.queue.shared
+            and self.inflight.before_wan() + len(self.queue) < self.max_concurrent + self.prefetch
+        ):
             self.inflight.images[job.id] = images
-        position = self.queue.push(job.id)
+        position = await self.queue.push(job.id)
         log.info("job %d queued (user %d, %d image(s))", job.id, spec.user_id, spec.count)
         self.wake.set()
         await self.outcomes.show(job, Progress("queued", position=position, cancellable=True))
@@ -113,7 +118,8 @@ class Dispatcher:
     async def _admit(self, spec: JobSpec) -> Job:
         """The per-user cap and the quota reservation, then the job row."""
         # One member's requests are admitted one at a time, so two at the same moment can't both
-        # pass the job cap before either is stored.
+        # pass the job cap before either is stored (across processes, `create_job(max_active=)`
+        # counts again under a lock in the database).
         async with self._user_locks[spec.user_id]:
             active = await self.store.active_job_count(spec.user_id)
             if active >= self.max_jobs_per_user:
@@ -145,7 +151,11 @@ class Dispatcher:
                     state=JobState.QUEUED,
                     reservation_id=reservation.id,
                     extra=spec.extra,
+                    max_active=self.max_jobs_per_user,
                 )
+            except ActiveJobLimit as busy:
+                await self.store.release(reservation.id)
+                raise self._busy(busy.active) from None
             except Exception:
                 # Not on cancellation: the row may have been committed; a held reservation with no
                 # job is returned by `release_orphaned_reservations` at the next start.
@@ -155,24 +165,57 @@ class Dispatcher:
 
     # ---- dispatch -------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    async def start(self) -> None:
         if self.loop_task is None:
+            await self.queue.start(self.wake.set, self._lost)
             self.loop_task = asyncio.create_task(self._loop(), name="wanbot-dispatch")
 
+    def _lost(self, job_id: int) -> None:
+        """Another process took this job over (we stalled past its lease): stop our copy."""
+        task = self.inflight.running.get(job_id)
+        if task is not None:
+            task.cancel()
+
     async def _loop(self) -> None:
+        # A shared queue is also polled: the table is the truth, notifications only hurry it.
+        poll = self.queue.poll_interval
         while True:
-            await self.wake.wait()
+            if poll is None:
+                await self.wake.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), poll)
             self.wake.clear()
-            moved = False
-            while self.inflight.before_wan() < self.max_concurrent + self.prefetch:
-                job_id = self.queue.pop()
-                if job_id is None:
-                    break
-                self.launch(job_id)
-                moved = True
+            try:
+                moved = await self._dispatch()
+            except StoreError as err:
+                log.warning("could not take jobs from the queue: %s", err)
+                moved = False
             if moved and (self.announcer is None or self.announcer.done()):
                 # In the background: the next job must not wait for Discord edits.
                 self.announcer = asyncio.create_task(self._announce_positions())
+
+    async def _dispatch(self) -> bool:
+        """Start what may start now; True if anything did."""
+        moved = False
+        # One process (sqlite): up to `max_concurrent + prefetch` jobs before Wan, the in-process
+        # `InFlight.wan_slots` gate their creates. A shared queue counts the Wan slots itself, in
+        # the database for every process (`pop` claims only with a free slot), so no prefetch.
+        while (
+            self.queue.shared
+            or self.inflight.before_wan() < self.max_concurrent + self.prefetch
+        ):
+            if self.inflight.stopped:
+                return moved
+            claim = await self.queue.pop()
+            if claim is None:
+                break
+            self.launch(claim[0])
+            moved = True
+        for job_id, _lease in await self.queue.take_over():
+            if job_id not in self.inflight.running:
+                self.launch(job_id)
+        return moved
 
     def launch(self, job_id: int) -> None:
         """Run the job now, in its own task."""
@@ -194,11 +237,11 @@ class Dispatcher:
     async def _announce_positions(self) -> None:
         # Every start moves the whole queue up one place; editing every waiting message each time
         # would flood Discord with edits, so near the front every move is shown, further back every fifth.
-        for index, job_id in enumerate(self.queue, start=1):
+        for job_id, index in await self.queue.positions():
             shown = self.outcomes.shown_position.get(job_id)
             if shown is not None and index > 10 and shown - index < 5:
                 continue
             job = await self.store.get_job(job_id)
             # The queue moves while we edit: a job that has started since must not look queued again.
-            if job is not None and job_id in self.queue:
+            if job is not None and await self.queue.position(job_id) is not None:
                 await self.outcomes.show(job, Progress("queued", position=index, cancellable=True))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 from bot.jobs.models import Progress
 from bot.jobs.surface import Surface
 from bot.metrics import Metrics
-from bot.store import Job, JobState, Store
+from bot.store import Job, JobState, Lease, Store
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +18,18 @@ log = logging.getLogger(__name__)
 class Outcomes:
     """`show` progress, `say` a last word, `finish`/`fail` a job in the store (once)."""
 
-    def __init__(self, store: Store, surface: Surface, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        store: Store,
+        surface: Surface,
+        metrics: Metrics,
+        *,
+        lease: Callable[[int], Lease | None] = lambda job_id: None,
+        release: Callable[[int], None] = lambda job_id: None,
+    ) -> None:
         self.store = store
+        self.lease = lease
+        self.release = release
         self.surface = surface
         self.metrics = metrics
         # The queue position each waiting job's message shows, to skip edits that change nothing.
@@ -37,7 +47,13 @@ class Outcomes:
             await self.say(job, text)
 
     async def finish(self, job: Job, state: JobState, **fields: object) -> bool:
-        first = await self.store.finish_job(job.id, state, **fields)  # type: ignore[arg-type]
+        first = await self.store.finish_job(
+            job.id,
+            state,
+            lease=self.lease(job.id),
+            **fields,  # type: ignore[arg-type]
+        )
+        self.release(job.id)
         if first:
             self.metrics.jobs.labels(state.value).inc()
             if state == JobState.DONE:

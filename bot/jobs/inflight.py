@@ -4,11 +4,12 @@ the store has the truth, this is only what a running job and a cancel click shar
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bot.images import CheckedImage
+from bot.store import Lease
 from bot.wan import TaskStatus
 
 T = TypeVar("T")
@@ -41,6 +42,8 @@ class InFlight:
     left_wan: set[int] = field(default_factory=set)
     # Set when a slot may have freed up (or a job was queued): the dispatcher waits on it.
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # The lease this process holds on a job claimed from a shared queue (None: unshared queue).
+    lease: Callable[[int], Lease | None] = lambda job_id: None
 
     def before_wan(self) -> int:
         """Running jobs whose task is not final yet (fetching inputs, waiting for a slot, at Wan)."""

@@ -15,7 +15,7 @@ from bot.jobs.endings import Outcomes
 from bot.jobs.inflight import InFlight
 from bot.jobs.models import Progress, uncharged
 from bot.metrics import Metrics
-from bot.store import Job, JobState, Store
+from bot.store import Job, JobState, LeaseLost, Store
 from bot.wan import TaskResult, TaskStatus, WanClient, WanError
 from bot.wan.errors import CLIENT_CLOSED
 
@@ -51,6 +51,11 @@ class JobLife:
         if job is None:
             return
         try:
+            if job.task_id is None and job.state == JobState.SUBMITTED:
+                # Taken over from a process that died during the create call: Wan may have made
+                # the task, so it is never created again.
+                await self.creator.unknown_outcome(job)
+                return
             if job.task_id is None:
                 job = await self.creator.create(job)
                 if job is None:
@@ -58,6 +63,9 @@ class JobLife:
             await self._follow(job)
         except asyncio.CancelledError:
             raise
+        except LeaseLost:
+            # This process stalled past its lease and another one has the job now: it carries on.
+            log.info("job %d: taken over by another process; dropped here", job_id)
         except WanError as err:
             if err.code == CLIENT_CLOSED:
                 return  # shutting down: the task is followed again at the next start
@@ -87,7 +95,9 @@ class JobLife:
             if update.status == TaskStatus.RUNNING:
                 nonlocal started
                 started = self._clock()
-                await self.store.update_job(job.id, state=JobState.RUNNING)
+                await self.store.update_job(
+                    job.id, state=JobState.RUNNING, lease=self.inflight.lease(job.id)
+                )
                 await show(job, Progress("running", started_at=started))
             elif update.status == TaskStatus.PENDING:
                 await show(job, Progress("pending", started_at=started, cancellable=True))

@@ -59,17 +59,23 @@ class JobRunner:
         self.wan = wan
         self.surface = surface
         self.shutdown_grace = shutdown_grace
+        self.queue: JobQueue = queue if queue is not None else MemoryQueue()
+        # `wan_slots` is this process's Wan slot count (sqlite, one process); on a shared queue
+        # the database counts them for every process and never lets more than `max_concurrent`
+        # start, so the in-process semaphore then never has to wait.
         self.inflight = InFlight(
             wan_slots=asyncio.Semaphore(max_concurrent),
             delivery_slots=asyncio.Semaphore(max_concurrent),
+            lease=self.queue.lease,
         )
-        self.queue: JobQueue = queue if queue is not None else MemoryQueue()
         self.metrics = metrics if metrics is not None else Metrics()
         self.metrics.watch(
             queue_length=lambda: len(self.queue),
             tasks_in_flight=lambda: len(self.inflight.statuses),
         )
-        self.outcomes = Outcomes(store, surface, self.metrics)
+        self.outcomes = Outcomes(
+            store, surface, self.metrics, lease=self.queue.lease, release=self.queue.release
+        )
         self.creator = Creator(
             store,
             wan,
@@ -119,7 +125,7 @@ class JobRunner:
 
     async def start(self) -> None:
         """Start dispatching queued jobs."""
-        self.dispatcher.start()
+        await self.dispatcher.start()
 
     def alive(self) -> bool:
         """True while the dispatcher runs (started, not stopped, not died of an error)."""
@@ -152,9 +158,18 @@ class JobRunner:
             await asyncio.wait(set(inflight.critical_tasks), timeout=self.shutdown_grace)
         dispatcher.loop_task = dispatcher.announcer = None
         inflight.running.clear()
+        await self.queue.close()
 
     async def resume(self) -> int:
-        """Pick up every unfinished job from the store; return how many were resumed."""
+        """Pick up every unfinished job from the store; return how many were resumed.
+
+        On a shared queue there is nothing to pick up by hand: queued jobs wait in the table, and
+        jobs of a process that died are taken over when their leases run out (the dispatcher).
+        """
+        if self.queue.shared:
+            log.info("jobs come from the shared queue; a stopped process's are taken over")
+            self.dispatcher.wake.set()
+            return 0
         resumed = 0
         for job in await self.store.unfinished_jobs():
             if self.inflight.stopped:
@@ -172,18 +187,11 @@ class JobRunner:
                     "Interrupted",
                 )
             elif job.state == JobState.QUEUED:
-                self.queue.push(job.id)
+                await self.queue.push(job.id)
             elif job.task_id is None:
                 # The create call was sent but its answer was never stored: Wan may have made the task.
                 # Creating it again could bill twice, so the job ends here, refunded.
-                await self.outcomes.fail(
-                    job,
-                    _(
-                        "The bot restarted while sending this job to Wan, so it can't tell whether "
-                        "Wan received it. It was not sent again. Nothing was charged."
-                    ),
-                    "CreateOutcomeUnknown",
-                )
+                await self.creator.unknown_outcome(job)
             else:
                 self.dispatcher.launch(job.id)
         log.info("resumed %d unfinished job(s)", resumed)
@@ -205,9 +213,9 @@ class JobRunner:
         """Reserve quota, store the job and queue it. Raises `JobRefused` with nothing spent."""
         return await self.dispatcher.submit(spec, images)
 
-    def position(self, job_id: int) -> int | None:
-        """1-based place in the queue, or None when the job is not waiting in it."""
-        return self.queue.position(job_id)
+    async def position(self, job_id: int) -> int | None:
+        """1-based place in the queue (shared by every process), or None when it is not waiting."""
+        return await self.queue.position(job_id)
 
     async def cancel(self, job_id: int) -> str:
         """Cancel a job waiting in the queue or still PENDING at Wan; return what happened, for the user."""
@@ -219,7 +227,7 @@ class JobRunner:
         inflight = self.inflight
         if job_id in inflight.cancelling or job_id in inflight.cancel_requested:
             return _("Already cancelling job #{job_id}. Nothing was charged.", job_id=job_id)
-        if self.queue.remove(job_id):
+        if await self.queue.remove(job_id):
             inflight.images.pop(job_id, None)
             await self.outcomes.finish(job, JobState.CANCELLED)
             await self.outcomes.say(job, _("Cancelled before it started. Nothing was charged."))
@@ -233,7 +241,12 @@ class JobRunner:
                 return _("Cancelled. Nothing was charged.")
             # The create is on its way: the task it makes is cancelled as soon as it exists.
             return _("Cancelling… Nothing was charged.")
-        if job.task_id is None or inflight.statuses.get(job_id) != TaskStatus.PENDING:
+        # A job another process follows: Wan itself refuses to cancel a task that has started.
+        elsewhere = self.queue.shared and job_id not in inflight.running
+        pending = inflight.statuses.get(job_id) == TaskStatus.PENDING or (
+            elsewhere and job.state == JobState.SUBMITTED
+        )
+        if job.task_id is None or not pending:
             return _("Too late to cancel: Wan is already working on it.")
         inflight.cancelling.add(job_id)
         try:

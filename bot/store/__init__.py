@@ -6,7 +6,14 @@ Callers use `open_store(DATABASE_URL)` and the `Store` interface only, never a b
 """
 
 from bot.store.base import Store
-from bot.store.errors import CeilingExceeded, NotFound, QuotaRefused, StoreError
+from bot.store.errors import (
+    ActiveJobLimit,
+    CeilingExceeded,
+    LeaseLost,
+    NotFound,
+    QuotaRefused,
+    StoreError,
+)
 from bot.store.factory import open_store
 from bot.store.models import (
     FINISHED,
@@ -16,6 +23,7 @@ from bot.store.models import (
     DayUsage,
     Job,
     JobState,
+    Lease,
     Limits,
     QuotaStatus,
     Reservation,
@@ -27,12 +35,15 @@ from bot.store.quota_text import discord_timestamp
 __all__ = [
     "FINISHED",
     "UNFINISHED",
+    "ActiveJobLimit",
     "AuditEntry",
     "BotState",
     "CeilingExceeded",
     "DayUsage",
     "Job",
     "JobState",
+    "Lease",
+    "LeaseLost",
     "Limits",
     "NotFound",
     "QuotaRefused",

@@ -5,8 +5,9 @@ quota) behave the same behind it, and the store tests run on both.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from bot.store.models import (
     BotState,
     Job,
     JobState,
+    Lease,
     QuotaStatus,
     Reservation,
     ServerTotals,
@@ -188,8 +190,13 @@ class Store(ABC):
         reservation_id: int | None = None,
         result_message_ids: list[int] | None = None,
         extra: dict[str, Any] | None = None,
+        max_active: int | None = None,
     ) -> Job:
-        """Write a new job (before its Wan task is created) and return it."""
+        """Write a new job (before its Wan task is created) and return it.
+
+        With `max_active`, the member's unfinished jobs are counted in the same transaction (under a
+        per-member lock on PostgreSQL, so processes admitting at once can't both pass) and
+        `ActiveJobLimit` is raised, writing nothing, when there are already that many."""
         return await self._insert_job(
             checks.new_job(
                 {
@@ -215,11 +222,12 @@ class Store(ABC):
                     "result_message_ids": result_message_ids,
                     "extra": extra,
                 }
-            )
+            ),
+            max_active,
         )
 
     @abstractmethod
-    async def _insert_job(self, values: dict[str, Any]) -> Job:
+    async def _insert_job(self, values: dict[str, Any], max_active: int | None = None) -> Job:
         """The backend's half of `create_job`: write the checked `values` (every column but the
         id and the times) and return the job."""
 
@@ -228,16 +236,18 @@ class Store(ABC):
         """The job, or None."""
 
     @abstractmethod
-    async def update_job(self, job_id: int, **fields: Any) -> Job:
+    async def update_job(self, job_id: int, *, lease: Lease | None = None, **fields: Any) -> Job:
         """Change any of the job's columns (not id/created_at) and bump `updated_at`.
 
         Final states are set only by `finish_job` (ValueError here). A finished job keeps its
         state: a late state change is ignored and the returned job shows the real state.
+        With `lease` (a job claimed from the shared queue) the write is fenced: `LeaseLost` when
+        the job is no longer this lease's, else the lease is renewed. sqlite (one process) ignores it.
         """
 
     @abstractmethod
-    async def set_task_id(self, job_id: int, task_id: str) -> None:
-        """Record the Wan task id; an unfinished job becomes SUBMITTED."""
+    async def set_task_id(self, job_id: int, task_id: str, *, lease: Lease | None = None) -> None:
+        """Record the Wan task id; an unfinished job becomes SUBMITTED. Fenced by `lease`."""
 
     @abstractmethod
     async def finish_job(
@@ -250,9 +260,11 @@ class Store(ABC):
         error_message: str | None = None,
         result_message_ids: list[int] | None = None,
         billed: int | None = None,
+        lease: Lease | None = None,
     ) -> bool:
         """In one transaction: set the final state and settle (`generated` > 0) or release the
         job's reservation. True the first time; False, changing nothing, if already finished.
+        Fenced by `lease` (`LeaseLost`: nothing settled or released).
 
         `generated` is what the member is charged (images delivered); `billed` what Wan billed for
         the task, recorded apart so the owner's report shows images paid for but never delivered."""
@@ -284,6 +296,12 @@ class Store(ABC):
     @abstractmethod
     async def set_meta(self, key: str, value: str) -> None:
         """Store a string under `key`."""
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """Hold a lock named `name` shared by every process on this database (e.g. around the
+        command sync, so it runs once). sqlite has one process: there is nothing to hold."""
+        yield
 
     @abstractmethod
     async def meta_items(self, prefix: str) -> dict[str, str]:

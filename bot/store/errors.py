@@ -79,3 +79,20 @@ class CeilingExceeded(ValueError):
 
 class NotFound(LookupError):
     """No job or reservation with that id."""
+
+
+class LeaseLost(Exception):
+    """A fenced job write found the job leased to another process (or claimed again): this process
+    lost it (it stalled past its lease) and must drop the job silently; its new owner carries on."""
+
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        super().__init__(f"job {job_id} is no longer leased to this process")
+
+
+class ActiveJobLimit(Exception):
+    """`create_job(max_active=N)` found the member already has N unfinished jobs. Nothing written."""
+
+    def __init__(self, active: int) -> None:
+        self.active = active
+        super().__init__(f"{active} unfinished job(s)")

@@ -153,7 +153,21 @@ _V2 = (
     "CREATE INDEX jobs_billed ON jobs (scope, finished_at) WHERE billed > 0",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+# Version 3: job leases (several processes share one PostgreSQL queue; sqlite has the columns so
+# both schemas stay the same for `migrate_db`) and the shared DashScope rate buckets.
+_V3 = (
+    "ALTER TABLE jobs ADD COLUMN lease_owner TEXT",
+    "ALTER TABLE jobs ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE jobs ADD COLUMN lease_expires_at TEXT",
+    "CREATE INDEX jobs_queued ON jobs (id) WHERE state = 'queued'",
+    """CREATE TABLE wan_buckets (
+        name TEXT PRIMARY KEY,
+        tokens REAL NOT NULL,
+        stamp REAL NOT NULL
+    )""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

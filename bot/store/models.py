@@ -236,3 +236,15 @@ class Job:
     @property
     def finished(self) -> bool:
         return self.state in FINISHED
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A process's hold on a job in the shared queue (PostgreSQL): its `owner` (one per process
+    start) and the job's `epoch` at the claim. Writes made with it are fenced: they fail with
+    `LeaseLost` once another process has claimed the job. Each fenced write also renews it for `ttl`
+    seconds."""
+
+    owner: str
+    epoch: int
+    ttl: float

@@ -18,9 +18,11 @@ reservation whose caller was cancelled is released again at once, as the sqlite 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -37,18 +39,23 @@ from bot.store.models import (
     BotState,
     Job,
     JobState,
+    Lease,
     Limits,
     QuotaStatus,
     Reservation,
     ServerTotals,
     UsageReport,
 )
+from bot.store.postgres_budget import SharedRate
 from bot.store.postgres_errors import OWN_MISTAKES, Target, describe
 from bot.store.postgres_migrations import check_version, migrate
+from bot.store.postgres_queue import PostgresQueue
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# pg_advisory_lock(key, name) space of `exclusive` ("wl").
+NAMED_LOCKS = 0x776C
 Clock = Callable[[], datetime]
 Operation = Callable[..., Awaitable[T]]
 # Database trouble, as opposed to our own exceptions (QuotaRefused, NotFound, ValueError).
@@ -185,6 +192,32 @@ class PostgresStore(Store):
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
+
+    # ---- what several processes share (the job queue, DashScope's rate limits) ----
+
+    def job_queue(
+        self, *, max_slots: int, ttl: float = 15.0, poll_interval: float = 1.0
+    ) -> PostgresQueue:
+        """The job queue in this database, shared with every other process on it."""
+        return PostgresQueue(
+            self._live_pool(), max_slots=max_slots, ttl=ttl, poll_interval=poll_interval
+        )
+
+    def shared_rate(self, name: str, limit: float) -> SharedRate:
+        """A gate keeping all processes together at or under `limit` requests per second."""
+        return SharedRate.for_limit(self._live_pool(), name, limit)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        # A session advisory lock on a connection of its own, released with it (even if the
+        # process dies: the server drops a dead session's locks).
+        key = zlib.crc32(name.encode())
+        async with self._live_pool().acquire() as con:
+            await con.execute("SELECT pg_advisory_lock($1, $2)", NAMED_LOCKS, key)
+            try:
+                yield
+            finally:
+                await con.execute("SELECT pg_advisory_unlock($1, $2)", NAMED_LOCKS, key)
 
     # ---- plumbing ----
 
@@ -446,20 +479,20 @@ class PostgresStore(Store):
 
     # ---- jobs ----
 
-    async def _insert_job(self, values: dict[str, Any]) -> Job:
-        return await self._write(jobs.create, values, self._now())
+    async def _insert_job(self, values: dict[str, Any], max_active: int | None = None) -> Job:
+        return await self._write(jobs.create, values, self._now(), max_active)
 
     async def get_job(self, job_id: int) -> Job | None:
         return await self._read(jobs.get, job_id)
 
-    async def update_job(self, job_id: int, **fields: Any) -> Job:
+    async def update_job(self, job_id: int, *, lease: Lease | None = None, **fields: Any) -> Job:
         fields = checks.job_changes(fields)
-        return await self._write(jobs.update, job_id, fields, self._now())
+        return await self._write(jobs.update, job_id, fields, self._now(), lease)
 
-    async def set_task_id(self, job_id: int, task_id: str) -> None:
+    async def set_task_id(self, job_id: int, task_id: str, *, lease: Lease | None = None) -> None:
         if not task_id:
             raise ValueError("task_id is empty")
-        await self._write(jobs.set_task_id, job_id, task_id, self._now())
+        await self._write(jobs.set_task_id, job_id, task_id, self._now(), lease)
 
     async def finish_job(
         self,
@@ -471,6 +504,7 @@ class PostgresStore(Store):
         error_message: str | None = None,
         result_message_ids: list[int] | None = None,
         billed: int | None = None,
+        lease: Lease | None = None,
     ) -> bool:
         state = checks.final_state(state, generated)
         if billed is not None:
@@ -485,6 +519,7 @@ class PostgresStore(Store):
             result_message_ids,
             self._now(),
             billed,
+            lease,
         )
 
     async def unfinished_jobs(self) -> list[Job]:

@@ -16,9 +16,17 @@ from typing import Any
 import asyncpg
 
 from bot.store.checks import JOB_COLUMNS
-from bot.store.errors import NotFound
-from bot.store.models import FINISHED, Job, JobState
+from bot.store.errors import ActiveJobLimit, LeaseLost, NotFound
+from bot.store.models import FINISHED, Job, JobState, Lease
 from bot.store.postgres_quota import close_reservation
+
+# The channel LISTENed to by every process's queue (`postgres_queue`): a job was queued or a Wan
+# slot was freed, so a waiting process should try to claim.
+CHANNEL = "wanbot_jobs"
+# pg_advisory_xact_lock(key, user) space of the per-member admission lock ("wj").
+_MEMBER_LOCK = 0x776A
+# States that hold a Wan slot once a job is past its claim (see `postgres_queue`).
+SLOT_STATES = ("submitted", "running")
 
 _COLUMNS = ", ".join(JOB_COLUMNS)
 _SELECT = f"SELECT {_COLUMNS} FROM jobs"
@@ -57,7 +65,48 @@ async def _index_results(con: asyncpg.Connection, job_id: int, message_ids: list
         )
 
 
-async def create(con: asyncpg.Connection, values: dict[str, Any], now: datetime) -> Job:
+async def _fence(con: asyncpg.Connection, job_id: int, lease: Lease | None) -> str | None:
+    """Lock the job's row; its state, or None when there is no such job. With a lease: raise
+    `LeaseLost` unless the job is still this lease's, and renew it."""
+    if lease is None:
+        state: str | None = await con.fetchval(
+            "SELECT state FROM jobs WHERE id = $1 FOR UPDATE", job_id
+        )
+        return state
+    row = await con.fetchrow(
+        "SELECT state, lease_owner, lease_epoch FROM jobs WHERE id = $1 FOR UPDATE", job_id
+    )
+    if row is None:
+        return None
+    if row["lease_owner"] != lease.owner or row["lease_epoch"] != lease.epoch:
+        raise LeaseLost(job_id)
+    await con.execute(
+        "UPDATE jobs SET lease_expires_at = clock_timestamp() + make_interval(secs => $2)"
+        " WHERE id = $1",
+        job_id,
+        lease.ttl,
+    )
+    return str(row["state"])
+
+
+async def _notify_if_slot_freed(con: asyncpg.Connection, old: str, new: str) -> None:
+    # Delivered at commit: other processes waiting for a slot try to claim again.
+    if old in SLOT_STATES and new not in SLOT_STATES:
+        await con.execute("SELECT pg_notify($1, 'slot')", CHANNEL)
+
+
+async def create(
+    con: asyncpg.Connection, values: dict[str, Any], now: datetime, max_active: int | None = None
+) -> Job:
+    if max_active is not None:
+        # Serialises one member's admissions across processes; the count then sees every
+        # committed job of theirs (READ COMMITTED: each statement takes a fresh snapshot).
+        await con.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)", _MEMBER_LOCK, _lock_key(values["user_id"])
+        )
+        active = await active_count(con, values["user_id"])
+        if active >= max_active:
+            raise ActiveJobLimit(active)
     values = {**values, "created_at": now, "updated_at": now}
     names = [n for n in JOB_COLUMNS if n != "id" and n in values]
     row = await con.fetchrow(
@@ -71,12 +120,24 @@ async def create(con: asyncpg.Connection, values: dict[str, Any], now: datetime)
     return job
 
 
+def _lock_key(user: int) -> int:
+    # The two-int advisory lock takes 32-bit keys: fold the 64-bit snowflake (a clash only makes
+    # two members wait for each other).
+    return ((user >> 32) ^ user) & 0x7FFFFFFF
+
+
 async def update(
-    con: asyncpg.Connection, job_id: int, changes: dict[str, Any], now: datetime
+    con: asyncpg.Connection,
+    job_id: int,
+    changes: dict[str, Any],
+    now: datetime,
+    lease: Lease | None = None,
 ) -> Job:
-    state = await con.fetchval("SELECT state FROM jobs WHERE id = $1 FOR UPDATE", job_id)
+    state = await _fence(con, job_id, lease)
     if state is None:
         raise NotFound(f"no job {job_id}")
+    if "state" in changes and changes["state"] is not None:
+        await _notify_if_slot_freed(con, state, JobState(changes["state"]).value)
     if JobState(state) in FINISHED:
         # A late "running" after a cancel must not bring a finished job back to life.
         changes = {k: v for k, v in changes.items() if k != "state"}
@@ -89,7 +150,11 @@ async def update(
     return decode(row)
 
 
-async def set_task_id(con: asyncpg.Connection, job_id: int, task_id: str, now: datetime) -> None:
+async def set_task_id(
+    con: asyncpg.Connection, job_id: int, task_id: str, now: datetime, lease: Lease | None = None
+) -> None:
+    if lease is not None and await _fence(con, job_id, lease) is None:
+        raise NotFound(f"no job {job_id}")
     found = await con.fetchval(
         f"UPDATE jobs SET task_id = $2, updated_at = $3,"
         f" state = CASE WHEN {_UNFINISHED_SQL} THEN 'submitted' ELSE state END,"
@@ -113,7 +178,9 @@ async def finish(
     result_message_ids: list[int] | None,
     now: datetime,
     billed: int | None = None,
+    lease: Lease | None = None,
 ) -> bool:
+    await _fence(con, job_id, lease)
     row = await con.fetchrow(
         "SELECT state, reservation_id FROM jobs WHERE id = $1 FOR UPDATE", job_id
     )
@@ -121,6 +188,7 @@ async def finish(
         raise NotFound(f"no job {job_id}")
     if JobState(row["state"]) in FINISHED:
         return False
+    await _notify_if_slot_freed(con, row["state"], state.value)
     if row["reservation_id"] is not None:
         status = "settled" if generated > 0 else "released"
         await close_reservation(con, row["reservation_id"], generated, now, status)
@@ -139,7 +207,12 @@ async def finish(
         changes["result_message_ids"] = result_message_ids
         await _index_results(con, job_id, result_message_ids)
     sql, values = _assignments(changes)
-    await con.execute(f"UPDATE jobs SET {sql} WHERE id = $1", job_id, *values)
+    # A finished job leaves the queue's leases.
+    await con.execute(
+        f"UPDATE jobs SET {sql}, lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
+        job_id,
+        *values,
+    )
     return True
 
 

@@ -166,7 +166,23 @@ _V2 = (
     "CREATE INDEX jobs_billed ON jobs (scope, finished_at) WHERE billed > 0",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+# Version 3 (sqlite's version 3): job leases for the shared queue (`postgres_queue`): the process
+# working on a job (`lease_owner`), a fencing counter bumped at every claim (`lease_epoch`) and when
+# the lease runs out unless renewed; and the token buckets of the shared DashScope rate limits
+# (`stamp` is the server's epoch seconds at the last take).
+_V3 = (
+    "ALTER TABLE jobs ADD COLUMN lease_owner text",
+    "ALTER TABLE jobs ADD COLUMN lease_epoch integer NOT NULL DEFAULT 0",
+    "ALTER TABLE jobs ADD COLUMN lease_expires_at timestamptz",
+    "CREATE INDEX jobs_queued ON jobs (id) WHERE state = 'queued'",
+    """CREATE TABLE wan_buckets (
+        name text PRIMARY KEY,
+        tokens double precision NOT NULL,
+        stamp double precision NOT NULL
+    )""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (

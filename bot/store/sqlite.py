@@ -36,6 +36,7 @@ from bot.store.models import (
     BotState,
     Job,
     JobState,
+    Lease,
     Limits,
     QuotaStatus,
     Reservation,
@@ -431,17 +432,19 @@ class SqliteStore(Store):
 
     # ---- jobs ----
 
-    async def _insert_job(self, values: dict[str, Any]) -> Job:
-        return await self._write(jobs.create, values, self._now())
+    async def _insert_job(self, values: dict[str, Any], max_active: int | None = None) -> Job:
+        return await self._write(jobs.create, values, self._now(), max_active)
 
     async def get_job(self, job_id: int) -> Job | None:
         return await self._call(jobs.get, job_id)
 
-    async def update_job(self, job_id: int, **fields: Any) -> Job:
+    # One process on sqlite: the in-memory queue has no leases, so `lease` is accepted and unused.
+
+    async def update_job(self, job_id: int, *, lease: Lease | None = None, **fields: Any) -> Job:
         fields = checks.job_changes(fields)
         return await self._write(jobs.update, job_id, fields, self._now())
 
-    async def set_task_id(self, job_id: int, task_id: str) -> None:
+    async def set_task_id(self, job_id: int, task_id: str, *, lease: Lease | None = None) -> None:
         if not task_id:
             raise ValueError("task_id is empty")
         await self._write(jobs.set_task_id, job_id, task_id, self._now())
@@ -456,6 +459,7 @@ class SqliteStore(Store):
         error_message: str | None = None,
         result_message_ids: list[int] | None = None,
         billed: int | None = None,
+        lease: Lease | None = None,
     ) -> bool:
         state = checks.final_state(state, generated)
         if billed is not None:

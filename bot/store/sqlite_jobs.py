@@ -10,7 +10,7 @@ from typing import Any
 from bot.store.checks import JOB_COLUMNS as COLUMNS
 from bot.store.checks import JSON_COLUMNS as _JSON
 from bot.store.checks import TIME_COLUMNS as _TIMES
-from bot.store.errors import NotFound
+from bot.store.errors import ActiveJobLimit, NotFound
 from bot.store.models import FINISHED, Job, JobState
 from bot.store.sqlite_quota import close_reservation
 
@@ -69,7 +69,13 @@ def _index_results(conn: sqlite3.Connection, job_id: int, message_ids: list[int]
     )
 
 
-def create(conn: sqlite3.Connection, values: dict[str, Any], now: datetime) -> Job:
+def create(
+    conn: sqlite3.Connection, values: dict[str, Any], now: datetime, max_active: int | None = None
+) -> Job:
+    if max_active is not None:
+        active = active_count(conn, values["user_id"])
+        if active >= max_active:
+            raise ActiveJobLimit(active)
     values = {**values, "created_at": now, "updated_at": now}
     names = [n for n in COLUMNS if n != "id" and n in values]
     cur = conn.execute(

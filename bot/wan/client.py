@@ -84,7 +84,10 @@ class WanClient:
         query_limiter: Limiter | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        query_gate: Callable[[], Awaitable[None]] | None = None,
+        submit_gate: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        # The gates: limits shared with other bot processes on the same account (see RateLimiter).
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -98,8 +101,10 @@ class WanClient:
         self._create_session: aiohttp.ClientSession | None = None
         self._sleep = sleep
         self.backoff = Backoff(base=retry_base, cap=retry_cap)
-        self.limiter: Limiter = query_limiter or RateLimiter(query_qps, clock=clock, sleep=sleep)
-        self.submit_limiter = RateLimiter(submit_rps, clock=clock, sleep=sleep)
+        self.limiter: Limiter = query_limiter or RateLimiter(
+            query_qps, clock=clock, sleep=sleep, gate=query_gate
+        )
+        self.submit_limiter = RateLimiter(submit_rps, clock=clock, sleep=sleep, gate=submit_gate)
         self.transport = make_transport(transport, self)
         self.scheduler = PollScheduler(
             self._poll_once, self.limiter, config=poll_config, backoff=self.backoff, clock=clock

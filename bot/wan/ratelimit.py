@@ -39,7 +39,10 @@ class RateLimiter:
         margin: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        gate: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """`gate`, when given, is awaited after this process's own pacing: a budget shared with
+        other processes (several bot processes on one account, `bot.store.postgres_budget`)."""
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.rate = rate
@@ -50,6 +53,7 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._lock = asyncio.Lock()  # FIFO, so callers are served in arrival order
+        self._gate = gate
         self.granted = 0
 
     def next_free(self, now: float | None = None) -> float:
@@ -68,6 +72,8 @@ class RateLimiter:
                 if delay <= 0:
                     break
                 await self._sleep(delay)
+            if self._gate is not None:
+                await self._gate()
             self._grants.append(self._clock())
             self.granted += 1
 

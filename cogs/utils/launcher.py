@@ -16,7 +16,7 @@ from cogs.utils.components import PERSISTENT_ITEMS, result_view
 from cogs.utils.http_metrics import discord_http_trace
 from cogs.utils.startup_errors import describe
 from cogs.utils.surface import DiscordSurface
-from cogs.utils.wanbot import WanBot
+from cogs.utils.wanbot import ShardedWanBot, WanBot
 
 log = logging.getLogger("bot")
 
@@ -24,7 +24,14 @@ log = logging.getLogger("bot")
 def build_bot(settings: Settings, **options: Any) -> WanBot:
     """A `WanBot` with the Discord side's surface, persistent components and metrics passed in."""
     metrics = Metrics()
-    return WanBot(
+    if settings.shard_count is not None:
+        options = {
+            "shard_count": settings.shard_count,
+            "shard_ids": list(settings.shard_ids) if settings.shard_ids else None,
+            **options,
+        }
+    cls = ShardedWanBot if settings.shard_count is not None else WanBot
+    return cls(
         settings,
         make_surface=lambda bot: DiscordSurface(bot, result_view=result_view),
         persistent_items=PERSISTENT_ITEMS,
@@ -40,13 +47,17 @@ async def run(
     sandbox: bool,
     sync_only: bool,
     status: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> int:
     """Start the bot and run until closed or signalled (SIGINT/SIGTERM stop it cleanly).
 
-    `status` is shown as the bot's custom status (sandbox mode says so there).
+    `status` is shown as the bot's custom status (sandbox mode says so there); `options` go to
+    `build_bot` (tests run the real CLI path with fast timings).
     """
     activity = discord.CustomActivity(name=status) if status else None
-    bot = build_bot(settings, sandbox=sandbox, sync_only=sync_only, activity=activity)
+    bot = build_bot(
+        settings, sandbox=sandbox, sync_only=sync_only, activity=activity, **(options or {})
+    )
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task[None]] = []
 

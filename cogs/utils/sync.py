@@ -44,11 +44,14 @@ async def sync_commands(
     # With a dev guild, what is synced is the guild's set: the global commands copied there plus
     # the guild-only ones (/wanowner).
     digest = await command_hash(tree, tree.client.application_id, guild)
-    if not force and await store.get_meta(key) == digest:
-        log.info("slash commands unchanged; not syncing")
-        return False
-    synced: list[app_commands.AppCommand] = await tree.sync(guild=guild)
-    await store.set_meta(key, digest)
+    # Processes starting together on one database sync once: the first holds the lock and
+    # stores the hash, the others then find it unchanged.
+    async with store.exclusive("command-sync"):
+        if not force and await store.get_meta(key) == digest:
+            log.info("slash commands unchanged; not syncing")
+            return False
+        synced: list[app_commands.AppCommand] = await tree.sync(guild=guild)
+        await store.set_meta(key, digest)
     log.info(
         "synced %d command(s) %s",
         len(synced),

@@ -20,6 +20,7 @@ from bot.config import Settings, store_limits
 from bot.jobs import JobRunner, Surface
 from bot.metrics import Metrics, MetricsServer
 from bot.store import Store, open_store
+from bot.store.postgres import PostgresStore
 from bot.wan import WanClient
 from cogs.utils.gateway import base_intents, point_gateway, read_application, use_discord_api_base
 from cogs.utils.once import ClickGuard
@@ -28,6 +29,9 @@ from cogs.utils.sync import sync_commands
 from cogs.utils.translator import CatalogueTranslator
 
 log = logging.getLogger(__name__)
+
+# Creates per second the account takes (wan-api.md §6), for every process together.
+SUBMIT_RPS = 5.0
 
 EXTENSIONS: tuple[str, ...] = (
     "cogs.errors",
@@ -64,6 +68,7 @@ class WanBot(commands.Bot):
         extensions: tuple[str, ...] = EXTENSIONS,
         runner_options: dict[str, Any] | None = None,
         wan_options: dict[str, Any] | None = None,
+        queue_options: dict[str, Any] | None = None,
         **client_options: Any,
     ) -> None:
         self.wanted_intents = base_intents()
@@ -87,6 +92,7 @@ class WanBot(commands.Bot):
         self.force_sync = force_sync or sync_only
         self.sync_only = sync_only
         self.wan_options = wan_options or {}
+        self.queue_options = queue_options or {}
         self.extensions_to_load = extensions
         self.runner_options = runner_options or {}
         self.make_surface = make_surface
@@ -111,12 +117,25 @@ class WanBot(commands.Bot):
             limits=store_limits(settings),
         )
         assert settings.dashscope_api_key is not None
+        shared: dict[str, Any] = {}
+        if isinstance(self.store, PostgresStore):
+            # Several processes may share this database: one queue and one DashScope budget.
+            shared["queue"] = self.store.job_queue(
+                max_slots=settings.max_concurrent_tasks, **self.queue_options
+            )
+            gates = {
+                "query_gate": self.store.shared_rate("query", settings.query_qps),
+                "submit_gate": self.store.shared_rate("create", SUBMIT_RPS),
+            }
+        else:
+            gates = {}
         self.wan = WanClient(
             settings.dashscope_api_key,
             settings.dashscope_base_url,
             model=settings.wan_model,
             transport=settings.image_transport,
             query_qps=settings.query_qps,
+            **gates,
             **self.wan_options,
         )
         await self.wan.start()
@@ -128,6 +147,7 @@ class WanBot(commands.Bot):
             max_concurrent=settings.max_concurrent_tasks,
             max_jobs_per_user=settings.max_jobs_per_user,
             metrics=self.metrics,
+            **shared,
             **self.runner_options,
         )
         # Message nonces (Discord's duplicate guard) carry a per-database salt, so job #5 of a fresh
@@ -182,3 +202,9 @@ class WanBot(commands.Bot):
             store = getattr(self, "store", None)
             if store is not None:
                 await store.close()
+
+
+class ShardedWanBot(WanBot, commands.AutoShardedBot):
+    """`WanBot` on `AutoShardedBot`: this process runs `shard_ids` of `shard_count` shards
+    (`WANBOT_SHARD_COUNT`, `WANBOT_SHARD_IDS`). Jobs are shared through PostgreSQL, so any process
+    posts any job's progress and result (REST needs no gateway)."""

@@ -129,10 +129,25 @@ class Gateway:
     # -- dispatch ------------------------------------------------------------------------------
 
     def dispatch(self, event: str, data: Payload, *, intents: int = 0) -> None:
-        """Queue a DISPATCH for every session that asked for ``intents`` (0 = everyone)."""
+        """Queue a DISPATCH for every session that asked for ``intents`` (0 = everyone) and, when
+        sharded, is the shard of the event's guild (DMs go to shard 0), as Discord does."""
         for session in list(self.sessions.values()):
             if session.wants(intents):
-                self._emit(session, event, data(session) if callable(data) else data)
+                payload = data(session) if callable(data) else data
+                if self._shard_gets(session, event, payload):
+                    self._emit(session, event, payload)
+
+    @staticmethod
+    def _shard_gets(session: Session, event: str, data: dict[str, Any]) -> bool:
+        if session.shard is None:
+            return True
+        shard_id, count = session.shard
+        guild = data.get("guild_id")
+        if guild is None and event in ("GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"):
+            guild = data.get("id")
+        if guild is None:
+            return shard_id == 0
+        return (int(guild) >> 22) % count == shard_id
 
     def _emit(self, session: Session, event: str, data: dict[str, Any]) -> None:
         session.seq += 1

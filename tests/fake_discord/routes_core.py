@@ -78,7 +78,7 @@ class CoreRoutes:
         return json_response(
             {
                 "url": self.fd.gateway_url,
-                "shards": 1,
+                "shards": self.fd.world.recommended_shards,
                 "session_start_limit": {
                     "total": 1000,
                     "remaining": 999,

@@ -28,6 +28,8 @@ class World:
         self.ids = SnowflakeFactory()
         self.notifier = Notifier()
         self.cdn = Cdn(self.ids, cdn_url_ttl)
+        # What GET /gateway/bot recommends (`shards`); a test of a big bot sets more.
+        self.recommended_shards = 1
         self.users: dict[int, User] = {}
         self.guilds: dict[int, Guild] = {}
         self.channels: dict[int, Channel] = {}

@@ -1,0 +1,233 @@
+"""The job queue shared by every bot process on one PostgreSQL database: the jobs table is the queue.
+
+- A QUEUED job is claimed with `FOR UPDATE SKIP LOCKED`, in a transaction that first takes the Wan
+  slot lock and counts the slots in use, so all processes together never start more than
+  `max_slots` Wan tasks. A slot belongs to a job, not to a process: a job holds one while it is
+  claimed and still QUEUED (fetching its inputs), and while it is SUBMITTED or RUNNING, whoever owns
+  it and even if its process died (its task keeps running at Wan). It frees one when it moves on
+  (DELIVERING, or finished), which NOTIFYs the other processes.
+- Each claim bumps the job's `lease_epoch` and writes `lease_owner` and `lease_expires_at`. The
+  owner renews its leases every `ttl / 3` seconds; every write after the claim is fenced by
+  (owner, epoch) in the store (`LeaseLost`).
+- A started job whose lease ran out (its process died or stalled) is taken over by another process:
+  it keeps following the same Wan task (no new slot: it still holds its own), or redelivers.
+- LISTEN/NOTIFY on a dedicated connection wakes waiting processes; the dispatcher also polls every
+  `poll_interval` seconds, so a lost notification (or connection) only delays, never loses, work.
+
+Times are the database server's (`clock_timestamp()`), so the processes' clocks need not agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+
+import asyncpg
+
+from bot.store.models import Lease
+from bot.store.postgres_jobs import CHANNEL
+
+log = logging.getLogger(__name__)
+
+# pg_advisory_xact_lock key of the Wan slot count ("wanslt").
+SLOT_LOCK = 0x77616E736C74
+_NOW = "clock_timestamp()"
+_EXPIRED = f"(lease_owner IS NULL OR lease_expires_at < {_NOW})"
+_WAITING = f"state = 'queued' AND {_EXPIRED}"
+_SLOTS_IN_USE = (
+    "SELECT count(*) FROM jobs WHERE state IN ('submitted', 'running')"
+    f" OR (state = 'queued' AND lease_owner IS NOT NULL AND lease_expires_at >= {_NOW})"
+)
+_CLAIM = (
+    f"UPDATE jobs SET lease_owner = $1, lease_epoch = lease_epoch + 1,"
+    f" lease_expires_at = {_NOW} + make_interval(secs => $2)"
+    " WHERE id = (SELECT id FROM jobs WHERE {where} ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+    " RETURNING id, lease_epoch"
+)
+# Jobs a dead process had started. The bot's terminal (`python -m bot edit`) follows its own jobs.
+_ORPHANED = (
+    f"state IN ('submitted', 'running', 'delivering') AND {_EXPIRED} AND source <> 'terminal'"
+)
+
+
+class PostgresQueue:
+    """`bot.jobs.queue.JobQueue` on the jobs table. One per bot process."""
+
+    shared = True
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        max_slots: int,
+        ttl: float = 15.0,
+        poll_interval: float = 1.0,
+        owner: str | None = None,
+    ) -> None:
+        self._pool = pool
+        self.max_slots = max_slots
+        self.ttl = ttl
+        self.poll_interval = poll_interval
+        self.owner = owner or uuid.uuid4().hex
+        self._leases: dict[int, Lease] = {}
+        self._shown: dict[int, None] = {}  # jobs queued here, whose place this process shows
+        self._wake: Callable[[], None] = lambda: None
+        self._lost: Callable[[int], None] = lambda job_id: None
+        self._listener: asyncpg.Connection | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        self._waiting = 0
+
+    # ---- life cycle ------------------------------------------------------------------------
+
+    async def start(self, wake: Callable[[], None], lost: Callable[[int], None]) -> None:
+        self._wake, self._lost = wake, lost
+        await self._listen()
+        self._renewer = asyncio.create_task(self._renew_loop(), name="wanbot-leases")
+
+    async def _listen(self) -> None:
+        try:
+            con = await self._pool.acquire()
+            await con.add_listener(CHANNEL, self._notified)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as err:
+            log.warning("could not LISTEN for queue changes (%s); polling only", err)
+            return
+        self._listener = con
+
+    def _notified(self, *args: object) -> None:
+        self._wake()
+
+    async def close(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
+        if self._listener is not None:
+            con, self._listener = self._listener, None
+            with contextlib.suppress(Exception):
+                await con.remove_listener(CHANNEL, self._notified)
+            await self._pool.release(con)
+        if self._leases:
+            # A clean stop: the other processes may take these over now, not after the lease.
+            try:
+                await self._pool.execute(
+                    f"UPDATE jobs SET lease_expires_at = {_NOW}"
+                    " WHERE lease_owner = $1 AND id = ANY($2::bigint[])",
+                    self.owner,
+                    list(self._leases),
+                )
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as err:
+                log.warning("could not hand over %d job(s) at stop: %s", len(self._leases), err)
+            self._leases.clear()
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                await self.renew()
+                if self._listener is None or self._listener.is_closed():
+                    self._listener = None
+                    await self._listen()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A database blip: the next beat tries again; leases last `ttl`, three beats.
+                log.exception("could not renew job leases")
+
+    async def renew(self) -> None:
+        """Extend every lease this process holds; drop (and report) those another process took."""
+        held = dict(self._leases)
+        if not held:
+            return
+        rows = await self._pool.fetch(
+            f"UPDATE jobs SET lease_expires_at = {_NOW} + make_interval(secs => $3)"
+            " WHERE id = ANY($2::bigint[]) AND lease_owner = $1"
+            " AND state NOT IN ('done', 'failed', 'cancelled') RETURNING id, lease_epoch",
+            self.owner,
+            list(held),
+            self.ttl,
+        )
+        kept = {row["id"] for row in rows if row["lease_epoch"] == held[row["id"]].epoch}
+        for job_id in held.keys() - kept:
+            if self._leases.get(job_id) is held[job_id]:
+                del self._leases[job_id]
+                log.warning("job %d: lease lost to another process; dropping it here", job_id)
+                self._lost(job_id)
+
+    # ---- queue -----------------------------------------------------------------------------
+
+    async def push(self, job_id: int) -> int:
+        self._shown[job_id] = None
+        await self._pool.execute("SELECT pg_notify($1, 'queued')", CHANNEL)
+        return await self.position(job_id) or 1
+
+    async def pop(self) -> tuple[int, Lease | None] | None:
+        async with self._pool.acquire() as con, con.transaction():
+            # One claimer at a time counts the slots, so two processes can't both take the last.
+            await con.execute("SELECT pg_advisory_xact_lock($1)", SLOT_LOCK)
+            used: int = await con.fetchval(_SLOTS_IN_USE)
+            if used >= self.max_slots:
+                return None
+            row = await con.fetchrow(_CLAIM.format(where=_WAITING), self.owner, self.ttl)
+        if row is None:
+            return None
+        return self._claimed(row)
+
+    async def take_over(self) -> list[tuple[int, Lease | None]]:
+        claims: list[tuple[int, Lease | None]] = []
+        while True:
+            row = await self._pool.fetchrow(_CLAIM.format(where=_ORPHANED), self.owner, self.ttl)
+            if row is None:
+                return claims
+            log.warning("job %d: its process stopped renewing its lease; taking it over", row["id"])
+            claims.append(self._claimed(row))
+
+    def _claimed(self, row: asyncpg.Record) -> tuple[int, Lease | None]:
+        lease = Lease(self.owner, int(row["lease_epoch"]), self.ttl)
+        self._leases[int(row["id"])] = lease
+        self._shown.pop(int(row["id"]), None)
+        return int(row["id"]), lease
+
+    async def remove(self, job_id: int) -> bool:
+        row = await self._pool.fetchrow(
+            _CLAIM.format(where=f"id = $3 AND {_WAITING}"), self.owner, self.ttl, job_id
+        )
+        if row is None:
+            return False
+        self._claimed(row)
+        return True
+
+    async def position(self, job_id: int) -> int | None:
+        place: int | None = await self._pool.fetchval(
+            f"SELECT (SELECT count(*) FROM jobs q WHERE q.id <= j.id AND q.{_WAITING})"
+            f" FROM jobs j WHERE j.id = $1 AND j.{_WAITING}",
+            job_id,
+        )
+        return place
+
+    async def positions(self) -> list[tuple[int, int]]:
+        # One query for every job shown here: its place among all waiting jobs (every process's).
+        rows = await self._pool.fetch(
+            f"SELECT id, row_number() OVER (ORDER BY id) AS place FROM jobs WHERE {_WAITING}"
+        )
+        self._waiting = len(rows)
+        places = {int(r["id"]): int(r["place"]) for r in rows}
+        for job_id in list(self._shown):
+            if job_id not in places:
+                self._shown.pop(job_id, None)
+        return [(job_id, places[job_id]) for job_id in self._shown]
+
+    def lease(self, job_id: int) -> Lease | None:
+        return self._leases.get(job_id)
+
+    def release(self, job_id: int) -> None:
+        self._leases.pop(job_id, None)
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._shown
+
+    def __len__(self) -> int:
+        return self._waiting

@@ -1,0 +1,63 @@
+"""One bot on PostgreSQL end to end: the shared queue (claims, slots, positions, cancel) and the
+shared DashScope budget behind the real WanBot, against the fake Discord and the emulator."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.sandbox import FaultRule
+from bot.store.postgres import PostgresStore
+from tests.harness import World, embed_text, wait_until
+from tests.test_store_support import (  # noqa: F401 (fixtures)
+    pg_server_fixture,
+    pg_url_fixture,
+)
+from tests.test_wanedit_e2e import private_text, settled_to
+
+
+@pytest.fixture(name="pg_world")
+async def pg_world_fixture(world: World, pg_url: str) -> AsyncIterator[World]:
+    world.env["DATABASE_URL"] = pg_url
+    yield world
+    await world.close()  # before the database is dropped
+
+
+async def test_jobs_run_through_the_database_queue(pg_world: World) -> None:
+    """On PostgreSQL the bot's jobs wait in the jobs table, start within the Wan slots, show their
+    place in the shared queue, and are each delivered once and charged once."""
+    w = pg_world
+    bot = await w.start_bot(WAN_MAX_CONCURRENT_TASKS="1")
+    assert isinstance(bot.store, PostgresStore) and bot.runner.queue.shared
+    w.emu.add_fault(FaultRule(op="task", running_seconds=1))
+    first = await w.wanedit(w.alice, "first")
+    await w.emu.wait_for_task_count(1, timeout=5)
+    second = await w.wanedit(w.bob, "second")
+    queued = await second.wait_original(lambda m: "Queued" in embed_text(m))
+    assert "position #1" in embed_text(queued)
+    await w.result_message(w.alice)
+    await w.result_message(w.bob)
+    assert first is not None
+    await settled_to(w, w.alice.id, 1)
+    await settled_to(w, w.bob.id, 1)
+    assert w.emu.created_count == 2
+    assert len(w.results_for(w.alice)) == len(w.results_for(w.bob)) == 1
+
+
+async def test_cancel_while_waiting_in_the_database_queue(pg_world: World) -> None:
+    """Cancel of a job waiting in the shared queue: it never reaches Wan, nothing is charged."""
+    w = pg_world
+    await w.start_bot(WAN_MAX_CONCURRENT_TASKS="1")
+    w.emu.add_fault(FaultRule(op="task", running_seconds=3))
+    await w.wanedit(w.bob, "slow one")
+    await w.emu.wait_for_task_count(1, timeout=5)
+    second = await w.wanedit(w.alice, "queued one")
+    queued = await second.wait_original(lambda m: "Queued" in embed_text(m))
+    button = queued["components"][0]["components"][0]
+    click = await w.fd.click(w.channel, w.alice, queued, button["custom_id"])
+    await click.wait_for(private_text)
+    assert "Cancelled" in private_text(click)
+    await settled_to(w, w.alice.id, 0)
+    await wait_until(lambda: w.results_for(w.bob), timeout=10)
+    assert w.emu.created_count == 1
