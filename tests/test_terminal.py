@@ -10,7 +10,7 @@ from PIL import Image
 from bot.config import load_settings
 from bot.jobs import TERMINAL_SOURCE
 from bot.sandbox import Emulator, FaultRule
-from bot.store import JobState, open_store
+from bot.store import Job, JobState, open_store
 from bot.terminal import TERMINAL_SCOPE, TERMINAL_USER, EditArgs, run_edit
 from tests.harness import API_KEY, World, png
 
@@ -76,27 +76,37 @@ async def test_edit_says_what_went_wrong_in_one_line_and_exits_non_zero(
     assert not (tmp_path / "p.wan-1.png").exists()
 
 
-async def test_a_bot_never_resumes_a_terminal_job_and_the_next_edit_ends_it(
+async def left_by_a_killed_edit(db: Path, prompt: str, *, task_id: str | None = None) -> Job:
+    """An unfinished terminal job, as a killed `edit` leaves it (with its Wan task, if given)."""
+    store = await open_store(f"sqlite:///{db}")
+    try:
+        reservation = await store.reserve(TERMINAL_SCOPE, TERMINAL_USER, 1)
+        job = await store.create_job(
+            scope=TERMINAL_SCOPE,
+            guild_id=None,
+            channel_id=0,
+            user_id=TERMINAL_USER,
+            source=TERMINAL_SOURCE,
+            prompt=prompt,
+            options={"count": 1},
+            inputs=[],
+            state=JobState.QUEUED,
+            reservation_id=reservation.id,
+        )
+        if task_id is not None:
+            await store.set_task_id(job.id, task_id)
+        return job
+    finally:
+        await store.close()
+
+
+async def test_the_next_edit_ends_the_job_a_killed_edit_left(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    """A killed `edit` leaves its job unfinished: a bot on the same database must not try to post
-    it to Discord; the next `edit` fails it (refunded)."""
+    """A killed `edit` leaves its job unfinished, and no bot takes it up (next test): the next
+    `edit` fails it, refunded."""
     db = tmp_path / "w.db"
-    store = await open_store(f"sqlite:///{db}")
-    reservation = await store.reserve(TERMINAL_SCOPE, TERMINAL_USER, 1)
-    left = await store.create_job(
-        scope=TERMINAL_SCOPE,
-        guild_id=None,
-        channel_id=0,
-        user_id=TERMINAL_USER,
-        source=TERMINAL_SOURCE,
-        prompt="killed",
-        options={"count": 1},
-        inputs=[],
-        state=JobState.QUEUED,
-        reservation_id=reservation.id,
-    )
-    await store.close()
+    left = await left_by_a_killed_edit(db, "killed")
     photo = tmp_path / "p.png"
     photo.write_bytes(png())
     assert await run_edit(settings_for(emulator, db), EditArgs([photo], "again")) == 0
@@ -112,22 +122,9 @@ async def test_a_bot_never_resumes_a_terminal_job_and_the_next_edit_ends_it(
 
 async def test_a_bot_on_the_same_database_leaves_terminal_jobs_alone(world: World) -> None:
     """The bot's resume must not follow (or post to Discord) a job of `python -m bot edit`."""
-    store = await open_store(f"sqlite:///{world.db_path}")
-    reservation = await store.reserve(TERMINAL_SCOPE, TERMINAL_USER, 1)
-    job = await store.create_job(
-        scope=TERMINAL_SCOPE,
-        guild_id=None,
-        channel_id=0,
-        user_id=TERMINAL_USER,
-        source=TERMINAL_SOURCE,
-        prompt="in a terminal",
-        options={"count": 1},
-        inputs=[],
-        state=JobState.QUEUED,
-        reservation_id=reservation.id,
+    job = await left_by_a_killed_edit(
+        world.db_path, "in a terminal", task_id="task-of-the-terminal"
     )
-    await store.set_task_id(job.id, "task-of-the-terminal")
-    await store.close()
     bot = await world.start_bot()
     assert await bot.runner.resume() == 0
     stored = await bot.store.get_job(job.id)
