@@ -71,6 +71,9 @@ class FileSurface:
         self.ended.set()
         return []
 
+    async def delivered(self, job: Job, message_ids: list[int]) -> None:
+        pass  # the files are written: nothing to touch up
+
     async def finished_without_result(self, job: Job, text: str) -> None:
         self.failure = text
         self.ended.set()

@@ -64,15 +64,6 @@ async def test_slash_job_progress_edits_get_through_the_edit_limit(world: World)
     assert edits[-1] - edits[0] >= (math.ceil(len(edits) / 2) - 1) * 0.5 - 0.005
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bot bug: a job keeps its member's slot (and its Wan slot) after the result is posted, "
-        "until Discord accepts its finishing touches: DiscordSurface.deliver (bot/delivery.py) "
-        "awaits _finishing_touches (the Done edit, the ✅ reaction) before the runner "
-        "(bot/jobs.py) marks the job done, and Discord's edit limit delays that edit by seconds"
-    ),
-)
 async def test_a_posted_result_frees_the_members_slot_at_once(world: World) -> None:
     """With one job per member, a member who replies to the result they were just given is
     accepted: their first job is over once its result is posted, whatever Discord's rate

@@ -198,6 +198,9 @@ class Deliverer:
                 delivery.missing,
                 billed,
             )
+        # Settled first: the finishing touches (the Done edit, a ✅) can wait on Discord's rate
+        # limits, and the member's slot is free as soon as the result is there.
+        await self.outcomes.safely(self.surface.delivered(job, message_ids), job.id)
 
     def _retry_later(self, job_id: int) -> None:
         self._later.pop(job_id, None)

@@ -41,6 +41,16 @@ class ResultPoster:
         self.bot = bot
         self.progress = progress
         self.result_view = result_view
+        # Where each posted, not yet settled result is: (message id, channel), for `finish_up`.
+        self._touches: dict[int, tuple[int, Any]] = {}
+
+    async def finish_up(self, job: Job) -> None:
+        """The finishing touches of a posted result (the progress message pointing to it, or a ✅
+        on a reply), once the runner has settled the job: Discord's edit limits may make them
+        wait seconds, and the member's slot must not wait with them."""
+        where = self._touches.pop(job.id, None)
+        if where is not None:
+            await self.progress.finishing_touches(job, *where)
 
     async def deliver(self, job: Job, delivery: Delivery) -> list[int]:
         limit = int(job.extra.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
@@ -67,7 +77,7 @@ class ResultPoster:
             if posted and attachments >= len(files):
                 log.info("job %d: result was already posted before the restart", job.id)
                 await self._remember_place(job, target.id)  # type: ignore[attr-defined]
-                await self.progress.finishing_touches(job, posted[0], target)
+                self._touches[job.id] = (posted[0], target)
                 return posted
             for message_id in posted:
                 # Only part of it made it: remove that part and post the whole result again.
@@ -115,7 +125,7 @@ class ResultPoster:
             else:
                 raise RuntimeError(f"job {job.id}: no place accepted the result")
         await self._remember_place(job, message.channel.id)
-        await self.progress.finishing_touches(job, message.id, message.channel)
+        self._touches[job.id] = (message.id, message.channel)
         return ids
 
 

@@ -29,6 +29,9 @@ class DiscordSurface:
     async def deliver(self, job: Job, delivery: Delivery) -> list[int]:
         return await self.poster.deliver(job, delivery)
 
+    async def delivered(self, job: Job, message_ids: list[int]) -> None:
+        await self.poster.finish_up(job)
+
     async def finished_without_result(self, job: Job, text: str) -> None:
         await self.progress_messages.finished_without_result(job, text)
 
