@@ -164,12 +164,15 @@ async def test_refusals_in_each_members_language_in_one_server(bot_world: World)
 
 
 async def test_a_chinese_server_gets_chinese_progress_and_results(bot_world: World) -> None:
-    """Promise: in a server set to Chinese the public progress message ends as a Chinese "done"
-    pointing at the result, whatever the requester's own language."""
+    """Promise: in a server set to Chinese the result message is Chinese, and the public progress
+    message ends as a Chinese "done" pointing at it, whatever the requester's own language. The
+    footer keeps "Job #N" (a re-delivery after a restart looks for it)."""
     w = bot_world
     await w.bots[-1].store.set_guild_language(w.guild.id, "zh_CN")
     ix = await w.wanedit(w.bob, "make it blue")
-    await w.result_message(w.bob)
+    result = embed_text(await w.result_message(w.bob))
+    assert "通义万相编辑 · 任务 #1" in result and "随机数种子" in result and "用时" in result
+    assert result.endswith("Job #1")
     done = await ix.wait_original(lambda m: "完成" in embed_text(m))
     text = embed_text(done)
     assert "✅ 完成" in text and "结果：" in text and "任务 #" in text

@@ -77,7 +77,7 @@ async def test_a_missing_download_posts_the_rest_and_charges_for_them(bot_world:
     await w.wanedit(w.alice, "three, one lost", count=3)
     result = await w.result_message(w.alice)
     assert len(w.fd.files(result)) == 2
-    assert "Missing: 1 image(s)" in embed_text(result)
+    assert "Missing: 1 image Wan made could not be downloaded" in embed_text(result)
     await settled_to(w, w.alice.id, 2)
     job = await finished(w, job_of(result))
     assert (job.generated, job.billed) == (2, 3)

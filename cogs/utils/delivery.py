@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot import aspects, images
+from bot.i18n import N_, _, _n, render
 from bot.jobs import Delivery
 from bot.store import Job
+from cogs.utils.language import job_language
 from cogs.utils.places import channel_by_id, short, thread_name
 from cogs.utils.progress import COLOUR, ProgressMessages
 
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 THREAD_ALREADY_EXISTS = 160004
-SANDBOX_NOTE = "Sandbox result: made by the local emulator, not by Wan. Nothing was billed."
+SANDBOX_NOTE = N_("Sandbox result: made by the local emulator, not by Wan. Nothing was billed.")
 
 ResultView = Callable[[Job, int], "discord.ui.View | None"]
 
@@ -128,7 +130,6 @@ class ResultPoster:
         self._touches[job.id] = (message.id, message.channel)
         return ids
 
-
     def _metadata(self, job: Job, index: int, data: bytes) -> dict[str, str]:
         """How the task's result `index` was made, carried in the file itself (PNG text, or EXIF/XMP)."""
         seed = job.options.get("seed")
@@ -199,13 +200,15 @@ class ResultPoster:
         return ids, first
 
     def _part_embed(self, job: Job, index: int, total: int) -> discord.Embed:
-        embed = discord.Embed(
-            colour=COLOUR, title=f"Wan edit · job #{job.id} · image {index}/{total}"
+        language = job_language(job)
+        title = _(
+            "Wan edit · job #{job_id} · image {index}/{total}",
+            job_id=job.id,
+            index=index,
+            total=total,
         )
-        footer = f"Job #{job.id}"
-        if self.bot.sandbox:
-            footer = f"{SANDBOX_NOTE} · {footer}"
-        return embed.set_footer(text=footer)
+        embed = discord.Embed(colour=COLOUR, title=render(language, title))
+        return embed.set_footer(text=self._footer(job, language))
 
     async def _fallbacks(
         self, job: Job, target: discord.abc.Messageable
@@ -282,44 +285,75 @@ class ResultPoster:
             )
             return channel
 
+    def _footer(self, job: Job, language: str) -> str:
+        # "Job #N" stays as it is in every language: a re-delivery after a restart finds the
+        # parts already posted by this footer (`_already_posted`).
+        footer = f"Job #{job.id}"
+        if self.bot.sandbox:
+            footer = f"{render(language, _(SANDBOX_NOTE))} · {footer}"
+        return footer
+
     def _result_embed(self, job: Job, delivery: Delivery) -> discord.Embed:
+        # Public: the language the job was made with (the server's), also after a restart.
+        language = job_language(job)
+
+        def t(text: str) -> str:
+            return render(language, text)
+
         result = delivery.result
         embed = discord.Embed(colour=COLOUR, description=short(job.prompt, 1500))
-        embed.title = f"Wan edit · job #{job.id}"
+        embed.title = t(_("Wan edit · job #{job_id}", job_id=job.id))
         if job.parent_job_id is not None:
-            which = f" image {job.parent_index + 1}" if job.parent_index is not None else ""
-            embed.add_field(
-                name="Edited from", value=f"job #{job.parent_job_id}{which}", inline=False
-            )
+            if job.parent_index is not None:
+                source = _(
+                    "job #{job_id} image {number}",
+                    job_id=job.parent_job_id,
+                    number=job.parent_index + 1,
+                )
+            else:
+                source = _("job #{job_id}", job_id=job.parent_job_id)
+            embed.add_field(name=t(_("Edited from")), value=t(source), inline=False)
         actual = result.actual_prompt
         if actual and actual.strip() != job.prompt.strip():
             embed.add_field(
-                name="Wan rewrote the prompt as", value=short(actual, 1000), inline=False
+                name=t(_("Wan rewrote the prompt as")), value=short(actual, 1000), inline=False
             )
         seed = job.options.get("seed")
-        embed.add_field(name="Seed", value=str(seed) if seed is not None else "random")
+        embed.add_field(name=t(_("Seed")), value=str(seed) if seed is not None else t(_("random")))
         if job.options.get("aspect") in aspects.ASPECTS:
-            embed.add_field(name="Aspect", value=aspects.describe(job.options["aspect"]))
-        embed.add_field(name="Time", value=f"{delivery.elapsed:.0f} s")
+            embed.add_field(name=t(_("Aspect")), value=aspects.describe(job.options["aspect"]))
+        embed.add_field(
+            name=t(_("Time")), value=t(_("{seconds} s", seconds=f"{delivery.elapsed:.0f}"))
+        )
         if delivery.remaining is not None:
-            embed.add_field(name="Your images left today", value=str(delivery.remaining))
+            embed.add_field(name=t(_("Your images left today")), value=str(delivery.remaining))
         if delivery.missing:
             embed.add_field(
-                name="Missing",
-                value=f"{delivery.missing} image(s) Wan made could not be downloaded; you were "
-                "charged only for the ones shown.",
+                name=t(_("Missing")),
+                value=t(
+                    _n(
+                        "{count} image Wan made could not be downloaded; you were charged only "
+                        "for the ones shown.",
+                        "{count} images Wan made could not be downloaded; you were charged only "
+                        "for the ones shown.",
+                        delivery.missing,
+                    )
+                ),
                 inline=False,
             )
         failed = [r for r in result.results if not r.ok]
         if failed:
             embed.add_field(
-                name="Not generated",
-                value=f"{len(failed)} of {len(result.results)} image(s) failed at Wan; "
-                "you were charged only for the ones shown.",
+                name=t(_("Not generated")),
+                value=t(
+                    _(
+                        "{failed} of {total} image(s) failed at Wan; you were charged only for the "
+                        "ones shown.",
+                        failed=len(failed),
+                        total=len(result.results),
+                    )
+                ),
                 inline=False,
             )
-        footer = f"Job #{job.id}"
-        if self.bot.sandbox:
-            footer = f"{SANDBOX_NOTE} · {footer}"
-        embed.set_footer(text=footer)
+        embed.set_footer(text=self._footer(job, language))
         return embed
