@@ -75,10 +75,12 @@ def job_changes(changes: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
-def final_state(state: JobState | str, generated: int) -> JobState:
-    """`finish_job`'s state, checked along with `generated`."""
+def final_state(state: JobState | str, generated: int, billed: int | None = None) -> JobState:
+    """`finish_job`'s state, checked along with `generated` and `billed`."""
     state = JobState(state)
     if state not in FINISHED:
         raise ValueError(f"finish_job needs a final state, not {state}")
     check_int("generated", generated, 0, MAX_LIMIT)
+    if billed is not None:
+        check_int("billed", billed, 0, MAX_LIMIT)
     return state

@@ -506,9 +506,7 @@ class PostgresStore(Store):
         billed: int | None = None,
         lease: Lease | None = None,
     ) -> bool:
-        state = checks.final_state(state, generated)
-        if billed is not None:
-            check_int("billed", billed, 0, MAX_LIMIT)
+        state = checks.final_state(state, generated, billed)
         return await self._write(
             jobs.finish,
             job_id,
