@@ -1,74 +1,105 @@
 """Usage and cost in words: shared by `/wanowner usage`, `/wanquota usage` and `python -m bot usage`.
 
 Cost is always images Wan billed (`usage.image_count`, kept per job as `Job.billed`) times the price
-per image, never images requested or reserved.
+per image, never images requested or reserved. Each helper returns a `Text` (bot.i18n): English where
+it is used as a str (the CLI, logs), the reader's language where a cog renders it.
 """
 
 from __future__ import annotations
 
 from bot.config import Settings
+from bot.i18n import N_, Number, Text, _, _n
 from bot.store import UsageReport
 from bot.store.quota import worst_case_daily
 
 # How each refusal reason is named in a report.
 REASON_NAMES: dict[str, str] = {
-    "daily_limit": "member limits",
-    "server_cap": "server caps",
-    "global_cap": "the bot-wide cap",
-    "dm_off": "DMs off",
-    "paused": "the pause",
-    "blocked": "blocked members",
+    "daily_limit": N_("member limits"),
+    "server_cap": N_("server caps"),
+    "global_cap": N_("the bot-wide cap"),
+    "dm_off": N_("DMs off"),
+    "paused": N_("the pause"),
+    "blocked": N_("blocked members"),
 }
 
 
-def money(amount: float, currency: str) -> str:
+def number(value: float) -> Text:
+    """A bare number as the reader's language writes it (`1,200`); not a message to translate."""
+    return Text("{n}", {"n": Number(value)})
+
+
+def images(n: int) -> Text:
+    """`1 image`, `1,200 images`."""
+    return _n("{count} image", "{count} images", n, count=Number(n))
+
+
+def money(amount: float, currency: str) -> Text:
     """`22.02 CNY`, `0.00 CNY`; amounts under 1 keep their digits (`0.220177 CNY`)."""
     if amount == 0 or amount >= 1:
-        return f"{amount:.2f} {currency}"
-    whole, fraction = f"{amount:.6f}".rstrip("0").split(".")
-    return f"{whole}.{fraction.ljust(2, '0')} {currency}"
+        decimals = 2
+    else:
+        fraction = f"{amount:.6f}".rstrip("0").split(".")[1]
+        decimals = max(2, len(fraction))
+    return _("{amount} {currency}", amount=Number(amount, decimals), currency=currency)
 
 
-def cost(images: int, settings: Settings) -> str:
+def cost(images: int, settings: Settings) -> Text:
     """What `images` billed images cost, or a note that the price is unknown."""
     price = settings.price
     if price is None:
-        return "price unknown (set WAN_PRICE_PER_IMAGE)"
+        return _("price unknown (set WAN_PRICE_PER_IMAGE)")
     return money(images * price, settings.price_currency)
 
 
-def price_text(settings: Settings) -> str:
+def price_text(settings: Settings) -> Text:
     price = settings.price
     if price is None:
-        return "unknown (set WAN_PRICE_PER_IMAGE)"
-    source = "WAN_PRICE_PER_IMAGE" if settings.price_per_image is not None else "list price"
-    return f"{money(price, settings.price_currency)} per image ({source})"
+        return _("unknown (set WAN_PRICE_PER_IMAGE)")
+    money_text = money(price, settings.price_currency)
+    if settings.price_per_image is not None:
+        return _("{price} per image (WAN_PRICE_PER_IMAGE)", price=money_text)
+    return _("{price} per image (list price)", price=money_text)
 
 
-def worst_case_text(global_cap: int | None, settings: Settings) -> str:
+def worst_case_text(global_cap: int | None, settings: Settings) -> Text:
     """The most one UTC day can cost, in words."""
     if global_cap is None:
-        return "unbounded: there is no bot-wide daily cap (WAN_GLOBAL_DAILY_LIMIT=0)"
+        return _("unbounded: there is no bot-wide daily cap (WAN_GLOBAL_DAILY_LIMIT=0)")
     price = settings.price
     if price is None:
-        return f"{global_cap} images (price unknown: set WAN_PRICE_PER_IMAGE)"
+        return _("{images} (price unknown: set WAN_PRICE_PER_IMAGE)", images=images(global_cap))
     worst = worst_case_daily(global_cap, price)
     assert worst is not None
-    return f"{money(worst, settings.price_currency)} ({global_cap} images × {money(price, settings.price_currency)})"
+    return _(
+        "{worst} ({images} × {price})",
+        worst=money(worst, settings.price_currency),
+        images=images(global_cap),
+        price=money(price, settings.price_currency),
+    )
 
 
-def refused_text(refused: dict[str, int]) -> str:
+def refused_text(refused: dict[str, int]) -> Text:
     """`3 by member limits, 1 by the pause`, or `none`."""
     parts = [
-        f"{images} by {REASON_NAMES.get(reason, reason)}"
-        for reason, images in sorted(refused.items(), key=lambda item: -item[1])
-        if images
+        _("{count} by {reason}", count=Number(count), reason=_(REASON_NAMES.get(reason, reason)))
+        for reason, count in sorted(refused.items(), key=lambda item: -item[1])
+        if count
     ]
-    return ", ".join(parts) or "none"
+    return join(parts) if parts else _("none")
 
 
-def cap_text(cap: int | None) -> str:
-    return "no cap" if cap is None else f"{cap} images/day"
+def join(parts: list[Text]) -> Text:
+    """Items in a list, with the language's separator (`, ` / `，`)."""
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = _("{list}, {item}", list=joined, item=part)
+    return joined
+
+
+def cap_text(cap: int | None) -> Text:
+    if cap is None:
+        return _("no cap")
+    return _n("{count} image/day", "{count} images/day", cap, count=Number(cap))
 
 
 def scope_name(scope: int, names: dict[int, str] | None = None) -> str:

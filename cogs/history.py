@@ -2,7 +2,9 @@
 
 Each line: the job, its state, its images, when it was asked for, and a link to the result or why it
 ended without one. Admins (Manage Server, checked in code) may name another member of this server;
-anyone else asking for another member is refused.
+anyone else asking for another member is refused. Everything is in the asking member's own language
+(`interaction.locale`); a stored reason is shown translated when it is one of the catalogue's
+sentences as it stands (most are), else as it was recorded.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.i18n import N_, Number, Text, _, _n, lookup, render
 from bot.store import Job, JobState
-from cogs.utils.admins import PERMISSION_NAME, is_server_admin
+from cogs.utils.admins import is_server_admin
 from cogs.utils.edit_flow import scope_of
+from cogs.utils.language import private_language
 from cogs.utils.places import short
 from cogs.utils.progress import COLOUR
 
@@ -29,11 +33,11 @@ SHOWN_JOBS = 10
 PROMPT_CHARS = 80
 REASON_CHARS = 160
 STATES = {
-    JobState.DONE: "✅ done",
-    JobState.FAILED: "❌ failed",
-    JobState.CANCELLED: "✖️ cancelled",
+    JobState.DONE: N_("✅ done"),
+    JobState.FAILED: N_("❌ failed"),
+    JobState.CANCELLED: N_("✖️ cancelled"),
 }
-IN_PROGRESS = "⏳ in progress"
+IN_PROGRESS = N_("⏳ in progress")
 
 
 class HistoryCheckFailure(app_commands.CheckFailure):
@@ -50,34 +54,51 @@ def result_link(job: Job) -> str | None:
     return f"https://discord.com/channels/{place}/{channel}/{job.result_message_ids[0]}"
 
 
-def job_line(job: Job) -> str:
+def reason_text(language: str, reason: str) -> str:
+    """A recorded reason in `language`: its translation when the whole reason is a message of the
+    catalogue without parameters (the store keeps the English sentence), else as recorded."""
+    if "{" in reason:
+        return reason
+    return lookup(language, reason) or reason
+
+
+def job_line(job: Job, language: str) -> str:
     """Two lines about one job: its facts, then its prompt and where its result is."""
     asked = int(job.options.get("count", 1))
     if job.state == JobState.DONE:
-        images = f"{job.generated or 0} of {asked} image(s)"
+        images: Text = _n(
+            "{made} of {count} image",
+            "{made} of {count} images",
+            asked,
+            made=Number(job.generated or 0),
+        )
     else:
-        images = f"{asked} image(s) asked"
+        images = _n("{count} image asked", "{count} images asked", asked)
     when = f"<t:{int(job.created_at.timestamp())}:R>"
-    state = STATES.get(job.state, IN_PROGRESS)
-    head = f"**#{job.id}** · {state} · {images} · {when}"
+    state = _(STATES.get(job.state, IN_PROGRESS))
+    head = f"**#{job.id}** · {render(language, state)} · {render(language, images)} · {when}"
     prompt = short(job.prompt, PROMPT_CHARS).replace("`", "'")
     link = result_link(job)
     if link is not None:
-        outcome = f"[result]({link})"
+        outcome = render(language, _("[result]({link})", link=link))
     elif job.state in (JobState.FAILED, JobState.CANCELLED):
-        outcome = short(job.error_message or "no reason recorded", REASON_CHARS)
+        if job.error_message:
+            reason = reason_text(language, job.error_message)
+        else:
+            reason = render(language, _("no reason recorded"))
+        outcome = short(reason, REASON_CHARS)
     else:
-        outcome = "not finished yet"
+        outcome = render(language, _("not finished yet"))
     return f"{head}\n`{prompt}` · {outcome}"
 
 
-def jobs_embed(jobs: list[Job], whose: str) -> discord.Embed:
-    embed = discord.Embed(colour=COLOUR, title=f"{whose} latest Wan jobs here")
-    embed.set_footer(text=f"Newest first, at most {SHOWN_JOBS}.")
+def jobs_embed(jobs: list[Job], title: Text, language: str) -> discord.Embed:
+    embed = discord.Embed(colour=COLOUR, title=render(language, title))
+    embed.set_footer(text=render(language, _("Newest first, at most {count}.", count=SHOWN_JOBS)))
     if not jobs:
-        embed.description = "No jobs yet. Start one with `/wanedit`."
+        embed.description = render(language, _("No jobs yet. Start one with `/wanedit`."))
     else:
-        embed.description = "\n\n".join(job_line(job) for job in jobs)
+        embed.description = "\n\n".join(job_line(job, language) for job in jobs)
     return embed
 
 
@@ -99,18 +120,29 @@ class History(commands.Cog):
         target = member or interaction.user
         own = target.id == interaction.user.id
         if not own and not is_server_admin(interaction):
-            where = "here" if interaction.guild_id is not None else "in a server"
-            raise HistoryCheckFailure(
-                f"You need the **{PERMISSION_NAME}** permission {where} to see someone else's "
-                "jobs; `/wanjobs` on its own shows yours."
-            )
+            if interaction.guild_id is not None:
+                refusal = _(
+                    "You need the **Manage Server** permission here to see someone else's jobs; "
+                    "`/wanjobs` on its own shows yours."
+                )
+            else:
+                refusal = _(
+                    "You need the **Manage Server** permission in a server to see someone else's "
+                    "jobs; `/wanjobs` on its own shows yours."
+                )
+            raise HistoryCheckFailure(refusal)
         # Acknowledge before touching the database: a busy store must not cost the 3 s window.
         await interaction.response.defer(ephemeral=True, thinking=True)
         jobs = await self.bot.store.jobs_for_user(
             target.id, scope=scope_of(interaction.guild_id), limit=SHOWN_JOBS
         )
-        whose = "Your" if own else f"{discord.utils.escape_markdown(target.display_name)}'s"
-        await interaction.edit_original_response(embed=jobs_embed(jobs, whose))
+        if own:
+            title = _("Your latest Wan jobs here")
+        else:
+            name = discord.utils.escape_markdown(target.display_name)
+            title = _("{name}'s latest Wan jobs here", name=name)
+        embed = jobs_embed(jobs, title, private_language(interaction))
+        await interaction.edit_original_response(embed=embed)
 
 
 async def setup(bot: WanBot) -> None:

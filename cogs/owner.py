@@ -18,9 +18,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.i18n import N_
+from bot.i18n import N_, _
 from bot.reports import cap_text
 from bot.store import Store
+from cogs.utils.language import private_language
 from cogs.utils.owner_checks import owner_only
 from cogs.utils.owner_embeds import owner_change_embed, owner_usage_embed
 from cogs.utils.owner_notes import GuildNotes
@@ -42,7 +43,9 @@ class OwnerCommands(app_commands.Group):
         options = (
             {"allowed_contexts": DM_ONLY, "allowed_installs": GUILD_INSTALL} if dm_only else {}
         )
-        super().__init__(name="wanowner", description=N_("The bot owner's cost controls"), **options)
+        super().__init__(
+            name="wanowner", description=N_("The bot owner's cost controls"), **options
+        )
         self.bot = bot
 
     @property
@@ -60,9 +63,8 @@ class OwnerCommands(app_commands.Group):
         await self._defer(interaction)
         report = await self.store.usage_report(None, days=7, top=10)
         names = {g.id: g.name for g in self.bot.guilds}
-        await interaction.edit_original_response(
-            embed=owner_usage_embed(report, self.bot.settings, names)
-        )
+        embed = owner_usage_embed(report, self.bot.settings, names, private_language(interaction))
+        await interaction.edit_original_response(embed=embed)
 
     @app_commands.command(
         name="pause", description="Refuse new Wan jobs everywhere; jobs in flight finish"
@@ -70,25 +72,26 @@ class OwnerCommands(app_commands.Group):
     @owner_only()
     async def pause(self, interaction: discord.Interaction[WanBot]) -> None:
         await self._defer(interaction)
-        old, _ = await self.store.set_paused(interaction.user.id, True)
+        old, _new = await self.store.set_paused(interaction.user.id, True)
         log.warning("owner %d paused new jobs", interaction.user.id)
-        note = "It was already paused. " if old else ""
-        await interaction.edit_original_response(
-            embed=owner_change_embed(
-                "Paused",
-                f'{note}New requests are refused with "paused by the owner, try later"; jobs '
-                "already accepted finish. The pause survives a restart: `/wanowner resume` ends it.",
-            )
+        text = _(
+            'New requests are refused with "paused by the owner, try later"; jobs already '
+            "accepted finish. The pause survives a restart: `/wanowner resume` ends it."
         )
+        if old:
+            text = _("It was already paused. {text}", text=text)
+        embed = owner_change_embed(_("Paused"), text, private_language(interaction))
+        await interaction.edit_original_response(embed=embed)
 
     @app_commands.command(name="resume", description="Take new Wan jobs again after a pause")
     @owner_only()
     async def resume(self, interaction: discord.Interaction[WanBot]) -> None:
         await self._defer(interaction)
-        old, _ = await self.store.set_paused(interaction.user.id, False)
+        old, _new = await self.store.set_paused(interaction.user.id, False)
         log.warning("owner %d resumed new jobs", interaction.user.id)
-        note = "New requests are accepted again." if old else "It wasn't paused."
-        await interaction.edit_original_response(embed=owner_change_embed("Resumed", note))
+        note = _("New requests are accepted again.") if old else _("It wasn't paused.")
+        embed = owner_change_embed(_("Resumed"), note, private_language(interaction))
+        await interaction.edit_original_response(embed=embed)
 
     @app_commands.command(name="cap", description="Change the bot-wide daily image cap")
     @app_commands.describe(
@@ -104,16 +107,23 @@ class OwnerCommands(app_commands.Group):
         await self._defer(interaction)
         old, new = await self.store.set_global_cap(interaction.user.id, limit)
         log.warning("owner %d set the bot-wide daily cap: %s -> %s", interaction.user.id, old, new)
-        source = (
-            "from WAN_GLOBAL_DAILY_LIMIT"
-            if limit is None
-            else "kept in the database; it "
-            "outlives restarts, and `/wanowner cap` with no limit goes back to the setting"
-        )
-        text = f"Bot-wide daily cap: {cap_text(old)} → **{cap_text(new)}** ({source})."
+        if limit is None:
+            text = _(
+                "Bot-wide daily cap: {old} → **{new}** (from WAN_GLOBAL_DAILY_LIMIT).",
+                old=cap_text(old),
+                new=cap_text(new),
+            )
+        else:
+            text = _(
+                "Bot-wide daily cap: {old} → **{new}** (kept in the database; it outlives "
+                "restarts, and `/wanowner cap` with no limit goes back to the setting).",
+                old=cap_text(old),
+                new=cap_text(new),
+            )
         if new is None:
-            text += " Nothing bounds the daily bill now."
-        await interaction.edit_original_response(embed=owner_change_embed("Cap changed", text))
+            text = _("{text} Nothing bounds the daily bill now.", text=text)
+        embed = owner_change_embed(_("Cap changed"), text, private_language(interaction))
+        await interaction.edit_original_response(embed=embed)
 
 
 class Owner(commands.Cog):

@@ -23,8 +23,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.i18n import Text, _, text_of
+from bot.reports import images, number
 from bot.store import CeilingExceeded, Store
-from cogs.utils.edit_flow import NOT_ALLOWED, member_roles, scope_of
+from cogs.utils.edit_flow import member_roles, scope_of
+from cogs.utils.language import private_language
 from cogs.utils.quota_checks import (
     QuotaCheckFailure,
     is_quota_admin,
@@ -32,14 +35,15 @@ from cogs.utils.quota_checks import (
     refuse_unless_admin,
 )
 from cogs.utils.quota_embeds import (
-    SOURCE_TEXT,
     cap_text,
     change_embed,
     limit_text,
     log_embed,
+    not_set_default,
     refused_embed,
     reset_note,
     server_fields,
+    source_text,
     status_embed,
     usage_embed,
 )
@@ -60,7 +64,14 @@ Images = app_commands.Range[int, 1, MAX_LIMIT]
 def _in_range(value: int | None, low: int, high: int, name: str) -> None:
     # Discord enforces the option ranges in its client; this guards requests that skip it.
     if value is not None and not low <= value <= high:
-        raise QuotaCheckFailure(f"`{name}` must be {low} to {high}. Nothing was changed.")
+        raise QuotaCheckFailure(
+            _(
+                "`{name}` must be {low} to {high}. Nothing was changed.",
+                name=name,
+                low=number(low),
+                high=number(high),
+            )
+        )
 
 
 async def _defer(interaction: discord.Interaction[WanBot]) -> None:
@@ -73,6 +84,19 @@ async def _reply(interaction: discord.Interaction[WanBot], embed: discord.Embed)
     await interaction.edit_original_response(embed=embed)
 
 
+async def _changed(
+    interaction: discord.Interaction[WanBot],
+    title: Text,
+    subject: Text,
+    old: Text,
+    new: Text,
+    note: Text | None = None,
+) -> None:
+    """Echo an admin change privately, in the admin's own language."""
+    embed = change_embed(title, subject, old, new, note, private_language(interaction))
+    await _reply(interaction, embed)
+
+
 async def _within_ceiling(
     interaction: discord.Interaction[WanBot], change: Awaitable[T]
 ) -> T | None:
@@ -81,7 +105,10 @@ async def _within_ceiling(
         return await change
     except CeilingExceeded as refused:
         log.info("user %d: %s", interaction.user.id, refused)
-        await _reply(interaction, refused_embed("Over the owner's limit", str(refused)))
+        embed = refused_embed(
+            _("Over the owner's limit"), text_of(refused), private_language(interaction)
+        )
+        await _reply(interaction, embed)
         return None
 
 
@@ -100,7 +127,12 @@ class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily W
     async def interaction_check(self, interaction: discord.Interaction[WanBot]) -> bool:
         # Before every subcommand: a server the owner did not allow gets nothing, not even `show`.
         if not self.bot.settings.allowed_here(interaction.guild_id):
-            raise QuotaCheckFailure(f"{NOT_ALLOWED} Nothing was changed.")
+            raise QuotaCheckFailure(
+                _(
+                    "This bot's owner hasn't enabled it in this server, so it makes no images "
+                    "here (not on the owner's list of servers). Nothing was changed."
+                )
+            )
         return True
 
     # ---- members ------------------------------------------------------------------------------
@@ -116,14 +148,15 @@ class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily W
         target = user or interaction.user
         own = target.id == interaction.user.id
         if not own:
-            refuse_unless_admin(interaction, "see someone else's Wan quota")
+            refuse_unless_admin(interaction, _("see someone else's Wan quota"))
         scope = scope_of(interaction.guild_id)
         await _defer(interaction)
         status = await self.store.quota_status(scope, target.id, roles=member_roles(target))
-        embed = status_embed(status, target, scope, own=own)
+        language = private_language(interaction)
+        embed = status_embed(status, target, scope, own=own, language=language)
         if is_quota_admin(interaction):
             totals = await self.store.server_totals(scope)
-            server_fields(embed, totals, self.bot.settings.default_daily_limit)
+            server_fields(embed, totals, self.bot.settings.default_daily_limit, language)
         await _reply(interaction, embed)
 
     # ---- admins -------------------------------------------------------------------------------
@@ -133,7 +166,7 @@ class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily W
         user="The member whose daily limit to set",
         limit="Images per day (0-1000). 0 blocks them. Leave empty to use the server default again",
     )
-    @quota_admin("set a member's daily limit")
+    @quota_admin(_("set a member's daily limit"))
     async def set_user(
         self,
         interaction: discord.Interaction[WanBot],
@@ -158,20 +191,28 @@ class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily W
             old,
             new,
         )
-        effective = f"Effective limit now: {status.limit} ({SOURCE_TEXT[status.limit_source]})"
+        limit, source = number(status.limit), source_text(status.limit_source)
         if status.blocked:
-            effective += "; they are blocked and can't make images here."
+            effective = _(
+                "Effective limit now: {limit} ({source}); they are blocked and can't make images "
+                "here.",
+                limit=limit,
+                source=source,
+            )
         else:
-            effective += f"; {status.remaining} left today."
-        await _reply(
+            effective = _(
+                "Effective limit now: {limit} ({source}); {left} left today.",
+                limit=limit,
+                source=source,
+                left=number(status.remaining),
+            )
+        await _changed(
             interaction,
-            change_embed(
-                "Daily limit changed",
-                f"{user.mention}'s own limit",
-                limit_text(old),
-                limit_text(new, unset="not set (server default applies)"),
-                effective,
-            ),
+            _("Daily limit changed"),
+            _("{member}'s own limit", member=user.mention),
+            limit_text(old),
+            limit_text(new, unset=_("not set (server default applies)")),
+            effective,
         )
 
     @app_commands.command(name="default", description="Set the daily image limit for every member")
@@ -179,7 +220,7 @@ class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily W
         limit="Images per day for members without their own limit (0-1000). "
         "Leave empty for the bot's default",
     )
-    @quota_admin("set the server's default limit")
+    @quota_admin(_("set the server's default limit"))
     async def default(
         self, interaction: discord.Interaction[WanBot], limit: Limit | None = None
     ) -> None:
@@ -196,16 +237,14 @@ class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily W
         log.info(
             "user %d set the default limit in %d: %s -> %s", interaction.user.id, scope, old, new
         )
-        unset = f"not set (bot default {bot_default})"
-        await _reply(
+        unset = not_set_default(bot_default)
+        await _changed(
             interaction,
-            change_embed(
-                "Server default limit changed",
-                "Daily limit for members without their own",
-                limit_text(old, unset=unset),
-                limit_text(new, unset=unset),
-                "Members with their own limit (`/wanquota set`) keep it.",
-            ),
+            _("Server default limit changed"),
+            _("Daily limit for members without their own"),
+            limit_text(old, unset=unset),
+            limit_text(new, unset=unset),
+            _("Members with their own limit (`/wanquota set`) keep it."),
         )
 
     @app_commands.command(
@@ -215,7 +254,7 @@ class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily W
         user="The member who gets the extra images",
         images="How many (1-1000). Used after the daily limit runs out; they never expire",
     )
-    @quota_admin("grant extra images")
+    @quota_admin(_("grant extra images"))
     async def grant(
         self, interaction: discord.Interaction[WanBot], user: discord.User, images: Images
     ) -> None:
@@ -236,19 +275,23 @@ class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily W
             images,
             scope,
         )
-        note = f"{status.remaining} left for them today, extra images included."
+        note = _(
+            "{left} left for them today, extra images included.", left=number(status.remaining)
+        )
         if status.blocked:
-            note = "They are blocked here, so they can't use them until unblocked."
-        await _reply(
+            note = _("They are blocked here, so they can't use them until unblocked.")
+        await _changed(
             interaction,
-            change_embed(
-                "Extra images granted", f"{user.mention}'s extra images", str(old), str(new), note
-            ),
+            _("Extra images granted"),
+            _("{member}'s extra images", member=user.mention),
+            number(old),
+            number(new),
+            note,
         )
 
     @app_commands.command(name="reset", description="Clear a member's image usage for today")
     @app_commands.describe(user="The member whose usage today goes back to 0")
-    @quota_admin("reset a member's usage")
+    @quota_admin(_("reset a member's usage"))
     async def reset(self, interaction: discord.Interaction[WanBot], user: discord.User) -> None:
         scope = scope_of(interaction.guild_id)
         await _defer(interaction)
@@ -262,14 +305,16 @@ class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily W
             old,
             new,
         )
-        await _reply(
+        await _changed(
             interaction,
-            change_embed(
-                "Usage reset",
-                f"{user.mention}'s images used today",
-                str(old),
-                str(new),
-                f"{status.remaining} left for them now. {reset_note(status.resets_at)}",
+            _("Usage reset"),
+            _("{member}'s images used today", member=user.mention),
+            number(old),
+            number(new),
+            _(
+                "{left} left for them now. {note}",
+                left=number(status.remaining),
+                note=reset_note(status.resets_at),
             ),
         )
 
@@ -279,7 +324,7 @@ class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily W
     @app_commands.describe(
         limit="Total images per day for everyone here together (0-1000). 0 turns the cap off",
     )
-    @quota_admin("set the server's daily cap")
+    @quota_admin(_("set the server's daily cap"))
     async def server(self, interaction: discord.Interaction[WanBot], limit: Limit) -> None:
         _in_range(limit, 0, MAX_LIMIT, "limit")
         scope = scope_of(interaction.guild_id)
@@ -292,16 +337,27 @@ class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily W
         old, new = changed
         totals = await self.store.server_totals(scope)
         log.info("user %d set the server cap in %d: %s -> %s", interaction.user.id, scope, old, new)
-        note = f"Used today so far: {totals.used} (+{totals.held} held by jobs in progress)."
+        note = _(
+            "Used today so far: {used} (+{held} held by jobs in progress).",
+            used=number(totals.used),
+            held=number(totals.held),
+        )
         if totals.cap_in_force:
-            note += f" {totals.cap_remaining} left today."
+            left = _("{left} left today.", left=number(totals.cap_remaining or 0))
+            note = _("{first} {second}", first=note, second=left)
         if not totals.cap and totals.ceiling:
-            note += f" The bot's owner still allows at most {totals.ceiling} images a day here."
-        await _reply(
+            ceiling = _(
+                "The bot's owner still allows at most {images} a day here.",
+                images=images(totals.ceiling),
+            )
+            note = _("{first} {second}", first=note, second=ceiling)
+        await _changed(
             interaction,
-            change_embed(
-                "Server daily cap changed", "Server daily cap", cap_text(old), cap_text(new), note
-            ),
+            _("Server daily cap changed"),
+            _("Server daily cap"),
+            cap_text(old),
+            cap_text(new),
+            note,
         )
 
     @app_commands.command(
@@ -312,7 +368,7 @@ class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily W
         limit="Images per day for its members (0-1000); own limits win, then the highest role. "
         "Empty clears it",
     )
-    @quota_admin("set a role's daily limit")
+    @quota_admin(_("set a role's daily limit"))
     async def role(
         self,
         interaction: discord.Interaction[WanBot],
@@ -336,33 +392,35 @@ class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily W
             old,
             new,
         )
-        await _reply(
+        zero = number(0)
+        await _changed(
             interaction,
-            change_embed(
-                "Role limit changed",
-                f"Daily limit for {role.mention}",
-                limit_text(old, unset="not set", zero="0"),
-                limit_text(new, unset="not set (server default applies)", zero="0"),
+            _("Role limit changed"),
+            _("Daily limit for {role}", role=role.mention),
+            limit_text(old, zero=zero),
+            limit_text(new, unset=_("not set (server default applies)"), zero=zero),
+            _(
                 "Members with their own limit (`/wanquota set`) keep it; members with several "
-                "roles get the highest of their roles' limits.",
+                "roles get the highest of their roles' limits."
             ),
         )
 
     @app_commands.command(name="usage", description="This server's Wan images and their cost")
-    @quota_admin("see the server's usage")
+    @quota_admin(_("see the server's usage"))
     async def usage(self, interaction: discord.Interaction[WanBot]) -> None:
         scope = scope_of(interaction.guild_id)
         await _defer(interaction)
         report = await self.store.usage_report(scope, days=7, top=10)
-        await _reply(interaction, usage_embed(report, self.bot.settings))
+        embed = usage_embed(report, self.bot.settings, private_language(interaction))
+        await _reply(interaction, embed)
 
     @app_commands.command(name="log", description="The last 20 quota changes made by admins")
-    @quota_admin("read the quota log")
+    @quota_admin(_("read the quota log"))
     async def show_log(self, interaction: discord.Interaction[WanBot]) -> None:
         scope = scope_of(interaction.guild_id)
         await _defer(interaction)
         entries = await self.store.audit_log(scope, LOG_ENTRIES)
-        await _reply(interaction, log_embed(entries, scope))
+        await _reply(interaction, log_embed(entries, scope, private_language(interaction)))
 
 
 async def setup(bot: WanBot) -> None:

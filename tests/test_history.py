@@ -63,7 +63,7 @@ async def test_wanjobs_lists_own_jobs_newest_first_with_links_and_reasons(
     link = f"https://discord.com/channels/{w.guild.id}/{done['channel_id']}/{done['id']}"
     assert f"[result]({link})" in text
     assert done["channel_id"] != str(w.channel.id)  # the link goes into the job's thread
-    assert "✅ done · 2 of 2 image(s)" in text and "❌ failed" in text
+    assert "✅ done · 2 of 2 images" in text and "❌ failed" in text
     assert "make the sky stormy" in text
     assert (failed.error_message or "")[:40] in text and failed.error_message
     created = int(failed.created_at.timestamp())

@@ -86,7 +86,7 @@ async def test_a_missing_download_posts_the_rest_and_charges_for_them(bot_world:
     # The owner's report shows both: what members were charged and what Wan billed.
     report = await w.fd.slash(w.guild, w.channel, w.admin, "wanquota", {}, subcommand="show")
     shown = await report.wait_for(lambda ix: "Billed by Wan" in embed_text(ix.original))
-    assert "Billed by Wan today: 3 image(s), 1 of them never delivered" in embed_text(
+    assert "Billed by Wan today: 3 images, 1 of them never delivered" in embed_text(
         shown.original
     )
 

@@ -309,7 +309,7 @@ async def test_owner_commands_refuse_everyone_but_the_owners(world: World) -> No
     for owner in (captain, dev, friend):
         assert "Wan usage across the bot" in await command(w, owner, "wanowner", "usage")
     text = await command(w, dev, "wanowner", "cap", limit=1)
-    assert "100 images/day → **1 images/day**" in text
+    assert "100 images/day → **1 image/day**" in text
     assert (await edit(w, w.alice))[1] is None
     _, refusal = await edit(w, w.bob)
     assert refusal is not None and "bot's daily limit for everyone (1 image) is used up" in refusal
@@ -359,7 +359,7 @@ async def test_usage_numbers_equal_what_the_emulator_billed(world: World) -> Non
     assert total == 5  # 2 + 1 of 2 + 1 + 1: the partial result is billed for what came back
 
     owner_view = await command(w, w.fd.world.owner, "wanowner", "usage")
-    assert f"**{total}** image(s) billed by Wan: **2.50 USD**" in owner_view
+    assert f"**{total} images** billed by Wan: **2.50 USD**" in owner_view
     assert "Test server: 3 billed (1.50 USD)" in owner_view
     assert "Second server: 1 billed (0.50 USD)" in owner_view and "DMs: 1 billed" in owner_view
 
@@ -367,7 +367,7 @@ async def test_usage_numbers_equal_what_the_emulator_billed(world: World) -> Non
     here_tasks = {j.task_id for j in jobs if j is not None and j.scope == w.guild.id and j.task_id}
     here = billed_by_emulator(w.emu, here_tasks)
     admin_view = await command(w, w.admin, "wanquota", "usage", guild=w.guild, channel=w.channel)
-    assert f"Today: **{here}** image(s) billed by Wan, cost **1.50 USD**" in admin_view
+    assert f"Today: **{here} images** billed by Wan, cost **1.50 USD**" in admin_view
     assert f"<@{w.alice.id}>: 2" in admin_view and f"<@{w.bob.id}>: 1" in admin_view
     assert "Last 7 days: 3 images, 1.50 USD" in admin_view
     refused = await command(w, w.alice, "wanquota", "usage", guild=w.guild, channel=w.channel)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from bot.i18n import N_, Number, _, _n
 from bot.store.models import LimitSource, RefusalReason
 from bot.store.quota_text import refusal_text
 
@@ -61,10 +62,21 @@ class QuotaRefused(Exception):
         )
 
 
+# What `CeilingExceeded.what` may be (both engines pass these), marked here for the catalogue.
+CEILING_SUBJECTS = (
+    N_("a member's daily limit"),
+    N_("the server default limit"),
+    N_("the server's daily cap"),
+    N_("a member's extra images"),
+    N_("a role's daily limit"),
+)
+
+
 class CeilingExceeded(ValueError):
     """An admin change that would let someone use more than the owner's WAN_SERVER_DAILY_LIMIT.
 
-    Nothing was changed. `str()` says so, with the ceiling.
+    Nothing was changed. `str()` says so, with the ceiling; the argument is a `Text`, so the admin
+    is told in their own language.
     """
 
     def __init__(self, what: str, value: int, ceiling: int) -> None:
@@ -72,8 +84,16 @@ class CeilingExceeded(ValueError):
         self.value = value
         self.ceiling = ceiling
         super().__init__(
-            f"The bot's owner allows at most {ceiling} images per server per day "
-            f"(WAN_SERVER_DAILY_LIMIT), so {what} can't be {value}. Nothing was changed."
+            _n(
+                "The bot's owner allows at most {count} image per server per day "
+                "(WAN_SERVER_DAILY_LIMIT), so {what} can't be {value}. Nothing was changed.",
+                "The bot's owner allows at most {count} images per server per day "
+                "(WAN_SERVER_DAILY_LIMIT), so {what} can't be {value}. Nothing was changed.",
+                ceiling,
+                count=Number(ceiling),
+                what=_(what),
+                value=Number(value),
+            )
         )
 
 

@@ -12,11 +12,14 @@ from typing import Any
 import discord
 from discord import app_commands
 
-OWNER_ONLY = "Only the bot's owner can use `/wanowner`. Nothing was changed."
+from bot.i18n import _
+
+OWNER_ONLY = _("Only the bot's owner can use `/wanowner`. Nothing was changed.")
 
 
 class OwnerCheckFailure(app_commands.CheckFailure):
-    """A refused owner command. `str()` is the (ephemeral) answer; nothing was changed."""
+    """A refused owner command. Its `Text` is the (ephemeral) answer, in the member's language;
+    nothing was changed."""
 
 
 def is_owner(interaction: discord.Interaction[Any]) -> bool:

@@ -1,11 +1,15 @@
-"""The embeds /wanowner replies with: the bot-wide usage and cost, and the owner's changes."""
+"""The embeds /wanowner replies with: the bot-wide usage and cost, and the owner's changes.
+
+Each embed is built in one `language`, the owner's own (every answer is private).
+"""
 
 from __future__ import annotations
 
 import discord
 
 from bot.config import Settings
-from bot.reports import cap_text, cost, price_text, refused_text, worst_case_text
+from bot.i18n import Text, When, _, render
+from bot.reports import cap_text, cost, images, number, price_text, refused_text, worst_case_text
 from bot.store import UsageReport, discord_timestamp
 
 COLOUR = discord.Colour.dark_gold()
@@ -13,57 +17,107 @@ WARN = discord.Colour.orange()
 
 
 def owner_usage_embed(
-    report: UsageReport, settings: Settings, names: dict[int, str]
+    report: UsageReport, settings: Settings, names: dict[int, str], language: str
 ) -> discord.Embed:
     """`/wanowner usage`: today across every server and DM, the caps, the last days."""
+
+    def r(text: Text | str) -> str:
+        return render(language, text)
+
     today = report.today
-    embed = discord.Embed(title="Wan usage across the bot, today (UTC)", colour=COLOUR)
+    embed = discord.Embed(title=r(_("Wan usage across the bot, today (UTC)")), colour=COLOUR)
     lines = [
-        f"**{today.billed}** image(s) billed by Wan: **{cost(today.billed, settings)}**",
-        f"Bot-wide cap: {cap_text(report.global_cap)}; counted {report.global_used} "
-        f"(+{report.global_held} held by jobs in progress); resets "
-        f"{discord_timestamp(report.resets_at)}",
-        f"Refused today (images): {refused_text(today.refused)}",
+        _(
+            "**{images}** billed by Wan: **{cost}**",
+            images=images(today.billed),
+            cost=cost(today.billed, settings),
+        ),
+        _(
+            "Bot-wide cap: {cap}; counted {used} (+{held} held by jobs in progress); resets {when}",
+            cap=cap_text(report.global_cap),
+            used=number(report.global_used),
+            held=number(report.global_held),
+            when=discord_timestamp(report.resets_at),
+        ),
+        _("Refused today (images): {refused}", refused=refused_text(today.refused)),
     ]
     if report.paused:
         embed.colour = WARN
-        lines.insert(0, "**Paused**: new requests are refused (`/wanowner resume`).")
-    embed.description = "\n".join(lines)
-    servers = [
-        f"{_place(scope, names)}: {billed} billed ({cost(billed, settings)}), {charged} charged"
-        + _refused(report.refused_by_scope.get(scope))
-        for scope, charged, billed in report.servers
-    ]
-    listed = {scope for scope, _, _ in report.servers}
+        lines.insert(0, _("**Paused**: new requests are refused (`/wanowner resume`)."))
+    embed.description = "\n".join(r(line) for line in lines)
+    servers = []
+    for scope, charged, billed in report.servers:
+        line = _(
+            "{place}: {billed} billed ({cost}), {charged} charged",
+            place=_place(scope, names),
+            billed=number(billed),
+            cost=cost(billed, settings),
+            charged=number(charged),
+        )
+        refused = report.refused_by_scope.get(scope)
+        if refused:
+            line = _("{line}; refused {refused}", line=line, refused=refused_text(refused))
+        servers.append(r(line))
+    listed = {scope for scope, _s, _b in report.servers}
     servers += [
-        f"{_place(scope, names)}: refused {refused_text(refused)}"
+        r(
+            _(
+                "{place}: refused {refused}",
+                place=_place(scope, names),
+                refused=refused_text(refused),
+            )
+        )
         for scope, refused in sorted(report.refused_by_scope.items())
         if scope not in listed
     ]
-    embed.add_field(name="Servers today", value="\n".join(servers) or "none yet", inline=False)
+    embed.add_field(
+        name=r(_("Servers today")), value="\n".join(servers) or r(_("none yet")), inline=False
+    )
     top = [
-        f"<@{user}> in {_place(scope, names)}: {images}"
-        for scope, user, images in report.top_members
+        r(
+            _(
+                "{member} in {place}: {count}",
+                member=f"<@{user}>",
+                place=_place(scope, names),
+                count=number(count),
+            )
+        )
+        for scope, user, count in report.top_members
     ]
-    embed.add_field(name="Top members today", value="\n".join(top) or "nobody yet", inline=False)
-    days = [f"{d.day.isoformat()}: {d.billed} ({cost(d.billed, settings)})" for d in report.days]
-    embed.add_field(name="Last days", value="\n".join(days), inline=False)
+    embed.add_field(
+        name=r(_("Top members today")), value="\n".join(top) or r(_("nobody yet")), inline=False
+    )
+    days = [
+        r(
+            _(
+                "{day}: {billed} ({cost})",
+                day=When(d.day),
+                billed=number(d.billed),
+                cost=cost(d.billed, settings),
+            )
+        )
+        for d in report.days
+    ]
+    embed.add_field(name=r(_("Last days")), value="\n".join(days) or "-", inline=False)
     embed.set_footer(
-        text=f"Price {price_text(settings)}. Worst case per day: "
-        f"{worst_case_text(report.global_cap, settings)}."
+        text=r(
+            _(
+                "Price {price}. Worst case per day: {worst}.",
+                price=price_text(settings),
+                worst=worst_case_text(report.global_cap, settings),
+            )
+        )
     )
     return embed
 
 
-def _refused(refused: dict[str, int] | None) -> str:
-    return f"; refused {refused_text(refused)}" if refused else ""
-
-
-def _place(scope: int, names: dict[int, str]) -> str:
+def _place(scope: int, names: dict[int, str]) -> Text | str:
     if scope == 0:
-        return "DMs"
-    return names.get(scope) or f"server {scope}"
+        return _("DMs")
+    return names.get(scope) or _("server {id}", id=scope)
 
 
-def owner_change_embed(title: str, text: str) -> discord.Embed:
-    return discord.Embed(title=title, description=text, colour=COLOUR)
+def owner_change_embed(title: Text, text: Text, language: str) -> discord.Embed:
+    return discord.Embed(
+        title=render(language, title), description=render(language, text), colour=COLOUR
+    )

@@ -2,7 +2,8 @@
 
 Discord's command permissions (`default_permissions`) can be changed by a server's owner and apply to
 the whole /wanquota group, which members need for `show`; so every admin action checks the
-member's resolved permissions in this channel (`interaction.permissions`) here.
+member's resolved permissions in this channel (`interaction.permissions`) here. A refusal carries a
+`Text`, told to the member in their own language (`cogs.errors`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-PERMISSION_NAME = "Manage Server"
+from bot.i18n import Text, _
 
 
 class QuotaCheckFailure(app_commands.CheckFailure):
@@ -27,19 +28,28 @@ def is_quota_admin(interaction: discord.Interaction[Any]) -> bool:
     return perms.manage_guild or perms.administrator
 
 
-def refuse_unless_admin(interaction: discord.Interaction[Any], action: str) -> None:
-    """Raise `QuotaCheckFailure` saying what is missing, unless the member may manage quotas."""
+def refuse_unless_admin(interaction: discord.Interaction[Any], action: Text) -> None:
+    """Raise `QuotaCheckFailure` saying what is missing, unless the member may manage quotas.
+
+    `action` is a verb phrase ("set a member's daily limit") that completes both sentences.
+    """
     if interaction.guild_id is None:
         raise QuotaCheckFailure(
-            f"Quotas are set per server: {action} works only in a server. Nothing was changed."
+            _(
+                "Quotas are set per server: you can {action} only in a server. Nothing was changed.",
+                action=action,
+            )
         )
     if not is_quota_admin(interaction):
         raise QuotaCheckFailure(
-            f"You need the **{PERMISSION_NAME}** permission to {action}. Nothing was changed."
+            _(
+                "You need the **Manage Server** permission to {action}. Nothing was changed.",
+                action=action,
+            )
         )
 
 
-def quota_admin(action: str) -> Any:
+def quota_admin(action: Text) -> Any:
     """Check decorator for an admin subcommand; `action` completes "You need ... to <action>"."""
 
     def predicate(interaction: discord.Interaction[Any]) -> bool:

@@ -1,6 +1,8 @@
 """The embeds /wanquota replies with: a member's standing, a server's totals, admin changes, the log.
 
-Pure functions of store values, so the words can be read (and tested) without Discord.
+Pure functions of store values, so the words can be read (and tested) without Discord. Every embed is
+built in one `language` (the asking member's: each answer is private); the helpers that return a
+`Text` can still be shown in any language.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from datetime import datetime
 import discord
 
 from bot.config import Settings
-from bot.reports import cost, price_text, refused_text
+from bot.i18n import N_, Number, Text, When, _, _n, render
+from bot.reports import cost, images, number, price_text, refused_text
 from bot.store import AuditEntry, QuotaStatus, ServerTotals, UsageReport, discord_timestamp
 
 COLOUR = discord.Colour.blurple()
@@ -20,204 +23,338 @@ WARN = discord.Colour.orange()
 DESCRIPTION_MAX = 4096
 
 SOURCE_TEXT = {
-    "user": "set for this member",
-    "role": "the highest of their roles' limits",
-    "server": "server default",
-    "global": "bot default",
-    "dm": "the bot owner's limit for DMs",
+    "user": N_("set for this member"),
+    "role": N_("the highest of their roles' limits"),
+    "server": N_("server default"),
+    "global": N_("bot default"),
+    "dm": N_("the bot owner's limit for DMs"),
 }
 # What bounds "Remaining now" when it is not the member's own allowance.
 LIMITED_TEXT = {
-    "server_cap": "this server's daily cap",
-    "global_cap": "the bot's daily limit for everyone",
-    "paused": "paused by the bot's owner",
-    "dm_off": "the bot's owner has turned DMs off",
+    "server_cap": N_("this server's daily cap"),
+    "global_cap": N_("the bot's daily limit for everyone"),
+    "paused": N_("paused by the bot's owner"),
+    "dm_off": N_("the bot's owner has turned DMs off"),
 }
 
 
-def where(scope: int) -> str:
-    return "in DMs" if scope == 0 else "in this server"
+def where(scope: int) -> Text:
+    return _("in DMs") if scope == 0 else _("in this server")
 
 
-def limit_text(value: int | None, *, unset: str = "not set", zero: str = "0 (blocked)") -> str:
-    """A stored limit as words: None is `unset`, 0 is a block."""
+def source_text(source: str) -> Text:
+    return _(SOURCE_TEXT[source])
+
+
+def limit_text(value: int | None, *, unset: Text | None = None, zero: Text | None = None) -> Text:
+    """A stored limit as words: None is `unset` ("not set"), 0 a block (`zero`: "0 (blocked)")."""
     if value is None:
-        return unset
-    return zero if value == 0 else str(value)
+        return unset if unset is not None else _("not set")
+    if value == 0:
+        return zero if zero is not None else _("0 (blocked)")
+    return number(value)
 
 
-def cap_text(value: int | None) -> str:
-    return "off" if not value else f"{value} images/day"
+def not_set_default(bot_default: int) -> Text:
+    return _("not set (bot default {default})", default=Number(bot_default))
 
 
-def status_fields(embed: discord.Embed, status: QuotaStatus) -> discord.Embed:
+def cap_text(value: int | None) -> Text:
+    """A server's own daily cap: off, or images a day."""
+    if not value:
+        return _("off")
+    return _n("{count} image/day", "{count} images/day", value, count=Number(value))
+
+
+def status_fields(embed: discord.Embed, status: QuotaStatus, language: str) -> discord.Embed:
     """Add the numbers a member wants: limit, used, held, extra, remaining, reset."""
-    used = str(status.used)
+
+    def r(text: Text) -> str:
+        return render(language, text)
+
+    used = number(status.used)
     if status.used_extra:
-        used += f" ({status.used_extra} from extra images)"
-    source = SOURCE_TEXT[status.limit_source]
+        used = _(
+            "{used} ({extra} from extra images)",
+            used=Number(status.used),
+            extra=Number(status.used_extra),
+        )
+    source = source_text(status.limit_source)
     if status.limit_role is not None:
-        source += f": <@&{status.limit_role}>"
-    embed.add_field(name="Daily limit", value=f"{status.limit} ({source})")
-    embed.add_field(name="Used today", value=used)
-    embed.add_field(name="Held by jobs in progress", value=str(status.held))
-    embed.add_field(name="Extra images", value=f"{status.extra} (never expire)")
-    remaining = f"**{status.remaining}**"
+        source = _("{source}: {role}", source=source, role=f"<@&{status.limit_role}>")
+    limit = _("{limit} ({source})", limit=Number(status.limit), source=source)
+    embed.add_field(name=r(_("Daily limit")), value=r(limit))
+    embed.add_field(name=r(_("Used today")), value=r(used))
+    embed.add_field(name=r(_("Held by jobs in progress")), value=r(number(status.held)))
+    embed.add_field(
+        name=r(_("Extra images")),
+        value=r(_("{extra} (never expire)", extra=Number(status.extra))),
+    )
+    remaining = f"**{r(number(status.remaining))}**"
     if status.limited_by is not None:
-        remaining += f" (limited by {LIMITED_TEXT.get(status.limited_by, status.limited_by)})"
-    embed.add_field(name="Remaining now", value=remaining)
-    embed.add_field(name="Daily allowance resets", value=discord_timestamp(status.resets_at))
+        marked = LIMITED_TEXT.get(status.limited_by)
+        what = _(marked) if marked else status.limited_by
+        remaining += r(_(" (limited by {what})", what=what))
+    embed.add_field(name=r(_("Remaining now")), value=remaining)
+    embed.add_field(name=r(_("Daily allowance resets")), value=discord_timestamp(status.resets_at))
     return embed
 
 
 def status_embed(
-    status: QuotaStatus, user: discord.abc.User, scope: int, *, own: bool
+    status: QuotaStatus, user: discord.abc.User, scope: int, *, own: bool, language: str
 ) -> discord.Embed:
     """`/wanquota show`: one member's standing today."""
-    whose = "Your" if own else f"{user.display_name}'s"
-    embed = discord.Embed(title=f"{whose} Wan images {where(scope)}", colour=COLOUR)
-    lines = [f"Member: {user.mention}"]
+    dms = scope == 0
+    if own:
+        title = _("Your Wan images in DMs") if dms else _("Your Wan images in this server")
+    elif dms:
+        title = _("{name}'s Wan images in DMs", name=user.display_name)
+    else:
+        title = _("{name}'s Wan images in this server", name=user.display_name)
+    embed = discord.Embed(title=render(language, title), colour=COLOUR)
+    lines = [_("Member: {member}", member=user.mention)]
     if status.blocked:
         embed.colour = WARN
         if status.limit_source == "user" and status.limit == 0:
-            why = "the member's own daily limit is 0; `/wanquota set` with a higher one lifts it"
+            why = _("the member's own daily limit is 0; `/wanquota set` with a higher one lifts it")
         else:
-            why = "ask a server admin"
-        lines.append(f"**Blocked**: no Wan images {where(scope)} ({why}).")
+            why = _("ask a server admin")
+        lines.append(_("**Blocked**: no Wan images {where} ({why}).", where=where(scope), why=why))
     elif status.remaining == 0:
         embed.colour = WARN
-        lines.append("Nothing left right now; the daily allowance comes back at the reset.")
-    embed.description = "\n".join(lines)
-    return status_fields(embed, status)
+        lines.append(_("Nothing left right now; the daily allowance comes back at the reset."))
+    embed.description = "\n".join(render(language, line) for line in lines)
+    return status_fields(embed, status, language)
 
 
-def server_fields(embed: discord.Embed, totals: ServerTotals, bot_default: int) -> discord.Embed:
+def server_fields(
+    embed: discord.Embed, totals: ServerTotals, bot_default: int, language: str
+) -> discord.Embed:
     """Add the server's totals for today, its cap and its default limit (for admins)."""
+
+    def r(text: Text) -> str:
+        return render(language, text)
+
+    members = _n(
+        "{count} member made images",
+        "{count} members made images",
+        totals.users,
+        count=Number(totals.users),
+    )
     embed.add_field(
-        name="Server today",
-        value=f"{totals.used} used, {totals.held} held by jobs in progress, "
-        f"{totals.users} member(s) made images",
+        name=r(_("Server today")),
+        value=r(
+            _(
+                "{used} used, {held} held by jobs in progress, {members}",
+                used=Number(totals.used),
+                held=Number(totals.held),
+                members=members,
+            )
+        ),
         inline=False,
     )
     in_force, left = totals.cap_in_force, totals.cap_remaining
     cap = cap_text(totals.cap)
     if totals.cap and totals.cap == in_force:
-        cap += f", {left} left today"
-    embed.add_field(name="Server daily cap", value=cap)
+        cap = _("{cap}, {left} left today", cap=cap, left=Number(left or 0))
+    embed.add_field(name=r(_("Server daily cap")), value=r(cap))
     if totals.ceiling:
-        ceiling = f"{totals.ceiling} images/day (WAN_SERVER_DAILY_LIMIT)"
+        ceiling = _("{cap} (WAN_SERVER_DAILY_LIMIT)", cap=cap_text(totals.ceiling))
         if totals.ceiling == in_force and totals.cap != in_force:
-            ceiling += f", {left} left today"
-        embed.add_field(name="Bot owner's ceiling", value=ceiling)
+            ceiling = _("{cap}, {left} left today", cap=ceiling, left=Number(left or 0))
+        embed.add_field(name=r(_("Bot owner's ceiling")), value=r(ceiling))
     embed.add_field(
-        name="Server default limit",
-        value=limit_text(totals.default_limit, unset=f"not set (bot default {bot_default})"),
+        name=r(_("Server default limit")),
+        value=r(limit_text(totals.default_limit, unset=not_set_default(bot_default))),
     )
     if totals.billed:
         # What the owner pays Wan, apart from what members were charged (only images delivered).
-        lost = f", {totals.undelivered} of them never delivered" if totals.undelivered else ""
-        embed.add_field(
-            name="Billed by Wan today", value=f"{totals.billed} image(s){lost}", inline=False
-        )
+        billed = images(totals.billed)
+        if totals.undelivered:
+            billed = _(
+                "{images}, {undelivered} of them never delivered",
+                images=billed,
+                undelivered=Number(totals.undelivered),
+            )
+        embed.add_field(name=r(_("Billed by Wan today")), value=r(billed), inline=False)
     return embed
 
 
 def change_embed(
-    title: str, subject: str, old: str, new: str, note: str | None = None
+    title: Text, subject: Text, old: Text, new: Text, note: Text | None, language: str
 ) -> discord.Embed:
     """An admin change echoed back: what changed, from what, to what."""
-    lines = [f"{subject}: {old} → **{new}**"]
+    lines = [_("{subject}: {old} → **{new}**", subject=subject, old=old, new=new)]
     if note:
         lines.append(note)
-    return discord.Embed(title=title, description="\n".join(lines), colour=COLOUR)
+    return discord.Embed(
+        title=render(language, title),
+        description="\n".join(render(language, line) for line in lines),
+        colour=COLOUR,
+    )
 
 
-def _target(entry: AuditEntry) -> str:
-    return f"<@{entry.target}>" if entry.target is not None else "someone"
+def _target(entry: AuditEntry) -> Text | str:
+    return f"<@{entry.target}>" if entry.target is not None else _("someone")
 
 
-def audit_line(entry: AuditEntry) -> str:
+def _plain(value: int | bool | None) -> Text | str:
+    return "?" if value is None else number(int(value))
+
+
+def audit_line(entry: AuditEntry) -> Text:
     """One admin change in a sentence, with when and who."""
-    when = discord_timestamp(entry.at, "f")
-    who = f"<@{entry.actor}>"
-    old, new = entry.old, entry.new
+    old, new = _int(entry.old), _int(entry.new)
+    target = _target(entry)
     if entry.action == "set_user_limit":
-        what = (
-            f"set {_target(entry)}'s daily limit: {limit_text(_int(old))} → {limit_text(_int(new))}"
+        what = _(
+            "set {member}'s daily limit: {old} → {new}",
+            member=target,
+            old=limit_text(old),
+            new=limit_text(new),
         )
     elif entry.action == "set_server_default":
-        what = f"set the server default limit: {limit_text(_int(old))} → {limit_text(_int(new))}"
+        what = _(
+            "set the server default limit: {old} → {new}", old=limit_text(old), new=limit_text(new)
+        )
     elif entry.action == "set_server_cap":
-        what = f"set the server daily cap: {cap_text(_int(old))} → {cap_text(_int(new))}"
+        what = _("set the server daily cap: {old} → {new}", old=cap_text(old), new=cap_text(new))
     elif entry.action == "set_role_limit":
-        role = f"<@&{entry.target}>" if entry.target is not None else "a role"
-        what = (
-            f"set {role}'s daily limit: {limit_text(_int(old), zero='0')} → "
-            f"{limit_text(_int(new), zero='0')}"
+        role = f"<@&{entry.target}>" if entry.target is not None else _("a role")
+        zero = number(0)
+        what = _(
+            "set {role}'s daily limit: {old} → {new}",
+            role=role,
+            old=limit_text(old, zero=zero),
+            new=limit_text(new, zero=zero),
         )
     elif entry.action == "grant_extra":
-        what = f"gave {_target(entry)} extra images: {old} → {new}"
+        what = _(
+            "gave {member} extra images: {old} → {new}",
+            member=target,
+            old=_plain(entry.old),
+            new=_plain(entry.new),
+        )
     elif entry.action == "reset_usage":
-        what = f"reset {_target(entry)}'s usage today: {old} → {new}"
-    elif entry.action in ("block", "unblock"):
-        what = f"{entry.action}ed {_target(entry)}"
+        what = _(
+            "reset {member}'s usage today: {old} → {new}",
+            member=target,
+            old=_plain(entry.old),
+            new=_plain(entry.new),
+        )
+    elif entry.action == "block":
+        what = _("blocked {member}", member=target)
+    elif entry.action == "unblock":
+        what = _("unblocked {member}", member=target)
     else:
-        what = f"{entry.action} {_target(entry)}: {old} → {new}"
-    return f"{when} {who} {what}"
+        what = _(
+            "{action} {member}: {old} → {new}",
+            action=entry.action,
+            member=target,
+            old=_plain(entry.old),
+            new=_plain(entry.new),
+        )
+    return _(
+        "{when} {who} {what}",
+        when=discord_timestamp(entry.at, "f"),
+        who=f"<@{entry.actor}>",
+        what=what,
+    )
 
 
 def _int(value: int | bool | None) -> int | None:
     return None if value is None else int(value)
 
 
-def log_embed(entries: Sequence[AuditEntry], scope: int) -> discord.Embed:
+def log_embed(entries: Sequence[AuditEntry], scope: int, language: str) -> discord.Embed:
     """`/wanquota log`: the last admin changes, newest first."""
-    embed = discord.Embed(title=f"Wan quota changes {where(scope)}", colour=COLOUR)
+    title = _("Wan quota changes in DMs") if scope == 0 else _("Wan quota changes in this server")
+    embed = discord.Embed(title=render(language, title), colour=COLOUR)
     if not entries:
-        embed.description = "No admin changes yet."
+        embed.description = render(language, _("No admin changes yet."))
         return embed
     lines: list[str] = []
     size = 0
     for entry in entries:
-        line = audit_line(entry)
+        line = render(language, audit_line(entry))
         if size + len(line) + 1 > DESCRIPTION_MAX - 40:
-            lines.append(f"… and {len(entries) - len(lines)} older")
+            older = len(entries) - len(lines)
+            lines.append(render(language, _n("… and {count} older", "… and {count} older", older)))
             break
         lines.append(line)
         size += len(line) + 1
     embed.description = "\n".join(lines)
-    embed.set_footer(text=f"Newest first, last {len(entries)}")
+    embed.set_footer(
+        text=render(language, _("Newest first, last {count}", count=Number(len(entries))))
+    )
     return embed
 
 
-def reset_note(resets_at: datetime) -> str:
-    return (
+def reset_note(resets_at: datetime) -> Text:
+    return _(
         "Images held by jobs in progress stay held; the server's total for today is kept "
-        f"(it is what the bill counts). The daily allowance resets {discord_timestamp(resets_at)}."
+        "(it is what the bill counts). The daily allowance resets {when}.",
+        when=discord_timestamp(resets_at),
     )
 
 
-def refused_embed(title: str, text: str) -> discord.Embed:
+def refused_embed(title: Text, text: str, language: str) -> discord.Embed:
     """An admin change refused (over the owner's ceiling): nothing changed."""
-    return discord.Embed(title=title, description=text, colour=WARN)
+    return discord.Embed(
+        title=render(language, title), description=render(language, text), colour=WARN
+    )
 
 
-def usage_embed(report: UsageReport, settings: Settings) -> discord.Embed:
+def usage_embed(report: UsageReport, settings: Settings, language: str) -> discord.Embed:
     """`/wanquota usage`: this server's last 7 days, its top members today, and the cost."""
+
+    def r(text: Text) -> str:
+        return render(language, text)
+
     today = report.today
-    embed = discord.Embed(title="Wan usage in this server", colour=COLOUR)
-    embed.description = (
-        f"Today: **{today.billed}** image(s) billed by Wan, cost **{cost(today.billed, settings)}**"
-        f"\nRefused today (images): {refused_text(today.refused)}"
+    embed = discord.Embed(title=r(_("Wan usage in this server")), colour=COLOUR)
+    embed.description = "\n".join(
+        [
+            r(
+                _(
+                    "Today: **{images}** billed by Wan, cost **{cost}**",
+                    images=images(today.billed),
+                    cost=cost(today.billed, settings),
+                )
+            ),
+            r(_("Refused today (images): {refused}", refused=refused_text(today.refused))),
+        ]
     )
-    days = [f"{d.day.isoformat()}: {d.billed} ({cost(d.billed, settings)})" for d in report.days]
+    days = [
+        r(
+            _(
+                "{day}: {billed} ({cost})",
+                day=When(d.day),
+                billed=Number(d.billed),
+                cost=cost(d.billed, settings),
+            )
+        )
+        for d in report.days
+    ]
     week = sum(d.billed for d in report.days)
-    embed.add_field(
-        name=f"Last {len(report.days)} days: {week} images, {cost(week, settings)}",
-        value="\n".join(days),
-        inline=False,
+    heading = _n(
+        "Last {count} day: {images}, {cost}",
+        "Last {count} days: {images}, {cost}",
+        len(report.days),
+        images=images(week),
+        cost=cost(week, settings),
     )
-    top = [f"<@{user}>: {images}" for _, user, images in report.top_members]
-    embed.add_field(name="Top members today", value="\n".join(top) or "nobody yet", inline=False)
-    embed.set_footer(text=f"Cost = images Wan billed × {price_text(settings)}. Days are UTC.")
+    embed.add_field(name=r(heading), value="\n".join(days) or "-", inline=False)
+    top = [f"<@{user}>: {r(number(count))}" for _s, user, count in report.top_members]
+    embed.add_field(
+        name=r(_("Top members today")), value="\n".join(top) or r(_("nobody yet")), inline=False
+    )
+    embed.set_footer(
+        text=r(
+            _(
+                "Cost = images Wan billed × {price}. Days are UTC.",
+                price=price_text(settings),
+            )
+        )
+    )
     return embed
