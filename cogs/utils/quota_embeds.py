@@ -345,7 +345,10 @@ def usage_embed(report: UsageReport, settings: Settings, language: str) -> disco
         cost=cost(week, settings),
     )
     embed.add_field(name=r(heading), value="\n".join(days) or "-", inline=False)
-    top = [f"<@{user}>: {r(number(count))}" for _s, user, count in report.top_members]
+    top = [
+        r(_("{member}: {count}", member=f"<@{user}>", count=number(count)))
+        for _s, user, count in report.top_members
+    ]
     embed.add_field(
         name=r(_("Top members today")), value="\n".join(top) or r(_("nobody yet")), inline=False
     )
