@@ -207,3 +207,30 @@ def test_report_words_stay_english_as_str_and_translate_when_rendered() -> None:
         price = None
 
     assert render(ZH, cost(3, Unpriced())) == "单价未知（请设置 WAN_PRICE_PER_IMAGE）"  # type: ignore[arg-type]
+
+
+async def test_quota_refusals_outside_a_server_and_off_the_allowlist_in_chinese(
+    world: World,
+) -> None:
+    """Promise: in DMs a zh-CN member's own /wanquota show is Chinese and an admin subcommand is
+    refused in Chinese; in a server not on WAN_ALLOWED_GUILDS every subcommand is refused in
+    Chinese; nothing is changed either way."""
+    w = world
+    bot = await w.start_bot(WAN_ALLOWED_GUILDS="1")
+    w.alice.locale = ZH
+    w.admin.locale = ZH
+    dm = w.fd.dm_channel(w.alice)
+
+    async def in_dm(sub: str, **options: Any) -> str:
+        ix = await w.fd.slash(None, dm, w.alice, "wanquota", options, subcommand=sub)
+        await ix.wait_response()
+        if ix.response_type == 5:
+            await ix.wait_original(lambda m: bool(m.get("embeds")))
+        return f"{embed_text(ix.original or {})}\n{(ix.response_data or {}).get('content') or ''}"
+
+    assert "你在私信中的通义万相额度" in await in_dm("show")
+    refused = await in_dm("server", limit=5)
+    assert "额度按服务器设置：只能在服务器中设置服务器每日总上限。未做任何更改。" in refused
+    off_list = await slash(w, w.admin, "wanquota", "show")
+    assert "机器人所有者尚未在本服务器启用它" in off_list and "未做任何更改。" in off_list
+    assert await bot.store.audit_log(0) == [] and await bot.store.audit_log(w.guild.id) == []
