@@ -4,6 +4,7 @@ Where it is: with WANBOT_DEV_GUILD set, registered in that server only; otherwis
 allowed only in DMs with the bot, so it never shows in anyone's server. Either way every subcommand
 checks in code that the caller is one of the bot's owners (`cogs.utils.owner_checks`) and refuses
 everyone else, server owners and admins included, with nothing changed.
+Every answer is private, in the asking member's own language (`interaction.locale`).
 
 Also here: the log line for each server not on WAN_ALLOWED_GUILDS, at start-up and when the bot joins
 one. The bot does not leave such servers by itself; it refuses every request there.
