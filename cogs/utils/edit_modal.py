@@ -6,6 +6,7 @@ The modal only collects text; whatever it starts goes through `cogs.edit_flow.st
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -157,7 +158,11 @@ class EditModal(discord.ui.Modal):
             return translate(language, text) if text else text
 
         for field in (self.prompt, self.negative_prompt, self.count, self.seed):
-            field.label = t(field.label) or ""
+            # discord.py 2.6+ deprecates a TextInput's own label in favour of a wrapping Label,
+            # which this form does not use yet (the label still works); translating it is no new
+            # use. discord.py forces its warning on, so it is recorded here and dropped.
+            with warnings.catch_warnings(record=True):
+                field.label = t(field.label) or ""
             field.placeholder = t(field.placeholder)
         self.switches.text = t(self.switches.text) or ""
         select = self.switches.component
