@@ -32,8 +32,8 @@ class GuardedClick:
     """
 
     job_id: int
-    # What a repeated click is told it is already doing ("Already on it: job #7."); None lets every
-    # click through (a button that only opens a form).
+    # What a repeated click is told it is already doing (a key of `once.REPEATS`: "on it" ->
+    # "Already on it: job #7."); None lets every click through (a button that only opens a form).
     doing: str | None = "on it"
 
     async def handle(self, interaction: discord.Interaction[WanBot]) -> None:
