@@ -82,7 +82,17 @@ async def test_the_edit_form_and_click_answers_follow_each_member(bot_world: Wor
     zh = await open_form(w, result, w.alice, edit)
     form = json.dumps(zh.modal, ensure_ascii=False)
     assert zh.modal["title"] == "编辑任务 #1"
-    for text in ("想怎么改", "例如：让天空乌云密布", "生成几张（1-4）", "留空 = 随机", "智能改写"):
+    for text in (
+        "想怎么改",
+        "例如：让天空乌云密布",
+        "不想出现的内容（可选）",
+        "生成几张（1-4）",
+        "留空 = 随机",
+        '"选项"',
+        "让通义万相智能改写提示词",
+        "默认开启；稍慢一些",
+        "添加通义万相的“AI生成”水印",
+    ):
         assert text in form, text
     assert "What to change" not in form
     en = await open_form(w, result, w.bob, edit)
