@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from bot.i18n import _
+
 ASPECTS: dict[str, tuple[int, int]] = {
     "1:1": (1280, 1280),
     "4:3": (1280, 960),
@@ -28,7 +30,7 @@ _FLAG = re.compile(r"(?:^|\s)--(?:ar|aspect)(?:\s+(?P<value>\S+))?\s*$", re.IGNO
 
 
 class AspectRejected(ValueError):
-    """An aspect ratio Wan has no size for; `str()` is the message for the user."""
+    """An aspect ratio Wan has no size for; its `Text` (`text_of`) is the message for the user."""
 
 
 def check_aspect(aspect: str) -> str:
@@ -36,7 +38,11 @@ def check_aspect(aspect: str) -> str:
     if aspect not in ASPECTS:
         shown = aspect if len(aspect) <= 12 else aspect[:12] + "…"
         raise AspectRejected(
-            f"`{shown}` isn't an aspect ratio Wan can make; use one of {SUPPORTED}."
+            _(
+                "`{aspect}` isn't an aspect ratio Wan can make; use one of {supported}.",
+                aspect=shown,
+                supported=SUPPORTED,
+            )
         )
     return aspect
 
@@ -63,6 +69,8 @@ def take_aspect(prompt: str) -> tuple[str, str | None]:
         return prompt, None
     value = match["value"]
     if value is None:
-        raise AspectRejected(f"`--ar` needs a ratio after it, one of {SUPPORTED}.")
+        raise AspectRejected(
+            _("`--ar` needs a ratio after it, one of {supported}.", supported=SUPPORTED)
+        )
     # A Chinese keyboard types the full-width colon: `--ar 16：9` means 16:9.
     return prompt[: match.start()].rstrip(), check_aspect(value.replace("：", ":"))

@@ -54,7 +54,9 @@ class EditMenu(commands.Cog):
             await start_job(ix, options, attachments, source_message=message)
 
         title = translate(language, MENU_NAME)
-        await interaction.response.send_modal(EditModal(title, submit, source="menu"))
+        await interaction.response.send_modal(
+            EditModal(title, submit, source="menu", language=language)
+        )
 
 
 async def setup(bot: WanBot) -> None:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
+from bot.i18n import DEFAULT_LANGUAGE, Text, _, _n, render, text_of
 from bot.images import ImageRejected
 from bot.jobs import JobRefused
 from bot.store import Job
@@ -39,6 +40,7 @@ from cogs.utils.edit_flow import (
 )
 from cogs.utils.edit_modal import first_images, image_attachments
 from cogs.utils.inputs import MAX_IMAGES
+from cogs.utils.language import message_language, private_language
 from cogs.utils.places import short
 from cogs.utils.reply_offer import OFFER_SECONDS, offer_age
 
@@ -49,17 +51,17 @@ log = logging.getLogger(__name__)
 
 PICK = re.compile(r"^#(\d)\b\s*")
 FOOTER_JOB = re.compile(r"Job #(\d+)$")
-NO_IMAGES = (
+NO_IMAGES = _(
     "I found no images to edit: reply to a message with a PNG, JPEG, WEBP or BMP attached (or attach "
     "one to your reply). Nothing was charged."
 )
-CANT_SEE = (
+CANT_SEE = _(
     "I can't see the images of other people's messages here (this bot runs without Discord's Message "
     "Content access). Use the menu instead: right-click (or long-press) the message → **Apps** → "
     "**Edit with Wan**. Nothing was charged."
 )
-GONE = "I can't find the message you replied to; it may have been deleted. Nothing was charged."
-GONE_REPLY = "Your reply is gone (deleted?), so there is nothing to edit. Nothing was charged."
+GONE = _("I can't find the message you replied to; it may have been deleted. Nothing was charged.")
+GONE_REPLY = _("Your reply is gone (deleted?), so there is nothing to edit. Nothing was charged.")
 
 
 def prompt_of(content: str, bot_id: int) -> str:
@@ -77,7 +79,12 @@ def mentions_explicitly(content: str, bot_id: int) -> bool:
 
 
 class Refusal(Exception):
-    """A request the bot won't start; `str()` says why, with nothing spent."""
+    """A request the bot won't start, with nothing spent; its `Text` (`text_of`) says why, shown
+    in the language of whoever is told."""
+
+
+def not_charged(error: BaseException) -> Text:
+    return _("{reason} Nothing was charged.", reason=text_of(error))
 
 
 @dataclass
@@ -119,7 +126,7 @@ class Replies(commands.Cog):
                 await self.offer(request)
         except Refusal as refusal:
             if explicit:
-                await self.answer(message, str(refusal))
+                await self.answer(message, text_of(refusal))
             else:
                 # Only the reply toggle pinged us: most likely not meant as a request at all.
                 log.info("reply-ping %d without a mention, not offered: %s", message.id, refusal)
@@ -127,7 +134,10 @@ class Replies(commands.Cog):
             log.exception("reply edit %d failed", message.id)
             await self.answer(
                 message,
-                f"Something went wrong on our side (ref {message.id}). Nothing was charged.",
+                _(
+                    "Something went wrong on our side (ref {ref}). Nothing was charged.",
+                    ref=message.id,
+                ),
             )
 
     async def prepare(self, message: discord.Message, bot_id: int) -> ReplyRequest:
@@ -135,7 +145,7 @@ class Replies(commands.Cog):
         try:  # before any fetch: a server off WAN_ALLOWED_GUILDS is told why, and nothing more
             refuse_unless_allowed(self.bot, message.guild.id if message.guild else None)
         except RequestRejected as err:
-            raise Refusal(f"{err} Nothing was charged.") from None
+            raise Refusal(not_charged(err)) from None
         referenced = await self.referenced(message)
         if referenced is None:
             raise Refusal(GONE)
@@ -170,9 +180,9 @@ class Replies(commands.Cog):
                 self.bot, request.message, request.options, request.attachments, request.sources
             )
         except (RequestRejected, ImageRejected) as err:
-            raise Refusal(f"{err} Nothing was charged.") from None
+            raise Refusal(not_charged(err)) from None
         except JobRefused as err:
-            raise Refusal(str(err)) from None
+            raise Refusal(text_of(err)) from None
         log.info("reply %d: job %d queued", request.message.id, job.id)
         return job
 
@@ -182,17 +192,22 @@ class Replies(commands.Cog):
         """Answer a reply that pinged us only through the reply toggle with an **Edit** button."""
         message = request.message
         if not request.options.prompt.strip():
-            raise Refusal("no prompt")
-        images = len(request.attachments)
-        text = (
-            f"Edit with Wan? Prompt: “{short(request.options.prompt, 200)}” · {images} image(s) "
-            f"in, {request.options.count} new image(s) from your daily images. "
-            f"Only <@{message.author.id}> can start it; this offer goes away in a minute."
+            log.info("reply-ping %d without a prompt, not offered", message.id)
+            return
+        # Public (the thread sees it): the server's language.
+        language = await message_language(self.bot.store, message)
+        text = _(
+            "Edit with Wan? Prompt: “{prompt}” · {images} image(s) in, {count} new image(s) from "
+            "your daily images. Only <@{author}> can start it; this offer goes away in a minute.",
+            prompt=short(request.options.prompt, 200),
+            images=len(request.attachments),
+            count=request.options.count,
+            author=message.author.id,
         )
         try:
             sent = await message.reply(
-                text,
-                view=offer_view(message.id, message.author.id),
+                render(language, text),
+                view=offer_view(message.id, message.author.id, language),
                 mention_author=False,
                 allowed_mentions=discord.AllowedMentions.none(),
             )
@@ -211,19 +226,33 @@ class Replies(commands.Cog):
     async def accept_offer(
         self, interaction: discord.Interaction[WanBot], request_id: int, author_id: int
     ) -> None:
-        """A click on an offer's **Edit**: start the reply's edit, for its author only."""
+        """A click on an offer's **Edit**: start the reply's edit, for its author only. Every answer
+        is private: the clicker's own language."""
+        language = private_language(interaction)
         if interaction.user.id != author_id:
             await interaction.response.send_message(
-                f"Only <@{author_id}> can use this button: it starts the edit their reply asked "
-                "for. Reply to the result with an @mention of the bot to edit it yourself.",
+                render(
+                    language,
+                    _(
+                        "Only <@{author}> can use this button: it starts the edit their reply "
+                        "asked for. Reply to the result with an @mention of the bot to edit it "
+                        "yourself.",
+                        author=author_id,
+                    ),
+                ),
                 ephemeral=True,
             )
             return
         offer = interaction.message
         if offer_age(offer) > self.offer_seconds:
             await interaction.response.send_message(
-                "This offer has expired. Reply again with an @mention of the bot to edit. "
-                "Nothing was charged.",
+                render(
+                    language,
+                    _(
+                        "This offer has expired. Reply again with an @mention of the bot to edit. "
+                        "Nothing was charged."
+                    ),
+                ),
                 ephemeral=True,
             )
             await self._drop_offer(offer)
@@ -232,20 +261,23 @@ class Replies(commands.Cog):
         await interaction.response.defer()
         started = await self.bot.store.job_for_message(request_id)
         if started is not None and started.message_id == request_id:
-            await interaction.followup.send(f"Already on it: job #{started.id}.", ephemeral=True)
+            await interaction.followup.send(
+                render(language, _("Already on it: job #{job_id}.", job_id=started.id)),
+                ephemeral=True,
+            )
             return
         me = self.bot.user
         assert me is not None and interaction.channel is not None
         try:
             message = await interaction.channel.fetch_message(request_id)  # type: ignore[union-attr]
         except discord.HTTPException:
-            await interaction.followup.send(GONE_REPLY, ephemeral=True)
+            await interaction.followup.send(render(language, GONE_REPLY), ephemeral=True)
             await self._drop_offer(offer)
             return
         try:
             job = await self.start(await self.prepare(message, me.id))
         except Refusal as refusal:
-            await interaction.followup.send(str(refusal), ephemeral=True)
+            await interaction.followup.send(render(language, text_of(refusal)), ephemeral=True)
             return
         interaction.extras["job_id"] = job.id
         await self._drop_offer(offer)
@@ -270,8 +302,13 @@ class Replies(commands.Cog):
             raise Refusal(NO_IMAGES)
         if not 1 <= number <= len(found):
             raise Refusal(
-                f"That result has {len(found)} image(s); start your prompt with #1"
-                f"{f' to #{len(found)}' if len(found) > 1 else ''} to pick one. Nothing was charged."
+                _n(
+                    "That result has {count} image; start your prompt with #1 to pick it. "
+                    "Nothing was charged.",
+                    "That result has {count} images; start your prompt with #1 to #{count} to "
+                    "pick one. Nothing was charged.",
+                    len(found),
+                )
             )
         # Results too big to post together are one message per image: count the earlier ones.
         ids = job.result_message_ids
@@ -315,9 +352,15 @@ class Replies(commands.Cog):
         return await self.bot.store.get_job(int(found[1])) if found else None
 
     async def answer(self, message: discord.Message, text: str) -> None:
-        """A short reply to the request (best effort: the channel may not let us post)."""
+        """A short reply to the request (best effort: the channel may not let us post), public, so
+        in the server's language."""
         try:
-            await message.reply(text, mention_author=False)
+            language = await message_language(self.bot.store, message)
+        except Exception:  # a busy database must not keep the member from being told
+            log.info("server language unavailable for reply %d; answering in English", message.id)
+            language = DEFAULT_LANGUAGE
+        try:
+            await message.reply(render(language, text), mention_author=False)
         except discord.HTTPException:
             log.info("could not answer reply request %d", message.id)
 

@@ -147,10 +147,10 @@ def test_locale_tags_map_to_catalogues(tag: object, language: str) -> None:
 def test_text_is_english_until_rendered() -> None:
     """Promise: a Text is its English wording wherever it is used as a str (logs, the store), and
     Chinese when rendered for a Chinese reader, parameters filled in either way."""
-    text = _("Public messages here are in {language} (chosen with /wanlanguage).", language="X")
-    assert text == "Public messages here are in X (chosen with /wanlanguage)."
+    text = _("server default ({language})", language="X")
+    assert text == "server default (X)"
     assert isinstance(text, str)
-    assert text.render("zh-CN") == "这里的公开消息使用X（由 /wanlanguage 设置）。"
+    assert text.render("zh-CN") == "服务器默认（X）"
     assert i18n.render("en-US", text) == str(text)
     assert i18n.render("zh-CN", "plain string") == "plain string"
 

@@ -53,7 +53,7 @@ async def test_a_reply_picking_an_image_the_result_lacks_is_answered_with_nothin
     )
     answer = await reply_answer(w, request)
     assert answer["content"] == (
-        "That result has 2 image(s); start your prompt with #1 to #2 to pick one. "
+        "That result has 2 images; start your prompt with #1 to #2 to pick one. "
         "Nothing was charged."
     )
     assert w.emu.created_count == 1

@@ -27,6 +27,8 @@ COMMANDS: dict[str, list[str]] = {
         TEMPLATE,
         "--add-location=file",
         "--sort-output",
+        # One width for every command, so a regenerated catalogue differs only where messages do.
+        "--width=100",
         "--project=wanbot",
         "--copyright-holder=wanbot contributors",
         "-c",
@@ -43,6 +45,7 @@ COMMANDS: dict[str, list[str]] = {
         DOMAIN,
         "--no-fuzzy-matching",
         "--ignore-obsolete",
+        "--width=100",
     ],
     "compile": ["compile", "-d", LOCALES, "-D", DOMAIN, "--statistics"],
 }

@@ -306,14 +306,3 @@ class Store(ABC):
     @abstractmethod
     async def meta_items(self, prefix: str) -> dict[str, str]:
         """Every stored string whose key starts with `prefix` (e.g. each process's heartbeat)."""
-
-    # ---- server settings kept as meta (no schema of their own) ----
-
-    async def get_guild_language(self, guild_id: int) -> str | None:
-        """The language a server chose for its public messages (a catalogue name such as `zh_CN`),
-        or None: follow the server's Discord language."""
-        return await self.get_meta(f"guild_language:{guild_id}") or None
-
-    async def set_guild_language(self, guild_id: int, language: str | None) -> None:
-        """Choose the server's language; None goes back to following its Discord language."""
-        await self.set_meta(f"guild_language:{guild_id}", language or "")

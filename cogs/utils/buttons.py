@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Self
 
 import discord
 
+from bot.i18n import DEFAULT_LANGUAGE, N_, _, render, translate
+from cogs.utils.language import private_language
 from cogs.utils.once import first_click
 from cogs.utils.outcome_embeds import final_embed
 from cogs.utils.privately import tell
@@ -30,8 +32,8 @@ class GuardedClick:
     """
 
     job_id: int
-    # What a repeated click is told it is already doing ("Already on it: job #7."); None lets every
-    # click through (a button that only opens a form).
+    # What a repeated click is told it is already doing (a key of `once.REPEATS`: "on it" ->
+    # "Already on it: job #7."); None lets every click through (a button that only opens a form).
     doing: str | None = "on it"
 
     async def handle(self, interaction: discord.Interaction[WanBot]) -> None:
@@ -55,19 +57,22 @@ async def report_click_error(
 ) -> None:
     """Log a failed click with its job and interaction ids, and tell the clicker privately."""
     custom_id = (interaction.data or {}).get("custom_id", "?")
-    reference = f"job #{job_id}, ref {interaction.id}"
+    reference = _("job #{job_id}, ref {ref}", job_id=job_id, ref=interaction.id)
     log.error("button %s failed (%s)", custom_id, reference, exc_info=error)
     # A Reroll or Edit that got as far as queueing its job: that job goes on, and owns the message.
     queued = interaction.extras.get("job_id")
     if queued:
-        text = (
-            f"Something went wrong on our side ({reference}). Your new job #{queued} was queued "
-            "and goes on."
+        text = _(
+            "Something went wrong on our side ({reference}). Your new job #{queued} was queued "
+            "and goes on.",
+            reference=reference,
+            queued=queued,
         )
     else:
-        text = (
-            f"Something went wrong on our side ({reference}). Nothing was charged. "
-            "Please try again."
+        text = _(
+            "Something went wrong on our side ({reference}). Nothing was charged. "
+            "Please try again.",
+            reference=reference,
         )
     await tell(interaction, text, keep_original=bool(queued))
 
@@ -78,17 +83,21 @@ class JobButton(
     template=r"wan:job:(?P<job_id>\d+)",
 ):
     """A button whose custom id is `wan:<action>:<job_id>`; subclasses set the look and the template
-    and answer clicks in `handle` (see `GuardedClick`)."""
+    and answer clicks in `handle` (see `GuardedClick`).
+
+    `label` is marked with `N_` and shown in `language`: the language of the message the button is
+    on (the job's public one). A button rebuilt from a click's custom id needs no label.
+    """
 
     action = "job"
     label = ""
     style = discord.ButtonStyle.secondary
     emoji: str | None = None
 
-    def __init__(self, job_id: int) -> None:
+    def __init__(self, job_id: int, language: str = DEFAULT_LANGUAGE) -> None:
         super().__init__(
             discord.ui.Button(
-                label=self.label,
+                label=translate(language, self.label) if self.label else None,
                 style=self.style,
                 custom_id=f"wan:{self.action}:{job_id}",
                 emoji=self.emoji,
@@ -111,28 +120,35 @@ class CancelButton(JobButton, template=r"wan:cancel:(?P<job_id>\d+)"):
     """Cancel a job while it waits in our queue or Wan still has it PENDING."""
 
     action = "cancel"
-    label = "Cancel"
+    label = N_("Cancel")
     emoji = "✖️"
     doing = "cancelling it"
 
     async def handle(self, interaction: discord.Interaction[WanBot]) -> None:
         bot = interaction.client
+        language = private_language(interaction)
         job = await bot.store.get_job(self.job_id)
         if job is None:
-            await interaction.response.send_message("This job no longer exists.", ephemeral=True)
+            await interaction.response.send_message(
+                render(language, _("This job no longer exists.")), ephemeral=True
+            )
             return
         perms = interaction.permissions
         if interaction.user.id != job.user_id and not perms.manage_messages:
             await interaction.response.send_message(
-                "Only the member who asked for this edit (or a moderator) can cancel it.",
+                render(
+                    language,
+                    _("Only the member who asked for this edit (or a moderator) can cancel it."),
+                ),
                 ephemeral=True,
             )
             return
         if job.finished:
             # A message whose last edit never landed: put the ending on it and drop the button.
             await interaction.response.edit_message(embed=final_embed(job), view=None)
-            await interaction.followup.send(await bot.runner.cancel(self.job_id), ephemeral=True)
+            text = await bot.runner.cancel(self.job_id)
+            await interaction.followup.send(render(language, text), ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         text = await bot.runner.cancel(self.job_id)
-        await interaction.followup.send(text, ephemeral=True)
+        await interaction.followup.send(render(language, text), ephemeral=True)

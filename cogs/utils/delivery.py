@@ -267,7 +267,7 @@ class ResultPoster:
         message = channel.get_partial_message(job.message_id)
         try:
             return await message.create_thread(
-                name=thread_name(job.prompt), auto_archive_duration=1440
+                name=thread_name(job.prompt, job_language(job)), auto_archive_duration=1440
             )
         except discord.HTTPException as err:
             if err.code == THREAD_ALREADY_EXISTS:

@@ -48,7 +48,7 @@ PRECHECK_TIMEOUT = 1.5
 _late_checks: set[asyncio.Future[None]] = set()
 
 
-NOT_ALLOWED = (
+NOT_ALLOWED = _(
     "This bot's owner hasn't enabled it in this server, so it makes no images here "
     "(not on the owner's list of servers)."
 )
@@ -99,10 +99,14 @@ def check_options(options: EditOptions) -> EditOptions:
         if options.aspect is not None:
             check_aspect(options.aspect)  # Discord offers only these; a raw request may not
     except AspectRejected as err:
-        raise RequestRejected(str(err)) from None
+        raise RequestRejected(text_of(err)) from None
     if asked is not None and options.aspect is not None and asked != options.aspect:
         raise RequestRejected(
-            f"Two aspect ratios were given ({options.aspect} and --ar {asked}); pick one."
+            _(
+                "Two aspect ratios were given ({aspect} and --ar {asked}); pick one.",
+                aspect=options.aspect,
+                asked=asked,
+            )
         )
     options.aspect = options.aspect or asked
     if not prompt:

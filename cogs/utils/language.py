@@ -2,8 +2,8 @@
 
 Private answers (ephemeral replies, refusals, the Edit form) follow `interaction.locale`, the member's
 Discord client. Public messages (progress in the channel, results in the thread, reply-edit answers)
-follow the server's language: what an admin chose (`/wanlanguage`, kept by the store), else the
-server's Discord language (`guild_locale`), else English. A job keeps both in its `extra`, so what it
+follow the server's language: what an admin chose (`/wansettings language:`, a server setting in
+`bot.guild_settings`), else the server's Discord language (`guild_locale`), else English. A job keeps both in its `extra`, so what it
 says after a restart or after its interaction token expired is in the same language.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import discord
 
-from bot import i18n
+from bot import guild_settings, i18n
 from bot.store import Job, Store
 
 # job.extra keys.
@@ -33,7 +33,7 @@ async def server_language(store: Store, guild_id: int | None, discord_locale: ob
     """A server's language for public messages: the admins' choice, else `discord_locale` (the
     server's Discord language, when Discord sent one), else English."""
     if guild_id is not None:
-        chosen = await store.get_guild_language(guild_id)
+        chosen = (await guild_settings.load(store, guild_id)).language
         if chosen:
             return i18n.language_of(chosen)
     return i18n.language_of(discord_locale)
@@ -52,17 +52,6 @@ async def message_language(store: Store, message: discord.Message) -> str:
     if guild is None:
         return i18n.DEFAULT_LANGUAGE
     return await server_language(store, guild.id, guild.preferred_locale)
-
-
-async def set_server_language(store: Store, guild_id: int, language: str | None) -> str | None:
-    """Choose a server's language (a key of `CHOICES`), or None to follow its Discord language.
-
-    For any settings command to call; raises ValueError for a language we have no catalogue for.
-    """
-    if language is not None and language not in CHOICES:
-        raise ValueError(f"unknown language {language!r}; choose one of {sorted(CHOICES)}")
-    await store.set_guild_language(guild_id, language)
-    return language
 
 
 def job_language(job: Job) -> str:

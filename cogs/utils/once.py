@@ -20,7 +20,9 @@ from typing import Any, Protocol
 
 import discord
 
+from bot.i18n import N_, translate
 from bot.store import Job, Store
+from cogs.utils.language import private_language
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,23 @@ Key = tuple[int, int, str]
 # How long a repeated click waits for the first one's job number before answering without it
 # (well inside the 15 minutes its follow-up may be sent in).
 WAIT_FOR_FIRST = 30.0
+
+# What a repeated click is told, by what the first one is doing: (with its job, before it has one).
+# Whole sentences, so each language words them its own way.
+REPEATS: dict[str, tuple[str, str]] = {
+    "on it": (
+        N_("Already on it: job #{job_id}."),
+        N_("Already on it: see the answer to your first click."),
+    ),
+    "cancelling it": (
+        N_("Already cancelling it: job #{job_id}."),
+        N_("Already cancelling it: see the answer to your first click."),
+    ),
+    "deleting it": (
+        N_("Already deleting it: job #{job_id}."),
+        N_("Already deleting it: see the answer to your first click."),
+    ),
+}
 
 
 class ClickGuard:
@@ -67,7 +86,8 @@ async def first_click(
     interaction: discord.Interaction[Any], action: str, *, doing: str = "on it"
 ) -> AsyncIterator[bool]:
     """Yield True for the first click of (message, member, `action`) in flight; for a repeat, answer
-    it privately ("already on it", with the job number once known) and yield False."""
+    it privately ("already on it", with the job number once known) and yield False. `doing` is a
+    key of `REPEATS`."""
     bot: HasClicks = interaction.client
     guard = bot.clicks
     key = click_key(interaction, action)
@@ -93,8 +113,12 @@ async def _answer_repeat(
         job_id = None
         with contextlib.suppress(TimeoutError):
             job_id = await asyncio.wait_for(asyncio.shield(holder), WAIT_FOR_FIRST)
-        which = f": job #{job_id}" if job_id else ": see the answer to your first click"
-        await interaction.followup.send(f"Already {doing}{which}.", ephemeral=True)
+        with_job, without = REPEATS.get(doing, REPEATS["on it"])
+        language = private_language(interaction)
+        text = (
+            translate(language, with_job, job_id=job_id) if job_id else translate(language, without)
+        )
+        await interaction.followup.send(text, ephemeral=True)
     except discord.HTTPException:
         log.info("could not answer repeated click %s", interaction.id)
 

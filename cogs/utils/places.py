@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot.i18n import DEFAULT_LANGUAGE, N_, translate
 from bot.store import Job
 
 if TYPE_CHECKING:
@@ -19,9 +20,10 @@ def short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def thread_name(prompt: str) -> str:
-    """A thread name from the prompt (Discord allows 100 characters)."""
-    return short(prompt, 90) or "Wan edit"
+def thread_name(prompt: str, language: str = DEFAULT_LANGUAGE) -> str:
+    """A thread name from the prompt (Discord allows 100 characters); public, so in the job's
+    language when the prompt gives none."""
+    return short(prompt, 90) or translate(language, N_("Wan edit"))
 
 
 def token_alive(job: Job) -> bool:

@@ -134,7 +134,7 @@ class ProgressMessages:
                 name=render(language, _("Started")), value=f"<t:{int(progress.started_at)}:R>"
             )
         embed.set_footer(text=render(language, _("Job #{job_id}", job_id=job.id)))
-        view = cancel_view(job.id) if progress.cancellable else None
+        view = cancel_view(job) if progress.cancellable else None
         await self._edit_response(job, embed=embed, view=view)
 
     async def finishing_touches(self, job: Job, message_id: int, where: Any) -> None:

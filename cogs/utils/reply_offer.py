@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import discord
 
+from bot.i18n import DEFAULT_LANGUAGE, _, render
 from cogs.utils.buttons import GuardedClick
+from cogs.utils.language import private_language
 
 if TYPE_CHECKING:
     from cogs.utils.wanbot import WanBot
@@ -47,12 +49,13 @@ class OfferButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=r"wan:offer:(?P<request_id>\d+):(?P<author_id>\d+)",
 ):
-    """**Edit**: start the edit the reply asked for; for the reply's author only."""
+    """**Edit**: start the edit the reply asked for; for the reply's author only. Labelled in
+    `language`, the server's (the offer is public)."""
 
-    def __init__(self, request_id: int, author_id: int) -> None:
+    def __init__(self, request_id: int, author_id: int, language: str = DEFAULT_LANGUAGE) -> None:
         super().__init__(
             discord.ui.Button(
-                label="Edit",
+                label=render(language, _("Edit")),
                 style=discord.ButtonStyle.primary,
                 custom_id=f"wan:offer:{request_id}:{author_id}",
                 emoji="✏️",
@@ -76,14 +79,19 @@ class OfferButton(
         taker: OfferTaker | None = interaction.client.get_cog(REPLIES_COG)  # type: ignore[assignment]
         if taker is None:
             await interaction.response.send_message(
-                "Reply edits are turned off on this bot right now.", ephemeral=True
+                render(
+                    private_language(interaction),
+                    _("Reply edits are turned off on this bot right now."),
+                ),
+                ephemeral=True,
             )
             return
         await taker.accept_offer(interaction, self.request_id, self.author_id)
 
 
-def offer_view(request_id: int, author_id: int) -> discord.ui.View:
-    """A view holding only the offer's button (never times out: the button checks the offer's age)."""
+def offer_view(request_id: int, author_id: int, language: str) -> discord.ui.View:
+    """A view holding only the offer's button (never times out: the button checks the offer's age),
+    labelled in `language`."""
     view = discord.ui.View(timeout=None)
-    view.add_item(OfferButton(request_id, author_id))
+    view.add_item(OfferButton(request_id, author_id, language))
     return view

@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.i18n import DEFAULT_LANGUAGE, N_, _, render, text_of
 from bot.images import CheckedImage, ImageRejected
 from bot.store import Job
 from cogs.utils import inputs
 from cogs.utils.buttons import GuardedClick, JobButton
 from cogs.utils.edit_flow import EditOptions, start_job
 from cogs.utils.edit_modal import EditModal, image_attachments
+from cogs.utils.language import private_language
 from cogs.utils.once import running_job_for_click
 
 if TYPE_CHECKING:
@@ -29,13 +31,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Loader = Callable[[], Awaitable[tuple[list[CheckedImage], list[dict]]]]
-UNKNOWN_JOB = "This result's job is no longer known to the bot, so it can't be reused."
+UNKNOWN_JOB = _("This result's job is no longer known to the bot, so it can't be reused.")
+
+
+async def _say(interaction: discord.Interaction[WanBot], text: str) -> None:
+    """A private answer to a click, in the clicker's own language."""
+    await interaction.response.send_message(
+        render(private_language(interaction), text), ephemeral=True
+    )
 
 
 async def _job_or_say(interaction: discord.Interaction[WanBot], job_id: int) -> Job | None:
     job = await interaction.client.store.get_job(job_id)
     if job is None:
-        await interaction.response.send_message(UNKNOWN_JOB, ephemeral=True)
+        await _say(interaction, UNKNOWN_JOB)
     return job
 
 
@@ -66,7 +75,11 @@ async def result_image(
             return found[index - seen], message
         seen += len(found)
     raise ImageRejected(
-        f"Image {index + 1} of job #{job.id} is gone: its result message was deleted."
+        _(
+            "Image {number} of job #{job_id} is gone: its result message was deleted.",
+            number=index + 1,
+            job_id=job.id,
+        )
     )
 
 
@@ -88,19 +101,25 @@ def reroll_loader(job: Job, interaction: discord.Interaction[WanBot]) -> Loader:
 
     async def load() -> tuple[list[CheckedImage], list[dict]]:
         if not job.inputs:
-            raise ImageRejected(f"Job #{job.id} has no stored input images to reuse.")
+            raise ImageRejected(
+                _("Job #{job_id} has no stored input images to reuse.", job_id=job.id)
+            )
         bot = interaction.client
         try:
             images = await inputs.refetch(bot, job)
         except ImageRejected as err:
-            hint = ""
             if not bot.message_content and any(row.get("source_message_id") for row in job.inputs):
                 # Discord blanks other people's messages for this bot, so no fresh URL for them.
-                hint = (
-                    " Its link has expired and this bot can't re-read other people's messages; "
-                    "use **Edit with Wan** on the original message instead."
+                text = _(
+                    "Can't reroll job #{job_id}: {reason} Its link has expired and this bot can't "
+                    "re-read other people's messages; use **Edit with Wan** on the original "
+                    "message instead.",
+                    job_id=job.id,
+                    reason=text_of(err),
                 )
-            raise ImageRejected(f"Can't reroll job #{job.id}: {err}{hint}") from None
+            else:
+                text = _("Can't reroll job #{job_id}: {reason}", job_id=job.id, reason=text_of(err))
+            raise ImageRejected(text) from None
         # Same rows, with the fresh URLs (the next reroll fetches them again anyway).
         described = [
             {**row, "url": image.url or row.get("url")}
@@ -115,7 +134,7 @@ class RerollButton(JobButton, template=r"wan:reroll:(?P<job_id>\d+)"):
     """Same inputs and prompt, a new seed: the clicker's own request."""
 
     action = "reroll"
-    label = "Reroll"
+    label = N_("Reroll")
     style = discord.ButtonStyle.primary
     emoji = "🎲"
 
@@ -127,9 +146,7 @@ class RerollButton(JobButton, template=r"wan:reroll:(?P<job_id>\d+)"):
         click = f"reroll:{interaction.message.id if interaction.message else job.id}"
         running = await running_job_for_click(interaction.client.store, interaction.user.id, click)
         if running is not None:
-            await interaction.response.send_message(
-                f"Already on it: job #{running.id}.", ephemeral=True
-            )
+            await _say(interaction, _("Already on it: job #{job_id}.", job_id=running.id))
             return
         options = EditOptions(
             prompt=job.prompt,
@@ -158,11 +175,14 @@ class EditButton(
 
     doing = None  # opening a form twice costs nothing; the form's submit is guarded
 
-    def __init__(self, job_id: int, number: int | None = None) -> None:
+    def __init__(
+        self, job_id: int, number: int | None = None, language: str = DEFAULT_LANGUAGE
+    ) -> None:
         custom_id = f"wan:edit:{job_id}" if number is None else f"wan:edit:{job_id}:{number}"
+        label = _("Edit") if number is None else _("Edit {number}", number=number)
         super().__init__(
             discord.ui.Button(
-                label="Edit" if number is None else f"Edit {number}",
+                label=render(language, label),
                 style=discord.ButtonStyle.secondary,
                 custom_id=custom_id,
                 emoji="✏️",
@@ -194,10 +214,16 @@ class EditButton(
             options.spoiler = bool(job.extra.get("spoiler"))
             await start_job(ix, options, loader=edit_loader(job, index, ix))
 
-        which = f"image {index + 1} of " if self.number is not None else ""
+        if self.number is None:
+            title = _("Edit job #{job_id}", job_id=job.id)
+        else:
+            title = _("Edit image {number} of job #{job_id}", number=index + 1, job_id=job.id)
+        # The form is private: the clicker's own language.
+        language = private_language(interaction)
         modal = EditModal(
-            f"Edit {which}job #{job.id}",
+            render(language, title),
             submit,
+            language=language,
             source="edit",
             parent_job_id=job.id,
             parent_index=index,
@@ -209,7 +235,7 @@ class DeleteButton(JobButton, template=r"wan:delete:(?P<job_id>\d+)"):
     """Deletes the result: for the member who asked for it and members with Manage Messages."""
 
     action = "delete"
-    label = "Delete"
+    label = N_("Delete")
     style = discord.ButtonStyle.danger
     emoji = "🗑️"
     doing = "deleting it"
@@ -218,10 +244,12 @@ class DeleteButton(JobButton, template=r"wan:delete:(?P<job_id>\d+)"):
         job = await interaction.client.store.get_job(self.job_id)
         moderator = interaction.permissions.manage_messages
         if not moderator and (job is None or interaction.user.id != job.user_id):
-            await interaction.response.send_message(
-                "Only the member who asked for this edit (or someone with Manage Messages) can "
-                "delete it.",
-                ephemeral=True,
+            await _say(
+                interaction,
+                _(
+                    "Only the member who asked for this edit (or someone with Manage Messages) "
+                    "can delete it."
+                ),
             )
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -239,4 +267,6 @@ class DeleteButton(JobButton, template=r"wan:delete:(?P<job_id>\d+)"):
         log.info(
             "job %d: %d result message(s) deleted by %d", self.job_id, deleted, interaction.user.id
         )
-        await interaction.followup.send("Deleted.", ephemeral=True)
+        await interaction.followup.send(
+            render(private_language(interaction), _("Deleted.")), ephemeral=True
+        )

@@ -42,7 +42,6 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.replies",
     "cogs.settings",
     "cogs.history",
-    "cogs.language",
     "cogs.health",
 )
 
