@@ -12,6 +12,7 @@ from bot.sandbox import FaultRule
 from bot.store import JobState, open_store
 from bot.store.postgres import PostgresStore
 from tests.harness import World, embed_text, wait_until
+from tests.promises_support import CREATE_PATH, gate, job_ends, start_bot
 from tests.test_store_support import (  # noqa: F401 (fixtures)
     pg_server_fixture,
     pg_url_fixture,
@@ -100,3 +101,29 @@ async def test_a_job_left_validating_is_failed_and_refunded_on_postgresql(
     assert row is not None and row.error_code == "Interrupted"
     await settled_to(w, w.alice.id, 0)
     assert w.emu.created_count == 0
+
+
+async def test_a_create_cut_short_is_adopted_by_the_process_that_takes_over(
+    pg_world: World,
+) -> None:
+    """On PostgreSQL a job whose process stopped during its create call (SUBMITTED, no task id) is
+    taken over by another process, which finds the task the call made in Wan's task list, adopts
+    it under its own lease and delivers it once, charging the image delivered. No second create."""
+    w = pg_world
+    async with gate(w) as g:
+        create = g.hold("POST", CREATE_PATH)
+        first = await start_bot(w, {"shutdown_grace": 0.0}, DASHSCOPE_BASE_URL=g.base_url)
+        await w.wanedit(w.alice, "sent as the process stops")
+        await create.wait_arrived()
+        await w.stop_bot(first)
+        create.release()  # the request reaches Wan after its process is gone
+        await w.emu.wait_for_task_count(1)
+        await start_bot(
+            w, {"reconcile_margin": 0.5}, {"request_timeout": 1.0}, DASHSCOPE_BASE_URL=g.base_url
+        )
+        await w.result_message(w.alice)
+        job = await job_ends(w, 1, JobState.DONE)
+        assert job.task_id in w.emu.tasks
+        await settled_to(w, w.alice.id, 1)
+        assert len(w.results_for(w.alice)) == 1
+        assert g.creates_passed() == 1 and w.emu.created_count == 1
