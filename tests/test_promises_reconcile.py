@@ -8,10 +8,16 @@ out (the task exists) and closes the connection without an answer.
 
 from __future__ import annotations
 
+import asyncio
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
 import pytest
 
-from bot.sandbox import FaultRule
-from bot.store import JobState
+from bot.jobs.reconcile import Reconciler
+from bot.sandbox import Emulator, FaultRule
+from bot.store import JobState, open_store
 from tests.harness import API_KEY, World, embed_text
 from tests.promises_support import (
     CREATE_PATH,
@@ -20,7 +26,7 @@ from tests.promises_support import (
     settled_to,
     start_bot,
 )
-from tests.test_wan_fixtures import edit, make_client
+from tests.test_wan_fixtures import edit, emulator_config, make_client
 
 CREATE = "/image-synthesis"
 # Look for the task half a second after the window instead of five: the emulator's clock is ours.
@@ -98,3 +104,52 @@ async def test_a_create_that_never_reached_wan_is_failed_and_refunded(world: Wor
         await settled_to(w, w.alice.id, 0)
         assert g.creates_passed() == 0 and w.emu.created_count == 0
         assert w.results_for(w.alice) == []
+
+
+@pytest.mark.parametrize("rival_answered", [True, False], ids=["answered", "never-answered"])
+async def test_a_create_still_under_way_is_waited_for_before_it_counts_as_a_rival(
+    tmp_path: Path, rival_answered: bool
+) -> None:
+    """The rule for a rival create that is still under way (another process's): it is waited for
+    until it can't be answered any more. Answered meanwhile, its job holds its task and the other
+    task is adopted; never answered, it may own either task, so none is adopted. (A real sqlite
+    store, the emulator, its task list.)"""
+    async with (
+        Emulator(emulator_config()) as emu,
+        make_client(emu.base_url, request_timeout=1.0) as wan,
+    ):
+        store = await open_store(f"sqlite:///{tmp_path / 'wanbot.db'}")
+        try:
+            sent = time.time()
+            jobs = [
+                await store.create_job(
+                    scope=1,
+                    channel_id=10,
+                    user_id=u,
+                    source="slash",
+                    prompt="p",
+                    inputs=[{"size": 2000}],
+                    state=JobState.SUBMITTED,
+                )
+                for u in (1, 2)
+            ]
+            for job in jobs:
+                await store.update_job(job.id, submitted_at=datetime.fromtimestamp(sent, UTC))
+            ours = (await wan.create_task(edit())).task_id  # its answer "lost"
+            theirs = (await wan.create_task(edit())).task_id
+
+            async def answer_the_rival() -> None:
+                # After our look at the list, well before the rival could no longer be answered.
+                await asyncio.sleep(0.6)
+                await store.set_task_id(jobs[1].id, theirs)
+
+            answering = asyncio.create_task(answer_the_rival()) if rival_answered else None
+            found = await Reconciler(store, wan, margin=0.2).find(jobs[0], (sent, time.time()))
+            if answering is not None:
+                await answering
+        finally:
+            await store.close()
+    if rival_answered:
+        assert found is not None and found.task_id == ours
+    else:
+        assert found is None
