@@ -3,8 +3,8 @@
     python bench/cluster.py [--jobs 200] [--running 2.0] [--members 80]
 
 Needs a PostgreSQL server: WANBOT_TEST_PG_DSN (`eval "$(python tests/pgcluster.py start)"`).
-Each run: the bot processes (`tests/cluster_child.py`: the real bot with the tests' fast poll prior
-and a 3 s lease; one shard each when there are several), the fake Discord (one shard per process) and
+Each run: the bot processes (`python -m bot`, with WAN_TASK_SECONDS=0.2-3 for the emulator's short
+tasks and WANBOT_LEASE_SECONDS=3; one shard each when there are several), the fake Discord (one shard per process) and
 the emulator with the account's limits (5 running, 5 creates/s, 20 queries/s; WAN_QUERY_QPS=10), all
 served from this process; `--jobs` /wanedit requests from `--members` members at once.
 

@@ -132,6 +132,18 @@ VARIABLES: tuple[Variable, ...] = (
         "Task-status queries per second, shared by all jobs (the account allows 20).",
     ),
     Variable(
+        "WAN_REQUEST_TIMEOUT",
+        "30",
+        "Seconds to wait for one answer from DashScope (a create with large inline images gets "
+        "more, by its size). A create not answered in time is never sent again (see README).",
+    ),
+    Variable(
+        "WAN_TASK_SECONDS",
+        "30-120",
+        "How long a Wan task usually runs, `MIN-MAX` seconds: where the poll scheduler starts "
+        "(it learns from the tasks it sees). Lower it only for a faster endpoint (an emulator).",
+    ),
+    Variable(
         "WAN_IMAGE_TRANSPORT",
         "base64",
         "How input images reach Wan: `base64` (works in both regions), `url` (Singapore only: "
@@ -171,6 +183,12 @@ VARIABLES: tuple[Variable, ...] = (
         None,
         "With `WANBOT_SHARD_COUNT`: this process's shards, comma-separated (`0,1`); empty = all.",
     ),
+    Variable(
+        "WANBOT_LEASE_SECONDS",
+        "15",
+        "PostgreSQL only: how long a process's hold on a job lasts unrenewed (it renews every "
+        "third of it); a dead process's jobs are taken over this long after it stopped.",
+    ),
 )
 
 _BY_NAME = {v.name: v for v in VARIABLES}
@@ -206,6 +224,9 @@ class Settings:
     price_currency: str = DEFAULT_CURRENCY
     shard_count: int | None = None
     shard_ids: tuple[int, ...] | None = None
+    request_timeout: float = 30.0
+    task_seconds: tuple[float, float] = (30.0, 120.0)
+    lease_seconds: float = 15.0
 
     @property
     def price(self) -> float | None:
@@ -294,6 +315,19 @@ def _transport(raw: str) -> Transport:
     if value not in TRANSPORTS:
         raise ConfigError("WAN_IMAGE_TRANSPORT", "expected one of url, base64, upload")
     return value  # type: ignore[return-value]
+
+
+def _task_seconds(raw: str) -> tuple[float, float]:
+    """`30-120`: the usual shortest and longest running time of a task, in seconds."""
+    low, dash, high = raw.strip().partition("-")
+    expected = "expected MIN-MAX seconds, like 30-120"
+    if not dash:
+        raise ConfigError("WAN_TASK_SECONDS", expected)
+    shortest = _float("WAN_TASK_SECONDS", low, 0.05, 3600)
+    longest = _float("WAN_TASK_SECONDS", high, 0.05, 3600)
+    if longest < shortest:
+        raise ConfigError("WAN_TASK_SECONDS", expected + " (MIN first)")
+    return shortest, longest
 
 
 def _ids(name: str, raw: str) -> frozenset[int]:
@@ -429,6 +463,9 @@ def load_settings(
         price_currency=price[1] if price else DEFAULT_CURRENCY,
         shard_count=shard_count,
         shard_ids=_shard_ids(get("WANBOT_SHARD_IDS"), shard_count),
+        request_timeout=_float("WAN_REQUEST_TIMEOUT", get("WAN_REQUEST_TIMEOUT") or "", 1, 600),
+        task_seconds=_task_seconds(get("WAN_TASK_SECONDS") or ""),
+        lease_seconds=_float("WANBOT_LEASE_SECONDS", get("WANBOT_LEASE_SECONDS") or "", 1, 3600),
     )
 
 

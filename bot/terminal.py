@@ -20,7 +20,7 @@ from bot.images import CheckedImage, ImageRejected
 from bot.jobs import TERMINAL_SOURCE, Delivery, JobRefused, JobRunner, JobSpec, Progress
 from bot.store import Job, JobState, Store, open_store
 from bot.store.models import BOT_SCOPE
-from bot.wan import WanClient
+from bot.wan import PollConfig, WanClient
 
 # The terminal's jobs live beside the bot's in the same store, in the owner's own scope (server ids
 # are positive snowflakes, DMs are 0): no member limit, but the bot-wide cap and the pause apply,
@@ -135,6 +135,8 @@ async def run_edit(
         model=settings.wan_model,
         transport="base64",  # files on this machine: Wan can't fetch them by URL
         query_qps=settings.query_qps,
+        request_timeout=settings.request_timeout,
+        poll_config=PollConfig.for_tasks(*settings.task_seconds),
     )
     surface = FileSurface(out=err)
     # No member limits for the owner's own tool: jobs one at a time, however many are left over.

@@ -1,6 +1,11 @@
-"""Drive several bot processes (`tests/cluster_child.py`, real subprocesses) on one database against the
-fake Discord (one shard per process) and the emulator with the account's limits, all served from this
-process. Used by `tests/test_cluster_processes.py` and `bench/cluster.py`.
+"""Drive several bot processes (`python -m bot`, the shipped command, as real subprocesses) on one
+database against the fake Discord (one shard per process) and the emulator with the account's limits,
+all served from this process. Used by `tests/test_cluster_processes.py` and `bench/cluster.py`.
+
+The processes get only settings a user could set (README): the emulator's short tasks
+(`WAN_TASK_SECONDS`), a short lease so a killed process's jobs are taken over within seconds
+(`WANBOT_LEASE_SECONDS`), and a short create timeout (`WAN_REQUEST_TIMEOUT`, which also bounds the
+window an unanswered create is looked for in).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ class Cluster:
     count: int = 1
     query_qps: int = 10
     tmp: Path = Path(".")
+    lease_seconds: float = 3.0
 
     def env(self, shard: int) -> dict[str, str]:
         env = {
@@ -55,6 +61,9 @@ class Cluster:
             "WAN_QUERY_QPS": str(self.query_qps),
             "WAN_DEFAULT_DAILY_LIMIT": "100",
             "WANBOT_LOG_LEVEL": "INFO",
+            "WAN_TASK_SECONDS": "0.2-3",
+            "WANBOT_LEASE_SECONDS": str(self.lease_seconds),
+            "WAN_REQUEST_TIMEOUT": "5",
         }
         if self.count > 1:
             env["WANBOT_SHARD_COUNT"] = str(self.count)
@@ -66,7 +75,7 @@ class Cluster:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "tests.cluster_child",
+                "bot",
                 env=self.env(shard),
                 cwd=self.tmp,
                 stdout=asyncio.subprocess.DEVNULL,

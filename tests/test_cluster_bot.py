@@ -4,12 +4,15 @@ shared DashScope budget behind the real WanBot, against the fake Discord and the
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.sandbox import FaultRule
+from bot.store import JobState, open_store
 from bot.store.postgres import PostgresStore
 from tests.harness import World, embed_text, wait_until
+from tests.promises_support import CREATE_PATH, gate, job_ends, start_bot
 from tests.test_store_support import (  # noqa: F401 (fixtures)
     pg_server_fixture,
     pg_url_fixture,
@@ -61,3 +64,66 @@ async def test_cancel_while_waiting_in_the_database_queue(pg_world: World) -> No
     await settled_to(w, w.alice.id, 0)
     await wait_until(lambda: w.results_for(w.bob), timeout=10)
     assert w.emu.created_count == 1
+
+
+async def test_a_job_left_validating_is_failed_and_refunded_on_postgresql(
+    pg_world: World, pg_url: str
+) -> None:
+    """What sqlite's start-up does for a job stuck VALIDATING (its process stopped before queueing
+    it), a PostgreSQL bot does at takeover: the job is claimed with a lease, failed with its quota
+    back, and the member is told, never left "queued" for ever. Nothing reaches Wan."""
+    w = pg_world
+    # Written a minute ago by a process that stopped: older than any lease.
+    long_ago = datetime.now(UTC) - timedelta(minutes=1)
+    store = await open_store(pg_url, clock=lambda: long_ago)
+    try:
+        reservation = await store.reserve(w.guild.id, w.alice.id, 1)
+        job = await store.create_job(
+            scope=w.guild.id,
+            guild_id=w.guild.id,
+            channel_id=w.channel.id,
+            user_id=w.alice.id,
+            source="slash",
+            prompt="never queued",
+            reservation_id=reservation.id,
+        )
+    finally:
+        await store.close()
+    assert job.state == JobState.VALIDATING
+    bot = await w.start_bot()
+
+    async def failed() -> bool:
+        row = await bot.store.get_job(job.id)
+        return row is not None and row.state == JobState.FAILED
+
+    await wait_until(failed, timeout=10)
+    row = await bot.store.get_job(job.id)
+    assert row is not None and row.error_code == "Interrupted"
+    await settled_to(w, w.alice.id, 0)
+    assert w.emu.created_count == 0
+
+
+async def test_a_create_cut_short_is_adopted_by_the_process_that_takes_over(
+    pg_world: World,
+) -> None:
+    """On PostgreSQL a job whose process stopped during its create call (SUBMITTED, no task id) is
+    taken over by another process, which finds the task the call made in Wan's task list, adopts
+    it under its own lease and delivers it once, charging the image delivered. No second create."""
+    w = pg_world
+    async with gate(w) as g:
+        create = g.hold("POST", CREATE_PATH)
+        first = await start_bot(w, {"shutdown_grace": 0.0}, DASHSCOPE_BASE_URL=g.base_url)
+        await w.wanedit(w.alice, "sent as the process stops")
+        await create.wait_arrived()
+        await w.stop_bot(first)
+        create.release()  # the request reaches Wan after its process is gone
+        await w.emu.wait_for_task_count(1)
+        await start_bot(
+            w, {"reconcile_margin": 0.5}, {"request_timeout": 1.0}, DASHSCOPE_BASE_URL=g.base_url
+        )
+        await w.result_message(w.alice)
+        job = await job_ends(w, 1, JobState.DONE)
+        assert job.task_id in w.emu.tasks
+        await settled_to(w, w.alice.id, 1)
+        assert len(w.results_for(w.alice)) == 1
+        assert g.creates_passed() == 1 and w.emu.created_count == 1

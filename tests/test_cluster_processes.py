@@ -1,8 +1,8 @@
-"""Three bot processes (real subprocesses, one shard each) on one PostgreSQL, the fake Discord and the
-emulator with the account's limits (5 running, 5 creates/s, 20 queries/s); 100 jobs from 40 members;
-one process is killed with SIGKILL mid-run. Guards the cluster promises: every job delivered exactly
-once, no Wan task created twice, the account's limits held by all processes together, quotas equal to
-the images delivered."""
+"""Three bot processes (`python -m bot`, the shipped command, as real subprocesses; one shard each) on
+one PostgreSQL, the fake Discord and the emulator with the account's limits (5 running, 5 creates/s,
+20 queries/s); 100 jobs from 40 members; one process is killed with SIGKILL mid-run. Guards the
+cluster promises: every job delivered exactly once, no Wan task created twice, the account's limits
+held by all processes together, quotas equal to the images delivered."""
 
 from __future__ import annotations
 
@@ -38,8 +38,9 @@ async def test_three_processes_one_killed(pg_url: str, tmp_path: Path) -> None:
     # The killed process had jobs in flight: the others claimed them again after the lease.
     assert reclaimed > 0
     assert sum(result.states.values()) == JOBS
-    # A job whose create call was cut by the kill may have reached Wan: never sent again, failed
-    # and refunded (see the README); anything else is delivered.
+    # A job whose create call was cut by the kill may have reached Wan: never sent again; its task
+    # is adopted from the task list when that is unambiguous, else it fails, refunded (README).
+    # Anything else is delivered.
     assert set(result.failed_codes) <= {"CreateOutcomeUnknown"} and len(result.failed_codes) <= 1
     assert result.states.get("done", 0) == JOBS - len(result.failed_codes)
     assert all(n == 1 for n in result.deliveries.values()), result.deliveries

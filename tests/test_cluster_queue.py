@@ -94,6 +94,38 @@ async def test_a_dead_process_loses_its_job_and_its_late_writes_are_fenced(
     assert status.used == 2 and status.held == 0
 
 
+async def test_a_job_left_validating_is_taken_over_once_its_lease_time_passed(
+    stores: list[PostgresStore],
+) -> None:
+    """A job a process left VALIDATING (it stopped before queueing it) is not swept while it is
+    fresh (its process may still be at it), then claimed by one process with a lease, which fences
+    the failing of it: the other process can't claim it too, and a late write of the loser fails."""
+    a = stores[0].job_queue(max_slots=5, ttl=0.3)
+    b = stores[1].job_queue(max_slots=5, ttl=0.3)
+    reservation = await stores[0].reserve(1, 1, 1)
+    job = await stores[0].create_job(
+        scope=1, channel_id=10, user_id=1, source="slash", prompt="p", reservation_id=reservation.id
+    )
+    assert job.state == JobState.VALIDATING
+    assert await a.take_over() == []  # fresh
+    claims: list[tuple[int, object]] = []
+
+    async def claimed() -> bool:
+        claims.extend(await a.take_over())
+        return bool(claims)
+
+    await eventually(claimed, within=5)
+    assert [c[0] for c in claims] == [job.id]
+    assert await b.take_over() == []  # leased to `a` now
+    lease = a.lease(job.id)
+    assert lease is not None
+    assert await stores[0].finish_job(
+        job.id, JobState.FAILED, error_code="Interrupted", lease=lease
+    )
+    assert (await stores[1].quota_status(1, 1)).held == 0
+    assert await b.take_over() == []  # finished: nothing left to sweep
+
+
 async def test_renewal_keeps_the_lease_and_reports_a_lost_one(stores: list[PostgresStore]) -> None:
     """A started queue renews its leases (no takeover while alive); a lease taken anyway (a stall)
     is reported to the dispatcher through `lost`."""

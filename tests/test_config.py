@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import REGIONS, VARIABLES, ConfigError, load_settings
+from bot.wan import PollConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = {"DISCORD_TOKEN": "tok.en-123", "DASHSCOPE_API_KEY": "sk-abcdef123456"}
@@ -163,3 +164,35 @@ def test_owner_settings() -> None:
         with pytest.raises(ConfigError) as info:
             load_settings({**base, name: value}, dotenv_path=None)
         assert info.value.variable == name
+
+
+def test_timing_settings_parse_and_refuse_nonsense() -> None:
+    """WAN_REQUEST_TIMEOUT, WAN_TASK_SECONDS and WANBOT_LEASE_SECONDS: defaults that match Wan and
+    the 15 s lease, values a user sets, and one clear line for a bad value."""
+    base = {"DISCORD_TOKEN": "t", "DASHSCOPE_API_KEY": "sk-1"}
+    default = load_settings(base, dotenv_path=None)
+    assert (default.request_timeout, default.task_seconds, default.lease_seconds) == (
+        30.0,
+        (30.0, 120.0),
+        15.0,
+    )
+    fast = load_settings(
+        {
+            **base,
+            "WAN_REQUEST_TIMEOUT": "5",
+            "WAN_TASK_SECONDS": "0.2-3",
+            "WANBOT_LEASE_SECONDS": "3",
+        },
+        dotenv_path=None,
+    )
+    assert (fast.request_timeout, fast.task_seconds, fast.lease_seconds) == (5.0, (0.2, 3.0), 3.0)
+    assert PollConfig.for_tasks(*default.task_seconds) == PollConfig()  # Wan's own plan unchanged
+    for name, value in [
+        ("WAN_TASK_SECONDS", "30"),
+        ("WAN_TASK_SECONDS", "120-30"),
+        ("WAN_REQUEST_TIMEOUT", "0"),
+        ("WANBOT_LEASE_SECONDS", "soon"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            load_settings({**base, name: value}, dotenv_path=None)
+        assert name in str(info.value) and "\n" not in str(info.value)

@@ -249,6 +249,34 @@ async def test_unfinished_jobs_and_active_counts(store: Store) -> None:
     assert [j.id for j in await store.unfinished_jobs()] == [other.id]
 
 
+async def test_task_owners_and_uncertain_creates(store: Store) -> None:
+    """What reconciling an unanswered create asks (both engines alike): which listed tasks a job
+    holds, and which jobs' creates went unanswered in a window (still SUBMITTED without a task id,
+    or ended CreateOutcomeUnknown), by the time of their send."""
+    sent = START + timedelta(minutes=1)
+    owned = await new_job(store, images=1)
+    await store.set_task_id(owned.id, "task-owned")
+    in_flight = await new_job(store, images=1)
+    await store.update_job(in_flight.id, state=JobState.SUBMITTED, submitted_at=sent)
+    gave_up = await new_job(store, images=1)
+    await store.update_job(gave_up.id, state=JobState.SUBMITTED, submitted_at=sent)
+    await store.finish_job(gave_up.id, JobState.FAILED, error_code="CreateOutcomeUnknown")
+    refused = await new_job(store, images=1)  # its create was answered: no task was made
+    await store.update_job(refused.id, state=JobState.SUBMITTED, submitted_at=sent)
+    await store.finish_job(refused.id, JobState.FAILED, error_code="InvalidParameter")
+    late = await new_job(store, images=1)
+    await store.update_job(
+        late.id, state=JobState.SUBMITTED, submitted_at=sent + timedelta(hours=1)
+    )
+    assert await store.task_owners(["task-owned", "task-free"]) == {"task-owned": owned.id}
+    assert await store.task_owners([]) == {}
+    window = (sent - timedelta(seconds=5), sent + timedelta(seconds=5))
+    found = await store.uncertain_creates(*window)
+    assert [j.id for j in found] == [in_flight.id, gave_up.id]
+    with pytest.raises(ValueError):
+        await store.uncertain_creates(datetime(2026, 1, 1), window[1])
+
+
 async def test_jobs_for_user_newest_first(store: Store) -> None:
     first = await new_job(store, images=1)
     dm = await new_job(store, images=1, scope=0)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
@@ -138,10 +139,48 @@ async def test_two_waiters_on_one_task_share_the_polls(emu: Emulator, client: Wa
     assert a.urls == b.urls
 
 
-async def test_list_tasks(client: WanClient) -> None:
-    await client.wait((await client.create_task(edit())).task_id)
-    listing = await client.list_tasks(page_no=1, page_size=10, status=None)
-    assert listing["total"] == 1 and listing["data"][0]["status"] == "SUCCEEDED"
+async def test_list_tasks_reads_the_window_in_beijing_time_page_by_page(
+    emu: Emulator, client: WanClient
+) -> None:
+    """`list_tasks(start, end)` finds the tasks created in the window and only those: its bounds
+    are sent as Beijing time (an 8-hour slip would miss them), every page is read, each page is
+    one query through the query limiter, and a listing longer than `max_pages` says so."""
+    before = datetime.now(UTC)
+    ids = [(await client.create_task(edit())).task_id for _ in range(3)]
+    await client.wait(ids[0])
+    after = datetime.now(UTC)
+    gets_before = len(requests_to(emu, "GET", "/tasks"))
+    listing = await client.list_tasks(before, after, page_size=2)
+    assert listing.complete and listing.total == 3
+    assert sorted(t.task_id for t in listing.tasks) == sorted(ids)
+    assert {t.model for t in listing.tasks} == {"wan2.5-i2i-preview"}
+    assert all(t.created_at is not None and before <= t.created_at <= after for t in listing.tasks)
+    assert {t.task_id: t.status for t in listing.tasks}[ids[0]] is TaskStatus.SUCCEEDED
+    lists = [r for r in requests_to(emu, "GET", "/tasks")[gets_before:] if r[2].endswith("/tasks")]
+    assert len(lists) == 2  # two pages of two
+    earlier = await client.list_tasks(before - timedelta(hours=2), before - timedelta(seconds=2))
+    assert earlier.tasks == [] and earlier.complete
+    short = await client.list_tasks(before, after, page_size=1, max_pages=2)
+    assert not short.complete and len(short.tasks) == 2
+    with pytest.raises(ValueError):
+        await client.list_tasks(before - timedelta(hours=25), after)
+
+
+async def test_list_pages_take_tokens_from_the_shared_query_gate(emu: Emulator) -> None:
+    """The list endpoint is a query: every page waits for the account's shared query budget (the
+    gate other processes draw from too), like a poll."""
+    taken: list[float] = []
+
+    async def gate() -> None:
+        taken.append(time.monotonic())
+
+    async with make_client(emu.base_url, query_gate=gate) as client:
+        start = datetime.now(UTC)
+        for _ in range(2):
+            await client.create_task(edit())
+        taken.clear()
+        await client.list_tasks(start, datetime.now(UTC), page_size=1)
+    assert len(taken) == 2
 
 
 async def test_on_update_errors_do_not_stop_the_wait(client: WanClient) -> None:

@@ -6,16 +6,26 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from bot.i18n import _, text_of
 from bot.images import ImageRejected
 from bot.jobs.endings import Outcomes
 from bot.jobs.inflight import InFlight
 from bot.jobs.models import Progress, uncharged
+from bot.jobs.reconcile import Reconciler
 from bot.jobs.surface import Surface
 from bot.metrics import Metrics
 from bot.store import Job, JobState, Store
-from bot.wan import CreatedTask, EditRequest, InputImage, WanClient, WanError
+from bot.wan import (
+    CreatedTask,
+    CreateOutcomeUnknown,
+    EditRequest,
+    InputImage,
+    TaskStatus,
+    WanClient,
+    WanError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +41,8 @@ UNKNOWN_CREATE = _(
 
 
 class Creator:
-    """Fetches a job's inputs if needed and creates its Wan task, writing SUBMITTED before the call."""
+    """Fetches a job's inputs if needed and creates its Wan task, writing SUBMITTED before the call.
+    A create left without an answer is looked for in Wan's task list (`Reconciler`), never resent."""
 
     def __init__(
         self,
@@ -43,8 +54,10 @@ class Creator:
         *,
         clock: Callable[[], float] = time.time,
         metrics: Metrics,
+        reconciler: Reconciler | None = None,
     ) -> None:
         self.store = store
+        self.reconciler = reconciler or Reconciler(store, wan)
         self.wan = wan
         self.surface = surface
         self.inflight = inflight
@@ -98,7 +111,13 @@ class Creator:
             # SUBMITTED is written now, so the window in which a crash leaves "may exist" behind
             # is the call itself. Fenced by the lease on a shared queue: a process that lost the
             # job stops here (`LeaseLost`), before anything reaches Wan.
-            await self.store.update_job(job.id, state=JobState.SUBMITTED, lease=lease)
+            # `submitted_at` marks the send: the window in which an unanswered create is looked for.
+            await self.store.update_job(
+                job.id,
+                state=JobState.SUBMITTED,
+                submitted_at=datetime.fromtimestamp(self._clock(), UTC),
+                lease=lease,
+            )
             # From now on the task may exist, so a cancel has to ask Wan.
             inflight.submitting.add(job.id)
 
@@ -126,6 +145,7 @@ class Creator:
             # The client's retry policy is the only one for creates (at most 4 POSTs, and only
             # after answers that prove no task was made): no second loop here.
             created = await inflight.critical(create_and_record())
+            task_id, status = created.task_id, created.status
         except WanError as err:
             if err.code != "CreateOutcomeUnknown":
                 inflight.submitting.discard(job.id)
@@ -134,32 +154,50 @@ class Creator:
                 return None
             self.metrics.wan_errors.labels(err.code).inc()
             log.warning("job %d: create failed: %s (request %s)", job.id, err.code, err.request_id)
-            await self.outcomes.fail(job, uncharged(err.user_message), err.code)
-            return None
+            adopted = None
+            if isinstance(err, CreateOutcomeUnknown):
+                adopted = await self.adopt(job, err.span or self.reconciler.span_of(job))
+            if adopted is None:
+                await self.outcomes.fail(job, uncharged(err.user_message), err.code)
+                return None
+            task_id, status = adopted
         if job.id in inflight.cancel_requested:
             # Cancelled while the create was on its way: the new task is still PENDING, which
             # Wan cancels for free; the poll then sees CANCELED and ends the job.
             inflight.cancel_requested.discard(job.id)
             try:
-                await self.wan.cancel_task(created.task_id)
+                await self.wan.cancel_task(task_id)
             except WanError as err:
                 log.info("job %d: cancel after the create refused by Wan (%s)", job.id, err.code)
         stored = await self.store.get_job(job.id)
         assert stored is not None
-        self.inflight.statuses[stored.id] = created.status
+        self.inflight.statuses[stored.id] = status
         await self.outcomes.show(
             stored, Progress("pending", started_at=self._clock(), cancellable=True)
         )
         return stored
 
-    async def unknown_outcome(self, job: Job) -> None:
-        """End a job whose create call was sent but whose answer was never stored (a crash, a
-        restart): Wan may have made the task, and creating it again could bill twice. Refunded."""
+    async def unknown_outcome(self, job: Job) -> Job | None:
+        """A job whose create call was sent but whose answer was never stored (a crash, a restart,
+        a takeover): Wan may have made the task, and creating it again could bill twice. The job
+        with the task it made when the task list shows it unambiguously, else None: ended, refunded."""
         log.warning(
             "job %d: its create call may have reached Wan (no task id stored); not sent again",
             job.id,
         )
+        if await self.adopt(job, self.reconciler.span_of(job)) is not None:
+            return await self.store.get_job(job.id)
         await self.outcomes.fail(job, UNKNOWN_CREATE, "CreateOutcomeUnknown")
+        return None
+
+    async def adopt(self, job: Job, span: tuple[float, float]) -> tuple[str, TaskStatus] | None:
+        """Find the task an unanswered create made and record it as the job's (fenced by the
+        lease); its id and listed status, or None when it can't be told for sure."""
+        task = await self.reconciler.find(job, span)
+        if task is None:
+            return None
+        await self.store.set_task_id(job.id, task.task_id, lease=self.inflight.lease(job.id))
+        return task.task_id, task.status
 
     async def cancelled_meanwhile(self, job: Job) -> bool:
         """End the job if its requester cancelled it while it was starting; True if so."""

@@ -21,6 +21,9 @@ from bot.wan.errors import CLIENT_CLOSED
 
 log = logging.getLogger(__name__)
 
+# Told, not only written: the job's message would otherwise stay "queued" for ever.
+INTERRUPTED = _("The bot restarted before this job was queued. Nothing was charged.")
+
 
 class JobLife:
     """Runs one job from its start to its end (`run`)."""
@@ -51,12 +54,18 @@ class JobLife:
         if job is None:
             return
         try:
-            if job.task_id is None and job.state == JobState.SUBMITTED:
-                # Taken over from a process that died during the create call: Wan may have made
-                # the task, so it is never created again.
-                await self.creator.unknown_outcome(job)
+            if job.state == JobState.VALIDATING:
+                # Left by a process that stopped before the job was queued (taken over, resumed).
+                await self.outcomes.fail(job, INTERRUPTED, "Interrupted")
                 return
-            if job.task_id is None:
+            if job.task_id is None and job.state == JobState.SUBMITTED:
+                # Taken over from a process that died during the create call (or resumed after a
+                # restart): Wan may have made the task, so it is never created again; it is
+                # looked for in Wan's task list instead.
+                job = await self.creator.unknown_outcome(job)
+                if job is None:
+                    return
+            elif job.task_id is None:
                 job = await self.creator.create(job)
                 if job is None:
                     return

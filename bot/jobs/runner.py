@@ -24,9 +24,10 @@ from bot.jobs.delivering import Deliverer
 from bot.jobs.dispatch import PREFETCH, Dispatcher
 from bot.jobs.endings import Outcomes
 from bot.jobs.inflight import InFlight
-from bot.jobs.life import JobLife
+from bot.jobs.life import INTERRUPTED, JobLife
 from bot.jobs.models import TERMINAL_SOURCE, JobSpec
 from bot.jobs.queue import JobQueue, MemoryQueue
+from bot.jobs.reconcile import MARGIN, Reconciler
 from bot.jobs.surface import Surface
 from bot.metrics import Metrics
 from bot.store import Job, JobState, Store
@@ -54,6 +55,7 @@ class JobRunner:
         clock: Callable[[], float] = time.time,
         queue: JobQueue | None = None,
         metrics: Metrics | None = None,
+        reconcile_margin: float = MARGIN,
     ) -> None:
         self.store = store
         self.wan = wan
@@ -84,6 +86,7 @@ class JobRunner:
             self.outcomes,
             clock=clock,
             metrics=self.metrics,
+            reconciler=Reconciler(store, wan, margin=reconcile_margin),
         )
         self.deliverer = Deliverer(
             store,
@@ -180,19 +183,13 @@ class JobRunner:
                 continue  # `python -m bot edit` follows (or cleans up) its own jobs
             resumed += 1
             if job.state == JobState.VALIDATING:
-                # Told, not only written: its message would otherwise stay "queued" for ever.
-                await self.outcomes.fail(
-                    job,
-                    _("The bot restarted before this job was queued. Nothing was charged."),
-                    "Interrupted",
-                )
+                await self.outcomes.fail(job, INTERRUPTED, "Interrupted")
             elif job.state == JobState.QUEUED:
                 await self.queue.push(job.id)
-            elif job.task_id is None:
-                # The create call was sent but its answer was never stored: Wan may have made the task.
-                # Creating it again could bill twice, so the job ends here, refunded.
-                await self.creator.unknown_outcome(job)
             else:
+                # With a task id: followed again. Without one, the create call was sent but its
+                # answer was never stored: the job looks for its task in Wan's task list and is
+                # never created again (`JobLife.run`).
                 self.dispatcher.launch(job.id)
         log.info("resumed %d unfinished job(s)", resumed)
         self.dispatcher.wake.set()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -276,6 +276,17 @@ class Store(ABC):
     @abstractmethod
     async def active_job_count(self, user: int) -> int:
         """How many unfinished jobs the user has, in all scopes."""
+
+    @abstractmethod
+    async def task_owners(self, task_ids: Collection[str]) -> dict[str, int]:
+        """Which of these Wan task ids a job holds: task id -> job id (ids no job holds are left out)."""
+
+    @abstractmethod
+    async def uncertain_creates(self, since: datetime, until: datetime) -> list[Job]:
+        """The jobs whose create call was sent between `since` and `until` and whose answer
+        was never stored (no task id; still SUBMITTED, or ended `CreateOutcomeUnknown`), oldest
+        first: Wan may hold a task of theirs that no job owns. The time is `submitted_at`, else
+        (rows from before it was written at the send) `updated_at`."""
 
     @abstractmethod
     async def jobs_for_user(

@@ -22,7 +22,7 @@ import contextlib
 import json
 import logging
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -32,7 +32,7 @@ from bot.store import checks
 from bot.store import postgres_jobs as jobs
 from bot.store import postgres_quota as quota
 from bot.store.base import Store
-from bot.store.checks import MAX_LIMIT, check_int, check_limit
+from bot.store.checks import MAX_LIMIT, check_int, check_limit, check_time
 from bot.store.errors import QuotaRefused, StoreError
 from bot.store.models import (
     AuditEntry,
@@ -525,6 +525,14 @@ class PostgresStore(Store):
 
     async def active_job_count(self, user: int) -> int:
         return await self._read(jobs.active_count, user)
+
+    async def task_owners(self, task_ids: Collection[str]) -> dict[str, int]:
+        return await self._read(jobs.task_owners, list(task_ids)) if task_ids else {}
+
+    async def uncertain_creates(self, since: datetime, until: datetime) -> list[Job]:
+        check_time("since", since)
+        check_time("until", until)
+        return await self._read(jobs.uncertain_creates, since, until)
 
     async def jobs_for_user(
         self, user: int, *, scope: int | None = None, limit: int = 20

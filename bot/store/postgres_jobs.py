@@ -220,6 +220,22 @@ async def unfinished(con: asyncpg.Connection) -> list[Job]:
     return [decode(r) for r in await con.fetch(f"{_SELECT} WHERE {_UNFINISHED_SQL} ORDER BY id")]
 
 
+async def task_owners(con: asyncpg.Connection, task_ids: list[str]) -> dict[str, int]:
+    rows = await con.fetch("SELECT task_id, id FROM jobs WHERE task_id = ANY($1::text[])", task_ids)
+    return {str(r["task_id"]): int(r["id"]) for r in rows}
+
+
+async def uncertain_creates(con: asyncpg.Connection, since: datetime, until: datetime) -> list[Job]:
+    rows = await con.fetch(
+        f"{_SELECT} WHERE task_id IS NULL"
+        " AND (state = 'submitted' OR error_code = 'CreateOutcomeUnknown')"
+        " AND coalesce(submitted_at, updated_at) BETWEEN $1 AND $2 ORDER BY id",
+        since,
+        until,
+    )
+    return [decode(r) for r in rows]
+
+
 async def active_count(con: asyncpg.Connection, user: int) -> int:
     count = await con.fetchval(
         f"SELECT count(*) FROM jobs WHERE user_id = $1 AND {_UNFINISHED_SQL}", user

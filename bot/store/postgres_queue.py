@@ -10,7 +10,8 @@
   owner renews its leases every `ttl / 3` seconds; every write after the claim is fenced by
   (owner, epoch) in the store (`LeaseLost`).
 - A started job whose lease ran out (its process died or stalled) is taken over by another process:
-  it keeps following the same Wan task (no new slot: it still holds its own), or redelivers.
+  it keeps following the same Wan task (no new slot: it still holds its own), or redelivers. A job
+  left VALIDATING by a process that stopped is taken over too, and failed with a refund.
 - LISTEN/NOTIFY on a dedicated connection wakes waiting processes; the dispatcher also polls every
   `poll_interval` seconds, so a lost notification (or connection) only delays, never loses, work.
 
@@ -47,9 +48,15 @@ _CLAIM = (
     " WHERE id = (SELECT id FROM jobs WHERE {where} ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
     " RETURNING id, lease_epoch"
 )
-# Jobs a dead process had started. The bot's terminal (`python -m bot edit`) follows its own jobs.
+# Jobs a dead process had started, and jobs left VALIDATING (never queued) for longer than a lease
+# by a process that stopped (sqlite's `resume` fails those at start-up; here whoever claims them
+# fails them, fenced by the claim's lease). The bot's terminal (`python -m bot edit`) follows its
+# own jobs.
 _ORPHANED = (
-    f"state IN ('submitted', 'running', 'delivering') AND {_EXPIRED} AND source <> 'terminal'"
+    f"((state IN ('submitted', 'running', 'delivering') AND {_EXPIRED})"
+    f" OR (state = 'validating' AND {_EXPIRED}"
+    f" AND updated_at < {_NOW} - make_interval(secs => $2)))"
+    " AND source <> 'terminal'"
 )
 
 

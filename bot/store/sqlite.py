@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +28,7 @@ from bot.store import checks
 from bot.store import sqlite_jobs as jobs
 from bot.store import sqlite_quota as quota
 from bot.store.base import Store
-from bot.store.checks import MAX_LIMIT, check_int
+from bot.store.checks import MAX_LIMIT, check_int, check_time
 from bot.store.errors import QuotaRefused, StoreError
 from bot.store.migrations import SCHEMA_VERSION, migrate
 from bot.store.models import (
@@ -479,6 +479,14 @@ class SqliteStore(Store):
 
     async def active_job_count(self, user: int) -> int:
         return await self._call(jobs.active_count, user)
+
+    async def task_owners(self, task_ids: Collection[str]) -> dict[str, int]:
+        return await self._call(jobs.task_owners, list(task_ids)) if task_ids else {}
+
+    async def uncertain_creates(self, since: datetime, until: datetime) -> list[Job]:
+        check_time("since", since)
+        check_time("until", until)
+        return await self._call(jobs.uncertain_creates, since, until)
 
     async def jobs_for_user(
         self, user: int, *, scope: int | None = None, limit: int = 20

@@ -175,6 +175,28 @@ def unfinished(conn: sqlite3.Connection) -> list[Job]:
     return [decode(r) for r in conn.execute(f"{_SELECT} WHERE {_UNFINISHED_SQL} ORDER BY id")]
 
 
+def task_owners(conn: sqlite3.Connection, task_ids: list[str]) -> dict[str, int]:
+    owners: dict[str, int] = {}
+    for start in range(0, len(task_ids), 500):  # under sqlite's bound-parameter limit
+        chunk = task_ids[start : start + 500]
+        rows = conn.execute(
+            f"SELECT task_id, id FROM jobs WHERE task_id IN ({', '.join('?' for _ in chunk)})",
+            chunk,
+        )
+        owners.update({str(task_id): int(job_id) for task_id, job_id in rows})
+    return owners
+
+
+def uncertain_creates(conn: sqlite3.Connection, since: datetime, until: datetime) -> list[Job]:
+    rows = conn.execute(
+        f"{_SELECT} WHERE task_id IS NULL"
+        " AND (state = 'submitted' OR error_code = 'CreateOutcomeUnknown') ORDER BY id"
+    )
+    # Compared as datetimes, not as stored strings (their offsets and precision may differ).
+    found = [decode(r) for r in rows]
+    return [j for j in found if since <= (j.submitted_at or j.updated_at) <= until]
+
+
 def active_count(conn: sqlite3.Connection, user: int) -> int:
     (count,) = conn.execute(
         f"SELECT count(*) FROM jobs WHERE user_id = ? AND {_UNFINISHED_SQL}", (user,)

@@ -21,6 +21,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any, Literal, Self
 
 import aiohttp
@@ -41,10 +42,15 @@ from bot.wan.errors import (
     redact,
 )
 from bot.wan.models import (
+    WAN_TZ,
     CreatedTask,
     EditRequest,
+    ListedTask,
+    TaskListing,
     TaskResult,
+    TaskStatus,
     parse_created,
+    parse_list_page,
     parse_task,
 )
 from bot.wan.ratelimit import Limiter, RateLimiter
@@ -59,6 +65,13 @@ CREATE_PATH = "/services/aigc/image2image/image-synthesis"
 MAX_RESULT_BYTES = 50 * 1024 * 1024
 # Slowest upload speed we allow for before timing out a create that carries inline images.
 _MIN_UPLOAD_BYTES_PER_S = 512 * 1024
+# The largest create body: 3 images of 10 MB as base64 data URIs, and the JSON around them.
+_MAX_CREATE_BYTES = 3 * 14 * 1024 * 1024
+# The list API's widest window (wan-api.md §4) and the pages read for one window at most.
+LIST_MAX_WINDOW = timedelta(hours=24)
+LIST_PAGE_SIZE = 100
+LIST_MAX_PAGES = 5
+_LIST_TIME = "%Y%m%d%H%M%S"
 
 
 class WanClient:
@@ -184,7 +197,7 @@ class WanClient:
             "X-DashScope-Async": "enable",
             **prepared.headers,
         }
-        timeout = self.request_timeout + len(payload) / _MIN_UPLOAD_BYTES_PER_S
+        timeout = self.create_timeout(len(payload))
         url = self.base_url + CREATE_PATH
 
         async def attempt() -> CreatedTask:
@@ -208,7 +221,9 @@ class WanClient:
     async def _create_once(
         self, url: str, headers: Mapping[str, str], payload: StreamedBody, timeout: float
     ) -> CreatedTask:
-        """One create POST. Raises `CreateOutcomeUnknown` unless the answer settles the question."""
+        """One create POST. Raises `CreateOutcomeUnknown` unless the answer settles the question;
+        it carries the wall-clock span of the attempt, when Wan may have made the task."""
+        sent_at = time.time()
         try:
             status, resp_headers, raw = await self._send(
                 "POST",
@@ -226,14 +241,17 @@ class WanClient:
         except (TimeoutError, aiohttp.ClientError) as exc:
             log.warning("create: no answer (%s); the task may exist", type(exc).__name__)
             raise CreateOutcomeUnknown(
-                f"the request was sent but no answer came back ({type(exc).__name__})"
+                f"the request was sent but no answer came back ({type(exc).__name__})",
+                span=(sent_at, time.time()),
             ) from None
         if status == 200:
             try:
                 created = parse_created(_json(raw))
             except WanError:
                 # Wan said yes but we cannot read the task id: it exists, out of reach.
-                raise CreateOutcomeUnknown("unreadable answer", http_status=200) from None
+                raise CreateOutcomeUnknown(
+                    "unreadable answer", http_status=200, span=(sent_at, time.time())
+                ) from None
             log.info("created task %s (request %s)", created.task_id, created.request_id)
             self.scheduler.note_created(created.task_id, created.status)
             return created
@@ -242,7 +260,9 @@ class WanClient:
             # Not DashScope's error body (a gateway's or a proxy's answer): the request may have
             # reached Wan and made a task.
             raise CreateOutcomeUnknown(
-                f"answered HTTP {status} without DashScope's error body", http_status=status
+                f"answered HTTP {status} without DashScope's error body",
+                http_status=status,
+                span=(sent_at, time.time()),
             )
         raise err
 
@@ -258,9 +278,60 @@ class WanClient:
             return parse_task(body, task_id)
         return None
 
-    async def list_tasks(self, **filters: Any) -> dict[str, Any]:
-        params = {k: str(v) for k, v in filters.items() if v is not None}
-        return await self._query("GET", "/tasks", params=params)
+    async def list_tasks(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        status: TaskStatus | None = None,
+        model: str | None = None,
+        page_size: int = LIST_PAGE_SIZE,
+        max_pages: int = LIST_MAX_PAGES,
+    ) -> TaskListing:
+        """The account's tasks created between `start` and `end` (aware datetimes), newest first,
+        for `model` (default: this client's), reading at most `max_pages` pages.
+
+        The bounds go out as `YYYYMMDDhhmmss` in Beijing time (the zone of every time the API
+        shows, wan-api.md §3), widened to whole seconds; entries are then kept only when their
+        `gmt_create` (Unix milliseconds, no zone to misread) lies in the window. Each page is one
+        query: it takes a token from the query limiter, like a poll (wan-api.md §6)."""
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("list_tasks needs timezone-aware bounds")
+        if end < start or end - start > LIST_MAX_WINDOW:
+            raise ValueError("the window must be between 0 and 24 hours long")
+        model = model or self.model
+        first = start.astimezone(WAN_TZ).replace(microsecond=0)
+        last = end.astimezone(WAN_TZ)
+        if last.microsecond:
+            last = last.replace(microsecond=0) + timedelta(seconds=1)
+        params = {
+            "start_time": first.strftime(_LIST_TIME),
+            "end_time": last.strftime(_LIST_TIME),
+            "model_name": model,
+            "page_size": str(page_size),
+        }
+        if status is not None:
+            params["status"] = status.value
+        found: list[ListedTask] = []
+        total, page, pages = 0, 1, 1
+        while page <= min(pages, max_pages):
+            body = await self._query("GET", "/tasks", params={**params, "page_no": str(page)})
+            tasks, total, pages = parse_list_page(body)
+            found += tasks
+            page += 1
+        kept = [
+            t
+            for t in found
+            if (t.model is None or t.model == model)
+            and (t.created_at is None or start <= t.created_at <= end)
+        ]
+        return TaskListing(tasks=kept, total=total, complete=pages <= max_pages)
+
+    def create_timeout(self, body_bytes: int | None = None) -> float:
+        """Seconds a create POST of `body_bytes` may take before it is given up (None: the
+        largest body there can be)."""
+        size = _MAX_CREATE_BYTES if body_bytes is None else body_bytes
+        return self.request_timeout + size / _MIN_UPLOAD_BYTES_PER_S
 
     async def wait(
         self,

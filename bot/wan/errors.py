@@ -234,11 +234,20 @@ class WanError(Exception):
 class CreateOutcomeUnknown(WanError):
     """A create request was sent but no answer came back: Wan may or may not have made the task.
 
-    Creates are not idempotent (wan-api.md §2), so this is never retried automatically.
+    Creates are not idempotent (wan-api.md §2), so this is never retried automatically. `span`:
+    the wall-clock (Unix) seconds from the send to giving up, within which Wan may have made the
+    task (the job runner looks for it there in the task list).
     """
 
-    def __init__(self, message: str = "", *, http_status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        http_status: int | None = None,
+        span: tuple[float, float] | None = None,
+    ) -> None:
         super().__init__(CREATE_OUTCOME_UNKNOWN, message, http_status=http_status, retryable=False)
+        self.span = span
 
 
 # A body-less error answer gets a code from its status (the SDK would say "Unknown" for all).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
@@ -219,4 +219,54 @@ def parse_task(body: object, task_id: str | None = None) -> TaskResult:
         submit_time=parse_time(output.get("submit_time")),
         scheduled_time=parse_time(output.get("scheduled_time")),
         end_time=parse_time(output.get("end_time")),
+    )
+
+
+@dataclass(frozen=True)
+class ListedTask:
+    """One entry of the task list (`GET /tasks`, wan-api.md §4): no results, only who and when."""
+
+    task_id: str
+    status: TaskStatus
+    model: str | None
+    created_at: datetime | None  # `gmt_create`, Unix milliseconds in the answer
+    api_key_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskListing:
+    """The tasks of a time window, every page read (`complete`), or as many as were read."""
+
+    tasks: list[ListedTask]
+    total: int
+    complete: bool
+
+
+def _epoch_ms(value: object) -> datetime | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return datetime.fromtimestamp(value / 1000, UTC)
+
+
+def parse_list_page(body: object) -> tuple[list[ListedTask], int, int]:
+    """One list answer -> (its tasks, `total`, `total_page`). Entries without a task id are skipped."""
+    if not isinstance(body, Mapping) or not isinstance(body.get("data"), list):
+        raise WanError(BAD_RESPONSE, "list response has no data array")
+    tasks = [
+        ListedTask(
+            task_id=item["task_id"],
+            status=TaskStatus.parse(item.get("status")),
+            model=_str_or_none(item.get("model_name")),
+            created_at=_epoch_ms(item.get("gmt_create")),
+            api_key_id=_str_or_none(item.get("api_key_id")),
+        )
+        for item in body["data"]
+        if isinstance(item, Mapping) and isinstance(item.get("task_id"), str) and item["task_id"]
+    ]
+    total = body.get("total")
+    pages = body.get("total_page")
+    return (
+        tasks,
+        int(total) if isinstance(total, int) else len(tasks),
+        int(pages) if isinstance(pages, int) else 1,
     )

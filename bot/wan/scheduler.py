@@ -66,6 +66,16 @@ class PollConfig:
     # Prior for running times (seconds); the real service takes 1-2 minutes (wan-api.md S1).
     prior: tuple[float, float] = (30.0, 120.0)
 
+    @classmethod
+    def for_tasks(cls, shortest: float, longest: float) -> PollConfig:
+        """The plan for tasks that usually run `shortest`-`longest` seconds (WAN_TASK_SECONDS):
+        that prior, and floors scaled to it (the defaults for Wan's own 30-120 s)."""
+        return cls(
+            prior=(shortest, longest),
+            running_max_interval=min(3.0, max(0.5, shortest)),
+            pending_max_interval=min(15.0, max(2.0, longest)),
+        )
+
 
 @dataclass
 class _Waiter:

@@ -21,7 +21,7 @@ from bot.jobs import JobRunner, Surface
 from bot.metrics import Metrics, MetricsServer
 from bot.store import Store, open_store
 from bot.store.postgres import PostgresStore
-from bot.wan import WanClient
+from bot.wan import PollConfig, WanClient
 from cogs.utils.gateway import base_intents, point_gateway, read_application, use_discord_api_base
 from cogs.utils.once import ClickGuard
 from cogs.utils.owner_notes import warn_about_cost
@@ -119,8 +119,9 @@ class WanBot(commands.Bot):
         shared: dict[str, Any] = {}
         if isinstance(self.store, PostgresStore):
             # Several processes may share this database: one queue and one DashScope budget.
+            queue_options = {"ttl": settings.lease_seconds, **self.queue_options}
             shared["queue"] = self.store.job_queue(
-                max_slots=settings.max_concurrent_tasks, **self.queue_options
+                max_slots=settings.max_concurrent_tasks, **queue_options
             )
             gates = {
                 "query_gate": self.store.shared_rate("query", settings.query_qps),
@@ -135,7 +136,11 @@ class WanBot(commands.Bot):
             transport=settings.image_transport,
             query_qps=settings.query_qps,
             **gates,
-            **self.wan_options,
+            **{
+                "request_timeout": settings.request_timeout,
+                "poll_config": PollConfig.for_tasks(*settings.task_seconds),
+                **self.wan_options,
+            },
         )
         await self.wan.start()
         self.surface = self.make_surface(self)
