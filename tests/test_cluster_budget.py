@@ -85,11 +85,14 @@ async def test_a_slow_take_is_not_used(pools: list[PostgresStore]) -> None:
     moment is unknown, so using it could bunch with the next grants."""
     store = pools[0]
     # The first round trip takes 5 s on this clock, every later one 1 ms.
-    ticks = iter([0.0, 5.0])
-    fast = iter(range(10, 10_000))
-    gate = SharedRate(
-        store._live_pool(), "slow", 50.0, clock=lambda: next(ticks, None) or next(fast) / 1000
-    )
+    readings = iter([0.0, 5.0])
+    later = itertools.count(10_000)
+
+    def clock() -> float:
+        reading = next(readings, None)
+        return reading if reading is not None else next(later) / 1000
+
+    gate = SharedRate(store._live_pool(), "slow", 50.0, clock=clock)
     await gate()
     assert (gate.discarded, gate.taken) == (1, 1)
 
