@@ -60,6 +60,10 @@ class Cluster:
             "WAN_MAX_JOBS_PER_USER": "3",
             "WAN_QUERY_QPS": str(self.query_qps),
             "WAN_DEFAULT_DAILY_LIMIT": "100",
+            # No server ceiling nor bot-wide cap (50 and 100 a day by default): the bench's 200
+            # jobs go to a process's two servers.
+            "WAN_SERVER_DAILY_LIMIT": "0",
+            "WAN_GLOBAL_DAILY_LIMIT": "0",
             "WANBOT_LOG_LEVEL": "INFO",
             "WAN_TASK_SECONDS": "0.2-3",
             "WANBOT_LEASE_SECONDS": str(self.lease_seconds),

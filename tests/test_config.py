@@ -187,6 +187,8 @@ def test_timing_settings_parse_and_refuse_nonsense() -> None:
     )
     assert (fast.request_timeout, fast.task_seconds, fast.lease_seconds) == (5.0, (0.2, 3.0), 3.0)
     assert PollConfig.for_tasks(*default.task_seconds) == PollConfig()  # Wan's own plan unchanged
+    # Short tasks keep the 3 s running floor: 0.5 s floors alone spent the whole query budget.
+    assert PollConfig.for_tasks(*fast.task_seconds).running_max_interval == 3.0
     for name, value in [
         ("WAN_TASK_SECONDS", "30"),
         ("WAN_TASK_SECONDS", "120-30"),

@@ -1,40 +1,77 @@
-"""DashScope's per-account rate limits shared by every bot process: token buckets in `wan_buckets`.
+"""DashScope's per-account rate limits shared by every bot process: one row per limit in `wan_buckets`.
 
-A take is one UPDATE ... RETURNING on the bucket's row (the row lock makes it atomic across
-processes), on the database server's clock. The bucket holds at most one token and refills at
-`rate` per second, so grants are spaced at least 1/rate apart: in any one-second window there are
-at most rate + 1 of them, which is why `SharedRate.for_limit` asks for a little less than the limit.
+A take is one UPDATE on the limit's row (its row lock makes it atomic across processes), on the
+database server's clock, so the processes' own clocks never enter into it. The row's `stamp` is the
+earliest moment the next grant may happen (GCRA, "virtual scheduling"): a take is granted when
+`stamp <= now`, and then moves it to `now + 1/rate`. So any two grants, from any processes, are at
+least `1/rate` apart, and `stamp` never goes backwards. (`tokens` is no longer used; it stays for the
+schema both engines share.)
+
+Grants spaced `1/rate` apart can still reach Wan closer together: each request travels from its
+grant to Wan's front door with its own delay (an event loop that is busy, a process the OS has put
+aside, a server that reads its socket late), and Wan counts arrivals. With delays varying by up to
+`JITTER` seconds, the requests arriving in one second were granted within `1 + JITTER` seconds, at
+most `ceil((1 + JITTER) * rate)` of them, so `SharedRate.for_limit` picks the rate that keeps that
+at or under the limit. A grant whose take itself took longer than `MAX_TAKE_LAG` (we can't tell when
+in that time the database granted it) is not used: it is thrown away and another taken, which only
+ever sends less.
+
+Why not the old refill bucket (tokens + elapsed * rate, capacity 1): its `now` was read before the
+row lock, so a taker that waited for the lock wrote back a stamp older than the one it replaced and
+the next taker was credited the same moments twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 
 import asyncpg
 
 log = logging.getLogger(__name__)
 
+# Seconds by which the trip from a grant to Wan may vary between requests (see the module doc).
+JITTER = 0.3
+# A take that took longer than this is not trusted to be fresh (see the module doc).
+MAX_TAKE_LAG = 0.2
+
+_NOW = "extract(epoch FROM clock_timestamp())::float8"
 _ENSURE = (
     "INSERT INTO wan_buckets (name, tokens, stamp)"
-    " VALUES ($1, 1, extract(epoch FROM clock_timestamp())) ON CONFLICT (name) DO NOTHING"
+    f" VALUES ($1, 0, {_NOW}) ON CONFLICT (name) DO NOTHING"
 )
-_TAKE = """
-WITH b AS (
-    SELECT least(1.0, tokens + greatest(0.0, t.now - stamp) * $2) AS avail, t.now
-    FROM wan_buckets, (SELECT extract(epoch FROM clock_timestamp())::float8 AS now) t
-    WHERE name = $1 FOR UPDATE OF wan_buckets
+# The UPDATE's WHERE is checked again after a wait for the row lock, against the row as the other
+# taker left it and with the clock read again, so `now` is never older than the lock. Not granted:
+# the second branch says how long until `stamp` (from the statement's snapshot: only a hint, the
+# caller takes again).
+_TAKE = f"""
+WITH granted AS (
+    UPDATE wan_buckets SET stamp = {_NOW} + $2
+    WHERE name = $1 AND stamp <= {_NOW}
+    RETURNING stamp - $2 AS at
 )
-UPDATE wan_buckets w
-SET tokens = b.avail - CASE WHEN b.avail >= 1.0 THEN 1.0 ELSE 0.0 END, stamp = b.now
-FROM b WHERE w.name = $1
-RETURNING b.avail
+SELECT true AS ok, at FROM granted
+UNION ALL
+SELECT false, stamp - {_NOW} FROM wan_buckets
+WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM granted)
 """
 
 
+def rate_for(limit: float, jitter: float = JITTER) -> float:
+    """The grant rate that keeps any one-second window of arrivals at or under `limit`, for
+    arrival delays that vary by up to `jitter` seconds: ceil((1 + jitter) * rate) <= limit."""
+    if limit <= 0:
+        raise ValueError("limit must be positive")
+    whole = max(1, math.floor(limit))
+    # A hair under the bound, so float rounding can't put one more grant in the window.
+    return whole / (1.0 + jitter) * 0.999
+
+
 class SharedRate:
-    """An awaitable gate: `await gate()` returns once a token was taken from the shared bucket."""
+    """An awaitable gate: `await gate()` returns once a grant was taken from the shared row."""
 
     def __init__(
         self,
@@ -43,6 +80,8 @@ class SharedRate:
         rate: float,
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        max_take_lag: float = MAX_TAKE_LAG,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
@@ -50,34 +89,48 @@ class SharedRate:
         self.name = name
         self.rate = rate
         self._sleep = sleep
+        self._clock = clock
+        self.max_take_lag = max_take_lag
         self._ready = False
         self.taken = 0
+        self.discarded = 0  # grants not used because their take was slow
+        self.last_grant: float | None = None  # the database's time of the last grant used
 
     @classmethod
     def for_limit(cls, pool: asyncpg.Pool, name: str, limit: float) -> SharedRate:
-        """A gate that keeps every one-second window at or under `limit` requests, with room
-        for network jitter between the grant and the request's arrival."""
-        return cls(pool, name, max(0.2, limit - 1.5) if limit > 2 else limit / 2)
+        """A gate that keeps every one-second window at or under `limit` requests at Wan."""
+        return cls(pool, name, rate_for(limit))
 
-    async def take(self) -> float:
-        """Take a token if one is there: 0.0, else the seconds until one will be."""
+    async def take(self) -> float | None:
+        """Take a grant if one is due: None, else the seconds to wait before asking again."""
         if not self._ready:
             await self._pool.execute(_ENSURE, self.name)
             self._ready = True
-        avail: float = await self._pool.fetchval(_TAKE, self.name, self.rate)
-        if avail >= 1.0:
-            self.taken += 1
+        sent = self._clock()
+        row = await self._pool.fetchrow(_TAKE, self.name, 1.0 / self.rate)
+        if row is None:  # the row was deleted under us: make it again
+            self._ready = False
             return 0.0
-        return (1.0 - avail) / self.rate
+        if not row["ok"]:
+            return max(0.0, float(row["at"]))
+        if self._clock() - sent > self.max_take_lag:
+            # Granted at some moment of a slow round trip: using it could arrive at Wan bunched
+            # with later grants. Wasting it keeps the limit; the next take is fresh.
+            self.discarded += 1
+            return 0.0
+        self.taken += 1
+        self.last_grant = float(row["at"])
+        return None
 
     async def __call__(self) -> None:
         while True:
             try:
                 wait = await self.take()
+                if wait is None:
+                    return
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as err:
                 # The database is the budget: without it, wait rather than risk the account's limit.
                 log.warning("shared %s rate unavailable (%s); retrying", self.name, err)
                 wait = 1.0
-            if wait <= 0:
-                return
-            await self._sleep(wait)
+            if wait > 0:
+                await self._sleep(wait)

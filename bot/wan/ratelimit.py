@@ -54,6 +54,8 @@ class RateLimiter:
         self._sleep = sleep
         self._lock = asyncio.Lock()  # FIFO, so callers are served in arrival order
         self._gate = gate
+        # The shared budget's own rate, when the gate has one: the poll scheduler plans for it.
+        self.gate_rate: float | None = getattr(gate, "rate", None)
         self.granted = 0
 
     def next_free(self, now: float | None = None) -> float:

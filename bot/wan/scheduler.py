@@ -69,10 +69,12 @@ class PollConfig:
     @classmethod
     def for_tasks(cls, shortest: float, longest: float) -> PollConfig:
         """The plan for tasks that usually run `shortest`-`longest` seconds (WAN_TASK_SECONDS):
-        that prior, and floors scaled to it (the defaults for Wan's own 30-120 s)."""
+        that prior, and floors scaled to it (the defaults for Wan's own 30-120 s). The running
+        floor follows the longest time, not the shortest: floors of 0.5 s for five short tasks
+        alone asked 10 queries/s (bench/cluster.py), the whole budget spent on early polls."""
         return cls(
             prior=(shortest, longest),
-            running_max_interval=min(3.0, max(0.5, shortest)),
+            running_max_interval=min(3.0, max(0.5, longest)),
             pending_max_interval=min(15.0, max(2.0, longest)),
         )
 
@@ -256,7 +258,19 @@ class PollScheduler:
                 h = cfg.pending_start_hazard if starting else cfg.pending_hazard
                 floor[w.task_id] = 1.0 / cfg.pending_max_interval
             want[w.task_id] = math.sqrt(h / (2.0 * cfg.poll_cost))
-        return _fit(want, floor, hi, cfg.budget_fraction * self._limiter.rate)
+        return _fit(want, floor, hi, self._budget(len(known)))
+
+    def _budget(self, watched: int) -> float:
+        """Queries per second the plan may spend. On a budget shared with other processes, this
+        process's tasks' share of it: all processes together run at most `max_running` tasks, so
+        the shares add up to the budget and no process's early polls crowd another's due ones out
+        at the shared gate (each would otherwise plan to spend the whole of it)."""
+        cfg = self.config
+        rate = self._limiter.rate
+        shared: float | None = getattr(self._limiter, "gate_rate", None)
+        if shared is None:
+            return cfg.budget_fraction * rate
+        return cfg.budget_fraction * min(rate, shared) * min(1.0, watched / cfg.max_running)
 
     def _next(self, now: float) -> _Watch | None:
         """The watched task whose next poll is due first (or None), with its due time set."""
