@@ -12,11 +12,13 @@ import hashlib
 import io
 import json
 import re
+import shutil
 import struct
 import weakref
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
@@ -229,17 +231,27 @@ def with_png_text(data: bytes, metadata: Mapping[str, str]) -> bytes:
     1-2 MB result to add a few hundred bytes would cost a full decode and encode and change its
     size. Pillow's `PngInfo` builds the chunk bodies. Non-PNG data is returned unchanged.
     """
-    if png_dimensions(data) is None or not metadata:
+    chunks = png_text_chunks(data, metadata)
+    if not chunks:
         return data
+    return data[:END_OF_HEADER] + chunks + data[END_OF_HEADER:]
+
+
+END_OF_HEADER = 8 + 4 + 4 + 13 + 4  # a PNG's signature, IHDR length, type, 13 data bytes, CRC
+
+
+def png_text_chunks(head: bytes, metadata: Mapping[str, str] | None) -> bytes:
+    """The iTXt chunks `with_png_text` puts after the header of the PNG that starts with `head`
+    (b"" for anything else, or no metadata)."""
+    if png_dimensions(head) is None or not metadata:
+        return b""
     info = PngInfo()
     for key, value in metadata.items():
         info.add_itxt(key, value)
-    chunks = b"".join(
+    return b"".join(
         struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
         for kind, body, *_ in info.chunks
     )
-    end_of_header = 8 + 4 + 4 + 13 + 4  # signature, IHDR length, type, 13 data bytes, CRC
-    return data[:end_of_header] + chunks + data[end_of_header:]
 
 
 def _summary(metadata: Mapping[str, str]) -> str:
@@ -351,3 +363,38 @@ async def fit_async(
 ) -> tuple[bytes, str]:
     """`fit` in a worker thread."""
     return await asyncio.to_thread(fit, data, filename, limit, metadata)
+
+
+COPY_BUFFER = 256 * 1024
+
+
+def fit_file(
+    src: Path, dst: Path, filename: str, limit: int, metadata: Mapping[str, str] | None = None
+) -> tuple[Path, str]:
+    """`fit` for a result on disk: the file to upload (`src` itself, or `dst`) and its name.
+
+    A result that fits the limit (the usual case) is never whole in memory: its metadata chunks are
+    spliced in while it is copied to `dst`. Only one that needs re-encoding is read and decoded.
+    Blocking: call through `fit_file_async`.
+    """
+    with src.open("rb") as file:
+        head = file.read(END_OF_HEADER)
+        chunks = png_text_chunks(head, metadata)
+        if src.stat().st_size + len(chunks) <= limit:
+            if not chunks:
+                return src, filename
+            with dst.open("wb") as out:
+                out.write(head)
+                out.write(chunks)
+                shutil.copyfileobj(file, out, COPY_BUFFER)
+            return dst, filename
+    data, name = fit(src.read_bytes(), filename, limit, metadata)
+    dst.write_bytes(data)
+    return dst, name
+
+
+async def fit_file_async(
+    src: Path, dst: Path, filename: str, limit: int, metadata: Mapping[str, str] | None = None
+) -> tuple[Path, str]:
+    """`fit_file` in a worker thread."""
+    return await asyncio.to_thread(fit_file, src, dst, filename, limit, metadata)
