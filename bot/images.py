@@ -40,22 +40,40 @@ FORMATS: dict[str, str] = {
 _ACCEPTED = _("PNG, JPEG, WEBP or BMP")
 
 
-# Requests (and queued jobs starting) together would otherwise hold every image in memory at once (50 requests of
-# three 4 MB images came to ~1 GB in bench/e2e.py); two at a time keeps the peak small and costs
-# little, since each load is a download plus a decode of a few hundred milliseconds.
-MAX_PARALLEL_LOADS = 2
-_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-    weakref.WeakKeyDictionary()
-)
+# Requests together would otherwise hold every image in memory at once (50 requests of three 4 MB
+# images came to ~1 GB in bench/e2e.py). One new request is taken in at a time: each is a download
+# plus three real decodes (~0.1 s of CPU each for 2000x1500), and on a small machine a second one
+# at once only takes the core the event loop needs (creates, polls, deliveries) for no gain, since
+# Wan's slots, not intake, set the pace.
+MAX_PARALLEL_LOADS = 1
+# Queued jobs whose turn has come fetch their inputs again apart from the requests coming in: with
+# one shared limit, a job due at Wan waited behind every request still arriving, and Wan's slots sat
+# idle meanwhile (bench/e2e.py: no create for 30 s while 40 requests were taken in). Few at once: the
+# dispatcher starts at most `max_concurrent + PREFETCH` jobs ahead of Wan.
+MAX_PARALLEL_REFETCHES = 2
+_slots: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]
+] = weakref.WeakKeyDictionary()
+
+
+def _slot(kind: str, size: int) -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slots = _slots.get(loop)
+    if slots is None:
+        slots = _slots[loop] = {}
+    if kind not in slots:
+        slots[kind] = asyncio.Semaphore(size)
+    return slots[kind]
 
 
 def load_slot() -> asyncio.Semaphore:
-    """The shared limit on image loads (download + decode) running at once in this event loop."""
-    loop = asyncio.get_running_loop()
-    slot = _slots.get(loop)
-    if slot is None:
-        slot = _slots[loop] = asyncio.Semaphore(MAX_PARALLEL_LOADS)
-    return slot
+    """The limit on new requests' image loads (download + decode) at once in this event loop."""
+    return _slot("load", MAX_PARALLEL_LOADS)
+
+
+def refetch_slot() -> asyncio.Semaphore:
+    """The limit on stored jobs fetching their inputs again at once (apart from `load_slot`)."""
+    return _slot("refetch", MAX_PARALLEL_REFETCHES)
 
 
 class ImageRejected(Exception):
