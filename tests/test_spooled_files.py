@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -38,7 +40,7 @@ def spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def job_folders(spool_dir: Path) -> list[str]:
-    return sorted(p.name for p in spool_dir.iterdir() if p.name.startswith("wanbot-job"))
+    return sorted(p.name for p in spool_dir.glob("wanbot-*-job*"))
 
 
 async def test_a_create_retried_while_the_bot_stops_still_sends_its_images(
@@ -146,3 +148,20 @@ async def test_a_body_read_from_files_equals_one_from_memory(tmp_path: Path) -> 
         streamed = b"".join([c async for c in on_disk.chunks()])
         assert streamed == in_memory.to_bytes() == on_disk.to_bytes(), size
         assert len(on_disk) == len(in_memory) == len(streamed)
+
+
+async def test_a_start_removes_what_a_killed_process_left_and_nothing_else(
+    world: World, spool_dir: Path
+) -> None:
+    """Promise: the bot does not fill the disk, and never pulls files from under a job. A process
+    killed mid-job leaves its folders behind: the next start removes them, but not the folders of
+    a process still running (several bot processes may share one temporary folder)."""
+    dead = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await dead.wait()
+    left = spool_dir / f"wanbot-{dead.pid}-job7-results-abc"
+    left.mkdir()
+    (left / "result-1").write_bytes(b"\x89PNG left behind")
+    running = spool_dir / f"wanbot-{os.getpid()}-job8-inputs-def"
+    running.mkdir()
+    await start_bot(world)
+    assert not left.exists() and running.exists()

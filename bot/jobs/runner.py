@@ -27,6 +27,7 @@ from bot.jobs.inflight import InFlight
 from bot.jobs.life import JobLife
 from bot.jobs.models import TERMINAL_SOURCE, JobSpec
 from bot.jobs.queue import JobQueue, MemoryQueue
+from bot.jobs.spool import remove_stale
 from bot.jobs.surface import Surface
 from bot.metrics import Metrics
 from bot.store import Job, JobState, Store
@@ -124,7 +125,8 @@ class JobRunner:
     # ---- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start dispatching queued jobs."""
+        """Start dispatching queued jobs (after clearing what a killed process left on disk)."""
+        await asyncio.to_thread(remove_stale)
         await self.dispatcher.start()
 
     def alive(self) -> bool:
