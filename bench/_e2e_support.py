@@ -54,15 +54,32 @@ def _status_kb(pid: int, field_name: str) -> int | None:
     return None
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time the process has used so far (/proc/PID/stat utime + stime)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 @dataclass
 class RssSampler:
-    """Samples a process's VmRSS every `interval` seconds; `hwm_mb()` reads the kernel's VmHWM."""
+    """Samples a process's VmRSS every `interval` seconds; `hwm_mb()` reads the kernel's VmHWM.
+
+    Also its CPU time (`cpu_s`, the last reading): unlike wall time, what the process itself spent
+    hardly depends on what else the machine runs."""
 
     pid: int
     interval: float = 0.05
     samples: list[tuple[float, float]] = field(default_factory=list)  # (time, MB)
     _task: asyncio.Task[None] | None = None
     last_hwm_kb: int | None = None
+    cpu_s: float = 0.0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -76,6 +93,9 @@ class RssSampler:
             hwm = _status_kb(self.pid, "VmHWM")
             if hwm is not None:
                 self.last_hwm_kb = hwm
+            cpu = cpu_seconds(self.pid)
+            if cpu is not None:
+                self.cpu_s = cpu
             await asyncio.sleep(self.interval)
 
     async def stop(self) -> None:
@@ -86,6 +106,7 @@ class RssSampler:
 
     def hwm_mb(self) -> float:
         kb = _status_kb(self.pid, "VmHWM") or self.last_hwm_kb
+        self.cpu_s = cpu_seconds(self.pid) or self.cpu_s
         return (kb or 0) / 1024
 
     def peak_sampled_mb(self) -> float:

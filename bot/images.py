@@ -12,11 +12,13 @@ import hashlib
 import io
 import json
 import re
+import shutil
 import struct
 import weakref
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
@@ -38,22 +40,40 @@ FORMATS: dict[str, str] = {
 _ACCEPTED = _("PNG, JPEG, WEBP or BMP")
 
 
-# Requests (and queued jobs starting) together would otherwise hold every image in memory at once (50 requests of
-# three 4 MB images came to ~1 GB in bench/e2e.py); two at a time keeps the peak small and costs
-# little, since each load is a download plus a decode of a few hundred milliseconds.
-MAX_PARALLEL_LOADS = 2
-_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-    weakref.WeakKeyDictionary()
-)
+# Requests together would otherwise hold every image in memory at once (50 requests of three 4 MB
+# images came to ~1 GB in bench/e2e.py). One new request is taken in at a time: each is a download
+# plus three real decodes (~0.1 s of CPU each for 2000x1500), and on a small machine a second one
+# at once only takes the core the event loop needs (creates, polls, deliveries) for no gain, since
+# Wan's slots, not intake, set the pace.
+MAX_PARALLEL_LOADS = 1
+# Queued jobs whose turn has come fetch their inputs again apart from the requests coming in: with
+# one shared limit, a job due at Wan waited behind every request still arriving, and Wan's slots sat
+# idle meanwhile (bench/e2e.py: no create for 30 s while 40 requests were taken in). Few at once: the
+# dispatcher starts at most `max_concurrent + PREFETCH` jobs ahead of Wan.
+MAX_PARALLEL_REFETCHES = 2
+_slots: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]
+] = weakref.WeakKeyDictionary()
+
+
+def _slot(kind: str, size: int) -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slots = _slots.get(loop)
+    if slots is None:
+        slots = _slots[loop] = {}
+    if kind not in slots:
+        slots[kind] = asyncio.Semaphore(size)
+    return slots[kind]
 
 
 def load_slot() -> asyncio.Semaphore:
-    """The shared limit on image loads (download + decode) running at once in this event loop."""
-    loop = asyncio.get_running_loop()
-    slot = _slots.get(loop)
-    if slot is None:
-        slot = _slots[loop] = asyncio.Semaphore(MAX_PARALLEL_LOADS)
-    return slot
+    """The limit on new requests' image loads (download + decode) at once in this event loop."""
+    return _slot("load", MAX_PARALLEL_LOADS)
+
+
+def refetch_slot() -> asyncio.Semaphore:
+    """The limit on stored jobs fetching their inputs again at once (apart from `load_slot`)."""
+    return _slot("refetch", MAX_PARALLEL_REFETCHES)
 
 
 class ImageRejected(Exception):
@@ -229,17 +249,27 @@ def with_png_text(data: bytes, metadata: Mapping[str, str]) -> bytes:
     1-2 MB result to add a few hundred bytes would cost a full decode and encode and change its
     size. Pillow's `PngInfo` builds the chunk bodies. Non-PNG data is returned unchanged.
     """
-    if png_dimensions(data) is None or not metadata:
+    chunks = png_text_chunks(data, metadata)
+    if not chunks:
         return data
+    return data[:END_OF_HEADER] + chunks + data[END_OF_HEADER:]
+
+
+END_OF_HEADER = 8 + 4 + 4 + 13 + 4  # a PNG's signature, IHDR length, type, 13 data bytes, CRC
+
+
+def png_text_chunks(head: bytes, metadata: Mapping[str, str] | None) -> bytes:
+    """The iTXt chunks `with_png_text` puts after the header of the PNG that starts with `head`
+    (b"" for anything else, or no metadata)."""
+    if png_dimensions(head) is None or not metadata:
+        return b""
     info = PngInfo()
     for key, value in metadata.items():
         info.add_itxt(key, value)
-    chunks = b"".join(
+    return b"".join(
         struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
         for kind, body, *_ in info.chunks
     )
-    end_of_header = 8 + 4 + 4 + 13 + 4  # signature, IHDR length, type, 13 data bytes, CRC
-    return data[:end_of_header] + chunks + data[end_of_header:]
 
 
 def _summary(metadata: Mapping[str, str]) -> str:
@@ -351,3 +381,38 @@ async def fit_async(
 ) -> tuple[bytes, str]:
     """`fit` in a worker thread."""
     return await asyncio.to_thread(fit, data, filename, limit, metadata)
+
+
+COPY_BUFFER = 256 * 1024
+
+
+def fit_file(
+    src: Path, dst: Path, filename: str, limit: int, metadata: Mapping[str, str] | None = None
+) -> tuple[Path, str]:
+    """`fit` for a result on disk: the file to upload (`src` itself, or `dst`) and its name.
+
+    A result that fits the limit (the usual case) is never whole in memory: its metadata chunks are
+    spliced in while it is copied to `dst`. Only one that needs re-encoding is read and decoded.
+    Blocking: call through `fit_file_async`.
+    """
+    with src.open("rb") as file:
+        head = file.read(END_OF_HEADER)
+        chunks = png_text_chunks(head, metadata)
+        if src.stat().st_size + len(chunks) <= limit:
+            if not chunks:
+                return src, filename
+            with dst.open("wb") as out:
+                out.write(head)
+                out.write(chunks)
+                shutil.copyfileobj(file, out, COPY_BUFFER)
+            return dst, filename
+    data, name = fit(src.read_bytes(), filename, limit, metadata)
+    dst.write_bytes(data)
+    return dst, name
+
+
+async def fit_file_async(
+    src: Path, dst: Path, filename: str, limit: int, metadata: Mapping[str, str] | None = None
+) -> tuple[Path, str]:
+    """`fit_file` in a worker thread."""
+    return await asyncio.to_thread(fit_file, src, dst, filename, limit, metadata)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -60,11 +61,11 @@ class FileSurface:
     async def deliver(self, job: Job, delivery: Delivery) -> list[int]:
         first = Path(job.inputs[0]["path"])
         paths = []
-        for index, data in enumerate(delivery.files, start=1):
+        for index, result in enumerate(delivery.files, start=1):
             # The file type is what Wan sent, whatever the input was.
-            suffix = ".png" if data.startswith(b"\x89PNG") else ".jpg"
+            suffix = ".png" if result.head.startswith(b"\x89PNG") else ".jpg"
             path = first.with_name(f"{first.stem}.wan-{index}{suffix}")
-            await asyncio.to_thread(path.write_bytes, data)
+            await asyncio.to_thread(shutil.copyfile, result.path, path)
             paths.append(path)
         self.written = paths
         self.delivery = delivery

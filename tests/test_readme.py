@@ -89,6 +89,8 @@ COVERED: dict[str, tuple[str, str]] = {
     "python bench/poll.py": ("bench", "bench/poll.py"),
     "python bench/store.py": ("bench", "bench/store.py"),
     "python bench/e2e.py --mode both": ("bench", "bench/e2e.py"),
+    "python bench/e2e.py --mode account --repeat 2": ("bench", "bench/e2e.py"),
+    "python bench/e2e.py --mode account --trace": ("bench", "bench/e2e.py"),
     "python bench/cluster.py": ("bench", "bench/cluster.py"),
     **{
         command: ("deploy", "tests.test_deploy_systemd::test_readme_install_steps_match_the_unit")

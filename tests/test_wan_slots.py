@@ -1,11 +1,13 @@
 """Memory and throughput at intake (issue 12 item 8), the parts a test can pin down: a Wan slot is
 given back the moment the task ends (the next job's create does not wait for the previous delivery),
-and a job's inputs fetched again are not decoded twice. The numbers are in bench/e2e.py."""
+a job whose turn came fetches its inputs without waiting behind the requests coming in, and a job's
+inputs fetched again are not decoded twice. The numbers are in bench/e2e.py."""
 
 from __future__ import annotations
 
+from bot import images
 from bot.images import ImageRejected, inspect, reinspect
-from tests.harness import World, png
+from tests.harness import World, png, wait_until
 
 
 async def test_next_job_goes_to_wan_while_the_previous_one_is_delivered(world: World) -> None:
@@ -25,6 +27,37 @@ async def test_next_job_goes_to_wan_while_the_previous_one_is_delivered(world: W
     assert w.results_for(w.alice) == []  # job 1 still waiting to be posted
     await w.result_message(w.alice)
     await w.result_message(w.bob)
+
+
+async def test_a_queued_job_fetches_its_images_while_new_requests_are_taken_in(
+    world: World,
+) -> None:
+    """Guards: Wan's slots stay busy while requests come in. With one Wan slot, job 4 waits in the
+    queue beyond the jobs fetched ahead, so it fetches its images again when its turn comes. Two
+    newer requests are being taken in meanwhile, their downloads from the CDN held (a slow upload):
+    job 4 still goes to Wan, instead of waiting behind them (with one limit for both, Wan's slots
+    sat idle until every request had been taken in)."""
+    w = world
+    await w.start_bot(WAN_MAX_CONCURRENT_TASKS="1")
+    w.emu.hold("running")
+    users = [w.alice, w.bob, w.users[2], w.add_member("dave")]
+    for number, user in enumerate(users, start=1):
+        await w.wanedit(user, f"job {number}")
+        await wait_until(lambda n=number: w.bots[-1].store.get_job(n))
+    await w.emu.wait_for_task_count(1)
+    # As many newer requests as may be taken in at once, each stuck downloading its image.
+    busy = images.MAX_PARALLEL_LOADS
+    slow = w.fd.hold("GET", r"^/cdn/.*/slow-\d+\.png", times=busy)
+    for number in range(1, busy + 1):
+        late = w.add_member(f"late{number}")
+        await w.wanedit(late, "arriving", [w.upload(png(), f"slow-{number}.png")])
+    await slow.wait_arrived()
+    w.emu.release("running")
+    await w.emu.wait_for_task_count(4, timeout=15)
+    assert w.emu.created_count == 4 and slow.parked == busy  # the newer ones: still downloading
+    slow.release()
+    for user in users:
+        await w.result_message(user)
 
 
 def test_inputs_fetched_again_are_not_decoded_twice() -> None:

@@ -7,6 +7,7 @@ from bot.jobs.models import (
     JobRefused,
     JobSpec,
     Progress,
+    ResultFile,
 )
 from bot.jobs.queue import JobQueue, MemoryQueue
 from bot.jobs.runner import JobRunner
@@ -22,5 +23,6 @@ __all__ = [
     "JobSpec",
     "MemoryQueue",
     "Progress",
+    "ResultFile",
     "Surface",
 ]

@@ -7,13 +7,15 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bot.i18n import _, text_of
-from bot.images import ImageRejected
+from bot.images import CheckedImage, ImageRejected
 from bot.jobs.endings import Outcomes
 from bot.jobs.inflight import InFlight
 from bot.jobs.models import Progress, uncharged
 from bot.jobs.reconcile import Reconciler
+from bot.jobs.spool import JobFolder
 from bot.jobs.surface import Surface
 from bot.metrics import Metrics
 from bot.store import Job, JobState, Store
@@ -67,13 +69,22 @@ class Creator:
 
     async def create(self, job: Job) -> Job | None:
         """The job with its task id, or None when it ended here (failed, cancelled)."""
-        images = self.inflight.images.pop(job.id, None)
-        if images is None:
+        # Its images wait for a Wan slot, and go out with the create, from the job's folder on
+        # disk: prefetched jobs and creates at once hold no image in memory.
+        spool = JobFolder(job.id, "inputs")
+        async with spool as folder:
+            return await self._create(job, folder, spool)
+
+    async def _create(self, job: Job, folder: Path, spool: JobFolder) -> Job | None:
+        checked = self.inflight.images.pop(job.id, None)
+        if checked is None:
             try:
-                images = await self.surface.fetch_inputs(job)
+                checked = await self.surface.fetch_inputs(job)
             except ImageRejected as err:
                 await self.outcomes.fail(job, uncharged(text_of(err)), "InputGone")
                 return None
+        images = await _spool(checked, folder)
+        del checked
         if await self.cancelled_meanwhile(job):
             return None
         # A Wan slot, given back when the task ends (or the job does); a cancel while waiting for
@@ -90,9 +101,7 @@ class Creator:
         options = job.options
         request = EditRequest(
             prompt=job.prompt,
-            images=[
-                InputImage(data=i.data, mime=i.mime, url=i.url, filename=i.filename) for i in images
-            ],
+            images=images,
             negative_prompt=job.negative_prompt or None,
             n=int(options.get("count", 1)),
             seed=options.get("seed"),
@@ -144,7 +153,10 @@ class Creator:
         try:
             # The client's retry policy is the only one for creates (at most 4 POSTs, and only
             # after answers that prove no task was made): no second loop here.
-            created = await inflight.critical(create_and_record())
+            # It reads the spooled images: a shutdown lets it finish before they are removed.
+            created = await inflight.critical(
+                spool.keep_for(asyncio.ensure_future(create_and_record()))
+            )
             task_id, status = created.task_id, created.status
         except WanError as err:
             if err.code != "CreateOutcomeUnknown":
@@ -207,3 +219,15 @@ class Creator:
         await self.outcomes.finish(job, JobState.CANCELLED)
         await self.outcomes.say(job, _("Cancelled before it started. Nothing was charged."))
         return True
+
+
+async def _spool(images: list[CheckedImage], folder: Path) -> list[InputImage]:
+    """The checked images as files in `folder`, for the create to read while it is sent."""
+    spooled = []
+    for index, image in enumerate(images, start=1):
+        path = folder / f"input-{index}"
+        await asyncio.to_thread(path.write_bytes, image.data)
+        spooled.append(
+            InputImage(data=None, mime=image.mime, url=image.url, filename=image.filename, path=path)
+        )
+    return spooled

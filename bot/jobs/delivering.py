@@ -1,6 +1,8 @@
 """Delivering a finished task: download the results at once (their URLs expire), post them, settle.
 
-Retried a few times, then postponed (Wan keeps results for 24 hours), then given up.
+Retried a few times, then postponed (Wan keeps results for 24 hours), then given up. The results are
+downloaded into the job's temporary folder (`JobFolder`), never whole into memory, and the folder is
+removed when the delivery ends, posted or not.
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bot.i18n import _
 from bot.jobs.endings import Outcomes
 from bot.jobs.inflight import InFlight
-from bot.jobs.models import Delivery, Progress
+from bot.jobs.models import Delivery, Progress, ResultFile
+from bot.jobs.spool import JobFolder
 from bot.jobs.surface import Surface
 from bot.store import Job, JobState, LeaseLost, Store
 from bot.wan import TaskResult, WanClient, WanError
@@ -21,6 +25,7 @@ from bot.wan import TaskResult, WanClient, WanError
 log = logging.getLogger(__name__)
 
 MAX_POSTPONEMENTS = 3
+HEAD_BYTES = 64  # of each result kept in memory: its type and a PNG's dimensions
 
 
 def billed_images(result: TaskResult) -> int:
@@ -62,6 +67,19 @@ class Deliverer:
         self._later.clear()
 
     async def deliver(self, job: Job, result: TaskResult, *, redelivery: bool = False) -> None:
+        spool = JobFolder(job.id, "results")
+        async with spool as folder:
+            await self._deliver(job, result, folder, spool, redelivery=redelivery)
+
+    async def _deliver(
+        self,
+        job: Job,
+        result: TaskResult,
+        folder: Path,
+        spool: JobFolder,
+        *,
+        redelivery: bool,
+    ) -> None:
         # What Wan billed is recorded first: the owner pays it even if delivery fails later.
         job = await self.store.update_job(
             job.id,
@@ -72,7 +90,7 @@ class Deliverer:
         await self.outcomes.show(job, Progress("delivering"))
         billed = billed_images(result)
         try:
-            files, missing, retryable = await self._download(job, result)
+            files, missing, retryable = await self._download(job, result, folder)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -103,7 +121,9 @@ class Deliverer:
                     redelivery=redelivery or attempt > 1,
                     missing=missing,
                 )
-                await self.inflight.critical(self._post_and_settle(job, delivery, billed))
+                posting = asyncio.ensure_future(self._post_and_settle(job, delivery, billed))
+                # It reads the files: a shutdown lets it finish before they are removed.
+                await self.inflight.critical(spool.keep_for(posting))
                 return
             except (asyncio.CancelledError, LeaseLost):
                 raise
@@ -134,24 +154,28 @@ class Deliverer:
             self.redeliver_after, self._retry_later, job.id
         )
 
-    async def _download(self, job: Job, result: TaskResult) -> tuple[list[bytes], int, bool]:
-        """Each result image, fetched separately so one broken link doesn't cost the others.
+    async def _download(
+        self, job: Job, result: TaskResult, folder: Path
+    ) -> tuple[list[ResultFile], int, bool]:
+        """Each result image, fetched separately (into `folder`) so one broken link doesn't cost the
+        others.
 
         Returns the images in result order, how many are missing, and whether a missing one may
         still come (a retryable failure after every attempt) rather than being gone for good.
         """
         urls = result.urls
-        got: dict[int, bytes] = {}
+        got: dict[int, ResultFile] = {}
         gone: set[int] = set()
         for attempt in range(1, self.delivery_attempts + 1):
             todo = [i for i in range(len(urls)) if i not in got and i not in gone]
             if not todo:
                 break
             answers = await asyncio.gather(
-                *(self.wan.download(urls[i]) for i in todo), return_exceptions=True
+                *(self._fetch(urls[i], folder / f"result-{i + 1}") for i in todo),
+                return_exceptions=True,
             )
             for index, answer in zip(todo, answers, strict=True):
-                if isinstance(answer, bytes):
+                if isinstance(answer, ResultFile):
                     got[index] = answer
                 elif isinstance(answer, WanError) and (
                     answer.code == "ResultExpired" or not answer.retryable
@@ -174,6 +198,11 @@ class Deliverer:
                 await asyncio.sleep(self.retry_delay * attempt)
         missing = len(urls) - len(got)
         return [got[i] for i in sorted(got)], missing, missing > len(gone)
+
+    async def _fetch(self, url: str, path: Path) -> ResultFile:
+        size = await self.wan.download_to(url, path)
+        head = await asyncio.to_thread(_head, path)
+        return ResultFile(path=path, size=size, head=head)
 
     async def _post_and_settle(self, job: Job, delivery: Delivery, billed: int) -> None:
         lease = self.inflight.lease(job.id)
@@ -215,3 +244,8 @@ class Deliverer:
             return None
         held = int(job.options.get("count", 1))
         return status.remaining + max(0, held - generated)
+
+
+def _head(path: Path) -> bytes:
+    with path.open("rb") as file:
+        return file.read(HEAD_BYTES)

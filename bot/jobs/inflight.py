@@ -4,7 +4,7 @@ the store has the truth, this is only what a running job and a cancel click shar
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -75,8 +75,9 @@ class InFlight:
         self.left_wan.discard(job_id)
         self.give_back_wan_slot(job_id)
 
-    async def critical(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run `coro` to its end even if its job is cancelled by a shutdown; `stop` waits for it."""
+    async def critical(self, coro: Awaitable[T]) -> T:
+        """Run `coro` (a coroutine, or a task already started) to its end even if its job is
+        cancelled by a shutdown; `stop` waits for it."""
         task = asyncio.ensure_future(coro)
         self.critical_tasks.add(task)
         task.add_done_callback(self.critical_tasks.discard)

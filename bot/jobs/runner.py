@@ -28,6 +28,7 @@ from bot.jobs.life import INTERRUPTED, JobLife
 from bot.jobs.models import TERMINAL_SOURCE, JobSpec
 from bot.jobs.queue import JobQueue, MemoryQueue
 from bot.jobs.reconcile import MARGIN, Reconciler
+from bot.jobs.spool import remove_stale
 from bot.jobs.surface import Surface
 from bot.metrics import Metrics
 from bot.store import Job, JobState, Store
@@ -127,7 +128,8 @@ class JobRunner:
     # ---- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start dispatching queued jobs."""
+        """Start dispatching queued jobs (after clearing what a killed process left on disk)."""
+        await asyncio.to_thread(remove_stale)
         await self.dispatcher.start()
 
     def alive(self) -> bool:

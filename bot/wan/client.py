@@ -22,7 +22,8 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Literal, Self
+from pathlib import Path
+from typing import Any, BinaryIO, Literal, Self
 
 import aiohttp
 
@@ -355,6 +356,32 @@ class WanClient:
         )
         return await retry(self._download_once, url, max_bytes)
 
+    async def download_to(
+        self, url: str, path: Path, *, max_bytes: int = MAX_RESULT_BYTES
+    ) -> int:
+        """Fetch a result image into the file `path` (rewritten by each attempt); its size.
+
+        The image is never whole in memory: a result of several MB goes to disk a megabyte at a
+        time (written in a worker thread), so deliveries at once cost the bot disk, not RSS."""
+        retry = policy(
+            attempts=self.max_retries + 1,
+            backoff=self.backoff,
+            retry_if=_retryable,
+            sleep=self._sleep,
+            what="download",
+        )
+
+        async def attempt() -> int:
+            sink = _FileSink(path)
+            try:
+                await self._download_once(url, max_bytes, sink)
+                return await sink.close()
+            except BaseException:
+                await sink.close(flush=False)
+                raise
+
+        return await retry(attempt)
+
     async def download_results(self, result: TaskResult) -> list[bytes]:
         """Every successful image of a task, fetched concurrently, in result order."""
         return list(await asyncio.gather(*(self.download(url) for url in result.urls)))
@@ -505,7 +532,10 @@ class WanClient:
         )
         return parse_task(body, task_id)
 
-    async def _download_once(self, url: str, max_bytes: int) -> bytes:
+    async def _download_once(
+        self, url: str, max_bytes: int, sink: _FileSink | None = None
+    ) -> bytes:
+        """One GET of a result; its bytes, or b"" when they went to `sink`."""
         timeout = aiohttp.ClientTimeout(total=max(self.request_timeout, 60.0), sock_connect=10.0)
         try:
             async with self.session.get(url, timeout=timeout) as resp:
@@ -536,7 +566,10 @@ class WanClient:
                     size += len(chunk)
                     if size > max_bytes:
                         raise WanError(RESULT_TOO_LARGE, f"over {max_bytes} bytes", retryable=False)
-                    chunks.append(chunk)
+                    if sink is None:
+                        chunks.append(chunk)
+                    else:
+                        await sink.write(chunk)
                 return b"".join(chunks)
         except TimeoutError:
             raise WanError(REQUEST_TIMEOUT, "result download timed out", retryable=True) from None
@@ -554,6 +587,42 @@ class WanClient:
         return error_from_response(
             status, headers, raw, default_code=default_code, secret=self._api_key
         )
+
+
+class _FileSink:
+    """Bytes on their way to a file, written a megabyte at a time in a worker thread (a write of a
+    few MB to the page cache is quick, but still not the event loop's to do)."""
+
+    FLUSH = 1024 * 1024
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.size = 0
+        self._buffer = bytearray()
+        self._file: BinaryIO | None = None
+
+    async def write(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        self.size += len(chunk)
+        if len(self._buffer) >= self.FLUSH:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        data, self._buffer = self._buffer, bytearray()
+        if self._file is None:
+            self._file = await asyncio.to_thread(self.path.open, "wb")
+        await asyncio.to_thread(self._file.write, data)
+
+    async def close(self, *, flush: bool = True) -> int:
+        """Write what is left (unless the download failed) and close the file; the size."""
+        try:
+            if flush:
+                await self._flush()
+        finally:
+            if self._file is not None:
+                await asyncio.to_thread(self._file.close)
+                self._file = None
+        return self.size
 
 
 def _retryable(exc: BaseException) -> bool:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from bot.wan.errors import BAD_RESPONSE, WanError
@@ -52,16 +53,26 @@ _FINAL_STATUSES = frozenset(
 
 @dataclass(frozen=True)
 class InputImage:
-    """One input image. `data` is needed for the base64 and upload transports, `url` for url."""
+    """One input image. Its bytes (`data`, or the file `path` holding them) are needed for the
+    base64 and upload transports, `url` for url."""
 
     data: bytes | None
     mime: str
     url: str | None = None
     filename: str = "image.png"
+    # The bytes on disk instead of in memory (a job waiting for its create): read while it is sent.
+    path: Path | None = None
+
+    @property
+    def has_bytes(self) -> bool:
+        return self.data is not None or self.path is not None
 
     def __repr__(self) -> str:  # the bytes would flood logs
         size = len(self.data) if self.data is not None else None
-        return f"InputImage(mime={self.mime!r}, bytes={size}, url={self.url!r}, filename={self.filename!r})"
+        return (
+            f"InputImage(mime={self.mime!r}, bytes={size}, path={self.path!r}, url={self.url!r}, "
+            f"filename={self.filename!r})"
+        )
 
 
 @dataclass(frozen=True)

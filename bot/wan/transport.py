@@ -9,11 +9,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 import aiohttp
@@ -65,9 +66,9 @@ class UploadApi(Protocol):
 
 def data_uri(image: InputImage) -> InlineImage:
     """The image inline, as `data:{mime};base64,...`; encoded while the request is sent (see body.py)."""
-    if image.data is None:
+    if image.data is None and image.path is None:
         raise WanError("InvalidParameter", "image has no data to send", retryable=False)
-    return InlineImage(image.mime, image.data)
+    return InlineImage(image.mime, image.data, image.path)
 
 
 class UrlTransport:
@@ -90,7 +91,7 @@ class Base64Transport:
     async def prepare(self, images: Sequence[InputImage]) -> PreparedImages:
         out: list[str | InlineImage] = []
         for image in images:
-            if image.data is None and image.url:
+            if not image.has_bytes and image.url:
                 out.append(image.url)  # only a URL was given: let Wan fetch it
             else:
                 out.append(data_uri(image))
@@ -129,7 +130,7 @@ class UploadTransport:
         self._api = api
 
     async def prepare(self, images: Sequence[InputImage]) -> PreparedImages:
-        if all(image.data is None for image in images):
+        if not any(image.has_bytes for image in images):
             return await UrlTransport().prepare(images)
         # One policy for every image of this call (as the SDK does since 2025-11).
         policy = await self._api.get_upload_policy()
@@ -138,9 +139,12 @@ class UploadTransport:
                 raise WanError(BAD_RESPONSE, f"upload policy has no {name}")
         out = []
         for index, image in enumerate(images, start=1):
-            if image.data is None:
+            if not image.has_bytes:
                 out.append(image.url or "")
                 continue
+            if image.data is None and image.path is not None:
+                # The form needs the bytes (an upload is one image of at most 10 MB at a time).
+                image = replace(image, data=await asyncio.to_thread(image.path.read_bytes))
 
             def build(
                 image: InputImage = image, index: int = index

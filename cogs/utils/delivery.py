@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -60,12 +60,17 @@ class ResultPoster:
         places = [i for i, r in enumerate(delivery.result.results) if r.ok and r.url]
         if len(places) != len(delivery.files):
             places = list(range(len(delivery.files)))
-        files: list[tuple[bytes, str]] = await asyncio.gather(
+        # Each file as it goes up: on disk (next to the download), streamed by the upload.
+        files: list[tuple[Path, str]] = await asyncio.gather(
             *(
-                images.fit_async(
-                    data, f"wan-{job.id}-{i + 1}.png", limit, self._metadata(job, places[i], data)
+                images.fit_file_async(
+                    result.path,
+                    result.path.with_name(f"upload-{i + 1}"),
+                    f"wan-{job.id}-{i + 1}.png",
+                    limit,
+                    self._metadata(job, places[i], result.head),
                 )
-                for i, data in enumerate(delivery.files)
+                for i, result in enumerate(delivery.files)
             )
         )
         try:
@@ -130,10 +135,12 @@ class ResultPoster:
         self._touches[job.id] = (message.id, message.channel)
         return ids
 
-    def _metadata(self, job: Job, index: int, data: bytes) -> dict[str, str]:
-        """How the task's result `index` was made, carried in the file itself (PNG text, or EXIF/XMP)."""
+    def _metadata(self, job: Job, index: int, head: bytes) -> dict[str, str]:
+        """How the task's result `index` was made, carried in the file itself (PNG text, or EXIF/XMP).
+
+        `head`: the file's first bytes (a PNG's dimensions are in them)."""
         seed = job.options.get("seed")
-        dimensions = images.png_dimensions(data)
+        dimensions = images.png_dimensions(head)
         size = job.options.get("size") or (f"{dimensions[0]}*{dimensions[1]}" if dimensions else "")
         fields = {
             "prompt": job.prompt,
@@ -158,14 +165,16 @@ class ResultPoster:
         self,
         target: discord.abc.Messageable,
         job: Job,
-        files: list[tuple[bytes, str]],
+        files: list[tuple[Path, str]],
         send_kwargs: dict[str, Any],
     ) -> tuple[list[int], discord.Message]:
         # A spoiler is the file name's `SPOILER_` prefix, which discord.py adds.
         spoiler = bool(job.extra.get("spoiler"))
         try:
             message = await target.send(
-                files=[discord.File(io.BytesIO(d), filename=n, spoiler=spoiler) for d, n in files],
+                # A path: discord.py opens the file and aiohttp streams it (a BytesIO would be
+                # copied whole by aiohttp's payload).
+                files=[discord.File(path, filename=n, spoiler=spoiler) for path, n in files],
                 # Discord drops a second message with the same nonce: a re-delivery after a crash is not doubled.
                 nonce=f"{self.bot.nonce_prefix}{job.id}",
                 **send_kwargs,
@@ -179,7 +188,7 @@ class ResultPoster:
         # embed's footer, which finds the parts again after a restart.
         ids = []
         first: discord.Message | None = None
-        for index, (data, name) in enumerate(files, start=1):
+        for index, (path, name) in enumerate(files, start=1):
             part = dict(send_kwargs)
             view = part.pop("view", None)
             if index > 1:
@@ -190,7 +199,7 @@ class ResultPoster:
             if index == len(files) and view is not None:
                 part["view"] = view
             message = await target.send(
-                files=[discord.File(io.BytesIO(data), filename=name, spoiler=spoiler)],
+                files=[discord.File(path, filename=name, spoiler=spoiler)],
                 nonce=f"{self.bot.nonce_prefix}{job.id}p{index}",
                 **part,
             )

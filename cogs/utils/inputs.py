@@ -136,7 +136,7 @@ async def refetch(bot: WanBot, job: Job) -> list[CheckedImage]:
     (a `/wanedit` attachment has no message; other people's messages are blank without the Message
     Content intent) gets a fresh signature from Discord's refresh endpoint.
     """
-    async with images.load_slot():
+    async with images.refetch_slot():  # not behind the requests coming in: see bot/images.py
         urls: list[str | None] = []
         for index, spec in enumerate(job.inputs, start=1):
             url = spec.get("url")
