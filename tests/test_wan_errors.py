@@ -121,6 +121,16 @@ def test_create_outcome_unknown_is_a_wan_error_that_is_not_retried() -> None:
     assert err.code == "CreateOutcomeUnknown" and err.retryable is False
     assert "not sent again" in err.user_message
     assert repr(err).startswith("CreateOutcomeUnknown(code='CreateOutcomeUnknown'")
+    assert (err.message, str(err), err.http_status) == (
+        "reset",
+        "CreateOutcomeUnknown: reset",
+        None,
+    )
+    assert str(CreateOutcomeUnknown()) == "CreateOutcomeUnknown"
+    # Even with a status that would make any other error retryable, a create is never sent again.
+    after_503 = CreateOutcomeUnknown("gateway", http_status=503)
+    assert (after_503.http_status, after_503.retryable) == (503, False)
+    assert WanError("Whatever", http_status=503).retryable is True
 
 
 def test_task_status() -> None:

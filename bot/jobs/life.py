@@ -133,7 +133,7 @@ class JobLife:
             text = err.user_message if err is not None else _("Wan couldn't finish this edit.")
             await self.outcomes.fail(job, uncharged(text), result.code or "TaskFailed")
 
-    def _observe(self, result: TaskResult) -> None:
+    def _observe(self, result: TaskResult) -> None:  # pragma: no mutate block (metrics only)
         """Task duration and detection lag, from the times Wan reports."""
         if result.end_time is None:
             return
