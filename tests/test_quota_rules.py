@@ -14,7 +14,14 @@ import pytest
 
 from bot.store import QuotaRefused
 from bot.store.checks import MAX_LIMIT, check_int, check_limit
-from bot.store.quota import Snapshot, charge_split, grant_or_refuse, worst_case_daily
+from bot.store.errors import CeilingExceeded
+from bot.store.quota import (
+    Snapshot,
+    charge_split,
+    check_ceiling,
+    grant_or_refuse,
+    worst_case_daily,
+)
 
 DAY = date(2026, 3, 1)
 
@@ -98,3 +105,14 @@ def test_limits_accept_none_and_the_whole_range_and_nothing_outside() -> None:
     for bad in (0, 5):
         with pytest.raises(ValueError, match="images must be a whole number from 1 to 4, got"):
             check_int("images", bad, 1, 4)
+
+
+def test_a_value_over_the_owners_ceiling_is_refused_with_what_it_was() -> None:
+    """Promise: an admin can't set a limit above WAN_SERVER_DAILY_LIMIT; the refusal names both."""
+    with pytest.raises(CeilingExceeded) as info:
+        check_ceiling("the server cap", 51, 50)
+    assert (info.value.what, info.value.value, info.value.ceiling) == ("the server cap", 51, 50)
+    assert "can't be 51" in str(info.value) and "at most 50" in str(info.value)
+    check_ceiling("the server cap", 50, 50)
+    check_ceiling("the server cap", None, 50)
+    check_ceiling("the server cap", 10**6, None)

@@ -256,3 +256,56 @@ def test_backoff_is_jittered_capped_and_honours_retry_after() -> None:
 )
 def test_client_made_codes_have_user_messages(code: str) -> None:
     assert code in USER_MESSAGES and WanError(code).user_message == USER_MESSAGES[code]
+
+
+def test_a_dashscope_error_body_gives_its_code_message_and_request_id() -> None:
+    """Promise: the user and the log see Wan's own code and words (`message`, or `msg`)."""
+    from bot.wan.errors import error_from_response
+
+    body = b'{"code": "Throttling", "message": "Requests throttled", "request_id": "r-1"}'
+    err = error_from_response(429, {"Retry-After": "3"}, body)
+    assert (err.code, err.message, err.request_id, err.http_status) == (
+        "Throttling",
+        "Requests throttled",
+        "r-1",
+        429,
+    )
+    assert (err.retryable, err.retry_after) == (True, 3.0)
+    old_style = error_from_response(400, {}, b'{"code": "InvalidParameter", "msg": "bad size"}')
+    assert (old_style.code, old_style.message, old_style.request_id) == (
+        "InvalidParameter",
+        "bad size",
+        None,
+    )
+    both = error_from_response(400, {}, b'{"code": "X", "message": "first", "msg": "second"}')
+    assert both.message == "first"
+
+
+def test_an_answer_without_a_code_is_named_by_its_status() -> None:
+    """Promise: a proxy's body-less 5xx is retried as ServiceUnavailable; a 4xx nobody names is
+    Unknown (not retried); the caller's own default code wins over the status table."""
+    from bot.wan.errors import error_from_response
+
+    assert error_from_response(500, {}, b"").code == "ServiceUnavailable"
+    assert error_from_response(500, {}, b"").retryable is True
+    assert error_from_response(503, {}, b"<html>busy</html>").code == "ServiceUnavailable"
+    assert error_from_response(499, {}, b"").code == "Unknown"
+    assert error_from_response(413, {}, b"").code == "BadRequest.TooLarge"
+    assert error_from_response(413, {}, b"", default_code="Mine").code == "Mine"
+    assert error_from_response(502, {}, b"", default_code="Mine").code == "Mine"
+    assert error_from_response(400, {}, b'{"code": "", "message": "m"}').code == "Unknown"
+
+
+def test_the_message_falls_back_to_oss_xml_then_the_body_then_the_status() -> None:
+    """Promise: whatever answered, the error says something true about it."""
+    from bot.wan.errors import error_from_response
+
+    xml = b"<Error><Code>AccessDenied</Code><Message>Request has expired.</Message></Error>"
+    assert error_from_response(403, {}, xml).message == "AccessDenied: Request has expired."
+    assert error_from_response(502, {}, b"Bad gateway").message == "Bad gateway"
+    assert error_from_response(502, {}, b'["not", "a", "dict"]').message == '["not", "a", "dict"]'
+    assert error_from_response(502, {}, b"x" * 300).message == "x" * 200
+    assert error_from_response(504, {}, b"").message == "HTTP 504"
+    assert error_from_response(401, {}, b"key sk-secret leaked", secret="sk-secret").message == (
+        "key sk-*** leaked"
+    )

@@ -42,6 +42,8 @@ class Outcomes:
         billed anyway (a finished task whose images never reached the member)."""
         fields: dict[str, object] = {"error_code": code, "error_message": text}
         if billed:
+            # Today's callers stored `billed` already (the deliverer, when the task succeeded), so
+            # a mutant that drops it here survives (equivalent); kept so `fail` is right on its own.
             fields["billed"] = billed
         if await self.finish(job, JobState.FAILED, **fields):
             await self.say(job, text)

@@ -273,7 +273,7 @@ def error_from_response(
     try:
         data = json.loads(body)
     except ValueError:
-        data = None
+        data = None  # (a mutant making this "" is equivalent: neither is a dict)
     code = message = request_id = None
     if isinstance(data, dict):
         code = data.get("code") or None
