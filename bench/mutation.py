@@ -117,6 +117,22 @@ def results() -> dict[str, str]:
     return statuses
 
 
+def mutmut_run(max_children: int, names: list[str]) -> bool:
+    """`mutmut run` on `names` (all mutants when empty), its output appended to LOG."""
+    with LOG.open("a") as log:
+        run = subprocess.run(
+            [*mutmut_command(), "run", "--max-children", str(max_children), *names],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    if run.returncode != 0:
+        print(f"mutmut run failed (exit {run.returncode}); see {LOG}", file=sys.stderr)
+        tail = LOG.read_text(errors="replace").replace("\r", "\n").splitlines()[-30:]
+        print("\n".join(tail), file=sys.stderr)
+    return run.returncode == 0
+
+
 def diff_of(name: str) -> str:
     return subprocess.run(
         [*mutmut_command(), "show", name], cwd=REPO, capture_output=True, text=True
@@ -151,27 +167,17 @@ def main() -> int:
     if not args.keep:
         shutil.rmtree(REPO / "mutants", ignore_errors=True)
     LOG.parent.mkdir(parents=True, exist_ok=True)
+    LOG.write_text("")
     started = time.monotonic()
     print(f"mutmut run (output in {LOG.relative_to(REPO)}) ...", flush=True)
-    with LOG.open("w") as log:
-        run = subprocess.run(
-            [
-                *mutmut_command(),
-                "run",
-                "--max-children",
-                str(args.max_children),
-                *names,
-            ],
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    wall = time.monotonic() - started
-    if run.returncode != 0:
-        print(f"mutmut run failed (exit {run.returncode}); see {LOG}", file=sys.stderr)
-        tail = LOG.read_text(errors="replace").replace("\r", "\n").splitlines()[-30:]
-        print("\n".join(tail), file=sys.stderr)
+    if not mutmut_run(args.max_children, names):
         return 1
+    if args.survivors:
+        # mutmut forgets the results of a function whose code changed since: test those again too.
+        unchecked = [n for n, s in results().items() if s == "not checked" and in_scope(n)]
+        if unchecked and not mutmut_run(args.max_children, unchecked):
+            return 1
+    wall = time.monotonic() - started
 
     statuses = {n: s for n, s in results().items() if args.all or in_scope(n)}
     counts = Counter(statuses.values())

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import random
+from datetime import UTC, datetime
 
 import pytest
 
 from bot.wan import CreateOutcomeUnknown, TaskStatus, WanError, user_message_for
-from bot.wan.errors import USER_MESSAGES
+from bot.wan.errors import USER_MESSAGES, is_retryable
 from bot.wan.models import WAN_TZ, parse_created, parse_task, parse_time
 from bot.wan.retry import Backoff, parse_retry_after
 
@@ -309,3 +310,51 @@ def test_the_message_falls_back_to_oss_xml_then_the_body_then_the_status() -> No
     assert error_from_response(401, {}, b"key sk-secret leaked", secret="sk-secret").message == (
         "key sk-*** leaked"
     )
+
+
+class _TopOfRange(random.Random):
+    """A stdlib Random whose `uniform` answers the top of the range, so a test sees the ceiling."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+def test_backoff_ceiling_doubles_per_attempt_up_to_the_cap() -> None:
+    """Promise: retries spread out exponentially (base * 2**attempt) and never wait past the cap."""
+    b = Backoff(base=0.5, cap=20.0, rng=_TopOfRange())
+    assert [b.delay(attempt) for attempt in (-1, 0, 1, 2, 3, 5, 6)] == [
+        0.5,
+        0.5,
+        1.0,
+        2.0,
+        4.0,
+        16.0,
+        20.0,
+    ]
+    assert b.delay(1, retry_after=7.0) == 7.0
+    assert b.delay(5, retry_after=7.0) == 16.0
+
+
+def test_retry_after_in_seconds_or_as_an_http_date() -> None:
+    """Promise: the server's Retry-After is honoured exactly, whether seconds or a date."""
+    now = datetime(2026, 12, 2, 0, 0, 0, tzinfo=UTC)
+    assert parse_retry_after("0.5") == 0.5
+    assert parse_retry_after(" 4 ") == 4.0
+    assert parse_retry_after("-3") == 0.0
+    assert parse_retry_after("Wed, 02 Dec 2026 00:00:10 GMT", now) == 10.0
+    # "-0000" makes a naive datetime: it is read as UTC.
+    assert parse_retry_after("Wed, 02 Dec 2026 00:00:10 -0000", now) == 10.0
+    assert parse_retry_after("Wed, 02 Dec 2026 01:00:10 +0100", now) == 10.0
+    assert parse_retry_after("Tue, 01 Dec 2026 23:59:00 GMT", now) == 0.0
+
+
+def test_throttling_subcodes_and_5xx_are_retried_but_not_a_bad_parameter() -> None:
+    """Promise: Wan's throttling (any `Throttling.*`) and server errors are retried; a request Wan
+    called invalid is not sent again, whatever its status."""
+    assert is_retryable("Throttling.RateQuota", 400) is True
+    assert is_retryable("Throttling.AllocationQuota", None) is True
+    assert is_retryable("NotThrottling.X", None) is False
+    assert is_retryable("SomethingNew", 503) is True
+    assert is_retryable("SomethingNew", 400) is False
+    assert is_retryable("InvalidParameter.Size", 503) is False
+    assert is_retryable("InvalidParameter", 500) is False
