@@ -307,6 +307,13 @@ def test_the_message_falls_back_to_oss_xml_then_the_body_then_the_status() -> No
     assert error_from_response(502, {}, b'["not", "a", "dict"]').message == '["not", "a", "dict"]'
     assert error_from_response(502, {}, b"x" * 300).message == "x" * 200
     assert error_from_response(504, {}, b"").message == "HTTP 504"
+    # Not UTF-8 (a proxy's page in another encoding): still read, never a crash.
+    assert error_from_response(502, {}, b"caf\xe9 ferm\xe9").message == "caf\ufffd ferm\ufffd"
+    # Only the first 2,000 bytes are searched for OSS's XML.
+    late = b"<Code>Late</Code><Message>m</Message>"
+    assert error_from_response(502, {}, b" " * (2000 - len(late)) + late).message == "Late: m"
+    beyond = b" " * (2001 - len(late)) + late
+    assert error_from_response(502, {}, beyond).message == " " * 200
     assert error_from_response(401, {}, b"key sk-secret leaked", secret="sk-secret").message == (
         "key sk-*** leaked"
     )
@@ -351,8 +358,8 @@ def test_retry_after_in_seconds_or_as_an_http_date() -> None:
 def test_throttling_subcodes_and_5xx_are_retried_but_not_a_bad_parameter() -> None:
     """Promise: Wan's throttling (any `Throttling.*`) and server errors are retried; a request Wan
     called invalid is not sent again, whatever its status."""
-    assert is_retryable("Throttling.RateQuota", 400) is True
-    assert is_retryable("Throttling.AllocationQuota", None) is True
+    assert is_retryable("Throttling.SomethingNew", 400) is True
+    assert is_retryable("Throttling.Other", None) is True
     assert is_retryable("NotThrottling.X", None) is False
     assert is_retryable("SomethingNew", 503) is True
     assert is_retryable("SomethingNew", 400) is False

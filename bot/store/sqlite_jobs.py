@@ -138,6 +138,7 @@ def finish(
     if row[1] is not None:
         status = "settled" if generated > 0 else "released"
         close_reservation(conn, row[1], generated, now, status)
+    # (SQLite column names ignore case, so mutants upper-casing these keys are equivalent.)
     changes: dict[str, Any] = {
         "state": state,
         "generated": generated,

@@ -208,7 +208,7 @@ def close_reservation(
         "UPDATE bot_days SET held = held - ?, used = used + ? WHERE day = ?",
         (images, charged, day),
     )
-    if from_extra > extra:
+    if from_extra > extra:  # (">=" would be equivalent: it gives back 0)
         conn.execute(
             "UPDATE members SET extra = extra + ? WHERE scope = ? AND user_id = ?",
             (from_extra - extra, scope, user),

@@ -286,7 +286,7 @@ def error_from_response(
             or ("ServiceUnavailable" if status >= 500 else UNKNOWN)
         )
     if message is None:
-        text = body[:2000].decode("utf-8", "replace")
+        text = body[:2000].decode("utf-8", "replace")  # ("UTF-8" would be equivalent)
         xml = _OSS_XML.search(text)
         if xml:
             message = f"{xml.group(1)}: {xml.group(2)}"
