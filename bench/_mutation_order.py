@@ -5,7 +5,7 @@ durations its stats pass measured (`mutmut-stats.json` in mutmut's working copy)
 or unit test kill a mutant before any end-to-end test starts. A mutant that survives would run
 every test that reaches its function (a minute of end-to-end tests for the runner's functions), so
 only the fastest ones that fit in `WANBOT_MUTATION_BUDGET` seconds of measured time run (at least
-one; default 10). The stats and clean passes run every test.
+one; default 25). The stats and clean passes run every test.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     durations: dict[str, float] = json.loads(stats.read_text()).get("duration_by_test", {})
     items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
-    budget = float(os.environ.get("WANBOT_MUTATION_BUDGET", "10"))
+    budget = float(os.environ.get("WANBOT_MUTATION_BUDGET", "25"))
     # Only a mutant's own run is cut short, never the stats or the clean pass.
     if budget <= 0 or "__mutmut_" not in os.environ.get("MUTANT_UNDER_TEST", ""):
         return

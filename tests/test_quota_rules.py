@@ -13,8 +13,9 @@ from datetime import UTC, date, datetime
 import pytest
 
 from bot.store import QuotaRefused
-from bot.store.checks import MAX_LIMIT, check_int, check_limit
+from bot.store.checks import MAX_LIMIT, check_int, check_limit, check_time, job_changes, new_job
 from bot.store.errors import CeilingExceeded
+from bot.store.models import JobState
 from bot.store.quota import (
     Snapshot,
     charge_split,
@@ -116,3 +117,42 @@ def test_a_value_over_the_owners_ceiling_is_refused_with_what_it_was() -> None:
     check_ceiling("the server cap", 50, 50)
     check_ceiling("the server cap", None, 50)
     check_ceiling("the server cap", 10**6, None)
+
+
+def test_a_new_job_is_checked_and_its_empty_collections_filled() -> None:
+    """Promise: a job row is never created finished, without a source, or with a naive token
+    expiry; the store says which rule was broken."""
+    base = {"state": "queued", "source": "slash"}
+    filled = new_job(base)
+    assert filled["state"] is JobState.QUEUED
+    assert (filled["options"], filled["inputs"], filled["result_message_ids"], filled["extra"]) == (
+        {},
+        [],
+        [],
+        {},
+    )
+    assert new_job({**base, "result_message_ids": [5]})["result_message_ids"] == [5]
+    with pytest.raises(ValueError, match=r"^a job is created unfinished; end it with finish_job$"):
+        new_job({**base, "state": "done"})
+    with pytest.raises(ValueError, match=r"^source must name where the request came from$"):
+        new_job({**base, "source": ""})
+    with pytest.raises(ValueError, match=r"^token_expires_at must be a timezone-aware datetime$"):
+        new_job({**base, "token_expires_at": datetime(2026, 3, 1)})
+    with pytest.raises(ValueError, match=r"^token_expires_at must be a timezone-aware datetime$"):
+        new_job({**base, "token_expires_at": "2026-03-01"})
+
+
+def test_job_changes_name_what_they_refuse() -> None:
+    """Promise: update_job refuses unknown fields, final states, None collections and naive
+    times, each with a message naming the field."""
+    with pytest.raises(ValueError, match=r"^update_job cannot set bogus, id$"):
+        job_changes({"id": 1, "bogus": 2})
+    with pytest.raises(ValueError, match=r"^final states are set by finish_job, which also"):
+        job_changes({"state": "failed"})
+    with pytest.raises(ValueError, match=r"^inputs cannot be None$"):
+        job_changes({"inputs": None})
+    with pytest.raises(ValueError, match=r"^finished_at must be a timezone-aware datetime$"):
+        job_changes({"finished_at": datetime(2026, 3, 1)})
+    assert job_changes({"state": "running"}) == {"state": JobState.RUNNING}
+    check_time("finished_at", None)
+    check_time("finished_at", datetime(2026, 3, 1, tzinfo=UTC))
