@@ -116,6 +116,7 @@ COVERED: dict[str, tuple[str, str]] = {
     },
     "python bench/timing.py": ("bench", "bench/timing.py"),
     "python bench/loaded.py --runs 5": ("bench", "bench/loaded.py"),
+    "python bench/mutation.py": ("bench", "bench/mutation.py"),
 }
 
 # Issue 7's order for the two readers: what it does, quick start, then the admin's path, then the rest.

@@ -146,12 +146,29 @@ async def test_update_job_rejects(store: Store, fields: dict[str, Any]) -> None:
 
 
 async def test_unknown_job_is_not_found(store: Store) -> None:
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match="no job 404"):
         await store.update_job(404, state=JobState.RUNNING)
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match="no job 404"):
         await store.set_task_id(404, "t")
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match="no job 404"):
         await store.finish_job(404, JobState.DONE)
+
+
+async def test_a_job_that_made_nothing_releases_its_hold_and_one_that_made_some_settles(
+    store: Store, database: Database
+) -> None:
+    """Promise: a reservation is closed as what happened: "released" when nothing was generated
+    (the owner's reports count it as never spent), "settled" with the images charged otherwise."""
+    empty = await new_job(store, images=2)
+    made = await new_job(store, images=2)
+    assert await store.finish_job(empty.id, JobState.DONE, generated=0)
+    assert await store.finish_job(made.id, JobState.DONE, generated=1)
+    closed = await database.rows(
+        "SELECT id, status, charged FROM reservations WHERE id IN (?, ?) ORDER BY id",
+        empty.reservation_id,
+        made.reservation_id,
+    )
+    assert closed == [(empty.reservation_id, "released", 0), (made.reservation_id, "settled", 1)]
 
 
 async def test_set_task_id_marks_submitted(store: Store, clock: Clock) -> None:
@@ -211,11 +228,19 @@ async def test_finish_without_a_reservation(store: Store) -> None:
 
 
 async def test_finish_needs_a_final_state(store: Store) -> None:
+    """Promise: an impossible finish is refused with a message naming what was wrong, and touches
+    nothing; `billed` may be 0 (Wan billed nothing)."""
     job = await new_job(store)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="finish_job needs a final state, not running"):
         await store.finish_job(job.id, JobState.RUNNING)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^generated must be a whole number from 0 to"):
         await store.finish_job(job.id, JobState.DONE, generated=-1)
+    with pytest.raises(ValueError, match=r"^billed must be a whole number from 0 to"):
+        await store.finish_job(job.id, JobState.DONE, generated=1, billed=-1)
+    assert (await store.get_job(job.id)).state == JobState.QUEUED  # type: ignore[union-attr]
+    assert await store.finish_job(job.id, JobState.FAILED, billed=0)
+    with pytest.raises(NotFound, match="no reservation 404"):
+        await store.settle(404, 1)
 
 
 async def test_a_finished_job_keeps_its_state(store: Store) -> None:

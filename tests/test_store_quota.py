@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -298,3 +298,23 @@ async def test_clock_must_be_timezone_aware(database: Database) -> None:
             await store.reserve(G, U, 1)
     finally:
         await store.close()
+
+
+async def test_a_hold_no_job_owns_is_released_whole_and_only_once(
+    store: Store, database: Database, clock: Clock
+) -> None:
+    """Promise: images held by a request that died before its job row existed come back (nothing
+    charged); a hold a job owns, or a younger one, stays."""
+    orphan = await store.reserve(G, U, 3)
+    clock.advance(seconds=60)
+    young = await store.reserve(G, U, 2)
+    assert await store.release_orphaned_reservations(older_than=timedelta(seconds=30)) == 1
+    status = await store.quota_status(G, U)
+    assert (status.used, status.held, status.remaining) == (0, 2, 8)
+    assert await database.rows(
+        "SELECT status, charged, closed_at IS NOT NULL FROM reservations WHERE id = ?", orphan.id
+    ) == [("released", 0, 1)]
+    assert await store.release_orphaned_reservations(older_than=timedelta(seconds=30)) == 0
+    assert await store.release_orphaned_reservations() == 1  # the young one, now at any age
+    assert (await store.quota_status(G, U)).held == 0
+    assert young.images == 2

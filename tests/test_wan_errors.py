@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import random
+from datetime import UTC, datetime
 
 import pytest
 
 from bot.wan import CreateOutcomeUnknown, TaskStatus, WanError, user_message_for
-from bot.wan.errors import USER_MESSAGES
+from bot.wan.errors import USER_MESSAGES, is_retryable
 from bot.wan.models import WAN_TZ, parse_created, parse_task, parse_time
 from bot.wan.retry import Backoff, parse_retry_after
 
@@ -121,6 +122,16 @@ def test_create_outcome_unknown_is_a_wan_error_that_is_not_retried() -> None:
     assert err.code == "CreateOutcomeUnknown" and err.retryable is False
     assert "not sent again" in err.user_message
     assert repr(err).startswith("CreateOutcomeUnknown(code='CreateOutcomeUnknown'")
+    assert (err.message, str(err), err.http_status) == (
+        "reset",
+        "CreateOutcomeUnknown: reset",
+        None,
+    )
+    assert str(CreateOutcomeUnknown()) == "CreateOutcomeUnknown"
+    # Even with a status that would make any other error retryable, a create is never sent again.
+    after_503 = CreateOutcomeUnknown("gateway", http_status=503)
+    assert (after_503.http_status, after_503.retryable) == (503, False)
+    assert WanError("Whatever", http_status=503).retryable is True
 
 
 def test_task_status() -> None:
@@ -246,3 +257,111 @@ def test_backoff_is_jittered_capped_and_honours_retry_after() -> None:
 )
 def test_client_made_codes_have_user_messages(code: str) -> None:
     assert code in USER_MESSAGES and WanError(code).user_message == USER_MESSAGES[code]
+
+
+def test_a_dashscope_error_body_gives_its_code_message_and_request_id() -> None:
+    """Promise: the user and the log see Wan's own code and words (`message`, or `msg`)."""
+    from bot.wan.errors import error_from_response
+
+    body = b'{"code": "Throttling", "message": "Requests throttled", "request_id": "r-1"}'
+    err = error_from_response(429, {"Retry-After": "3"}, body)
+    assert (err.code, err.message, err.request_id, err.http_status) == (
+        "Throttling",
+        "Requests throttled",
+        "r-1",
+        429,
+    )
+    assert (err.retryable, err.retry_after) == (True, 3.0)
+    old_style = error_from_response(400, {}, b'{"code": "InvalidParameter", "msg": "bad size"}')
+    assert (old_style.code, old_style.message, old_style.request_id) == (
+        "InvalidParameter",
+        "bad size",
+        None,
+    )
+    both = error_from_response(400, {}, b'{"code": "X", "message": "first", "msg": "second"}')
+    assert both.message == "first"
+
+
+def test_an_answer_without_a_code_is_named_by_its_status() -> None:
+    """Promise: a proxy's body-less 5xx is retried as ServiceUnavailable; a 4xx nobody names is
+    Unknown (not retried); the caller's own default code wins over the status table."""
+    from bot.wan.errors import error_from_response
+
+    assert error_from_response(500, {}, b"").code == "ServiceUnavailable"
+    assert error_from_response(500, {}, b"").retryable is True
+    assert error_from_response(503, {}, b"<html>busy</html>").code == "ServiceUnavailable"
+    assert error_from_response(499, {}, b"").code == "Unknown"
+    assert error_from_response(413, {}, b"").code == "BadRequest.TooLarge"
+    assert error_from_response(413, {}, b"", default_code="Mine").code == "Mine"
+    assert error_from_response(502, {}, b"", default_code="Mine").code == "Mine"
+    assert error_from_response(400, {}, b'{"code": "", "message": "m"}').code == "Unknown"
+
+
+def test_the_message_falls_back_to_oss_xml_then_the_body_then_the_status() -> None:
+    """Promise: whatever answered, the error says something true about it."""
+    from bot.wan.errors import error_from_response
+
+    xml = b"<Error><Code>AccessDenied</Code><Message>Request has expired.</Message></Error>"
+    assert error_from_response(403, {}, xml).message == "AccessDenied: Request has expired."
+    assert error_from_response(502, {}, b"Bad gateway").message == "Bad gateway"
+    assert error_from_response(502, {}, b'["not", "a", "dict"]').message == '["not", "a", "dict"]'
+    assert error_from_response(502, {}, b"x" * 300).message == "x" * 200
+    assert error_from_response(504, {}, b"").message == "HTTP 504"
+    # Not UTF-8 (a proxy's page in another encoding): still read, never a crash.
+    assert error_from_response(502, {}, b"caf\xe9 ferm\xe9").message == "caf\ufffd ferm\ufffd"
+    # Only the first 2,000 bytes are searched for OSS's XML.
+    late = b"<Code>Late</Code><Message>m</Message>"
+    assert error_from_response(502, {}, b" " * (2000 - len(late)) + late).message == "Late: m"
+    beyond = b" " * (2001 - len(late)) + late
+    assert error_from_response(502, {}, beyond).message == " " * 200
+    assert error_from_response(401, {}, b"key sk-secret leaked", secret="sk-secret").message == (
+        "key sk-*** leaked"
+    )
+
+
+class _TopOfRange(random.Random):
+    """A stdlib Random whose `uniform` answers the top of the range, so a test sees the ceiling."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+def test_backoff_ceiling_doubles_per_attempt_up_to_the_cap() -> None:
+    """Promise: retries spread out exponentially (base * 2**attempt) and never wait past the cap."""
+    b = Backoff(base=0.5, cap=20.0, rng=_TopOfRange())
+    assert [b.delay(attempt) for attempt in (-1, 0, 1, 2, 3, 5, 6)] == [
+        0.5,
+        0.5,
+        1.0,
+        2.0,
+        4.0,
+        16.0,
+        20.0,
+    ]
+    assert b.delay(1, retry_after=7.0) == 7.0
+    assert b.delay(5, retry_after=7.0) == 16.0
+
+
+def test_retry_after_in_seconds_or_as_an_http_date() -> None:
+    """Promise: the server's Retry-After is honoured exactly, whether seconds or a date."""
+    now = datetime(2026, 12, 2, 0, 0, 0, tzinfo=UTC)
+    assert parse_retry_after("0.5") == 0.5
+    assert parse_retry_after(" 4 ") == 4.0
+    assert parse_retry_after("-3") == 0.0
+    assert parse_retry_after("Wed, 02 Dec 2026 00:00:10 GMT", now) == 10.0
+    # "-0000" makes a naive datetime: it is read as UTC.
+    assert parse_retry_after("Wed, 02 Dec 2026 00:00:10 -0000", now) == 10.0
+    assert parse_retry_after("Wed, 02 Dec 2026 01:00:10 +0100", now) == 10.0
+    assert parse_retry_after("Tue, 01 Dec 2026 23:59:00 GMT", now) == 0.0
+
+
+def test_throttling_subcodes_and_5xx_are_retried_but_not_a_bad_parameter() -> None:
+    """Promise: Wan's throttling (any `Throttling.*`) and server errors are retried; a request Wan
+    called invalid is not sent again, whatever its status."""
+    assert is_retryable("Throttling.SomethingNew", 400) is True
+    assert is_retryable("Throttling.Other", None) is True
+    assert is_retryable("NotThrottling.X", None) is False
+    assert is_retryable("SomethingNew", 503) is True
+    assert is_retryable("SomethingNew", 400) is False
+    assert is_retryable("InvalidParameter.Size", 503) is False
+    assert is_retryable("InvalidParameter", 500) is False

@@ -121,6 +121,8 @@ class Dispatcher:
         # pass the job cap before either is stored (across processes, `create_job(max_active=)`
         # counts again under a lock in the database).
         async with self._user_locks[spec.user_id]:
+            # (`create_job(max_active=)` below refuses the same job again, so mutants of this early
+            # check only change whether a reservation is made and handed back: they survive.)
             active = await self.store.active_job_count(spec.user_id)
             if active >= self.max_jobs_per_user:
                 raise self._busy(active)

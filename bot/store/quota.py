@@ -54,7 +54,7 @@ def ceiling_exceeded(value: int | None, ceiling: int | None) -> bool:
 def check_ceiling(what: str, value: int | None, ceiling: int | None) -> None:
     """Raise `CeilingExceeded` when an admin's `value` for `what` is over the owner's ceiling."""
     if ceiling_exceeded(value, ceiling):
-        assert value is not None and ceiling is not None
+        assert value is not None and ceiling is not None  # pragma: no mutate (for the type checker)
         raise CeilingExceeded(what, value, ceiling)
 
 

@@ -208,7 +208,7 @@ def close_reservation(
         "UPDATE bot_days SET held = held - ?, used = used + ? WHERE day = ?",
         (images, charged, day),
     )
-    if from_extra > extra:
+    if from_extra > extra:  # (">=" would be equivalent: it gives back 0)
         conn.execute(
             "UPDATE members SET extra = extra + ? WHERE scope = ? AND user_id = ?",
             (from_extra - extra, scope, user),
@@ -243,6 +243,9 @@ def quota_status(
     return status(snap, day=day, extra_used=extra_used, extra_held=extra_held)
 
 
+# pragma: no mutate start
+# (bench/mutation.py: admin settings, audit and reports move no money; their own tests in
+# tests/test_store_admin.py guard them. Mutation testing here covers reserve and settle.)
 def server_totals(
     conn: sqlite3.Connection, scope: int, now: datetime, limits: Limits
 ) -> ServerTotals:
@@ -469,6 +472,9 @@ def role_limits(conn: sqlite3.Connection, scope: int) -> dict[int, int]:
     return {role: limit for role, limit in rows}
 
 
+# pragma: no mutate end
+
+
 # ---- the owner's switches ----
 
 
@@ -477,6 +483,7 @@ def _get_meta(conn: sqlite3.Connection, key: str) -> str | None:
     return row[0] if row else None
 
 
+# pragma: no mutate start (the owner's switches and reports; see above)
 def _put_meta(conn: sqlite3.Connection, key: str, value: str | None) -> None:
     if value is None:
         conn.execute("DELETE FROM meta WHERE key = ?", (key,))
@@ -488,6 +495,7 @@ def _put_meta(conn: sqlite3.Connection, key: str, value: str | None) -> None:
         )
 
 
+# pragma: no mutate end
 def bot_state(conn: sqlite3.Connection, limits: Limits) -> BotState:
     stored = _get_meta(conn, GLOBAL_CAP)
     return BotState(
@@ -497,6 +505,7 @@ def bot_state(conn: sqlite3.Connection, limits: Limits) -> BotState:
     )
 
 
+# pragma: no mutate start (to the end of the file)
 def set_paused(
     conn: sqlite3.Connection, actor: int, paused: bool, now: datetime
 ) -> tuple[bool, bool]:
@@ -607,3 +616,6 @@ def usage_report(
         resets_at=next_reset(today),
         refused_by_scope=refused_by_scope,
     )
+
+
+# pragma: no mutate end

@@ -282,7 +282,7 @@ def error_from_response(
     try:
         data = json.loads(body)
     except ValueError:
-        data = None
+        data = None  # (a mutant making this "" is equivalent: neither is a dict)
     code = message = request_id = None
     if isinstance(data, dict):
         code = data.get("code") or None
@@ -295,7 +295,7 @@ def error_from_response(
             or ("ServiceUnavailable" if status >= 500 else UNKNOWN)
         )
     if message is None:
-        text = body[:2000].decode("utf-8", "replace")
+        text = body[:2000].decode("utf-8", "replace")  # ("UTF-8" would be equivalent)
         xml = _OSS_XML.search(text)
         if xml:
             message = f"{xml.group(1)}: {xml.group(2)}"

@@ -1,0 +1,207 @@
+"""Mutation testing of the modules that hold the money and the jobs, with mutmut 3.
+
+    python bench/mutation.py [--max-children 6] [--keep | --survivors] [--diff] [--all]
+
+mutmut changes one small thing at a time in the code (a `<` into `<=`, a `True` into `False`, an
+argument dropped) and runs the tests that reach the changed function; a change no test notices
+("survived") is a promise nothing guards. Its settings are `[tool.mutmut]` in pyproject.toml:
+
+- mutated: the functions in `SCOPE` below, where the bot decides about money and jobs: resuming a
+  job without a task id, the per-user cap, settling after delivery, how a job ends, the queue, the
+  quota rules and the store's argument checks (`bot/store/quota.py`, `checks.py`), the sqlite
+  reservation, settlement and finishing of a job, the Wan error classification and retry policy;
+  mutmut itself prepares the whole files in `[tool.mutmut] only_mutate`;
+- not mutated: lines that only log or count metrics (`do_not_mutate_patterns`), and in
+  `sqlite_quota.py` / `sqlite_jobs.py` the admin settings, audit log, reports and history listing
+  (`# pragma: no mutate` regions there: they move no money);
+- the tests: an explicit list of in-process test files (`pytest_add_cli_args_test_selection`).
+  Tests that start the bot or the CLI in a subprocess would import the code without the mutant
+  switched on, and `tests/test_terminal.py` writes to the stdout mutmut captures, so they are left
+  out. mutmut's stats pass records which tests reach which function; each mutant runs only those,
+  fastest first, and at most the fastest ones that fit in 25 s of the durations the stats pass
+  measured (`bench/_mutation_order.py`; `WANBOT_MUTATION_BUDGET=0` runs them all): a surviving
+  runner mutant would otherwise run a minute of end-to-end tests.
+
+Each run starts from a clean copy (`mutants/`) unless `--keep` is given (mutmut then keeps its
+copy and stats, and tests the scope again). After adding tests for survivors, `--survivors` tests
+again only the mutants the last run did not kill, and prints the score of the whole scope.
+
+The score counts a mutant as killed when a test failed or timed out on it (a mutant that makes the
+bot wait forever); everything else (survived, no test reaches it, suspicious) is listed as a
+survivor. Six mutants are tested at once by default: the end-to-end tests mostly wait on loopback
+sockets (about a fifth of a core each), so six keep two cores busy without crowding them. The last line is always
+`mutation score: K/M killed (P%)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+# The functions whose mutants are tested (mutmut's names, `*` as in fnmatch): where the bot decides
+# about money and jobs. The rest of those files (constructors, progress and text, cancel, the poll
+# loop) is left out so a run fits in 30 minutes on two shared cores; `--all` tests every mutant of
+# the files in `[tool.mutmut] only_mutate` (hours).
+SCOPE = (
+    # the job runner: resume without a task id, the per-user cap, settling, how a job ends
+    "bot.jobs.life.xǁJobLifeǁrun__mutmut_*",
+    "bot.jobs.creating.xǁCreatorǁunknown_outcome__mutmut_*",
+    "bot.jobs.creating.xǁCreatorǁcancelled_meanwhile__mutmut_*",
+    "bot.jobs.dispatch.xǁDispatcherǁ_admit__mutmut_*",
+    "bot.jobs.dispatch.xǁDispatcherǁ_precheck__mutmut_*",
+    "bot.jobs.delivering.xǁDelivererǁ_post_and_settle__mutmut_*",
+    "bot.jobs.delivering.xǁDelivererǁ_remaining_after__mutmut_*",
+    "bot.jobs.endings.xǁOutcomesǁfail__mutmut_*",
+    "bot.jobs.endings.xǁOutcomesǁfinish__mutmut_*",
+    "bot.jobs.runner.xǁJobRunnerǁresume__mutmut_*",
+    "bot.jobs.queue.*",
+    # the quota rules and the store's checks
+    "bot.store.quota.*",
+    "bot.store.checks.*",
+    # sqlite: reserve, settle, orphaned holds, finishing a job
+    "bot.store.sqlite_quota.x__snapshot__mutmut_*",
+    "bot.store.sqlite_quota.x__refused__mutmut_*",
+    "bot.store.sqlite_quota.x_reserve__mutmut_*",
+    "bot.store.sqlite_quota.x_close_reservation__mutmut_*",
+    "bot.store.sqlite_quota.x_release_orphans__mutmut_*",
+    "bot.store.sqlite_jobs.x_finish__mutmut_*",
+    "bot.store.sqlite_jobs.x_set_task_id__mutmut_*",
+    "bot.store.sqlite_jobs.x_active_count__mutmut_*",
+    # Wan: which errors are retried, how answers become errors, the retry policy
+    "bot.wan.errors.x_is_retryable__mutmut_*",
+    "bot.wan.errors.x_error_from_response__mutmut_*",
+    "bot.wan.errors.xǁCreateOutcomeUnknownǁ*",
+    "bot.wan.retry.*",
+)
+
+
+def in_scope(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in SCOPE)
+
+
+LOG = REPO / "bench" / "out" / "mutation.log"
+KILLED = {"killed", "timeout", "caught by type check"}
+
+
+def mutmut_command() -> list[str]:
+    """The `mutmut` entry point next to this interpreter (mutmut warns against `python -m`)."""
+    exe = Path(sys.executable).with_name("mutmut")
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("mutmut")
+    if found is None:
+        sys.exit("mutmut is not installed: python -m pip install -e '.[dev]'")
+    return [found]
+
+
+def results() -> dict[str, str]:
+    """Every mutant's status, from `mutmut results --all true` ("    name: status" lines)."""
+    out = subprocess.run(
+        [*mutmut_command(), "results", "--all", "true"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    statuses: dict[str, str] = {}
+    for line in out.splitlines():
+        name, sep, status = line.strip().rpartition(": ")
+        if sep and name:
+            statuses[name] = status
+    return statuses
+
+
+def mutmut_run(max_children: int, names: list[str]) -> bool:
+    """`mutmut run` on `names` (all mutants when empty), its output appended to LOG."""
+    with LOG.open("a") as log:
+        run = subprocess.run(
+            [*mutmut_command(), "run", "--max-children", str(max_children), *names],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    if run.returncode != 0:
+        print(f"mutmut run failed (exit {run.returncode}); see {LOG}", file=sys.stderr)
+        tail = LOG.read_text(errors="replace").replace("\r", "\n").splitlines()[-30:]
+        print("\n".join(tail), file=sys.stderr)
+    return run.returncode == 0
+
+
+def diff_of(name: str) -> str:
+    return subprocess.run(
+        [*mutmut_command(), "show", name], cwd=REPO, capture_output=True, text=True
+    ).stdout
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--max-children", type=int, default=6, help="mutants tested at once (default 6: see above)"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="reuse mutants/ and the results already in it"
+    )
+    parser.add_argument("--diff", action="store_true", help="print each survivor's diff")
+    parser.add_argument(
+        "--all", action="store_true", help="every mutant of the mutated files, not only SCOPE"
+    )
+    parser.add_argument(
+        "--survivors",
+        action="store_true",
+        help="test again only the mutants the last run did not kill (implies --keep)",
+    )
+    args = parser.parse_args()
+
+    names: list[str] = [] if args.all else list(SCOPE)
+    if args.survivors:
+        args.keep = True
+        names = [n for n, status in results().items() if status not in KILLED and in_scope(n)]
+        if not names:
+            sys.exit("no survivors to test again (run without --survivors first)")
+    if not args.keep:
+        shutil.rmtree(REPO / "mutants", ignore_errors=True)
+    LOG.parent.mkdir(parents=True, exist_ok=True)
+    LOG.write_text("")
+    started = time.monotonic()
+    print(f"mutmut run (output in {LOG.relative_to(REPO)}) ...", flush=True)
+    if not mutmut_run(args.max_children, names):
+        return 1
+    if args.survivors:
+        # mutmut forgets the results of a function whose code changed since: test those again too.
+        unchecked = [n for n, s in results().items() if s == "not checked" and in_scope(n)]
+        if unchecked and not mutmut_run(args.max_children, unchecked):
+            return 1
+    wall = time.monotonic() - started
+
+    statuses = {n: s for n, s in results().items() if args.all or in_scope(n)}
+    counts = Counter(statuses.values())
+    survivors = sorted(name for name, status in statuses.items() if status not in KILLED)
+    print(f"\n{len(survivors)} mutant(s) not killed:")
+    for name in survivors:
+        print(f"  {name}: {statuses[name]}")
+        if args.diff:
+            print(diff_of(name))
+    print("\nby status: " + ", ".join(f"{s} {n}" for s, n in sorted(counts.items())))
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"wall time {wall / 60:.1f} min with {args.max_children} children on "
+        f"{os.cpu_count()} cores; load average now {load}"
+    )
+    total = len(statuses)
+    killed = sum(counts[s] for s in KILLED)
+    percent = 100 * killed / total if total else 0.0
+    print(f"mutation score: {killed}/{total} killed ({percent:.1f}%)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
