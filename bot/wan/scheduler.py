@@ -17,6 +17,14 @@ where λ is what one poll is worth in seconds of lag, `poll_cost`). So:
 - Rates are clamped to [floor, 1/min_interval] and scaled down together when their sum would exceed
   the budget. Each poll goes to the task whose next poll is most overdue (earliest deadline first),
   so no task is starved when the budget is tight.
+- A task created PENDING while fewer than `max_running` of ours are unfinished has a free slot (the
+  job runner takes one before each create): it is planned as running from then on, without a poll
+  just to see it start, until an answer says it is still waiting.
+- On a budget shared with other processes (a limiter with a `gate_rate`) the budget is not filled:
+  a running task is next asked about when its learned running time says it has most likely ended
+  since the last poll (`shared_end_quantile`), so a well-known running time costs about one poll,
+  and the processes' polls together stay well under the shared budget, which the database
+  enforces for all of them (`bot.store.postgres_budget`).
 """
 
 from __future__ import annotations
@@ -317,9 +325,13 @@ class PollScheduler:
             if w.status is None or w.last_sent is None:
                 due = w.registered_at
             elif self._shared():
-                due = self._integrated_due(w, rates[w.task_id], now)
+                due = self._end_due(w, rates[w.task_id], now)
             else:
+                # One process fills its budget, but its rates come from the hazard now: a task
+                # whose well-known end is near must not wait for the rate it had a second ago.
                 due = w.last_sent + 1.0 / rates[w.task_id]
+                if _runs(w):
+                    due = min(due, self._end_due(w, rates[w.task_id], now))
             due = max(due, w.not_before)
             if best is None or (due, w.order) < best[:2]:
                 best = (due, w.order, w)
@@ -328,12 +340,13 @@ class PollScheduler:
         self._due = best[0]
         return best[2]
 
-    def _integrated_due(self, w: _Watch, rate_now: float, now: float) -> float:
-        """On a shared budget, a running task's next poll: when the learned running times say it
-        has most likely ended since the last poll (`shared_end_quantile`), at least
-        `min_interval` and at most `running_max_interval` after it. So a task whose running
-        time is well known is asked about once, just after its end, instead of at a rate spread
-        over its whole run; a widely varying one falls back to its floor."""
+    def _end_due(self, w: _Watch, rate_now: float, now: float) -> float:
+        """A running task's next poll by its end (the only rule on a shared budget): when the
+        learned running times say it has most likely ended since the last poll
+        (`shared_end_quantile`), at least `min_interval` and at most `running_max_interval`
+        after it. So a task whose running time is well known is asked about once, just after
+        its end, instead of at a rate spread over its whole run; a widely varying one falls
+        back to its floor."""
         assert w.last_sent is not None
         if not _runs(w):
             return w.last_sent + 1.0 / rate_now
