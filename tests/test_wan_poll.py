@@ -154,6 +154,15 @@ def test_duration_model_concentrates_on_likely_completion() -> None:
     assert model.hazard(2000.0) > 0
 
 
+class _OpenGate:
+    """A shared budget (as on PostgreSQL) that always has room: the presumption is made there."""
+
+    rate = 10.0
+
+    async def __call__(self) -> None:
+        return None
+
+
 async def test_a_task_presumed_started_but_waiting_at_wan_is_seen_waiting_then_followed() -> None:
     """A task created while this client has a free slot is planned as running without a poll to
     see it start; if Wan holds it PENDING after all (the account's slot taken by something this
@@ -163,7 +172,7 @@ async def test_a_task_presumed_started_but_waiting_at_wan_is_seen_waiting_then_f
     async with (
         Emulator(config) as emu,
         make_client(emu.base_url) as other,
-        make_client(emu.base_url) as client,
+        make_client(emu.base_url, query_gate=_OpenGate()) as client,
     ):
         emu.hold("running")
         blocker = (await other.create_task(edit())).task_id

@@ -170,7 +170,9 @@ class PollScheduler:
         unfinished = sum(
             1 for w in self._watches.values() if w.status is None or not w.status.is_final
         ) + sum(1 for h in self._hints.values() if not h.status.is_final)
-        free = unfinished < self.config.max_running
+        # Only on a shared budget, where the poll it saves is another process's: one process
+        # still asks at once, so the member sees "Wan is editing" for a short task too.
+        free = self._shared() and unfinished < self.config.max_running
         self._hints[task_id] = _Hint(status, self._clock(), next(self._order), free)
         while len(self._hints) > 1000:
             self._hints.popitem(last=False)
