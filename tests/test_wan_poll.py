@@ -152,3 +152,41 @@ def test_duration_model_concentrates_on_likely_completion() -> None:
     # Overdue tasks keep a finite, slowly falling hazard (a heavy tail), never zero.
     assert 0 < model.hazard(200.0) < model.hazard(20.0)
     assert model.hazard(2000.0) > 0
+
+
+class _OpenGate:
+    """A shared budget (as on PostgreSQL) that always has room: the presumption is made there."""
+
+    rate = 10.0
+
+    async def __call__(self) -> None:
+        return None
+
+
+async def test_a_task_presumed_started_but_waiting_at_wan_is_seen_waiting_then_followed() -> None:
+    """A task created while this client has a free slot is planned as running without a poll to
+    see it start; if Wan holds it PENDING after all (the account's slot taken by something this
+    client doesn't know of), the first answer saying so ends that presumption: it is planned as
+    waiting again, and still seen starting and ending."""
+    config = emulator_config(max_running=1, running_seconds=0.3)
+    async with (
+        Emulator(config) as emu,
+        make_client(emu.base_url) as other,
+        make_client(emu.base_url, query_gate=_OpenGate()) as client,
+    ):
+        emu.hold("running")
+        blocker = (await other.create_task(edit())).task_id
+        await eventually(lambda: emu.tasks[blocker].status.value == "RUNNING")
+        task_id = (await client.create_task(edit())).task_id
+        seen: list[TaskStatus] = []
+        waiting = asyncio.ensure_future(
+            client.wait(task_id, on_update=lambda u: seen.append(u.status), timeout=30)
+        )
+        await eventually(lambda: TaskStatus.PENDING in seen, within=10)
+        watch = client.scheduler._watches[task_id]
+        assert watch.presumed_start is None
+        emu.release("running")
+        result = await waiting
+        await other.wait(blocker, timeout=30)
+    assert result.status is TaskStatus.SUCCEEDED
+    assert seen[0] is TaskStatus.PENDING and seen[-1] is TaskStatus.SUCCEEDED

@@ -42,6 +42,7 @@ class DurationModel:
             for i in range(prior_points)
         ]
         self._samples: deque[float] = deque(maxlen=max_samples)
+        self.observed = 0  # samples learned so far (changes whenever the model does)
         self._rel_bw = relative_bandwidth
         self._min_bw = min_bandwidth
         self._tail_weight = tail_weight
@@ -57,10 +58,15 @@ class DurationModel:
         """Learn one finished task's running time."""
         if seconds > 0 and math.isfinite(seconds):
             self._samples.append(seconds)
+            self.observed += 1
             self._build()
 
     def _kernels(self) -> list[tuple[float, float, float]]:
-        real = [(d, 1.0, max(self._min_bw, self._rel_bw * d)) for d in self._samples]
+        # Each sample's kernel is 10% of it wide, or narrower when the samples themselves agree
+        # more closely (Silverman's rule): tasks that all take 2.0 s are expected at 2.0 s, not
+        # anywhere in 1.6-2.4 s, so their polls can wait for their end.
+        spread = _silverman(list(self._samples))
+        real = [(d, 1.0, max(self._min_bw, min(self._rel_bw * d, spread))) for d in self._samples]
         # The prior fades as evidence arrives: after 12 samples it weighs a quarter of its start.
         fade = 1.0 / (1.0 + len(real) / 4.0)
         return [(c, w * fade, b) for c, w, b in self._prior] + real
@@ -111,3 +117,16 @@ class DurationModel:
 
     def mean(self) -> float:
         return self._tau
+
+
+def _silverman(samples: list[float]) -> float:
+    """Silverman's rule-of-thumb bandwidth (inf with fewer than 8 samples: not enough to trust)."""
+    n = len(samples)
+    if n < 8:
+        return math.inf
+    ordered = sorted(samples)
+    mean = sum(ordered) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in ordered) / (n - 1))
+    iqr = ordered[(3 * n) // 4] - ordered[n // 4]
+    scale = min(sd, iqr / 1.34) if iqr > 0 else sd
+    return 0.9 * scale * n**-0.2

@@ -17,6 +17,14 @@ where λ is what one poll is worth in seconds of lag, `poll_cost`). So:
 - Rates are clamped to [floor, 1/min_interval] and scaled down together when their sum would exceed
   the budget. Each poll goes to the task whose next poll is most overdue (earliest deadline first),
   so no task is starved when the budget is tight.
+- A task created PENDING while fewer than `max_running` of ours are unfinished has a free slot (the
+  job runner takes one before each create): it is planned as running from then on, without a poll
+  just to see it start, until an answer says it is still waiting.
+- On a budget shared with other processes (a limiter with a `gate_rate`) the budget is not filled:
+  a running task is next asked about when its learned running time says it has most likely ended
+  since the last poll (`shared_end_quantile`), so a well-known running time costs about one poll,
+  and the processes' polls together stay well under the shared budget, which the database
+  enforces for all of them (`bot.store.postgres_budget`).
 """
 
 from __future__ import annotations
@@ -55,6 +63,13 @@ class PollConfig:
     pending_max_interval: float = 15.0
     # λ: seconds of expected detection lag one poll is worth. Smaller = more polls, less lag.
     poll_cost: float = 0.0005
+    # λ on a budget shared with other processes: there a poll spent early on one task is a grant
+    # another process's task, just ended, waits for, so polls are priced to go where ends are
+    # expected instead of filling the budget (see `_budget`).
+    shared_poll_cost: float = 0.05
+    # On a shared budget, a running task is next asked about when it has ended since the last
+    # poll with this probability (by the learned running times; see `_integrated_due`).
+    shared_end_quantile: float = 0.8
     # Share of the limiter's rate the plan aims at; the rest absorbs cancels, lists and retries.
     budget_fraction: float = 0.9
     # The account runs at most this many tasks at once (wan-api.md §6).
@@ -96,6 +111,9 @@ class _Watch:
     pending_seen_at: float | None = None  # sent time of the last poll that saw PENDING
     created_at: float | None = None
     start_est: float | None = None  # monotonic estimate of when it started RUNNING
+    # Created PENDING into a free slot: planned as running since then (no poll spent just to see
+    # it start); cleared when a poll sees it still PENDING.
+    presumed_start: float | None = None
     errors: int = 0
     not_before: float = float("-inf")
     polls: int = 0
@@ -107,6 +125,7 @@ class _Hint:
     status: TaskStatus
     created_at: float
     order: int
+    free_slot: bool = False
 
 
 class PollScheduler:
@@ -136,13 +155,25 @@ class PollScheduler:
         self._polls: set[asyncio.Task[None]] = set()
         self._closed = False
         self._due = 0.0
+        self._due_cache: dict[str, tuple[tuple[float, float, int], float]] = {}
+        # Seconds a task created into a free slot stays PENDING (Wan's scheduled - submit time).
+        self._pending_est = 0.0
         self.total_polls = 0
 
     # ---- public ----------------------------------------------------------------------------
 
     def note_created(self, task_id: str, status: TaskStatus) -> None:
-        """Remember a task we just created: its status and creation time seed its first polls."""
-        self._hints[task_id] = _Hint(status, self._clock(), next(self._order))
+        """Remember a task we just created: its status and creation time seed its first polls.
+        Created while fewer than `max_running` of our tasks are unfinished, it has a free slot
+        at Wan (the job runner takes a slot before each create, counted in the database for all
+        processes): it starts within Wan's brief PENDING, so it is planned as running at once."""
+        unfinished = sum(
+            1 for w in self._watches.values() if w.status is None or not w.status.is_final
+        ) + sum(1 for h in self._hints.values() if not h.status.is_final)
+        # Only on a shared budget, where the poll it saves is another process's: one process
+        # still asks at once, so the member sees "Wan is editing" for a short task too.
+        free = self._shared() and unfinished < self.config.max_running
+        self._hints[task_id] = _Hint(status, self._clock(), next(self._order), free)
         while len(self._hints) > 1000:
             self._hints.popitem(last=False)
 
@@ -213,6 +244,8 @@ class PollScheduler:
                 w.last_sent = hint.created_at
                 if hint.status == TaskStatus.PENDING:
                     w.pending_seen_at = hint.created_at
+                    if hint.free_slot:
+                        w.presumed_start = hint.created_at + self._pending_est
             self._watches[task_id] = w
         w.waiters.append(waiter)
         self._ensure_loop()
@@ -226,6 +259,7 @@ class PollScheduler:
             w.waiters.remove(waiter)
         if not w.waiters:
             del self._watches[task_id]
+            self._due_cache.pop(task_id, None)
             self._wake.set()
 
     def _ensure_loop(self) -> None:
@@ -239,38 +273,49 @@ class PollScheduler:
         cfg = self.config
         hi = 1.0 / cfg.min_interval
         known = [w for w in self._watches.values() if w.status is not None]
-        running = sum(1 for w in known if w.status == TaskStatus.RUNNING)
+        running = sum(1 for w in known if _runs(w))
         free = cfg.max_running - running
-        pending = sorted(
-            (w for w in known if w.status == TaskStatus.PENDING), key=lambda w: w.order
-        )
+        pending = sorted((w for w in known if not _runs(w)), key=lambda w: w.order)
         rank = {w.task_id: i for i, w in enumerate(pending)}
+        cost = self._poll_cost()
         want: dict[str, float] = {}
         floor: dict[str, float] = {}
         for w in known:
-            if w.status == TaskStatus.RUNNING:
-                start = w.start_est if w.start_est is not None else now
-                h = self.durations.hazard(now - start)
+            if _runs(w):
+                h = self.durations.hazard(now - self._started(w, now))
                 floor[w.task_id] = 1.0 / cfg.running_max_interval
             else:
                 since = max(self._slot_freed_at, w.created_at or w.registered_at)
                 starting = rank.get(w.task_id, free) < free and now - since < cfg.start_window
                 h = cfg.pending_start_hazard if starting else cfg.pending_hazard
                 floor[w.task_id] = 1.0 / cfg.pending_max_interval
-            want[w.task_id] = math.sqrt(h / (2.0 * cfg.poll_cost))
+            want[w.task_id] = math.sqrt(h / (2.0 * cost))
         return _fit(want, floor, hi, self._budget(len(known)))
 
+    def _started(self, w: _Watch, now: float) -> float:
+        if w.start_est is not None:
+            return w.start_est
+        return w.presumed_start if w.presumed_start is not None else now
+
+    def _shared(self) -> bool:
+        return getattr(self._limiter, "gate_rate", None) is not None
+
+    def _poll_cost(self) -> float:
+        return self.config.shared_poll_cost if self._shared() else self.config.poll_cost
+
     def _budget(self, watched: int) -> float:
-        """Queries per second the plan may spend. On a budget shared with other processes, this
-        process's tasks' share of it: all processes together run at most `max_running` tasks, so
-        the shares add up to the budget and no process's early polls crowd another's due ones out
-        at the shared gate (each would otherwise plan to spend the whole of it)."""
+        """Queries per second the plan may spend. On a budget shared with other processes, the
+        whole of it, with the database as the arbiter: a share per task (tasks/5 of it) held
+        a process with one task near its end to one poll in 0.7 s while the budget sat idle.
+        Crowding out is kept off by the price instead: at `shared_poll_cost` a task is polled at
+        its floor until its learned end nears, so the processes' plans together stay well under
+        the budget, and the shared gate never grants more than it anyway."""
         cfg = self.config
         rate = self._limiter.rate
         shared: float | None = getattr(self._limiter, "gate_rate", None)
         if shared is None:
             return cfg.budget_fraction * rate
-        return cfg.budget_fraction * min(rate, shared) * min(1.0, watched / cfg.max_running)
+        return cfg.budget_fraction * min(rate, shared)
 
     def _next(self, now: float) -> _Watch | None:
         """The watched task whose next poll is due first (or None), with its due time set."""
@@ -281,8 +326,14 @@ class PollScheduler:
                 continue
             if w.status is None or w.last_sent is None:
                 due = w.registered_at
+            elif self._shared():
+                due = self._end_due(w, rates[w.task_id], now)
             else:
+                # One process fills its budget, but its rates come from the hazard now: a task
+                # whose well-known end is near must not wait for the rate it had a second ago.
                 due = w.last_sent + 1.0 / rates[w.task_id]
+                if _runs(w):
+                    due = min(due, self._end_due(w, rates[w.task_id], now))
             due = max(due, w.not_before)
             if best is None or (due, w.order) < best[:2]:
                 best = (due, w.order, w)
@@ -290,6 +341,39 @@ class PollScheduler:
             return None
         self._due = best[0]
         return best[2]
+
+    def _end_due(self, w: _Watch, rate_now: float, now: float) -> float:
+        """A running task's next poll by its end (the only rule on a shared budget): when the
+        learned running times say it has most likely ended since the last poll
+        (`shared_end_quantile`), at least `min_interval` and at most `running_max_interval`
+        after it. So a task whose running time is well known is asked about once, just after
+        its end, instead of at a rate spread over its whole run; a widely varying one falls
+        back to its floor."""
+        assert w.last_sent is not None
+        if not _runs(w):
+            return w.last_sent + 1.0 / rate_now
+        start = self._started(w, now)
+        key = (w.last_sent, start, self.durations.observed)
+        cached = self._due_cache.get(w.task_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        cfg = self.config
+        # P(ended since the last poll) = 1 - exp(-(integrated hazard since then)).
+        threshold = -math.log(1.0 - cfg.shared_end_quantile)
+        step = cfg.min_interval / 20.0
+        t = w.last_sent
+        end = w.last_sent + cfg.running_max_interval
+        integrated = 0.0
+        while t < end:
+            h = self.durations.hazard(t + step / 2.0 - start)
+            if integrated + h * step >= threshold:
+                t += (threshold - integrated) / h
+                break
+            integrated += h * step
+            t += step
+        due = max(w.last_sent + cfg.min_interval, min(t, end))
+        self._due_cache[w.task_id] = (key, due)
+        return due
 
     # ---- the loop --------------------------------------------------------------------------
 
@@ -366,6 +450,7 @@ class PollScheduler:
         w.status = result.status
         if result.status == TaskStatus.PENDING:
             w.pending_seen_at = sent
+            w.presumed_start = None  # it is waiting for a slot after all
         elif result.status == TaskStatus.RUNNING and w.start_est is None:
             w.start_est = self._start_estimate(w, result.scheduled_time, received)
         if result.status == TaskStatus.UNRECOGNISED:
@@ -375,8 +460,9 @@ class PollScheduler:
         else:
             w.strange = 0
         if result.status.is_final:
-            if prev in (None, TaskStatus.RUNNING):
+            if prev in (None, TaskStatus.RUNNING) or w.presumed_start is not None:
                 self._slot_freed_at = received
+            self._due_cache.pop(w.task_id, None)
             self._learn(w, result, received)
             self._watches.pop(w.task_id, None)
         self._deliver(w, result)
@@ -397,6 +483,10 @@ class PollScheduler:
     def _learn(self, w: _Watch, result: TaskResult, received: float) -> None:
         if result.status != TaskStatus.SUCCEEDED:
             return  # failures are often instant and would skew the running times
+        if w.presumed_start is not None and result.submit_time and result.scheduled_time:
+            pending = (result.scheduled_time - result.submit_time).total_seconds()
+            if 0.0 <= pending < self.config.start_window:
+                self._pending_est += 0.2 * (pending - self._pending_est)
         if result.scheduled_time is not None and result.end_time is not None:
             self.durations.observe((result.end_time - result.scheduled_time).total_seconds())
         elif w.start_est is not None:
@@ -405,6 +495,13 @@ class PollScheduler:
     def _deliver(self, w: _Watch, item: TaskResult | WanError) -> None:
         for waiter in w.waiters:
             waiter.queue.put_nowait(item)
+
+
+def _runs(w: _Watch) -> bool:
+    """Planned as running: seen RUNNING, or created into a free slot and not seen waiting."""
+    return w.status == TaskStatus.RUNNING or (
+        w.status == TaskStatus.PENDING and w.presumed_start is not None
+    )
 
 
 def _fit(
