@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal, Self
 
 import aiohttp
+from tenacity import AsyncRetrying
 
 from bot.wan.body import StreamedBody
 from bot.wan.errors import (
@@ -345,15 +346,19 @@ class WanClient:
         final one). Transient poll errors are retried until `timeout` (WanError `WaitTimeout`)."""
         return await self.scheduler.watch(task_id, on_update=on_update, timeout=timeout)
 
-    async def download(self, url: str, *, max_bytes: int = MAX_RESULT_BYTES) -> bytes:
-        """Fetch a result image (no credentials are sent: result URLs are pre-signed)."""
-        retry = policy(
+    def _download_retry(self) -> AsyncRetrying:
+        """The one retry policy of result downloads (into memory or into a file)."""
+        return policy(
             attempts=self.max_retries + 1,
             backoff=self.backoff,
             retry_if=_retryable,
             sleep=self._sleep,
             what="download",
         )
+
+    async def download(self, url: str, *, max_bytes: int = MAX_RESULT_BYTES) -> bytes:
+        """Fetch a result image (no credentials are sent: result URLs are pre-signed)."""
+        retry = self._download_retry()
         return await retry(self._download_once, url, max_bytes)
 
     async def download_to(
@@ -363,13 +368,7 @@ class WanClient:
 
         The image is never whole in memory: a result of several MB goes to disk a megabyte at a
         time (written in a worker thread), so deliveries at once cost the bot disk, not RSS."""
-        retry = policy(
-            attempts=self.max_retries + 1,
-            backoff=self.backoff,
-            retry_if=_retryable,
-            sleep=self._sleep,
-            what="download",
-        )
+        retry = self._download_retry()
 
         async def attempt() -> int:
             sink = _FileSink(path)
