@@ -8,7 +8,7 @@ it is used as a str (the CLI, logs), the reader's language where a cog renders i
 from __future__ import annotations
 
 from bot.config import Settings
-from bot.i18n import N_, Number, Text, _, _n
+from bot.i18n import N_, Number, Text, When, _, _n
 from bot.store import UsageReport
 from bot.store.quota import worst_case_daily
 
@@ -49,6 +49,19 @@ def cost(images: int, settings: Settings) -> Text:
     if price is None:
         return _("price unknown (set WAN_PRICE_PER_IMAGE)")
     return money(images * price, settings.price_currency)
+
+
+def day_lines(report: UsageReport, settings: Settings) -> list[Text]:
+    """One line per day of a usage report: the day, the images billed and what they cost."""
+    return [
+        _(
+            "{day}: {billed} ({cost})",
+            day=When(d.day),
+            billed=Number(d.billed),
+            cost=cost(d.billed, settings),
+        )
+        for d in report.days
+    ]
 
 
 def price_text(settings: Settings) -> Text:

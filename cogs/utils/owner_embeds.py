@@ -8,8 +8,17 @@ from __future__ import annotations
 import discord
 
 from bot.config import Settings
-from bot.i18n import Text, When, _, render
-from bot.reports import cap_text, cost, images, number, price_text, refused_text, worst_case_text
+from bot.i18n import Text, _, render
+from bot.reports import (
+    cap_text,
+    cost,
+    day_lines,
+    images,
+    number,
+    price_text,
+    refused_text,
+    worst_case_text,
+)
 from bot.store import UsageReport, discord_timestamp
 
 COLOUR = discord.Colour.dark_gold()
@@ -87,17 +96,7 @@ def owner_usage_embed(
     embed.add_field(
         name=r(_("Top members today")), value="\n".join(top) or r(_("nobody yet")), inline=False
     )
-    days = [
-        r(
-            _(
-                "{day}: {billed} ({cost})",
-                day=When(d.day),
-                billed=number(d.billed),
-                cost=cost(d.billed, settings),
-            )
-        )
-        for d in report.days
-    ]
+    days = [r(line) for line in day_lines(report, settings)]
     embed.add_field(name=r(_("Last days")), value="\n".join(days) or "-", inline=False)
     embed.set_footer(
         text=r(

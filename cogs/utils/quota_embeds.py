@@ -13,8 +13,8 @@ from datetime import datetime
 import discord
 
 from bot.config import Settings
-from bot.i18n import N_, Number, Text, When, _, _n, render
-from bot.reports import cost, images, number, price_text, refused_text
+from bot.i18n import N_, Number, Text, _, _n, render
+from bot.reports import cost, day_lines, images, number, price_text, refused_text
 from bot.store import AuditEntry, QuotaStatus, ServerTotals, UsageReport, discord_timestamp
 
 COLOUR = discord.Colour.blurple()
@@ -325,17 +325,7 @@ def usage_embed(report: UsageReport, settings: Settings, language: str) -> disco
             r(_("Refused today (images): {refused}", refused=refused_text(today.refused))),
         ]
     )
-    days = [
-        r(
-            _(
-                "{day}: {billed} ({cost})",
-                day=When(d.day),
-                billed=Number(d.billed),
-                cost=cost(d.billed, settings),
-            )
-        )
-        for d in report.days
-    ]
+    days = [r(line) for line in day_lines(report, settings)]
     week = sum(d.billed for d in report.days)
     heading = _n(
         "Last {count} day: {images}, {cost}",
