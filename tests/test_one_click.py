@@ -65,7 +65,8 @@ async def test_a_reroll_click_while_its_job_runs_names_it_even_after_a_restart(
     bot = await w.start_bot()
     result = await first_result(w, w.alice)
     await settled_to(w, w.alice.id, 1)
-    w.emu.add_fault(FaultRule(op="task", running_seconds=3))
+    # Held, not a fixed running time: the job must still be unfinished after the restart.
+    w.emu.hold("running")
     channel, custom_id = int(result["channel_id"]), f"wan:reroll:{job_id(result)}"
     first = await w.fd.click(channel, w.bob, result, custom_id)
     await first.wait_original(lambda m: "Job #2" in embed_text(m))
@@ -75,6 +76,7 @@ async def test_a_reroll_click_while_its_job_runs_names_it_even_after_a_restart(
     await w.start_bot()
     after = await w.fd.click(channel, w.bob, result, custom_id)
     assert "Already on it: job #2" in await told_privately(after)
+    w.emu.release("running")
     await w.result_message(w.bob)
     await settled_to(w, w.bob.id, 1)
     assert w.emu.created_count == 2
