@@ -6,6 +6,8 @@ held by all processes together, quotas equal to the images delivered."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import asyncpg
@@ -20,12 +22,33 @@ JOBS = 100
 QPS = 10
 
 
+async def every_process_holds_a_job(pg_url: str, processes: int, timeout: float) -> None:
+    """Until each process holds an unfinished job under its lease, so the one killed next surely
+    leaves work for the others to take over (a process between jobs would leave none)."""
+    con = await asyncpg.connect(pg_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            holders = await con.fetchval(
+                "SELECT count(DISTINCT lease_owner) FROM jobs WHERE lease_owner IS NOT NULL"
+                " AND state IN ('submitted', 'running', 'delivering')"
+            )
+            if holders >= processes:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {holders} of {processes} processes hold a job")
+            await asyncio.sleep(0.02)
+    finally:
+        await con.close()
+
+
 async def test_three_processes_one_killed(pg_url: str, tmp_path: Path) -> None:
     async with cluster(processes=3, database_url=pg_url, tmp=tmp_path, query_qps=QPS) as c:
         await c.start()
         await submit(c, JOBS)
         # Mid-run: once some jobs are done, kill -9 the second process (shard 1).
         await finished(pg_url, 25, timeout=60)
+        await every_process_holds_a_job(pg_url, 3, timeout=60)
         c.kill(1)
         await finished(pg_url, JOBS, timeout=90)
         result = await outcome(c)
