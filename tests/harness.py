@@ -37,6 +37,14 @@ FAST_WAN = {
     "poll_config": PollConfig(prior=(0.1, 0.6), running_max_interval=0.5, pending_max_interval=2.0),
 }
 FAST_RUNNER = {"retry_delay": 0.01}
+# How long a bot's close may take in a test before its tasks' stacks are shown.
+CLOSE_WITHIN = 60.0
+
+
+def _stack_of(task: asyncio.Task[Any]) -> str:
+    out = io.StringIO()
+    task.print_stack(file=out)
+    return out.getvalue()
 
 
 def png(
@@ -118,8 +126,17 @@ class World:
         return bot
 
     async def stop_bot(self, bot: WanBot) -> None:
-        """Stop `bot` as Ctrl-C would: jobs in flight stay in the store."""
-        await bot.close()
+        """Stop `bot` as Ctrl-C would: jobs in flight stay in the store.
+
+        A stop that hangs fails with what every task was waiting on (pytest-timeout would only
+        show the test's own frame)."""
+        closing = asyncio.ensure_future(bot.close())
+        done, _ = await asyncio.wait({closing}, timeout=CLOSE_WITHIN)
+        if not done:
+            stacks = "\n".join(_stack_of(t) for t in asyncio.all_tasks() if not t.done())
+            closing.cancel()
+            raise AssertionError(f"bot.close() still running after {CLOSE_WITHIN} s:\n{stacks}")
+        closing.result()
         index = self.bots.index(bot)
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(self._tasks[index], 10)

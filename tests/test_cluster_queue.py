@@ -184,6 +184,33 @@ async def test_notify_wakes_the_other_process(stores: list[PostgresStore]) -> No
         await b.close()
 
 
+async def test_a_lost_listener_is_replaced_and_the_store_still_closes(pg_url: str) -> None:
+    """The server drops the LISTEN connection (a restart, an idle timeout): the queue listens
+    again on a new one and wakes on the next NOTIFY (the pool has taken the dropped one back, and
+    asking it whether it is closed raises), and the process still stops."""
+    store = await open_store(pg_url)
+    assert isinstance(store, PostgresStore)
+    other = await open_store(pg_url)
+    assert isinstance(other, PostgresStore)
+    try:
+        woken = asyncio.Event()
+        queue = store.job_queue(max_slots=5, ttl=0.3)
+        await queue.start(woken.set, lambda job_id: None)
+        first = queue._listener
+        assert first is not None
+        await other._pool.execute(  # type: ignore[union-attr]
+            "SELECT pg_terminate_backend($1)", first.get_server_pid()
+        )
+        await eventually(lambda: queue._listener not in (None, first), within=5.0)
+        woken.clear()
+        await other.job_queue(max_slots=5).push(await queued_job(other))
+        await asyncio.wait_for(woken.wait(), 5)
+        await queue.close()
+        await asyncio.wait_for(store.close(), 10)
+    finally:
+        await other.close()
+
+
 async def test_the_per_member_cap_holds_across_processes(stores: list[PostgresStore]) -> None:
     """Two processes admitting one member's jobs at once: only `max_active` are written."""
 

@@ -97,11 +97,23 @@ class PostgresQueue:
     async def _listen(self) -> None:
         try:
             con = await self._pool.acquire()
-            await con.add_listener(CHANNEL, self._notified)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as err:
             log.warning("could not LISTEN for queue changes (%s); polling only", err)
             return
+        try:
+            await con.add_listener(CHANNEL, self._notified)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as err:
+            log.warning("could not LISTEN for queue changes (%s); polling only", err)
+            # Given back: the pool's close waits for every connection it lent out.
+            await self._release(con)
+            return
         self._listener = con
+
+    async def _release(self, con: asyncpg.Connection) -> None:
+        with contextlib.suppress(Exception):
+            await con.remove_listener(CHANNEL, self._notified)
+        with contextlib.suppress(Exception):
+            await self._pool.release(con)
 
     def _notified(self, *args: object) -> None:
         self._wake()
@@ -114,9 +126,7 @@ class PostgresQueue:
             self._renewer = None
         if self._listener is not None:
             con, self._listener = self._listener, None
-            with contextlib.suppress(Exception):
-                await con.remove_listener(CHANNEL, self._notified)
-            await self._pool.release(con)
+            await self._release(con)
         if self._leases:
             # A clean stop: the other processes may take these over now, not after the lease.
             try:
@@ -135,7 +145,7 @@ class PostgresQueue:
             await asyncio.sleep(self.ttl / 3)
             try:
                 await self.renew()
-                if self._listener is None or self._listener.is_closed():
+                if not self._listening():
                     self._listener = None
                     await self._listen()
             except asyncio.CancelledError:
@@ -143,6 +153,16 @@ class PostgresQueue:
             except Exception:
                 # A database blip: the next beat tries again; leases last `ttl`, three beats.
                 log.exception("could not renew job leases")
+
+    def _listening(self) -> bool:
+        con = self._listener
+        if con is None:
+            return False
+        try:
+            return not con.is_closed()
+        except asyncpg.InterfaceError:
+            # The server dropped it and the pool took it back: asking it anything raises.
+            return False
 
     async def renew(self) -> None:
         """Extend every lease this process holds; drop (and report) those another process took."""
