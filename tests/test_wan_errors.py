@@ -10,7 +10,7 @@ import pytest
 from bot.wan import CreateOutcomeUnknown, TaskStatus, WanError, user_message_for
 from bot.wan.errors import USER_MESSAGES, is_retryable
 from bot.wan.models import WAN_TZ, parse_created, parse_task, parse_time
-from bot.wan.retry import Backoff, parse_retry_after
+from bot.wan.retry import Backoff, parse_retry_after, policy
 
 # Every code in wan-api.md §5 (and §7's upload error), with its HTTP status.
 SECTION_5 = [
@@ -365,3 +365,69 @@ def test_throttling_subcodes_and_5xx_are_retried_but_not_a_bad_parameter() -> No
     assert is_retryable("SomethingNew", 400) is False
     assert is_retryable("InvalidParameter.Size", 503) is False
     assert is_retryable("InvalidParameter", 500) is False
+
+
+async def run_policy(
+    failures: list[WanError], *, attempts: int, seed: int = 3
+) -> tuple[str | WanError, int, list[float], list[tuple[str, float]]]:
+    """Run a call that raises `failures` in turn (then answers "ok") under the client's policy;
+    return its outcome, how often it was called, the sleeps and what `on_retry` was told."""
+    slept: list[float] = []
+    told: list[tuple[str, float]] = []
+    calls = 0
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    async def call() -> str:
+        nonlocal calls
+        calls += 1
+        if calls <= len(failures):
+            raise failures[calls - 1]
+        return "ok"
+
+    retry = policy(
+        attempts=attempts,
+        backoff=Backoff(base=1.0, cap=8.0, rng=random.Random(seed)),
+        retry_if=lambda err: isinstance(err, WanError) and err.retryable,
+        sleep=sleep,
+        what="test call",
+        on_retry=lambda err, delay: told.append((getattr(err, "code", "?"), delay)),
+    )
+    try:
+        outcome: str | WanError = await retry(call)
+    except WanError as err:
+        outcome = err
+    return outcome, calls, slept, told
+
+
+async def test_the_retry_policy_waits_its_backoff_and_the_servers_retry_after() -> None:
+    """Promise: a throttled or failing call is retried with growing, jittered waits, and never
+    sooner than the server asked (Retry-After): hammering DashScope would only prolong a 429. The
+    caller hears of each retry with the wait it will take (the job says "retrying")."""
+    throttled = WanError("Throttling", "slow down", http_status=429, retry_after=5.0)
+    busy = WanError("InternalError", "busy", http_status=500)
+    outcome, calls, slept, told = await run_policy([busy, throttled], attempts=4)
+    assert (outcome, calls) == ("ok", 3)
+    # The same waits a fresh Backoff with the same seed draws: attempt 0's ceiling, then attempt
+    # 1's, with the Retry-After as the floor of the second.
+    replay = Backoff(base=1.0, cap=8.0, rng=random.Random(3))
+    expected = [replay.delay(0), replay.delay(1, 5.0)]
+    assert slept == expected and slept[1] >= 5.0 and slept[0] <= 1.0
+    assert told == [("InternalError", expected[0]), ("Throttling", expected[1])]
+
+
+async def test_the_retry_policy_gives_up_with_the_last_error_itself() -> None:
+    """After `attempts` tries the last error is raised as it was (its code and user text reach
+    the member), not wrapped; an error the policy does not retry is raised at once; and no
+    setting below one try skips the call."""
+    errors = [WanError("InternalError", f"busy {n}", http_status=500) for n in range(3)]
+    outcome, calls, slept, told = await run_policy(errors, attempts=3)
+    assert outcome is errors[2] and calls == 3 and len(slept) == len(told) == 2
+    refused = WanError("InvalidParameter", "bad size", http_status=400)
+    outcome, calls, slept, told = await run_policy([refused], attempts=5)
+    assert outcome is refused and calls == 1 and slept == [] and told == []
+    outcome, calls, _, _ = await run_policy([], attempts=0)
+    assert (outcome, calls) == ("ok", 1)
+    outcome, calls, _, _ = await run_policy(errors[:1], attempts=0)
+    assert outcome is errors[0] and calls == 1
