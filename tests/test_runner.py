@@ -1,5 +1,7 @@
-"""`JobRunner.resume` at the runner's own level: what a start does with every unfinished job the
-store holds, in one quick test per promise (the end-to-end restarts are in test_promises_resume.py).
+"""The job runner driven directly, in quick tests of the promises its branches keep: what a start
+does with every unfinished job (`resume`), and a Wan error while a task is followed. The end-to-end
+versions, through the fake Discord, are in test_promises_*.py; these are fast enough for every
+mutant of the runner to meet them (bench/mutation.py).
 
 The runner here is the shipped one, on a real sqlite file and the emulator over loopback; its
 Surface is the terminal's `FileSurface` (results written beside the input files), so no Discord
@@ -14,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.jobs import TERMINAL_SOURCE, JobRunner
-from bot.sandbox import Emulator
+from bot.jobs import TERMINAL_SOURCE, JobRunner, JobSpec
+from bot.sandbox import Emulator, FaultRule
 from bot.store import Job, JobState, Store, open_store
-from bot.terminal import FileSurface
+from bot.terminal import FileSurface, load_files
 from bot.wan import EditRequest, InputImage, WanClient
 from tests.harness import API_KEY, png
 from tests.test_store_support import eventually
@@ -134,3 +136,78 @@ async def test_resume_takes_up_every_kind_of_left_job_and_skips_the_terminals(
     assert [(await store.quota_status(SCOPE, u)).used for u in (1, 2, 3, 4)] == [0, 1, 1, 0]
     assert [(await store.quota_status(SCOPE, u)).held for u in (1, 2, 3, 4)] == [0, 0, 0, 0]
     assert (tmp_path / "in-2.wan-1.png").exists() and (tmp_path / "in-3.wan-1.png").exists()
+
+
+async def submitted(runner: JobRunner, tmp_path: Path, user: int) -> Job:
+    """A member's one-image request, accepted by the runner (quota held, queued)."""
+    photo = tmp_path / f"req-{user}.png"
+    photo.write_bytes(png(400, 400))
+    spec = JobSpec(
+        scope=SCOPE,
+        guild_id=None,
+        channel_id=CHANNEL,
+        user_id=user,
+        source="slash",
+        prompt="followed while Wan fails",
+        inputs=[{"path": str(photo), "filename": photo.name}],
+    )
+    return await runner.submit(spec, await load_files([photo]))
+
+
+async def test_a_wan_error_while_following_the_task_fails_the_job_refunded(
+    store: Store, wan: WanClient, emulator: Emulator, tmp_path: Path
+) -> None:
+    """Promise: faults never charge the member. Following the task fails for good (the key is
+    refused mid-task): the job ends FAILED under Wan's code, the member is told why in plain
+    words and that nothing was charged, and the hold is released."""
+    surface = FileSurface(out=io.StringIO())
+    runner = JobRunner(store, wan, surface, retry_delay=0.01)
+    emulator.hold("running")
+    await runner.start()
+    try:
+        job = await submitted(runner, tmp_path, 5)
+        await emulator.wait_for_task_count(1, timeout=10)
+        emulator.add_fault(FaultRule(op="get", status=401, code="InvalidApiKey", times=50))
+        row = await ended(store, job)
+    finally:
+        await runner.stop()
+    assert (row.state, row.error_code) == (JobState.FAILED, "InvalidApiKey")
+    assert surface.failure is not None
+    assert "API key was refused" in surface.failure and "Nothing was charged" in surface.failure
+    status = await store.quota_status(SCOPE, 5)
+    assert (status.used, status.held) == (0, 0)
+    assert emulator.created_count == 1
+
+
+async def test_a_client_closed_under_a_followed_task_leaves_the_job_for_the_next_start(
+    store: Store, wan: WanClient, emulator: Emulator, tmp_path: Path
+) -> None:
+    """Promise: a restart mid-job loses nothing. The Wan client closing under a followed task (a
+    shutdown) is not the task's failure: the job keeps its task id and its hold, for the next
+    start to follow, and the member is told nothing yet."""
+    surface = FileSurface(out=io.StringIO())
+    runner = JobRunner(store, wan, surface, retry_delay=0.01)
+    emulator.hold("running")
+    await runner.start()
+    try:
+        job = await submitted(runner, tmp_path, 6)
+        await emulator.wait_for_task_count(1, timeout=10)
+
+        async def has_task() -> bool:
+            row = await store.get_job(job.id)
+            return row is not None and row.task_id is not None
+
+        await eventually(has_task, within=10.0)
+        await wan.close()
+
+        async def let_go() -> bool:
+            return job.id not in runner.inflight.running
+
+        await eventually(let_go, within=10.0)
+    finally:
+        await runner.stop()
+    row = await store.get_job(job.id)
+    assert row is not None and row.state in (JobState.SUBMITTED, JobState.RUNNING)
+    assert row.task_id is not None and row.error_code is None
+    assert surface.failure is None
+    assert (await store.quota_status(SCOPE, 6)).held == 1
