@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,42 @@ async def test_a_client_closed_under_a_followed_task_leaves_the_job_for_the_next
     assert row.task_id is not None and row.error_code is None
     assert surface.failure is None
     assert (await store.quota_status(SCOPE, 6)).held == 1
+
+
+async def test_the_result_says_what_is_left_today_counting_back_what_wan_did_not_make(
+    store: Store, wan: WanClient, emulator: Emulator, tmp_path: Path
+) -> None:
+    """Promise: the member is charged only for images delivered, and the result says so. Two
+    images asked of a member with 10 a day, Wan made one: the result, posted before the job is
+    settled, already counts the unmade image back ("9 left today", not the 8 the hold shows), and
+    settling charges exactly that one. A job made in full counts nothing back."""
+    surface = FileSurface(out=io.StringIO())
+    runner = JobRunner(store, wan, surface, retry_delay=0.01)
+    emulator.add_fault(FaultRule(op="task", partial_failures=1))
+    await runner.start()
+    try:
+        photo = tmp_path / "two.png"
+        photo.write_bytes(png(400, 400))
+        spec = JobSpec(
+            scope=SCOPE,
+            guild_id=None,
+            channel_id=CHANNEL,
+            user_id=7,
+            source="slash",
+            prompt="two, please",
+            count=2,
+            inputs=[{"path": str(photo), "filename": photo.name}],
+        )
+        job = await runner.submit(spec, await load_files([photo]))
+        row = await ended(store, job)
+        assert row.state == JobState.DONE and row.generated == 1
+        assert surface.delivery is not None and len(surface.delivery.files) == 1
+        assert surface.delivery.remaining == 9
+        status = await store.quota_status(SCOPE, 7)
+        assert (status.used, status.held, status.remaining) == (1, 0, 9)
+        # One more, made in full: nothing to count back.
+        again = await runner.submit(replace(spec, count=1), await load_files([photo]))
+        assert (await ended(store, again)).generated == 1
+        assert surface.delivery.remaining == 8
+    finally:
+        await runner.stop()
