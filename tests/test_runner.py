@@ -11,13 +11,14 @@ is involved. The job rows are written as the runner writes them at each state.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from bot.jobs import TERMINAL_SOURCE, JobRunner, JobSpec
+from bot.jobs import TERMINAL_SOURCE, JobRefused, JobRunner, JobSpec
 from bot.sandbox import Emulator, FaultRule
 from bot.store import Job, JobState, Store, open_store
 from bot.terminal import FileSurface, load_files
@@ -139,20 +140,27 @@ async def test_resume_takes_up_every_kind_of_left_job_and_skips_the_terminals(
     assert (tmp_path / "in-2.wan-1.png").exists() and (tmp_path / "in-3.wan-1.png").exists()
 
 
-async def submitted(runner: JobRunner, tmp_path: Path, user: int) -> Job:
-    """A member's one-image request, accepted by the runner (quota held, queued)."""
+def request(tmp_path: Path, user: int, **fields: object) -> JobSpec:
+    """A member's one-image request (its image on disk), with `fields` changed."""
     photo = tmp_path / f"req-{user}.png"
-    photo.write_bytes(png(400, 400))
+    if not photo.exists():
+        photo.write_bytes(png(400, 400))
     spec = JobSpec(
         scope=SCOPE,
         guild_id=None,
         channel_id=CHANNEL,
         user_id=user,
         source="slash",
-        prompt="followed while Wan fails",
+        prompt="an edit",
         inputs=[{"path": str(photo), "filename": photo.name}],
     )
-    return await runner.submit(spec, await load_files([photo]))
+    return replace(spec, **fields)  # type: ignore[arg-type]
+
+
+async def submitted(runner: JobRunner, tmp_path: Path, user: int, **fields: object) -> Job:
+    """A member's request, accepted by the runner (quota held, queued)."""
+    spec = request(tmp_path, user, **fields)
+    return await runner.submit(spec, await load_files([Path(spec.inputs[0]["path"])]))
 
 
 async def test_a_wan_error_while_following_the_task_fails_the_job_refunded(
@@ -251,3 +259,96 @@ async def test_the_result_says_what_is_left_today_counting_back_what_wan_did_not
         assert surface.delivery.remaining == 8
     finally:
         await runner.stop()
+
+
+async def refusal_of(call: object) -> JobRefused:
+    """The JobRefused an awaited call raises (the test fails if it raises nothing)."""
+    with pytest.raises(JobRefused) as info:
+        await call  # type: ignore[misc]
+    return info.value
+
+
+async def test_the_per_member_cap_refuses_the_request_over_it_before_any_hold(
+    store: Store, wan: WanClient, emulator: Emulator, tmp_path: Path
+) -> None:
+    """Promise: one member can't fill the queue. With 2 jobs each, a member with two unfinished
+    jobs is refused a third, early (before any download) and at submit, saying how many they
+    have and the limit, and nothing more is held; below the cap a request passes both."""
+    runner = JobRunner(store, wan, FileSurface(out=io.StringIO()), max_jobs_per_user=2)
+    emulator.hold("running")
+    await runner.start()
+    try:
+        await runner.precheck(SCOPE, 8, 1)
+        await submitted(runner, tmp_path, 8)
+        await runner.precheck(SCOPE, 8, 1)  # one unfinished job of two: still welcome
+        await submitted(runner, tmp_path, 8)
+        early = await refusal_of(runner.precheck(SCOPE, 8, 1))
+        late = await refusal_of(submitted(runner, tmp_path, 8))
+        for refused in (early, late):
+            assert refused.reason == "busy"
+            assert str(refused) == (
+                "You already have 2 jobs queued or running (the limit is 2). "
+                "Wait for one to finish. Nothing was charged."
+            )
+        assert (await store.quota_status(SCOPE, 8)).held == 2
+        assert await store.active_job_count(8) == 2
+        await runner.precheck(SCOPE, 9, 1)  # someone else is not held up by it
+    finally:
+        emulator.release("running")
+        await runner.stop()
+
+
+async def test_quota_refusals_name_the_limit_early_and_at_submit_and_count_role_limits(
+    store: Store, wan: WanClient, tmp_path: Path
+) -> None:
+    """Promise: a request over the member's allowance is refused before anything is downloaded
+    or held, in the store's words plus "Nothing was charged". The allowance is the member's with
+    their roles: a role's limit of 2 refuses 3 images even where the default is 10, and
+    exactly what is left still passes."""
+    runner = JobRunner(store, wan, FileSurface(out=io.StringIO()))
+    role = 77
+    await store.set_role_limit(SCOPE, 1, role, 2)
+    await runner.start()
+    try:
+        early = await refusal_of(runner.precheck(SCOPE, 4, 3, roles=(role,)))
+        late = await refusal_of(submitted(runner, tmp_path, 4, count=3, roles=(role,)))
+        for refused in (early, late):
+            assert refused.reason == "daily_limit"
+            assert re.fullmatch(
+                r"You have 2 images left today and this needs 3\. Your allowance resets"
+                r" <t:\d+:R>\. Nothing was charged\.",
+                str(refused),
+            ), str(refused)
+        await runner.precheck(SCOPE, 4, 2, roles=(role,))  # exactly what is left
+        await runner.precheck(SCOPE, 4, 3)  # without the role: the default of 10
+        status = await store.quota_status(SCOPE, 4, roles=(role,))
+        assert (status.used, status.held) == (0, 0)
+        await store.block_user(SCOPE, 1, 4)
+        blocked = await refusal_of(runner.precheck(SCOPE, 4, 1))
+        assert (blocked.reason, str(blocked)) == (
+            "blocked",
+            "You're blocked from using Wan in this server. Nothing was charged.",
+        )
+    finally:
+        await runner.stop()
+
+
+async def test_a_submitted_job_row_keeps_what_the_member_asked(
+    store: Store, wan: WanClient, emulator: Emulator, tmp_path: Path
+) -> None:
+    """The job row is the request, whole: what the runner and a restart will act on (the thread
+    to answer in, the negative prompt sent to Wan, the options)."""
+    runner = JobRunner(store, wan, FileSurface(out=io.StringIO()))
+    emulator.hold("running")
+    await runner.start()
+    try:
+        job = await submitted(
+            runner, tmp_path, 3, thread_id=55, negative_prompt="blurry", count=2, seed=4
+        )
+    finally:
+        emulator.release("running")
+        await runner.stop()
+    row = await store.get_job(job.id)
+    assert row is not None
+    assert (row.thread_id, row.negative_prompt, row.user_id) == (55, "blurry", 3)
+    assert (row.options["count"], row.options["seed"]) == (2, 4)

@@ -74,6 +74,8 @@ class Dispatcher:
         status = await self.store.quota_status(scope, user, roles=roles)
         if status.blocked or status.remaining < count:
             # The store words refusals; ask it by trying, and hand back anything it granted.
+            # (Granted only when a hold closed meanwhile: mutants of the `release` line, and `<=`
+            # above, which only adds a reserve-and-release, are equivalent to every test.)
             try:
                 reservation = await self.store.reserve(scope, user, count, roles=roles)
             except QuotaRefused as refusal:
