@@ -14,6 +14,7 @@ import io
 import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,8 @@ async def left_job(
     )
     if state == JobState.SUBMITTED:
         # The runner stamps the send before the create goes out, then stores the task's id.
-        job = await store.update_job(job.id, state=JobState.SUBMITTED)
+        sent = datetime.now(UTC) - timedelta(minutes=30)
+        job = await store.update_job(job.id, state=JobState.SUBMITTED, submitted_at=sent)
     if task_id is not None:
         await store.set_task_id(job.id, task_id)
     return job
@@ -100,7 +102,9 @@ async def test_resume_takes_up_every_kind_of_left_job_and_skips_the_terminals(
     """Promise: a restart loses no job and creates no task twice. Every unfinished job is taken
     up, whatever comes before it in the store: one left VALIDATING is failed with its quota back
     (its request was never accepted); one QUEUED is queued again and run; one SUBMITTED with a task
-    id follows that task (no new create). A job of the owner's terminal (`python -m bot edit`) is
+    id follows that task (no new create); one SUBMITTED without one (the create's answer was never
+    stored) is looked for in Wan's task list and, not found there, failed with its quota back,
+    never created again. A job of the owner's terminal (`python -m bot edit`) is
     left to the terminal, and the scan goes on past it. The count says how many were taken up.
     A second resume takes up nothing already in hand."""
     terminal = await left_job(store, tmp_path, 9, JobState.QUEUED, source=TERMINAL_SOURCE)
@@ -108,6 +112,8 @@ async def test_resume_takes_up_every_kind_of_left_job_and_skips_the_terminals(
     queued = await left_job(store, tmp_path, 2, JobState.QUEUED)
     task_id = await wan_task(wan)
     following = await left_job(store, tmp_path, 3, JobState.SUBMITTED, task_id=task_id)
+    # Sent half an hour ago, its answer never stored, and no task of it in Wan's list.
+    unanswered = await left_job(store, tmp_path, 5, JobState.SUBMITTED)
     assert emulator.created_count == 1
 
     surface = FileSurface(out=io.StringIO())
@@ -115,8 +121,9 @@ async def test_resume_takes_up_every_kind_of_left_job_and_skips_the_terminals(
     emulator.hold("running")  # both Wan tasks stay running until the second resume below
     await runner.start()
     try:
-        assert await runner.resume() == 3
+        assert await runner.resume() == 4
         assert (await ended(store, validating)).error_code == "Interrupted"
+        assert (await ended(store, unanswered)).error_code == "CreateOutcomeUnknown"
         await emulator.wait_for_task_count(2, timeout=10)
         # Resume again while those two are in hand (a second start-up pass, a reconnect): they
         # are not taken up twice, and a job left behind them still is.
@@ -135,8 +142,9 @@ async def test_resume_takes_up_every_kind_of_left_job_and_skips_the_terminals(
     left = await store.get_job(terminal.id)
     assert left is not None and left.state == JobState.QUEUED
     # Charged only what was delivered: the refunded member nothing, the others one image each.
-    assert [(await store.quota_status(SCOPE, u)).used for u in (1, 2, 3, 4)] == [0, 1, 1, 0]
-    assert [(await store.quota_status(SCOPE, u)).held for u in (1, 2, 3, 4)] == [0, 0, 0, 0]
+    members = (1, 2, 3, 4, 5)
+    assert [(await store.quota_status(SCOPE, u)).used for u in members] == [0, 1, 1, 0, 0]
+    assert [(await store.quota_status(SCOPE, u)).held for u in members] == [0, 0, 0, 0, 0]
     assert (tmp_path / "in-2.wan-1.png").exists() and (tmp_path / "in-3.wan-1.png").exists()
 
 

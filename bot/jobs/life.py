@@ -55,7 +55,9 @@ class JobLife:
             return
         try:
             if job.state == JobState.VALIDATING:
-                # Left by a process that stopped before the job was queued (taken over, resumed).
+                # Left by a process that stopped before the job was queued: taken over on
+                # PostgreSQL (sqlite's `resume` fails these itself, so this branch's mutants
+                # survive bench/mutation.py, which runs sqlite; test_cluster_bot.py guards it).
                 await self.outcomes.fail(job, INTERRUPTED, "Interrupted")
                 return
             if job.task_id is None and job.state == JobState.SUBMITTED:
