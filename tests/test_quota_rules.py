@@ -21,6 +21,7 @@ from bot.store.quota import (
     charge_split,
     check_ceiling,
     grant_or_refuse,
+    status,
     worst_case_daily,
 )
 
@@ -69,6 +70,30 @@ def test_grant_names_the_server_cap_when_it_is_the_tighter_bound() -> None:
     with pytest.raises(QuotaRefused) as info:
         grant_or_refuse(snap, 2, scope=1, day=DAY, extra_held=0)
     assert (info.value.reason, info.value.cap, info.value.remaining) == ("server_cap", 6, 1)
+
+
+def test_a_refusal_names_the_tightest_of_the_bounds_it_breaks() -> None:
+    """Promise: a refusal tells the member which limit stopped them: of every bound the request
+    is over (their own 9, the server's 2, the bot-wide 3), the one with least left, whatever its
+    name; of equals, the first (own, server, bot-wide). What fits every bound exactly passes."""
+    snap = snapshot(cap=10, server_used=8, bot_cap=5, bot_used=2)
+    assert snap.refusal(10) == "server_cap"
+    assert snap.refusal(2) is None
+    assert snapshot(cap=10, server_used=7, bot_cap=5, bot_used=2).refusal(4) == "server_cap"
+    assert snapshot(cap=10, server_used=2, bot_cap=5, bot_used=4).refusal(9) == "global_cap"
+    assert snapshot(cap=10, server_used=1).refusal(10) == "daily_limit"
+
+
+def test_the_status_names_the_role_only_when_the_limit_is_the_roles() -> None:
+    """`/wanquota status` says "from role X" only when that role's limit is the one in force,
+    not when the member's own limit overrides it."""
+    from_role = snapshot(role_limit=4, role_id=77)
+    own = snapshot(role_limit=4, role_id=77, user_limit=6)
+    shown = [status(s, day=DAY, extra_used=0, extra_held=0) for s in (from_role, own)]
+    assert [(q.limit, q.limit_source, q.limit_role) for q in shown] == [
+        (4, "role", 77),
+        (6, "user", None),
+    ]
 
 
 def test_grant_refuses_a_blocked_member_whatever_they_ask() -> None:

@@ -83,17 +83,22 @@ async def wan_task(wan: WanClient) -> str:
     return created.task_id
 
 
-async def ended(store: Store, job: Job) -> Job:
-    """The job's row once it is done or failed."""
+async def ended_as(store: Store, job: Job, *states: JobState) -> Job:
+    """The job's row once it is in one of `states`."""
 
     async def final() -> bool:
         row = await store.get_job(job.id)
-        return row is not None and row.state in (JobState.DONE, JobState.FAILED)
+        return row is not None and row.state in states
 
     await eventually(final, within=15.0)
     row = await store.get_job(job.id)
     assert row is not None
     return row
+
+
+async def ended(store: Store, job: Job) -> Job:
+    """The job's row once it is done or failed."""
+    return await ended_as(store, job, JobState.DONE, JobState.FAILED)
 
 
 async def test_resume_takes_up_every_kind_of_left_job_and_skips_the_terminals(
@@ -122,7 +127,11 @@ async def test_resume_takes_up_every_kind_of_left_job_and_skips_the_terminals(
     await runner.start()
     try:
         assert await runner.resume() == 4
-        assert (await ended(store, validating)).error_code == "Interrupted"
+        told = await ended(store, validating)
+        assert (told.error_code, told.error_message) == (
+            "Interrupted",
+            "The bot restarted before this job was queued. Nothing was charged.",
+        )
         assert (await ended(store, unanswered)).error_code == "CreateOutcomeUnknown"
         await emulator.wait_for_task_count(2, timeout=10)
         # Resume again while those two are in hand (a second start-up pass, a reconnect): they
@@ -137,6 +146,10 @@ async def test_resume_takes_up_every_kind_of_left_job_and_skips_the_terminals(
         assert finished.state == JobState.DONE and finished.task_id == task_id
     finally:
         await runner.stop()
+    # A stopped runner takes up nothing more (a resume racing the shutdown).
+    after_stop = await left_job(store, tmp_path, 6, JobState.VALIDATING)
+    assert await runner.resume() == 0
+    assert (await store.get_job(after_stop.id)).state == JobState.VALIDATING  # type: ignore[union-attr]
     # One task for the queued job; the followed one was not made again.
     assert emulator.created_count == 2
     left = await store.get_job(terminal.id)
@@ -360,3 +373,30 @@ async def test_a_submitted_job_row_keeps_what_the_member_asked(
     assert row is not None
     assert (row.thread_id, row.negative_prompt, row.user_id) == (55, "blurry", 3)
     assert (row.options["count"], row.options["seed"]) == (2, 4)
+
+
+async def test_a_job_cancelled_while_it_waits_for_a_wan_slot_never_reaches_wan(
+    store: Store, wan: WanClient, emulator: Emulator, tmp_path: Path
+) -> None:
+    """Promise: cancel before the task starts costs nothing. With one Wan slot busy, the next job
+    fetches its inputs ahead and waits for the slot; cancelled there, it ends CANCELLED when the
+    slot frees, is told so, holds nothing, and no task is made for it."""
+    surface = FileSurface(out=io.StringIO())
+    runner = JobRunner(store, wan, surface, max_concurrent=1)
+    emulator.hold("running")
+    await runner.start()
+    try:
+        first = await submitted(runner, tmp_path, 1)
+        await emulator.wait_for_task_count(1, timeout=10)
+        waiting = await submitted(runner, tmp_path, 2)
+        await eventually(lambda: waiting.id in runner.inflight.running, within=10.0)
+        assert await runner.cancel(waiting.id) == "Cancelled. Nothing was charged."
+        emulator.release("running")
+        cancelled = await ended_as(store, waiting, JobState.CANCELLED)
+        assert (await ended(store, first)).state == JobState.DONE
+    finally:
+        await runner.stop()
+    assert cancelled.task_id is None and emulator.created_count == 1
+    assert surface.failure == "Cancelled before it started. Nothing was charged."
+    status = await store.quota_status(SCOPE, 2)
+    assert (status.used, status.held) == (0, 0)

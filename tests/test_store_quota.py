@@ -39,6 +39,8 @@ async def test_global_default_allows_exactly_the_limit(store: Store) -> None:
     first = await store.reserve(G, U, 6)
     second = await store.reserve(G, U, 4)
     assert (first.images, second.images, first.from_extra) == (6, 4, 0)
+    # The hold says whose it is and where: settling and the orphan sweep act on these.
+    assert (first.scope, first.user, second.scope, second.user) == (G, U, G, U)
     refusal = await refused(store, G, U, 1)
     assert (refusal.reason, refusal.remaining, refusal.requested) == ("daily_limit", 0, 1)
     assert refusal.resets_at == MIDNIGHT

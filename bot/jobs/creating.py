@@ -215,6 +215,7 @@ class Creator:
         """End the job if its requester cancelled it while it was starting; True if so."""
         if job.id not in self.inflight.cancel_requested:
             return False
+        # (`InFlight.forget` drops it too when the job ends: a mutant of this line is equivalent.)
         self.inflight.cancel_requested.discard(job.id)
         await self.outcomes.finish(job, JobState.CANCELLED)
         await self.outcomes.say(job, _("Cancelled before it started. Nothing was charged."))
