@@ -51,6 +51,7 @@ async def left_job(
     *,
     source: str = "slash",
     task_id: str | None = None,
+    sent_at: datetime | None = None,
 ) -> Job:
     """A job a stopped process left at `state`, with its quota held and its input on disk."""
     photo = tmp_path / f"in-{user}.png"
@@ -63,13 +64,13 @@ async def left_job(
         source=source,
         prompt=f"left by the last run ({state.value})",
         options={"count": 1},
-        inputs=[{"path": str(photo), "filename": photo.name}],
+        inputs=[{"path": str(photo), "filename": photo.name, "size": photo.stat().st_size}],
         state=JobState.VALIDATING if state == JobState.VALIDATING else JobState.QUEUED,
         reservation_id=reservation.id,
     )
     if state == JobState.SUBMITTED:
         # The runner stamps the send before the create goes out, then stores the task's id.
-        sent = datetime.now(UTC) - timedelta(minutes=30)
+        sent = sent_at or datetime.now(UTC) - timedelta(minutes=30)
         job = await store.update_job(job.id, state=JobState.SUBMITTED, submitted_at=sent)
     if task_id is not None:
         await store.set_task_id(job.id, task_id)
@@ -159,6 +160,29 @@ async def test_resume_takes_up_every_kind_of_left_job_and_skips_the_terminals(
     assert [(await store.quota_status(SCOPE, u)).used for u in members] == [0, 1, 1, 0, 0]
     assert [(await store.quota_status(SCOPE, u)).held for u in members] == [0, 0, 0, 0, 0]
     assert (tmp_path / "in-2.wan-1.png").exists() and (tmp_path / "in-3.wan-1.png").exists()
+
+
+async def test_resume_adopts_the_task_an_unanswered_create_made_and_delivers_it(
+    store: Store, emulator: Emulator, tmp_path: Path
+) -> None:
+    """Promise: a result Wan made is not lost, and its task is not made twice. The create was sent
+    just before the stop and its answer never stored; Wan's task list shows the one task it made,
+    so the next start adopts that task, follows it and delivers it (charged one image)."""
+    async with WanClient(API_KEY, emulator.base_url, transport="base64", request_timeout=1.0) as wan:
+        job = await left_job(store, tmp_path, 1, JobState.SUBMITTED, sent_at=datetime.now(UTC))
+        made = await wan_task(wan)  # the create's answer, lost with the process
+        surface = FileSurface(out=io.StringIO())
+        runner = JobRunner(store, wan, surface, reconcile_margin=0.5)
+        await runner.start()
+        try:
+            assert await runner.resume() == 1
+            row = await ended(store, job)
+        finally:
+            await runner.stop()
+    assert (row.state, row.task_id, row.generated) == (JobState.DONE, made, 1)
+    assert emulator.created_count == 1 and surface.written == [tmp_path / "in-1.wan-1.png"]
+    status = await store.quota_status(SCOPE, 1)
+    assert (status.used, status.held) == (1, 0)
 
 
 def request(tmp_path: Path, user: int, **fields: object) -> JobSpec:

