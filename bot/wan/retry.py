@@ -67,6 +67,10 @@ def policy(
     after `backoff.delay` (or the server's Retry-After), only for errors `retry_if` accepts; the
     last error is re-raised as it was."""
 
+    # tenacity calls `wait` and `before_sleep` only after a failed attempt, when `outcome` and
+    # `next_action` are both set, and every error the client retries is a WanError, which has a
+    # `retry_after`: mutants of those guards and of getattr's default are equivalent
+    # (tests/test_wan_errors.py runs this policy itself).
     def wait(state: RetryCallState) -> float:
         err = state.outcome.exception() if state.outcome is not None else None
         return backoff.delay(state.attempt_number - 1, getattr(err, "retry_after", None))
