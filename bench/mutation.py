@@ -122,12 +122,16 @@ def results() -> dict[str, str]:
 
 def mutmut_run(max_children: int, names: list[str]) -> bool:
     """`mutmut run` on `names` (all mutants when empty), its output appended to LOG."""
+    # On sqlite only, as its docstring says: the PostgreSQL variants of the store tests would
+    # double the stats pass and reach none of the sqlite code mutated here.
+    env = {k: v for k, v in os.environ.items() if k != "WANBOT_TEST_PG_DSN"}
     with LOG.open("a") as log:
         run = subprocess.run(
             [*mutmut_command(), "run", "--max-children", str(max_children), *names],
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
+            env=env,
         )
     if run.returncode != 0:
         print(f"mutmut run failed (exit {run.returncode}); see {LOG}", file=sys.stderr)
