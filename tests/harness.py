@@ -37,8 +37,9 @@ FAST_WAN = {
     "poll_config": PollConfig(prior=(0.1, 0.6), running_max_interval=0.5, pending_max_interval=2.0),
 }
 FAST_RUNNER = {"retry_delay": 0.01}
-# How long a bot's close may take in a test before its tasks' stacks are shown.
-CLOSE_WITHIN = 60.0
+# How long a bot's close may take in a test before its tasks' stacks are shown (under mutmut's
+# 30 s per-test timeout, so a mutation run shows them too).
+CLOSE_WITHIN = 25.0
 
 
 def _stack_of(task: asyncio.Task[Any]) -> str:
@@ -131,10 +132,16 @@ class World:
         A stop that hangs fails with what every task was waiting on (pytest-timeout would only
         show the test's own frame)."""
         closing = asyncio.ensure_future(bot.close())
-        done, _ = await asyncio.wait({closing}, timeout=CLOSE_WITHIN)
+        try:
+            done, _ = await asyncio.wait({closing}, timeout=CLOSE_WITHIN)
+        except asyncio.CancelledError:
+            closing.cancel()
+            raise
         if not done:
             stacks = "\n".join(_stack_of(t) for t in asyncio.all_tasks() if not t.done())
             closing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await closing
             raise AssertionError(f"bot.close() still running after {CLOSE_WITHIN} s:\n{stacks}")
         closing.result()
         index = self.bots.index(bot)
@@ -142,10 +149,18 @@ class World:
             await asyncio.wait_for(self._tasks[index], 10)
 
     async def close(self) -> None:
-        for bot in list(self.bots):
-            if not bot.is_closed():
-                await self.stop_bot(bot)
-        self._stack.close()
+        hung: list[AssertionError] = []
+        try:
+            for bot in list(self.bots):
+                if not bot.is_closed():
+                    try:
+                        await self.stop_bot(bot)
+                    except AssertionError as err:
+                        hung.append(err)  # the others are still stopped
+        finally:
+            self._stack.close()
+        if hung:
+            raise hung[0]
 
     # ---- acting as users ----------------------------------------------------------------------
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ from bot.sandbox import Emulator, FaultRule
 from bot.store import Job, JobState, Store, open_store
 from bot.terminal import FileSurface, load_files
 from bot.wan import EditRequest, InputImage, WanClient
-from tests.harness import API_KEY, png
+from tests.harness import API_KEY, FAST_WAN, png
 from tests.test_store_support import eventually
 
 SCOPE, CHANNEL = 1, 10
@@ -39,7 +40,9 @@ async def store_fixture(tmp_path: Path) -> AsyncIterator[Store]:
 
 @pytest.fixture(name="wan")
 async def wan_fixture(emulator: Emulator) -> AsyncIterator[WanClient]:
-    async with WanClient(API_KEY, emulator.base_url, transport="base64") as wan:
+    # The harness's timings for the emulator (its tasks take a fraction of a second, not Wan's
+    # 30-120 s): jobs end in well under a second each.
+    async with WanClient(API_KEY, emulator.base_url, transport="base64", **FAST_WAN) as wan:
         yield wan
 
 
@@ -113,6 +116,7 @@ async def test_resume_takes_up_every_kind_of_left_job_and_skips_the_terminals(
     never created again. A job of the owner's terminal (`python -m bot edit`) is
     left to the terminal, and the scan goes on past it. The count says how many were taken up.
     A second resume takes up nothing already in hand."""
+    emulator.hold("running")  # both Wan tasks stay running until the second resume below
     terminal = await left_job(store, tmp_path, 9, JobState.QUEUED, source=TERMINAL_SOURCE)
     validating = await left_job(store, tmp_path, 1, JobState.VALIDATING)
     queued = await left_job(store, tmp_path, 2, JobState.QUEUED)
@@ -124,7 +128,6 @@ async def test_resume_takes_up_every_kind_of_left_job_and_skips_the_terminals(
 
     surface = FileSurface(out=io.StringIO())
     runner = JobRunner(store, wan, surface, retry_delay=0.01)
-    emulator.hold("running")  # both Wan tasks stay running until the second resume below
     await runner.start()
     try:
         assert await runner.resume() == 4
@@ -150,7 +153,8 @@ async def test_resume_takes_up_every_kind_of_left_job_and_skips_the_terminals(
     # A stopped runner takes up nothing more (a resume racing the shutdown).
     after_stop = await left_job(store, tmp_path, 6, JobState.VALIDATING)
     assert await runner.resume() == 0
-    assert (await store.get_job(after_stop.id)).state == JobState.VALIDATING  # type: ignore[union-attr]
+    untouched = await store.get_job(after_stop.id)
+    assert untouched is not None and untouched.state == JobState.VALIDATING
     # One task for the queued job; the followed one was not made again.
     assert emulator.created_count == 2
     left = await store.get_job(terminal.id)
@@ -168,9 +172,14 @@ async def test_resume_adopts_the_task_an_unanswered_create_made_and_delivers_it(
     """Promise: a result Wan made is not lost, and its task is not made twice. The create was sent
     just before the stop and its answer never stored; Wan's task list shows the one task it made,
     so the next start adopts that task, follows it and delivers it (charged one image)."""
-    async with WanClient(API_KEY, emulator.base_url, transport="base64", request_timeout=1.0) as wan:
-        job = await left_job(store, tmp_path, 1, JobState.SUBMITTED, sent_at=datetime.now(UTC))
+    # A short create timeout: the window the start looks in closes soon after the send.
+    options = {**FAST_WAN, "request_timeout": 2.0}
+    async with WanClient(API_KEY, emulator.base_url, transport="base64", **options) as wan:
         made = await wan_task(wan)  # the create's answer, lost with the process
+        # The send as the runner stamps it, just before Wan took the request (however long this
+        # busy machine took to get it there).
+        sent = datetime.fromtimestamp(emulator.tasks[made].submitted_at - 0.2, UTC)
+        job = await left_job(store, tmp_path, 1, JobState.SUBMITTED, sent_at=sent)
         surface = FileSurface(out=io.StringIO())
         runner = JobRunner(store, wan, surface, reconcile_margin=0.5)
         await runner.start()
@@ -185,7 +194,7 @@ async def test_resume_adopts_the_task_an_unanswered_create_made_and_delivers_it(
     assert (status.used, status.held) == (1, 0)
 
 
-def request(tmp_path: Path, user: int, **fields: object) -> JobSpec:
+def request(tmp_path: Path, user: int, **fields: Any) -> JobSpec:
     """A member's one-image request (its image on disk), with `fields` changed."""
     photo = tmp_path / f"req-{user}.png"
     if not photo.exists():
@@ -199,10 +208,10 @@ def request(tmp_path: Path, user: int, **fields: object) -> JobSpec:
         prompt="an edit",
         inputs=[{"path": str(photo), "filename": photo.name}],
     )
-    return replace(spec, **fields)  # type: ignore[arg-type]
+    return replace(spec, **fields)
 
 
-async def submitted(runner: JobRunner, tmp_path: Path, user: int, **fields: object) -> Job:
+async def submitted(runner: JobRunner, tmp_path: Path, user: int, **fields: Any) -> Job:
     """A member's request, accepted by the runner (quota held, queued)."""
     spec = request(tmp_path, user, **fields)
     return await runner.submit(spec, await load_files([Path(spec.inputs[0]["path"])]))
@@ -306,10 +315,10 @@ async def test_the_result_says_what_is_left_today_counting_back_what_wan_did_not
         await runner.stop()
 
 
-async def refusal_of(call: object) -> JobRefused:
+async def refusal_of(call: Awaitable[object]) -> JobRefused:
     """The JobRefused an awaited call raises (the test fails if it raises nothing)."""
     with pytest.raises(JobRefused) as info:
-        await call  # type: ignore[misc]
+        await call
     return info.value
 
 
@@ -382,7 +391,7 @@ async def test_a_submitted_job_row_keeps_what_the_member_asked(
     store: Store, wan: WanClient, emulator: Emulator, tmp_path: Path
 ) -> None:
     """The job row is the request, whole: what the runner and a restart will act on (the thread
-    to answer in, the negative prompt sent to Wan, the options)."""
+    to answer in, the negative prompt to send to Wan, the options)."""
     runner = JobRunner(store, wan, FileSurface(out=io.StringIO()))
     emulator.hold("running")
     await runner.start()
@@ -403,8 +412,9 @@ async def test_a_job_cancelled_while_it_waits_for_a_wan_slot_never_reaches_wan(
     store: Store, wan: WanClient, emulator: Emulator, tmp_path: Path
 ) -> None:
     """Promise: cancel before the task starts costs nothing. With one Wan slot busy, the next job
-    fetches its inputs ahead and waits for the slot; cancelled there, it ends CANCELLED when the
-    slot frees, is told so, holds nothing, and no task is made for it."""
+    fetches its inputs ahead and waits for the slot; cancelled meanwhile, it ends CANCELLED before
+    any create (seen within half a second, or when the slot frees), is told so, holds nothing,
+    and no task is made for it."""
     surface = FileSurface(out=io.StringIO())
     runner = JobRunner(store, wan, surface, max_concurrent=1)
     emulator.hold("running")

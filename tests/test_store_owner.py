@@ -82,6 +82,20 @@ async def test_the_owners_own_scope_has_no_member_limit_nor_server_ceiling(
         await store.close()
 
 
+async def test_roles_count_only_in_servers_never_in_dms(database: Database) -> None:
+    """A role limit is a server's: in DMs (scope 0) the member's roles match nothing, even a
+    limit written under scope 0 for one of their role ids; the DM allowance applies."""
+    clock = Clock()
+    store = await open_with(database, clock, default=10, dm_daily=3)
+    try:
+        await store.set_role_limit(0, ADMIN, ARTIST, 8)
+        status = await store.quota_status(0, U, roles=(ARTIST,))
+        assert (status.limit, status.limit_source, status.limit_role) == (3, "dm", None)
+        assert (await refused(store, 0, U, 4, roles=(ARTIST,))).reason == "daily_limit"
+    finally:
+        await store.close()
+
+
 async def test_bot_wide_cap_spans_servers_and_dms_and_resets_at_midnight(
     database: Database,
 ) -> None:

@@ -368,8 +368,8 @@ def test_throttling_subcodes_and_5xx_are_retried_but_not_a_bad_parameter() -> No
 
 
 async def run_policy(
-    failures: list[WanError], *, attempts: int, seed: int = 3
-) -> tuple[str | WanError, int, list[float], list[tuple[str, float]]]:
+    failures: list[Exception], *, attempts: int, seed: int = 3
+) -> tuple[str | Exception, int, list[float], list[tuple[str, float]]]:
     """Run a call that raises `failures` in turn (then answers "ok") under the client's policy;
     return its outcome, how often it was called, the sleeps and what `on_retry` was told."""
     slept: list[float] = []
@@ -389,14 +389,14 @@ async def run_policy(
     retry = policy(
         attempts=attempts,
         backoff=Backoff(base=1.0, cap=8.0, rng=random.Random(seed)),
-        retry_if=lambda err: isinstance(err, WanError) and err.retryable,
+        retry_if=lambda err: isinstance(err, OSError) or (isinstance(err, WanError) and err.retryable),
         sleep=sleep,
         what="test call",
         on_retry=lambda err, delay: told.append((getattr(err, "code", "?"), delay)),
     )
     try:
-        outcome: str | WanError = await retry(call)
-    except WanError as err:
+        outcome: str | Exception = await retry(call)
+    except (WanError, OSError) as err:
         outcome = err
     return outcome, calls, slept, told
 
@@ -431,3 +431,12 @@ async def test_the_retry_policy_gives_up_with_the_last_error_itself() -> None:
     assert (outcome, calls) == ("ok", 1)
     outcome, calls, _, _ = await run_policy(errors[:1], attempts=0)
     assert outcome is errors[0] and calls == 1
+
+
+async def test_the_retry_policy_also_retries_an_error_without_a_retry_after() -> None:
+    """A retried error need not be a WanError (a connection refused is an OSError): without a
+    server's Retry-After it waits its own backoff."""
+    outcome, calls, slept, told = await run_policy([ConnectionRefusedError()], attempts=2)
+    assert (outcome, calls) == ("ok", 2)
+    assert slept == [Backoff(base=1.0, cap=8.0, rng=random.Random(3)).delay(0)]
+    assert told[0][1] == slept[0]

@@ -247,8 +247,8 @@ class Deliverer:
         except Exception:
             log.exception("job %d: quota status unavailable", job.id)
             return None
-        # The hold not yet settled: what Wan did not make comes back. (Every job the runner
-        # writes has its "count", so mutants of the default `1` are equivalent.)
+        # The hold not yet settled: what Wan did not make comes back. (Every job row the runner
+        # writes has its "count", so mutants of the default `1` are equivalent for them.)
         held = int(job.options.get("count", 1))
         return status.remaining + max(0, held - generated)
 

@@ -96,8 +96,10 @@ class PostgresQueue:
 
     async def _listen(self) -> None:
         try:
-            con = await self._pool.acquire()
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as err:
+            # Bounded: this runs in the lease renewals too, which must not stall behind a full
+            # pool or a server that does not answer.
+            con = await self._pool.acquire(timeout=max(1.0, self.ttl / 3))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as err:
             log.warning("could not LISTEN for queue changes (%s); polling only", err)
             return
         try:
@@ -146,8 +148,15 @@ class PostgresQueue:
             try:
                 await self.renew()
                 if not self._listening():
-                    self._listener = None
+                    # Given back even when closed: a connection aborted mid-protocol stays lent
+                    # out (and the pool's close waits for it) until released.
+                    lost, self._listener = self._listener, None
+                    if lost is not None:
+                        await self._release(lost)
                     await self._listen()
+                    if self._listener is not None:
+                        # What was queued while nobody listened: the next pass looks.
+                        self._wake()
             except asyncio.CancelledError:
                 raise
             except Exception:

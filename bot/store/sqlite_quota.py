@@ -74,8 +74,6 @@ def _snapshot(
         "user": user,
         "day": day.isoformat(),
         # Roles count only in servers: DMs have none, and scope 0 must not match a role id.
-        # DMs (scope 0) have no roles, nor role limits to match: passing them there would match
-        # nothing (a mutant doing so is equivalent).
         "roles": json.dumps([int(r) for r in roles] if scope else []),
     }
     row = conn.execute(_SNAPSHOT, params).fetchone()

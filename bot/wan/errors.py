@@ -247,8 +247,11 @@ class CreateOutcomeUnknown(WanError):
         span: tuple[float, float] | None = None,
     ) -> None:
         super().__init__(CREATE_OUTCOME_UNKNOWN, message, http_status=http_status, retryable=False)
-        # (The runner falls back to the span the stored send stamp gives, nearly the same
-        # window: a mutant dropping this one is equivalent to the tests.)
+        # The send and the moment it was given up, as the client saw them. The runner falls back
+        # to the span the stored send stamp gives (to the longest a create may take), so a mutant
+        # dropping this one only waits longer and looks in a wider window: the tests that could
+        # tell (a second unowned task within seconds) are end to end, past bench/mutation.py's
+        # time budget.
         self.span = span
 
 
