@@ -391,13 +391,17 @@ async def test_a_submitted_job_row_keeps_what_the_member_asked(
     store: Store, wan: WanClient, emulator: Emulator, tmp_path: Path
 ) -> None:
     """The job row is the request, whole: what the runner and a restart will act on (the thread
-    to answer in, the negative prompt to send to Wan, the options)."""
+    to answer in, the negative prompt to send to Wan, the options, the job a Reroll came from)."""
     runner = JobRunner(store, wan, FileSurface(out=io.StringIO()))
     emulator.hold("running")
     await runner.start()
     try:
         job = await submitted(
             runner, tmp_path, 3, thread_id=55, negative_prompt="blurry", count=2, seed=4
+        )
+        # A Reroll of its second image: it names the job and image it came from.
+        reroll = await submitted(
+            runner, tmp_path, 3, parent_job_id=job.id, parent_index=2, extra={"via": "reroll"}
         )
     finally:
         emulator.release("running")
@@ -406,6 +410,9 @@ async def test_a_submitted_job_row_keeps_what_the_member_asked(
     assert row is not None
     assert (row.thread_id, row.negative_prompt, row.user_id) == (55, "blurry", 3)
     assert (row.options["count"], row.options["seed"]) == (2, 4)
+    child = await store.get_job(reroll.id)
+    assert child is not None
+    assert (child.parent_job_id, child.parent_index, child.extra) == (job.id, 2, {"via": "reroll"})
 
 
 async def test_a_job_cancelled_while_it_waits_for_a_wan_slot_never_reaches_wan(

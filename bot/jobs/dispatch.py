@@ -124,7 +124,10 @@ class Dispatcher:
         # counts again under a lock in the database).
         async with self._user_locks[spec.user_id]:
             # (`create_job(max_active=)` below refuses the same job again, so mutants of this early
-            # check only change whether a reservation is made and handed back: they survive.)
+            # check only change whether a reservation is made and handed back: they survive. In
+            # one process the lock makes that second count agree with this one, so mutants of
+            # `max_active=` and of the `ActiveJobLimit` branch survive bench/mutation.py too;
+            # test_cluster_queue.py races two stores on PostgreSQL for them.)
             active = await self.store.active_job_count(spec.user_id)
             if active >= self.max_jobs_per_user:
                 raise self._busy(active)
