@@ -249,9 +249,9 @@ class CreateOutcomeUnknown(WanError):
         super().__init__(CREATE_OUTCOME_UNKNOWN, message, http_status=http_status, retryable=False)
         # The send and the moment it was given up, as the client saw them. The runner falls back
         # to the span the stored send stamp gives (to the longest a create may take), so a mutant
-        # dropping this one only waits longer and looks in a wider window: the tests that could
-        # tell (a second unowned task within seconds) are end to end, past bench/mutation.py's
-        # time budget.
+        # dropping this one only waits longer and looks in a wider window. The tests that could
+        # tell (a rival task within seconds, tests/test_promises_reconcile.py) are end to end and
+        # not in bench/mutation.py's list.
         self.span = span
 
 
