@@ -232,6 +232,8 @@ async def test_a_wan_error_while_following_the_task_fails_the_job_refunded(
         await emulator.wait_for_task_count(1, timeout=10)
         emulator.add_fault(FaultRule(op="get", status=401, code="InvalidApiKey", times=50))
         row = await ended(store, job)
+        # The member is told just after the row is written.
+        await eventually(lambda: surface.failure is not None, within=10.0)
     finally:
         await runner.stop()
     assert (row.state, row.error_code) == (JobState.FAILED, "InvalidApiKey")
@@ -435,6 +437,8 @@ async def test_a_job_cancelled_while_it_waits_for_a_wan_slot_never_reaches_wan(
         emulator.release("running")
         cancelled = await ended_as(store, waiting, JobState.CANCELLED)
         assert (await ended(store, first)).state == JobState.DONE
+        # The member is told just after the row is written.
+        await eventually(lambda: surface.failure is not None, within=10.0)
     finally:
         await runner.stop()
     assert cancelled.task_id is None and emulator.created_count == 1
