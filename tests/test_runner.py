@@ -10,6 +10,7 @@ is involved. The job rows are written as the runner writes them at each state.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 from collections.abc import AsyncIterator, Awaitable
@@ -105,6 +106,21 @@ async def ended(store: Store, job: Job) -> Job:
     return await ended_as(store, job, JobState.DONE, JobState.FAILED)
 
 
+@contextlib.asynccontextmanager
+async def started(
+    store: Store, wan: WanClient, **options: Any
+) -> AsyncIterator[tuple[JobRunner, FileSurface]]:
+    """The shipped runner, started, with the terminal's Surface (told everything, in memory);
+    stopped again on the way out."""
+    surface = FileSurface(out=io.StringIO())
+    runner = JobRunner(store, wan, surface, **{"retry_delay": 0.01, **options})
+    await runner.start()
+    try:
+        yield runner, surface
+    finally:
+        await runner.stop()
+
+
 async def test_resume_takes_up_every_kind_of_left_job_and_skips_the_terminals(
     store: Store, wan: WanClient, emulator: Emulator, tmp_path: Path
 ) -> None:
@@ -126,10 +142,7 @@ async def test_resume_takes_up_every_kind_of_left_job_and_skips_the_terminals(
     unanswered = await left_job(store, tmp_path, 5, JobState.SUBMITTED)
     assert emulator.created_count == 1
 
-    surface = FileSurface(out=io.StringIO())
-    runner = JobRunner(store, wan, surface, retry_delay=0.01)
-    await runner.start()
-    try:
+    async with started(store, wan) as (runner, _):
         assert await runner.resume() == 4
         told = await ended(store, validating)
         assert (told.error_code, told.error_message) == (
@@ -148,8 +161,6 @@ async def test_resume_takes_up_every_kind_of_left_job_and_skips_the_terminals(
         assert row.state == JobState.DONE, (row.error_code, row.error_message)
         finished = await ended(store, following)
         assert finished.state == JobState.DONE and finished.task_id == task_id
-    finally:
-        await runner.stop()
     # A stopped runner takes up nothing more (a resume racing the shutdown).
     after_stop = await left_job(store, tmp_path, 6, JobState.VALIDATING)
     assert await runner.resume() == 0
@@ -180,14 +191,9 @@ async def test_resume_adopts_the_task_an_unanswered_create_made_and_delivers_it(
         # busy machine took to get it there).
         sent = datetime.fromtimestamp(emulator.tasks[made].submitted_at - 0.2, UTC)
         job = await left_job(store, tmp_path, 1, JobState.SUBMITTED, sent_at=sent)
-        surface = FileSurface(out=io.StringIO())
-        runner = JobRunner(store, wan, surface, reconcile_margin=0.5)
-        await runner.start()
-        try:
+        async with started(store, wan, reconcile_margin=0.5) as (runner, surface):
             assert await runner.resume() == 1
             row = await ended(store, job)
-        finally:
-            await runner.stop()
     assert (row.state, row.task_id, row.generated) == (JobState.DONE, made, 1)
     assert emulator.created_count == 1 and surface.written == [tmp_path / "in-1.wan-1.png"]
     status = await store.quota_status(SCOPE, 1)
@@ -223,19 +229,14 @@ async def test_a_wan_error_while_following_the_task_fails_the_job_refunded(
     """Promise: faults never charge the member. Following the task fails for good (the key is
     refused mid-task): the job ends FAILED under Wan's code, the member is told why in plain
     words and that nothing was charged, and the hold is released."""
-    surface = FileSurface(out=io.StringIO())
-    runner = JobRunner(store, wan, surface, retry_delay=0.01)
     emulator.hold("running")
-    await runner.start()
-    try:
+    async with started(store, wan) as (runner, surface):
         job = await submitted(runner, tmp_path, 5)
         await emulator.wait_for_task_count(1, timeout=10)
         emulator.add_fault(FaultRule(op="get", status=401, code="InvalidApiKey", times=50))
         row = await ended(store, job)
         # The member is told just after the row is written.
         await eventually(lambda: surface.failure is not None, within=10.0)
-    finally:
-        await runner.stop()
     assert (row.state, row.error_code) == (JobState.FAILED, "InvalidApiKey")
     assert surface.failure is not None
     assert "API key was refused" in surface.failure and "Nothing was charged" in surface.failure
@@ -250,11 +251,8 @@ async def test_a_client_closed_under_a_followed_task_leaves_the_job_for_the_next
     """Promise: a restart mid-job loses nothing. The Wan client closing under a followed task (a
     shutdown) is not the task's failure: the job keeps its task id and its hold, for the next
     start to follow, and the member is told nothing yet."""
-    surface = FileSurface(out=io.StringIO())
-    runner = JobRunner(store, wan, surface, retry_delay=0.01)
     emulator.hold("running")
-    await runner.start()
-    try:
+    async with started(store, wan) as (runner, surface):
         job = await submitted(runner, tmp_path, 6)
         await emulator.wait_for_task_count(1, timeout=10)
 
@@ -269,8 +267,6 @@ async def test_a_client_closed_under_a_followed_task_leaves_the_job_for_the_next
             return job.id not in runner.inflight.running
 
         await eventually(let_go, within=10.0)
-    finally:
-        await runner.stop()
     row = await store.get_job(job.id)
     assert row is not None and row.state in (JobState.SUBMITTED, JobState.RUNNING)
     assert row.task_id is not None and row.error_code is None
@@ -285,11 +281,8 @@ async def test_the_result_says_what_is_left_today_counting_back_what_wan_did_not
     images asked of a member with 10 a day, Wan made one: the result, posted before the job is
     settled, already counts the unmade image back ("9 left today", not the 8 the hold shows), and
     settling charges exactly that one. A job made in full counts nothing back."""
-    surface = FileSurface(out=io.StringIO())
-    runner = JobRunner(store, wan, surface, retry_delay=0.01)
     emulator.add_fault(FaultRule(op="task", partial_failures=1))
-    await runner.start()
-    try:
+    async with started(store, wan) as (runner, surface):
         photo = tmp_path / "two.png"
         photo.write_bytes(png(400, 400))
         spec = JobSpec(
@@ -313,8 +306,6 @@ async def test_the_result_says_what_is_left_today_counting_back_what_wan_did_not
         again = await runner.submit(replace(spec, count=1), await load_files([photo]))
         assert (await ended(store, again)).generated == 1
         assert surface.delivery.remaining == 8
-    finally:
-        await runner.stop()
 
 
 async def refusal_of(call: Awaitable[object]) -> JobRefused:
@@ -330,10 +321,8 @@ async def test_the_per_member_cap_refuses_the_request_over_it_before_any_hold(
     """Promise: one member can't fill the queue. With 2 jobs each, a member with two unfinished
     jobs is refused a third, early (before any download) and at submit, saying how many they
     have and the limit, and nothing more is held; below the cap a request passes both."""
-    runner = JobRunner(store, wan, FileSurface(out=io.StringIO()), max_jobs_per_user=2)
     emulator.hold("running")
-    await runner.start()
-    try:
+    async with started(store, wan, max_jobs_per_user=2) as (runner, _):
         await runner.precheck(SCOPE, 8, 1)
         await submitted(runner, tmp_path, 8)
         await runner.precheck(SCOPE, 8, 1)  # one unfinished job of two: still welcome
@@ -349,9 +338,7 @@ async def test_the_per_member_cap_refuses_the_request_over_it_before_any_hold(
         assert (await store.quota_status(SCOPE, 8)).held == 2
         assert await store.active_job_count(8) == 2
         await runner.precheck(SCOPE, 9, 1)  # someone else is not held up by it
-    finally:
         emulator.release("running")
-        await runner.stop()
 
 
 async def test_quota_refusals_name_the_limit_early_and_at_submit_and_count_role_limits(
@@ -361,11 +348,9 @@ async def test_quota_refusals_name_the_limit_early_and_at_submit_and_count_role_
     or held, in the store's words plus "Nothing was charged". The allowance is the member's with
     their roles: a role's limit of 2 refuses 3 images even where the default is 10, and
     exactly what is left still passes."""
-    runner = JobRunner(store, wan, FileSurface(out=io.StringIO()))
     role = 77
     await store.set_role_limit(SCOPE, 1, role, 2)
-    await runner.start()
-    try:
+    async with started(store, wan) as (runner, _):
         early = await refusal_of(runner.precheck(SCOPE, 4, 3, roles=(role,)))
         late = await refusal_of(submitted(runner, tmp_path, 4, count=3, roles=(role,)))
         for refused in (early, late):
@@ -385,8 +370,6 @@ async def test_quota_refusals_name_the_limit_early_and_at_submit_and_count_role_
             "blocked",
             "You're blocked from using Wan in this server. Nothing was charged.",
         )
-    finally:
-        await runner.stop()
 
 
 async def test_a_submitted_job_row_keeps_what_the_member_asked(
@@ -394,10 +377,8 @@ async def test_a_submitted_job_row_keeps_what_the_member_asked(
 ) -> None:
     """The job row is the request, whole: what the runner and a restart will act on (the thread
     to answer in, the negative prompt to send to Wan, the options, the job a Reroll came from)."""
-    runner = JobRunner(store, wan, FileSurface(out=io.StringIO()))
     emulator.hold("running")
-    await runner.start()
-    try:
+    async with started(store, wan) as (runner, _):
         job = await submitted(
             runner, tmp_path, 3, thread_id=55, negative_prompt="blurry", count=2, seed=4
         )
@@ -405,9 +386,7 @@ async def test_a_submitted_job_row_keeps_what_the_member_asked(
         reroll = await submitted(
             runner, tmp_path, 3, parent_job_id=job.id, parent_index=2, extra={"via": "reroll"}
         )
-    finally:
         emulator.release("running")
-        await runner.stop()
     row = await store.get_job(job.id)
     assert row is not None
     assert (row.thread_id, row.negative_prompt, row.user_id) == (55, "blurry", 3)
@@ -424,11 +403,8 @@ async def test_a_job_cancelled_while_it_waits_for_a_wan_slot_never_reaches_wan(
     fetches its inputs ahead and waits for the slot; cancelled meanwhile, it ends CANCELLED before
     any create (seen within half a second, or when the slot frees), is told so, holds nothing,
     and no task is made for it."""
-    surface = FileSurface(out=io.StringIO())
-    runner = JobRunner(store, wan, surface, max_concurrent=1)
     emulator.hold("running")
-    await runner.start()
-    try:
+    async with started(store, wan, max_concurrent=1) as (runner, surface):
         first = await submitted(runner, tmp_path, 1)
         await emulator.wait_for_task_count(1, timeout=10)
         waiting = await submitted(runner, tmp_path, 2)
@@ -439,8 +415,6 @@ async def test_a_job_cancelled_while_it_waits_for_a_wan_slot_never_reaches_wan(
         assert (await ended(store, first)).state == JobState.DONE
         # The member is told just after the row is written.
         await eventually(lambda: surface.failure is not None, within=10.0)
-    finally:
-        await runner.stop()
     assert cancelled.task_id is None and emulator.created_count == 1
     assert surface.failure == "Cancelled before it started. Nothing was charged."
     status = await store.quota_status(SCOPE, 2)
