@@ -290,7 +290,7 @@ class PollScheduler:
                 h = cfg.pending_start_hazard if starting else cfg.pending_hazard
                 floor[w.task_id] = 1.0 / cfg.pending_max_interval
             want[w.task_id] = math.sqrt(h / (2.0 * cost))
-        return _fit(want, floor, hi, self._budget(len(known)))
+        return _fit(want, floor, hi, self._budget())
 
     def _started(self, w: _Watch, now: float) -> float:
         if w.start_est is not None:
@@ -303,7 +303,7 @@ class PollScheduler:
     def _poll_cost(self) -> float:
         return self.config.shared_poll_cost if self._shared() else self.config.poll_cost
 
-    def _budget(self, watched: int) -> float:
+    def _budget(self) -> float:
         """Queries per second the plan may spend. On a budget shared with other processes, the
         whole of it, with the database as the arbiter: a share per task (tasks/5 of it) held
         a process with one task near its end to one poll in 0.7 s while the budget sat idle.
