@@ -118,7 +118,7 @@ async def sandboxed(settings: Settings) -> AsyncIterator[Settings]:
 async def run_bot(settings: Settings, *, sandbox: bool, sync_only: bool) -> int:
     """Start the bot (with the emulator in sandbox mode) and run until closed or signalled."""
     # The Discord side is imported only to run the bot: `check` and the sandbox stay light.
-    from cogs.utils import launcher
+    from cogs import launcher
 
     if not sandbox:
         return await launcher.run(settings, sandbox=False, sync_only=sync_only)
@@ -129,14 +129,14 @@ async def run_bot(settings: Settings, *, sandbox: bool, sync_only: bool) -> int:
             sandbox_settings.dashscope_base_url,
             sandbox_settings.database_url,
         )
-        # Members see it too: in the bot's status, and in every result's footer (cogs/utils/delivery.py).
+        # Members see it too: in the bot's status, and in every result's footer (cogs/surface/delivery.py).
         return await launcher.run(
             sandbox_settings, sandbox=True, sync_only=sync_only, status=SANDBOX_STATUS
         )
 
 
 async def run_check(settings: Settings, *, sandbox: bool) -> int:
-    from cogs.utils.check import run_check as check
+    from cogs.health.check import run_check as check
 
     if not sandbox:
         return await check(settings)
@@ -242,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except ConfigError as err:
         if check:
-            from cogs.utils.check import report_config_error
+            from cogs.health.check import report_config_error
 
             return report_config_error(err)
         print(f"wanbot: {err}", file=sys.stderr)

@@ -20,8 +20,8 @@ from PIL import Image
 from bot.config import Settings, load_settings
 from bot.sandbox import Emulator
 from bot.wan import PollConfig
-from cogs.utils.launcher import build_bot
-from cogs.utils.wanbot import WanBot
+from cogs.launcher import Tuning, assembled
+from cogs.wanbot import WanBot
 from tests.fake_discord import CdnFile, Channel, FakeDiscord, FakeInteraction, Guild, User
 from tests.fake_discord.client import pointed_at
 
@@ -55,6 +55,27 @@ def png(
     out = io.BytesIO()
     Image.new("RGB", (width, height), colour).save(out, "PNG")
     return out.getvalue()
+
+
+async def run_in_task(
+    settings: Settings, tuning: Tuning, **options: Any
+) -> tuple[WanBot, asyncio.Task[None]]:
+    """Assemble a bot as the launcher does and start it in a task; the task closes its parts (Wan
+    client, store) once the bot is closed."""
+    built: asyncio.Future[WanBot] = asyncio.get_running_loop().create_future()
+
+    async def run() -> None:
+        async with assembled(settings, tuning=tuning, **options) as bot:
+            built.set_result(bot)
+            await bot.start(settings.discord_token or "")
+
+    task = asyncio.create_task(run())
+    await asyncio.wait({task, built}, return_when=asyncio.FIRST_COMPLETED)
+    if not built.done():
+        built.cancel()
+        task.result()
+        raise RuntimeError("the bot was never assembled")
+    return built.result(), task
 
 
 @dataclass
@@ -102,15 +123,11 @@ class World:
         **env: str,
     ) -> WanBot:
         """Start a WanBot in this process and wait until it is connected and ready."""
-        bot = build_bot(
-            self.settings(**env),
-            sandbox=sandbox,
-            wan_options=dict(FAST_WAN),
-            runner_options={**FAST_RUNNER, **(runner_options or {})},
-            guild_ready_timeout=0.1,
+        tuning = Tuning(wan=dict(FAST_WAN), runner={**FAST_RUNNER, **(runner_options or {})})
+        bot, task = await run_in_task(
+            self.settings(**env), tuning, sandbox=sandbox, guild_ready_timeout=0.1
         )
         self.bots.append(bot)
-        task = asyncio.create_task(bot.start(self.fd.token))
         self._tasks.append(task)
         if wait_ready:
             ready = asyncio.create_task(bot.wait_until_ready())

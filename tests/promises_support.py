@@ -16,11 +16,11 @@ import aiohttp
 from aiohttp import web
 
 from bot.store import Job, open_store
-from cogs.utils.launcher import build_bot
-from cogs.utils.wanbot import WanBot
+from cogs.launcher import Tuning
+from cogs.wanbot import WanBot
 from tests.fake_discord import FakeInteraction
 from tests.fake_discord.holds import Hold
-from tests.harness import FAST_RUNNER, FAST_WAN, World, wait_until
+from tests.harness import FAST_RUNNER, FAST_WAN, World, run_in_task, wait_until
 
 CREATE_PATH = r"/image-synthesis$"
 POLL_PATH = r"/tasks/[^/]+$"
@@ -33,14 +33,9 @@ async def start_bot(
     """`World.start_bot`, with job runner (and Wan client) settings on top of the fast test ones
     (e.g. a shutdown that gives up on calls under way at once: ``{"shutdown_grace": 0.0}``, the
     crash of a process)."""
-    bot = build_bot(
-        w.settings(**env),
-        wan_options={**FAST_WAN, **(wan or {})},
-        runner_options={**FAST_RUNNER, **(runner or {})},
-        guild_ready_timeout=0.1,
-    )
+    tuning = Tuning(wan={**FAST_WAN, **(wan or {})}, runner={**FAST_RUNNER, **(runner or {})})
+    bot, task = await run_in_task(w.settings(**env), tuning, guild_ready_timeout=0.1)
     w.bots.append(bot)
-    task = asyncio.create_task(bot.start(w.fd.token))
     w._tasks.append(task)
     ready = asyncio.create_task(bot.wait_until_ready())
     done, _ = await asyncio.wait({task, ready}, timeout=15, return_when=asyncio.FIRST_COMPLETED)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from cogs.utils.wanbot import ShardedWanBot
+from cogs.wanbot import ShardedWanBot
 from tests.cluster_support import guilds_on_every_shard, shard_of
 from tests.harness import World
 from tests.test_store_support import (  # noqa: F401 (fixtures)

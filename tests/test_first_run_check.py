@@ -12,7 +12,7 @@ import pytest
 
 from bot.config import load_settings
 from bot.sandbox import Emulator, EmulatorConfig
-from cogs.utils.check import check_dashscope, check_settings
+from cogs.health.check import check_dashscope, check_settings
 from tests.fake_discord import GATEWAY_MESSAGE_CONTENT_LIMITED, FakeDiscord
 from tests.test_first_run_support import (
     API_KEY,

@@ -12,8 +12,8 @@ from discord import app_commands
 
 from bot import guild_settings, i18n
 from bot.sandbox import FaultRule
-from cogs.utils.sync import command_hash
-from cogs.utils.translator import CatalogueTranslator
+from cogs.command_sync import command_hash
+from cogs.translator import CatalogueTranslator
 from tests.harness import World, embed_text, make_world, wait_until
 from tests.test_store_support import Clock, open_at
 
@@ -195,7 +195,7 @@ async def test_server_discord_language_is_the_default(tmp_path, emulator) -> Non
 def test_language_names_are_catalogue_names() -> None:
     """Promise: what `/wansettings language:` offers is exactly the catalogues that ship, plus the
     server default."""
-    from cogs.settings import LANGUAGES, SERVER_DEFAULT
+    from cogs.settings._cog import LANGUAGES, SERVER_DEFAULT
     from cogs.utils.language import CHOICES
 
     assert set(CHOICES) == set(i18n.available_languages())

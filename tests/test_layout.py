@@ -92,7 +92,7 @@ def test_the_boundary_check_sees_imports_hidden_in_functions_and_type_checking(
     """The check above would be worthless if it missed lazy or typing-only imports."""
     source = (
         "from typing import TYPE_CHECKING\n"
-        "if TYPE_CHECKING:\n    from cogs.utils.wanbot import WanBot\n"
+        "if TYPE_CHECKING:\n    from cogs.wanbot import WanBot\n"
         "def f():\n    import discord\n"
     )
     path = ROOT / "bot" / "_probe_for_test.py"
@@ -101,7 +101,7 @@ def test_the_boundary_check_sees_imports_hidden_in_functions_and_type_checking(
         names = imported_names(path)
     finally:
         path.unlink()
-    assert {"cogs.utils.wanbot", "cogs.utils.wanbot.WanBot", "discord"} <= names
+    assert {"cogs.wanbot", "cogs.wanbot.WanBot", "discord"} <= names
 
 
 def strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -145,7 +145,7 @@ def test_no_import_circles_in_bot_or_cogs() -> None:
     edges = project_edges()
     # The graph is read right: a submodule import and a package import are both arrows.
     assert "bot.store.sqlite_jobs" in edges["bot.store.sqlite"]
-    assert {"bot.jobs", "cogs.utils.gateway"} <= edges["cogs.utils.wanbot"]
+    assert {"bot.jobs", "cogs.gateway"} <= edges["cogs.wanbot"]
     assert strongly_connected(edges) == []
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from bot.config import load_settings
 from bot.logs import setup_logging
-from cogs.utils.edit_flow import Place
+from cogs.intake.requests import Place
 
 TOKEN = "MTA5ODc2NTQzMjEwOTg3NjU0.GAbCdE.bot-token-for-tests-only"
 API_KEY = "sk-logs-0123456789abcdef"

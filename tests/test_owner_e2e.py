@@ -17,7 +17,7 @@ import pytest
 
 from bot.sandbox import Emulator, EmulatorConfig
 from bot.sandbox.tasks import TaskStatus
-from cogs.utils.wanbot import WanBot
+from cogs.wanbot import WanBot
 from tests.fake_discord import Channel, FakeInteraction, Guild, User
 from tests.harness import API_KEY, World, embed_text, png, wait_until
 from tests.test_first_run_support import base_env, run_cli

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bot.sandbox import Emulator, EmulatorConfig
-from cogs.utils.wanbot import WanBot
+from cogs.wanbot import WanBot
 from tests.fake_discord import Channel, FakeInteraction, Guild, User
 from tests.harness import API_KEY, World, embed_text, wait_until
 

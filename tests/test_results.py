@@ -201,15 +201,15 @@ async def test_buttons_work_after_a_restart(world: World) -> None:
     assert rerolled["id"] != edited["id"]
 
 
-async def test_unloading_the_menu_cog_removes_the_menu_and_buttons_stay_registered(
+async def test_unloading_the_edit_extension_removes_the_menu_and_buttons_stay_registered(
     bot_world: World,
 ) -> None:
-    """Persistent buttons are registered once by the bot (cogs.utils.components), not by a cog: a cog
-    reload never leaves results without working buttons; the menu comes and goes with its cog."""
+    """Persistent buttons are registered once by the bot (cogs.launcher), not by an extension: an
+    extension reload never leaves results without working buttons; the menu comes and goes with it."""
     w = bot_world
     bot = w.bots[-1]
     job = await first_result(w, w.alice)
-    await bot.unload_extension("cogs.menu")
+    await bot.unload_extension("cogs.edit")
     assert "Edit with Wan" not in [
         c.name for c in bot.tree.get_commands(type=discord.AppCommandType.message)
     ]
@@ -219,14 +219,14 @@ async def test_unloading_the_menu_cog_removes_the_menu_and_buttons_stay_register
     await click.wait_response()
     rerolled = await w.result_message(w.bob, since=since)
     assert rerolled["id"] != job["id"]
-    await bot.load_extension("cogs.menu")
+    await bot.load_extension("cogs.edit")
     assert "Edit with Wan" in [
         c.name for c in bot.tree.get_commands(type=discord.AppCommandType.message)
     ]
 
 
 def click_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "cogs.utils.buttons" and r.levelno == logging.ERROR]
+    return [r for r in caplog.records if r.name == "cogs.utils.job_buttons" and r.levelno == logging.ERROR]
 
 
 async def told_error(ix: Any) -> str:

@@ -1,0 +1,86 @@
+"""Heartbeats for `python -m bot check --live`: every few seconds this process writes whether it is
+connected to the gateway and whether its job runner is alive (`bot.health`)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from discord.ext import commands, tasks
+
+from bot import health
+from bot.store import StoreError
+
+if TYPE_CHECKING:
+    from cogs.wanbot import WanBot
+
+log = logging.getLogger(__name__)
+
+
+class Health(commands.Cog):
+    """Writes this process's heartbeat; a clean stop says so, so it is not taken for a crash."""
+
+    def __init__(self, bot: WanBot) -> None:
+        self.bot = bot
+        self.process = health.process_name()
+        self.connected = False
+        self.since = time.time()
+
+    async def cog_load(self) -> None:
+        self.beat.start()
+
+    async def cog_unload(self) -> None:
+        self.beat.cancel()
+        await self.write(stopped=True)
+
+    def _set_connected(self, connected: bool) -> None:
+        if connected != self.connected:
+            self.connected = connected
+            self.since = time.time()
+
+    @commands.Cog.listener()
+    async def on_ready(self) -> None:
+        self._set_connected(True)
+        await self.write()
+
+    @commands.Cog.listener()
+    async def on_resumed(self) -> None:
+        self._set_connected(True)
+        await self.write()
+
+    @commands.Cog.listener()
+    async def on_disconnect(self) -> None:
+        self._set_connected(False)
+
+    @tasks.loop(seconds=health.BEAT_EVERY)
+    async def beat(self) -> None:
+        # is_ready() is False again while the gateway reconnects after a drop.
+        self._set_connected(self.bot.is_ready() and not self.bot.is_closed())
+        await self.write()
+
+    def _shards(self) -> str:
+        ids = getattr(self.bot, "shard_ids", None)  # AutoShardedBot
+        if ids is None and self.bot.shard_id is not None:
+            ids = [self.bot.shard_id]
+        return ",".join(str(i) for i in ids or [])
+
+    async def write(self, *, stopped: bool = False) -> None:
+        """Write the heartbeat now (the loop does it every few seconds)."""
+        runner = getattr(self.bot, "runner", None)
+        latency = self.bot.latency
+        heartbeat = health.Heartbeat(
+            process=self.process,
+            written_at=time.time(),
+            connected=self.connected and not stopped,
+            since=self.since,
+            runner_alive=runner is not None and runner.alive(),
+            stopped=stopped,
+            shards=self._shards(),
+            latency=latency if latency == latency and latency != float("inf") else None,
+        )
+        try:
+            await health.beat(self.bot.store, heartbeat)
+        except StoreError as err:
+            # The database being briefly busy must not kill the heartbeat loop.
+            log.warning("could not write the heartbeat: %s", err)

@@ -1,0 +1,370 @@
+"""Posting a finished job's result: the place (a thread for the job, else the channel, else the
+member's DMs), the files (re-encoded to fit the upload limit), the embed and the buttons.
+
+Results are posted as the bot's own messages (never as interaction follow-ups), so delivery works after
+the 15-minute interaction token has died, including after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot import aspects, images
+from bot.i18n import N_, _, _n, render
+from bot.jobs import Delivery
+from bot.store import Job
+from cogs.surface.job_messages import thread_name
+from cogs.surface.progress import COLOUR, ProgressMessages
+from cogs.utils.channels import channel_by_id
+from cogs.utils.language import job_language
+from cogs.utils.text import short
+
+if TYPE_CHECKING:
+    from cogs.wanbot import WanBot
+
+log = logging.getLogger(__name__)
+
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+THREAD_ALREADY_EXISTS = 160004
+SANDBOX_NOTE = N_("Sandbox result: made by the local emulator, not by Wan. Nothing was billed.")
+
+ResultView = Callable[[Job, int], "discord.ui.View | None"]
+
+
+class ResultPoster:
+    """Posts results; `result_view` builds the buttons under a result (passed in by whoever assembles the bot)."""
+
+    def __init__(self, bot: WanBot, progress: ProgressMessages, result_view: ResultView) -> None:
+        self.bot = bot
+        self.progress = progress
+        self.result_view = result_view
+        # Where each posted, not yet settled result is: (message id, channel), for `finish_up`.
+        self._touches: dict[int, tuple[int, Any]] = {}
+
+    async def finish_up(self, job: Job) -> None:
+        """The finishing touches of a posted result (the progress message pointing to it, or a ✅
+        on a reply), once the runner has settled the job: Discord's edit limits may make them
+        wait seconds, and the member's slot must not wait with them."""
+        where = self._touches.pop(job.id, None)
+        if where is not None:
+            await self.progress.finishing_touches(job, *where)
+
+    async def deliver(self, job: Job, delivery: Delivery) -> list[int]:
+        limit = int(job.extra.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
+        # Each file's place among the task's results (failed ones are not downloaded).
+        places = [i for i, r in enumerate(delivery.result.results) if r.ok and r.url]
+        if len(places) != len(delivery.files):
+            places = list(range(len(delivery.files)))
+        # Each file as it goes up: on disk (next to the download), streamed by the upload.
+        files: list[tuple[Path, str]] = await asyncio.gather(
+            *(
+                images.fit_file_async(
+                    result.path,
+                    result.path.with_name(f"upload-{i + 1}"),
+                    f"wan-{job.id}-{i + 1}.png",
+                    limit,
+                    self._metadata(job, places[i], result.head),
+                )
+                for i, result in enumerate(delivery.files)
+            )
+        )
+        try:
+            target = await self._delivery_target(job)
+        except (discord.NotFound, discord.Forbidden):
+            # The channel itself is gone or closed to us: the member's DMs are the last place left.
+            log.warning("job %d: its channel is unavailable; sending the result by DM", job.id)
+            target = await self._dm(job)
+        if delivery.redelivery:
+            posted, attachments = await self._already_posted(job, target)
+            if posted and attachments >= len(files):
+                log.info("job %d: result was already posted before the restart", job.id)
+                await self._remember_place(job, target.id)  # type: ignore[attr-defined]
+                self._touches[job.id] = (posted[0], target)
+                return posted
+            for message_id in posted:
+                # Only part of it made it: remove that part and post the whole result again.
+                with contextlib.suppress(discord.HTTPException):
+                    await target.get_partial_message(message_id).delete()  # type: ignore[attr-defined]
+        embed = self._result_embed(job, delivery)
+        content = f"<@{job.user_id}>"
+        mentions = discord.AllowedMentions(
+            users=[discord.Object(job.user_id)], everyone=False, roles=False
+        )
+        reference = None
+        if (
+            job.source == "reply"
+            and job.message_id is not None
+            and target.id == (job.thread_id or job.channel_id)
+        ):
+            reference = discord.MessageReference(
+                message_id=job.message_id, channel_id=target.id, fail_if_not_exists=False
+            )
+        view = self.result_view(job, len(files))
+        send_kwargs: dict[str, Any] = {
+            "content": content,
+            "embed": embed,
+            "allowed_mentions": mentions,
+        }
+        if reference is not None:
+            send_kwargs["reference"] = reference
+        if view is not None:
+            send_kwargs["view"] = view
+        async with contextlib.aclosing(self._fallbacks(job, target)) as places:
+            async for place in places:
+                try:
+                    ids, message = await self._send_files(place, job, files, send_kwargs)
+                    break
+                except (discord.NotFound, discord.Forbidden) as err:
+                    # The thread was deleted or locked, or the channel closed to us: the result must
+                    # still reach the member, so try the next place (channel, then their DMs).
+                    log.warning(
+                        "job %d: cannot post in %s (%s); trying the next place",
+                        job.id,
+                        place,
+                        err.code,
+                    )
+                    send_kwargs.pop("reference", None)
+            else:
+                raise RuntimeError(f"job {job.id}: no place accepted the result")
+        await self._remember_place(job, message.channel.id)
+        self._touches[job.id] = (message.id, message.channel)
+        return ids
+
+    def _metadata(self, job: Job, index: int, head: bytes) -> dict[str, str]:
+        """How the task's result `index` was made, carried in the file itself (PNG text, or EXIF/XMP).
+
+        `head`: the file's first bytes (a PNG's dimensions are in them)."""
+        seed = job.options.get("seed")
+        dimensions = images.png_dimensions(head)
+        size = job.options.get("size") or (f"{dimensions[0]}*{dimensions[1]}" if dimensions else "")
+        fields = {
+            "prompt": job.prompt,
+            "negative_prompt": job.negative_prompt or "",
+            # Wan gives image k of one task the seed + k (wan-api.md §1.3).
+            "seed": str(seed + index) if isinstance(seed, int) else "",
+            "size": size,
+            "model": self.bot.settings.wan_model,
+        }
+        return {key: value for key, value in fields.items() if value}
+
+    async def _remember_place(self, job: Job, channel_id: int) -> None:
+        """Keep where the result went (a thread made for it, or a fallback), so /wanjobs links to it."""
+        try:
+            await self.bot.store.update_job(
+                job.id, extra={**job.extra, "result_channel_id": channel_id}
+            )
+        except Exception:  # only a link is lost; the result itself is posted
+            log.warning("job %d: could not record its result's channel", job.id, exc_info=True)
+
+    async def _send_files(
+        self,
+        target: discord.abc.Messageable,
+        job: Job,
+        files: list[tuple[Path, str]],
+        send_kwargs: dict[str, Any],
+    ) -> tuple[list[int], discord.Message]:
+        # A spoiler is the file name's `SPOILER_` prefix, which discord.py adds.
+        spoiler = bool(job.extra.get("spoiler"))
+        try:
+            message = await target.send(
+                # A path: discord.py opens the file and aiohttp streams it (a BytesIO would be
+                # copied whole by aiohttp's payload).
+                files=[discord.File(path, filename=n, spoiler=spoiler) for path, n in files],
+                # Discord drops a second message with the same nonce: a re-delivery after a crash is not doubled.
+                nonce=f"{self.bot.nonce_prefix}{job.id}",
+                **send_kwargs,
+            )
+            return [message.id], message
+        except discord.HTTPException as err:
+            if err.status != 413 or len(files) == 1:
+                raise
+        # Together they exceed the upload limit: one message per image. The first pings the member
+        # (and replies to the request), the last carries the buttons; each names the job in its
+        # embed's footer, which finds the parts again after a restart.
+        ids = []
+        first: discord.Message | None = None
+        for index, (path, name) in enumerate(files, start=1):
+            part = dict(send_kwargs)
+            view = part.pop("view", None)
+            if index > 1:
+                part.pop("reference", None)
+                part["content"] = None
+                part["allowed_mentions"] = discord.AllowedMentions.none()
+                part["embed"] = self._part_embed(job, index, len(files))
+            if index == len(files) and view is not None:
+                part["view"] = view
+            message = await target.send(
+                files=[discord.File(path, filename=name, spoiler=spoiler)],
+                nonce=f"{self.bot.nonce_prefix}{job.id}p{index}",
+                **part,
+            )
+            first = first or message
+            ids.append(message.id)
+        assert first is not None
+        return ids, first
+
+    def _part_embed(self, job: Job, index: int, total: int) -> discord.Embed:
+        language = job_language(job)
+        title = _(
+            "Wan edit · job #{job_id} · image {index}/{total}",
+            job_id=job.id,
+            index=index,
+            total=total,
+        )
+        embed = discord.Embed(colour=COLOUR, title=render(language, title))
+        return embed.set_footer(text=self._footer(job, language))
+
+    async def _fallbacks(
+        self, job: Job, target: discord.abc.Messageable
+    ) -> AsyncIterator[discord.abc.Messageable]:
+        """Where to post, in order: the chosen place, then its channel, then the member's DMs.
+
+        Lazily: the next place is looked up only when the one before has refused.
+        """
+        yield target
+        parent = getattr(target, "parent", None)
+        if isinstance(target, discord.Thread) and parent is not None:
+            yield parent
+        elif getattr(target, "id", None) != job.channel_id:
+            try:
+                yield await channel_by_id(self.bot, job.channel_id)
+            except discord.HTTPException:
+                pass
+        if job.guild_id is not None and not isinstance(target, discord.DMChannel):
+            try:
+                yield await self._dm(job)
+            except discord.HTTPException:
+                pass
+
+    async def _dm(self, job: Job) -> discord.DMChannel:
+        """The member's DM channel (a channel, not a `User`: cleanup and links need one)."""
+        user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
+        return user.dm_channel or await user.create_dm()
+
+    async def _already_posted(
+        self, job: Job, target: discord.abc.Messageable
+    ) -> tuple[list[int], int]:
+        """This job's result messages already in `target` (a delivery cut short by a restart), and
+        how many images they carry."""
+        footer = f"Job #{job.id}"
+        found: list[int] = []
+        attachments = 0
+        try:
+            async for message in target.history(limit=50):  # type: ignore[attr-defined]
+                if message.author.id != self.bot.user.id or not message.attachments:  # type: ignore[union-attr]
+                    continue
+                if any((e.footer.text or "").endswith(footer) for e in message.embeds):
+                    found.append(message.id)
+                    attachments += len(message.attachments)
+        except discord.HTTPException:
+            return [], 0
+        return sorted(found), attachments
+
+    async def _delivery_target(self, job: Job) -> discord.abc.Messageable:
+        if job.thread_id is not None:
+            return await channel_by_id(self.bot, job.thread_id)
+        channel = await channel_by_id(self.bot, job.channel_id)
+        if job.source == "reply" or job.guild_id is None or job.message_id is None:
+            return channel
+        if not isinstance(channel, discord.TextChannel):
+            return channel
+        message = channel.get_partial_message(job.message_id)
+        try:
+            return await message.create_thread(
+                name=thread_name(job.prompt, job_language(job)), auto_archive_duration=1440
+            )
+        except discord.HTTPException as err:
+            if err.code == THREAD_ALREADY_EXISTS:
+                # A re-delivery after a restart: the thread started from this message has its id.
+                return await channel_by_id(self.bot, job.message_id)
+            # Whatever the reason (no permission, the message gone, the server's active-thread cap
+            # 160006, a 5xx after discord.py's retries), the result goes to the channel instead.
+            log.warning(
+                "job %d: could not create a thread in channel %d (HTTP %s, code %s); posting in "
+                "the channel",
+                job.id,
+                channel.id,
+                err.status,
+                err.code,
+            )
+            return channel
+
+    def _footer(self, job: Job, language: str) -> str:
+        # "Job #N" stays as it is in every language: a re-delivery after a restart finds the
+        # parts already posted by this footer (`_already_posted`).
+        footer = f"Job #{job.id}"
+        if self.bot.sandbox:
+            footer = f"{render(language, _(SANDBOX_NOTE))} · {footer}"
+        return footer
+
+    def _result_embed(self, job: Job, delivery: Delivery) -> discord.Embed:
+        # Public: the language the job was made with (the server's), also after a restart.
+        language = job_language(job)
+
+        def t(text: str) -> str:
+            return render(language, text)
+
+        result = delivery.result
+        embed = discord.Embed(colour=COLOUR, description=short(job.prompt, 1500))
+        embed.title = t(_("Wan edit · job #{job_id}", job_id=job.id))
+        if job.parent_job_id is not None:
+            if job.parent_index is not None:
+                source = _(
+                    "job #{job_id} image {number}",
+                    job_id=job.parent_job_id,
+                    number=job.parent_index + 1,
+                )
+            else:
+                source = _("job #{job_id}", job_id=job.parent_job_id)
+            embed.add_field(name=t(_("Edited from")), value=t(source), inline=False)
+        actual = result.actual_prompt
+        if actual and actual.strip() != job.prompt.strip():
+            embed.add_field(
+                name=t(_("Wan rewrote the prompt as")), value=short(actual, 1000), inline=False
+            )
+        seed = job.options.get("seed")
+        embed.add_field(name=t(_("Seed")), value=str(seed) if seed is not None else t(_("random")))
+        if job.options.get("aspect") in aspects.ASPECTS:
+            embed.add_field(name=t(_("Aspect")), value=aspects.describe(job.options["aspect"]))
+        embed.add_field(
+            name=t(_("Time")), value=t(_("{seconds} s", seconds=f"{delivery.elapsed:.0f}"))
+        )
+        if delivery.remaining is not None:
+            embed.add_field(name=t(_("Your images left today")), value=str(delivery.remaining))
+        if delivery.missing:
+            embed.add_field(
+                name=t(_("Missing")),
+                value=t(
+                    _n(
+                        "{count} image Wan made could not be downloaded; you were charged only "
+                        "for the ones shown.",
+                        "{count} images Wan made could not be downloaded; you were charged only "
+                        "for the ones shown.",
+                        delivery.missing,
+                    )
+                ),
+                inline=False,
+            )
+        failed = [r for r in result.results if not r.ok]
+        if failed:
+            embed.add_field(
+                name=t(_("Not generated")),
+                value=t(
+                    _(
+                        "{failed} of {total} image(s) failed at Wan; you were charged only for the "
+                        "ones shown.",
+                        failed=len(failed),
+                        total=len(result.results),
+                    )
+                ),
+                inline=False,
+            )
+        embed.set_footer(text=self._footer(job, language))
+        return embed
