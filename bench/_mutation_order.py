@@ -18,7 +18,11 @@ from pathlib import Path
 import pytest
 
 # Test files that drive the runner, the quota rules and the Wan errors directly, in quick tests.
-DIRECT = ("tests/test_runner.py", "tests/test_quota_rules.py", "tests/test_wan_errors.py")
+DIRECT = (
+    "tests/unit/test_runner.py",
+    "tests/unit/test_quota_rules.py",
+    "tests/unit/test_wan_errors.py",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

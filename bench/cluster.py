@@ -2,7 +2,7 @@
 
     python bench/cluster.py [--jobs 200] [--running 2.0] [--members 80]
 
-Needs a PostgreSQL server: WANBOT_TEST_PG_DSN (`eval "$(python tests/pgcluster.py start)"`).
+Needs a PostgreSQL server: WANBOT_TEST_PG_DSN (`eval "$(python tests/support/pgcluster.py start)"`).
 Each run: the bot processes (`python -m bot`, with WAN_TASK_SECONDS=0.2-3 for the emulator's short
 tasks and WANBOT_LEASE_SECONDS=3; one shard each when there are several), the fake Discord (one shard per process) and
 the emulator with the account's limits (5 running, 5 creates/s, 20 queries/s; WAN_QUERY_QPS=10), all
@@ -34,8 +34,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.store import open_store
-from tests.cluster_run import cluster, finished, outcome, peak_rss_mb, quota_used, submit
-from tests.test_store_support import PgServer
+from tests.support.cluster_run import cluster, finished, outcome, peak_rss_mb, quota_used, submit
+from tests.support.store import PgServer
 
 THREE = "PostgreSQL, 3 processes"
 
@@ -136,7 +136,7 @@ async def main() -> int:
     args = parser.parse_args()
     dsn = os.environ.get("WANBOT_TEST_PG_DSN")
     if not dsn:
-        print("set WANBOT_TEST_PG_DSN (python tests/pgcluster.py start)", file=sys.stderr)
+        print("set WANBOT_TEST_PG_DSN (python tests/support/pgcluster.py start)", file=sys.stderr)
         return 2
     server = PgServer(dsn)
     rows: list[Row] = []

@@ -62,7 +62,7 @@ from _e2e_support import (
 )
 
 from bot.sandbox import Emulator, EmulatorConfig
-from tests.fake_discord import Channel, FakeDiscord, Guild, User
+from tests.support.fake_discord import Channel, FakeDiscord, Guild, User
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,7 @@ argument dropped) and runs the tests that reach the changed function; a change n
   (`# pragma: no mutate` regions there: they move no money);
 - the tests: an explicit list of in-process test files (`pytest_add_cli_args_test_selection`).
   Tests that start the bot or the CLI in a subprocess would import the code without the mutant
-  switched on, and `tests/test_terminal.py` writes to the stdout mutmut captures, so they are left
+  switched on, and `tests/e2e/test_terminal.py` writes to the stdout mutmut captures, so they are left
   out. mutmut's stats pass records which tests reach which function; each mutant runs only those,
   fastest first, and at most the fastest ones that fit in 25 s of the durations the stats pass
   measured (`bench/_mutation_order.py`; `WANBOT_MUTATION_BUDGET=0` runs them all): a surviving

@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.sandbox import Emulator
 from bot.wan import EditRequest, InputImage, PollConfig, TaskResult, TaskStatus
-from tests.test_wan_fixtures import edit, emulator_config, make_client
-from tests.test_wan_poll import spread_running
-from tests.test_wan_transport import emulator_process, noise_png
+from tests.support.wan import edit, emulator_config, make_client
+from tests.unit.test_wan_poll import spread_running
+from tests.unit.test_wan_transport import emulator_process, noise_png
 
 Check = Callable[[], Awaitable[list[tuple[str, float, float]]]]  # (what, measured, target)
 

@@ -1,7 +1,7 @@
 """Output shapes: the aspect ratios a member may ask for, each mapped to a size Wan documents.
 
 `wan2.5-i2i-preview` takes `parameters.size` as `"W*H"` with 768*768..1280*1280 pixels in all and an
-aspect within 1:4..4:1, and recommends a handful of sizes (wan-api.md §1.3); each ratio here is one of
+aspect within 1:4..4:1, and recommends a handful of sizes; each ratio here is one of
 those. Without a ratio no `size` is sent and the result keeps the input's shape.
 
 A prompt may end with Midjourney's `--ar 16:9` (or `--aspect 16:9`); `take_aspect` takes it off.

@@ -23,7 +23,7 @@ REGIONS: dict[str, str] = {
 }
 TRANSPORTS = ("url", "base64", "upload")
 Transport = Literal["url", "base64", "upload"]
-# List prices per generated image (wan-api.md, S7), used when WAN_PRICE_PER_IMAGE is not set.
+# List prices per generated image, used when WAN_PRICE_PER_IMAGE is not set.
 REGION_PRICES: dict[str, float] = {"singapore": 0.220177, "beijing": 0.20}
 DEFAULT_CURRENCY = "CNY"
 LOG_FORMATS = ("text", "json")

@@ -1,7 +1,7 @@
 """Input checks and output re-encoding for images, with Pillow always off the event loop.
 
-Wan accepts JPEG, PNG, BMP and WEBP, each side 384-5000 px, aspect ratio within 1:4..4:1, at most 10 MB
-(wan-api.md §1.3). Checking here, before any quota is reserved or any task created, turns what would be a
+Wan accepts JPEG, PNG, BMP and WEBP, each side 384-5000 px, aspect ratio within 1:4..4:1, at most 10 MB.
+Checking here, before any quota is reserved or any task created, turns what would be a
 failed (but free) Wan task a minute later into a clear message right away.
 """
 
@@ -51,9 +51,9 @@ MAX_PARALLEL_LOADS = 1
 # idle meanwhile (bench/e2e.py: no create for 30 s while 40 requests were taken in). Few at once: the
 # dispatcher starts at most `max_concurrent + PREFETCH` jobs ahead of Wan.
 MAX_PARALLEL_REFETCHES = 2
-_slots: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]
-] = weakref.WeakKeyDictionary()
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _slot(kind: str, size: int) -> asyncio.Semaphore:

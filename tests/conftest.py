@@ -8,9 +8,15 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox import Emulator, EmulatorConfig
-from tests.harness import API_KEY, World, make_world
+from tests.support.harness import API_KEY, World, make_world
 
-pytest_plugins = ["tests.fake_discord.fixtures"]
+# Fixtures every group may use: the fake Discord's, the store's (each store test on both engines)
+# and the Wan client's.
+pytest_plugins = [
+    "tests.support.fake_discord.fixtures",
+    "tests.support.store",
+    "tests.support.wan",
+]
 
 
 @pytest.fixture

@@ -116,7 +116,9 @@ class Creator:
             # Right before each POST, after its rate-limit wait: a cancel that came during a wait
             # (the rate limit, a retry after 429) stops the job here, before anything reaches Wan.
             if job.id in inflight.cancel_requested:
-                raise WanError(CANCELLED_BEFORE_SEND, "cancelled before it was sent", retryable=False)
+                raise WanError(
+                    CANCELLED_BEFORE_SEND, "cancelled before it was sent", retryable=False
+                )
             # SUBMITTED is written now, so the window in which a crash leaves "may exist" behind
             # is the call itself. Fenced by the lease on a shared queue: a process that lost the
             # job stops here (`LeaseLost`), before anything reaches Wan.
@@ -215,7 +217,6 @@ class Creator:
         """End the job if its requester cancelled it while it was starting; True if so."""
         if job.id not in self.inflight.cancel_requested:
             return False
-        # (`InFlight.forget` drops it too when the job ends: a mutant of this line is equivalent.)
         self.inflight.cancel_requested.discard(job.id)
         await self.outcomes.finish(job, JobState.CANCELLED)
         await self.outcomes.say(job, _("Cancelled before it started. Nothing was charged."))
@@ -229,6 +230,8 @@ async def _spool(images: list[CheckedImage], folder: Path) -> list[InputImage]:
         path = folder / f"input-{index}"
         await asyncio.to_thread(path.write_bytes, image.data)
         spooled.append(
-            InputImage(data=None, mime=image.mime, url=image.url, filename=image.filename, path=path)
+            InputImage(
+                data=None, mime=image.mime, url=image.url, filename=image.filename, path=path
+            )
         )
     return spooled

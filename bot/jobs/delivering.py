@@ -206,15 +206,14 @@ class Deliverer:
 
     async def _post_and_settle(self, job: Job, delivery: Delivery, billed: int) -> None:
         lease = self.inflight.lease(job.id)
-        # (Only the shared PostgreSQL queue has leases: on sqlite `lease` is None, so mutants of the
-        # lease lines here survive bench/mutation.py, which runs sqlite in-process only.)
+        # Only the shared PostgreSQL queue has leases; on sqlite `lease` is None.
         if lease is not None:
             # Still ours, renewed for a whole lease: nobody else posts it meanwhile.
             await self.store.update_job(job.id, lease=lease)
         message_ids = await self.surface.deliver(job, delivery)
         delivered = len(delivery.files)
         # The member pays for what was delivered; what Wan billed is recorded apart (`deliver`
-        # stored it already when the task succeeded, so a mutant dropping `billed` is equivalent).
+        # stored it already when the task succeeded).
         await self.outcomes.finish(
             job,
             JobState.DONE,
@@ -232,8 +231,6 @@ class Deliverer:
             )
         # Settled first: the finishing touches (the Done edit, a ✅) can wait on Discord's rate
         # limits, and the member's slot is free as soon as the result is there.
-        # (Both Surfaces ignore the message ids and `safely` uses the job id only in its log line:
-        # mutants of those arguments are equivalent.)
         await self.outcomes.safely(self.surface.delivered(job, message_ids), job.id)
 
     def _retry_later(self, job_id: int) -> None:
@@ -247,8 +244,7 @@ class Deliverer:
         except Exception:
             log.exception("job %d: quota status unavailable", job.id)
             return None
-        # The hold not yet settled: what Wan did not make comes back. (Every job row the runner
-        # writes has its "count", so mutants of the default `1` are equivalent for them.)
+        # The hold not yet settled: what Wan did not make comes back.
         held = int(job.options.get("count", 1))
         return status.remaining + max(0, held - generated)
 

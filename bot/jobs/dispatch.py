@@ -73,9 +73,8 @@ class Dispatcher:
             raise self._busy(active)
         status = await self.store.quota_status(scope, user, roles=roles)
         if status.blocked or status.remaining < count:
-            # The store words refusals; ask it by trying, and hand back anything it granted.
-            # (Granted only when a hold closed meanwhile: mutants of the `release` line, and `<=`
-            # above, which only adds a reserve-and-release, are equivalent to every test.)
+            # The store words refusals; ask it by trying, and hand back anything it granted
+            # (only when a hold closed meanwhile).
             try:
                 reservation = await self.store.reserve(scope, user, count, roles=roles)
             except QuotaRefused as refusal:
@@ -123,11 +122,8 @@ class Dispatcher:
         # pass the job cap before either is stored (across processes, `create_job(max_active=)`
         # counts again under a lock in the database).
         async with self._user_locks[spec.user_id]:
-            # (`create_job(max_active=)` below refuses the same job again, so mutants of this early
-            # check only change whether a reservation is made and handed back: they survive. In
-            # one process the lock makes that second count agree with this one, so mutants of
-            # `max_active=` and of the `ActiveJobLimit` branch survive bench/mutation.py too;
-            # test_cluster_queue.py races two stores on PostgreSQL for them.)
+            # Checked early so a member over the cap is told before anything is reserved;
+            # `create_job(max_active=)` counts again under the database's lock for other processes.
             active = await self.store.active_job_count(spec.user_id)
             if active >= self.max_jobs_per_user:
                 raise self._busy(active)
@@ -208,10 +204,7 @@ class Dispatcher:
         # One process (sqlite): up to `max_concurrent + prefetch` jobs before Wan, the in-process
         # `InFlight.wan_slots` gate their creates. A shared queue counts the Wan slots itself, in
         # the database for every process (`pop` claims only with a free slot), so no prefetch.
-        while (
-            self.queue.shared
-            or self.inflight.before_wan() < self.max_concurrent + self.prefetch
-        ):
+        while self.queue.shared or self.inflight.before_wan() < self.max_concurrent + self.prefetch:
             if self.inflight.stopped:
                 return moved
             claim = await self.queue.pop()

@@ -42,15 +42,13 @@ class Outcomes:
         billed anyway (a finished task whose images never reached the member)."""
         fields: dict[str, object] = {"error_code": code, "error_message": text}
         if billed:
-            # Today's callers stored `billed` already (the deliverer, when the task succeeded), so
-            # a mutant that drops it here survives (equivalent); kept so `fail` is right on its own.
+            # The deliverer stores `billed` already when a task succeeded; kept here so `fail`
+            # is right on its own.
             fields["billed"] = billed
         if await self.finish(job, JobState.FAILED, **fields):
             await self.say(job, text)
 
     async def finish(self, job: Job, state: JobState, **fields: object) -> bool:
-        # (bench/mutation.py runs sqlite, where `lease` and `release` are no-ops, and does not read
-        # the metrics or these two dicts' leftovers: mutants of those lines survive it.)
         first = await self.store.finish_job(
             job.id,
             state,

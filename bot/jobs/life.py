@@ -56,8 +56,7 @@ class JobLife:
         try:
             if job.state == JobState.VALIDATING:
                 # Left by a process that stopped before the job was queued: taken over on
-                # PostgreSQL (sqlite's `resume` fails these itself, so this branch's mutants
-                # survive bench/mutation.py, which runs sqlite; test_cluster_bot.py guards it).
+                # PostgreSQL (sqlite's `resume` fails these itself).
                 await self.outcomes.fail(job, INTERRUPTED, "Interrupted")
                 return
             if job.task_id is None and job.state == JobState.SUBMITTED:
@@ -86,8 +85,7 @@ class JobLife:
             log.warning("job %d: Wan error while following the task: %s", job_id, err.code)
             await self.outcomes.fail(job, uncharged(err.user_message), err.code)
         except Exception:
-            # A last resort for a bug of ours: no test can make the runner raise through real
-            # parts, so bench/mutation.py lists this branch's mutants as survivors.
+            # A last resort for a bug of ours: the job ends, refunded, instead of hanging.
             log.exception("job %d failed unexpectedly", job_id)
             await self.outcomes.fail(
                 job,

@@ -1,7 +1,7 @@
 """Finding the Wan task of a create whose answer never came (a timeout, a dropped connection, a process
 that died during the call), through the task list, instead of creating it again.
 
-Creates are not idempotent and carry no key of ours (wan-api.md §2), so the only trace of such a
+Creates are not idempotent and carry no key of ours, so the only trace of such a
 task is its creation time. A task is adopted only when the match can't be wrong:
 - exactly one task of our model was created in the window around the attempt that no job in the
   store holds, and

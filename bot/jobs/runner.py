@@ -172,8 +172,6 @@ class JobRunner:
         jobs of a process that died are taken over when their leases run out (the dispatcher).
         """
         if self.queue.shared:
-            # (PostgreSQL only: bench/mutation.py runs sqlite, so this branch's mutants survive it;
-            # test_cluster_bot.py guards what it promises.)
             log.info("jobs come from the shared queue; a stopped process's are taken over")
             self.dispatcher.wake.set()
             return 0

@@ -1,7 +1,7 @@
 """A local emulator of DashScope's async Wan 2.5 image-editing API (`wan2.5-i2i-preview`).
 
 Used by the tests, the end-to-end tests and the bot's `--sandbox` mode (try the bot in a real Discord server at
-no cost). It speaks the real protocol closely enough for the official `dashscope` SDK (wan-api.md):
+no cost). It speaks the real protocol closely enough for the official `dashscope` SDK:
 
 - `POST /api/v1/services/aigc/image2image/image-synthesis`, `GET /api/v1/tasks/{id}`,
   `POST /api/v1/tasks/{id}/cancel`, `GET /api/v1/tasks`, `GET /api/v1/uploads?action=getPolicy&model=...`;

@@ -221,5 +221,5 @@ class ApiRoutes:
         return drop_connection(request) if rule is not None else json_response(body)
 
     async def bad_url(self, request: web.Request) -> web.Response:
-        # What the service says for a path it doesn't know (wan-api.md §1.3: old SDKs hit this).
+        # What the service says for a path it doesn't know.
         raise ApiError(400, "InvalidParameter", "url error, please check url!")

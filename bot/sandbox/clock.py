@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-WAN_TZ = timezone(timedelta(hours=8))  # the service reports Beijing time (wan-api.md §3)
+WAN_TZ = timezone(timedelta(hours=8))  # the service reports Beijing time
 
 
 def wan_time(epoch: float) -> str:

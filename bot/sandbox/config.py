@@ -14,7 +14,7 @@ REGION_IDS: dict[str, str] = {"singapore": "ap-southeast-1", "beijing": "cn-beij
 class EmulatorConfig:
     """Knobs of one emulator instance.
 
-    The real service's numbers (wan-api.md §6) are the defaults for the limits; the timings are short so tests
+    The real service's numbers are the defaults for the limits; the timings are short so tests
     run fast (the real service takes 30-120 s per task). A rate of `None` switches that limit off.
     """
 
@@ -24,14 +24,14 @@ class EmulatorConfig:
     pending_seconds: float = 0.05  # PENDING time once a running slot is free
     # A number, or a function of the task (`bot.sandbox.tasks.EmulatedTask`, which imports this module).
     running_seconds: float | Callable[[Any], float] = 0.2
-    max_running: int = 5  # tasks in progress at once (wan-api.md §6)
-    # A create while `max_running` tasks are in progress: the real service's answer is undocumented
-    # (wan-api.md §6 and open question 4), so both readings are here. "queue": the task waits PENDING
+    max_running: int = 5  # tasks in progress at once
+    # A create while `max_running` tasks are in progress: the real service's answer is undocumented,
+    # so both readings are here. "queue": the task waits PENDING
     # in FIFO order for a slot; "refuse": the create gets 429 `Throttling` and no task is made.
     over_capacity: Literal["queue", "refuse"] = "queue"
     submit_rps: float | None = 5.0  # create-task rate
     query_qps: float | None = 20.0  # shared by GET task, cancel and list
-    policy_qps: float | None = 100.0  # getPolicy rate (wan-api.md §7)
+    policy_qps: float | None = 100.0  # getPolicy rate
     result_ttl_seconds: float = 86400.0  # result URLs stop working after this (from task end)
     task_ttl_seconds: float = 86400.0  # task ids answer UNKNOWN after this (from submission)
     fetch_inputs: bool = True  # download http(s) inputs and check them like the real service

@@ -9,7 +9,7 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 # Standard messages, so a fault rule or check that names only a code still reads like the real service
-# (wan-api.md §5; the misspelling "occured" is the service's own).
+# (the misspelling "occured" is the service's own).
 STANDARD_MESSAGES: dict[str, str] = {
     "InvalidApiKey": "Invalid API-key provided.",
     "InvalidParameter": "Required parameter(s) missing or invalid, please check the request parameters.",

@@ -1,8 +1,7 @@
 """Pillow work of the emulator: input checks and the made-up "edited" result PNGs.
 
 Everything here is synchronous and CPU-bound; callers run it with `asyncio.to_thread`.
-The result is the LAST input image (the real service takes the output aspect from the last image, wan-api.md
-§1.3), cropped to the output size, tinted with a colour derived from the seed, with a caption band showing the
+The result is the LAST input image (the real service takes the output aspect from the last image), cropped to the output size, tinted with a colour derived from the seed, with a caption band showing the
 seed and the prompt, so a human can see that something happened and which request it came from. Same inputs
 and seed give the same bytes.
 """

@@ -1,4 +1,4 @@
-"""`GET /tasks`: query parameters and the response shape (wan-api.md §4, JSDK AsyncTaskListResult)."""
+"""`GET /tasks`: query parameters and the response shape."""
 
 from __future__ import annotations
 

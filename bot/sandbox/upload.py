@@ -1,4 +1,4 @@
-"""Temporary-file upload (wan-api.md §7): getPolicy, the fake OSS form upload, and `oss://` lookup."""
+"""Temporary-file upload: getPolicy, the fake OSS form upload, and `oss://` lookup."""
 
 from __future__ import annotations
 

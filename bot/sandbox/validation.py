@@ -1,4 +1,4 @@
-"""Synchronous checks of a create-task body (HTTP 400 on create), wan-api.md §1.3 and §10.
+"""Synchronous checks of a create-task body (HTTP 400 on create).
 
 Checks that need the image bytes (format, pixel size, file size, download) run later, when the task runs,
 and fail the task instead; see `execution.py`.

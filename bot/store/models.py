@@ -117,6 +117,7 @@ class ServerTotals:
         """The lower of the server's cap and the owner's ceiling, or None when neither is set."""
         caps = [c for c in (self.cap, self.ceiling) if c]
         return min(caps) if caps else None
+
     # Images Wan billed today for this scope's finished jobs, and how many of them never reached
     # the member (a download or delivery that failed after Wan had made them; not charged to anyone).
     billed: int = 0

@@ -69,7 +69,9 @@ def refusal_text(
         else:
             subject = _("The daily limit for this server")
         if cap is not None and cap_by_owner:
-            subject = _("{subject} ({images}, set by the bot's owner)", subject=subject, images=images(cap))
+            subject = _(
+                "{subject} ({images}, set by the bot's owner)", subject=subject, images=images(cap)
+            )
         elif cap is not None:
             subject = _("{subject} ({images})", subject=subject, images=images(cap))
         if remaining == 0:
@@ -87,7 +89,11 @@ def refusal_text(
     named = _named(source)
     if remaining == 0:
         if limit == 0 and dms:
-            head = _("You have no daily images in DMs{named}{in_flight}.", named=named, in_flight=in_flight)
+            head = _(
+                "You have no daily images in DMs{named}{in_flight}.",
+                named=named,
+                in_flight=in_flight,
+            )
         elif limit == 0:
             head = _(
                 "You have no daily images in this server{named}{in_flight}.",

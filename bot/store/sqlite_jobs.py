@@ -138,7 +138,7 @@ def finish(
     if row[1] is not None:
         status = "settled" if generated > 0 else "released"
         close_reservation(conn, row[1], generated, now, status)
-    # (SQLite column names ignore case, so mutants upper-casing these keys are equivalent.)
+    # SQLite column names ignore case.
     changes: dict[str, Any] = {
         "state": state,
         "generated": generated,
@@ -205,7 +205,9 @@ def active_count(conn: sqlite3.Connection, user: int) -> int:
     return int(count)
 
 
-def for_user(conn: sqlite3.Connection, user: int, scope: int | None, limit: int) -> list[Job]:  # pragma: no mutate block (history listing; bench/mutation.py)
+def for_user(
+    conn: sqlite3.Connection, user: int, scope: int | None, limit: int
+) -> list[Job]:  # pragma: no mutate block (history listing; bench/mutation.py)
     if scope is None:
         rows = conn.execute(f"{_SELECT} WHERE user_id = ? ORDER BY id DESC LIMIT ?", (user, limit))
     else:

@@ -245,7 +245,7 @@ def quota_status(
 
 # pragma: no mutate start
 # (bench/mutation.py: admin settings, audit and reports move no money; their own tests in
-# tests/test_store_admin.py guard them. Mutation testing here covers reserve and settle.)
+# tests/store/test_store_admin.py guard them. Mutation testing here covers reserve and settle.)
 def server_totals(
     conn: sqlite3.Connection, scope: int, now: datetime, limits: Limits
 ) -> ServerTotals:

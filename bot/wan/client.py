@@ -1,4 +1,4 @@
-"""Async client for Wan 2.5 image editing over DashScope's HTTP API (wan-api.md §1-4, §7).
+"""Async client for Wan 2.5 image editing over DashScope's HTTP API.
 
 Retry rules, because creates are not idempotent (every POST makes a new, billable task):
 - create: at most `create_attempts` (4) POSTs for one request, retried only when the server answered
@@ -7,7 +7,7 @@ Retry rules, because creates are not idempotent (every POST makes a new, billabl
   5xx without DashScope's body), it raises `CreateOutcomeUnknown` and never retries. The job runner
   does not retry creates on top of this: this is the one create policy.
 - query, cancel, list: safe to repeat; retried on 429, 5xx, timeouts and network errors. They share
-  one rate limiter (the account's query limit, wan-api.md §6).
+  one rate limiter (the account's query limit).
 - result downloads and uploads: retried on transient errors.
 All of them go through one tenacity policy (`retry.policy`): exponential backoff with full jitter
 and a cap, honouring Retry-After.
@@ -69,7 +69,7 @@ MAX_RESULT_BYTES = 50 * 1024 * 1024
 _MIN_UPLOAD_BYTES_PER_S = 512 * 1024
 # The largest create body: 3 images of 10 MB as base64 data URIs, and the JSON around them.
 _MAX_CREATE_BYTES = 3 * 14 * 1024 * 1024
-# The list API's widest window (wan-api.md §4) and the pages read for one window at most.
+# The list API's widest window and the pages read for one window at most.
 LIST_MAX_WINDOW = timedelta(hours=24)
 LIST_PAGE_SIZE = 100
 LIST_MAX_PAGES = 5
@@ -203,7 +203,7 @@ class WanClient:
         url = self.base_url + CREATE_PATH
 
         async def attempt() -> CreatedTask:
-            # The account takes 5 creates per second (wan-api.md §6): pace them here rather than
+            # The account takes 5 creates per second: pace them here rather than
             # spend retries on 429s when many jobs start at once.
             await self.submit_limiter.acquire()
             if before_send is not None:
@@ -294,9 +294,9 @@ class WanClient:
         for `model` (default: this client's), reading at most `max_pages` pages.
 
         The bounds go out as `YYYYMMDDhhmmss` in Beijing time (the zone of every time the API
-        shows, wan-api.md §3), widened to whole seconds; entries are then kept only when their
+        shows), widened to whole seconds; entries are then kept only when their
         `gmt_create` (Unix milliseconds, no zone to misread) lies in the window. Each page is one
-        query: it takes a token from the query limiter, like a poll (wan-api.md §6)."""
+        query: it takes a token from the query limiter, like a poll."""
         if start.tzinfo is None or end.tzinfo is None:
             raise ValueError("list_tasks needs timezone-aware bounds")
         if end < start or end - start > LIST_MAX_WINDOW:
@@ -361,9 +361,7 @@ class WanClient:
         retry = self._download_retry()
         return await retry(self._download_once, url, max_bytes)
 
-    async def download_to(
-        self, url: str, path: Path, *, max_bytes: int = MAX_RESULT_BYTES
-    ) -> int:
+    async def download_to(self, url: str, path: Path, *, max_bytes: int = MAX_RESULT_BYTES) -> int:
         """Fetch a result image into the file `path` (rewritten by each attempt); its size.
 
         The image is never whole in memory: a result of several MB goes to disk a megabyte at a

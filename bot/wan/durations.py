@@ -2,7 +2,7 @@
 
 The hazard h(e) is the chance per second that a task which has been running for `e` seconds finishes
 now. The model is a kernel density over recent running times (`end_time - scheduled_time`), mixed with
-a prior (uniform over 30-120 s for the real service, wan-api.md S1: "1 to 2 minutes") that fades as
+a prior (uniform over 30-120 s: the real service documents "1 to 2 minutes") that fades as
 real samples arrive, plus a small heavy tail (Lomax) so a task that overruns everything seen so far
 is still expected to finish soon-ish rather than at once or never.
 """

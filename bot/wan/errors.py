@@ -1,6 +1,6 @@
 """The one exception type of the Wan client, with a plain-language text for users for every code.
 
-Codes and their HTTP statuses come from wan-api.md §5. "Retryable" means trying the same thing again
+Codes and their HTTP statuses are DashScope's documented error codes. "Retryable" means trying the same thing again
 later may work (for a failed task: resubmitting it); the client itself only retries requests whose
 answer proves nothing was created (see `client.py`).
 """
@@ -34,7 +34,7 @@ _BUSY = _("Wan is busy right now; please try again in a minute.")
 _BROKEN = _("Wan had a problem on its side; please try again in a few minutes.")
 _SETUP = _("The bot's DashScope account is not set up correctly; please tell the bot's admin.")
 
-# Exact codes from wan-api.md §5 (and the lower-case aliases some endpoints use), plus our own.
+# DashScope's exact codes (and the lower-case aliases some endpoints use), plus our own.
 USER_MESSAGES: Final[dict[str, str]] = {
     "InvalidParameter": _(
         "Wan could not use the request: a setting or the prompt was not accepted."
@@ -146,7 +146,7 @@ USER_MESSAGES: Final[dict[str, str]] = {
 # Families: `InvalidFile.Size` etc. fall back to the text of their prefix.
 _PREFIXES: Final = ("InvalidFile", "InvalidURL", "Throttling", "InternalError", "AccessDenied")
 
-# Codes for which trying again later may work (wan-api.md §5, "Retry?" column).
+# Codes for which trying again later may work.
 RETRYABLE_CODES: Final = frozenset(
     {
         "InvalidURL.Timeout",
@@ -234,7 +234,7 @@ class WanError(Exception):
 class CreateOutcomeUnknown(WanError):
     """A create request was sent but no answer came back: Wan may or may not have made the task.
 
-    Creates are not idempotent (wan-api.md §2), so this is never retried automatically. `span`:
+    Creates are not idempotent, so this is never retried automatically. `span`:
     the wall-clock (Unix) seconds from the send to giving up, within which Wan may have made the
     task (the job runner looks for it there in the task list).
     """
@@ -247,11 +247,9 @@ class CreateOutcomeUnknown(WanError):
         span: tuple[float, float] | None = None,
     ) -> None:
         super().__init__(CREATE_OUTCOME_UNKNOWN, message, http_status=http_status, retryable=False)
-        # The send and the moment it was given up, as the client saw them. The runner falls back
-        # to the span the stored send stamp gives (to the longest a create may take), so a mutant
-        # dropping this one only waits longer and looks in a wider window. The tests that could
-        # tell (a rival task within seconds, tests/test_promises_reconcile.py) are end to end and
-        # not in bench/mutation.py's list.
+        # The send and the moment it was given up, as the client saw them. Without it the runner
+        # falls back to the span the stored send stamp gives (to the longest a create may take):
+        # a wider window, in which a rival task is likelier to make the lookup ambiguous.
         self.span = span
 
 
@@ -282,12 +280,12 @@ def error_from_response(
     default_code: str | None = None,
     secret: str | None = None,
 ) -> WanError:
-    """A non-200 answer -> WanError. DashScope sends `{code, message|msg, request_id}` (wan-api.md
-    §2); OSS (uploads, result URLs) sends XML `<Error><Code/><Message/>`; proxies send anything."""
+    """A non-200 answer -> WanError. DashScope sends `{code, message|msg, request_id}`; OSS
+    (uploads, result URLs) sends XML `<Error><Code/><Message/>`; proxies send anything."""
     try:
         data = json.loads(body)
     except ValueError:
-        data = None  # (a mutant making this "" is equivalent: neither is a dict)
+        data = None
     code = message = request_id = None
     if isinstance(data, dict):
         code = data.get("code") or None

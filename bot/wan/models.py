@@ -1,4 +1,4 @@
-"""Typed requests and results of the Wan image-editing API, and parsing of its JSON (wan-api.md §2-3)."""
+"""Typed requests and results of the Wan image-editing API, and parsing of its JSON."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from bot.wan.errors import BAD_RESPONSE, WanError
 
 log = logging.getLogger(__name__)
 
-# Wan's time strings carry no zone; they are China Standard Time (UTC+8, wan-api.md §10).
+# Wan's time strings carry no zone; they are China Standard Time (UTC+8).
 WAN_TZ = timezone(timedelta(hours=8))
 
 
@@ -235,7 +235,7 @@ def parse_task(body: object, task_id: str | None = None) -> TaskResult:
 
 @dataclass(frozen=True)
 class ListedTask:
-    """One entry of the task list (`GET /tasks`, wan-api.md §4): no results, only who and when."""
+    """One entry of the task list (`GET /tasks`): no results, only who and when."""
 
     task_id: str
     status: TaskStatus

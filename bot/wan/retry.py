@@ -68,8 +68,7 @@ def policy(
     last error is re-raised as it was."""
 
     # tenacity calls `wait` and `before_sleep` only after a failed attempt, when `outcome` and
-    # `next_action` are both set: mutants that make those guards always true, or change what
-    # they fall back to, are equivalent (tests/test_wan_errors.py runs this policy itself).
+    # `next_action` are both set; the guards only satisfy the types.
     def wait(state: RetryCallState) -> float:
         err = state.outcome.exception() if state.outcome is not None else None
         return backoff.delay(state.attempt_number - 1, getattr(err, "retry_after", None))

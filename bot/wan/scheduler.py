@@ -72,13 +72,13 @@ class PollConfig:
     shared_end_quantile: float = 0.8
     # Share of the limiter's rate the plan aims at; the rest absorbs cancels, lists and retries.
     budget_fraction: float = 0.9
-    # The account runs at most this many tasks at once (wan-api.md §6).
+    # The account runs at most this many tasks at once.
     max_running: int = 5
     # After a slot frees, the oldest PENDING tasks are expected to start within this many seconds.
     start_window: float = 3.0
     pending_start_hazard: float = 2.0
     pending_hazard: float = 0.0
-    # Prior for running times (seconds); the real service takes 1-2 minutes (wan-api.md S1).
+    # Prior for running times (seconds); the real service takes 1-2 minutes.
     prior: tuple[float, float] = (30.0, 120.0)
 
     @classmethod

@@ -1,9 +1,9 @@
 """How input images reach Wan: one small strategy per `WAN_IMAGE_TRANSPORT` mode.
 
 - `url`: pass the image's public URL (e.g. Discord's CDN) through; Wan downloads it.
-- `base64`: inline the bytes as `data:{mime};base64,...` (wan-api.md §1.3). Works in every region and
+- `base64`: inline the bytes as `data:{mime};base64,...`. Works in every region and
   needs no third party to be reachable from Wan, so it is the default.
-- `upload`: DashScope's temporary storage (wan-api.md §7): one upload policy per call, one OSS form
+- `upload`: DashScope's temporary storage: one upload policy per call, one OSS form
   POST per image, then `oss://{key}` plus the `X-DashScope-OssResourceResolve: enable` header.
 """
 
@@ -108,7 +108,7 @@ def _safe_name(image: InputImage, index: int) -> str:
 
 
 def upload_form(policy: Mapping[str, Any], key: str, image: InputImage) -> aiohttp.FormData:
-    """The OSS form fields of wan-api.md §7, in order, with `file` last as OSS requires."""
+    """The OSS form fields of DashScope's upload policy, in order, with `file` last as OSS requires."""
     assert image.data is not None
     form = aiohttp.FormData()
     form.add_field("OSSAccessKeyId", str(policy["oss_access_key_id"]))

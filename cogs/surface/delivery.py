@@ -147,7 +147,7 @@ class ResultPoster:
         fields = {
             "prompt": job.prompt,
             "negative_prompt": job.negative_prompt or "",
-            # Wan gives image k of one task the seed + k (wan-api.md §1.3).
+            # Wan gives image k of one task the seed + k.
             "seed": str(seed + index) if isinstance(seed, int) else "",
             "size": size,
             "model": self.bot.settings.wan_model,
