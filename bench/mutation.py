@@ -53,15 +53,15 @@ REPO = Path(__file__).resolve().parent.parent
 # the files in `[tool.mutmut] only_mutate` (hours).
 SCOPE = (
     # the job runner: resume without a task id, the per-user cap, settling, how a job ends
-    "bot.jobs.life.xǁJobLifeǁrun__mutmut_*",
-    "bot.jobs.creating.xǁCreatorǁunknown_outcome__mutmut_*",
-    "bot.jobs.creating.xǁCreatorǁcancelled_meanwhile__mutmut_*",
-    "bot.jobs.dispatch.xǁDispatcherǁ_admit__mutmut_*",
-    "bot.jobs.dispatch.xǁDispatcherǁ_precheck__mutmut_*",
-    "bot.jobs.delivering.xǁDelivererǁ_post_and_settle__mutmut_*",
-    "bot.jobs.delivering.xǁDelivererǁ_remaining_after__mutmut_*",
-    "bot.jobs.endings.xǁOutcomesǁfail__mutmut_*",
-    "bot.jobs.endings.xǁOutcomesǁfinish__mutmut_*",
+    "bot.jobs.job_life.xǁJobLifeǁrun__mutmut_*",
+    "bot.jobs.creator.xǁCreatorǁunknown_outcome__mutmut_*",
+    "bot.jobs.creator.xǁCreatorǁcancelled_meanwhile__mutmut_*",
+    "bot.jobs.dispatcher.xǁDispatcherǁ_admit__mutmut_*",
+    "bot.jobs.dispatcher.xǁDispatcherǁ_precheck__mutmut_*",
+    "bot.jobs.deliverer.xǁDelivererǁ_post_and_settle__mutmut_*",
+    "bot.jobs.deliverer.xǁDelivererǁ_remaining_after__mutmut_*",
+    "bot.jobs.outcomes.xǁOutcomesǁfail__mutmut_*",
+    "bot.jobs.outcomes.xǁOutcomesǁfinish__mutmut_*",
     "bot.jobs.runner.xǁJobRunnerǁresume__mutmut_*",
     "bot.jobs.queue.*",
     # the quota rules and the store's checks

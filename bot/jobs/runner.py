@@ -5,9 +5,9 @@ writes the job row, then the queue feeds at most `max_concurrent` Wan tasks at a
 is written to the store before anything else happens, so that after a crash `resume` can pick every job
 up where it stopped: a job whose create call may have reached Wan is never created again.
 
-The parts: `dispatch` (admission, per-user cap, starting jobs), `queue` (waiting jobs and positions),
-`life` with `creating` and `delivering` (one job from create to delivery, with the retry policy),
-`endings` (telling the requester, writing how it ended).
+The parts: `dispatcher` (admission, per-user cap, starting jobs), `queue` (waiting jobs and
+positions), `job_life` with `creator` and `deliverer` (one job from create to delivery, with the retry
+policy), `outcomes` (telling the requester, writing how it ended).
 """
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ from collections.abc import Callable
 
 from bot.i18n import _
 from bot.images import CheckedImage
-from bot.jobs.creating import Creator
-from bot.jobs.delivering import Deliverer
-from bot.jobs.dispatch import PREFETCH, Dispatcher
-from bot.jobs.endings import Outcomes
+from bot.jobs.creator import Creator
+from bot.jobs.deliverer import Deliverer
+from bot.jobs.dispatcher import PREFETCH, Dispatcher
 from bot.jobs.inflight import InFlight
-from bot.jobs.life import INTERRUPTED, JobLife
+from bot.jobs.job_folders import remove_stale
+from bot.jobs.job_life import INTERRUPTED, JobLife
 from bot.jobs.models import TERMINAL_SOURCE, JobSpec
+from bot.jobs.outcomes import Outcomes
 from bot.jobs.queue import JobQueue, MemoryQueue
-from bot.jobs.reconcile import MARGIN, Reconciler
-from bot.jobs.spool import remove_stale
+from bot.jobs.reconciler import MARGIN, Reconciler
 from bot.jobs.surface import Surface
 from bot.metrics import Metrics
 from bot.store import Job, JobState, Store

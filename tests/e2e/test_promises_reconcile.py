@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.jobs.reconcile import Reconciler
+from bot.jobs.reconciler import Reconciler
 from bot.sandbox import Emulator, FaultRule
 from bot.store import JobState, open_store
 from tests.support.harness import API_KEY, World, embed_text

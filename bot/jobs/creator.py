@@ -11,11 +11,11 @@ from pathlib import Path
 
 from bot.i18n import _, text_of
 from bot.images import CheckedImage, ImageRejected
-from bot.jobs.endings import Outcomes
 from bot.jobs.inflight import InFlight
+from bot.jobs.job_folders import JobFolder
 from bot.jobs.models import Progress, uncharged
-from bot.jobs.reconcile import Reconciler
-from bot.jobs.spool import JobFolder
+from bot.jobs.outcomes import Outcomes
+from bot.jobs.reconciler import Reconciler
 from bot.jobs.surface import Surface
 from bot.metrics import Metrics
 from bot.store import Job, JobState, Store

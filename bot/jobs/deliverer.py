@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.i18n import _
-from bot.jobs.endings import Outcomes
 from bot.jobs.inflight import InFlight
+from bot.jobs.job_folders import JobFolder
 from bot.jobs.models import Delivery, Progress, ResultFile
-from bot.jobs.spool import JobFolder
+from bot.jobs.outcomes import Outcomes
 from bot.jobs.surface import Surface
 from bot.store import Job, JobState, LeaseLost, Store
 from bot.wan import TaskResult, WanClient, WanError

@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable
 
 from bot.i18n import _n, text_of
 from bot.images import CheckedImage
-from bot.jobs.endings import Outcomes
 from bot.jobs.inflight import InFlight
 from bot.jobs.models import JobRefused, JobSpec, Progress, uncharged
+from bot.jobs.outcomes import Outcomes
 from bot.jobs.queue import JobQueue
 from bot.metrics import Metrics
 from bot.store import ActiveJobLimit, Job, JobState, QuotaRefused, Store, StoreError

@@ -9,11 +9,11 @@ import time
 from collections.abc import Callable
 
 from bot.i18n import _
-from bot.jobs.creating import Creator
-from bot.jobs.delivering import Deliverer
-from bot.jobs.endings import Outcomes
+from bot.jobs.creator import Creator
+from bot.jobs.deliverer import Deliverer
 from bot.jobs.inflight import InFlight
 from bot.jobs.models import Progress, uncharged
+from bot.jobs.outcomes import Outcomes
 from bot.metrics import Metrics
 from bot.store import Job, JobState, LeaseLost, Store
 from bot.wan import TaskResult, TaskStatus, WanClient, WanError
