@@ -14,18 +14,11 @@ import discord
 from discord import app_commands
 
 from bot.i18n import Text, _
+from cogs.utils.admins import is_server_admin
 
 
 class QuotaCheckFailure(app_commands.CheckFailure):
     """A refused /wanquota call. `str()` is the (ephemeral) answer; nothing was changed."""
-
-
-def is_quota_admin(interaction: discord.Interaction[Any]) -> bool:
-    """True when the member may manage quotas here: Manage Server (or Administrator) in a server."""
-    if interaction.guild_id is None:
-        return False
-    perms = interaction.permissions
-    return perms.manage_guild or perms.administrator
 
 
 def refuse_unless_admin(interaction: discord.Interaction[Any], action: Text) -> None:
@@ -40,7 +33,7 @@ def refuse_unless_admin(interaction: discord.Interaction[Any], action: Text) -> 
                 action=action,
             )
         )
-    if not is_quota_admin(interaction):
+    if not is_server_admin(interaction):
         raise QuotaCheckFailure(
             _(
                 "You need the **Manage Server** permission to {action}. Nothing was changed.",

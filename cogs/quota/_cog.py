@@ -27,12 +27,7 @@ from bot.i18n import Text, _, text_of
 from bot.reports import images, number
 from bot.store import CeilingExceeded, Store
 from cogs.intake.requests import member_roles, scope_of
-from cogs.quota._checks import (
-    QuotaCheckFailure,
-    is_quota_admin,
-    quota_admin,
-    refuse_unless_admin,
-)
+from cogs.quota._checks import QuotaCheckFailure, quota_admin, refuse_unless_admin
 from cogs.quota._embeds import (
     cap_text,
     change_embed,
@@ -46,6 +41,7 @@ from cogs.quota._embeds import (
     status_embed,
     usage_embed,
 )
+from cogs.utils.admins import is_server_admin
 from cogs.utils.language import private_language
 
 if TYPE_CHECKING:
@@ -154,7 +150,7 @@ class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily W
         status = await self.store.quota_status(scope, target.id, roles=member_roles(target))
         language = private_language(interaction)
         embed = status_embed(status, target, scope, own=own, language=language)
-        if is_quota_admin(interaction):
+        if is_server_admin(interaction):
             totals = await self.store.server_totals(scope)
             server_fields(embed, totals, self.bot.settings.default_daily_limit, language)
         await _reply(interaction, embed)
