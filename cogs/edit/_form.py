@@ -1,6 +1,6 @@
 """What the Edit with Wan menu, the Edit button and reply edits share: the edit modal and picking images.
 
-The modal only collects text; whatever it starts goes through `cogs.edit_flow.start_job` like /wanedit.
+The modal only collects text; whatever it starts goes through `cogs.intake.requests.start_job` like /wanedit.
 """
 
 from __future__ import annotations

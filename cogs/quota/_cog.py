@@ -1,7 +1,7 @@
 """/wanquota: members see where they stand; server admins decide who may spend how much.
 
 Every reply is an ephemeral embed, in the asking member's own language (`interaction.locale`).
-Admin subcommands need Manage Server, checked in code (`cogs.quota_checks`); a refusal goes through
+Admin subcommands need Manage Server, checked in code (`cogs.quota._checks`); a refusal goes through
 the tree's error handler (`cogs.errors`) as an ephemeral message and changes nothing.
 
 Contexts: the group is allowed in servers and in DMs with the bot, because /wanedit works in DMs
