@@ -1,4 +1,4 @@
-# wanbot's image. Build and run it with compose (README, "Running as a service"):
+# wanbot's image. Build and run it with compose (docs/deployment.md):
 #   docker compose --profile sqlite up -d
 # CI cannot pull base images, so this file was never built there; tests/test_deploy_container.py
 # checks what it can: the install steps below, run in a fresh venv, and the CLI commands it uses.

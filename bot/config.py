@@ -1,7 +1,8 @@
 """Settings, read from the environment (and a `.env` file, which the real environment overrides).
 
-Every variable the bot reads is declared once in `VARIABLES`; `.env.example` and the README's settings
-table are checked against that list by the tests, so the three cannot drift apart.
+Every variable the bot reads is declared once in `VARIABLES`; `.env.example` and the settings page
+of the docs (docs/settings.md) are checked against that list by the tests, so the three cannot drift
+apart.
 """
 
 from __future__ import annotations
@@ -135,7 +136,8 @@ VARIABLES: tuple[Variable, ...] = (
         "WAN_REQUEST_TIMEOUT",
         "30",
         "Seconds to wait for one answer from DashScope (a create with large inline images gets "
-        "more, by its size). A create not answered in time is never sent again (see README).",
+        "more, by its size). A create not answered in time is never sent again "
+        "(docs/several-processes.md).",
     ),
     Variable(
         "WAN_TASK_SECONDS",

@@ -3,7 +3,7 @@
 Mark a message with `_`/`_n` (a `Text`, rendered later in the reader's language) or `N_` (a plain
 string, marked only); `render(language, text)` shows a `Text` in a language; `language_of` turns
 Discord's locale tags into catalogue names. `python -m bot.i18n` extracts, updates and compiles the
-catalogues (see the README's contributor section).
+catalogues (see docs/translations.md).
 """
 
 from bot.i18n.catalogs import (
