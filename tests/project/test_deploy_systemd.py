@@ -1,5 +1,5 @@
-"""`deploy/wanbot.service`: systemd accepts it (`systemd-analyze verify`) and it says what the README
-promises: its own user, the `.env` as an EnvironmentFile, the database in its state directory, a stop
+"""`deploy/wanbot.service`: systemd accepts it (`systemd-analyze verify`) and it says what the docs
+promise: its own user, the `.env` as an EnvironmentFile, the database in its state directory, a stop
 timeout longer than the bot's clean shutdown, and the hardening options."""
 
 from __future__ import annotations
@@ -130,10 +130,10 @@ def test_verify_would_catch_a_typo(tmp_path: Path) -> None:
     assert "PrivateTemp" in result.stdout + result.stderr
 
 
-def test_readme_install_steps_match_the_unit() -> None:
-    """The README's systemd steps put the venv, the env file and the unit where the unit expects."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("### systemd\n", 1)[1].split("\n### ", 1)[0]
+def test_docs_install_steps_match_the_unit() -> None:
+    """The docs' systemd steps put the venv, the env file and the unit where the unit expects."""
+    page = (ROOT / "docs" / "deployment.md").read_text()
+    section = page.split("## systemd\n", 1)[1].split("\n## ", 1)[0]
     (block,) = re.findall(r"```bash\n(.*?)```", section, re.S)
     steps = block.splitlines()
     venv = VENV_PYTHON.removesuffix("/bin/python")
