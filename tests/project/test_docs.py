@@ -43,6 +43,8 @@ README_MAX_LINES = 200
 # The Chinese section starts on the README's first screen and ends on it.
 FIRST_SCREEN = 40
 SAMPLE = "docs/assets/sample.jpg"
+# What the newcomer's edit writes beside the sample (git ignores it).
+SAMPLE_RESULT = "docs/assets/sample.wan-1.png"
 NEWCOMER_EDIT = f'python -m bot edit {SAMPLE} --prompt "make it snow" --sandbox'
 NEWCOMER_TESTS = "python -m pip install -e '.[dev]' && python -m pytest"
 
@@ -403,6 +405,7 @@ def test_every_cli_command_shown_exists(monkeypatch: pytest.MonkeyPatch) -> None
                 cli.parse_args(words[3:])  # argparse exits on anything it does not know
                 continue
             named = [w for w in words[3:] if not w.startswith("-")]
+            assert not named or named[0] in subs, f"{command}: no such command"
             sub = subs[named[0]] if named else parser
             known = {o for a in sub._actions for o in a.option_strings} | {"--sandbox"}
             unknown = [w for w in words[3:] if w.startswith("--") and w not in known]
@@ -420,6 +423,35 @@ def test_every_repository_path_in_a_command_exists() -> None:
         for word in shlex.split(command):
             if re.fullmatch(r"(bot|cogs|tests|bench|deploy|docs)/[\w./-]+", word):
                 assert (REPO / word).exists(), f"{command}: {word}"
+
+
+REPO_PATH = re.compile(r"(?:bot|cogs|tests|bench|deploy|docs)/[\w./-]*")
+FILE_NAME = re.compile(r"_*\w+\.py|\w+/")
+
+
+def test_every_repository_path_the_docs_name_exists() -> None:
+    """`cogs/surface/delivery.py`, `tests/unit/` and the like, wherever the docs name them."""
+    named = 0
+    for where, text in TEXTS.items():
+        for span in code_spans(text):
+            if REPO_PATH.fullmatch(span) and span != SAMPLE_RESULT:
+                named += 1
+                assert (REPO / span).exists(), f"{where}: {span}"
+    assert named > 20
+
+
+def test_every_file_a_folder_table_names_exists() -> None:
+    """In a table whose first column names folders (the architecture's layout, the test groups),
+    each file the row names is in one of the row's folders."""
+    checked = 0
+    for where, text in TEXTS.items():
+        for row in table_rows(text, "| Folder |"):
+            folders = [f for f in code_spans(row[0]) if f.endswith("/")]
+            for name in code_spans(" | ".join(row[1:])):
+                if FILE_NAME.fullmatch(name) and not REPO_PATH.fullmatch(name):
+                    checked += 1
+                    assert any((REPO / f / name).exists() for f in folders), (where, row[0], name)
+    assert checked > 30
 
 
 def test_every_fenced_command_is_covered() -> None:
@@ -595,7 +627,7 @@ async def test_the_newcomer_edit_runs_on_the_shipped_sample(tmp_path: Path) -> N
     shutil.copy(REPO / SAMPLE, tmp_path / SAMPLE)
     result = await run_cli(*words, env=base_env(), cwd=tmp_path)
     assert result.returncode == 0, result.output
-    written = tmp_path / "docs" / "assets" / "sample.wan-1.png"
+    written = tmp_path / SAMPLE_RESULT
     assert result.stdout.splitlines()[0] == str(written)
     with Image.open(written) as image:
         assert image.format == "PNG"
