@@ -97,6 +97,11 @@ class Store(ABC):
         """The last `days` UTC days of one scope (all together when None): images charged, images
         Wan billed (`Job.billed`), refusals by reason; today's top members and servers."""
 
+    @abstractmethod
+    async def busiest_scopes(self, *, days: int = 7, top: int = 4) -> list[tuple[int, int]]:
+        """The `top` scopes (servers, DMs as 0) that were charged the most images over the last
+        `days` UTC days, as (scope, images), most first; scopes charged nothing are left out."""
+
     # ---- admin operations: each writes an audit entry and returns (old, new) ----
 
     @abstractmethod

@@ -403,6 +403,11 @@ class PostgresStore(Store):
             quota.usage_report, scope, self._now(), days, top, self.limits
         )
 
+    async def busiest_scopes(self, *, days: int = 7, top: int = 4) -> list[tuple[int, int]]:
+        check_int("days", days, 1, 366)
+        check_int("top", top, 1, 100)
+        return await self._read(quota.busiest_scopes, self._now(), days, top)
+
     # ---- admin operations ----
 
     async def set_user_limit(

@@ -788,3 +788,19 @@ async def usage_report(
         resets_at=next_reset(today),
         refused_by_scope=refused_by_scope,
     )
+
+
+async def busiest_scopes(
+    con: asyncpg.Connection, now: datetime, days: int, top: int
+) -> list[tuple[int, int]]:
+    """The scopes charged the most images over the last `days` UTC days, most first."""
+    first = now.date() - timedelta(days=days - 1)
+    return [
+        (row[0], int(row[1]))
+        for row in await con.fetch(
+            "SELECT scope, SUM(used) AS n FROM scope_days WHERE day >= $1"
+            " GROUP BY scope HAVING SUM(used) > 0 ORDER BY n DESC, scope LIMIT $2",
+            first,
+            top,
+        )
+    ]

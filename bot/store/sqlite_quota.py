@@ -618,4 +618,19 @@ def usage_report(
     )
 
 
+def busiest_scopes(
+    conn: sqlite3.Connection, now: datetime, days: int, top: int
+) -> list[tuple[int, int]]:
+    """The scopes charged the most images over the last `days` UTC days, most first."""
+    first = (now.date() - timedelta(days=days - 1)).isoformat()
+    return [
+        (row[0], row[1])
+        for row in conn.execute(
+            "SELECT scope, SUM(used) AS n FROM scope_days WHERE day >= ?"
+            " GROUP BY scope HAVING n > 0 ORDER BY n DESC, scope LIMIT ?",
+            (first, top),
+        )
+    ]
+
+
 # pragma: no mutate end
