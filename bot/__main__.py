@@ -49,10 +49,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="is a bot process running on this database, connected, its job runner alive?",
     )
-    commands.add_parser(
+    usage = commands.add_parser(
         "usage",
         parents=[sandbox],
         help="print today's usage and cost (read-only; safe while the bot runs)",
+    )
+    usage.add_argument(
+        "--chart",
+        type=Path,
+        metavar="PNG",
+        help="also write the owner's usage chart (images per day by outcome) to this file",
+    )
+    usage.add_argument(
+        "--days", type=int, default=7, choices=range(1, 91), metavar="1-90", help="default 7"
+    )
+    usage.add_argument(
+        "--language", default="en", help="the chart's language: en (default) or zh-CN"
     )
     edit = commands.add_parser(
         "edit", parents=[sandbox], help="edit images from the terminal, without Discord"
@@ -163,8 +175,17 @@ async def run_live_check(settings: Settings, *, sandbox: bool) -> int:
     return 0 if healthy else 1
 
 
-async def run_usage(settings: Settings, *, sandbox: bool) -> int:
-    """Print the bot-wide usage report from the database, opened read-only (no lock taken)."""
+async def run_usage(
+    settings: Settings,
+    *,
+    sandbox: bool,
+    days: int = 7,
+    chart: Path | None = None,
+    language: str = "en",
+) -> int:
+    """Print the bot-wide usage report from the database, opened read-only (no lock taken), and
+    write the owner's chart when asked."""
+    from bot.charts import owner_chart, render_png
     from bot.config import store_limits
     from bot.reports import report_lines
     from bot.store import StoreError, open_store
@@ -182,13 +203,21 @@ async def run_usage(settings: Settings, *, sandbox: bool) -> int:
         print(f"wanbot: {err}", file=sys.stderr)
         return 1
     try:
-        report = await store.usage_report(None, days=7, top=10)
+        report = await store.usage_report(None, days=days, top=10)
+        png = await render_png(await owner_chart(store, days=days), language) if chart else None
     finally:
         await store.close()
     # Never the URL itself: a PostgreSQL one carries a password.
     print(f"wanbot usage ({describe_url(url)})")
     for line in report_lines(report, settings):
         print(line)
+    if chart is not None and png is not None:
+        try:
+            await asyncio.to_thread(chart.write_bytes, png)
+        except OSError as err:
+            print(f"wanbot: could not write the chart: {err}", file=sys.stderr)
+            return 1
+        print(f"Chart of the last {days} day(s) written to {chart}")
     return 0
 
 
@@ -253,7 +282,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "edit":
         return asyncio.run(run_terminal_edit(settings, args))
     if args.command == "usage":
-        return asyncio.run(run_usage(settings, sandbox=args.sandbox))
+        return asyncio.run(
+            run_usage(
+                settings,
+                sandbox=args.sandbox,
+                days=args.days,
+                chart=args.chart,
+                language=args.language,
+            )
+        )
     if check:
         return asyncio.run(run_check(settings, sandbox=args.sandbox))
     tune_allocator()  # before the first big buffer: see bot/memory.py

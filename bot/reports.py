@@ -115,6 +115,13 @@ def cap_text(cap: int | None) -> Text:
     return _n("{count} image/day", "{count} images/day", cap, count=Number(cap))
 
 
+def place(scope: int, names: dict[int, str] | None = None) -> Text | str:
+    """Where usage happened, for a reader: `DMs`, the server's name, or `server 123`."""
+    if scope == 0:
+        return _("DMs")
+    return (names or {}).get(scope) or _("server {id}", id=scope)
+
+
 def scope_name(scope: int, names: dict[int, str] | None = None) -> str:
     if scope == 0:
         return "DMs"
