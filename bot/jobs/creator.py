@@ -28,6 +28,7 @@ from bot.wan import (
     WanClient,
     WanError,
 )
+from bot.wan.errors import blames_request
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class Creator:
             except TimeoutError:
                 if await self.cancelled_meanwhile(job):
                     return None
+        self.metrics.queue_wait.observe(max(0.0, self._clock() - job.created_at.timestamp()))
         if await self.cancelled_meanwhile(job):
             return None
         options = job.options
@@ -160,6 +162,7 @@ class Creator:
                 spool.keep_for(asyncio.ensure_future(create_and_record()))
             )
             task_id, status = created.task_id, created.status
+            self.metrics.wan_creates.labels("created").inc()
         except WanError as err:
             if err.code != "CreateOutcomeUnknown":
                 inflight.submitting.discard(job.id)
@@ -167,6 +170,7 @@ class Creator:
                 await self.cancelled_meanwhile(job)
                 return None
             self.metrics.wan_errors.labels(err.code).inc()
+            self.metrics.wan_creates.labels(create_outcome(err)).inc()
             log.warning("job %d: create failed: %s (request %s)", job.id, err.code, err.request_id)
             adopted = None
             if isinstance(err, CreateOutcomeUnknown):
@@ -221,6 +225,15 @@ class Creator:
         await self.outcomes.finish(job, JobState.CANCELLED)
         await self.outcomes.say(job, _("Cancelled before it started. Nothing was charged."))
         return True
+
+
+def create_outcome(err: WanError) -> str:
+    """How a failed create counts (`wanbot_wan_creates_total`): `unknown` when it may have made a
+    task, `rejected` when Wan refused the request itself (its input or content: the member's to
+    change), else `failed` (the account, the service, the network: the owner's to look at)."""
+    if isinstance(err, CreateOutcomeUnknown):
+        return "unknown"
+    return "rejected" if blames_request(err.code, err.http_status) else "failed"
 
 
 async def _spool(images: list[CheckedImage], folder: Path) -> list[InputImage]:

@@ -19,6 +19,7 @@ from bot.jobs.job_folders import JobFolder
 from bot.jobs.models import Delivery, Progress, ResultFile
 from bot.jobs.outcomes import Outcomes
 from bot.jobs.surface import Surface
+from bot.metrics import Metrics
 from bot.store import Job, JobState, LeaseLost, Store
 from bot.wan import TaskResult, WanClient, WanError
 
@@ -48,7 +49,9 @@ class Deliverer:
         delivery_attempts: int,
         retry_delay: float,
         redeliver_after: float,
+        metrics: Metrics,
     ) -> None:
+        self.metrics = metrics
         self.store = store
         self.wan = wan
         self.surface = surface
@@ -222,6 +225,7 @@ class Deliverer:
             result_message_ids=message_ids,
         )
         log.info("job %d done: %d image(s) delivered, %d billed", job.id, delivered, billed)
+        self._observe_added(delivery)
         if delivery.missing:
             log.error(
                 "job %d: billed but undelivered: %d of %d image(s) could not be downloaded",
@@ -232,6 +236,15 @@ class Deliverer:
         # Settled first: the finishing touches (the Done edit, a ✅) can wait on Discord's rate
         # limits, and the member's slot is free as soon as the result is there.
         await self.outcomes.safely(self.surface.delivered(job, message_ids), job.id)
+
+    def _observe_added(self, delivery: Delivery) -> None:  # pragma: no mutate block (metrics only)
+        """The bot's share of the member's wait: all of it less Wan's own time. Not for a result
+        delivered again later (after a restart or a failed post), whose wait says nothing of it."""
+        result = delivery.result
+        if delivery.redelivery or result.submit_time is None or result.end_time is None:
+            return
+        at_wan = (result.end_time - result.submit_time).total_seconds()
+        self.metrics.added_latency.observe(max(0.0, delivery.elapsed - at_wan))
 
     def _retry_later(self, job_id: int) -> None:
         self._later.pop(job_id, None)

@@ -192,6 +192,7 @@ class Dispatcher:
             try:
                 moved = await self._dispatch()
             except StoreError as err:
+                self.metrics.store_errors.labels("dispatch").inc()
                 log.warning("could not take jobs from the queue: %s", err)
                 moved = False
             if moved and (self.announcer is None or self.announcer.done()):

@@ -75,6 +75,14 @@ class JobRunner:
         self.metrics.watch(
             queue_length=lambda: len(self.queue),
             tasks_in_flight=lambda: len(self.inflight.statuses),
+            runner_alive=self.alive,
+            wan_slots=max_concurrent,
+        )
+        limiter = wan.limiter
+        self.metrics.watch_queries(
+            granted=lambda: getattr(limiter, "granted", 0),
+            # A budget shared by several processes is the database's (its gate), not this one's.
+            budget=lambda: getattr(limiter, "gate_rate", None) or limiter.rate,
         )
         self.outcomes = Outcomes(
             store, surface, self.metrics, lease=self.queue.lease, release=self.queue.release
@@ -99,6 +107,7 @@ class JobRunner:
             delivery_attempts=delivery_attempts,
             retry_delay=retry_delay,
             redeliver_after=redeliver_after,
+            metrics=self.metrics,
         )
         self.life = JobLife(
             store,

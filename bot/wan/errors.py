@@ -190,6 +190,16 @@ def user_message_for(code: str, http_status: int | None = None) -> str:
     return USER_MESSAGES[UNKNOWN]
 
 
+# 400s that are the account's, not the request's.
+_ACCOUNT_400 = frozenset({"Arrearage", "UnsupportedOperation"})
+
+
+def blames_request(code: str, http_status: int | None) -> bool:
+    """Whether Wan refused the request itself (bad input, flagged content, images it could not
+    read), as opposed to the account, the service or the network."""
+    return http_status in (400, 413) and code not in _ACCOUNT_400
+
+
 def is_retryable(code: str, http_status: int | None) -> bool:
     return (
         code in RETRYABLE_CODES
