@@ -10,6 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.i18n import _, text_of
+from bot.store import StoreError
 from cogs.utils.privately import tell
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,10 @@ class Errors(commands.Cog):
                 _("That option's value isn't valid; check the command's options and try again."),
             )
             return
+        if isinstance(getattr(error, "original", None), StoreError):
+            metrics = getattr(self.bot, "metrics", None)
+            if metrics is not None:
+                metrics.store_errors.labels("command").inc()
         job_id = interaction.extras.get("job_id")
         reference = f"job #{job_id}" if job_id else f"ref {interaction.id}"
         command = interaction.command.qualified_name if interaction.command else "?"

@@ -96,7 +96,13 @@ async def assembled(
         await wan.start()
         parts.push_async_callback(wan.close)
         if settings.metrics_port is not None and not sync_only:
-            server = MetricsServer(metrics, settings.metrics_host, settings.metrics_port)
+            ceiling = store_limits(settings).server_ceiling
+            server = MetricsServer(
+                metrics,
+                settings.metrics_host,
+                settings.metrics_port,
+                refresh=lambda: metrics.refresh_usage(store, ceiling),
+            )
             await server.start()
             parts.push_async_callback(server.close)
 

@@ -83,4 +83,8 @@ class Health(commands.Cog):
             await health.beat(self.bot.store, heartbeat)
         except StoreError as err:
             # The database being briefly busy must not kill the heartbeat loop.
+            self.bot.metrics.store_errors.labels("heartbeat").inc()
             log.warning("could not write the heartbeat: %s", err)
+        else:
+            if not stopped:
+                self.bot.metrics.heartbeat.set(heartbeat.written_at)

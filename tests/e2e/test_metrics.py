@@ -66,7 +66,7 @@ async def test_metrics_count_what_the_bot_did(world: World) -> None:
         port,
         lambda m: (
             m.get(("wanbot_jobs_total", (("state", "done"),))) == 1
-            and any(k[0] == "wanbot_requests_refused_total" for k in m)
+            and m.get(("wanbot_requests_refused_total", (("reason", "blocked"),))) == 1
         ),
     )
     assert seen[("wanbot_jobs_submitted_total", ())] == 1
@@ -74,7 +74,20 @@ async def test_metrics_count_what_the_bot_did(world: World) -> None:
     assert seen[("wanbot_wan_task_duration_seconds_count", ())] == 1
     assert seen[("wanbot_wan_detection_lag_seconds_count", ())] == 1
     assert seen[("wanbot_wan_tasks_in_flight", ())] == 0
-    refusals = {k[1]: v for k, v in seen.items() if k[0] == "wanbot_requests_refused_total"}
+    refusals = {k[1]: v for k, v in seen.items() if k[0] == "wanbot_requests_refused_total" and v}
     assert refusals == {(("reason", "blocked"),): 1}
+    assert seen[("wanbot_requests_refused_total", (("reason", "paused"),))] == 0
     assert seen[("wanbot_images_refused_total", (("reason", "blocked"),))] == 1
     assert seen[("wanbot_gateway_latency_seconds", ())] >= 0
+    # The request waited for its slot, and was delivered with the bot's own share of the wait seen.
+    assert seen[("wanbot_queue_wait_seconds_count", ())] == 1
+    assert seen[("wanbot_added_latency_seconds_count", ())] == 1
+    assert seen[("wanbot_wan_creates_total", (("outcome", "created"),))] == 1
+    assert seen[("wanbot_wan_creates_total", (("outcome", "failed"),))] == 0
+    assert seen[("wanbot_wan_slots", ())] == bot.settings.max_concurrent_tasks
+    assert seen[("wanbot_wan_queries_total", ())] >= 1  # at least the poll that saw it end
+    assert seen[("wanbot_wan_query_budget", ())] == bot.settings.query_qps
+    assert seen[("wanbot_job_runner_alive", ())] == 1
+    # Today's images against the caps, read from the store at the scrape: alice's one image.
+    assert seen[("wanbot_images_today", (("scope", "bot"),))] == 1
+    assert seen[("wanbot_images_today", (("scope", "busiest_server"),))] == 1
