@@ -28,13 +28,13 @@ class Outcome:
 
 # Bottom to top: what reached members, what Wan billed that never did, then what the limits
 # refused (asked for, never made). Colours are told apart without relying on red against green
-# alone: each also differs in lightness.
+# alone: each also differs in lightness. None is a grey, the colour of the chart's own words.
 _REFUSAL_COLOURS: dict[str, Colour] = {
     "daily_limit": (242, 170, 0),
     "server_cap": (126, 87, 194),
     "global_cap": (30, 115, 232),
-    "blocked": (96, 96, 96),
-    "paused": (176, 176, 176),
+    "blocked": (121, 85, 72),
+    "paused": (180, 168, 120),
     "dm_off": (0, 160, 176),
 }
 UNKNOWN_REFUSAL: Colour = (205, 150, 120)

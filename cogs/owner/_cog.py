@@ -19,12 +19,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.charts import owner_chart
 from bot.i18n import N_, _
 from bot.reports import cap_text
 from bot.store import Store
 from cogs.owner._checks import owner_only
 from cogs.owner._embeds import owner_change_embed, owner_usage_embed
 from cogs.owner.cost_notes import GuildNotes
+from cogs.utils.charts import DAY_CHOICES, chart_files, days_of
 from cogs.utils.language import private_language
 
 if TYPE_CHECKING:
@@ -57,15 +59,25 @@ class OwnerCommands(app_commands.Group):
         await interaction.response.defer(ephemeral=True, thinking=True)
 
     @app_commands.command(
-        name="usage", description="Today's Wan images and cost across every server, and refusals"
+        name="usage",
+        description="Today's Wan images and cost across every server, and refusals, with a chart",
     )
+    @app_commands.describe(days="The chart's period (default: the last 7 days)")
+    @app_commands.choices(days=DAY_CHOICES)
     @owner_only()
-    async def usage(self, interaction: discord.Interaction[WanBot]) -> None:
+    async def usage(
+        self,
+        interaction: discord.Interaction[WanBot],
+        days: app_commands.Choice[int] | None = None,
+    ) -> None:
         await self._defer(interaction)
+        language = private_language(interaction)
         report = await self.store.usage_report(None, days=7, top=10)
         names = {g.id: g.name for g in self.bot.guilds}
-        embed = owner_usage_embed(report, self.bot.settings, names, private_language(interaction))
-        await interaction.edit_original_response(embed=embed)
+        embed = owner_usage_embed(report, self.bot.settings, names, language)
+        chart = await owner_chart(self.store, names, days=days_of(days))
+        files = await chart_files(chart, language)
+        await interaction.edit_original_response(embed=embed, attachments=files)
 
     @app_commands.command(
         name="pause", description="Refuse new Wan jobs everywhere; jobs in flight finish"

@@ -15,6 +15,7 @@ from bot.reports import (
     day_lines,
     images,
     number,
+    place,
     price_text,
     refused_text,
     worst_case_text,
@@ -58,7 +59,7 @@ def owner_usage_embed(
     for scope, charged, billed in report.servers:
         line = _(
             "{place}: {billed} billed ({cost}), {charged} charged",
-            place=_place(scope, names),
+            place=place(scope, names),
             billed=number(billed),
             cost=cost(billed, settings),
             charged=number(charged),
@@ -72,7 +73,7 @@ def owner_usage_embed(
         r(
             _(
                 "{place}: refused {refused}",
-                place=_place(scope, names),
+                place=place(scope, names),
                 refused=refused_text(refused),
             )
         )
@@ -87,7 +88,7 @@ def owner_usage_embed(
             _(
                 "{member} in {place}: {count}",
                 member=f"<@{user}>",
-                place=_place(scope, names),
+                place=place(scope, names),
                 count=number(count),
             )
         )
@@ -108,12 +109,6 @@ def owner_usage_embed(
         )
     )
     return embed
-
-
-def _place(scope: int, names: dict[int, str]) -> Text | str:
-    if scope == 0:
-        return _("DMs")
-    return names.get(scope) or _("server {id}", id=scope)
 
 
 def owner_change_embed(title: Text, text: Text, language: str) -> discord.Embed:

@@ -23,6 +23,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.charts import server_chart
 from bot.i18n import Text, _, text_of
 from bot.reports import images, number
 from bot.store import CeilingExceeded, Store
@@ -42,6 +43,7 @@ from cogs.quota._embeds import (
     usage_embed,
 )
 from cogs.utils.admins import is_server_admin
+from cogs.utils.charts import DAY_CHOICES, chart_files, days_of
 from cogs.utils.language import private_language
 
 if TYPE_CHECKING:
@@ -401,14 +403,26 @@ class Quota(commands.GroupCog, group_name="wanquota", group_description="Daily W
             ),
         )
 
-    @app_commands.command(name="usage", description="This server's Wan images and their cost")
+    @app_commands.command(
+        name="usage", description="This server's Wan images and their cost, with a chart"
+    )
+    @app_commands.describe(days="The chart's period (default: the last 7 days)")
+    @app_commands.choices(days=DAY_CHOICES)
     @quota_admin(_("see the server's usage"))
-    async def usage(self, interaction: discord.Interaction[WanBot]) -> None:
+    async def usage(
+        self,
+        interaction: discord.Interaction[WanBot],
+        days: app_commands.Choice[int] | None = None,
+    ) -> None:
         scope = scope_of(interaction.guild_id)
         await _defer(interaction)
+        language = private_language(interaction)
         report = await self.store.usage_report(scope, days=7, top=10)
-        embed = usage_embed(report, self.bot.settings, private_language(interaction))
-        await _reply(interaction, embed)
+        embed = usage_embed(report, self.bot.settings, language)
+        name = interaction.guild.name if interaction.guild is not None else None
+        chart = await server_chart(self.store, scope, name, days=days_of(days))
+        files = await chart_files(chart, language)
+        await interaction.edit_original_response(embed=embed, attachments=files)
 
     @app_commands.command(name="log", description="The last 20 quota changes made by admins")
     @quota_admin(_("read the quota log"))
