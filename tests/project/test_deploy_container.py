@@ -1,10 +1,11 @@
 """`Dockerfile` and `compose.yaml`, checked as far as a machine that cannot pull images allows.
 
-No image is built here (docs/deployment.md). What is checked: the compose file parses
-and has the two profiles; every variable the image or compose sets is a setting `bot/config.py`
-knows (and validates); the HEALTHCHECK and CMD are exact command lines the CLI accepts; secrets stay
-out of the build context; and the Dockerfile's install steps, run as a script in a fresh virtual
-environment with the dependencies from the package index, give a working `python -m bot`.
+No image is built here (docs/deployment.md). What is checked: the compose file parses and has the
+two profiles and the monitoring one (Prometheus and Grafana on deploy/'s files); every variable the
+image or compose sets is a setting `bot/config.py` knows (and validates); the HEALTHCHECK and CMD are
+exact command lines the CLI accepts; secrets stay out of the build context; and the Dockerfile's
+install steps, run as a script in a fresh virtual environment with the dependencies from the package
+index, give a working `python -m bot`.
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ def test_cmd_and_healthcheck_are_exact_cli_commands() -> None:
 
 def test_compose_has_the_two_profiles() -> None:
     services = COMPOSE["services"]
-    assert {p for s in services.values() for p in s["profiles"]} == {"sqlite", "postgres"}
+    profiles = {p for s in services.values() for p in s["profiles"]}
+    assert profiles == {"sqlite", "postgres", "monitoring"}
     for name, service in bot_services().items():
         assert service["env_file"] == ".env", name
         assert "command" not in service, f"{name}: the image's CMD is the one tested"
@@ -155,6 +157,69 @@ def test_compose_has_the_two_profiles() -> None:
         if rest.startswith(("logs -f ", "exec ")):
             service = rest.split()[-1] if rest.startswith("logs") else rest.split()[1]
             assert service in in_profile, f"docs: {rest} is not in profile {profile}"
+
+
+def test_the_monitoring_profile_scrapes_each_bot_service() -> None:
+    """Prometheus finds the bot services by name on the port they serve /metrics on, and loads
+    the alert rules; Grafana gets its data source and the dashboard; both only on 127.0.0.1."""
+    services = COMPOSE["services"]
+    monitoring = {n for n, s in services.items() if s["profiles"] == ["monitoring"]}
+    assert monitoring == {"prometheus", "grafana"}
+    prometheus = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    (job,) = prometheus["scrape_configs"]
+    (lookup,) = job["dns_sd_configs"]
+    assert set(lookup["names"]) == set(bot_services())
+    for name, service in bot_services().items():
+        environment = service["environment"]
+        assert environment["WANBOT_METRICS_HOST"] == "0.0.0.0", name
+        assert int(environment["WANBOT_METRICS_PORT"]) == lookup["port"], name
+    mounts = {
+        name: dict(v.removesuffix(":ro").split(":", 1) for v in services[name]["volumes"])
+        for name in monitoring
+    }
+    config_dir = mounts["prometheus"]["./deploy/prometheus"]
+    assert f"--config.file={config_dir}/prometheus.yml" in services["prometheus"]["command"]
+    assert all(Path(f).parent.as_posix() == config_dir for f in prometheus["rule_files"])
+    grafana = mounts["grafana"]
+    assert grafana["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    provider = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/dashboards/wanbot.yml").read_text()
+    )
+    assert provider["providers"][0]["options"]["path"] == grafana["./deploy/grafana/dashboards"]
+    for name in monitoring:
+        for source in mounts[name]:
+            assert not source.startswith("./") or (ROOT / source).is_dir(), source
+        assert all(str(p).startswith("127.0.0.1:") for p in services[name]["ports"]), name
+
+
+def test_compose_itself_accepts_every_profile(tmp_path: Path) -> None:
+    """`docker compose config` (or docker-compose's), where one is installed: the file as compose
+    reads it, with each profile and the monitoring one beside it."""
+    if (
+        shutil.which("docker")
+        and subprocess.run(
+            ["docker", "compose", "version"], capture_output=True, check=False
+        ).returncode
+        == 0
+    ):
+        compose = ["docker", "compose"]
+    elif shutil.which("docker-compose"):
+        compose = ["docker-compose"]
+    else:
+        pytest.skip("neither `docker compose` nor docker-compose is installed")
+    shutil.copy(ROOT / "compose.yaml", tmp_path)
+    shutil.copytree(ROOT / "deploy", tmp_path / "deploy")
+    (tmp_path / ".env").write_text("")  # the bot services' env_file
+    for profile in ("sqlite", "postgres"):
+        done = subprocess.run(
+            [*compose, "--profile", profile, "--profile", "monitoring", "config"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert {"prometheus", "grafana"} <= set(yaml.safe_load(done.stdout)["services"])
 
 
 def test_every_variable_set_is_a_known_valid_setting() -> None:
