@@ -11,8 +11,9 @@ import aiohttp
 from PIL import Image
 
 from bot.charts import owner_chart, render, server_chart
+from bot.store import Store
 from tests.fake_discord import Channel, Guild, User
-from tests.harness import World
+from tests.harness import World, wait_until
 from tests.test_first_run_support import base_env, run_cli
 
 
@@ -47,12 +48,23 @@ async def attached_png(message: dict[str, Any]) -> bytes:
     return data
 
 
-async def test_admins_and_the_owner_get_the_chart_beside_the_embed(world: World) -> None:
-    w = world
-    bot = await w.start_bot(WAN_GLOBAL_DAILY_LIMIT="20")
+async def one_image_delivered(w: World, store: Store) -> None:
+    """Alice's edit, delivered and settled (the charge is written just after the result is
+    posted): the numbers every chart below is drawn from."""
     since = w.fd.mark()
     await w.wanedit(w.alice, "make it blue")
     await w.result_message(w.alice, since=since)
+
+    async def settled() -> bool:
+        return (await store.usage_report(None, days=1)).today.charged == 1
+
+    await wait_until(settled)
+
+
+async def test_admins_and_the_owner_get_the_chart_beside_the_embed(world: World) -> None:
+    w = world
+    bot = await w.start_bot(WAN_GLOBAL_DAILY_LIMIT="20")
+    await one_image_delivered(w, bot.store)
 
     week = await usage(w, w.admin, "wanquota", guild=w.guild, channel=w.channel)
     assert "Wan usage in this server" in week["embeds"][0]["title"]
@@ -83,9 +95,7 @@ async def test_admins_and_the_owner_get_the_chart_beside_the_embed(world: World)
 async def test_the_cli_writes_the_owners_chart(world: World) -> None:
     w = world
     bot = await w.start_bot()
-    since = w.fd.mark()
-    await w.wanedit(w.alice, "make it blue")
-    await w.result_message(w.alice, since=since)
+    await one_image_delivered(w, bot.store)
     path = w.db_path.parent / "usage.png"
     cli = await run_cli(
         "usage",

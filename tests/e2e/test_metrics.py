@@ -67,6 +67,8 @@ async def test_metrics_count_what_the_bot_did(world: World) -> None:
         lambda m: (
             m.get(("wanbot_jobs_total", (("state", "done"),))) == 1
             and m.get(("wanbot_requests_refused_total", (("reason", "blocked"),))) == 1
+            # The job's slot is given back just after it is counted done.
+            and m.get(("wanbot_wan_tasks_in_flight", ())) == 0
         ),
     )
     assert seen[("wanbot_jobs_submitted_total", ())] == 1
