@@ -287,6 +287,11 @@ class MetricsServer:
             except (StoreError, TimeoutError) as err:
                 self.metrics.store_errors.labels("metrics").inc()
                 log.warning("metrics: today's usage could not be read: %s", err or "timed out")
+            except Exception:
+                # Whatever else went wrong, the rest is still served: a failed scrape would read
+                # as a dead process.
+                self.metrics.store_errors.labels("metrics").inc()
+                log.exception("metrics: today's usage could not be read")
         response = web.Response(body=self.metrics.render())
         response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
         return response
