@@ -19,10 +19,10 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.harness import World
-from tests.test_metrics import free_port, scrape_until
+from tests.e2e.test_metrics import free_port, scrape_until
+from tests.support.harness import World
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "wanbot.json"
 RULES = DEPLOY / "prometheus" / "wanbot-alerts.yml"

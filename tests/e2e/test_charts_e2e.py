@@ -12,9 +12,9 @@ from PIL import Image
 
 from bot.charts import owner_chart, render, server_chart
 from bot.store import Store
-from tests.fake_discord import Channel, Guild, User
-from tests.harness import World, wait_until
-from tests.test_first_run_support import base_env, run_cli
+from tests.support.fake_discord import Channel, Guild, User
+from tests.support.first_run import base_env, run_cli
+from tests.support.harness import World, wait_until
 
 
 async def usage(

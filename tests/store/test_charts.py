@@ -28,16 +28,7 @@ from bot.charts.model import DELIVERED, UNDELIVERED, Panel, UsageChart, outcome
 from bot.i18n import _
 from bot.i18n import render as words
 from bot.store import JobState, Limits, QuotaRefused, Store
-from tests.test_store_support import (  # noqa: F401 (fixtures)
-    Clock,
-    Database,
-    database_fixture,
-    db_fixture,
-    engine_fixture,
-    open_url,
-    pg_server_fixture,
-    pg_url_fixture,
-)
+from tests.support.store import Clock, Database, open_url
 
 G, H = 111, 222
 U, V = 501, 502
