@@ -100,13 +100,15 @@ async def test_the_cli_writes_the_owners_chart(world: World) -> None:
     cli = await run_cli(
         "usage",
         "--chart",
-        str(path),
+        "usage.png",
         "--days",
         "30",
+        "--language",
+        "zh-CN",
         env=base_env(DATABASE_URL=w.settings().database_url),
-        cwd=w.db_path.parent,
+        cwd=path.parent,
     )
     assert cli.returncode == 0, cli.stderr
-    assert f"written to {path}" in cli.stdout
+    assert "written to usage.png" in cli.stdout
     # No Discord here: the server is named by its id.
-    assert path.read_bytes() == render(await owner_chart(bot.store, days=30), "en")
+    assert path.read_bytes() == render(await owner_chart(bot.store, days=30), "zh-CN")

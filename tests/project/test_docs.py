@@ -104,6 +104,13 @@ COVERED: dict[str, tuple[str, str]] = {
         "test",
         "tests.e2e.test_owner_e2e::test_usage_numbers_equal_what_the_emulator_billed",
     ),
+    **{
+        command: ("test", "tests.e2e.test_charts_e2e::test_the_cli_writes_the_owners_chart")
+        for command in (
+            "python -m bot usage --chart usage.png",
+            "python -m bot usage --chart usage.png --days 30 --language zh-CN",
+        )
+    },
     "python -m bot.sandbox": (
         "test",
         "tests.unit.test_sandbox_cli::test_cli_serves_and_stops_on_sigterm",
@@ -125,6 +132,11 @@ COVERED: dict[str, tuple[str, str]] = {
     "python bench/timing.py": ("bench", "bench/timing.py"),
     "python bench/loaded.py --runs 5": ("bench", "bench/loaded.py"),
     "python bench/mutation.py": ("bench", "bench/mutation.py"),
+    "python bench/charts.py": ("bench", "bench/charts.py"),
+    "docker compose --profile sqlite --profile monitoring up -d": (
+        "deploy",
+        "tests.project.test_deploy_container::test_the_monitoring_profile_scrapes_each_bot_service",
+    ),
     **{
         command: (
             "deploy",
