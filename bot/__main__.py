@@ -1,5 +1,5 @@
-"""`python -m bot [run|sync|check [--live]|usage|edit IMAGE... --prompt TEXT|migrate-db] [--sandbox]`:
-the launcher."""
+"""`python -m bot [run|sync|check [--live]|usage|edit IMAGE... --prompt TEXT|imagine --prompt TEXT|
+migrate-db] [--sandbox]`: the launcher."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parents=[sandbox],
     )
     commands = parser.add_subparsers(
-        dest="command", metavar="{run,sync,check,usage,edit,migrate-db}"
+        dest="command", metavar="{run,sync,check,usage,edit,imagine,migrate-db}"
     )
     commands.add_parser("run", parents=[sandbox], help="run the bot (the default)")
     commands.add_parser("sync", parents=[sandbox], help="force a slash-command sync and exit")
@@ -75,6 +75,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     edit.add_argument("--seed", type=int, help="reproduce a result")
     edit.add_argument("--negative-prompt", help="what to avoid")
     edit.add_argument("--aspect", choices=ASPECTS, help="the result's shape (default: the input's)")
+    imagine = commands.add_parser(
+        "imagine",
+        parents=[sandbox],
+        help="make images from a prompt (text-to-image) into the current folder, without Discord",
+    )
+    imagine.add_argument("--prompt", required=True, help="what to make")
+    imagine.add_argument("--count", type=int, default=1, choices=range(1, 5), metavar="1-4")
+    imagine.add_argument("--seed", type=int, help="reproduce a result")
+    imagine.add_argument("--negative-prompt", help="what to avoid")
+    imagine.add_argument("--aspect", choices=ASPECTS, help="the image's shape (default: 1:1)")
     migrate = commands.add_parser(
         "migrate-db", help="copy a sqlite database into a new, empty PostgreSQL one"
     )
@@ -236,7 +246,27 @@ async def run_terminal_edit(settings: Settings, args: argparse.Namespace) -> int
     if not args.sandbox:
         return await run_edit(settings, edit)
     async with sandboxed(settings) as sandbox_settings:
-        return await run_edit(sandbox_settings, edit)
+        return await run_edit(sandbox_settings, edit, sandbox=True)
+
+
+async def run_terminal_imagine(settings: Settings, args: argparse.Namespace) -> int:
+    """`imagine`: one text-to-image job through the job runner, into the current folder."""
+    from bot.terminal import ImagineArgs, run_imagine
+
+    if not settings.text_to_image:
+        print("wanbot: text-to-image is turned off (WAN_TEXT_TO_IMAGE=false)", file=sys.stderr)
+        return 1
+    imagine = ImagineArgs(
+        prompt=args.prompt,
+        count=args.count,
+        seed=args.seed,
+        negative_prompt=args.negative_prompt,
+        aspect=args.aspect,
+    )
+    if not args.sandbox:
+        return await run_imagine(settings, imagine)
+    async with sandboxed(settings) as sandbox_settings:
+        return await run_imagine(sandbox_settings, imagine, sandbox=True)
 
 
 async def run_migrate_db(from_url: str, to_url: str) -> int:
@@ -281,6 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(run_live_check(settings, sandbox=args.sandbox))
     if args.command == "edit":
         return asyncio.run(run_terminal_edit(settings, args))
+    if args.command == "imagine":
+        return asyncio.run(run_terminal_imagine(settings, args))
     if args.command == "usage":
         return asyncio.run(
             run_usage(

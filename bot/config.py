@@ -79,6 +79,12 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable("WAN_MODEL", "wan2.5-i2i-preview", "The Wan model to call."),
     Variable(
+        "WAN_TEXT_TO_IMAGE",
+        "true",
+        "`/wanimagine`, images made from a prompt (`wan2.5-t2i-preview`): `true`, or `false` to "
+        "leave the command out.",
+    ),
+    Variable(
         "WAN_DEFAULT_DAILY_LIMIT",
         "10",
         "Images a member may generate per UTC day unless an admin sets otherwise.",
@@ -116,6 +122,12 @@ VARIABLES: tuple[Variable, ...] = (
         "Price of one generated image for the cost reports, optionally with a currency "
         "(`0.03 USD`); default: the region's list price, 0.220177 CNY (Singapore) or 0.20 CNY "
         "(Beijing).",
+    ),
+    Variable(
+        "WAN_PRICE_PER_IMAGE_T2I",
+        None,
+        "Price of one image made from text (`/wanimagine`) for the cost reports, in the currency "
+        "of `WAN_PRICE_PER_IMAGE`; default: the same price as an edit.",
     ),
     Variable(
         "WAN_MAX_CONCURRENT_TASKS",
@@ -224,6 +236,9 @@ class Settings:
     owner_ids: frozenset[int] = frozenset()
     price_per_image: float | None = None  # None: the region's list price
     price_currency: str = DEFAULT_CURRENCY
+    # Text-to-image: None prices it like an edit.
+    price_per_image_t2i: float | None = None
+    text_to_image: bool = True
     shard_count: int | None = None
     shard_ids: tuple[int, ...] | None = None
     request_timeout: float = 30.0
@@ -232,11 +247,22 @@ class Settings:
 
     @property
     def price(self) -> float | None:
-        """What one generated image costs, or None when unknown (a custom base URL, no price)."""
+        """What one edited image costs, or None when unknown (a custom base URL, no price)."""
         if self.price_per_image is not None:
             return self.price_per_image
         region = self.region
         return REGION_PRICES.get(region) if region else None
+
+    def price_for(self, kind: str) -> float | None:
+        """What one image of a job of `kind` ("edit" or "imagine") costs, or None when unknown."""
+        if kind == "imagine" and self.price_per_image_t2i is not None:
+            return self.price_per_image_t2i
+        return self.price
+
+    @property
+    def prices_differ(self) -> bool:
+        """Whether an image made from text is priced apart from an edit."""
+        return self.price_per_image_t2i is not None and self.price_per_image_t2i != self.price
 
     def allowed_here(self, guild_id: int | None) -> bool:
         """Whether the bot works in this server (DMs are bounded by WAN_DM_DAILY_LIMIT instead)."""
@@ -342,15 +368,24 @@ def _ids(name: str, raw: str) -> frozenset[int]:
     return frozenset(ids)
 
 
-def _price(raw: str) -> tuple[float, str]:
-    """`0.2`, `0.2 CNY` or `0.03 USD`: a price and its currency code."""
+def _price(raw: str, name: str = "WAN_PRICE_PER_IMAGE") -> tuple[float, str | None]:
+    """`0.2`, `0.2 CNY` or `0.03 USD`: a price and its currency code (None when not given)."""
     words = raw.split()
-    currency = words[1].upper() if len(words) == 2 else DEFAULT_CURRENCY
-    if len(words) not in (1, 2) or not currency.isalpha() or len(currency) != 3:
-        raise ConfigError(
-            "WAN_PRICE_PER_IMAGE", "expected a price, optionally with a currency: 0.03 USD"
-        )
-    return _float("WAN_PRICE_PER_IMAGE", words[0], 0, 1000), currency
+    currency = words[1].upper() if len(words) == 2 else None
+    if len(words) not in (1, 2) or (
+        currency is not None and (not currency.isalpha() or len(currency) != 3)
+    ):
+        raise ConfigError(name, "expected a price, optionally with a currency: 0.03 USD")
+    return _float(name, words[0], 0, 1000), currency
+
+
+def _flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("true", "yes", "on", "1"):
+        return True
+    if value in ("false", "no", "off", "0"):
+        return False
+    raise ConfigError(name, "expected true or false")
 
 
 def _shard_ids(raw: str | None, count: int | None) -> tuple[int, ...] | None:
@@ -428,6 +463,14 @@ def load_settings(
             "missing: set it to your Model Studio API key, or run with --sandbox to try the bot for free",
         )
     price = parsed("WAN_PRICE_PER_IMAGE", _price)
+    currency = (price[1] if price else None) or DEFAULT_CURRENCY
+    price_t2i = parsed("WAN_PRICE_PER_IMAGE_T2I", lambda v: _price(v, "WAN_PRICE_PER_IMAGE_T2I"))
+    if price_t2i and price_t2i[1] not in (None, currency):
+        # The reports add both prices up: one currency for both.
+        raise ConfigError(
+            "WAN_PRICE_PER_IMAGE_T2I",
+            f"in the currency of WAN_PRICE_PER_IMAGE ({currency}); set both in one currency",
+        )
     shard_count = parsed("WANBOT_SHARD_COUNT", lambda v: _int("WANBOT_SHARD_COUNT", v, 1, 100_000))
     return Settings(
         discord_token=token,
@@ -462,7 +505,9 @@ def load_settings(
         allowed_guilds=_ids("WAN_ALLOWED_GUILDS", get("WAN_ALLOWED_GUILDS") or ""),
         owner_ids=_ids("WANBOT_OWNER_IDS", get("WANBOT_OWNER_IDS") or ""),
         price_per_image=price[0] if price else None,
-        price_currency=price[1] if price else DEFAULT_CURRENCY,
+        price_currency=currency,
+        price_per_image_t2i=price_t2i[0] if price_t2i else None,
+        text_to_image=_flag("WAN_TEXT_TO_IMAGE", get("WAN_TEXT_TO_IMAGE") or "true"),
         shard_count=shard_count,
         shard_ids=_shard_ids(get("WANBOT_SHARD_IDS"), shard_count),
         request_timeout=_float("WAN_REQUEST_TIMEOUT", get("WAN_REQUEST_TIMEOUT") or "", 1, 600),

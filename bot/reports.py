@@ -1,11 +1,14 @@
 """Usage and cost in words: shared by `/wanowner usage`, `/wanquota usage` and `python -m bot usage`.
 
 Cost is always images Wan billed (`usage.image_count`, kept per job as `Job.billed`) times the price
-per image, never images requested or reserved. Each helper returns a `Text` (bot.i18n): English where
+per image of the job's model (an edit's, or an image made from text, which may be priced apart with
+WAN_PRICE_PER_IMAGE_T2I), never images requested or reserved. Each helper returns a `Text` (bot.i18n): English where
 it is used as a str (the CLI, logs), the reader's language where a cog renders it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from bot.config import Settings
 from bot.i18n import N_, Number, Text, When, _, _n
@@ -43,12 +46,37 @@ def money(amount: float, currency: str) -> Text:
     return _("{amount} {currency}", amount=Number(amount, decimals), currency=currency)
 
 
-def cost(images: int, settings: Settings) -> Text:
-    """What `images` billed images cost, or a note that the price is unknown."""
-    price = settings.price
-    if price is None:
+def amount(images: int, settings: Settings, kinds: Mapping[str, int] | None = None) -> float | None:
+    """What `images` billed images cost, `kinds` of them (kind -> images) priced by their kind and
+    the rest as edits; None when a price needed is unknown."""
+    others = dict(kinds or {})
+    edits = images - sum(others.values())
+    total = 0.0
+    for kind, count in [("edit", edits), *others.items()]:
+        if count <= 0:
+            continue
+        price = settings.price_for(kind)
+        if price is None:
+            return None
+        total += count * price
+    return total
+
+
+def cost(images: int, settings: Settings, kinds: Mapping[str, int] | None = None) -> Text:
+    """What `images` billed images cost (`kinds`: see `amount`), or a note that the price is unknown."""
+    spent = amount(images, settings, kinds)
+    if spent is None:
         return _("price unknown (set WAN_PRICE_PER_IMAGE)")
-    return money(images * price, settings.price_currency)
+    return money(spent, settings.price_currency)
+
+
+def kinds_of(report: UsageReport) -> dict[str, int]:
+    """The images of every day of `report` billed for jobs other than edits, by kind."""
+    total: dict[str, int] = {}
+    for day in report.days:
+        for kind, count in day.billed_by_kind.items():
+            total[kind] = total.get(kind, 0) + count
+    return total
 
 
 def day_lines(report: UsageReport, settings: Settings) -> list[Text]:
@@ -58,7 +86,7 @@ def day_lines(report: UsageReport, settings: Settings) -> list[Text]:
             "{day}: {billed} ({cost})",
             day=When(d.day),
             billed=Number(d.billed),
-            cost=cost(d.billed, settings),
+            cost=cost(d.billed, settings, d.billed_by_kind),
         )
         for d in report.days
     ]
@@ -70,15 +98,25 @@ def price_text(settings: Settings) -> Text:
         return _("unknown (set WAN_PRICE_PER_IMAGE)")
     money_text = money(price, settings.price_currency)
     if settings.price_per_image is not None:
-        return _("{price} per image (WAN_PRICE_PER_IMAGE)", price=money_text)
-    return _("{price} per image (list price)", price=money_text)
+        text = _("{price} per image (WAN_PRICE_PER_IMAGE)", price=money_text)
+    else:
+        text = _("{price} per image (list price)", price=money_text)
+    if settings.prices_differ:
+        assert settings.price_per_image_t2i is not None
+        text = _(
+            "{price}; {t2i} per image made from text (WAN_PRICE_PER_IMAGE_T2I)",
+            price=text,
+            t2i=money(settings.price_per_image_t2i, settings.price_currency),
+        )
+    return text
 
 
 def worst_case_text(global_cap: int | None, settings: Settings) -> Text:
-    """The most one UTC day can cost, in words."""
+    """The most one UTC day can cost, in words (every image at the highest price)."""
     if global_cap is None:
         return _("unbounded: there is no bot-wide daily cap (WAN_GLOBAL_DAILY_LIMIT=0)")
-    price = settings.price
+    prices = [settings.price_for(kind) for kind in ("edit", "imagine")]
+    price = None if None in prices else max(p for p in prices if p is not None)
     if price is None:
         return _("{images} (price unknown: set WAN_PRICE_PER_IMAGE)", images=images(global_cap))
     worst = worst_case_daily(global_cap, price)
@@ -134,9 +172,11 @@ def report_lines(
 ) -> list[str]:
     """The bot-wide report as plain lines (the CLI prints them)."""
     today = report.today
+    from_text = today.billed_by_kind.get("imagine", 0)
     lines = [
-        f"Today (UTC {today.day.isoformat()}): {today.billed} image(s) billed by Wan, "
-        f"cost {cost(today.billed, settings)}",
+        f"Today (UTC {today.day.isoformat()}): {today.billed} image(s) billed by Wan"
+        + (f" ({from_text} made from text)" if from_text else "")
+        + f", cost {cost(today.billed, settings, today.billed_by_kind)}",
         f"Bot-wide cap: {cap_text(report.global_cap)}; counted today {report.global_used} "
         f"(+{report.global_held} held by jobs in progress)",
         f"Paused: {'yes, new jobs are refused' if report.paused else 'no'}",
@@ -150,8 +190,9 @@ def report_lines(
         lines.append("  none")
     for scope, charged, billed in report.servers:
         refused = report.refused_by_scope.get(scope)
+        spent = cost(billed, settings, report.billed_by_kind_today.get(scope))
         lines.append(
-            f"  {scope_name(scope, names)}: {billed} billed ({cost(billed, settings)}), "
+            f"  {scope_name(scope, names)}: {billed} billed ({spent}), "
             f"{charged} charged to quotas"
             + (f"; refused {refused_text(refused)}" if refused else "")
         )
@@ -167,7 +208,8 @@ def report_lines(
     lines += ["", "Last days (billed / cost / refused):"]
     for day in report.days:
         lines.append(
-            f"  {day.day.isoformat()}: {day.billed} / {cost(day.billed, settings)} / "
+            f"  {day.day.isoformat()}: {day.billed} / "
+            f"{cost(day.billed, settings, day.billed_by_kind)} / "
             f"{refused_text(day.refused)}"
         )
     return lines

@@ -1,7 +1,9 @@
-"""`python -m bot edit`: one edit from the terminal, through the same job runner the bot uses.
+"""`python -m bot edit` and `python -m bot imagine`: one edit, or one image made from a prompt,
+from the terminal, through the same job runner the bot uses.
 
-`FileSurface` is the runner's `Surface` for a terminal: progress goes to stderr, results are written
-next to the first input (`NAME.wan-1.png`, ...). No Discord is involved.
+`FileSurface` is the runner's `Surface` for a terminal: progress goes to stderr, an edit's results
+are written next to the first input (`NAME.wan-1.png`, ...), an imagined one's in the current folder
+(`imagine-1.png`, ...). No Discord is involved.
 """
 
 from __future__ import annotations
@@ -18,10 +20,20 @@ from typing import TextIO
 from bot import images
 from bot.config import Settings, store_limits
 from bot.images import CheckedImage, ImageRejected
-from bot.jobs import TERMINAL_SOURCE, Delivery, JobRefused, JobRunner, JobSpec, Progress
+from bot.jobs import (
+    IMAGINE,
+    TERMINAL_SOURCE,
+    Delivery,
+    JobRefused,
+    JobRunner,
+    JobSpec,
+    Progress,
+    kind_of,
+)
 from bot.store import Job, JobState, Store, open_store
 from bot.store.models import BOT_SCOPE
 from bot.wan import PollConfig, WanClient
+from bot.wan.models import MAX_NEGATIVE, MAX_PROMPT
 
 # The terminal's jobs live beside the bot's in the same store, in the owner's own scope (server ids
 # are positive snowflakes, DMs are 0): no member limit, but the bot-wide cap and the pause apply,
@@ -41,9 +53,11 @@ STAGES = {
 
 @dataclass
 class FileSurface:
-    """Writes results next to the first input and tells the terminal how the job goes."""
+    """Writes an edit's results next to its first input (an imagined image's in `folder`) and tells
+    the terminal how the job goes."""
 
     out: TextIO = sys.stderr
+    folder: Path = field(default_factory=Path.cwd)
     written: list[Path] = field(default_factory=list)
     failure: str | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
@@ -52,6 +66,8 @@ class FileSurface:
 
     async def progress(self, job: Job, progress: Progress) -> None:
         line = STAGES.get(progress.stage, progress.stage)
+        if progress.stage == "running" and kind_of(job) == IMAGINE:
+            line = "Wan is making the image"
         if progress.stage == "queued" and progress.position:
             line = f"queued (position {progress.position})"
         if line != self._last:
@@ -59,12 +75,15 @@ class FileSurface:
             print(f"job #{job.id}: {line}", file=self.out, flush=True)
 
     async def deliver(self, job: Job, delivery: Delivery) -> list[int]:
-        first = Path(job.inputs[0]["path"])
         paths = []
         for index, result in enumerate(delivery.files, start=1):
             # The file type is what Wan sent, whatever the input was.
             suffix = ".png" if result.head.startswith(b"\x89PNG") else ".jpg"
-            path = first.with_name(f"{first.stem}.wan-{index}{suffix}")
+            if kind_of(job) == IMAGINE:
+                path = self.folder / f"imagine-{index}{suffix}"
+            else:
+                first = Path(job.inputs[0]["path"])
+                path = first.with_name(f"{first.stem}.wan-{index}{suffix}")
             await asyncio.to_thread(shutil.copyfile, result.path, path)
             paths.append(path)
         self.written = paths
@@ -115,8 +134,22 @@ class EditArgs:
     aspect: str | None = None
 
 
+@dataclass(frozen=True)
+class ImagineArgs:
+    prompt: str
+    count: int = 1
+    seed: int | None = None
+    negative_prompt: str | None = None
+    aspect: str | None = None  # None: square
+
+
 async def run_edit(
-    settings: Settings, args: EditArgs, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr
+    settings: Settings,
+    args: EditArgs,
+    *,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+    sandbox: bool = False,
 ) -> int:
     """Run one edit to its end; 0 when the results were written, 1 with one line otherwise."""
     try:
@@ -124,6 +157,72 @@ async def run_edit(
     except ImageRejected as rejected:
         print(f"wanbot: {rejected}", file=err)
         return 1
+    spec = _spec(args.prompt, args.count, args.seed, args.negative_prompt, args.aspect)
+    spec.inputs = [{"path": str(p.resolve()), "filename": p.name} for p in args.paths]
+    surface = FileSurface(out=err)
+    return await _run(settings, spec, checked, surface, out=out, err=err, sandbox=sandbox)
+
+
+async def run_imagine(
+    settings: Settings,
+    args: ImagineArgs,
+    *,
+    folder: Path | None = None,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+    sandbox: bool = False,
+) -> int:
+    """Make images from `args.prompt` (text-to-image) into `folder` (default: the current one);
+    0 when they were written, 1 with one line otherwise."""
+    prompt = args.prompt.strip()
+    negative = (args.negative_prompt or "").strip() or None
+    problem = (
+        "the prompt is empty: say what to make"
+        if not prompt
+        else f"the prompt is {len(prompt)} characters; the limit is {MAX_PROMPT}"
+        if len(prompt) > MAX_PROMPT
+        else f"the negative prompt is {len(negative)} characters; the limit is {MAX_NEGATIVE}"
+        if negative is not None and len(negative) > MAX_NEGATIVE
+        else None
+    )
+    if problem is not None:
+        print(f"wanbot: {problem}", file=err)
+        return 1
+    spec = _spec(prompt, args.count, args.seed, negative, args.aspect)
+    spec.kind = IMAGINE
+    surface = FileSurface(out=err, folder=folder or Path.cwd())
+    return await _run(settings, spec, [], surface, out=out, err=err, sandbox=sandbox)
+
+
+def _spec(
+    prompt: str, count: int, seed: int | None, negative: str | None, aspect: str | None
+) -> JobSpec:
+    return JobSpec(
+        scope=TERMINAL_SCOPE,
+        guild_id=None,
+        channel_id=0,
+        user_id=TERMINAL_USER,
+        source=TERMINAL_SOURCE,
+        prompt=prompt,
+        count=count,
+        negative_prompt=negative,
+        seed=seed if seed is not None else random.randint(0, 2**31 - 1),
+        aspect=aspect,
+    )
+
+
+async def _run(
+    settings: Settings,
+    spec: JobSpec,
+    checked: list[CheckedImage],
+    surface: FileSurface,
+    *,
+    out: TextIO,
+    err: TextIO,
+    sandbox: bool,
+) -> int:
+    """Submit one job and follow it to its end; print the files written, then the seed, the time
+    and the cost (none in the sandbox)."""
     store: Store = await open_store(
         settings.database_url,
         default_daily_limit=settings.default_daily_limit,
@@ -139,24 +238,9 @@ async def run_edit(
         request_timeout=settings.request_timeout,
         poll_config=PollConfig.for_tasks(*settings.task_seconds),
     )
-    surface = FileSurface(out=err)
     # No member limits for the owner's own tool: jobs one at a time, however many are left over.
     runner = JobRunner(store, wan, surface, max_concurrent=1, max_jobs_per_user=1_000)
     started = time.monotonic()
-    seed = args.seed if args.seed is not None else random.randint(0, 2**31 - 1)
-    spec = JobSpec(
-        scope=TERMINAL_SCOPE,
-        guild_id=None,
-        channel_id=0,
-        user_id=TERMINAL_USER,
-        source=TERMINAL_SOURCE,
-        prompt=args.prompt,
-        count=args.count,
-        negative_prompt=args.negative_prompt,
-        seed=seed,
-        aspect=args.aspect,
-        inputs=[{"path": str(p.resolve()), "filename": p.name} for p in args.paths],
-    )
     job: Job | None = None
     final: Job | None = None
     try:
@@ -184,15 +268,21 @@ async def run_edit(
         await wan.close()
         await store.close()
     if surface.failure is not None or final is None or final.state != JobState.DONE:
-        print(f"wanbot: {surface.failure or 'the edit did not finish'}", file=err)
+        print(f"wanbot: {surface.failure or 'the job did not finish'}", file=err)
         return 1
     for path in surface.written:
         print(path, file=out)
     elapsed = time.monotonic() - started
     images_made = len(surface.written)
-    # What Wan billed for this task (its usage), at the configured price.
+    # What Wan billed for this task (its usage), at the configured price of its model.
     billed = final.billed if final.billed is not None else images_made
-    price = settings.price
-    spent = f", cost {billed * price:.4f} {settings.price_currency}" if price is not None else ""
-    print(f"seed {seed}, {images_made} image(s) in {elapsed:.0f} s{spent}", file=out)
+    price = settings.price_for(spec.kind)
+    spent = (
+        ", no cost (sandbox)"
+        if sandbox
+        else f", cost {billed * price:.4f} {settings.price_currency}"
+        if price is not None
+        else ", cost unknown (set WAN_PRICE_PER_IMAGE)"
+    )
+    print(f"seed {spec.seed}, {images_made} image(s) in {elapsed:.0f} s{spent}", file=out)
     return 0

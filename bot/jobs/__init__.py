@@ -1,6 +1,8 @@
 """The job runner: from a request to a delivered (or explained) result. `JobRunner` is the facade."""
 
 from bot.jobs.models import (
+    EDIT,
+    IMAGINE,
     NOTHING_CHARGED,
     TERMINAL_SOURCE,
     Delivery,
@@ -8,12 +10,16 @@ from bot.jobs.models import (
     JobSpec,
     Progress,
     ResultFile,
+    from_text,
+    kind_of,
 )
 from bot.jobs.queue import JobQueue, MemoryQueue
 from bot.jobs.runner import JobRunner
 from bot.jobs.surface import Surface
 
 __all__ = [
+    "EDIT",
+    "IMAGINE",
     "NOTHING_CHARGED",
     "TERMINAL_SOURCE",
     "Delivery",
@@ -25,4 +31,6 @@ __all__ = [
     "Progress",
     "ResultFile",
     "Surface",
+    "from_text",
+    "kind_of",
 ]

@@ -13,7 +13,7 @@ from bot.i18n import _, text_of
 from bot.images import CheckedImage, ImageRejected
 from bot.jobs.inflight import InFlight
 from bot.jobs.job_folders import JobFolder
-from bot.jobs.models import Progress, uncharged
+from bot.jobs.models import Progress, from_text, uncharged
 from bot.jobs.outcomes import Outcomes
 from bot.jobs.reconciler import Reconciler
 from bot.jobs.surface import Surface
@@ -23,6 +23,7 @@ from bot.wan import (
     CreatedTask,
     CreateOutcomeUnknown,
     EditRequest,
+    ImagineRequest,
     InputImage,
     TaskStatus,
     WanClient,
@@ -78,7 +79,9 @@ class Creator:
 
     async def _create(self, job: Job, folder: Path, spool: JobFolder) -> Job | None:
         checked = self.inflight.images.pop(job.id, None)
-        if checked is None:
+        if from_text(job):
+            checked = []  # made from the prompt alone: nothing to fetch
+        elif checked is None:
             try:
                 checked = await self.surface.fetch_inputs(job)
             except ImageRejected as err:
@@ -101,15 +104,17 @@ class Creator:
         if await self.cancelled_meanwhile(job):
             return None
         options = job.options
-        request = EditRequest(
-            prompt=job.prompt,
-            images=images,
-            negative_prompt=job.negative_prompt or None,
-            n=int(options.get("count", 1)),
-            seed=options.get("seed"),
-            size=options.get("size"),
-            prompt_extend=options.get("prompt_extend", True),
-            watermark=options.get("watermark", False),
+        settings = {
+            "prompt": job.prompt,
+            "negative_prompt": job.negative_prompt or None,
+            "n": int(options.get("count", 1)),
+            "seed": options.get("seed"),
+            "size": options.get("size"),
+            "prompt_extend": options.get("prompt_extend", True),
+            "watermark": options.get("watermark", False),
+        }
+        request = (
+            ImagineRequest(**settings) if from_text(job) else EditRequest(images=images, **settings)
         )
 
         inflight = self.inflight

@@ -6,13 +6,30 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from bot.aspects import size_for
+from bot.aspects import IMAGINE_DEFAULT, size_for
 from bot.i18n import Text, _
+from bot.store import Job
 from bot.wan import TaskResult
 
 NOTHING_CHARGED = _("Nothing was charged.")
 # Jobs of `python -m bot edit`: that process follows them itself, so a bot never resumes them.
 TERMINAL_SOURCE = "terminal"
+# What a job asks Wan for, kept in its options as "kind": an edit of input images (`wan2.5-i2i-preview`;
+# rows without a kind are edits) or an image made from the prompt alone (`wan2.5-t2i-preview`).
+EDIT = "edit"
+IMAGINE = "imagine"
+KINDS = (EDIT, IMAGINE)
+
+
+def kind_of(job: Job) -> str:
+    """The job's kind: `EDIT` or `IMAGINE`."""
+    kind = job.options.get("kind")
+    return kind if kind in KINDS else EDIT
+
+
+def from_text(job: Job) -> bool:
+    """Whether the job makes an image from its prompt alone (text-to-image)."""
+    return kind_of(job) == IMAGINE
 
 
 def uncharged(reason: str) -> Text:
@@ -56,18 +73,23 @@ class JobSpec:
     extra: dict = field(default_factory=dict)
     # The member's role ids in this server, for role limits (checked in the reservation itself).
     roles: tuple[int, ...] = ()
+    kind: str = EDIT  # EDIT, or IMAGINE (no inputs: the image is made from the prompt)
 
     def options(self) -> dict:
         options = {
+            "kind": self.kind,
             "count": self.count,
             "seed": self.seed,
             "watermark": self.watermark,
             "prompt_extend": self.prompt_extend,
         }
-        if self.aspect is not None:
+        aspect = self.aspect
+        if aspect is None and self.kind == IMAGINE:
+            aspect = IMAGINE_DEFAULT  # text-to-image always gets a size: square unless asked
+        if aspect is not None:
             # Both kept: the ratio to show and reuse (Reroll), the size that was sent.
-            options["aspect"] = self.aspect
-            options["size"] = size_for(self.aspect)
+            options["aspect"] = aspect
+            options["size"] = size_for(aspect, from_text=self.kind == IMAGINE)
         return options
 
 

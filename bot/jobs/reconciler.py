@@ -3,9 +3,10 @@ that died during the call), through the task list, instead of creating it again.
 
 Creates are not idempotent and carry no key of ours, so the only trace of such a
 task is its creation time. A task is adopted only when the match can't be wrong:
-- exactly one task of our model was created in the window around the attempt that no job in the
-  store holds, and
-- no other job's create with an unknown outcome falls in that window (its task could be the one).
+- exactly one task of the job's model (editing or text-to-image) was created in the window around
+  the attempt that no job in the store holds, and
+- no other job's create of that model with an unknown outcome falls in that window (its task could
+  be the one).
 Anything else (no task, two tasks, a rival, the list unreachable or longer than we read) ends the
 job as before: failed, refunded, and the reason logged. The list call is a query: it takes tokens
 from the same query budget as polls (`WanClient.list_tasks`).
@@ -19,8 +20,10 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from bot.jobs.models import from_text
 from bot.store import Job, Store
 from bot.wan import WanClient, WanError
+from bot.wan.client import IMAGINE_BODY_MAX
 from bot.wan.models import ListedTask
 
 log = logging.getLogger(__name__)
@@ -60,7 +63,8 @@ class Reconciler:
         # Wan may still be taking the request: look once the window has passed.
         await self._until(end)
         try:
-            listing = await self.wan.list_tasks(_utc(start), _utc(end))
+            model = self.wan.model_of(from_text=from_text(job))
+            listing = await self.wan.list_tasks(_utc(start), _utc(end), model=model)
         except WanError as err:
             log.warning("job %d: could not list Wan's tasks to find its task: %s", job.id, err.code)
             return None
@@ -107,7 +111,14 @@ class Reconciler:
         reach = self.wan.create_timeout() + self.margin
         for last_look in (False, True):
             near = await self.store.uncertain_creates(_utc(start - reach), _utc(end + self.margin))
-            rivals = [r for r in near if r.id != job.id and self._overlaps(r, start, end)]
+            # A create of the other model made a task the list of this one never shows.
+            rivals = [
+                r
+                for r in near
+                if r.id != job.id
+                and from_text(r) == from_text(job)
+                and self._overlaps(r, start, end)
+            ]
             live = [r for r in rivals if not r.finished]
             if last_look or not live:
                 return rivals
@@ -127,6 +138,8 @@ class Reconciler:
 def _body_estimate(job: Job) -> int | None:
     """Bytes the job's create body may have had: its inputs as base64, with room for re-encoding;
     None (the largest) when an input's size is not known."""
+    if from_text(job):
+        return IMAGINE_BODY_MAX  # a prompt and a few parameters
     sizes = [i.get("size") for i in job.inputs]
     if not sizes or not all(isinstance(s, int) and s > 0 for s in sizes):
         return None

@@ -1,9 +1,11 @@
-"""A local emulator of DashScope's async Wan 2.5 image-editing API (`wan2.5-i2i-preview`).
+"""A local emulator of DashScope's async Wan 2.5 image API: editing (`wan2.5-i2i-preview`) and
+text-to-image (`wan2.5-t2i-preview`).
 
 Used by the tests, the end-to-end tests and the bot's `--sandbox` mode (try the bot in a real Discord server at
 no cost). It speaks the real protocol closely enough for the official `dashscope` SDK:
 
-- `POST /api/v1/services/aigc/image2image/image-synthesis`, `GET /api/v1/tasks/{id}`,
+- `POST /api/v1/services/aigc/image2image/image-synthesis` (edits),
+  `POST /api/v1/services/aigc/text2image/image-synthesis` (text-to-image), `GET /api/v1/tasks/{id}`,
   `POST /api/v1/tasks/{id}/cancel`, `GET /api/v1/tasks`, `GET /api/v1/uploads?action=getPolicy&model=...`;
 - a fake OSS upload host at `/oss-upload` (advertised as `upload_host`) and result URLs at
   `/results/<token>.png?Expires=...` that answer 403 AccessDenied once `result_ttl_seconds` have passed;
@@ -11,6 +13,11 @@ no cost). It speaks the real protocol closely enough for the official `dashscope
   `DELETE /sandbox/faults`, `GET /sandbox/state` (tasks by status, created_count, pending faults).
 
 Emulator choices where the real service is undocumented:
+- Text-to-image takes no `input.images` (400 if any), sizes of 768*768..1440*1440 pixels in all, and
+  draws its results from the prompt (default size 1280*1280). Both models share the task slots, rate
+  limits and task list (each listed task names its own model).
+- A model in `denied_models` answers 403 `Model.AccessDenied` to any create naming it, checked before
+  the body (so an empty create tells whether a model may be used).
 - Results are made from the LAST input image (cropped to the output size, tinted by seed, captioned with the
   seed and prompt). Without `size` the output has `result_area` pixels (default 512*512, the real service
   ~1280*1280) at that image's aspect; an explicit `size` is honoured exactly.

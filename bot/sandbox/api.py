@@ -12,7 +12,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from bot.sandbox.config import MODEL, EmulatorConfig
+from bot.sandbox.config import IMAGINE_MODEL, MODEL, EmulatorConfig
 from bot.sandbox.errors import ApiError, json_response, new_request_id
 from bot.sandbox.faults import FaultQueue, FaultRule, PromptTags, TaskFault
 from bot.sandbox.inputs import DOWNLOAD_FAILED
@@ -40,12 +40,14 @@ class Emulator(Protocol):
 
 API_PREFIX = "/api/v1"
 CREATE_PATH = "/services/aigc/image2image/image-synthesis"
+IMAGINE_PATH = "/services/aigc/text2image/image-synthesis"
 NO_KEY = "No API-key provided."
 BAD_KEY = "Invalid API-key provided."
 SYNC_DENIED = "current user api does not support synchronous calls"
 CANCEL_DENIED = (
     "Failed to cancel the task: only PENDING tasks can be canceled, and this task is {status}."
 )
+MODEL_DENIED = "Model access denied."
 MAX_BODY = 64 * 1024 * 1024  # 3 images as ~13.4 MB base64 data URIs, plus room
 
 
@@ -76,6 +78,7 @@ class ApiRoutes:
     def register(self, app: web.Application) -> None:
         routes = [
             ("POST", CREATE_PATH, self.create),
+            ("POST", IMAGINE_PATH, self.create_from_text),
             ("GET", "/tasks/{task_id}", self.get_task),
             ("POST", "/tasks/{task_id}/cancel", self.cancel),
             ("GET", "/tasks", self.list),
@@ -112,6 +115,12 @@ class ApiRoutes:
         return rule
 
     async def create(self, request: web.Request) -> web.Response:
+        return await self._create(request, MODEL)
+
+    async def create_from_text(self, request: web.Request) -> web.Response:
+        return await self._create(request, IMAGINE_MODEL)
+
+    async def _create(self, request: web.Request, route_model: str) -> web.Response:
         key = self._auth(request)
         if request.headers.get("X-DashScope-Async", "").strip().lower() != "enable":
             raise ApiError(403, "AccessDenied", SYNC_DENIED)
@@ -122,7 +131,11 @@ class ApiRoutes:
         ):
             raise ApiError(429, "Throttling")
         body = parse_body(await request.read())
-        params = validate_create(body)
+        # Access to the model is decided before the body is looked at (our choice: the order is
+        # undocumented), so a create with an empty input tells whether a model may be used.
+        if body.get("model") in self._emu.config.denied_models:
+            raise ApiError(403, "Model.AccessDenied", MODEL_DENIED)
+        params = validate_create(body, route_model)
         if (
             params.uses_oss
             and request.headers.get("X-DashScope-OssResourceResolve", "").lower() != "enable"
@@ -202,7 +215,7 @@ class ApiRoutes:
         rule = self._guard(request, "list", self._query_bucket)
         cfg = self._emu.config
         answer = list_tasks(
-            request.query, self._emu.tasks.values(), cfg.region_id, MODEL, cfg.task_ttl_seconds
+            request.query, self._emu.tasks.values(), cfg.region_id, cfg.task_ttl_seconds
         )
         body = {"request_id": new_request_id(), **answer}
         return drop_connection(request) if rule is not None else json_response(body)

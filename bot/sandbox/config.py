@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 MODEL = "wan2.5-i2i-preview"
+IMAGINE_MODEL = "wan2.5-t2i-preview"
 REGION_IDS: dict[str, str] = {"singapore": "ap-southeast-1", "beijing": "cn-beijing"}
 
 
@@ -42,6 +43,9 @@ class EmulatorConfig:
     policy_ttl_seconds: float = 300.0  # getPolicy expire_in_seconds
     upload_ttl_seconds: float = 48 * 3600.0  # oss:// objects live 48 h
     max_upload_mb: int = 100
+    # Models this account may not use: a create naming one gets 403 `Model.AccessDenied` (what a
+    # sub-workspace without the model's grant is told), so `python -m bot check` can be tried.
+    denied_models: set[str] = field(default_factory=set)
     host: str = "127.0.0.1"
     port: int = 0  # 0 = pick a free port
     # Host name put into result URLs and upload_host; defaults to `host` (127.0.0.1 when binding 0.0.0.0).

@@ -84,5 +84,6 @@ class TaskExecutor:
             seeds,
             params.prompt,
             params.watermark,
+            from_text=params.from_text,
         )
         return Outcome(pngs=pngs, failed_images=failed)

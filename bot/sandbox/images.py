@@ -1,9 +1,11 @@
-"""Pillow work of the emulator: input checks and the made-up "edited" result PNGs.
+"""Pillow work of the emulator: input checks and the made-up "edited" or "imagined" result PNGs.
 
 Everything here is synchronous and CPU-bound; callers run it with `asyncio.to_thread`.
-The result is the LAST input image (the real service takes the output aspect from the last image), cropped to the output size, tinted with a colour derived from the seed, with a caption band showing the
-seed and the prompt, so a human can see that something happened and which request it came from. Same inputs
-and seed give the same bytes.
+An edit's result is the LAST input image (the real service takes the output aspect from the last image),
+cropped to the output size; a text-to-image result is drawn from the prompt (colours and shapes derived
+from its words). Either is tinted with a colour derived from the seed, with a caption band showing the
+seed and the prompt, so a human can see that something happened and which request it came from. Same
+inputs and seed give the same bytes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ MAX_BYTES = 10 * 1024 * 1024
 MIN_SIDE = 384
 MAX_SIDE = 5000
 MAX_ASPECT = 4.0
+IMAGINE_DEFAULT_SIZE = (1280, 1280)  # text-to-image without a `size` (docs/text-to-image.md)
 FORMATS = {"JPEG", "MPO", "PNG", "BMP", "WEBP"}  # MPO = multi-picture JPEG from phone cameras
 
 
@@ -75,10 +78,30 @@ def output_size(
     return max(16, round(height * aspect)), max(16, round(height))
 
 
-def _seed_colour(seed: int) -> tuple[int, int, int]:
-    digest = hashlib.sha256(str(seed).encode()).digest()
-    r, g, b = colorsys.hsv_to_rgb(digest[0] / 255, 0.75, 0.95)
+def _colour(text: str, saturation: float = 0.75, value: float = 0.95) -> tuple[int, int, int]:
+    digest = hashlib.sha256(text.encode()).digest()
+    r, g, b = colorsys.hsv_to_rgb(digest[0] / 255, saturation, value)
     return round(r * 255), round(g * 255), round(b * 255)
+
+
+def _seed_colour(seed: int) -> tuple[int, int, int]:
+    return _colour(str(seed))
+
+
+def _drawn(prompt: str, size: tuple[int, int]) -> Image.Image:
+    """A picture "of" the prompt: a two-colour gradient from the whole prompt and one disc per word
+    (up to 12), each placed and coloured by the word, so different prompts look different."""
+    width, height = size
+    top, bottom = _colour(prompt, 0.5, 0.9), _colour(prompt[::-1], 0.6, 0.5)
+    mask = Image.linear_gradient("L").resize(size)
+    img = Image.composite(Image.new("RGB", size, bottom), Image.new("RGB", size, top), mask)
+    draw = ImageDraw.Draw(img)
+    for word in prompt.lower().split()[:12]:
+        digest = hashlib.sha256(word.encode()).digest()
+        x, y = digest[1] / 255 * width, digest[2] / 255 * height
+        radius = (0.05 + digest[3] / 255 * 0.15) * min(width, height)
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=_colour(word))
+    return img
 
 
 def _base_image(base: bytes | None, size: tuple[int, int]) -> Image.Image:
@@ -99,9 +122,12 @@ def render_result(
     seed: int,
     prompt: str,
     watermark: bool,
+    *,
+    from_text: bool = False,
 ) -> bytes:
-    """One result PNG: the base image tinted by `seed`, captioned with the seed and the prompt."""
-    img = _base_image(base, size)
+    """One result PNG: the base image (or, `from_text`, a picture drawn from the prompt) tinted by
+    `seed`, captioned with the seed and the prompt."""
+    img = _drawn(prompt, size) if from_text else _base_image(base, size)
     colour = _seed_colour(seed)
     img = Image.blend(img, Image.new("RGB", size, colour), 0.35)
     draw = ImageDraw.Draw(img, "RGBA")
@@ -109,7 +135,7 @@ def render_result(
     font_size = max(10, min(width, height) // 36)
     font = ImageFont.load_default(size=font_size)
     chars_per_line = max(12, int(width / (font_size * 0.55)))
-    lines = [f"Wan sandbox edit - seed {seed}"]
+    lines = [f"Wan sandbox {'image' if from_text else 'edit'} - seed {seed}"]
     lines += textwrap.wrap(prompt, chars_per_line)[:3]
     band = (len(lines) + 1) * (font_size + 4)
     draw.rectangle((0, height - band, width, height), fill=(0, 0, 0, 150))
@@ -137,7 +163,14 @@ def render_results(
     seeds: list[int],
     prompt: str,
     watermark: bool,
+    *,
+    from_text: bool = False,
 ) -> list[bytes]:
     """All result PNGs of one task; they share one resolution, like the real service's."""
-    size = output_size(requested, base_size, area)
-    return [render_result(base, size, seed, prompt, watermark) for seed in seeds]
+    if from_text:
+        size = requested or IMAGINE_DEFAULT_SIZE
+    else:
+        size = output_size(requested, base_size, area)
+    return [
+        render_result(base, size, seed, prompt, watermark, from_text=from_text) for seed in seeds
+    ]

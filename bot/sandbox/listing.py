@@ -38,7 +38,7 @@ def _ms(epoch: float | None) -> int | None:
     return None if epoch is None else int(epoch * 1000)
 
 
-def _item(task: EmulatedTask, region: str, model: str) -> dict[str, Any]:
+def _item(task: EmulatedTask, region: str) -> dict[str, Any]:
     account = hashlib.sha256(b"sandbox-account").hexdigest()[:16]
     return {
         "api_key_id": task.api_key_id,
@@ -46,7 +46,7 @@ def _item(task: EmulatedTask, region: str, model: str) -> dict[str, Any]:
         "caller_uid": account,
         "end_time": _ms(task.ended_at),
         "gmt_create": _ms(task.submitted_at),
-        "model_name": model,
+        "model_name": task.params.model,
         "region": region,
         "request_id": task.request_id,
         "start_time": _ms(task.scheduled_at),
@@ -60,7 +60,6 @@ def list_tasks(
     query: Mapping[str, str],
     tasks: Iterable[EmulatedTask],
     region: str,
-    model: str,
     task_ttl: float,
 ) -> dict[str, Any]:
     """The list answer without `request_id`. Raises ApiError(400) for bad parameters."""
@@ -91,13 +90,13 @@ def list_tasks(
         if not task.expired(task_ttl)
         and start <= task.submitted_at < end + 1
         and (status is None or task.status.value == status.upper())
-        and (model_name is None or model_name == model)
+        and (model_name is None or model_name == task.params.model)
         and (api_key_id is None or api_key_id == task.api_key_id)
     ]
     matching.sort(key=lambda t: t.submitted_at, reverse=True)
     page = matching[(page_no - 1) * page_size : page_no * page_size]
     return {
-        "data": [_item(task, region, model) for task in page],
+        "data": [_item(task, region) for task in page],
         "total": len(matching),
         "total_page": math.ceil(len(matching) / page_size),
         "page_no": page_no,

@@ -28,6 +28,9 @@ PROMPT_EXTENSION = (
     " Rendered in rich detail with natural lighting, consistent perspective and realistic textures, "
     "keeping the subject and composition of the input image."
 )
+IMAGINE_EXTENSION = (
+    " Rendered in rich detail with natural lighting, a balanced composition and realistic textures."
+)
 
 
 class TaskStatus(StrEnum):
@@ -232,7 +235,8 @@ class TaskScheduler:
             for png in outcome.pngs:
                 entry = {"orig_prompt": prompt}
                 if task.params.prompt_extend:
-                    entry["actual_prompt"] = prompt.rstrip().rstrip(".") + "." + PROMPT_EXTENSION
+                    extension = IMAGINE_EXTENSION if task.params.from_text else PROMPT_EXTENSION
+                    entry["actual_prompt"] = prompt.rstrip().rstrip(".") + "." + extension
                 entry["url"] = self._executor.publish(png)
                 task.results.append(entry)
             for _ in range(outcome.failed_images):

@@ -1,4 +1,6 @@
-"""Synchronous checks of a create-task body (HTTP 400 on create).
+"""Synchronous checks of a create-task body (HTTP 400 on create), for both routes: image editing
+(`wan2.5-i2i-preview`, 1-3 input images) and text-to-image (`wan2.5-t2i-preview`, no input images,
+larger sizes allowed; docs/text-to-image.md).
 
 Checks that need the image bytes (format, pixel size, file size, download) run later, when the task runs,
 and fail the task instead; see `execution.py`.
@@ -12,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bot.sandbox.config import MODEL
+from bot.sandbox.config import IMAGINE_MODEL, MODEL
 from bot.sandbox.errors import ApiError
 
 PROMPT_MAX = 2000
@@ -21,6 +23,7 @@ MAX_IMAGES = 3
 SEED_MAX = 2**31 - 1
 AREA_MIN = 768 * 768
 AREA_MAX = 1280 * 1280
+IMAGINE_AREA_MAX = 1440 * 1440  # text-to-image allows up to 1440*1440 pixels in all
 ASPECT_MAX = 4.0
 _SIZE = re.compile(r"^\s*(\d{1,5})\s*\*\s*(\d{1,5})\s*$")
 BODY_INVALID = "Required body invalid, please check the request body format."
@@ -40,6 +43,12 @@ class CreateParams:
     size: tuple[int, int] | None
     prompt_extend: bool
     watermark: bool
+    model: str = MODEL
+
+    @property
+    def from_text(self) -> bool:
+        """A text-to-image task: drawn from the prompt alone."""
+        return self.model == IMAGINE_MODEL
 
     @property
     def uses_oss(self) -> bool:
@@ -85,8 +94,9 @@ def _bool_param(params: dict[str, Any], name: str, default: bool) -> bool:
     return value
 
 
-def parse_size(value: Any) -> tuple[int, int]:
-    """`"1280*720"` -> (1280, 720), with the area and aspect limits of §1.3."""
+def parse_size(value: Any, area_max: int = AREA_MAX) -> tuple[int, int]:
+    """`"1280*720"` -> (1280, 720), with the area and aspect limits of §1.3 (`area_max`: the
+    model's largest total)."""
     match = _SIZE.match(value) if isinstance(value, str) else None
     if match is None:
         raise _invalid(
@@ -95,10 +105,11 @@ def parse_size(value: Any) -> tuple[int, int]:
     width, height = int(match.group(1)), int(match.group(2))
     if width == 0 or height == 0:
         raise _invalid(f"The size {width}*{height} is invalid.")
-    if not AREA_MIN <= width * height <= AREA_MAX:
+    if not AREA_MIN <= width * height <= area_max:
+        side = round(area_max**0.5)
         raise _invalid(
             f"The size {width}*{height} is out of range: total pixels must be between "
-            f"768*768 and 1280*1280."
+            f"768*768 and {side}*{side}."
         )
     if max(width / height, height / width) > ASPECT_MAX:
         raise _invalid(
@@ -107,15 +118,24 @@ def parse_size(value: Any) -> tuple[int, int]:
     return width, height
 
 
-def validate_create(body: dict[str, Any]) -> CreateParams:
-    """Raise ApiError for anything the service rejects synchronously; return the parsed request."""
+def check_model(body: dict[str, Any], route_model: str) -> str:
+    """The body's model, which must be the one the route serves (an unknown name: "Model not exist")."""
     model = body.get("model")
     if model is None or model == "":
         raise ApiError(
             400, "BadRequest.EmptyModel", 'Required parameter "model" missing from request.'
         )
-    if model != MODEL:
+    if model != route_model:
         raise ApiError(400, "InvalidParameter", "Model not exist.")
+    return str(model)
+
+
+def validate_create(body: dict[str, Any], route_model: str = MODEL) -> CreateParams:
+    """Raise ApiError for anything the service rejects synchronously; return the parsed request.
+
+    `route_model`: the model the route serves (image2image: editing, text2image: text-to-image)."""
+    model = check_model(body, route_model)
+    from_text = model == IMAGINE_MODEL
     data = body.get("input")
     if data is None or data == {}:
         raise ApiError(
@@ -137,7 +157,13 @@ def validate_create(body: dict[str, Any]) -> CreateParams:
         raise _invalid("The parameter `input.negative_prompt` must be a string.")
 
     images = data.get("images")
-    if not isinstance(images, list) or not images:
+    if from_text:
+        # Text-to-image takes no pictures: the real service documents none, so one is refused
+        # rather than silently ignored (our choice).
+        if images:
+            raise _invalid("The parameter `input.images` is not supported by this model.")
+        images = []
+    elif not isinstance(images, list) or not images:
         raise _invalid("Field required: input.images")
     if len(images) > MAX_IMAGES:
         raise _invalid(
@@ -154,7 +180,8 @@ def validate_create(body: dict[str, Any]) -> CreateParams:
 
     n = _int_param(params, "n", 1, 4)
     seed = _int_param(params, "seed", 0, SEED_MAX)
-    size = parse_size(params["size"]) if params.get("size") is not None else None
+    area_max = IMAGINE_AREA_MAX if from_text else AREA_MAX
+    size = parse_size(params["size"], area_max) if params.get("size") is not None else None
     return CreateParams(
         prompt=prompt[:PROMPT_MAX],
         negative_prompt=negative[:NEGATIVE_PROMPT_MAX] if negative is not None else None,
@@ -165,4 +192,5 @@ def validate_create(body: dict[str, Any]) -> CreateParams:
         size=size,
         prompt_extend=_bool_param(params, "prompt_extend", True),
         watermark=_bool_param(params, "watermark", False),
+        model=model,
     )

@@ -139,6 +139,9 @@ class DayUsage:
     charged: int = 0
     billed: int = 0
     refused: dict[str, int] = field(default_factory=dict)  # reason -> images refused
+    # Of `billed`, the images of jobs of another kind than an edit (the job's options "kind",
+    # e.g. "imagine"), which may have their own price: kind -> images billed.
+    billed_by_kind: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,9 @@ class UsageReport:
     resets_at: datetime
     # Today's refusals per scope: scope -> reason -> images refused.
     refused_by_scope: dict[int, dict[str, int]] = field(default_factory=dict)
+    # Of each server's images billed today, those of jobs of another kind than an edit, as in
+    # `DayUsage.billed_by_kind`: scope -> kind -> images billed.
+    billed_by_kind_today: dict[int, dict[str, int]] = field(default_factory=dict)
 
     @property
     def today(self) -> DayUsage:

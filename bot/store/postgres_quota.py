@@ -718,6 +718,22 @@ async def usage_report(
             scope,
         )
     }
+    # Billed images of jobs other than edits, by day, scope and kind (priced apart in the reports).
+    kinds: dict[date, dict[str, int]] = {}
+    kinds_today: dict[int, dict[str, int]] = {}
+    for row in await con.fetch(
+        "SELECT r.day, r.scope, j.options->>'kind' AS kind, SUM(j.billed)"
+        " FROM reservations AS r JOIN jobs AS j ON j.reservation_id = r.id"
+        " WHERE r.day >= $1 AND j.billed > 0 AND j.options->>'kind' <> 'edit' AND "
+        + mine.format("r.scope")
+        + " GROUP BY r.day, r.scope, j.options->>'kind'",
+        first,
+        scope,
+    ):
+        per_day = kinds.setdefault(row[0], {})
+        per_day[row[2]] = per_day.get(row[2], 0) + int(row[3])
+        if row[0] == today:
+            kinds_today.setdefault(row[1], {})[row[2]] = int(row[3])
     refused: dict[date, dict[str, int]] = {}
     for row in await con.fetch(
         "SELECT day, reason, SUM(images) FROM refusal_days WHERE day >= $1 AND "
@@ -733,6 +749,7 @@ async def usage_report(
             charged=int(charged.get(day) or 0),
             billed=int(billed.get(day) or 0),
             refused=refused.get(day, {}),
+            billed_by_kind=kinds.get(day, {}),
         )
         for day in (today - timedelta(days=offset) for offset in range(days - 1, -1, -1))
     ]
@@ -787,6 +804,7 @@ async def usage_report(
         paused=state.paused,
         resets_at=next_reset(today),
         refused_by_scope=refused_by_scope,
+        billed_by_kind_today=kinds_today,
     )
 
 

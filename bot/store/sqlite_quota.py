@@ -556,6 +556,20 @@ def usage_report(
             (first, *params),
         ).fetchall()
     )
+    # Billed images of jobs other than edits, by day, scope and kind (priced apart in the reports).
+    kinds: dict[str, dict[str, int]] = {}
+    kinds_today: dict[int, dict[str, int]] = {}
+    for day, kind_scope, kind, images in conn.execute(
+        "SELECT r.day, r.scope, json_extract(j.options, '$.kind') AS kind, SUM(j.billed)"
+        " FROM reservations AS r JOIN jobs AS j ON j.reservation_id = r.id"
+        f" WHERE r.day >= ?{r_where} AND j.billed > 0 AND kind IS NOT NULL AND kind != 'edit'"
+        " GROUP BY r.day, r.scope, kind",
+        (first, *params),
+    ):
+        per_day = kinds.setdefault(day, {})
+        per_day[kind] = per_day.get(kind, 0) + images
+        if day == today.isoformat():
+            kinds_today.setdefault(kind_scope, {})[kind] = images
     refused: dict[str, dict[str, int]] = {}
     for day, reason, images in conn.execute(
         f"SELECT day, reason, SUM(images) FROM refusal_days WHERE day >= ?{where}"
@@ -573,6 +587,7 @@ def usage_report(
                 charged=charged.get(key) or 0,
                 billed=billed.get(key) or 0,
                 refused=refused.get(key, {}),
+                billed_by_kind=kinds.get(key, {}),
             )
         )
     top_members = [
@@ -615,6 +630,7 @@ def usage_report(
         paused=state.paused,
         resets_at=next_reset(today),
         refused_by_scope=refused_by_scope,
+        billed_by_kind_today=kinds_today,
     )
 
 

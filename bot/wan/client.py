@@ -1,4 +1,5 @@
-"""Async client for Wan 2.5 image editing over DashScope's HTTP API.
+"""Async client for Wan 2.5 image editing and text-to-image over DashScope's HTTP API
+(docs/text-to-image.md for the latter). Both models share the task API, the key and the account's limits.
 
 Retry rules, because creates are not idempotent (every POST makes a new, billable task):
 - create: at most `create_attempts` (4) POSTs for one request, retried only when the server answered
@@ -16,8 +17,10 @@ and a cap, honouring Retry-After.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -47,6 +50,7 @@ from bot.wan.models import (
     WAN_TZ,
     CreatedTask,
     EditRequest,
+    ImagineRequest,
     ListedTask,
     TaskListing,
     TaskResult,
@@ -63,7 +67,12 @@ from bot.wan.transport import FormBuilder, make_transport
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "wan2.5-i2i-preview"
+IMAGINE_MODEL = "wan2.5-t2i-preview"
 CREATE_PATH = "/services/aigc/image2image/image-synthesis"
+IMAGINE_PATH = "/services/aigc/text2image/image-synthesis"
+# A text-to-image create body: a prompt of at most 2000 characters (up to 4 bytes each in UTF-8
+# JSON escapes) and a few parameters.
+IMAGINE_BODY_MAX = 64 * 1024
 MAX_RESULT_BYTES = 50 * 1024 * 1024
 # Slowest upload speed we allow for before timing out a create that carries inline images.
 _MIN_UPLOAD_BYTES_PER_S = 512 * 1024
@@ -74,6 +83,8 @@ LIST_MAX_WINDOW = timedelta(hours=24)
 LIST_PAGE_SIZE = 100
 LIST_MAX_PAGES = 5
 _LIST_TIME = "%Y%m%d%H%M%S"
+# A 400 that names the model as the problem ("Model not exist."), not the request.
+_MODEL_UNKNOWN = re.compile(r"model\b.{0,40}?\bnot (?:exist|found|supported)", re.I | re.S)
 
 
 class WanClient:
@@ -85,6 +96,7 @@ class WanClient:
         base_url: str,
         *,
         model: str = DEFAULT_MODEL,
+        imagine_model: str = IMAGINE_MODEL,
         transport: Literal["url", "base64", "upload"] = "base64",
         query_qps: float = 10.0,
         submit_rps: float = 5.0,
@@ -106,6 +118,7 @@ class WanClient:
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.model = model
+        self.imagine_model = imagine_model
         self.request_timeout = request_timeout
         self.poll_timeout = min(poll_timeout, request_timeout)
         self.max_retries = max_retries
@@ -170,25 +183,39 @@ class WanClient:
 
     async def create_task(
         self,
-        req: EditRequest,
+        req: EditRequest | ImagineRequest,
         *,
         before_send: Callable[[], Awaitable[None]] | None = None,
         after_refusal: Callable[[], None] | None = None,
     ) -> CreatedTask:
-        """Submit an edit. Raises WanError; `CreateOutcomeUnknown` if the answer never arrived.
+        """Submit an edit, or a text-to-image task (`ImagineRequest`). Raises WanError;
+        `CreateOutcomeUnknown` if the answer never arrived.
 
         `before_send` is awaited right before each attempt is sent, after its rate-limit wait (the
         job runner notes there that the task may now exist, or stops a cancelled job by raising);
         `after_refusal` is called when an answer proved no task was made and another attempt will
         follow (the job is then only waiting again)."""
-        if not 1 <= len(req.images) <= 3:
-            raise WanError("InvalidParameter", "between 1 and 3 images are needed", retryable=False)
-        prepared = await self.transport.prepare(req.images)
-        body: dict[str, Any] = {
-            "model": self.model,
-            "input": {"prompt": req.prompt, "images": prepared.images},
-            "parameters": req.parameters(),
-        }
+        extra_headers: Mapping[str, str] = {}
+        if isinstance(req, ImagineRequest):
+            body: dict[str, Any] = {
+                "model": self.imagine_model,
+                "input": {"prompt": req.prompt},
+                "parameters": req.parameters(),
+            }
+            url = self.base_url + IMAGINE_PATH
+        else:
+            if not 1 <= len(req.images) <= 3:
+                raise WanError(
+                    "InvalidParameter", "between 1 and 3 images are needed", retryable=False
+                )
+            prepared = await self.transport.prepare(req.images)
+            extra_headers = prepared.headers
+            body = {
+                "model": self.model,
+                "input": {"prompt": req.prompt, "images": prepared.images},
+                "parameters": req.parameters(),
+            }
+            url = self.base_url + CREATE_PATH
         if req.negative_prompt:
             body["input"]["negative_prompt"] = req.negative_prompt
         payload = StreamedBody(body)
@@ -197,10 +224,9 @@ class WanClient:
             "Content-Type": "application/json",
             "Content-Length": str(len(payload)),
             "X-DashScope-Async": "enable",
-            **prepared.headers,
+            **extra_headers,
         }
         timeout = self.create_timeout(len(payload))
-        url = self.base_url + CREATE_PATH
 
         async def attempt() -> CreatedTask:
             # The account takes 5 creates per second: pace them here rather than
@@ -329,6 +355,10 @@ class WanClient:
         ]
         return TaskListing(tasks=kept, total=total, complete=pages <= max_pages)
 
+    def model_of(self, *, from_text: bool) -> str:
+        """The model a create of this kind names (text-to-image or editing)."""
+        return self.imagine_model if from_text else self.model
+
     def create_timeout(self, body_bytes: int | None = None) -> float:
         """Seconds a create POST of `body_bytes` may take before it is given up (None: the
         largest body there can be)."""
@@ -387,6 +417,42 @@ class WanClient:
         """Prove the key works in this region without spending anything: querying a task id that
         does not exist answers 200 UNKNOWN for a good key and 401 for a bad one."""
         await self.get_task(str(uuid.uuid4()))
+
+    async def check_model(self, *, from_text: bool = False) -> None:
+        """Raise the WanError with which Wan refuses this key the model (editing, or text-to-image
+        with `from_text`), e.g. 403 `Model.AccessDenied`; return when it may be used.
+
+        Free: one create with an empty `input`, which no model can run, so Wan refuses it for that
+        (400) once it has let the key at the model. Should Wan ever make a task of it anyway, the
+        task is cancelled while it is PENDING, which costs nothing."""
+        model = self.model_of(from_text=from_text)
+        url = self.base_url + (IMAGINE_PATH if from_text else CREATE_PATH)
+        payload = json.dumps({"model": model, "input": {}, "parameters": {"n": 1}}).encode()
+        headers = {
+            **self._auth(),
+            "Content-Type": "application/json",
+            "X-DashScope-Async": "enable",
+        }
+        await self.submit_limiter.acquire()
+        try:
+            status, resp_headers, raw = await self._send(
+                "POST", url, headers=headers, data=payload, fresh=True
+            )
+        except TimeoutError:
+            raise WanError(REQUEST_TIMEOUT, "no answer", retryable=True) from None
+        except aiohttp.ClientError as exc:
+            raise WanError(NETWORK_ERROR, type(exc).__name__, retryable=True) from None
+        if status == 200:
+            created = parse_created(_json(raw))
+            log.warning("model check: Wan made task %s of an empty request; cancelling it", model)
+            with contextlib.suppress(WanError):
+                await self.cancel_task(created.task_id)
+            return
+        err = self._error(status, resp_headers, raw)
+        refused_input = err.code.startswith(("BadRequest", "InvalidParameter"))
+        if status == 400 and refused_input and not _MODEL_UNKNOWN.search(err.message):
+            return  # past the model's door: only the (empty) request itself was refused
+        raise err
 
     # ---- upload flow (transport.UploadApi) -------------------------------------------------
 

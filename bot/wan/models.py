@@ -1,4 +1,5 @@
-"""Typed requests and results of the Wan image-editing API, and parsing of its JSON."""
+"""Typed requests and results of the Wan image API (editing and text-to-image), and parsing of its
+JSON."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ log = logging.getLogger(__name__)
 
 # Wan's time strings carry no zone; they are China Standard Time (UTC+8).
 WAN_TZ = timezone(timedelta(hours=8))
+# The longest prompt and negative prompt both models take whole (longer ones are cut short by Wan).
+MAX_PROMPT = 2000
+MAX_NEGATIVE = 500
 
 
 class TaskStatus(StrEnum):
@@ -75,19 +79,17 @@ class InputImage:
         )
 
 
-@dataclass(frozen=True)
-class EditRequest:
-    prompt: str
-    images: Sequence[InputImage]
-    negative_prompt: str | None = None
-    n: int = 1
-    seed: int | None = None
-    size: str | None = None
-    prompt_extend: bool | None = None
-    watermark: bool | None = None
+class _Parameters:
+    """The `parameters` object both create routes share."""
+
+    n: int
+    seed: int | None
+    size: str | None
+    prompt_extend: bool | None
+    watermark: bool | None
 
     def parameters(self) -> dict[str, Any]:
-        """The `parameters` object; `n` is always sent because the API defaults to 4 (paid) images."""
+        """The `parameters` object; `n` is always sent because both models default to 4 (paid) images."""
         params: dict[str, Any] = {"n": self.n}
         if self.seed is not None:
             params["seed"] = self.seed
@@ -98,6 +100,33 @@ class EditRequest:
         if self.watermark is not None:
             params["watermark"] = self.watermark
         return params
+
+
+@dataclass(frozen=True)
+class EditRequest(_Parameters):
+    """An image edit (`wan2.5-i2i-preview`): a prompt and one to three input images."""
+
+    prompt: str
+    images: Sequence[InputImage]
+    negative_prompt: str | None = None
+    n: int = 1
+    seed: int | None = None
+    size: str | None = None
+    prompt_extend: bool | None = None
+    watermark: bool | None = None
+
+
+@dataclass(frozen=True)
+class ImagineRequest(_Parameters):
+    """A text-to-image task (`wan2.5-t2i-preview`): a prompt and no input image."""
+
+    prompt: str
+    negative_prompt: str | None = None
+    n: int = 1
+    seed: int | None = None
+    size: str | None = None
+    prompt_extend: bool | None = None
+    watermark: bool | None = None
 
 
 @dataclass(frozen=True)
