@@ -18,6 +18,8 @@ from bot.sandbox import Emulator, EmulatorConfig
 KEY = "sk-test"
 MODEL = "wan2.5-i2i-preview"
 CREATE = "/services/aigc/image2image/image-synthesis"
+IMAGINE = "/services/aigc/text2image/image-synthesis"
+IMAGINE_MODEL = "wan2.5-t2i-preview"
 TIME_RE = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$"
 UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
@@ -120,6 +122,12 @@ def create_body(
     }
 
 
+def imagine_body(prompt: str = "A lighthouse at dusk", **parameters: Any) -> dict[str, Any]:
+    """A text-to-image create body (no images)."""
+    params = {"n": 1, "prompt_extend": False, **parameters}
+    return {"model": IMAGINE_MODEL, "input": {"prompt": prompt}, "parameters": params}
+
+
 def png_size(data: bytes) -> tuple[int, int]:
     with Image.open(io.BytesIO(data)) as img:
         assert img.format == "PNG"
@@ -139,18 +147,25 @@ class Api:
         return resp.status, await resp.json(content_type=None)
 
     async def create(
-        self, body: dict[str, Any] | None = None, oss: bool = False, **headers: str
+        self,
+        body: dict[str, Any] | None = None,
+        oss: bool = False,
+        *,
+        route: str = CREATE,
+        **headers: str,
     ) -> tuple[int, Any]:
         hdrs = self.headers(**{"X-DashScope-Async": "enable", **headers})
         if oss:
             hdrs["X-DashScope-OssResourceResolve"] = "enable"
         async with self.session.post(
-            self.emu.base_url + CREATE, json=body or create_body(), headers=hdrs
+            self.emu.base_url + route, json=body or create_body(), headers=hdrs
         ) as resp:
             return await self._json(resp)
 
-    async def create_id(self, body: dict[str, Any] | None = None, oss: bool = False) -> str:
-        status, data = await self.create(body, oss=oss)
+    async def create_id(
+        self, body: dict[str, Any] | None = None, oss: bool = False, *, route: str = CREATE
+    ) -> str:
+        status, data = await self.create(body, oss=oss, route=route)
         assert status == 200, data
         return data["output"]["task_id"]
 
