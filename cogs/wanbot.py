@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 EXTENSIONS: tuple[str, ...] = (
     "cogs.errors",
     "cogs.edit",
+    "cogs.imagine",
     "cogs.quota",
     "cogs.owner",
     "cogs.settings",

@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
-from bot.i18n import DEFAULT_LANGUAGE, Text, _, _n, render, text_of
+from bot.i18n import Text, _, _n, render, text_of
 from bot.images import ImageRejected
 from bot.jobs import JobRefused
 from bot.store import Job
 from cogs.edit._form import first_images, image_attachments
 from cogs.edit.reply_offer import OFFER_SECONDS, offer_age, offer_view
 from cogs.intake.attachments import MAX_IMAGES
+from cogs.intake.mentions import answer, imagine_prompt, mentions_explicitly, prompt_of
 from cogs.intake.requests import (
     EditOptions,
     RequestRejected,
@@ -63,18 +64,8 @@ GONE = _("I can't find the message you replied to; it may have been deleted. Not
 GONE_REPLY = _("Your reply is gone (deleted?), so there is nothing to edit. Nothing was charged.")
 
 
-def prompt_of(content: str, bot_id: int) -> str:
-    """The reply's text without the bot's mention(s)."""
-    return " ".join(re.sub(rf"<@!?{bot_id}>", " ", content).split())
-
-
 def mentions_bot(message: discord.Message, bot_id: int) -> bool:
     return any(user.id == bot_id for user in message.mentions)
-
-
-def mentions_explicitly(content: str, bot_id: int) -> bool:
-    """Whether the text itself @mentions the bot (not only the reply toggle's ping)."""
-    return re.search(rf"<@!?{bot_id}>", content) is not None
 
 
 class Refusal(Exception):
@@ -117,6 +108,9 @@ class Replies(commands.Cog):
         if message.type != discord.MessageType.reply or not mentions_bot(message, me.id):
             return
         explicit = mentions_explicitly(message.content, me.id)
+        asks_to_imagine = imagine_prompt(prompt_of(message.content, me.id)) is not None
+        if asks_to_imagine and self.bot.settings.text_to_image:
+            return  # not an edit: cogs.imagine answers it
         try:
             request = await self.prepare(message, me.id)
             if explicit:
@@ -351,14 +345,5 @@ class Replies(commands.Cog):
         return await self.bot.store.get_job(int(found[1])) if found else None
 
     async def answer(self, message: discord.Message, text: str) -> None:
-        """A short reply to the request (best effort: the channel may not let us post), public, so
-        in the server's language."""
-        try:
-            language = await message_language(self.bot.store, message)
-        except Exception:  # a busy database must not keep the member from being told
-            log.info("server language unavailable for reply %d; answering in English", message.id)
-            language = DEFAULT_LANGUAGE
-        try:
-            await message.reply(render(language, text), mention_author=False)
-        except discord.HTTPException:
-            log.info("could not answer reply request %d", message.id)
+        """A short public reply to the request (best effort)."""
+        await answer(self.bot, message, text)

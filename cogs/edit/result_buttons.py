@@ -3,7 +3,8 @@
 Each is a `DynamicItem` whose custom id carries the job id, so it works after a restart and never times
 out; what a click needs is read from the store. Reroll and Edit are the clicker's own request, checked and
 charged against the clicker's quota by `start_job`, like /wanedit. Inputs are fetched again from their
-messages, since Discord's attachment URLs expire.
+messages, since Discord's attachment URLs expire. A result made from text (/wanimagine) has no inputs:
+its Reroll is a new text-to-image job, and Edit makes an edit of the result like any other.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import discord
 
 from bot.i18n import DEFAULT_LANGUAGE, N_, _, render, text_of
 from bot.images import CheckedImage, ImageRejected
+from bot.jobs import from_text, kind_of
 from bot.store import Job
 from cogs.edit._form import EditModal, image_attachments
 from cogs.intake import attachments as inputs
@@ -100,6 +102,8 @@ def reroll_loader(job: Job, interaction: discord.Interaction[WanBot]) -> Loader:
     """A `start_job` loader for "the same inputs again": fetched from their messages when known."""
 
     async def load() -> tuple[list[CheckedImage], list[dict]]:
+        if from_text(job):
+            return [], []  # made from the prompt alone
         if not job.inputs:
             raise ImageRejected(
                 _("Job #{job_id} has no stored input images to reuse.", job_id=job.id)
@@ -131,7 +135,8 @@ def reroll_loader(job: Job, interaction: discord.Interaction[WanBot]) -> Loader:
 
 
 class RerollButton(JobButton, template=r"wan:reroll:(?P<job_id>\d+)"):
-    """Same inputs and prompt, a new seed: the clicker's own request."""
+    """Same inputs (none for a result made from text) and prompt, a new seed: the clicker's own
+    request."""
 
     action = "reroll"
     label = N_("Reroll")
@@ -162,6 +167,7 @@ class RerollButton(JobButton, template=r"wan:reroll:(?P<job_id>\d+)"):
             parent_job_id=job.parent_job_id,
             parent_index=job.parent_index,
             extra={"rerolled_from": job.id, "click": click},
+            kind=kind_of(job),
         )
         await start_job(interaction, options, loader=reroll_loader(job, interaction))
 

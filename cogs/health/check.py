@@ -3,9 +3,10 @@
 Checks, in order: the settings, the database (opens and migrates), the Discord token (which bot and
 application it belongs to), the bot's owner (who may use /wanowner) and whether the bot is public, the
 Message Content intent (which reply-edit mode the bot runs in), the cost bounds (the caps in force and
-the worst-case bill per day), and the DashScope key in the configured region (a query for a task id
-that cannot exist: free). Prints the invite URL. Nothing here spends money, and no token or key is
-ever printed.
+the worst-case bill per day), the DashScope key in the configured region (a query for a task id
+that cannot exist: free), and which models the key may use (editing, and text-to-image unless
+WAN_TEXT_TO_IMAGE=false: a create with an empty input, which no model can run, so free too). Prints
+the invite URL. Nothing here spends money, and no token or key is ever printed.
 
 This module is a CLI report: it writes to stdout with `print`; everything it calls logs as usual.
 """
@@ -301,9 +302,9 @@ def check_message_content(app: DiscordApp | None) -> CheckResult:
     )
 
 
-async def _key_works(settings: Settings, key: str, base_url: str) -> None:
-    """Raises WanError unless `key` is accepted at `base_url` (free: a query, not a task)."""
-    async with WanClient(
+def _probe_client(settings: Settings, key: str, base_url: str) -> WanClient:
+    """A client for one-off checks: short timeouts, one retry."""
+    return WanClient(
         key,
         base_url,
         model=settings.wan_model,
@@ -311,7 +312,12 @@ async def _key_works(settings: Settings, key: str, base_url: str) -> None:
         max_retries=1,
         retry_base=0.2,
         retry_cap=1.0,
-    ) as wan:
+    )
+
+
+async def _key_works(settings: Settings, key: str, base_url: str) -> None:
+    """Raises WanError unless `key` is accepted at `base_url` (free: a query, not a task)."""
+    async with _probe_client(settings, key, base_url) as wan:
         await wan.check_key()
 
 
@@ -379,6 +385,53 @@ async def _dashscope_fix(
     return f"DashScope answered {err.code} (HTTP {err.http_status}): {err.user_message}"
 
 
+async def check_models(settings: Settings, *, key_ok: bool) -> CheckResult:
+    """Which models the key may use: the editing model, and the text-to-image one unless it is off.
+    A refusal (403 `Model.AccessDenied`, say) is a line saying what to do, never a traceback."""
+    name = "models"
+    if not key_ok or not settings.dashscope_api_key:
+        return CheckResult(name, None, "unknown until the DashScope key works")
+    uses = [(False, "edits")]
+    if settings.text_to_image:
+        uses.append((True, "/wanimagine"))
+    usable: list[str] = []
+    problems: list[str] = []
+    base = settings.dashscope_base_url.rstrip("/")
+    async with _probe_client(settings, settings.dashscope_api_key, base) as wan:
+        for from_text, use in uses:
+            model = wan.model_of(from_text=from_text)
+            try:
+                await wan.check_model(from_text=from_text)
+            except WanError as err:
+                problems.append(f"{model} ({use}) refused: {_model_fix(err, from_text)}")
+                continue
+            usable.append(f"{model} ({use})")
+    parts = []
+    if usable:
+        parts.append("the key may use " + " and ".join(usable))
+    parts += problems
+    if not settings.text_to_image:
+        parts.append("text-to-image is off (WAN_TEXT_TO_IMAGE=false), not checked")
+    return CheckResult(name, not problems, "; ".join(parts))
+
+
+def _model_fix(err: WanError, from_text: bool) -> str:
+    """What the owner does about a model the key may not use."""
+    if err.code in ("NetworkError", "RequestTimeOut") or err.http_status is None:
+        return f"could not be checked ({err.code}): check the network"
+    if err.code in _DASHSCOPE_FIXES:
+        fix = _DASHSCOPE_FIXES[err.code]
+    elif err.code in ("ModelNotFound", "model_not_found") or "not exist" in err.message.lower():
+        fix = "DashScope does not know this model in this region"
+    else:
+        fix = f"DashScope answered {err.code} (HTTP {err.http_status})"
+    if from_text:
+        fix += ", or set WAN_TEXT_TO_IMAGE=false to leave /wanimagine out"
+    elif "WAN_MODEL" not in fix:
+        fix += " (WAN_MODEL)"
+    return f"{err.code}: {fix}"
+
+
 # ---- the report ---------------------------------------------------------------------------
 
 
@@ -395,7 +448,9 @@ async def collect(
     report.results.append(check_owner(settings, app))
     report.results.append(check_message_content(app))
     report.results.append(check_cost(settings, state))
-    report.results.append(await check_dashscope(settings, sandbox=sandbox, regions=regions))
+    key = await check_dashscope(settings, sandbox=sandbox, regions=regions)
+    report.results.append(key)
+    report.results.append(await check_models(settings, key_ok=key.ok is True))
     if app is not None:
         report.invite_url = discord.utils.oauth_url(
             app.app_id, permissions=PERMISSIONS, scopes=("bot", "applications.commands")

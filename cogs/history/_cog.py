@@ -17,6 +17,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.i18n import N_, Number, Text, _, _n, lookup, render
+from bot.jobs import from_text
 from bot.store import Job, JobState
 from cogs.intake.requests import scope_of
 from cogs.surface.progress import COLOUR
@@ -77,6 +78,8 @@ def job_line(job: Job, language: str) -> str:
     when = f"<t:{int(job.created_at.timestamp())}:R>"
     state = _(STATES.get(job.state, IN_PROGRESS))
     head = f"**#{job.id}** · {render(language, state)} · {render(language, images)} · {when}"
+    if from_text(job):
+        head += f" · {render(language, _('from text'))}"
     prompt = short(job.prompt, PROMPT_CHARS).replace("`", "'")
     link = result_link(job)
     if link is not None:

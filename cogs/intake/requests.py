@@ -1,4 +1,5 @@
-"""The one path from an interaction to a queued job, shared by /wanedit, the menu and the result buttons.
+"""The one path from an interaction to a queued job, shared by /wanedit, /wanimagine, the menu and the
+result buttons. An edit brings images; a text-to-image request (`EditOptions.kind` IMAGINE) brings none.
 
 Order matters: cheap checks answer at once (first of all: is the bot allowed in this server at all,
 `WAN_ALLOWED_GUILDS`); then the public deferral (within Discord's 3 s); then downloads and real decodes;
@@ -22,8 +23,9 @@ from bot import guild_settings
 from bot.aspects import AspectRejected, check_aspect, take_aspect
 from bot.i18n import _, text_of
 from bot.images import CheckedImage, ImageRejected
-from bot.jobs import JobRefused, JobSpec
+from bot.jobs import EDIT, IMAGINE, JobRefused, JobSpec
 from bot.store import Job
+from bot.wan.models import MAX_NEGATIVE, MAX_PROMPT
 from cogs.intake import attachments as inputs
 from cogs.utils.language import (
     JOB_LANGUAGE,
@@ -39,8 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_PROMPT = 2000
-MAX_NEGATIVE = 500
 MAX_SEED = 2_147_483_647
 # Seconds the quota check may take before the deferral (Discord allows 3 s for the first answer).
 PRECHECK_TIMEOUT = 1.5
@@ -54,6 +54,13 @@ NOT_ALLOWED = _(
 )
 
 
+TEXT_TO_IMAGE_OFF = _("Making images from text is turned off on this bot by its owner.")
+NO_IMAGES_TO_IMAGINE = _(
+    "Imagine makes an image from words alone, so it takes no images: leave them out, or reply "
+    "without “imagine” to edit them."
+)
+
+
 class RequestRejected(Exception):
     """Bad input; `str()` is the message for the user."""
 
@@ -64,6 +71,13 @@ def refuse_unless_allowed(bot: WanBot, guild_id: int | None) -> None:
     if not bot.settings.allowed_here(guild_id):
         log.debug("request in server %s refused: not in WAN_ALLOWED_GUILDS", guild_id)
         raise RequestRejected(NOT_ALLOWED)
+
+
+def refuse_unless_offered(bot: WanBot, options: EditOptions) -> None:
+    """Raise `RequestRejected` for a text-to-image request while WAN_TEXT_TO_IMAGE is off (a
+    Reroll of an older result, say: /wanimagine itself is then not registered)."""
+    if options.kind == IMAGINE and not bot.settings.text_to_image:
+        raise RequestRejected(TEXT_TO_IMAGE_OFF)
 
 
 def member_roles(user: discord.abc.User) -> tuple[int, ...]:
@@ -89,6 +103,7 @@ class EditOptions:
     parent_job_id: int | None = None
     parent_index: int | None = None
     extra: dict = field(default_factory=dict)
+    kind: str = EDIT  # IMAGINE: made from the prompt alone, with no images
 
 
 def check_options(options: EditOptions) -> EditOptions:
@@ -109,6 +124,10 @@ def check_options(options: EditOptions) -> EditOptions:
             )
         )
     options.aspect = options.aspect or asked
+    if not prompt and options.kind == IMAGINE:
+        raise RequestRejected(
+            _("Write a prompt saying what to make, e.g. “a lighthouse on a cliff at dusk”.")
+        )
     if not prompt:
         raise RequestRejected(
             _("Write a prompt saying what to change, e.g. “make the sky stormy”.")
@@ -207,6 +226,7 @@ def job_spec(options: EditOptions, place: Place, described: list[dict]) -> JobSp
         parent_index=options.parent_index,
         extra=extra,
         roles=place.roles,
+        kind=options.kind,
     )
 
 
@@ -258,15 +278,22 @@ async def start_job(
     described: list[dict] | None = None,
     loader: Callable[[], Awaitable[tuple[list[CheckedImage], list[dict]]]] | None = None,
 ) -> int | None:
-    """Validate, reserve and queue one edit for this interaction; return the job id or None if refused.
+    """Validate, reserve and queue one job for this interaction; return the job id or None if refused.
 
     Either `attachments` (downloaded and checked here), or already checked `images` with their
     `described` input rows, or a `loader` returning both (run after the deferral; a button rebuilding
-    a stored job's inputs; it raises `ImageRejected` when they are gone) is given.
+    a stored job's inputs; it raises `ImageRejected` when they are gone) is given. A text-to-image
+    request (`options.kind` IMAGINE) gives none of them.
     """
     bot = interaction.client
+    from_text = options.kind == IMAGINE
+    if from_text and images is None and loader is None:
+        images, described = [], []
     try:
         refuse_unless_allowed(bot, interaction.guild_id)
+        refuse_unless_offered(bot, options)
+        if from_text and attachments:
+            raise RequestRejected(NO_IMAGES_TO_IMAGINE)
         check_options(options)
         if images is None and loader is None:
             inputs.precheck(attachments)
@@ -322,19 +349,26 @@ async def start_message_job(
     attachments: Sequence[discord.Attachment],
     sources: Sequence[discord.Message],
 ) -> Job:
-    """The same flow for a plain message (a reply edit): checks, quota, download, decode, queue.
+    """The same flow for a plain message (a reply edit, or a mention asking to imagine): checks,
+    quota, download, decode, queue.
 
-    `sources[i]` is the message `attachments[i]` came from. Raises `RequestRejected` or
-    `ImageRejected` (bad input) or `JobRefused` (quota, per-user cap), always with nothing spent;
-    the caller words the answer. The job reports on `message` (reactions, then a reply).
+    `sources[i]` is the message `attachments[i]` came from (a text-to-image request is given the
+    message's own images, and refused if there are any). Raises `RequestRejected` or `ImageRejected` (bad
+    input) or `JobRefused` (quota, per-user cap), always with nothing spent; the caller words the
+    answer. The job reports on `message` (reactions, then a reply).
     """
     guild_id = message.guild.id if message.guild is not None else None
+    from_text = options.kind == IMAGINE
     refuse_unless_allowed(bot, guild_id)
+    refuse_unless_offered(bot, options)
+    if from_text and attachments:
+        raise RequestRejected(NO_IMAGES_TO_IMAGINE)
     check_options(options)
-    inputs.precheck(attachments)
+    if not from_text:
+        inputs.precheck(attachments)
     roles = member_roles(message.author)
     await bot.runner.precheck(scope_of(guild_id), message.author.id, options.count, roles)
-    images = await inputs.load(attachments)
+    images = [] if from_text else await inputs.load(attachments)
     await resolve_spoiler(bot, options, guild_id)
     described = [
         row

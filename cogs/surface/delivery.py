@@ -18,8 +18,9 @@ import discord
 
 from bot import aspects, images
 from bot.i18n import N_, _, _n, render
-from bot.jobs import Delivery
+from bot.jobs import Delivery, from_text
 from bot.store import Job
+from bot.wan import IMAGINE_MODEL
 from cogs.surface.job_messages import thread_name
 from cogs.surface.progress import COLOUR, ProgressMessages
 from cogs.utils.channels import channel_by_id
@@ -150,7 +151,7 @@ class ResultPoster:
             # Wan gives image k of one task the seed + k.
             "seed": str(seed + index) if isinstance(seed, int) else "",
             "size": size,
-            "model": self.bot.settings.wan_model,
+            "model": IMAGINE_MODEL if from_text(job) else self.bot.settings.wan_model,
         }
         return {key: value for key, value in fields.items() if value}
 
@@ -212,12 +213,20 @@ class ResultPoster:
 
     def _part_embed(self, job: Job, index: int, total: int) -> discord.Embed:
         language = job_language(job)
-        title = _(
-            "Wan edit · job #{job_id} · image {index}/{total}",
-            job_id=job.id,
-            index=index,
-            total=total,
-        )
+        if from_text(job):
+            title = _(
+                "Wan image from text · job #{job_id} · image {index}/{total}",
+                job_id=job.id,
+                index=index,
+                total=total,
+            )
+        else:
+            title = _(
+                "Wan edit · job #{job_id} · image {index}/{total}",
+                job_id=job.id,
+                index=index,
+                total=total,
+            )
         embed = discord.Embed(colour=COLOUR, title=render(language, title))
         return embed.set_footer(text=self._footer(job, language))
 
@@ -313,7 +322,14 @@ class ResultPoster:
 
         result = delivery.result
         embed = discord.Embed(colour=COLOUR, description=short(job.prompt, 1500))
-        embed.title = t(_("Wan edit · job #{job_id}", job_id=job.id))
+        if from_text(job):
+            # Said on the result itself: no input image, the picture came from the words above.
+            embed.title = t(_("Wan image from text · job #{job_id}", job_id=job.id))
+            embed.add_field(
+                name=t(_("Created from")), value=t(_("text alone (no input image)")), inline=False
+            )
+        else:
+            embed.title = t(_("Wan edit · job #{job_id}", job_id=job.id))
         if job.parent_job_id is not None:
             if job.parent_index is not None:
                 source = _(
@@ -332,7 +348,8 @@ class ResultPoster:
         seed = job.options.get("seed")
         embed.add_field(name=t(_("Seed")), value=str(seed) if seed is not None else t(_("random")))
         if job.options.get("aspect") in aspects.ASPECTS:
-            embed.add_field(name=t(_("Aspect")), value=aspects.describe(job.options["aspect"]))
+            shape = aspects.describe(job.options["aspect"], from_text=from_text(job))
+            embed.add_field(name=t(_("Aspect")), value=shape)
         embed.add_field(
             name=t(_("Time")), value=t(_("{seconds} s", seconds=f"{delivery.elapsed:.0f}"))
         )

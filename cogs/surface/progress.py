@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.i18n import _, render
-from bot.jobs import Progress
+from bot.jobs import Progress, from_text
 from bot.store import Job
 from cogs.surface.cancel import cancel_view
 from cogs.surface.job_messages import token_alive, webhook
@@ -126,6 +126,8 @@ class ProgressMessages:
             title = _("⏳ Queued (position soon)")
         elif progress.stage == "pending":
             title = _("⏳ Sent to Wan, waiting for a free slot")
+        elif progress.stage == "running" and from_text(job):
+            title = _("🎨 Wan is making your image")
         elif progress.stage == "running":
             title = _("🎨 Wan is editing")
         else:

@@ -86,6 +86,10 @@ async def test_all_checks_pass(discord_fake: FakeDiscord, wan: Emulator, tmp_pat
     assert "Message Content intent off" in line(result, "reply edits")
     assert "Edit with Wan" in line(result, "reply edits")
     assert line(result, "dashscope key").startswith("[ok]")
+    assert line(result, "models") == (
+        "[ok]  models: the key may use wan2.5-i2i-preview (edits) and wan2.5-t2i-preview "
+        "(/wanimagine)"
+    )
     # Written out rather than taken from the code, so a change to the permissions shows here.
     permissions = (
         (1 << 6)  # add_reactions
@@ -107,8 +111,8 @@ async def test_all_checks_pass(discord_fake: FakeDiscord, wan: Emulator, tmp_pat
         "permissions": [str(permissions)],
     }
     # The report ends with one line per check, then the verdict.
-    tail = result.stdout.strip().splitlines()[-9:]
-    assert [ln.split(":", 1)[0] for ln in tail[:7]] == [
+    tail = result.stdout.strip().splitlines()[-10:]
+    assert [ln.split(":", 1)[0] for ln in tail[:8]] == [
         "[ok]  settings",
         "[ok]  database",
         "[ok]  discord token",
@@ -116,6 +120,7 @@ async def test_all_checks_pass(discord_fake: FakeDiscord, wan: Emulator, tmp_pat
         "[ok]  reply edits",
         "[ok]  cost bounds",
         "[ok]  dashscope key",
+        "[ok]  models",
     ]
     assert tail[-1] == "All checks passed."
     # It asked Discord with the token, and checked the key without creating (paying for) a task.
