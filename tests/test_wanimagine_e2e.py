@@ -9,6 +9,7 @@ from typing import Any
 
 from PIL import Image
 
+from bot import guild_settings
 from bot.aspects import IMAGINE_SIZES
 from bot.sandbox import FaultRule
 from cogs.imagine._command import ASPECT_CHOICES
@@ -314,4 +315,38 @@ async def test_turned_off_it_is_not_registered_and_old_results_say_so(world: Wor
     )
     text = await told_privately(reroll)
     assert "Making images from text is turned off" in text and "Nothing was charged" in text
+    assert w.emu.created_count == 1
+
+
+ZH = "zh-CN"
+
+
+async def test_in_chinese(bot_world: World) -> None:
+    """The command, its options and ratio choices as Discord shows them to a Chinese client; a
+    Chinese member's refusal; a Chinese server's result and its refusal of images."""
+    w = bot_world
+    (command,) = [c for c in w.fd.commands() if c["name"] == "wanimagine"]
+    assert command["description_localizations"][ZH] == "用通义万相 2.5 根据提示词生成图片"
+    for option in command["options"]:
+        zh = option["description_localizations"][ZH]
+        assert zh and zh != option["description"], option["name"]
+    aspect = next(o for o in command["options"] if o["name"] == "aspect")
+    names = [c["name_localizations"][ZH] for c in aspect["choices"]]
+    assert names[0] == "1:1 方形（1280×1280）" and names[5] == "16:9 宽屏（1696×960）"
+    w.alice.locale = ZH
+    assert "请写一句提示词说明想生成什么" in await refused(w, w.alice, "   ")
+    await guild_settings.save(w.bots[-1].store, w.guild.id, "language", "zh_CN")
+    result = embed_text(await imagined(w, w.bob, "a paper lantern"))
+    assert "通义万相文生图 · 任务 #1" in result and "生成方式: 仅凭文字（没有输入图片）" in result
+    me = w.bots[-1].user
+    assert me is not None
+    message = await w.fd.post_user_message(
+        w.channel, w.bob, f"<@{me.id}> imagine a kite", attachments=[("a.png", png())]
+    )
+    answer = await w.fd.wait_for_message(
+        w.channel,
+        lambda m: (m.get("message_reference") or {}).get("message_id") == message["id"],
+        10.0,
+    )
+    assert answer["content"].startswith("“imagine”只根据文字生成图片，不接受图片")
     assert w.emu.created_count == 1

@@ -79,7 +79,8 @@ def job_line(job: Job, language: str) -> str:
     state = _(STATES.get(job.state, IN_PROGRESS))
     head = f"**#{job.id}** · {render(language, state)} · {render(language, images)} · {when}"
     if from_text(job):
-        head += f" · {render(language, _('from text'))}"
+        made_from_text = render(language, _("from text"))
+        head += f" · {made_from_text}"
     prompt = short(job.prompt, PROMPT_CHARS).replace("`", "'")
     link = result_link(job)
     if link is not None:
