@@ -159,6 +159,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cogs.intake", "cogs.surface"),
     (
         "cogs.edit",
+        "cogs.imagine",
         "cogs.quota",
         "cogs.owner",
         "cogs.settings",

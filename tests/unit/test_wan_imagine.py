@@ -11,10 +11,8 @@ from aiohttp import web
 from bot.aspects import ASPECTS, IMAGINE_SIZES, size_for
 from bot.sandbox import Emulator
 from bot.wan import IMAGINE_MODEL, ImagineRequest, TaskStatus, WanError
-from tests.test_wan_fixtures import (
-    client_fixture,  # noqa: F401 (the `client` fixture)
+from tests.support.wan import (
     edit,
-    emu_fixture,  # noqa: F401 (the `emu` fixture)
     emulator_config,
     loopback_server,
     make_client,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.sandbox_fixtures import (
+from tests.support.sandbox_fixtures import (
     CREATE,
     IMAGINE,
     IMAGINE_MODEL,

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,10 +23,10 @@ from bot.sandbox import Emulator, EmulatorConfig
 from bot.store import JobState, Store, open_store
 from bot.terminal import TERMINAL_SCOPE, TERMINAL_USER, FileSurface, ImagineArgs, run_imagine
 from bot.wan import IMAGINE_MODEL, EditRequest, ImagineRequest, InputImage, WanClient
-from tests.harness import API_KEY, FAST_WAN, png
-from tests.test_store_support import eventually
+from tests.support.first_run import base_env, run_cli
+from tests.support.harness import API_KEY, FAST_WAN, png
+from tests.support.store import eventually
 
-ROOT = Path(__file__).resolve().parents[1]
 SCOPE, CHANNEL = 1, 10
 
 
@@ -222,34 +219,17 @@ async def test_a_model_the_key_may_not_use_is_explained_in_one_line(tmp_path: Pa
     assert "Traceback" not in err.getvalue() and not (tmp_path / "imagine-1.png").exists()
 
 
-def test_python_m_bot_imagine_in_the_sandbox(tmp_path: Path) -> None:
-    """The command as the owner types it: no key, no cost, files in the current folder."""
-    env = {
-        "PATH": os.environ["PATH"],
-        "PYTHONPATH": str(ROOT),
-        "HOME": str(tmp_path),
-        "WAN_TASK_SECONDS": "0.1-1",
-    }
-    args = ["imagine", "--prompt", "a kite over dunes", "--aspect", "21:9", "--count", "2"]
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", *args, "--sandbox"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert Image.open(tmp_path / "imagine-1.png").size == (2016, 864)
-    assert (tmp_path / "imagine-2.png").exists()
-    assert result.stdout.splitlines()[-1].endswith("no cost (sandbox)")
-    off = subprocess.run(
-        [sys.executable, "-m", "bot", *args, "--sandbox"],
-        cwd=tmp_path,
-        env={**env, "WAN_TEXT_TO_IMAGE": "false"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+async def test_the_readme_imagine_runs_from_the_command_line(tmp_path: Path) -> None:
+    """The command as the README gives it: no key, no cost, files in the current folder; and
+    turned off by the owner, it says so."""
+    args = ["imagine", "--prompt", "a lighthouse on a cliff at dusk", "--aspect", "16:9"]
+    args += ["--count", "2", "--sandbox"]
+    result = await run_cli(*args, env=base_env(), cwd=tmp_path)
+    assert result.returncode == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[:2] == [str(tmp_path / "imagine-1.png"), str(tmp_path / "imagine-2.png")]
+    assert Image.open(tmp_path / "imagine-1.png").size == (1696, 960)
+    assert lines[2].startswith("seed ") and lines[2].endswith(", no cost (sandbox)")
+    off = await run_cli(*args, env=base_env(WAN_TEXT_TO_IMAGE="false"), cwd=tmp_path)
     assert off.returncode == 1
     assert off.stderr.strip() == "wanbot: text-to-image is turned off (WAN_TEXT_TO_IMAGE=false)"

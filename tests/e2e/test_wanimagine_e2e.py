@@ -13,9 +13,9 @@ from bot import guild_settings
 from bot.aspects import IMAGINE_SIZES
 from bot.sandbox import FaultRule
 from cogs.imagine._command import ASPECT_CHOICES
-from tests.fake_discord import FakeInteraction, User
-from tests.harness import World, embed_text, png, wait_until
-from tests.test_results_support import (
+from tests.support.fake_discord import FakeInteraction, User
+from tests.support.harness import World, embed_text, png, wait_until
+from tests.support.results import (
     button_ids,
     private_text,
     settled_to,

@@ -10,16 +10,7 @@ import pytest
 from bot.config import ConfigError, load_settings
 from bot.reports import amount, cost, report_lines, worst_case_text
 from bot.store import JobState, Limits, Store
-from tests.test_store_support import (  # noqa: F401 (fixtures)
-    Clock,
-    Database,
-    database_fixture,
-    db_fixture,
-    engine_fixture,
-    open_url,
-    pg_server_fixture,
-    pg_url_fixture,
-)
+from tests.support.store import Clock, Database, open_url
 
 G, H = 111, 222
 U, V = 501, 502
