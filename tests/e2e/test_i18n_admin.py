@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.config import load_settings
 from bot.i18n import render
 from bot.reports import cap_text, cost, money, refused_text
 from bot.store import JobState
@@ -203,10 +204,13 @@ def test_report_words_stay_english_as_str_and_translate_when_rendered() -> None:
     assert "at most 1 image per server per day" in str(ceiling)
     assert "身份组的每日上限不能设为 9" in render(ZH, ceiling.args[0])
 
-    class Unpriced:
-        price = None
-
-    assert render(ZH, cost(3, Unpriced())) == "单价未知（请设置 WAN_PRICE_PER_IMAGE）"  # type: ignore[arg-type]
+    # A base URL of neither region, and no WAN_PRICE_PER_IMAGE: no price is known.
+    unpriced = load_settings(
+        {"DASHSCOPE_API_KEY": "k", "DASHSCOPE_BASE_URL": "http://127.0.0.1:9/api/v1"},
+        dotenv_path=None,
+        require_discord=False,
+    )
+    assert render(ZH, cost(3, unpriced)) == "单价未知（请设置 WAN_PRICE_PER_IMAGE）"
 
 
 async def test_quota_refusals_outside_a_server_and_off_the_allowlist_in_chinese(
