@@ -40,7 +40,7 @@ def owner_usage_embed(
         _(
             "**{images}** billed by Wan: **{cost}**",
             images=images(today.billed),
-            cost=cost(today.billed, settings),
+            cost=cost(today.billed, settings, today.billed_by_kind),
         ),
         _(
             "Bot-wide cap: {cap}; counted {used} (+{held} held by jobs in progress); resets {when}",
@@ -61,7 +61,7 @@ def owner_usage_embed(
             "{place}: {billed} billed ({cost}), {charged} charged",
             place=place(scope, names),
             billed=number(billed),
-            cost=cost(billed, settings),
+            cost=cost(billed, settings, report.billed_by_kind_today.get(scope)),
             charged=number(charged),
         )
         refused = report.refused_by_scope.get(scope)

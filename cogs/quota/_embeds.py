@@ -14,7 +14,7 @@ import discord
 
 from bot.config import Settings
 from bot.i18n import N_, Number, Text, _, _n, render
-from bot.reports import cost, day_lines, images, number, price_text, refused_text
+from bot.reports import cost, day_lines, images, kinds_of, number, price_text, refused_text
 from bot.store import AuditEntry, QuotaStatus, ServerTotals, UsageReport, discord_timestamp
 
 COLOUR = discord.Colour.blurple()
@@ -319,7 +319,7 @@ def usage_embed(report: UsageReport, settings: Settings, language: str) -> disco
                 _(
                     "Today: **{images}** billed by Wan, cost **{cost}**",
                     images=images(today.billed),
-                    cost=cost(today.billed, settings),
+                    cost=cost(today.billed, settings, today.billed_by_kind),
                 )
             ),
             r(_("Refused today (images): {refused}", refused=refused_text(today.refused))),
@@ -332,7 +332,7 @@ def usage_embed(report: UsageReport, settings: Settings, language: str) -> disco
         "Last {count} days: {images}, {cost}",
         len(report.days),
         images=images(week),
-        cost=cost(week, settings),
+        cost=cost(week, settings, kinds_of(report)),
     )
     embed.add_field(name=r(heading), value="\n".join(days) or "-", inline=False)
     top = [

@@ -13,6 +13,7 @@ from bot import guild_settings
 from bot.aspects import IMAGINE_SIZES
 from bot.sandbox import FaultRule
 from cogs.imagine._command import ASPECT_CHOICES
+from tests.e2e.test_owner_e2e import command
 from tests.support.fake_discord import FakeInteraction, User
 from tests.support.harness import World, embed_text, png, wait_until
 from tests.support.results import (
@@ -350,3 +351,21 @@ async def test_in_chinese(bot_world: World) -> None:
     )
     assert answer["content"].startswith("“imagine”只根据文字生成图片，不接受图片")
     assert w.emu.created_count == 1
+
+
+async def test_the_usage_reports_price_images_made_from_text_apart(world: World) -> None:
+    """One price per model: the owner's and the admins' reports add what each kind cost."""
+    w = world
+    await w.start_bot(WAN_PRICE_PER_IMAGE="0.2 USD", WAN_PRICE_PER_IMAGE_T2I="0.5")
+    await imagined(w, w.alice, "two from text", count=2)
+    await settled_to(w, w.alice.id, 2)
+    since = w.fd.mark()
+    await w.wanedit(w.bob, "one edit")
+    await w.result_message(w.bob, since=since)
+    await settled_to(w, w.bob.id, 1)
+    owner_view = await command(w, w.fd.world.owner, "wanowner", "usage")
+    assert "**3 images** billed by Wan: **1.20 USD**" in owner_view
+    assert "Test server: 3 billed (1.20 USD)" in owner_view
+    assert "0.50 USD per image made from text (WAN_PRICE_PER_IMAGE_T2I)" in owner_view
+    admin_view = await command(w, w.admin, "wanquota", "usage", guild=w.guild, channel=w.channel)
+    assert "cost **1.20 USD**" in admin_view and "Last 7 days: 3 images, 1.20 USD" in admin_view
