@@ -14,11 +14,12 @@ from bot.images import CheckedImage, ImageRejected
 from bot.jobs.inflight import InFlight
 from bot.jobs.job_folders import JobFolder
 from bot.jobs.models import Progress, from_text, uncharged
+from bot.jobs.outages import Outage, persist
 from bot.jobs.outcomes import Outcomes
 from bot.jobs.reconciler import Reconciler
 from bot.jobs.surface import Surface
 from bot.metrics import Metrics
-from bot.store import Job, JobState, Store
+from bot.store import Job, JobState, LeaseLost, Store
 from bot.wan import (
     CreatedTask,
     CreateOutcomeUnknown,
@@ -59,8 +60,13 @@ class Creator:
         clock: Callable[[], float] = time.time,
         metrics: Metrics,
         reconciler: Reconciler | None = None,
+        outage: Outage | None = None,
     ) -> None:
         self.store = store
+        self.outage = outage if outage is not None else Outage()
+        # Tasks Wan made whose id could not be stored (the database was away): the job's next run
+        # here records it, rather than looking for it in Wan's task list (`unknown_outcome`).
+        self.answered: dict[int, str] = {}
         self.reconciler = reconciler or Reconciler(store, wan)
         self.wan = wan
         self.surface = surface
@@ -130,11 +136,14 @@ class Creator:
             # is the call itself. Fenced by the lease on a shared queue: a process that lost the
             # job stops here (`LeaseLost`), before anything reaches Wan.
             # `submitted_at` marks the send: the window in which an unanswered create is looked for.
-            await self.store.update_job(
-                job.id,
-                state=JobState.SUBMITTED,
-                submitted_at=datetime.fromtimestamp(self._clock(), UTC),
-                lease=lease,
+            await persist(
+                self.outage,
+                lambda: self.store.update_job(
+                    job.id,
+                    state=JobState.SUBMITTED,
+                    submitted_at=datetime.fromtimestamp(self._clock(), UTC),
+                    lease=lease,
+                ),
             )
             # From now on the task may exist, so a cancel has to ask Wan.
             inflight.submitting.add(job.id)
@@ -153,10 +162,13 @@ class Creator:
                 )
             except WanError as err:
                 if err.code != "CreateOutcomeUnknown":
-                    await self.store.update_job(job.id, state=JobState.QUEUED, lease=lease)
+                    await persist(
+                        self.outage,
+                        lambda: self.store.update_job(job.id, state=JobState.QUEUED, lease=lease),
+                    )
                 raise
             log.info("job %d: Wan task %s created", job.id, created.task_id)
-            await self.store.set_task_id(job.id, created.task_id, lease=lease)
+            await self._record(job.id, created.task_id)
             return created
 
         try:
@@ -208,6 +220,12 @@ class Creator:
             "job %d: its create call may have reached Wan (no task id stored); not sent again",
             job.id,
         )
+        known = self.answered.get(job.id)
+        if known is not None:
+            # Its create was answered here; only the database was away when it came.
+            await self._record(job.id, known)
+            log.info("job %d: Wan task %s recorded now that the database is back", job.id, known)
+            return await self.store.get_job(job.id)
         if await self.adopt(job, self.reconciler.span_of(job)) is not None:
             return await self.store.get_job(job.id)
         await self.outcomes.fail(job, UNKNOWN_CREATE, "CreateOutcomeUnknown")
@@ -219,8 +237,24 @@ class Creator:
         task = await self.reconciler.find(job, span)
         if task is None:
             return None
-        await self.store.set_task_id(job.id, task.task_id, lease=self.inflight.lease(job.id))
+        await self._record(job.id, task.task_id)
         return task.task_id, task.status
+
+    async def _record(self, job_id: int, task_id: str) -> None:
+        """Store the job's task id, retried through a database outage (Wan runs the task and will
+        bill it: the job must not be ended for want of the row). If the database stays away, the
+        job stays SUBMITTED without it, which no other job's reconcile adopts from (it is a rival
+        of every create in its window), and its next run records the id kept here."""
+        self.answered[job_id] = task_id
+        try:
+            await persist(
+                self.outage,
+                lambda: self.store.set_task_id(job_id, task_id, lease=self.inflight.lease(job_id)),
+            )
+        except LeaseLost:
+            self.answered.pop(job_id, None)  # its new owner finds the task in Wan's list
+            raise
+        self.answered.pop(job_id, None)
 
     async def cancelled_meanwhile(self, job: Job) -> bool:
         """End the job if its requester cancelled it while it was starting; True if so."""

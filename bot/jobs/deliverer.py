@@ -17,6 +17,7 @@ from bot.i18n import _
 from bot.jobs.inflight import InFlight
 from bot.jobs.job_folders import JobFolder
 from bot.jobs.models import Delivery, Progress, ResultFile
+from bot.jobs.outages import Outage, persist, store_trouble
 from bot.jobs.outcomes import Outcomes
 from bot.jobs.surface import Surface
 from bot.metrics import Metrics
@@ -50,9 +51,11 @@ class Deliverer:
         retry_delay: float,
         redeliver_after: float,
         metrics: Metrics,
+        outage: Outage | None = None,
     ) -> None:
         self.metrics = metrics
         self.store = store
+        self.outage = outage if outage is not None else Outage()
         self.wan = wan
         self.surface = surface
         self.inflight = inflight
@@ -61,13 +64,6 @@ class Deliverer:
         self.delivery_attempts = delivery_attempts
         self.retry_delay = retry_delay
         self.redeliver_after = redeliver_after
-        self._later: dict[int, asyncio.TimerHandle] = {}
-
-    def cancel_postponed(self) -> None:
-        """Forget every delivery postponed for later (a shutdown: they resume at the next start)."""
-        for handle in self._later.values():
-            handle.cancel()
-        self._later.clear()
 
     async def deliver(self, job: Job, result: TaskResult, *, redelivery: bool = False) -> None:
         spool = JobFolder(job.id, "results")
@@ -84,11 +80,16 @@ class Deliverer:
         redelivery: bool,
     ) -> None:
         # What Wan billed is recorded first: the owner pays it even if delivery fails later.
-        job = await self.store.update_job(
-            job.id,
-            state=JobState.DELIVERING,
-            billed=result.image_count,
-            lease=self.inflight.lease(job.id),
+        # Retried through a database outage; if the database stays away the job is left as it is
+        # (`JobLife.run`), its task followed again later: never ended and refunded while billed.
+        job = await persist(
+            self.outage,
+            lambda: self.store.update_job(
+                job.id,
+                state=JobState.DELIVERING,
+                billed=result.image_count,
+                lease=self.inflight.lease(job.id),
+            ),
         )
         await self.outcomes.show(job, Progress("delivering"))
         billed = billed_images(result)
@@ -130,7 +131,11 @@ class Deliverer:
                 return
             except (asyncio.CancelledError, LeaseLost):
                 raise
-            except Exception:
+            except Exception as err:
+                if store_trouble(err):
+                    # Retried already (`persist`); posting again now could post it twice. The
+                    # job's next run looks for what was posted before posting (a redelivery).
+                    raise
                 log.exception("job %d: delivery attempt %d failed", job.id, attempt)
             if attempt < self.delivery_attempts:
                 await asyncio.sleep(self.retry_delay * attempt)
@@ -153,9 +158,7 @@ class Deliverer:
             return
         # Still DELIVERING: Wan keeps results for 24 hours, so try again later rather than lose them.
         log.warning("job %d: delivery postponed by %.0f s", job.id, self.redeliver_after)
-        self._later[job.id] = asyncio.get_running_loop().call_later(
-            self.redeliver_after, self._retry_later, job.id
-        )
+        self.inflight.schedule(job.id, self.redeliver_after, self._retry_later)
 
     async def _download(
         self, job: Job, result: TaskResult, folder: Path
@@ -212,7 +215,7 @@ class Deliverer:
         # Only the shared PostgreSQL queue has leases; on sqlite `lease` is None.
         if lease is not None:
             # Still ours, renewed for a whole lease: nobody else posts it meanwhile.
-            await self.store.update_job(job.id, lease=lease)
+            await persist(self.outage, lambda: self.store.update_job(job.id, lease=lease))
         message_ids = await self.surface.deliver(job, delivery)
         delivered = len(delivery.files)
         # The member pays for what was delivered; what Wan billed is recorded apart (`deliver`
@@ -247,7 +250,6 @@ class Deliverer:
         self.metrics.added_latency.observe(max(0.0, delivery.elapsed - at_wan))
 
     def _retry_later(self, job_id: int) -> None:
-        self._later.pop(job_id, None)
         if job_id not in self.inflight.running:
             self.relaunch(job_id)
 

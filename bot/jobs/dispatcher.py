@@ -7,22 +7,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 from bot.i18n import _n, text_of
 from bot.images import CheckedImage
 from bot.jobs.inflight import InFlight
 from bot.jobs.models import JobRefused, JobSpec, Progress, uncharged
+from bot.jobs.outages import FIRST_WAIT, LONGEST_WAIT, Outage, store_trouble
 from bot.jobs.outcomes import Outcomes
 from bot.jobs.queue import JobQueue
 from bot.metrics import Metrics
-from bot.store import ActiveJobLimit, Job, JobState, QuotaRefused, Store, StoreError
+from bot.store import ActiveJobLimit, Job, JobState, QuotaRefused, Store
 
 log = logging.getLogger(__name__)
 
 # Jobs started beyond the Wan slots: they fetch their inputs while they wait for one (see InFlight).
 PREFETCH = 2
+# The longest one pass over the queue may take: a database that stopped answering without closing
+# the connection (a network partition) would otherwise hold the dispatcher until TCP gives up,
+# minutes later, without one error to say so.
+PASS_TIMEOUT = 30.0
 
 
 class Dispatcher:
@@ -40,8 +48,10 @@ class Dispatcher:
         max_jobs_per_user: int,
         metrics: Metrics,
         prefetch: int = PREFETCH,
+        outage: Outage | None = None,
     ) -> None:
         self.store = store
+        self.outage = outage if outage is not None else Outage()
         self.queue = queue
         self.inflight = inflight
         self.outcomes = outcomes
@@ -110,7 +120,15 @@ class Dispatcher:
             and self.inflight.before_wan() + len(self.queue) < self.max_concurrent + self.prefetch
         ):
             self.inflight.images[job.id] = images
-        position = await self.queue.push(job.id)
+        try:
+            position: int | None = await self.queue.push(job.id)
+        except Exception as err:
+            if not (self.queue.shared and store_trouble(err)):
+                raise
+            # Stored QUEUED already: the shared queue is the jobs table, and the dispatcher finds
+            # it there once the database answers again; only its place can't be shown yet.
+            self.outage.failed(err)
+            position = None
         log.info("job %d queued (user %d, %d image(s))", job.id, spec.user_id, spec.count)
         self.wake.set()
         await self.outcomes.show(job, Progress("queued", position=position, cancellable=True))
@@ -174,7 +192,9 @@ class Dispatcher:
             self.loop_task = asyncio.create_task(self._loop(), name="wanbot-dispatch")
 
     def _lost(self, job_id: int) -> None:
-        """Another process took this job over (we stalled past its lease): stop our copy."""
+        """Another process took this job over (we stalled past its lease): stop our copy, and
+        anything scheduled to run it again here (a postponed delivery)."""
+        self.inflight.unschedule(job_id)
         task = self.inflight.running.get(job_id)
         if task is not None:
             task.cancel()
@@ -189,15 +209,38 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), poll)
             self.wake.clear()
-            try:
-                moved = await self._dispatch()
-            except StoreError as err:
-                self.metrics.store_errors.labels("dispatch").inc()
-                log.warning("could not take jobs from the queue: %s", err)
-                moved = False
+            moved = await self._pass()
             if moved and (self.announcer is None or self.announcer.done()):
                 # In the background: the next job must not wait for Discord edits.
                 self.announcer = asyncio.create_task(self._announce_positions())
+
+    async def _pass(self) -> bool:
+        """One `_dispatch`, tried again with backoff until it goes through: through a database
+        outage (logged once, by `outage`), and through a bug too (logged with its traceback once
+        per run of failures), since nothing may stop this loop but `stop`."""
+
+        def before_sleep(state: RetryCallState) -> None:
+            err = state.outcome.exception() if state.outcome is not None else None
+            if err is None:
+                return
+            if store_trouble(err):
+                self.metrics.store_errors.labels("dispatch").inc()
+                self.outage.failed(err)
+            elif state.attempt_number == 1:
+                log.error("could not take jobs from the queue; retrying", exc_info=err)
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            wait=wait_random_exponential(multiplier=FIRST_WAIT, max=LONGEST_WAIT),
+            before_sleep=before_sleep,
+        )
+        moved = False
+        async for attempt in retrying:
+            with attempt:
+                async with asyncio.timeout(PASS_TIMEOUT):
+                    moved = await self._dispatch()
+        self.outage.ok()
+        return moved
 
     async def _dispatch(self) -> bool:
         """Start what may start now; True if anything did."""
@@ -220,22 +263,47 @@ class Dispatcher:
 
     def launch(self, job_id: int) -> None:
         """Run the job now, in its own task."""
-        if self.inflight.stopped:
+        inflight = self.inflight
+        if inflight.stopped:
             return  # shutting down: the job keeps its stored state for the next start
+        inflight.unschedule(job_id)
         task = asyncio.create_task(self.run_job(job_id), name=f"wanbot-job-{job_id}")
-        self.inflight.running[job_id] = task
+        inflight.running[job_id] = task
+        task.add_done_callback(lambda finished: self._ended(job_id, finished))
 
-        def done(finished: asyncio.Task[None]) -> None:
-            self.inflight.forget(job_id)
-            if not finished.cancelled() and finished.exception() is not None:
-                log.error(
-                    "job %d: its task ended with an error", job_id, exc_info=finished.exception()
-                )
-            self.wake.set()
-
-        task.add_done_callback(done)
+    def _ended(self, job_id: int, finished: asyncio.Task[None]) -> None:
+        """However the job's task ended, its Wan slot comes back, and its lease unless a later run
+        here is scheduled (a postponed delivery): a job it left unfinished is then taken over on a
+        shared queue once the lease runs out, and run again here after a pause on this process's
+        own queue."""
+        inflight = self.inflight
+        inflight.forget(job_id)
+        left = job_id in inflight.left
+        inflight.left.discard(job_id)
+        err = None if finished.cancelled() else finished.exception()
+        if err is not None:
+            left = left or store_trouble(err)
+            log.error("job %d: its task ended with an error", job_id, exc_info=err)
+        if not inflight.stopped and job_id not in inflight.later:
+            # (A stop hands the leases over itself, at once: `JobQueue.close`.)
+            self.queue.release(job_id)
+            if left and not self.queue.shared:
+                inflight.schedule(job_id, random.uniform(1.0, LONGEST_WAIT), self.launch)
+        self.wake.set()
 
     async def _announce_positions(self) -> None:
+        try:
+            await self._show_positions()
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            # Only the places shown: the next start shows them again.
+            if store_trouble(err):
+                self.outage.failed(err)
+            else:
+                log.exception("could not show the queue's places")
+
+    async def _show_positions(self) -> None:
         # Every start moves the whole queue up one place; editing every waiting message each time
         # would flood Discord with edits, so near the front every move is shown, further back every fifth.
         for job_id, index in await self.queue.positions():

@@ -44,6 +44,28 @@ class InFlight:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     # The lease this process holds on a job claimed from a shared queue (None: unshared queue).
     lease: Callable[[int], Lease | None] = lambda job_id: None
+    # What is scheduled to run a job again later (a postponed delivery, a job left during a
+    # database outage): cancelled when the job is lost to another process, and at a stop.
+    later: dict[int, asyncio.TimerHandle] = field(default_factory=dict)
+    # Jobs whose task stopped on a database outage, leaving the job as it was (see `JobLife.run`).
+    left: set[int] = field(default_factory=set)
+
+    def schedule(self, job_id: int, delay: float, callback: Callable[[int], None]) -> None:
+        """`callback(job_id)` in `delay` seconds, instead of anything scheduled for it before."""
+        self.unschedule(job_id)
+
+        def fire() -> None:
+            self.later.pop(job_id, None)
+            callback(job_id)
+
+        self.later[job_id] = asyncio.get_running_loop().call_later(delay, fire)
+
+    def unschedule(self, job_id: int | None = None) -> None:
+        """Cancel what is scheduled for `job_id` (for every job: None)."""
+        for key in list(self.later) if job_id is None else [job_id]:
+            handle = self.later.pop(key, None)
+            if handle is not None:
+                handle.cancel()
 
     def before_wan(self) -> int:
         """Running jobs whose task is not final yet (fetching inputs, waiting for a slot, at Wan)."""

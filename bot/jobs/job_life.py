@@ -13,6 +13,7 @@ from bot.jobs.creator import Creator
 from bot.jobs.deliverer import Deliverer
 from bot.jobs.inflight import InFlight
 from bot.jobs.models import Progress, uncharged
+from bot.jobs.outages import Outage, persist, store_trouble
 from bot.jobs.outcomes import Outcomes
 from bot.metrics import Metrics
 from bot.store import Job, JobState, LeaseLost, Store
@@ -39,8 +40,10 @@ class JobLife:
         *,
         clock: Callable[[], float] = time.time,
         metrics: Metrics,
+        outage: Outage | None = None,
     ) -> None:
         self.store = store
+        self.outage = outage if outage is not None else Outage()
         self.wan = wan
         self.inflight = inflight
         self.outcomes = outcomes
@@ -50,9 +53,15 @@ class JobLife:
         self.metrics = metrics
 
     async def run(self, job_id: int) -> None:
-        job = await self.store.get_job(job_id)
-        if job is None:
+        try:
+            job = await persist(self.outage, lambda: self.store.get_job(job_id))
+        except Exception as err:
+            if not store_trouble(err):
+                raise
+            self._leave(job_id)
             return
+        if job is None or job.finished:
+            return  # (finished: a run scheduled before it ended, by this process or another)
         try:
             if job.state == JobState.VALIDATING:
                 # Left by a process that stopped before the job was queued: taken over on
@@ -84,7 +93,13 @@ class JobLife:
             self.metrics.wan_errors.labels(err.code).inc()
             log.warning("job %d: Wan error while following the task: %s", job_id, err.code)
             await self.outcomes.fail(job, uncharged(err.user_message), err.code)
-        except Exception:
+        except Exception as err:
+            if store_trouble(err):
+                # The database stayed away longer than a write after Wan's answer is retried:
+                # ending the job now could refund a task Wan runs or has billed. It stays as it
+                # is stored, for this process or another to take up when the database is back.
+                self._leave(job_id)
+                return
             # A last resort for a bug of ours: the job ends, refunded, instead of hanging.
             log.exception("job %d failed unexpectedly", job_id)
             await self.outcomes.fail(
@@ -96,6 +111,10 @@ class JobLife:
                 "InternalBotError",
             )
 
+    def _leave(self, job_id: int) -> None:
+        log.warning("job %d: left as it is stored until the database answers again", job_id)
+        self.inflight.left.add(job_id)
+
     async def _follow(self, job: Job) -> None:
         assert job.task_id is not None
         started = self._clock()
@@ -106,9 +125,16 @@ class JobLife:
             if update.status == TaskStatus.RUNNING:
                 nonlocal started
                 started = self._clock()
-                await self.store.update_job(
-                    job.id, state=JobState.RUNNING, lease=self.inflight.lease(job.id)
-                )
+                try:
+                    await self.store.update_job(
+                        job.id, state=JobState.RUNNING, lease=self.inflight.lease(job.id)
+                    )
+                except Exception as err:
+                    if not store_trouble(err):
+                        raise
+                    # Only the stage is lost (SUBMITTED counts the same Wan slot): the task is
+                    # followed on, and what it ends in is written with retries.
+                    self.outage.failed(err)
                 await show(job, Progress("running", started_at=started))
             elif update.status == TaskStatus.PENDING:
                 await show(job, Progress("pending", started_at=started, cancellable=True))

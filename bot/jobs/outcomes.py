@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
 from bot.jobs.models import Progress
+from bot.jobs.outages import Outage, persist, store_trouble
 from bot.jobs.surface import Surface
 from bot.metrics import Metrics
 from bot.store import Job, JobState, Lease, Store
@@ -26,8 +27,10 @@ class Outcomes:
         *,
         lease: Callable[[int], Lease | None] = lambda job_id: None,
         release: Callable[[int], None] = lambda job_id: None,
+        outage: Outage | None = None,
     ) -> None:
         self.store = store
+        self.outage = outage if outage is not None else Outage()
         self.lease = lease
         self.release = release
         self.surface = surface
@@ -49,11 +52,16 @@ class Outcomes:
             await self.say(job, text)
 
     async def finish(self, job: Job, state: JobState, **fields: object) -> bool:
-        first = await self.store.finish_job(
-            job.id,
-            state,
-            lease=self.lease(job.id),
-            **fields,  # type: ignore[arg-type]
+        # Retried through a database outage: how a job ended (and what Wan billed for it) must
+        # not be lost to one. Finishing twice is harmless: the second call changes nothing.
+        first = await persist(
+            self.outage,
+            lambda: self.store.finish_job(
+                job.id,
+                state,
+                lease=self.lease(job.id),
+                **fields,  # type: ignore[arg-type]
+            ),
         )
         self.release(job.id)
         if first:
@@ -65,7 +73,12 @@ class Outcomes:
         return first
 
     async def say(self, job: Job, text: str) -> None:
-        fresh = await self.store.get_job(job.id) or job
+        try:
+            fresh = await self.store.get_job(job.id) or job
+        except Exception as err:
+            if not store_trouble(err):
+                raise
+            fresh = job  # the row as this run last read it tells where to say it just as well
         await self.safely(self.surface.finished_without_result(fresh, text), job.id)
 
     async def show(self, job: Job, progress: Progress) -> None:

@@ -26,6 +26,7 @@ from bot.jobs.inflight import InFlight
 from bot.jobs.job_folders import remove_stale
 from bot.jobs.job_life import INTERRUPTED, JobLife
 from bot.jobs.models import TERMINAL_SOURCE, JobSpec
+from bot.jobs.outages import WRITE_PATIENCE, Outage
 from bot.jobs.outcomes import Outcomes
 from bot.jobs.queue import JobQueue, MemoryQueue
 from bot.jobs.reconciler import MARGIN, Reconciler
@@ -57,6 +58,7 @@ class JobRunner:
         queue: JobQueue | None = None,
         metrics: Metrics | None = None,
         reconcile_margin: float = MARGIN,
+        write_patience: float = WRITE_PATIENCE,
     ) -> None:
         self.store = store
         self.wan = wan
@@ -72,6 +74,9 @@ class JobRunner:
             lease=self.queue.lease,
         )
         self.metrics = metrics if metrics is not None else Metrics()
+        # Whether the database answers, as every part of the runner finds out (one log line at
+        # each edge of an outage; `check --live` and the metrics read it).
+        self.outage = outage = Outage(write_patience=write_patience)
         self.metrics.watch(
             queue_length=lambda: len(self.queue),
             tasks_in_flight=lambda: len(self.inflight.statuses),
@@ -85,7 +90,12 @@ class JobRunner:
             budget=lambda: getattr(limiter, "gate_rate", None) or limiter.rate,
         )
         self.outcomes = Outcomes(
-            store, surface, self.metrics, lease=self.queue.lease, release=self.queue.release
+            store,
+            surface,
+            self.metrics,
+            lease=self.queue.lease,
+            release=self.queue.release,
+            outage=outage,
         )
         self.creator = Creator(
             store,
@@ -96,6 +106,7 @@ class JobRunner:
             clock=clock,
             metrics=self.metrics,
             reconciler=Reconciler(store, wan, margin=reconcile_margin),
+            outage=outage,
         )
         self.deliverer = Deliverer(
             store,
@@ -108,6 +119,7 @@ class JobRunner:
             retry_delay=retry_delay,
             redeliver_after=redeliver_after,
             metrics=self.metrics,
+            outage=outage,
         )
         self.life = JobLife(
             store,
@@ -118,6 +130,7 @@ class JobRunner:
             self.deliverer,
             clock=clock,
             metrics=self.metrics,
+            outage=outage,
         )
         self.dispatcher = Dispatcher(
             store,
@@ -129,6 +142,7 @@ class JobRunner:
             max_jobs_per_user=max_jobs_per_user,
             metrics=self.metrics,
             prefetch=prefetch,
+            outage=outage,
         )
 
     def _relaunch(self, job_id: int) -> None:
@@ -155,7 +169,7 @@ class JobRunner:
         """
         inflight = self.inflight
         inflight.stopped = True
-        self.deliverer.cancel_postponed()
+        inflight.unschedule()  # postponed deliveries, jobs waiting for the database: next start
         dispatcher = self.dispatcher
         tasks = [
             t

@@ -1,0 +1,140 @@
+"""The database goes away under a running bot (PostgreSQL behind a loopback TCP proxy that cuts,
+refuses or black-holes its connections): the job runner keeps running, says so once, and every job
+is finished once the database is back, each delivered and charged once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import pytest
+
+from bot.sandbox import FaultRule
+from bot.store import JobState
+from tests.support.harness import World, wait_until
+from tests.support.promises import CREATE_PATH, gate, job_ends, settled_to, start_bot
+from tests.support.tcpproxy import TcpProxy
+
+OUTAGE_LOGGER = "bot.jobs.outages"
+
+
+@pytest.fixture(name="proxy")
+async def proxy_fixture(pg_url: str) -> AsyncIterator[TcpProxy]:
+    parts = urlsplit(pg_url)
+    async with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
+        yield proxy
+
+
+@pytest.fixture(name="pg_world")
+async def pg_world_fixture(world: World, proxy: TcpProxy, pg_url: str) -> AsyncIterator[World]:
+    world.env["DATABASE_URL"] = proxy.rewrite(pg_url)
+    yield world
+    proxy.restore()
+    await world.close()  # before the database is dropped
+
+
+async def queued(w: World, *job_ids: int) -> bool:
+    jobs = [await w.bots[-1].store.get_job(job_id) for job_id in job_ids]
+    return all(job is not None and job.state == JobState.QUEUED for job in jobs)
+
+
+def outage_lines(caplog: pytest.LogCaptureFixture) -> tuple[list[str], list[str]]:
+    """The outage log's lines: (starts, ends)."""
+    lines = [r.getMessage() for r in caplog.records if r.name == OUTAGE_LOGGER]
+    return (
+        [line for line in lines if line.startswith("database unreachable")],
+        [line for line in lines if line.startswith("database reachable again")],
+    )
+
+
+async def test_queued_jobs_start_after_the_database_comes_back(
+    pg_world: World, proxy: TcpProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database refuses every connection for a while as jobs wait in the queue: the dispatcher
+    lives through it (it used to die of the first raw driver error, and no job started again),
+    the outage is logged once when it starts and once when it ends, and every job is delivered
+    once and charged once when the database is back."""
+    caplog.set_level(logging.INFO)
+    w = pg_world
+    bot = await w.start_bot(WAN_MAX_CONCURRENT_TASKS="1")
+    w.emu.add_fault(FaultRule(op="task", running_seconds=1.5))
+    for user in w.users:
+        await w.wanedit(user, f"edit for {user.name}")
+    await w.emu.wait_for_task_count(1, timeout=10)
+    await wait_until(lambda: queued(w, 2, 3))
+    await proxy.cut(refuse_for=60)
+    # The dispatcher polls the shared queue every second: it meets the refusals at its next look.
+    await wait_until(lambda: bot.runner.outage.down, timeout=10)
+    assert bot.runner.alive()
+    proxy.restore()
+    for user in w.users:
+        await w.result_message(user, timeout=30)
+    for job_id in (1, 2, 3):
+        await job_ends(w, job_id, JobState.DONE, timeout=30)
+    for user in w.users:
+        await settled_to(w, user.id, 1)
+        assert len(w.results_for(user)) == 1
+    assert w.emu.created_count == 3
+    await wait_until(lambda: not bot.runner.outage.down)
+    starts, ends = outage_lines(caplog)
+    assert len(starts) == 1 and len(ends) == 1, (starts, ends)
+    assert bot.runner.alive()
+
+
+async def test_a_task_id_answered_while_the_database_is_away_is_recorded_later(
+    pg_world: World, proxy: TcpProxy
+) -> None:
+    """Wan answers a create while the database refuses every connection: the task id is written
+    once it is back (it used to fail the job with a refund while Wan ran and billed the task). The
+    job is delivered once and charged once, and no second task is created."""
+    w = pg_world
+    async with gate(w) as g:
+        create = g.hold("POST", CREATE_PATH)
+        bot = await start_bot(w, DASHSCOPE_BASE_URL=g.base_url)
+        await w.wanedit(w.alice, "answered into an outage")
+        await create.wait_arrived()
+        await proxy.cut(refuse_for=60)
+        create.release()
+        await w.emu.wait_for_task_count(1)
+        await wait_until(lambda: bot.runner.outage.down, timeout=10)
+        proxy.restore()
+        await w.result_message(w.alice, timeout=30)
+        job = await job_ends(w, 1, JobState.DONE, timeout=30)
+        assert job.task_id in w.emu.tasks
+        await settled_to(w, w.alice.id, 1)
+        assert len(w.results_for(w.alice)) == 1
+        assert w.emu.created_count == 1
+
+
+async def test_a_job_left_by_a_long_outage_is_taken_up_when_the_database_returns(
+    pg_world: World, proxy: TcpProxy
+) -> None:
+    """The database stays away longer than a write is retried: the job whose task Wan made is left
+    as it is stored (SUBMITTED, never failed and refunded), its lease given back, and taken up
+    again when the database returns; the id its create was answered with is recorded then, with no
+    search of Wan's task list, and the result delivered and charged once."""
+    w = pg_world
+    async with gate(w) as g:
+        create = g.hold("POST", CREATE_PATH)
+        bot = await start_bot(
+            w, {"write_patience": 0.5}, DASHSCOPE_BASE_URL=g.base_url, WANBOT_LEASE_SECONDS="2"
+        )
+        await w.wanedit(w.alice, "answered into a long outage")
+        await create.wait_arrived()
+        await proxy.cut(refuse_for=60)
+        create.release()
+        await w.emu.wait_for_task_count(1)
+        # Its task gave up on the database: the job is no longer running here, nor leased.
+        await wait_until(
+            lambda: 1 in bot.runner.creator.answered and not bot.runner.inflight.running
+        )
+        assert bot.runner.queue.lease(1) is None
+        proxy.restore()
+        await w.result_message(w.alice, timeout=30)
+        job = await job_ends(w, 1, JobState.DONE, timeout=30)
+        assert job.task_id in w.emu.tasks
+        await settled_to(w, w.alice.id, 1)
+        assert len(w.results_for(w.alice)) == 1
+        assert w.emu.created_count == 1
+        assert not [r for r in w.emu.request_log if r[1] == "GET" and r[2].endswith("/tasks")]
