@@ -4,15 +4,19 @@ create is answered, its results until they are posted) live there instead of in 
 Fifty requests of three 4 MB images, five creates and five deliveries at once kept ~100 MB of
 images in the bot's memory (bench/e2e.py); on disk (the page cache) they cost the bot nothing.
 The folder is in the system's temp folder (`TMPDIR`) and is removed when the job's step ends. Its
-name carries the process id, so a process starting up removes what a killed one left behind
-(`remove_stale`) and never a folder another running process still uses.
+name carries a token drawn at each start, not the process id (in a container the bot is always PID 1,
+so a pid would say a killed run's folders are this run's): a process holds an exclusive lock on its
+token's lock file while it runs, so a start removes what a killed one left behind (`remove_stale`)
+and never a folder another running process still uses, on this machine or in a container beside it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,6 +24,10 @@ from types import TracebackType
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+# This run's token, in the name of every folder it makes.
+TOKEN = secrets.token_hex(6)
+_held: dict[str, int] = {}  # temp folder -> the descriptor holding this run's lock file there
 
 
 class JobFolder:
@@ -31,12 +39,12 @@ class JobFolder:
     """
 
     def __init__(self, job_id: int, what: str) -> None:
-        self.prefix = f"wanbot-{os.getpid()}-job{job_id}-{what}-"
+        self.prefix = f"wanbot-{TOKEN}-job{job_id}-{what}-"
         self.path: Path | None = None
         self._users: list[asyncio.Future[Any]] = []
 
     async def __aenter__(self) -> Path:
-        self.path = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=self.prefix))
+        self.path = Path(await asyncio.to_thread(_make, self.prefix))
         return self.path
 
     def keep_for(self, task: asyncio.Future[Any]) -> asyncio.Future[Any]:
@@ -65,27 +73,64 @@ def _remove_soon(path: Path) -> None:
     asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, path, True)
 
 
+def _make(prefix: str) -> str:
+    claim_token()
+    return tempfile.mkdtemp(prefix=prefix)
+
+
+def _lock_path(root: Path, token: str) -> Path:
+    return root / f"wanbot-{token}.lock"
+
+
+def claim_token(root: Path | None = None) -> None:
+    """Lock this run's token in the temp folder (once): folders named by it are then known to be
+    in use for as long as this process lives. Blocking."""
+    folder = Path(root or tempfile.gettempdir())
+    if str(folder) in _held:
+        return
+    final = _lock_path(folder, TOKEN)
+    draft = final.with_name(f"{final.name}.{os.getpid()}")
+    fd = os.open(draft, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    # Released by the kernel when the process ends, however it ends (kill -9 too). Locked before
+    # it takes its name: another start never finds it unlocked and takes this run for dead.
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.replace(draft, final)
+    _held[str(folder)] = fd
+
+
 def remove_stale(root: Path | None = None) -> int:
-    """Remove the job folders of bot processes that are gone (killed mid-job); how many. Blocking."""
+    """Remove the job folders of bot runs that are gone (killed mid-job); how many. Blocking."""
+    folder = Path(root or tempfile.gettempdir())
+    claim_token(folder)
     removed = 0
-    for path in Path(root or tempfile.gettempdir()).glob("wanbot-*-job*"):
-        pid = path.name.split("-")[1]
-        if not pid.isdigit() or _alive(int(pid)):
-            continue
-        shutil.rmtree(path, ignore_errors=True)
-        removed += 1
+    gone: dict[str, bool] = {}
+    for path in folder.glob("wanbot-*-job*"):
+        token = path.name.split("-")[1]
+        if token not in gone:
+            gone[token] = token != TOKEN and _gone(folder, token)
+        if gone[token]:
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    for token, dead in gone.items():
+        if dead:
+            _lock_path(folder, token).unlink(missing_ok=True)
     if removed:
         log.info("removed %d temporary job folder(s) left by a stopped process", removed)
     return removed
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+def _gone(folder: Path, token: str) -> bool:
+    """Whether the run that drew `token` has ended: its lock file is free (or was never made)."""
     try:
-        os.kill(pid, 0)  # no signal sent: only whether the process exists
-    except ProcessLookupError:
-        return False
+        fd = os.open(_lock_path(folder, token), os.O_RDWR)
+    except FileNotFoundError:
+        return True
     except OSError:
-        return True  # it exists (not ours to signal), or we cannot tell: leave it
+        return False  # not ours to look at: leave it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False  # held: that run is alive
+    finally:
+        os.close(fd)  # (closing drops a lock taken just now)
     return True

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 
 from bot.sandbox import FaultRule
@@ -138,3 +139,27 @@ async def test_a_job_left_by_a_long_outage_is_taken_up_when_the_database_returns
         assert len(w.results_for(w.alice)) == 1
         assert w.emu.created_count == 1
         assert not [r for r in w.emu.request_log if r[1] == "GET" and r[2].endswith("/tasks")]
+
+
+async def test_a_lost_lease_cancels_the_postponed_delivery(pg_world: World, pg_url: str) -> None:
+    """A job whose delivery was postponed (its result links failing for now) is claimed by another
+    process: this one drops everything it had scheduled for the job, so it never delivers it too."""
+    w = pg_world
+    w.emu.add_fault(FaultRule(op="download", status=500, times=100))
+    bot = await w.start_bot(
+        runner_options={"delivery_attempts": 1, "redeliver_after": 60.0},
+        WANBOT_LEASE_SECONDS="1.5",
+    )
+    await w.wanedit(w.alice, "postponed")
+    await wait_until(lambda: 1 in bot.runner.inflight.later, timeout=15)
+    con = await asyncpg.connect(pg_url)
+    try:
+        # What another process's claim writes (it found the lease run out during a stall of ours).
+        await con.execute(
+            "UPDATE jobs SET lease_owner = 'other', lease_epoch = lease_epoch + 1 WHERE id = 1"
+        )
+    finally:
+        await con.close()
+    await wait_until(lambda: bot.runner.queue.lease(1) is None, timeout=10)
+    assert 1 not in bot.runner.inflight.later
+    assert 1 not in bot.runner.inflight.running

@@ -154,18 +154,55 @@ async def test_a_body_read_from_files_equals_one_from_memory(tmp_path: Path) -> 
         assert len(on_disk) == len(in_memory) == len(streamed)
 
 
-async def test_a_start_removes_what_a_killed_process_left_and_nothing_else(
+REPO = str(Path(__file__).resolve().parent.parent)
+# A bot run making one job folder, as a separate process: it exits at once ("exit", as a killed
+# run: nothing cleaned up), or waits until its stdin closes ("wait", a run still going).
+ANOTHER_RUN = """
+import asyncio, os, sys, tempfile
+tempfile.tempdir = sys.argv[1]
+from bot.jobs.spool import JobFolder
+path = asyncio.run(JobFolder(7, "results").__aenter__())
+(path / "result-1").write_bytes(b"left behind")
+print(path, flush=True)
+if sys.argv[2] == "wait":
+    sys.stdin.read()
+os._exit(0)
+"""
+
+
+async def another_run(spool_dir: Path, mode: str) -> tuple[asyncio.subprocess.Process, Path]:
+    run = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        ANOTHER_RUN,
+        str(spool_dir),
+        mode,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": REPO},
+    )
+    assert run.stdout is not None
+    return run, Path((await run.stdout.readline()).decode().strip())
+
+
+async def test_a_start_removes_what_a_killed_run_left_and_nothing_else(
     world: World, spool_dir: Path
 ) -> None:
-    """Promise: the bot does not fill the disk, and never pulls files from under a job. A process
+    """Promise: the bot does not fill the disk, and never pulls files from under a job. A run
     killed mid-job leaves its folders behind: the next start removes them, but not the folders of
-    a process still running (several bot processes may share one temporary folder)."""
-    dead = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
-    await dead.wait()
-    left = spool_dir / f"wanbot-{dead.pid}-job7-results-abc"
-    left.mkdir()
-    (left / "result-1").write_bytes(b"\x89PNG left behind")
-    running = spool_dir / f"wanbot-{os.getpid()}-job8-inputs-def"
-    running.mkdir()
-    await start_bot(world)
-    assert not left.exists() and running.exists()
+    a run still going (several bot processes may share one temporary folder). Folders are named
+    by a token drawn at each start, not by the process id: in a container every run is PID 1."""
+    killed, left = await another_run(spool_dir, "exit")
+    await killed.wait()
+    alive, running = await another_run(spool_dir, "wait")
+    # What a run killed in a container leaves: its process id was the one this run has now.
+    same_pid = spool_dir / f"wanbot-{os.getpid()}-job8-inputs-def"
+    same_pid.mkdir()
+    try:
+        assert left.is_dir() and running.is_dir()
+        await start_bot(world)
+        assert not left.exists() and not same_pid.exists() and running.exists()
+    finally:
+        assert alive.stdin is not None
+        alive.stdin.close()
+        await alive.wait()
