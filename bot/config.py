@@ -319,6 +319,14 @@ def _base_url(raw: str) -> str:
 def _database_url(raw: str) -> str:
     value = raw.strip()
     if value.startswith(("postgresql://", "postgres://")):
+        credentials = urlparse(value).netloc.rpartition("@")[0]
+        if credentials.endswith(":"):
+            # `USER:@HOST`: a password left out by mistake (compose's POSTGRES_PASSWORD unset).
+            raise ConfigError(
+                "DATABASE_URL",
+                "the password after `USER:` is empty; set it (with compose: POSTGRES_PASSWORD in "
+                ".env)",
+            )
         return value  # the driver checks the rest, and open_store says what is wrong
     if not value.startswith("sqlite:///") or len(value) == len("sqlite:///"):
         # Never echo the value: a PostgreSQL URL carries a password.

@@ -1,4 +1,5 @@
-"""Logging set-up, with formatters that keep secrets out of every log line.
+"""Logging set-up, with formatters that keep secrets out of every log line (the Discord token, the
+DashScope key, the database password, interaction tokens).
 
 Two formats (`WANBOT_LOG_FORMAT`): `text` for people, `json` (one object per line) for log collectors.
 A JSON line carries `job_id` and `guild_id` when the record has them as attributes, which is what
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from bot.config import Settings
 
@@ -23,6 +26,8 @@ TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _URL_TOKEN = re.compile(r"(/(?:webhooks|interactions)/\d+/)[^/?#\s'\"]+")
 # ...and in gateway payloads (INTERACTION_CREATE at DEBUG), as JSON or as a Python dict's repr.
 _FIELD_TOKEN = re.compile(r"""(['"]token['"]\s*:\s*['"])[^'"]+""")
+# Credentials in a database URL (`postgresql://user:PASSWORD@host`), whichever database it names.
+_URL_PASSWORD = re.compile(r"((?:postgres(?:ql)?|sqlite)://[^:/@\s]*:)[^@\s]+@")
 # The ids the JSON format looks for in a message when the record does not carry them.
 _IDS_IN_TEXT = {
     "job_id": re.compile(r"\bjob (\d+)\b"),
@@ -35,6 +40,7 @@ def redact(text: str, secrets: list[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, REDACTED)
     text = _URL_TOKEN.sub(rf"\g<1>{REDACTED}", text)
+    text = _URL_PASSWORD.sub(rf"\g<1>{REDACTED}@", text)
     return _FIELD_TOKEN.sub(rf"\g<1>{REDACTED}", text)
 
 
@@ -115,10 +121,26 @@ def _an_id(value: object) -> int | None:
 
 def make_formatter(settings: Settings) -> logging.Formatter:
     """The formatter `WANBOT_LOG_FORMAT` asks for, redacting the token and the key."""
-    secrets = [settings.discord_token or "", settings.dashscope_api_key or ""]
+    secrets = [
+        settings.discord_token or "",
+        settings.dashscope_api_key or "",
+        *database_passwords(settings.database_url),
+    ]
     if settings.log_format == "json":
         return JsonFormatter(secrets)
     return RedactingFormatter(TEXT_FORMAT, secrets)
+
+
+def database_passwords(url: str) -> list[str]:
+    """The password of a PostgreSQL `url` (and of PGPASSWORD, which the driver falls back on), as
+    written and percent-decoded: a driver's message may quote either."""
+    found = [os.environ.get("PGPASSWORD", "")]
+    try:
+        written = urlsplit(url).netloc.rpartition("@")[0].partition(":")[2]
+    except ValueError:
+        written = ""
+    found += [written, unquote(written)]
+    return [p for p in dict.fromkeys(found) if p]
 
 
 def setup_logging(settings: Settings) -> None:

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from bot.__main__ import parse_args
-from bot.config import VARIABLES, load_settings
+from bot.config import VARIABLES, ConfigError, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -85,9 +85,18 @@ def image_environment() -> dict[str, str]:
     return environment
 
 
-def interpolate(value: str) -> str:
-    """Compose's `${NAME:-default}`, with NAME unset (as on a machine that has not set it)."""
-    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
+def interpolate(value: str, env: dict[str, str] | None = None) -> str:
+    """Compose's `${NAME:-default}` and `${NAME-default}`, with `env` set (none by default, as on
+    a machine that has set nothing)."""
+    given = env or {}
+
+    def value_of(match: re.Match[str]) -> str:
+        name, colon, default = match.group(1), match.group(2), match.group(3)
+        if name in given and (given[name] or not colon):
+            return given[name]
+        return default
+
+    return re.sub(r"\$\{(\w+)(:?)-([^}]*)\}", value_of, value)
 
 
 def bot_services() -> dict[str, dict[str, Any]]:
@@ -137,8 +146,10 @@ def test_compose_has_the_two_profiles() -> None:
     assert postgres["image"] == "postgres:16" and postgres["profiles"] == ["postgres"]
     assert bot["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
-    url = interpolate(bot["environment"]["DATABASE_URL"])
-    pg = {k: interpolate(v) for k, v in postgres["environment"].items()}
+    chosen = {"POSTGRES_PASSWORD": "0f3a9c"}
+    url = interpolate(bot["environment"]["DATABASE_URL"], chosen)
+    pg = {k: interpolate(v, chosen) for k, v in postgres["environment"].items()}
+    assert pg["POSTGRES_PASSWORD"] == "0f3a9c"
     assert url == (
         f"postgresql://{pg['POSTGRES_USER']}:{pg['POSTGRES_PASSWORD']}@postgres:5432/"
         f"{pg['POSTGRES_DB']}"
@@ -222,12 +233,31 @@ def test_compose_itself_accepts_every_profile(tmp_path: Path) -> None:
         assert {"prometheus", "grafana"} <= set(yaml.safe_load(done.stdout)["services"])
 
 
+def test_the_database_password_has_no_default() -> None:
+    """Promise: no deployment runs on a password everyone can read in this file. Unset, the
+    password is empty everywhere it goes, and the bot refuses to start on it with one line."""
+    for name, service in COMPOSE["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            if "POSTGRES_PASSWORD" in str(value):
+                assert "POSTGRES_PASSWORD:-" not in str(value), f"{name}.{key} has a default"
+    (bot,) = [s for s in bot_services().values() if s["profiles"] == ["postgres"]]
+    unset = interpolate(bot["environment"]["DATABASE_URL"])
+    assert unset == "postgresql://wanbot:@postgres:5432/wanbot"
+    with pytest.raises(ConfigError) as refused:
+        load_settings({**SECRETS, "DATABASE_URL": unset}, dotenv_path=None)
+    assert refused.value.variable == "DATABASE_URL" and "POSTGRES_PASSWORD" in str(refused.value)
+
+
 def test_every_variable_set_is_a_known_valid_setting() -> None:
     image = {k: v for k, v in image_environment().items() if not NOT_SETTINGS.match(k)}
     assert set(image) <= SETTINGS, set(image) - SETTINGS
     load_settings({**SECRETS, **image}, dotenv_path=None)
     for name, service in bot_services().items():
-        environment = {k: interpolate(str(v)) for k, v in service["environment"].items()}
+        # (Compose's own variables as the README asks them set.)
+        environment = {
+            k: interpolate(str(v), {"POSTGRES_PASSWORD": "0f3a9c"})
+            for k, v in service["environment"].items()
+        }
         assert set(environment) <= SETTINGS, f"{name}: {set(environment) - SETTINGS}"
         # What the container sees: the image's ENV, then compose's environment on top.
         seen = {**SECRETS, **image, **environment}

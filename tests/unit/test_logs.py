@@ -6,6 +6,7 @@ import io
 import logging
 from collections.abc import Iterator
 
+import asyncpg
 import pytest
 
 from bot.config import load_settings
@@ -14,6 +15,8 @@ from cogs.intake.requests import Place
 
 TOKEN = "MTA5ODc2NTQzMjEwOTg3NjU0.GAbCdE.bot-token-for-tests-only"
 API_KEY = "sk-logs-0123456789abcdef"
+DB_PASSWORD = "pg/Secret:42"  # written percent-encoded in the URL, as it must be
+DATABASE_URL = "postgresql://wanbot:pg%2FSecret%3A42@db.internal:5432/wanbot"
 INTERACTION_TOKEN = "aW50ZXJhY3Rpb246MTIzNDU2Nzg5OmFiY2RlZmdoaWprbG1ub3A.x-Y_z"
 
 
@@ -27,6 +30,7 @@ def debug_logging(request: pytest.FixtureRequest) -> Iterator[io.StringIO]:
         {
             "DISCORD_TOKEN": TOKEN,
             "DASHSCOPE_API_KEY": API_KEY,
+            "DATABASE_URL": DATABASE_URL,
             "WANBOT_LOG_LEVEL": "DEBUG",
             "WANBOT_LOG_FORMAT": request.param,
         },
@@ -65,6 +69,28 @@ def test_exception_text_is_redacted(debug_logging: io.StringIO) -> None:
     err = debug_logging.getvalue()
     assert "Traceback" in err and "RuntimeError: the server said: bad key [redacted]" in err
     assert API_KEY not in err
+
+
+async def test_the_database_password_is_redacted_in_driver_tracebacks(
+    debug_logging: io.StringIO,
+) -> None:
+    """The PostgreSQL password never reaches a log line: not in a URL we log, not in the traceback
+    of a driver error (as written in the URL or decoded), nor in another database URL."""
+    log = logging.getLogger("bot.test")
+    log.warning("jobs and quotas are kept in %s", DATABASE_URL)
+    try:
+        await asyncpg.connect(f"{DATABASE_URL.replace('5432', 'notaport')}", timeout=1)
+    except ValueError:
+        log.exception("could not open the database")
+    try:
+        raise asyncpg.InvalidPasswordError(f"password {DB_PASSWORD!r} refused")
+    except asyncpg.PostgresError:
+        log.exception("login refused")
+    log.info("copying to postgresql://other:elsewhere-pw@10.0.0.2/wanbot")
+    err = debug_logging.getvalue()
+    assert "could not open the database" in err and "login refused" in err
+    for secret in (DB_PASSWORD, "pg%2FSecret%3A42", "elsewhere-pw"):
+        assert secret not in err
 
 
 def test_interaction_and_webhook_tokens_in_discord_urls_are_redacted(
