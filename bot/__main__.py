@@ -168,14 +168,31 @@ async def run_check(settings: Settings, *, sandbox: bool) -> int:
 
 async def run_live_check(settings: Settings, *, sandbox: bool) -> int:
     """`check --live`: one line per bot process from the heartbeats in the store; 0 when all are well."""
+    import sqlite3
+
     from bot.health import live_check
+    from bot.jobs.outages import store_trouble
     from bot.store import StoreError, open_store
 
     url = sandbox_database_url(settings.database_url) if sandbox else settings.database_url
     try:
         store = await open_store(url, default_daily_limit=settings.default_daily_limit)
     except StoreError as err:
-        print(f"[FAIL] database: {err}")
+        # The driver's error the store's line was made from, if any: a database that is down or
+        # out of reach is an outage the bot lives through, not a setting to fix.
+        # (A sqlite file that won't open is a setting to fix: only a server can be away.)
+        cause = err.__cause__ or err.__context__
+        if (
+            cause is not None
+            and store_trouble(cause)
+            and not isinstance(cause, StoreError | sqlite3.Error)
+        ):
+            print(
+                f"[DEGRADED] database unreachable: {err} Bot processes keep their jobs and "
+                "resume them by themselves once it answers."
+            )
+        else:
+            print(f"[FAIL] database: {err}")
         return 1
     try:
         healthy, lines = await live_check(store)

@@ -322,3 +322,7 @@ class Store(ABC):
     @abstractmethod
     async def meta_items(self, prefix: str) -> dict[str, str]:
         """Every stored string whose key starts with `prefix` (e.g. each process's heartbeat)."""
+
+    @abstractmethod
+    async def delete_meta(self, keys: Sequence[str]) -> None:
+        """Remove the strings stored under `keys` (those that exist)."""

@@ -559,6 +559,9 @@ class PostgresStore(Store):
     async def meta_items(self, prefix: str) -> dict[str, str]:
         return await self._read(_meta_items, prefix)
 
+    async def delete_meta(self, keys: Sequence[str]) -> None:
+        await self._write(_delete_meta, list(keys))
+
 
 async def _meta_items(con: asyncpg.Connection, prefix: str) -> dict[str, str]:
     # starts_with, not LIKE: prefixes may hold `_` or `%`.
@@ -578,3 +581,7 @@ async def _set_meta(con: asyncpg.Connection, key: str, value: str) -> None:
         key,
         value,
     )
+
+
+async def _delete_meta(con: asyncpg.Connection, keys: list[str]) -> None:
+    await con.execute("DELETE FROM meta WHERE key = ANY($1::text[])", keys)

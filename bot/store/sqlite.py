@@ -513,6 +513,9 @@ class SqliteStore(Store):
     async def meta_items(self, prefix: str) -> dict[str, str]:
         return await self._call(_meta_items, prefix)
 
+    async def delete_meta(self, keys: Sequence[str]) -> None:
+        await self._write(_delete_meta, list(keys))
+
 
 def _log_failure(future: asyncio.Future[Any]) -> None:
     if not future.cancelled() and future.exception() is not None:
@@ -538,3 +541,7 @@ def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
         " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         (key, value),
     )
+
+
+def _delete_meta(conn: sqlite3.Connection, keys: list[str]) -> None:
+    conn.executemany("DELETE FROM meta WHERE key = ?", [(key,) for key in keys])

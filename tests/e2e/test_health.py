@@ -5,8 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from bot.health import STALE_AFTER, Heartbeat, heartbeats, judge
-from bot.store import open_store
+from bot.health import (
+    GONE_AFTER,
+    LATE_AFTER,
+    STALE_AFTER,
+    Heartbeat,
+    forget_leftovers,
+    heartbeats,
+    judge,
+    leftovers,
+)
+from bot.health import beat as write_beat
+from bot.store import Store, open_store
 from tests.support.first_run import base_env, run_cli
 from tests.support.harness import World, wait_until
 
@@ -58,6 +68,66 @@ def test_a_clean_stop_is_not_a_failure_of_the_others_but_nothing_running_is() ->
     healthy, lines = judge([beat(stopped=True)], now=1001.0)
     assert not healthy and lines[-1] == "[FAIL] no bot process is running with this database"
     assert judge([], now=1001.0) == (False, ["[FAIL] no bot process is running with this database"])
+
+
+def test_a_crashed_process_replaced_by_a_newer_one_of_its_service_no_longer_counts() -> None:
+    """Promise: health tells the truth after a crash. systemd restarting the bot after an OOM kill
+    (a new pid, so a new row) used to leave the dead row failing the check for 24 hours; the newer
+    process of the same service (the same shards) replaces it as soon as the dead one is late, and
+    the dead row is one the running processes remove."""
+    dead = beat(process="host:100", started_at=500.0, written_at=900.0)
+    new = beat(process="host:200", started_at=950.0, written_at=1000.0)
+    healthy, lines = judge([dead, new], now=1001.0)
+    assert healthy, lines
+    assert lines[0].startswith("[--]  host:100: replaced by host:200") and lines[1].startswith(
+        "[ok]"
+    )
+    assert leftovers([dead, new], now=1001.0) == ["host:100"]
+    # Another service (other shards) does not replace it: its shard is still unserved.
+    other = beat(process="host:300", started_at=950.0, shards="1", shard_count=2)
+    mine = beat(process="host:100", started_at=500.0, written_at=900.0, shards="0", shard_count=2)
+    healthy, lines = judge([mine, other], now=1001.0)
+    assert not healthy and lines[0].startswith("[FAIL] host:100 (shards 0): not running or stuck")
+
+
+def test_a_dead_shard_process_nobody_replaced_fails_the_check_after_its_row_is_gone() -> None:
+    """A dead process stops counting once the others have removed its row (a few heartbeat
+    intervals after it went stale); the shards it ran, run by nobody now, fail the check."""
+    dead = beat(process="b:2", started_at=500.0, shards="1", shard_count=2)
+    now = 1000.0 + GONE_AFTER + 1
+    alive = beat(process="a:1", started_at=500.0, shards="0", shard_count=2, written_at=now)
+    assert leftovers([alive, dead], now=now) == ["b:2"]
+    healthy, lines = judge([alive], now=now)
+    assert not healthy
+    assert lines == [lines[0], "[FAIL] shard(s) 1 of 2: no running process runs them"]
+
+
+def test_a_late_heartbeat_or_a_failing_database_reads_degraded() -> None:
+    """A process whose heartbeat is a few intervals late can't reach the database (or is stuck),
+    and one whose runner finds the database failing says since when: both are degraded, not ok."""
+    healthy, lines = judge([beat(written_at=1000.0 - LATE_AFTER - 1)], now=1000.0)
+    assert not healthy and lines[0].startswith("[DEGRADED] host:1: no heartbeat for 16 s")
+    healthy, lines = judge([beat(database_trouble_since=990.0)], now=1001.0)
+    assert not healthy
+    assert lines == [
+        "[DEGRADED] host:1: the database has been failing it since 1970-01-01 00:16:30 UTC "
+        "(11 s ago); its jobs wait and resume by themselves when it answers"
+    ]
+
+
+async def test_the_rows_of_dead_processes_are_removed(store: Store) -> None:
+    """On both engines: what `leftovers` names is deleted, and nothing else."""
+    now = 10_000.0
+    rows = [
+        beat(process="old:1", started_at=100.0, written_at=now - STALE_AFTER - 1),
+        beat(process="new:2", started_at=now - 30, written_at=now),
+        beat(process="gone:3", started_at=100.0, written_at=now - GONE_AFTER - 1, shards="1"),
+        beat(process="stopped:4", started_at=100.0, written_at=now - 100, stopped=True, shards="1"),
+    ]
+    for row in rows:
+        await write_beat(store, row)
+    assert await forget_leftovers(store, clock=lambda: now) == 2
+    assert [hb.process for hb in await heartbeats(store)] == ["new:2", "stopped:4"]
 
 
 async def live(w: World) -> tuple[int, str]:
