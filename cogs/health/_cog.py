@@ -1,5 +1,6 @@
 """Heartbeats for `python -m bot check --live`: every few seconds this process writes whether it is
-connected to the gateway and whether its job runner is alive (`bot.health`)."""
+connected to the gateway, whether its job runner is alive and whether the database answers it
+(`bot.health`), and removes the rows of processes that died."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 from discord.ext import commands, tasks
 
 from bot import health
-from bot.store import StoreError
+from bot.jobs.outages import store_trouble
 
 if TYPE_CHECKING:
     from cogs.wanbot import WanBot
@@ -25,7 +26,8 @@ class Health(commands.Cog):
         self.bot = bot
         self.process = health.process_name()
         self.connected = False
-        self.since = time.time()
+        self.since = self.started = time.time()
+        self.beats = 0
 
     async def cog_load(self) -> None:
         self.beat.start()
@@ -66,9 +68,12 @@ class Health(commands.Cog):
         return ",".join(str(i) for i in ids or [])
 
     async def write(self, *, stopped: bool = False) -> None:
-        """Write the heartbeat now (the loop does it every few seconds)."""
+        """Write the heartbeat now (the loop does it every few seconds). Never raises: a database
+        that is away must not stop the heartbeats that say so once it is back."""
         runner = getattr(self.bot, "runner", None)
+        outage = runner.outage if runner is not None else None
         latency = self.bot.latency
+        shard_count = self.bot.shard_count if self._shards() else None
         heartbeat = health.Heartbeat(
             process=self.process,
             written_at=time.time(),
@@ -78,13 +83,31 @@ class Health(commands.Cog):
             stopped=stopped,
             shards=self._shards(),
             latency=latency if latency == latency and latency != float("inf") else None,
+            started_at=self.started,
+            shard_count=shard_count,
+            database_trouble_since=outage.since if outage is not None else None,
         )
         try:
             await health.beat(self.bot.store, heartbeat)
-        except StoreError as err:
-            # The database being briefly busy must not kill the heartbeat loop.
-            self.bot.metrics.store_errors.labels("heartbeat").inc()
-            log.warning("could not write the heartbeat: %s", err)
-        else:
             if not stopped:
                 self.bot.metrics.heartbeat.set(heartbeat.written_at)
+            self.beats += 1
+            if self.beats % FORGET_EVERY == 1 and not stopped:
+                await health.forget_leftovers(self.bot.store)
+        except Exception as err:
+            if not store_trouble(err):
+                log.exception("could not write the heartbeat")
+                return
+            # The database being away must not kill the heartbeat loop.
+            self.bot.metrics.store_errors.labels("heartbeat").inc()
+            if outage is not None:
+                outage.failed(err)  # logged there, once for the whole outage
+            else:
+                log.warning("could not write the heartbeat: %s", err)
+            return
+        if outage is not None:
+            outage.ok()
+
+
+# Every how many heartbeats the rows of dead processes are looked for (and at the first one).
+FORGET_EVERY = 6

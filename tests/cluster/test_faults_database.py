@@ -13,6 +13,7 @@ import pytest
 
 from bot.sandbox import FaultRule
 from bot.store import JobState
+from tests.support.first_run import base_env, run_cli
 from tests.support.harness import World, wait_until
 from tests.support.promises import CREATE_PATH, gate, job_ends, settled_to, start_bot
 from tests.support.tcpproxy import TcpProxy
@@ -163,3 +164,28 @@ async def test_a_lost_lease_cancels_the_postponed_delivery(pg_world: World, pg_u
     await wait_until(lambda: bot.runner.queue.lease(1) is None, timeout=10)
     assert 1 not in bot.runner.inflight.later
     assert 1 not in bot.runner.inflight.running
+
+
+async def test_check_live_says_degraded_while_the_database_is_away(
+    pg_world: World, proxy: TcpProxy, pg_url: str
+) -> None:
+    """`python -m bot check --live`, run where the bot runs (its DATABASE_URL), reports the outage
+    as such, not as a setting to fix; once the database is back the bot's heartbeats say it is
+    well again, by themselves."""
+    w = pg_world
+    bot = await w.start_bot()
+    health = bot.get_cog("Health")
+    assert health is not None
+    await health.write()  # type: ignore[attr-defined]
+    env = base_env(DATABASE_URL=proxy.rewrite(pg_url))
+    await proxy.cut(refuse_for=60)
+    result = await run_cli("check", "--live", env=env, cwd=w.db_path.parent)
+    assert result.returncode == 1
+    assert result.stdout.startswith("[DEGRADED] database unreachable"), result.output
+    await health.write()  # type: ignore[attr-defined]
+    assert bot.runner.outage.down  # the heartbeat could not be written: that is an outage too
+    proxy.restore()
+    await wait_until(lambda: not bot.runner.outage.down, timeout=15)
+    result = await run_cli("check", "--live", env=env, cwd=w.db_path.parent)
+    assert result.returncode == 0, result.output
+    assert result.stdout.startswith("[ok]")
