@@ -112,6 +112,12 @@ VARIABLES: tuple[Variable, ...] = (
         "Comma-separated server ids the bot works in; empty: any server it is invited to.",
     ),
     Variable(
+        "WAN_DM_ANYONE",
+        "false",
+        "With `WAN_ALLOWED_GUILDS` set, DMs serve only members of an allowed server; `true` serves "
+        "anyone who can message the bot (each within `WAN_DM_DAILY_LIMIT`).",
+    ),
+    Variable(
         "WANBOT_OWNER_IDS",
         None,
         "Comma-separated user ids who are owners too, besides the application's owner or team.",
@@ -162,6 +168,12 @@ VARIABLES: tuple[Variable, ...] = (
         "base64",
         "How input images reach Wan: `base64` (works in both regions), `url` (Singapore only: "
         "Wan fetches Discord's CDN), `upload` (DashScope temporary storage, Beijing only).",
+    ),
+    Variable(
+        "WANBOT_DOWNLOAD_TIMEOUT",
+        "30",
+        "Seconds one input image may take to download from Discord; a slower one is refused with "
+        "a message (nothing charged) and holds up no other request.",
     ),
     Variable(
         "WANBOT_DEV_GUILD",
@@ -233,6 +245,7 @@ class Settings:
     server_daily_limit: int = 50  # 0: no ceiling
     dm_daily_limit: int = 3  # 0: DMs off
     allowed_guilds: frozenset[int] = frozenset()  # empty: any server
+    dm_anyone: bool = False  # with allowed_guilds: DMs for anyone, not only their members
     owner_ids: frozenset[int] = frozenset()
     price_per_image: float | None = None  # None: the region's list price
     price_currency: str = DEFAULT_CURRENCY
@@ -244,6 +257,7 @@ class Settings:
     request_timeout: float = 30.0
     task_seconds: tuple[float, float] = (30.0, 120.0)
     lease_seconds: float = 15.0
+    download_timeout: float = 30.0
 
     @property
     def price(self) -> float | None:
@@ -265,8 +279,15 @@ class Settings:
         return self.price_per_image_t2i is not None and self.price_per_image_t2i != self.price
 
     def allowed_here(self, guild_id: int | None) -> bool:
-        """Whether the bot works in this server (DMs are bounded by WAN_DM_DAILY_LIMIT instead)."""
+        """Whether the bot works in this server. A DM (`None`) is allowed here too: with an
+        allowlist, whether it serves the member is `dm_needs_membership`'s question."""
         return guild_id is None or not self.allowed_guilds or guild_id in self.allowed_guilds
+
+    @property
+    def dm_needs_membership(self) -> bool:
+        """Whether a DM serves only members of an allowed server (an allowlist is set and DMs are
+        not opened to anyone): else anyone who can message the bot could spend the bot-wide cap."""
+        return bool(self.allowed_guilds) and not self.dm_anyone and self.dm_daily_limit > 0
 
     @property
     def region(self) -> str | None:
@@ -414,6 +435,15 @@ def _shard_ids(raw: str | None, count: int | None) -> tuple[int, ...] | None:
     return ids
 
 
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(name, "expected true or false")
+
+
 def _log_level(raw: str) -> str:
     value = raw.strip().upper()
     if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -511,6 +541,7 @@ def load_settings(
         ),
         dm_daily_limit=_int("WAN_DM_DAILY_LIMIT", get("WAN_DM_DAILY_LIMIT") or "", 0, 1000),
         allowed_guilds=_ids("WAN_ALLOWED_GUILDS", get("WAN_ALLOWED_GUILDS") or ""),
+        dm_anyone=_bool("WAN_DM_ANYONE", get("WAN_DM_ANYONE") or "false"),
         owner_ids=_ids("WANBOT_OWNER_IDS", get("WANBOT_OWNER_IDS") or ""),
         price_per_image=price[0] if price else None,
         price_currency=currency,
@@ -521,6 +552,9 @@ def load_settings(
         request_timeout=_float("WAN_REQUEST_TIMEOUT", get("WAN_REQUEST_TIMEOUT") or "", 1, 600),
         task_seconds=_task_seconds(get("WAN_TASK_SECONDS") or ""),
         lease_seconds=_float("WANBOT_LEASE_SECONDS", get("WANBOT_LEASE_SECONDS") or "", 1, 3600),
+        download_timeout=_float(
+            "WANBOT_DOWNLOAD_TIMEOUT", get("WANBOT_DOWNLOAD_TIMEOUT") or "", 1, 600
+        ),
     )
 
 

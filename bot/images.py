@@ -46,6 +46,10 @@ _ACCEPTED = _("PNG, JPEG, WEBP or BMP")
 # at once only takes the core the event loop needs (creates, polls, deliveries) for no gain, since
 # Wan's slots, not intake, set the pace.
 MAX_PARALLEL_LOADS = 1
+# Requests downloading at once, each with its own deadline (WANBOT_DOWNLOAD_TIMEOUT): a download that
+# stalls holds one of these, and the others go on around it. A request keeps its place until its
+# decode is done, so at most this many hold downloaded bytes while they wait for `load_slot`.
+MAX_PARALLEL_DOWNLOADS = 4
 # Queued jobs whose turn has come fetch their inputs again apart from the requests coming in: with
 # one shared limit, a job due at Wan waited behind every request still arriving, and Wan's slots sat
 # idle meanwhile (bench/e2e.py: no create for 30 s while 40 requests were taken in). Few at once: the
@@ -69,6 +73,11 @@ def _slot(kind: str, size: int) -> asyncio.Semaphore:
 def load_slot() -> asyncio.Semaphore:
     """The limit on new requests' image loads (download + decode) at once in this event loop."""
     return _slot("load", MAX_PARALLEL_LOADS)
+
+
+def download_slot() -> asyncio.Semaphore:
+    """The limit on new requests held between their download's start and their decode's end."""
+    return _slot("download", MAX_PARALLEL_DOWNLOADS)
 
 
 def refetch_slot() -> asyncio.Semaphore:

@@ -92,7 +92,9 @@ def edit_loader(job: Job, index: int, interaction: discord.Interaction[WanBot]) 
         channel = interaction.channel
         assert channel is not None
         attachment, message = await result_image(job, index, channel, interaction.message)
-        images = await inputs.load([attachment])
+        images = await inputs.load(
+            [attachment], timeout=interaction.client.settings.download_timeout
+        )
         return images, inputs.describe([attachment], images, message)
 
     return load

@@ -14,7 +14,7 @@ import discord
 from discord.http import Route
 
 from bot import images
-from bot.i18n import _, _n
+from bot.i18n import Number, Text, _, _n
 from bot.images import CheckedImage, ImageRejected
 from bot.store import Job
 from cogs.utils.channels import channel_by_id
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_IMAGES = 3
+# Seconds one image may take to download (the bot passes WANBOT_DOWNLOAD_TIMEOUT).
+DOWNLOAD_TIMEOUT = 30.0
 # A URL expiring within this many seconds is refreshed first: it may expire mid-download.
 EXPIRY_MARGIN = 60.0
 MAX_REFRESH = 50  # URLs per refresh call (Discord's limit)
@@ -48,26 +50,46 @@ def precheck(attachments: Sequence[discord.Attachment]) -> None:
         images.precheck(index, attachment.filename, attachment.content_type, attachment.size)
 
 
-async def load(attachments: Sequence[discord.Attachment]) -> list[CheckedImage]:
-    """Download the attachments (from Discord's CDN, nothing else) and decode each in a worker thread."""
+async def load(
+    attachments: Sequence[discord.Attachment], *, timeout: float = DOWNLOAD_TIMEOUT
+) -> list[CheckedImage]:
+    """Download the attachments (from Discord's CDN, nothing else), each within `timeout` seconds,
+    and decode each in a worker thread. A download that stalls delays only its own request."""
     precheck(attachments)
-    async with images.load_slot():
-        return await _load(attachments)
+    async with images.download_slot():
+        blobs = await asyncio.gather(*(_read(i, a, timeout) for i, a in enumerate(attachments, 1)))
+        # One decode at a time: each holds a full pixel buffer (12 MB for 2000x2000 RGB), and the
+        # load slot already keeps both cores busy when requests arrive together.
+        async with images.load_slot():
+            checked = []
+            for i, (a, data) in enumerate(zip(attachments, blobs, strict=True), start=1):
+                checked.append(await images.check(i, a.filename, data, a.url))
+            return checked
 
 
-async def _load(attachments: Sequence[discord.Attachment]) -> list[CheckedImage]:
+async def _read(index: int, attachment: discord.Attachment, timeout: float) -> bytes:
     try:
-        blobs = await asyncio.gather(*(a.read() for a in attachments))
+        async with asyncio.timeout(timeout):
+            return await attachment.read()
     except discord.HTTPException:
         raise ImageRejected(
             _("Discord wouldn't hand over one of the images; try attaching it again.")
         ) from None
-    # One decode at a time: each holds a full pixel buffer (12 MB for 2000x2000 RGB), and the load
-    # slots already keep both cores busy when requests arrive together.
-    checked = []
-    for i, (a, data) in enumerate(zip(attachments, blobs, strict=True), start=1):
-        checked.append(await images.check(i, a.filename, data, a.url))
-    return checked
+    except TimeoutError:
+        log.warning(
+            "image %d (%d bytes) took over %g s to download", index, attachment.size, timeout
+        )
+        raise ImageRejected(stalled(index, attachment.filename, timeout)) from None
+
+
+def stalled(index: int, filename: str, timeout: float) -> Text:
+    return _(
+        "Image {index} (`{filename}`) did not finish downloading from Discord within {seconds} "
+        "seconds; try again in a moment.",
+        index=index,
+        filename=filename,
+        seconds=Number(timeout),
+    )
 
 
 def describe(
@@ -164,24 +186,31 @@ async def refetch(bot: WanBot, job: Job) -> list[CheckedImage]:
         checked: list[CheckedImage] = []
         for index, (spec, url) in enumerate(zip(job.inputs, urls, strict=True), start=1):
             filename = spec.get("filename") or f"image{index}.png"
-            data = await _download(bot, str(url), index)
+            data = await _download(bot, str(url), index, filename)
             checked.append(await images.recheck(index, filename, data, url, spec))
         return checked
 
 
-async def _download(bot: WanBot, url: str, index: int) -> bytes:
+async def _download(bot: WanBot, url: str, index: int, filename: str) -> bytes:
     """The file behind `url`; refused by the CDN (expired, also when our clock and Discord's
-    disagree), it is refreshed once and fetched again."""
+    disagree), it is refreshed once and fetched again. Each fetch within the download timeout."""
     gone = ImageRejected(_("Image {index} is no longer available from Discord.", index=index))
+    timeout = bot.settings.download_timeout
     try:
-        return await bot.http.get_from_cdn(url)
+        async with asyncio.timeout(timeout):
+            return await bot.http.get_from_cdn(url)
     except (discord.NotFound, discord.Forbidden):
         refreshed = (await refresh_urls(bot, [url])).get(url)
     except discord.HTTPException:
         raise gone from None
+    except TimeoutError:
+        raise ImageRejected(stalled(index, filename, timeout)) from None
     if refreshed is None:
         raise gone
     try:
-        return await bot.http.get_from_cdn(refreshed)
+        async with asyncio.timeout(timeout):
+            return await bot.http.get_from_cdn(refreshed)
     except discord.HTTPException:
         raise gone from None
+    except TimeoutError:
+        raise ImageRejected(stalled(index, filename, timeout)) from None

@@ -311,7 +311,7 @@ async def start_job(
         if images is None and loader is not None:
             images, described = await loader()
         elif images is None:
-            images = await inputs.load(attachments)
+            images = await inputs.load(attachments, timeout=bot.settings.download_timeout)
             described = inputs.describe(attachments, images, source_message)
     except ImageRejected as err:
         await tell(interaction, not_charged(err))
@@ -368,7 +368,9 @@ async def start_message_job(
         inputs.precheck(attachments)
     roles = member_roles(message.author)
     await bot.runner.precheck(scope_of(guild_id), message.author.id, options.count, roles)
-    images = [] if from_text else await inputs.load(attachments)
+    images = (
+        [] if from_text else await inputs.load(attachments, timeout=bot.settings.download_timeout)
+    )
     await resolve_spoiler(bot, options, guild_id)
     described = [
         row

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import io
@@ -51,6 +52,9 @@ class CdnFile:
     folder: str
     description: str | None = None
     ephemeral: bool = False
+    # Served as a download that never finishes: its headers and half its bytes, then nothing (a
+    # CDN edge that stalls); the client must give up on its own.
+    stalls: bool = False
     _cdn: Cdn | None = field(default=None, repr=False)
 
     @property
@@ -77,6 +81,7 @@ class Cdn:
         self.clock_offset = 0.0
         self.base = ""  # "http://127.0.0.1:PORT", set when the server starts
         self.files: dict[int, CdnFile] = {}
+        self.stalled = 0  # downloads of stalling files under way or given up by the client
 
     def now(self) -> float:
         return time.time() + self.clock_offset
@@ -114,7 +119,7 @@ class Cdn:
 
     def copy(self, source: CdnFile, folder: str, *, ephemeral: bool = False) -> CdnFile:
         """The same bytes as a new attachment (a user uploading a file again)."""
-        return self.store(
+        copied = self.store(
             source.data,
             source.filename,
             source.content_type,
@@ -122,6 +127,8 @@ class Cdn:
             description=source.description,
             ephemeral=ephemeral,
         )
+        copied.stalls = source.stalls
+        return copied
 
     def _path(self, f: CdnFile) -> str:
         return f"/{f.folder}/{f.id}/{f.filename}"
@@ -189,4 +196,19 @@ class Cdn:
             expired = True
         if expired:
             return web.Response(status=404, text="This content is no longer available.")
+        if f.stalls:
+            return await self._stall(request, f)
         return web.Response(body=f.data, content_type=f.content_type or "application/octet-stream")
+
+    async def _stall(self, request: web.Request, f: CdnFile) -> web.StreamResponse:
+        self.stalled += 1
+        response = web.StreamResponse(
+            headers={"Content-Type": f.content_type or "application/octet-stream"}
+        )
+        response.content_length = len(f.data)
+        await response.prepare(request)
+        await response.write(f.data[: len(f.data) // 2])
+        # Until the client hangs up (aiohttp does not cancel a handler when it does).
+        while request.transport is not None and not request.transport.is_closing():
+            await asyncio.sleep(0.05)
+        return response

@@ -439,11 +439,15 @@ class FakeDiscord:
         content_type: str | None = None,
         *,
         description: str | None = None,
+        stalls: bool = False,
     ) -> CdnFile:
-        """A file a user could upload; use it in ``attachments=`` or an attachment option."""
-        return self.world.cdn.store(
+        """A file a user could upload; use it in ``attachments=`` or an attachment option. With
+        ``stalls`` its download never finishes (see `CdnFile.stalls`)."""
+        f = self.world.cdn.store(
             data, filename, content_type, folder="attachments/0", description=description
         )
+        f.stalls = stalls
+        return f
 
     def forget_cdn_file(self, f: CdnFile) -> None:
         """Remove a file from the CDN, as Discord does some time after its message is deleted."""
