@@ -23,6 +23,7 @@ from bot.store import Store
 from bot.wan import WanClient
 from cogs.command_sync import sync_commands
 from cogs.gateway import base_intents, point_gateway, read_application, use_discord_api_base
+from cogs.intake.dm_access import DmMembers
 from cogs.owner.cost_notes import warn_about_cost
 from cogs.translator import CatalogueTranslator
 from cogs.utils.click_guard import ClickGuard
@@ -89,6 +90,8 @@ class WanBot(commands.Bot):
         self.nonce_prefix = "wanjob"
         # Clicks being handled, so a double click starts one job (cogs.utils.click_guard).
         self.clicks = ClickGuard()
+        # Who may use the bot in DMs under WAN_ALLOWED_GUILDS (cogs.intake.dm_access).
+        self.dm_members = DmMembers(self.http, settings.allowed_guilds)
         use_discord_api_base(settings.discord_api_base)
         # Last: the runner's Discord door (its `Surface`) is built on this bot.
         self.runner = make_runner(self)

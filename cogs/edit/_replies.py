@@ -136,7 +136,9 @@ class Replies(commands.Cog):
     async def prepare(self, message: discord.Message, bot_id: int) -> ReplyRequest:
         """What the reply asks for; raises `Refusal` (nothing spent) when it can't be done."""
         try:  # before any fetch: a server off WAN_ALLOWED_GUILDS is told why, and nothing more
-            refuse_unless_allowed(self.bot, message.guild.id if message.guild else None)
+            await refuse_unless_allowed(
+                self.bot, message.guild.id if message.guild else None, message.author.id
+            )
         except RequestRejected as err:
             raise Refusal(not_charged(err)) from None
         referenced = await self.referenced(message)

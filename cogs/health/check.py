@@ -3,8 +3,8 @@
 Checks, in order: the settings, the database (opens and migrates), the Discord token (which bot and
 application it belongs to), the bot's owner (who may use /wanowner) and whether the bot is public, the
 Message Content intent (which reply-edit mode the bot runs in), the cost bounds (the caps in force and
-the worst-case bill per day), the DashScope key in the configured region (a query for a task id
-that cannot exist: free), and which models the key may use (editing, and text-to-image unless
+the worst-case bill per day), who may use the bot in DMs, the DashScope key in the configured
+region (a query for a task id that cannot exist: free), and which models the key may use (editing, and text-to-image unless
 WAN_TEXT_TO_IMAGE=false: a create with an empty input, which no model can run, so free too). Prints
 the invite URL. Nothing here spends money, and no token or key is ever printed.
 
@@ -256,6 +256,31 @@ async def _get_json(
     return data
 
 
+def check_dms(settings: Settings) -> CheckResult:
+    """Who may use the bot in its DMs (the allowlist keeps servers out; this says who gets in)."""
+    name = "DMs"
+    each = f"{settings.dm_daily_limit} images a day each"
+    if not settings.dm_daily_limit:
+        return CheckResult(name, True, "off (WAN_DM_DAILY_LIMIT=0)")
+    if not settings.allowed_guilds:
+        return CheckResult(name, True, f"anyone who can message the bot, {each}")
+    servers = len(settings.allowed_guilds)
+    if settings.dm_anyone:
+        return CheckResult(
+            name,
+            True,
+            f"anyone who can message the bot, {each} (WAN_DM_ANYONE=true): people outside your "
+            f"{servers} allowed server(s) can spend the bot-wide cap too",
+            warn=True,
+        )
+    return CheckResult(
+        name,
+        True,
+        f"members of the {servers} allowed server(s) only (asked of Discord), {each}; "
+        "WAN_DM_ANYONE=true opens them to anyone",
+    )
+
+
 async def check_discord(settings: Settings) -> tuple[CheckResult, DiscordApp | None]:
     name = "discord token"
     if not settings.discord_token:
@@ -448,6 +473,7 @@ async def collect(
     report.results.append(check_owner(settings, app))
     report.results.append(check_message_content(app))
     report.results.append(check_cost(settings, state))
+    report.results.append(check_dms(settings))
     key = await check_dashscope(settings, sandbox=sandbox, regions=regions)
     report.results.append(key)
     report.results.append(await check_models(settings, key_ok=key.ok is True))

@@ -27,6 +27,7 @@ from bot.jobs import EDIT, IMAGINE, JobRefused, JobSpec
 from bot.store import Job
 from bot.wan.models import MAX_NEGATIVE, MAX_PROMPT
 from cogs.intake import attachments as inputs
+from cogs.intake.dm_access import MembershipUnknown
 from cogs.utils.language import (
     JOB_LANGUAGE,
     JOB_MEMBER_LANGUAGE,
@@ -65,12 +66,33 @@ class RequestRejected(Exception):
     """Bad input; `str()` is the message for the user."""
 
 
-def refuse_unless_allowed(bot: WanBot, guild_id: int | None) -> None:
-    """Raise `RequestRejected` in a server not on WAN_ALLOWED_GUILDS. Every way of asking for an
-    edit (slash command, menu, buttons, reply) passes through here before anything is spent."""
-    if not bot.settings.allowed_here(guild_id):
+DM_MEMBERS_ONLY = _(
+    "In DMs this bot serves members of the servers its owner runs it in, and you are not in one "
+    "of them."
+)
+DM_UNCHECKED = _("Discord couldn't tell right now whether you may use the bot in DMs; try again.")
+# Seconds the DM membership lookup may take before the deferral (within Discord's 3 s).
+DM_CHECK_TIMEOUT = 1.0
+
+
+async def refuse_unless_allowed(bot: WanBot, guild_id: int | None, user_id: int) -> None:
+    """Raise `RequestRejected` in a server not on WAN_ALLOWED_GUILDS, and in a DM from someone who
+    is no member of an allowed server (unless WAN_DM_ANYONE). Every way of asking for an edit
+    (slash command, menu, buttons, reply) passes through here before anything is spent."""
+    settings = bot.settings
+    if not settings.allowed_here(guild_id):
         log.debug("request in server %s refused: not in WAN_ALLOWED_GUILDS", guild_id)
         raise RequestRejected(NOT_ALLOWED)
+    if guild_id is None and settings.dm_needs_membership:
+        try:
+            async with asyncio.timeout(DM_CHECK_TIMEOUT):
+                member = await bot.dm_members.allowed(user_id)
+        except (MembershipUnknown, TimeoutError, discord.HTTPException) as err:
+            log.warning("DM from user %d: membership unknown (%s)", user_id, err)
+            raise RequestRejected(DM_UNCHECKED) from None
+        if not member:
+            log.info("DM from user %d refused: no member of an allowed server", user_id)
+            raise RequestRejected(DM_MEMBERS_ONLY)
 
 
 def refuse_unless_offered(bot: WanBot, options: EditOptions) -> None:
@@ -290,7 +312,7 @@ async def start_job(
     if from_text and images is None and loader is None:
         images, described = [], []
     try:
-        refuse_unless_allowed(bot, interaction.guild_id)
+        await refuse_unless_allowed(bot, interaction.guild_id, interaction.user.id)
         refuse_unless_offered(bot, options)
         if from_text and attachments:
             raise RequestRejected(NO_IMAGES_TO_IMAGINE)
@@ -359,7 +381,7 @@ async def start_message_job(
     """
     guild_id = message.guild.id if message.guild is not None else None
     from_text = options.kind == IMAGINE
-    refuse_unless_allowed(bot, guild_id)
+    await refuse_unless_allowed(bot, guild_id, message.author.id)
     refuse_unless_offered(bot, options)
     if from_text and attachments:
         raise RequestRejected(NO_IMAGES_TO_IMAGINE)

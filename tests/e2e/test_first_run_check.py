@@ -111,17 +111,19 @@ async def test_all_checks_pass(discord_fake: FakeDiscord, wan: Emulator, tmp_pat
         "permissions": [str(permissions)],
     }
     # The report ends with one line per check, then the verdict.
-    tail = result.stdout.strip().splitlines()[-10:]
-    assert [ln.split(":", 1)[0] for ln in tail[:8]] == [
+    tail = result.stdout.strip().splitlines()[-11:]
+    assert [ln.split(":", 1)[0] for ln in tail[:9]] == [
         "[ok]  settings",
         "[ok]  database",
         "[ok]  discord token",
         "[!!]  owner",  # the fake's application is public, and any server may use it
         "[ok]  reply edits",
         "[ok]  cost bounds",
+        "[ok]  DMs",
         "[ok]  dashscope key",
         "[ok]  models",
     ]
+    assert line(result, "DMs") == "[ok]  DMs: anyone who can message the bot, 3 images a day each"
     assert tail[-1] == "All checks passed."
     # It asked Discord with the token, and checked the key without creating (paying for) a task.
     paths = {(r.method, r.path, r.status) for r in fd.request_log}
@@ -364,3 +366,20 @@ async def test_models_are_not_checked_with_a_refused_key(
     assert result.returncode == 1
     assert line(result, "dashscope key").startswith("[FIX]")
     assert line(result, "models") == "[--]  models: unknown until the DashScope key works"
+
+
+async def test_check_says_who_may_use_the_bot_in_dms(
+    discord_fake: FakeDiscord, wan: Emulator, tmp_path: Path
+) -> None:
+    """With an allowlist, DMs serve members of the allowed servers only, and `check` says so; the
+    owner's WAN_DM_ANYONE=true is reported with what it lets strangers spend."""
+    result = await check(discord_fake, wan, tmp_path, WAN_ALLOWED_GUILDS="123,456")
+    dms = line(result, "DMs")
+    assert dms.startswith("[ok]") and "members of the 2 allowed server(s) only" in dms
+    result = await check(
+        discord_fake, wan, tmp_path, WAN_ALLOWED_GUILDS="123", WAN_DM_ANYONE="true"
+    )
+    dms = line(result, "DMs")
+    assert dms.startswith("[!!]") and "can spend the bot-wide cap" in dms
+    result = await check(discord_fake, wan, tmp_path, WAN_DM_DAILY_LIMIT="0")
+    assert line(result, "DMs") == "[ok]  DMs: off (WAN_DM_DAILY_LIMIT=0)"
