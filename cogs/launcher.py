@@ -27,6 +27,7 @@ from bot.store.postgres import PostgresStore
 from bot.wan import PollConfig, WanClient, WanError
 from cogs.edit.reply_offer import OfferButton
 from cogs.edit.result_buttons import DeleteButton, EditButton, RerollButton, result_view
+from cogs.history.claim import ClaimButton
 from cogs.surface import DiscordSurface
 from cogs.surface.cancel import CancelButton
 from cogs.wanbot import ShardedWanBot, WanBot
@@ -44,6 +45,7 @@ PERSISTENT_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     EditButton,
     DeleteButton,
     OfferButton,
+    ClaimButton,
 )
 
 

@@ -8,21 +8,22 @@ removed when the delivery ends, posted or not.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.i18n import _
 from bot.jobs.inflight import InFlight
 from bot.jobs.job_folders import JobFolder
-from bot.jobs.models import Delivery, Progress, ResultFile
+from bot.jobs.models import Delivery, JobRefused, Progress, ResultFile
 from bot.jobs.outages import Outage, persist, store_trouble
 from bot.jobs.outcomes import Outcomes
 from bot.jobs.surface import Surface
 from bot.metrics import Metrics
 from bot.store import Job, JobState, LeaseLost, Store
-from bot.wan import TaskResult, WanClient, WanError
+from bot.wan import TaskResult, TaskStatus, WanClient, WanError
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,32 @@ class Deliverer:
         # Still DELIVERING: Wan keeps results for 24 hours, so try again later rather than lose them.
         log.warning("job %d: delivery postponed by %.0f s", job.id, self.redeliver_after)
         self.inflight.schedule(job.id, self.redeliver_after, self._retry_later)
+
+    @contextlib.asynccontextmanager
+    async def unclaimed(self, job: Job) -> AsyncIterator[Delivery]:
+        """The result of a job Wan made and billed that no place took (`Undeliverable`), fetched
+        again from Wan, which keeps results for 24 hours: its files, for the block to post.
+        Raises `JobRefused` when Wan no longer has it."""
+        gone = JobRefused(
+            _("Wan no longer has this result (it keeps results for 24 hours)."), "result-gone"
+        )
+        if job.task_id is None:
+            raise gone
+        try:
+            result = await self.wan.get_task(job.task_id)
+        except WanError as err:
+            log.info("job %d: its result could not be fetched again: %s", job.id, err.code)
+            raise gone from None
+        if result.status != TaskStatus.SUCCEEDED or not result.urls:
+            raise gone
+        async with JobFolder(job.id, "unclaimed") as folder:
+            files, missing, _retryable = await self._download(job, result, folder)
+            if not files:
+                raise gone
+            elapsed = (datetime.now(UTC) - job.created_at).total_seconds()
+            yield Delivery(
+                files=files, result=result, elapsed=elapsed, remaining=None, missing=missing
+            )
 
     async def _download(
         self, job: Job, result: TaskResult, folder: Path

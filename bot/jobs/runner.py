@@ -13,6 +13,7 @@ policy), `outcomes` (telling the requester, writing how it ended).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from bot.jobs.dispatcher import PREFETCH, Dispatcher
 from bot.jobs.inflight import InFlight
 from bot.jobs.job_folders import remove_stale
 from bot.jobs.job_life import INTERRUPTED, JobLife
-from bot.jobs.models import TERMINAL_SOURCE, JobSpec
+from bot.jobs.models import TERMINAL_SOURCE, Delivery, JobSpec
 from bot.jobs.outages import WRITE_PATIENCE, Outage
 from bot.jobs.outcomes import Outcomes
 from bot.jobs.queue import JobQueue, MemoryQueue
@@ -234,6 +235,13 @@ class JobRunner:
     async def submit(self, spec: JobSpec, images: list[CheckedImage]) -> Job:
         """Reserve quota, store the job and queue it. Raises `JobRefused` with nothing spent."""
         return await self.dispatcher.submit(spec, images)
+
+    def unclaimed_result(self, job: Job) -> contextlib.AbstractAsyncContextManager[Delivery]:
+        """`async with runner.unclaimed_result(job) as delivery:` the files of a result Wan billed
+        that reached no one (the job ended `Undeliverable`), fetched again while Wan keeps it, for
+        the member to have it posted where they are now. Nothing is charged for it: the member
+        was told so when it could not be delivered. Raises `JobRefused` when it is gone."""
+        return self.deliverer.unclaimed(job)
 
     async def position(self, job_id: int) -> int | None:
         """1-based place in the queue (shared by every process), or None when it is not waiting."""

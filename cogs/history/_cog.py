@@ -19,6 +19,7 @@ from discord.ext import commands
 from bot.i18n import N_, Number, Text, _, _n, lookup, render
 from bot.jobs import from_text
 from bot.store import Job, JobState
+from cogs.history.claim import CLAIMABLE_FOR, claim_view, claimable, claimed_link
 from cogs.intake.requests import scope_of
 from cogs.surface.progress import COLOUR
 from cogs.utils.admins import is_server_admin
@@ -82,9 +83,19 @@ def job_line(job: Job, language: str) -> str:
         made_from_text = render(language, _("from text"))
         head += f" · {made_from_text}"
     prompt = short(job.prompt, PROMPT_CHARS).replace("`", "'")
-    link = result_link(job)
+    link = result_link(job) or claimed_link(job)
     if link is not None:
         outcome = render(language, _("[result]({link})", link=link))
+    elif claimable(job):
+        until = (job.finished_at or job.updated_at) + CLAIMABLE_FOR
+        outcome = render(
+            language,
+            _(
+                "no place took its result: it waits for you (button below) until Wan drops it, "
+                "{when}",
+                when=f"<t:{int(until.timestamp())}:R>",
+            ),
+        )
     elif job.state in (JobState.FAILED, JobState.CANCELLED):
         if job.error_message:
             reason = reason_text(language, job.error_message)
@@ -146,4 +157,9 @@ class History(commands.Cog):
             name = discord.utils.escape_markdown(target.display_name)
             title = _("{name}'s latest Wan jobs here", name=name)
         embed = jobs_embed(jobs, title, private_language(interaction))
-        await interaction.edit_original_response(embed=embed)
+        # Only the member may have a waiting result posted: their own list carries the buttons.
+        view = claim_view(jobs, interaction) if own else None
+        if view is not None:
+            await interaction.edit_original_response(embed=embed, view=view)
+        else:
+            await interaction.edit_original_response(embed=embed)

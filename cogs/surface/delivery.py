@@ -1,8 +1,12 @@
 """Posting a finished job's result: the place (a thread for the job, else the channel, else the
-member's DMs), the files (re-encoded to fit the upload limit), the embed and the buttons.
+interaction's follow-up while its token lives, else the member's DMs), the files (re-encoded to fit
+the upload limit), the embed and the buttons.
 
-Results are posted as the bot's own messages (never as interaction follow-ups), so delivery works after
-the 15-minute interaction token has died, including after a restart.
+Results are posted as the bot's own messages, so delivery works after the 15-minute interaction token
+has died, including after a restart. The follow-up is the place for a channel that refuses the bot
+(403, Missing Permissions): Discord lets an app answer its own interaction there, since an
+interaction response needs none of the channel's permissions to post (only those the response
+carries: attach files, embed links), which is also how an app without a bot user answers at all.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from bot.i18n import N_, _, _n, render
 from bot.jobs import Delivery, from_text
 from bot.store import Job
 from bot.wan import IMAGINE_MODEL
-from cogs.surface.job_messages import thread_name
+from cogs.surface.job_messages import thread_name, token_alive, webhook
 from cogs.surface.progress import COLOUR, ProgressMessages
 from cogs.utils.channels import channel_by_id
 from cogs.utils.language import job_language
@@ -59,30 +63,20 @@ class ResultPoster:
 
     async def deliver(self, job: Job, delivery: Delivery) -> list[int]:
         limit = int(job.extra.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
-        # Each file's place among the task's results (failed ones are not downloaded).
-        places = [i for i, r in enumerate(delivery.result.results) if r.ok and r.url]
-        if len(places) != len(delivery.files):
-            places = list(range(len(delivery.files)))
-        # Each file as it goes up: on disk (next to the download), streamed by the upload.
-        files: list[tuple[Path, str]] = await asyncio.gather(
-            *(
-                images.fit_file_async(
-                    result.path,
-                    result.path.with_name(f"upload-{i + 1}"),
-                    f"wan-{job.id}-{i + 1}.png",
-                    limit,
-                    self._metadata(job, places[i], result.head),
-                )
-                for i, result in enumerate(delivery.files)
-            )
-        )
+        files = await self._fit(job, delivery, limit)
+        target: discord.abc.Messageable | Followup
         try:
             target = await self._delivery_target(job)
         except (discord.NotFound, discord.Forbidden):
-            # The channel itself is gone or closed to us: the member's DMs are the last place left.
-            log.warning("job %d: its channel is unavailable; sending the result by DM", job.id)
-            target = await self._dm(job)
-        if delivery.redelivery:
+            # The channel itself is gone or closed to us: the interaction's follow-up while its
+            # token lives, else the member's DMs, are the places left.
+            if token_alive(job):
+                log.warning("job %d: its channel is unavailable; answering the interaction", job.id)
+                target = Followup(webhook(self.bot, job))
+            else:
+                log.warning("job %d: its channel is unavailable; sending the result by DM", job.id)
+                target = await self._dm(job)
+        if delivery.redelivery and not isinstance(target, Followup):
             posted, attachments = await self._already_posted(job, target)
             if posted and attachments >= len(files):
                 log.info("job %d: result was already posted before the restart", job.id)
@@ -122,7 +116,9 @@ class ResultPoster:
                 try:
                     ids, message = await self._send_files(place, job, files, send_kwargs)
                     break
-                except (discord.NotFound, discord.Forbidden) as err:
+                except discord.HTTPException as err:
+                    if not _refused(err):
+                        raise
                     # The thread was deleted or locked, or the channel closed to us: the result must
                     # still reach the member, so try the next place (channel, then their DMs).
                     log.warning(
@@ -137,6 +133,25 @@ class ResultPoster:
         await self._remember_place(job, message.channel.id)
         self._touches[job.id] = (message.id, message.channel)
         return ids
+
+    async def _fit(self, job: Job, delivery: Delivery, limit: int) -> list[tuple[Path, str]]:
+        """Each file as it goes up: on disk (next to the download), streamed by the upload."""
+        # Each file's place among the task's results (failed ones are not downloaded).
+        places = [i for i, r in enumerate(delivery.result.results) if r.ok and r.url]
+        if len(places) != len(delivery.files):
+            places = list(range(len(delivery.files)))
+        return await asyncio.gather(
+            *(
+                images.fit_file_async(
+                    result.path,
+                    result.path.with_name(f"upload-{i + 1}"),
+                    f"wan-{job.id}-{i + 1}.png",
+                    limit,
+                    self._metadata(job, places[i], result.head),
+                )
+                for i, result in enumerate(delivery.files)
+            )
+        )
 
     def _metadata(self, job: Job, index: int, head: bytes) -> dict[str, str]:
         """How the task's result `index` was made, carried in the file itself (PNG text, or EXIF/XMP).
@@ -166,11 +181,11 @@ class ResultPoster:
 
     async def _send_files(
         self,
-        target: discord.abc.Messageable,
+        target: discord.abc.Messageable | Followup,
         job: Job,
         files: list[tuple[Path, str]],
         send_kwargs: dict[str, Any],
-    ) -> tuple[list[int], discord.Message]:
+    ) -> tuple[list[int], discord.Message | discord.WebhookMessage]:
         # A spoiler is the file name's `SPOILER_` prefix, which discord.py adds.
         spoiler = bool(job.extra.get("spoiler"))
         try:
@@ -231,8 +246,8 @@ class ResultPoster:
         return embed.set_footer(text=self._footer(job, language))
 
     async def _fallbacks(
-        self, job: Job, target: discord.abc.Messageable
-    ) -> AsyncIterator[discord.abc.Messageable]:
+        self, job: Job, target: discord.abc.Messageable | Followup
+    ) -> AsyncIterator[discord.abc.Messageable | Followup]:
         """Where to post, in order: the chosen place, then its channel, then the member's DMs.
 
         Lazily: the next place is looked up only when the one before has refused.
@@ -246,6 +261,9 @@ class ResultPoster:
                 yield await channel_by_id(self.bot, job.channel_id)
             except discord.HTTPException:
                 pass
+        if token_alive(job) and not isinstance(target, Followup):
+            # Where the member asked, though the channel refuses the bot's own messages.
+            yield Followup(webhook(self.bot, job))
         if job.guild_id is not None and not isinstance(target, discord.DMChannel):
             try:
                 yield await self._dm(job)
@@ -304,6 +322,23 @@ class ResultPoster:
                 err.code,
             )
             return channel
+
+    async def post_unclaimed(
+        self, job: Job, delivery: Delivery, hook: discord.Webhook, limit: int | None
+    ) -> list[int]:
+        """Post a result that reached no one when it was made, as a follow-up of the interaction
+        asking for it now (where the member is); the ids of the messages posted."""
+        files = await self._fit(job, delivery, limit or DEFAULT_UPLOAD_LIMIT)
+        send_kwargs: dict[str, Any] = {
+            "content": f"<@{job.user_id}>",
+            "embed": self._result_embed(job, delivery),
+            "allowed_mentions": discord.AllowedMentions(
+                users=[discord.Object(job.user_id)], everyone=False, roles=False
+            ),
+        }
+        ids, message = await self._send_files(Followup(hook), job, files, send_kwargs)
+        await self._remember_place(job, message.channel.id)
+        return ids
 
     def _footer(self, job: Job, language: str) -> str:
         # "Job #N" stays as it is in every language: a re-delivery after a restart finds the
@@ -385,3 +420,27 @@ class ResultPoster:
             )
         embed.set_footer(text=self._footer(job, language))
         return embed
+
+
+class Followup:
+    """An interaction's follow-up as a place to post, with a channel's `send` (what a follow-up
+    does not take, a nonce and a reply reference, is left out)."""
+
+    id = None
+
+    def __init__(self, hook: discord.Webhook) -> None:
+        self.hook = hook
+
+    async def send(self, **kwargs: Any) -> discord.WebhookMessage:
+        kwargs.pop("nonce", None)
+        kwargs.pop("reference", None)
+        return await self.hook.send(wait=True, **kwargs)
+
+    def __str__(self) -> str:
+        return "the interaction's follow-up"
+
+
+def _refused(err: discord.HTTPException) -> bool:
+    """A place that won't take the result (gone, closed to the bot, a dead interaction token):
+    the next place is tried."""
+    return isinstance(err, discord.NotFound | discord.Forbidden) or err.status == 401

@@ -13,27 +13,22 @@ from tests.support.fake_discord import Channel
 from tests.support.harness import World, embed_text, png
 from tests.support.promises import (
     CREATE_PATH,
+    POSTS,
     gate,
     job_ends,
     job_messages,
+    refuse_posts,
     settled_to,
     start_bot,
     usage,
 )
 
-POSTS = r"^/channels/\d+/messages$"
-MISSING_PERMISSIONS = {"message": "Missing Permissions", "code": 50013}
 SOON = {"redeliver_after": 0.05}
-
-
-def refuse_posts(w: World, times: int) -> None:
-    """Discord refuses the bot's next `times` new messages, wherever they go (thread, channel, DM)."""
-    w.fd.inject_failure("POST", POSTS, 403, MISSING_PERMISSIONS, times=times)
 
 
 async def test_a_delivery_refused_everywhere_once_is_retried_at_once(world: World) -> None:
     """Promise: a result is not lost to one bad moment. Every place refused the first try (thread,
-    channel, DMs); the next try, moments later, posts it once in the job's thread, charged once."""
+    channel, the follow-up, DMs); the next try, moments later, posts it once in the job's thread, charged once."""
     w = world
     await start_bot(w)  # postponement only after 300 s: this must be a quick retry
     refuse_posts(w, 3)
@@ -49,7 +44,7 @@ async def test_a_delivery_failing_every_try_is_postponed_then_delivered(world: W
     is postponed (the job stays DELIVERING) and tried again later: posted once, charged once."""
     w = world
     await start_bot(w, SOON)
-    refuse_posts(w, 9)  # 3 tries x (thread, channel, DMs)
+    refuse_posts(w, 9)  # 3 tries x (thread, channel, DMs); the follow-up refuses on its own count
     ix = await w.wanedit(w.alice, "postponed")
     result = await w.result_message(w.alice)
     assert int(result["channel_id"]) == ix.original_id

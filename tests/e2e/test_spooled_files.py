@@ -23,10 +23,16 @@ from bot.store import JobState
 from bot.wan.body import SLICE, InlineImage, StreamedBody
 from tests.e2e.test_output_shape import fetch_attachments
 from tests.support.harness import World, png, wait_until
-from tests.support.promises import CREATE_PATH, gate, job_ends, settled_to, start_bot
+from tests.support.promises import (
+    CREATE_PATH,
+    gate,
+    job_ends,
+    refuse_posts,
+    settled_to,
+    start_bot,
+)
 from tests.support.wan import loopback_server, make_client
 
-MISSING = {"message": "Missing Permissions", "code": 50013}
 THROTTLED = {
     "code": "Throttling.RateQuota",
     "message": "Requests rate limit exceeded",
@@ -101,7 +107,7 @@ async def test_delivered_and_failed_jobs_leave_no_folder(world: World, spool_dir
     await job_ends(w, 2, JobState.FAILED)
     await wait_until(lambda: job_folders(spool_dir) == [])
 
-    w.fd.inject_failure("POST", r"^/channels/\d+/messages$", 403, MISSING, times=10_000)
+    refuse_posts(w, 10_000)
     await w.wanedit(w.alice, "nowhere to go")
     # Three quick tries and three postponements, each its own folder: slow on a busy machine.
     await job_ends(w, 3, JobState.FAILED, timeout=60)

@@ -23,6 +23,11 @@ from tests.support.fake_discord.holds import Hold
 from tests.support.harness import FAST_RUNNER, FAST_WAN, World, run_in_task, wait_until
 
 CREATE_PATH = r"/image-synthesis$"
+# The bot's own new messages (thread, channel, DMs), and its interactions' follow-ups.
+POSTS = r"^/channels/\d+/messages$"
+FOLLOWUPS = r"^/webhooks/\d+/[^/]+$"
+MISSING_PERMISSIONS = {"message": "Missing Permissions", "code": 50013}
+INVALID_TOKEN = {"message": "Invalid Webhook Token", "code": 50027}
 POLL_PATH = r"/tasks/[^/]+$"
 EPHEMERAL = 1 << 6
 
@@ -45,6 +50,14 @@ async def start_bot(
             task.result()
         raise RuntimeError("bot not ready within 15 s")
     return bot
+
+
+def refuse_posts(w: World, times: int) -> None:
+    """Discord refuses the bot's next `times` new messages wherever they go: the thread, the
+    channel and DMs refuse the bot (403, 50013), and the interaction's follow-up answers as once
+    its token has died (401, 50027), which no missing permission would make it do."""
+    w.fd.inject_failure("POST", POSTS, 403, MISSING_PERMISSIONS, times=times)
+    w.fd.inject_failure("POST", FOLLOWUPS, 401, INVALID_TOKEN, times=times)
 
 
 class WanGate:

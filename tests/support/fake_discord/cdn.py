@@ -208,7 +208,8 @@ class Cdn:
         response.content_length = len(f.data)
         await response.prepare(request)
         await response.write(f.data[: len(f.data) // 2])
-        # Until the client hangs up (aiohttp does not cancel a handler when it does).
-        while request.transport is not None and not request.transport.is_closing():
+        # Until the client hangs up: aiohttp neither cancels a handler when it does nor offers an
+        # event for it, so the transport is looked at.
+        while request.transport is not None and not request.transport.is_closing():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         return response

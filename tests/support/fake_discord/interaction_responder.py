@@ -203,7 +203,9 @@ class InteractionResponder:
         followup: bool = False,
     ) -> StoredMessage:
         w = self.world
-        channel = w.channels[ix.channel_id]
+        channel = w.channels.get(ix.channel_id)
+        if channel is None:  # deleted since: its interaction's answers have nowhere to go
+            raise ApiError(404, 10003, "Unknown Channel")
         flags = int(data.get("flags") or 0)
         if loading:
             fields: dict[str, Any] = {
