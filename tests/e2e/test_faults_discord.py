@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from bot.sandbox import FaultRule
 from bot.store import JobState
+from tests.e2e.test_history import answer, wanjobs
 from tests.support.fake_discord import FakeInteraction, User
 from tests.support.fake_discord.constants import (
     CREATE_PUBLIC_THREADS,
@@ -14,7 +15,6 @@ from tests.support.fake_discord.constants import (
 )
 from tests.support.harness import World, embed_text, png, wait_until
 from tests.support.promises import job_ends, private_text, settled_to, told_privately, usage
-from tests.e2e.test_history import answer, wanjobs
 
 
 async def test_a_stalled_download_delays_only_its_own_request(world: World) -> None:

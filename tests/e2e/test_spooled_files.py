@@ -160,13 +160,13 @@ async def test_a_body_read_from_files_equals_one_from_memory(tmp_path: Path) -> 
         assert len(on_disk) == len(in_memory) == len(streamed)
 
 
-REPO = str(Path(__file__).resolve().parent.parent)
+REPO = str(Path(__file__).resolve().parents[2])
 # A bot run making one job folder, as a separate process: it exits at once ("exit", as a killed
 # run: nothing cleaned up), or waits until its stdin closes ("wait", a run still going).
 ANOTHER_RUN = """
 import asyncio, os, sys, tempfile
 tempfile.tempdir = sys.argv[1]
-from bot.jobs.spool import JobFolder
+from bot.jobs.job_folders import JobFolder
 path = asyncio.run(JobFolder(7, "results").__aenter__())
 (path / "result-1").write_bytes(b"left behind")
 print(path, flush=True)
