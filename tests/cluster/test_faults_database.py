@@ -4,8 +4,10 @@ is finished once the database is back, each delivered and charged once."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -13,9 +15,11 @@ import pytest
 
 from bot.sandbox import FaultRule
 from bot.store import JobState
+from tests.support import pgcluster
 from tests.support.first_run import base_env, run_cli
 from tests.support.harness import World, wait_until
 from tests.support.promises import CREATE_PATH, gate, job_ends, settled_to, start_bot
+from tests.support.store import pg_admin_dsn
 from tests.support.tcpproxy import TcpProxy
 
 OUTAGE_LOGGER = "bot.jobs.outages"
@@ -189,3 +193,46 @@ async def test_check_live_says_degraded_while_the_database_is_away(
     result = await run_cli("check", "--live", env=env, cwd=w.db_path.parent)
     assert result.returncode == 0, result.output
     assert result.stdout.startswith("[ok]")
+
+
+@pytest.fixture(name="own_server")
+async def own_server_fixture(world: World) -> AsyncIterator[tuple[str, Path]]:
+    """A PostgreSQL server of this test's own, to stop and start under a running bot."""
+    pg_admin_dsn()  # skips (or fails under CI) where the tests have no PostgreSQL
+    dsn, folder = await asyncio.to_thread(pgcluster.start)
+    try:
+        yield dsn, folder
+    finally:
+        await world.close()  # the bots first: the server goes with its data
+        await asyncio.to_thread(pgcluster.stop, folder)
+
+
+async def test_jobs_go_on_after_the_server_stops_and_starts_again(
+    world: World, own_server: tuple[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL itself goes down (a restart, a failover) with jobs waiting and one at Wan, and
+    comes back once the runner has met the outage: the dispatcher, which used to end for good on
+    the first connection error, starts the waiting jobs again by itself; each is delivered once."""
+    caplog.set_level(logging.INFO)
+    w = world
+    dsn, folder = own_server
+    w.env["DATABASE_URL"] = dsn
+    bot = await w.start_bot(WAN_MAX_CONCURRENT_TASKS="1")
+    w.emu.add_fault(FaultRule(op="task", running_seconds=1.5))
+    for user in w.users:
+        await w.wanedit(user, f"edit for {user.name}")
+    await w.emu.wait_for_task_count(1, timeout=10)
+    await wait_until(lambda: queued(w, 2, 3))
+    await asyncio.to_thread(pgcluster.halt, folder)
+    try:
+        await wait_until(lambda: bot.runner.outage.down, timeout=10)
+    finally:
+        await asyncio.to_thread(pgcluster.resume, folder)
+    for user in w.users:
+        await w.result_message(user, timeout=30)
+    for job_id in (1, 2, 3):
+        await job_ends(w, job_id, JobState.DONE, timeout=30)
+    for user in w.users:
+        await settled_to(w, user.id, 1)
+        assert len(w.results_for(user)) == 1
+    assert w.emu.created_count == 3 and bot.runner.alive()

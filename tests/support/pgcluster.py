@@ -1,6 +1,7 @@
 """A throwaway PostgreSQL server for the tests: `initdb`/`pg_ctl` in a temporary folder.
 
     eval "$(python tests/support/pgcluster.py start)"    # exports WANBOT_TEST_PG_DSN and WANBOT_TEST_PG_DIR
+    python tests/support/pgcluster.py restart "$WANBOT_TEST_PG_DIR" [--down-for SECONDS]
     python tests/support/pgcluster.py stop "$WANBOT_TEST_PG_DIR"
 
 The server programs are Debian's (the `postgresql` package, `/usr/lib/postgresql/N/bin`, or on the
@@ -29,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +58,7 @@ class ClusterError(Exception):
 PROGRAMS = ("initdb", "pg_ctl")
 CHOICE = "WANBOT_TEST_PG_BINARIES"
 _BIN_RECORD = "bin-folder"  # in the server's folder: where the programs that started it are
+_OPTIONS_RECORD = "server-options"  # ...and the options it runs with (port, settings)
 
 
 @dataclass(frozen=True)
@@ -212,11 +215,18 @@ def _start(folder: Path) -> tuple[str, Path]:
     options = " ".join(f"-c {k}={v}" for k, v in SETTINGS.items())
     # The Unix socket goes in our own folder: /var/run/postgresql may not exist or be shared.
     options += f" -p {port} -c unix_socket_directories={folder}"
+    (folder / _OPTIONS_RECORD).write_text(options)
+    _serve(folder, binaries["pg_ctl"])
+    return f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres", folder
+
+
+def _serve(folder: Path, pg_ctl: str) -> None:
+    options = (folder / _OPTIONS_RECORD).read_text()
     _run(
         [
-            binaries["pg_ctl"],
+            pg_ctl,
             "-D",
-            str(data),
+            str(folder / "data"),
             "-l",
             str(folder / "server.log"),
             "-o",
@@ -228,7 +238,33 @@ def _start(folder: Path) -> tuple[str, Path]:
         ],
         folder,
     )
-    return f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres", folder
+
+
+def _pg_ctl(folder: Path) -> str:
+    record = folder / _BIN_RECORD
+    if record.exists():
+        return str(Path(record.read_text().strip()) / "pg_ctl")
+    return choose(prefer=os.environ.get(CHOICE))["pg_ctl"]
+
+
+def halt(folder: Path, *, mode: str = "fast") -> None:
+    """Stop the server, keeping its data: every connection is cut, as in a restart or a failover
+    (`fast`: sessions ended by the server; `immediate`: as a crash). `resume` starts it again."""
+    _run([_pg_ctl(folder), "-D", str(folder / "data"), "-m", mode, "-w", "stop"], folder)
+
+
+def resume(folder: Path) -> None:
+    """Start a server `halt` stopped, on the same port and settings."""
+    _serve(folder, _pg_ctl(folder))
+
+
+def restart(folder: Path, *, down_for: float = 0.0, mode: str = "fast") -> None:
+    """Stop the server and start it again `down_for` seconds later (blocking: run it in a thread
+    from a test)."""
+    halt(folder, mode=mode)
+    if down_for > 0:
+        time.sleep(down_for)
+    resume(folder)
 
 
 def stop(folder: Path) -> None:
@@ -236,13 +272,7 @@ def stop(folder: Path) -> None:
     data = folder / "data"
     try:
         if (data / "postmaster.pid").exists():
-            record = folder / _BIN_RECORD
-            pg_ctl = (
-                str(Path(record.read_text().strip()) / "pg_ctl")
-                if record.exists()
-                else choose(prefer=os.environ.get(CHOICE))["pg_ctl"]
-            )
-            _run([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"], folder)
+            _run([_pg_ctl(folder), "-D", str(data), "-m", "immediate", "-w", "stop"], folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -255,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("start", help="start a server; print `export` lines for the shell")
     stopper = sub.add_parser("stop", help="stop the server in FOLDER and delete it")
     stopper.add_argument("folder", type=Path)
+    restarter = sub.add_parser("restart", help="stop the server in FOLDER and start it again")
+    restarter.add_argument("folder", type=Path)
+    restarter.add_argument("--down-for", type=float, default=0.0, help="seconds between")
     args = parser.parse_args(argv)
     try:
         if args.command == "start":
@@ -263,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"export WANBOT_TEST_PG_DSN={shlex.quote(dsn)}\n"
                 f"export WANBOT_TEST_PG_DIR={shlex.quote(str(folder))}\n"
             )
+        elif args.command == "restart":
+            restart(args.folder, down_for=args.down_for)
         else:
             stop(args.folder)
     except ClusterError as err:
