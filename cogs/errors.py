@@ -10,10 +10,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.i18n import _, text_of
-from bot.store import StoreError
+from bot.jobs.outages import store_trouble
 from cogs.utils.privately import tell
 
 log = logging.getLogger(__name__)
+
+DATABASE_AWAY = _(
+    "The bot can't reach its database right now; try again in a minute. Nothing was charged."
+)
 
 
 class Errors(commands.Cog):
@@ -41,11 +45,19 @@ class Errors(commands.Cog):
                 _("That option's value isn't valid; check the command's options and try again."),
             )
             return
-        if isinstance(getattr(error, "original", None), StoreError):
+        cause = getattr(error, "original", error)
+        if store_trouble(cause):
             metrics = getattr(self.bot, "metrics", None)
             if metrics is not None:
                 metrics.store_errors.labels("command").inc()
         job_id = interaction.extras.get("job_id")
+        if store_trouble(cause) and not job_id:
+            # An outage, logged once by the runner for all it meets; the member tries again.
+            runner = getattr(self.bot, "runner", None)
+            if runner is not None:
+                runner.outage.failed(cause)
+            await tell(interaction, DATABASE_AWAY)
+            return
         reference = f"job #{job_id}" if job_id else f"ref {interaction.id}"
         command = interaction.command.qualified_name if interaction.command else "?"
         log.error("error in /%s (%s)", command, reference, exc_info=error)

@@ -18,7 +18,14 @@ from bot.store import JobState
 from tests.support import pgcluster
 from tests.support.first_run import base_env, run_cli
 from tests.support.harness import World, wait_until
-from tests.support.promises import CREATE_PATH, gate, job_ends, settled_to, start_bot
+from tests.support.promises import (
+    CREATE_PATH,
+    gate,
+    job_ends,
+    settled_to,
+    start_bot,
+    told_privately,
+)
 from tests.support.store import pg_admin_dsn
 from tests.support.tcpproxy import TcpProxy
 
@@ -236,3 +243,23 @@ async def test_jobs_go_on_after_the_server_stops_and_starts_again(
         await settled_to(w, user.id, 1)
         assert len(w.results_for(user)) == 1
     assert w.emu.created_count == 3 and bot.runner.alive()
+
+
+async def test_a_request_while_the_database_is_away_is_told_so(
+    pg_world: World, proxy: TcpProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A /wanedit while the database refuses connections: the member is told the bot can't reach
+    its database, nothing charged and no task created, with no traceback per request in the log
+    (the outage is logged once); once it is back the same request goes through."""
+    caplog.set_level(logging.INFO)
+    w = pg_world
+    await w.start_bot()
+    await proxy.cut(refuse_for=60)
+    ix = await w.wanedit(w.alice, "while it is away")
+    text = await told_privately(ix)
+    assert "can't reach its database" in text and "Nothing was charged" in text, text
+    assert not [r for r in caplog.records if r.exc_info and r.name.startswith("cogs")]
+    proxy.restore()
+    await w.wanedit(w.alice, "once it is back")
+    await w.result_message(w.alice)
+    assert w.emu.created_count == 1
