@@ -108,7 +108,7 @@ async def one_run(
             misbehaving = asyncio.ensure_future(faults(run)) if faults else None
             await submit(c, args.jobs)
             try:
-                await all_finished(url, args.jobs, timeout=args.jobs * args.running + 600)
+                await all_finished(url, args.jobs, timeout=args.jobs * args.running + args.patience)
             finally:
                 if misbehaving is not None:
                     with contextlib.suppress(Exception):
@@ -125,7 +125,8 @@ async def one_run(
 
 
 async def all_finished(url: str, jobs: int, timeout: float) -> None:
-    """Until `jobs` jobs have ended, asking the database (again after each of its outages)."""
+    """Until `jobs` jobs have ended, asking the database (again after each of its outages), or
+    `timeout` has passed (the jobs left unfinished are counted as lost)."""
     import asyncpg
 
     deadline = time.monotonic() + timeout
@@ -143,7 +144,7 @@ async def all_finished(url: str, jobs: int, timeout: float) -> None:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             pass  # the database is away: the fault schedule brings it back
         await asyncio.sleep(0.5)
-    raise TimeoutError(f"not every one of {jobs} jobs finished in {timeout:.0f} s")
+    print(f"not every one of {jobs} jobs finished in {timeout:.0f} s", file=sys.stderr)
 
 
 async def billed_recorded(url: str) -> int:
@@ -172,7 +173,7 @@ def verdict(run: Run, jobs: int) -> list[tuple[bool, str]]:
     done_once = sum(1 for n in r.deliveries.values() if n == 1)
     twice = sum(1 for n in r.deliveries.values() if n > 1)
     ours = [code for code in r.failed_codes if code not in NOT_OURS]
-    finished_jobs = sum(r.states.values()) - r.states.get("queued", 0)
+    finished_jobs = sum(r.states.get(state, 0) for state in ("done", "failed", "cancelled"))
     lost = jobs - finished_jobs + len(ours)
     created_twice = r.created - len(set(r.task_ids))
     charged_ok = run.charged_in_quota == r.charged == r.images_posted
@@ -206,6 +207,9 @@ async def main() -> int:
     parser.add_argument("--running", type=float, default=2.0, help="seconds a Wan task runs")
     parser.add_argument("--members", type=int, default=30)
     parser.add_argument("--no-baseline", action="store_true", help="skip the run without faults")
+    parser.add_argument(
+        "--patience", type=float, default=600.0, help="seconds to wait for the jobs past their work"
+    )
     args = parser.parse_args()
     dsn, folder = await asyncio.to_thread(pgcluster.start)
     runs: list[Run] = []
