@@ -102,5 +102,12 @@ class InFlight:
         cancelled by a shutdown; `stop` waits for it."""
         task = asyncio.ensure_future(coro)
         self.critical_tasks.add(task)
-        task.add_done_callback(self.critical_tasks.discard)
+        task.add_done_callback(self._critical_done)
         return await asyncio.shield(task)
+
+    def _critical_done(self, task: asyncio.Future[Any]) -> None:
+        self.critical_tasks.discard(task)
+        if not task.cancelled():
+            # Retrieved here: a caller cancelled meanwhile (a stop, a lease lost to another
+            # process) no longer waits for it, and its end (LeaseLost, say) is no news.
+            task.exception()

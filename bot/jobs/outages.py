@@ -48,6 +48,8 @@ _DRIVER_TROUBLE: tuple[type[BaseException], ...] = (
     asyncpg.LockNotAvailableError,
     asyncpg.InsufficientResourcesError,
     asyncpg.TransactionRollbackError,
+    # A pooled connection left mid-operation by a cut or a cancelled call, until the pool drops it.
+    asyncpg.exceptions.InternalClientError,
     sqlite3.OperationalError,
 )
 
