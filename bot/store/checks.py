@@ -40,9 +40,12 @@ def check_time(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a timezone-aware datetime")
 
 
+REQUIRED = frozenset({"scope", "channel_id", "user_id", "source", "prompt"})
+
+
 def new_job(values: dict[str, Any]) -> dict[str, Any]:
     """`create_job`'s arguments, checked, with empty collections filled in."""
-    state = JobState(values["state"])
+    state = JobState(values.get("state", JobState.VALIDATING))
     if state in FINISHED:
         raise ValueError("a job is created unfinished; end it with finish_job")
     if not values["source"]:

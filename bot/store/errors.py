@@ -1,18 +1,16 @@
-"""What the store raises."""
+"""What the store raises. Facts and codes only: the Discord side words them for members."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from bot.i18n import N_, Number, _, _n
 from bot.store.models import LimitSource, RefusalReason
-from bot.store.quota_text import refusal_text
 
 
 class StoreError(Exception):
     """The database cannot be used (bad URL, unwritable, locked, newer schema, I/O error).
 
-    `str()` is one line for a human: what is wrong and what to do.
+    `str()` is one line for the person running the bot: what is wrong and what to do.
     """
 
     def __init__(self, message: str) -> None:
@@ -20,7 +18,9 @@ class StoreError(Exception):
 
 
 class QuotaRefused(Exception):
-    """`reserve` said no. Nothing was held. `str()` is the text to show the user."""
+    """`reserve` said no, and nothing was held: which bound (`reason`), what is left, when it resets
+    (None for a refusal that doesn't end at midnight), the member's limit and its `source`, what is
+    held, and the cap named (`cap_by_owner`: the owner's ceiling, lower than the server's cap)."""
 
     def __init__(
         self,
@@ -46,55 +46,18 @@ class QuotaRefused(Exception):
         self.scope = scope
         self.source = source
         self.cap_by_owner = cap_by_owner
-        super().__init__(
-            refusal_text(
-                reason,
-                remaining=remaining,
-                requested=requested,
-                resets_at=resets_at,
-                limit=limit,
-                held=held,
-                cap=cap,
-                scope=scope,
-                source=source,
-                cap_by_owner=cap_by_owner,
-            )
-        )
-
-
-# What `CeilingExceeded.what` may be (both engines pass these), marked here for the catalogue.
-CEILING_SUBJECTS = (
-    N_("a member's daily limit"),
-    N_("the server default limit"),
-    N_("the server's daily cap"),
-    N_("a member's extra images"),
-    N_("a role's daily limit"),
-)
+        super().__init__(f"quota refused ({reason}): {remaining} left, {requested} requested")
 
 
 class CeilingExceeded(ValueError):
     """An admin change that would let someone use more than the owner's WAN_SERVER_DAILY_LIMIT.
-
-    Nothing was changed. `str()` says so, with the ceiling; the argument is a `Text`, so the admin
-    is told in their own language.
-    """
+    Nothing was changed. `what` is the setting (`bot.store.admin.USER_LIMIT`, ...)."""
 
     def __init__(self, what: str, value: int, ceiling: int) -> None:
         self.what = what
         self.value = value
         self.ceiling = ceiling
-        super().__init__(
-            _n(
-                "The bot's owner allows at most {count} image per server per day "
-                "(WAN_SERVER_DAILY_LIMIT), so {what} can't be {value}. Nothing was changed.",
-                "The bot's owner allows at most {count} images per server per day "
-                "(WAN_SERVER_DAILY_LIMIT), so {what} can't be {value}. Nothing was changed.",
-                ceiling,
-                count=Number(ceiling),
-                what=_(what),
-                value=Number(value),
-            )
-        )
+        super().__init__(f"{what} {value} is over the owner's ceiling of {ceiling}")
 
 
 class NotFound(LookupError):

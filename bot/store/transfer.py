@@ -24,9 +24,8 @@ from typing import Any
 import asyncpg
 
 from bot.store.errors import StoreError
-from bot.store.postgres import PostgresStore, init_connection
-from bot.store.postgres_errors import describe
-from bot.store.sqlite import SqliteStore
+from bot.store.postgres import describe, init_connection
+from bot.store.store import open_store
 from bot.store.urls import Target, is_postgres, sqlite_path
 
 log = logging.getLogger(__name__)
@@ -71,9 +70,9 @@ async def migrate_db(from_url: str, to_url: str) -> dict[str, int]:
         raise StoreError(f"There is no sqlite database at {path} to copy.")
     target = Target.parse(to_url)
     # Opening migrates both sides to this wanbot's schema, so their columns match.
-    source = await SqliteStore.open(path, exclusive=True)
+    source = await open_store(from_url, exclusive=True)
     try:
-        await (await PostgresStore.open(to_url)).close()
+        await (await open_store(to_url)).close()
         try:
             con = await asyncpg.connect(to_url)
         except (asyncpg.PostgresError, OSError, TimeoutError) as err:

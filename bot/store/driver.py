@@ -1,0 +1,168 @@
+"""What the store asks of an engine: transactions, and statements run in them (`Tx`).
+
+The store's SQL is written once, with `:name` parameters, in the dialect both engines speak. A
+driver knows only what differs: sqlite takes `:name` as it is and drops row-lock clauses (its one
+writer holds the whole file), PostgreSQL numbers the parameters (`$1`) and keeps them; a list
+parameter written `IN (:name)` becomes `= ANY($n)` there and `IN (SELECT value FROM json_each(?))`
+in sqlite. Values too: sqlite keeps days and times as ISO text, JSON as text and flags as 0/1, so
+what it returns goes through `as_day`, `as_time` and `as_json`, which take either engine's form.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+Row = Mapping[str, Any]
+
+PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+IN_LIST = re.compile(r"\bIN \(:(\w+)\)")
+ROW_LOCK = re.compile(r"\s+FOR UPDATE(?: OF \w+)?(?: SKIP LOCKED)?")
+
+
+@dataclass(frozen=True)
+class Doc:
+    """A value stored as JSON (jsonb in PostgreSQL, text in sqlite)."""
+
+    value: Any
+
+
+class Tx(Protocol):
+    """One transaction (or, for reads, one connection). Parameters are passed by name."""
+
+    async def one(self, sql: str, **params: Any) -> Row | None: ...
+    async def all(self, sql: str, **params: Any) -> list[Row]: ...
+    async def val(self, sql: str, **params: Any) -> Any: ...
+    async def run(self, sql: str, **params: Any) -> int:
+        """Run a write; how many rows it touched."""
+        ...
+
+    async def each(self, sql: str, params: Sequence[Mapping[str, Any]]) -> list[Row]:
+        """Run `sql` once per parameter set, in order (PostgreSQL pipelines them in one round
+        trip); every row they return, in that order."""
+        ...
+
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """A nested transaction: an exception out of it undoes only what was done in it."""
+        ...
+
+
+Operation = Callable[..., Awaitable[T]]
+
+
+class Driver(Protocol):
+    """An open database. `read` runs a function of a `Tx` without a write transaction (one
+    snapshot: `snapshot`), `write` in a write transaction that commits when it returns. A write's
+    `undo` gets its committed result when the caller stopped waiting for it (was cancelled)."""
+
+    shared: bool  # several processes share the database (leases, shared queue and budget)
+    where: str  # the database, fit to show (no password)
+
+    async def read(self, fn: Operation[T], *args: Any) -> T: ...
+    async def snapshot(self, fn: Operation[T], *args: Any) -> T: ...
+    async def write(
+        self, fn: Operation[T], *args: Any, undo: Callable[[T], Awaitable[Any]] | None = None
+    ) -> T: ...
+    async def close(self) -> None: ...
+
+
+def positional(sql: str) -> tuple[str, tuple[str, ...]]:
+    """`sql` with `:name` turned into `$1`, `$2`... and the names in number order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return PARAM.sub(number, IN_LIST.sub(r"= ANY(:\1)", sql)), tuple(names)
+
+
+def for_sqlite(sql: str) -> str:
+    return IN_LIST.sub(r"IN (SELECT value FROM json_each(:\1))", ROW_LOCK.sub("", sql))
+
+
+def sqlite_value(value: Any) -> Any:
+    if isinstance(value, Doc):
+        return json.dumps(value.value, separators=(",", ":"))
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return json.dumps(list(value))
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def drive(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never waits (every `await` in it is a sqlite call made at once) to its
+    end, here, on the calling thread: a whole transaction is then one hop to sqlite's thread."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coro.close()
+    raise RuntimeError("a sqlite operation waited on something else")
+
+
+def as_day(value: Any) -> date:
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def as_time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def as_json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+class Writes:
+    """Write transactions run in tasks of their own, shielded from the caller's cancellation: once
+    started, a write finishes (commit or rollback) even if its caller stops waiting, `undo` then
+    gets what it committed, and `close` waits for all of them."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    async def run(self, work: Awaitable[T], undo: Callable[[T], Awaitable[Any]] | None = None) -> T:
+        task = self.spawn(work)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if undo is not None:
+                self.spawn(_undo_when_done(task, undo))
+            raise
+
+    def spawn(self, work: Awaitable[T]) -> asyncio.Task[T]:
+        async def run() -> T:
+            return await work
+
+        task = asyncio.get_running_loop().create_task(run())
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled():
+            # Retrieved here: a write whose caller gave up has nobody else to see its failure.
+            task.exception()
+
+    async def wait(self) -> None:
+        while self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+async def _undo_when_done(task: asyncio.Task[T], undo: Callable[[T], Awaitable[Any]]) -> None:
+    with contextlib.suppress(Exception):
+        result = await task
+        await undo(result)

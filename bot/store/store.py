@@ -1,0 +1,430 @@
+"""`Store`: quotas, reservations, admin changes with their audit, jobs, and what processes share.
+
+One implementation over either engine's driver (`sqlite`, `postgres`): the rules are the pure
+functions of `quota`, the SQL is written once in `ledger`, `admin` and `jobs`. A scope is a guild
+id; DMs are scope 0; the owner's own jobs and switches scope `BOT_SCOPE`. The quota day is the UTC
+day. Errors: `QuotaRefused` from `reserve`, `NotFound` for unknown job or reservation ids,
+`StoreError` when the database itself fails (locked past the busy timeout, I/O, unreachable),
+`ValueError` for impossible arguments, and `CeilingExceeded` (a ValueError) when an admin change
+would go over the owner's ceiling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.store import admin, checks, jobs, ledger
+from bot.store.checks import MAX_LIMIT, check_int, check_limit, check_time
+from bot.store.driver import Driver
+from bot.store.errors import QuotaRefused
+from bot.store.ledger import Close, Ledger, Policy, Reserve
+from bot.store.models import (
+    AuditEntry,
+    BotState,
+    Job,
+    JobState,
+    Lease,
+    Limits,
+    QuotaStatus,
+    Reservation,
+    ServerTotals,
+    UsageReport,
+)
+from bot.store.quota import GLOBAL_CAP, PAUSED
+from bot.store.urls import is_postgres, sqlite_path
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def open_store(
+    url: str,
+    *,
+    clock: Clock | None = None,
+    default_daily_limit: int = 10,
+    busy_timeout: float = 5.0,
+    exclusive: bool = False,
+    limits: Limits | None = None,
+    read_only: bool = False,
+) -> Store:
+    """Open the database named by `url`, applying migrations. Raises `StoreError` (one line).
+
+    `sqlite:///PATH` opens a sqlite file; `postgresql://` (or `postgres://`) a PostgreSQL database.
+    `clock` returns the current aware datetime (tests inject one); `default_daily_limit` is
+    WAN_DEFAULT_DAILY_LIMIT; `busy_timeout` bounds how long any operation waits for a lock;
+    `limits` the owner's bounds (bot-wide cap, server ceiling, DM limit). `read_only` opens an
+    existing database for reports without ever taking a write lock (safe while the bot runs).
+    `exclusive=True` is for the bot process: on sqlite it holds a lock on `PATH.lock` until `close`
+    and refuses to open while another process holds it; PostgreSQL is made for several processes.
+    """
+    check_int("default_daily_limit", default_daily_limit, 0, MAX_LIMIT)
+    url = url.strip()
+    driver: Any
+    if is_postgres(url):
+        # Imported here: a sqlite-only install never loads asyncpg.
+        from bot.store.postgres import PostgresDriver
+
+        driver = await PostgresDriver.open(url, busy_timeout=busy_timeout, read_only=read_only)
+    else:
+        from bot.store.sqlite import SqliteDriver
+
+        driver = await SqliteDriver.open(
+            sqlite_path(url), busy_timeout=busy_timeout, exclusive=exclusive, read_only=read_only
+        )
+    if driver.created:
+        log.info("created the tables: %s", driver.where)
+    return Store(driver, Policy(default_daily_limit, limits or Limits()), clock or _utc_now)
+
+
+class Store:
+    """Quotas, reservations, admin changes with their audit, and jobs. Open with `open_store`."""
+
+    def __init__(self, driver: Driver, policy: Policy, clock: Clock) -> None:
+        self.driver = driver
+        self.policy = policy
+        self.limits = policy.limits
+        self.default_daily_limit = policy.default_limit
+        self._clock = clock
+        self._ledger = Ledger(lambda ops: driver.write(ledger.apply, ops, policy))
+
+    @property
+    def shared(self) -> bool:
+        """Whether several bot processes may share this database (PostgreSQL)."""
+        return self.driver.shared
+
+    async def close(self) -> None:
+        """Finish pending work and close. Safe to call twice."""
+        await self._ledger.wait_idle()
+        await self.driver.close()
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise ValueError("the store's clock must return timezone-aware datetimes")
+        return now.astimezone(UTC)
+
+    # ---- what processes share: the job queue, DashScope's limits, named locks ----
+
+    def job_queue(self, *, max_slots: int, ttl: float = 15.0, poll_interval: float = 1.0) -> Any:
+        """The queue of jobs waiting for a Wan slot (`bot.jobs.queue.JobQueue`): this process's
+        memory on sqlite; on PostgreSQL the jobs table, shared with every process on it."""
+        from bot.store.queue import MemoryQueue, PostgresQueue
+
+        if not self.shared:
+            return MemoryQueue()
+        return PostgresQueue(
+            self.driver.pool,
+            max_slots=max_slots,
+            ttl=ttl,
+            poll_interval=poll_interval,  # type: ignore[attr-defined]
+        )
+
+    def shared_rate(self, name: str, limit: float) -> Callable[[], Awaitable[None]] | None:
+        """A gate keeping every process on this database together at or under `limit` requests
+        per second, or None when this process is the only one (its own limiter is enough)."""
+        if not self.shared:
+            return None
+        from bot.store.budget import SharedRate
+
+        return SharedRate.for_limit(self.driver.pool, name, limit)  # type: ignore[attr-defined]
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """Hold a lock named `name` shared by every process on this database (e.g. around the
+        command sync, so it runs once). sqlite has one process: there is nothing to hold."""
+        if not self.shared:
+            yield
+            return
+        async with self.driver.exclusive(name):  # type: ignore[attr-defined]
+            yield
+
+    # ---- quotas ----
+
+    async def reserve(
+        self, scope: int, user: int, images: int, *, roles: Sequence[int] = ()
+    ) -> Reservation:
+        """Atomically check every limit and hold `images`: the member's allowance (their own
+        limit, else the highest limit among `roles`, their role ids in this server, else the server
+        default), extra images, the server cap and the owner's ceiling, the bot-wide cap, the DM
+        limit, and the owner's pause. All or nothing: raises `QuotaRefused` and holds nothing when
+        they do not all fit (the refusal is counted in the same transaction). The daily allowance
+        is used first, then extra. A caller cancelled meanwhile has its images given back."""
+        check_int("images", images, 1, MAX_LIMIT)
+        outcome = await self._ledger.run(Reserve(scope, user, images, tuple(roles), self._now()))
+        if isinstance(outcome, QuotaRefused):
+            raise outcome
+        return outcome  # type: ignore[no-any-return]
+
+    async def settle(self, reservation_id: int, generated: int) -> int:
+        """Charge min(generated, held) to the reservation's day and return the rest; what was
+        charged (0, and no change, if the reservation is already closed)."""
+        check_int("generated", generated, 0, MAX_LIMIT)
+        return await self._ledger.run(Close(reservation_id, generated, self._now())) or 0
+
+    async def release(self, reservation_id: int) -> None:
+        """Return every held image. No-op if the reservation is already closed."""
+        await self._ledger.run(Close(reservation_id, 0, self._now(), settle=False))
+
+    async def release_orphaned_reservations(self, older_than: timedelta = timedelta(0)) -> int:
+        """Release held reservations older than `older_than` that no unfinished job refers to (a
+        crash between `reserve` and `create_job` leaves one); how many were released."""
+        now = self._now()
+        candidates = await self.driver.read(ledger.orphan_candidates, now - older_than)
+        if not candidates:
+            return 0
+        count = await self.driver.write(
+            ledger.release_orphans, candidates, now - older_than, now, self.policy
+        )
+        if count:
+            log.warning("released %d reservation(s) left without a job by a crash", count)
+        return count
+
+    async def quota_status(
+        self, scope: int, user: int, *, roles: Sequence[int] = ()
+    ) -> QuotaStatus:
+        """The user's limit, where it comes from, used/held/extra/remaining today and next reset;
+        `remaining` is exactly what `reserve` could take now."""
+        return await self.driver.read(
+            ledger.quota_status, scope, user, tuple(roles), self._now(), self.policy
+        )
+
+    async def server_totals(self, scope: int) -> ServerTotals:
+        """The scope's spending today, its cap, the owner's ceiling and its default limit, and
+        what Wan billed today (`billed`, of which `undelivered` never reached the member)."""
+        return await self.driver.read(admin.server_totals, scope, self._now(), self.limits)
+
+    async def usage_report(self, scope: int | None, *, days: int = 7, top: int = 10) -> UsageReport:
+        """The last `days` UTC days of one scope (all together when None): images charged, images
+        Wan billed, refusals by reason; today's top members and servers."""
+        check_int("days", days, 1, 366)
+        check_int("top", top, 1, 100)
+        return await self.driver.snapshot(
+            admin.usage_report, scope, self._now(), days, top, self.limits
+        )
+
+    async def busiest_scopes(self, *, days: int = 7, top: int = 4) -> list[tuple[int, int]]:
+        """The `top` scopes (servers, DMs as 0) that were charged the most images over the last
+        `days` UTC days, as (scope, images), most first; scopes charged nothing are left out."""
+        check_int("days", days, 1, 366)
+        check_int("top", top, 1, 100)
+        return await self.driver.read(admin.busiest_scopes, self._now(), days, top)
+
+    # ---- admin operations: each writes an audit entry and returns (old, new) ----
+
+    async def set_user_limit(
+        self, scope: int, actor: int, user: int, limit: int | None
+    ) -> tuple[int | None, int | None]:
+        """Set (or with None, clear) a user's own daily limit. 0 blocks the user."""
+        check_limit("limit", limit)
+        return await self._member(scope, actor, user, "daily_limit", limit)
+
+    async def grant_extra(self, scope: int, actor: int, user: int, images: int) -> tuple[int, int]:
+        """Add extra images to a user's balance (negative takes back, never below 0)."""
+        check_int("images", images, -MAX_LIMIT, MAX_LIMIT)
+        return await self._member(scope, actor, user, "extra", images)
+
+    async def block_user(self, scope: int, actor: int, user: int) -> tuple[bool, bool]:
+        """Refuse every further reservation from the user in this scope."""
+        return await self._member(scope, actor, user, "blocked", True)
+
+    async def unblock_user(self, scope: int, actor: int, user: int) -> tuple[bool, bool]:
+        return await self._member(scope, actor, user, "blocked", False)
+
+    async def _member(self, scope: int, actor: int, user: int, column: str, value: Any) -> Any:
+        return await self.driver.write(
+            admin.set_member,
+            scope,
+            actor,
+            user,
+            column,
+            value,
+            self._now(),
+            self.policy.ceiling(scope),
+        )
+
+    async def set_server_default(
+        self, scope: int, actor: int, limit: int | None
+    ) -> tuple[int | None, int | None]:
+        """Set (or with None, clear) the daily limit of members without their own."""
+        check_limit("limit", limit)
+        return await self._scope(scope, actor, "default_limit", limit)
+
+    async def set_server_cap(
+        self, scope: int, actor: int, cap: int | None
+    ) -> tuple[int | None, int | None]:
+        """Set the scope's total images per day; None or 0 turns the cap off."""
+        check_limit("cap", cap)
+        return await self._scope(scope, actor, "daily_cap", cap or None)
+
+    async def _scope(self, scope: int, actor: int, column: str, value: int | None) -> Any:
+        return await self.driver.write(
+            admin.set_scope, scope, actor, column, value, self._now(), self.policy.ceiling(scope)
+        )
+
+    async def reset_usage(self, scope: int, actor: int, user: int) -> tuple[int, int]:
+        """Zero what the user used today (held images stay held; the server's total is kept)."""
+        return await self.driver.write(admin.reset_usage, scope, actor, user, self._now())
+
+    async def set_role_limit(
+        self, scope: int, actor: int, role: int, limit: int | None
+    ) -> tuple[int | None, int | None]:
+        """Set (or with None, clear) the daily limit of members with `role`."""
+        check_limit("limit", limit)
+        return await self.driver.write(
+            admin.set_role_limit, scope, actor, role, limit, self._now(), self.policy.ceiling(scope)
+        )
+
+    async def role_limits(self, scope: int) -> dict[int, int]:
+        """The scope's role limits, role id -> daily limit, highest first."""
+        return await self.driver.read(admin.role_limits, scope)
+
+    async def audit_log(
+        self, scope: int, limit: int = 20, *, target: int | None = None
+    ) -> list[AuditEntry]:
+        """The scope's admin changes, newest first, optionally only those about one user."""
+        check_int("limit", limit, 1, 10_000)
+        return await self.driver.read(admin.audit_log, scope, limit, target)
+
+    # ---- the owner's switches (bot-wide; audited in scope `BOT_SCOPE`) ----
+
+    async def bot_state(self) -> BotState:
+        """Whether new reservations are paused, and the bot-wide cap in force."""
+        return await self.driver.read(admin.bot_state, self.limits)
+
+    async def set_paused(self, actor: int, paused: bool) -> tuple[bool, bool]:
+        """Pause (every `reserve` refused with "paused") or resume; survives a restart."""
+        return await self._switch(actor, PAUSED, "1" if paused else "0")
+
+    async def set_global_cap(self, actor: int, cap: int | None) -> tuple[int | None, int | None]:
+        """Set the bot-wide daily cap (0: none), or with None go back to the configured one.
+        Returns (old, new) caps in force, None meaning no cap."""
+        check_limit("cap", cap)
+        return await self._switch(actor, GLOBAL_CAP, None if cap is None else str(cap))
+
+    async def _switch(self, actor: int, key: str, value: str | None) -> Any:
+        return await self.driver.write(
+            admin.set_switch, actor, key, value, self._now(), self.limits
+        )
+
+    # ---- jobs ----
+
+    async def create_job(self, *, max_active: int | None = None, **values: Any) -> Job:
+        """Write a new job (before its Wan task is created) and return it. Takes the job's columns
+        (`scope`, `channel_id`, `user_id`, `source`, `prompt` required; see `Job`).
+
+        With `max_active`, the member's unfinished jobs are counted in the same transaction (under
+        a per-member lock on PostgreSQL, so processes admitting at once can't both pass) and
+        `ActiveJobLimit` is raised, writing nothing, when there are already that many."""
+        unknown, missing = set(values) - checks.UPDATABLE, checks.REQUIRED - set(values)
+        if unknown or missing:
+            raise TypeError(f"create_job: unknown {sorted(unknown)}, missing {sorted(missing)}")
+        checked = checks.new_job(values)
+        return await self.driver.write(jobs.create, checked, self._now(), max_active, self.shared)
+
+    async def get_job(self, job_id: int) -> Job | None:
+        return await self.driver.read(jobs.get, job_id)
+
+    def _fenced(self, lease: Lease | None) -> Lease | None:
+        # One process on sqlite: its queue has no leases.
+        return lease if self.shared else None
+
+    async def update_job(self, job_id: int, *, lease: Lease | None = None, **fields: Any) -> Job:
+        """Change any of the job's columns (not id/created_at) and bump `updated_at`. Final states
+        are set only by `finish_job` (ValueError here); a finished job keeps its state. With
+        `lease` the write is fenced (`LeaseLost` when the job is no longer this lease's)."""
+        changes = checks.job_changes(fields)
+        return await self.driver.write(
+            jobs.update, job_id, changes, self._now(), self._fenced(lease), self.shared
+        )
+
+    async def set_task_id(self, job_id: int, task_id: str, *, lease: Lease | None = None) -> None:
+        """Record the Wan task id; an unfinished job becomes SUBMITTED. Fenced by `lease`."""
+        if not task_id:
+            raise ValueError("task_id is empty")
+        await self.driver.write(jobs.set_task_id, job_id, task_id, self._now(), self._fenced(lease))
+
+    async def finish_job(
+        self,
+        job_id: int,
+        state: JobState,
+        *,
+        generated: int = 0,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        result_message_ids: list[int] | None = None,
+        billed: int | None = None,
+        lease: Lease | None = None,
+    ) -> bool:
+        """In one transaction: set the final state and settle (`generated` > 0) or release the
+        job's reservation. True the first time; False, changing nothing, if already finished.
+        `generated` is what the member is charged (images delivered); `billed` what Wan billed."""
+        state = checks.final_state(state, generated, billed)
+        changes = {
+            "generated": generated,
+            "error_code": error_code,
+            "error_message": error_message,
+            "result_message_ids": result_message_ids,
+            "billed": billed,
+        }
+        return await self.driver.write(
+            jobs.finish,
+            job_id,
+            state,
+            changes,
+            self._now(),
+            self._fenced(lease),
+            self.policy,
+            self.shared,
+        )
+
+    async def unfinished_jobs(self) -> list[Job]:
+        """Every job not done, failed or cancelled, oldest first (to resume after a restart)."""
+        return await self.driver.read(jobs.unfinished)
+
+    async def active_job_count(self, user: int) -> int:
+        """How many unfinished jobs the user has, in all scopes."""
+        return await self.driver.read(jobs.active_count, user)
+
+    async def task_owners(self, task_ids: Collection[str]) -> dict[str, int]:
+        """Which of these Wan task ids a job holds: task id -> job id."""
+        return await self.driver.read(jobs.task_owners, list(task_ids)) if task_ids else {}
+
+    async def uncertain_creates(self, since: datetime, until: datetime) -> list[Job]:
+        """The jobs whose create call was sent between `since` and `until` and whose answer was
+        never stored (no task id; still SUBMITTED, or ended `CreateOutcomeUnknown`), oldest first.
+        The time is `submitted_at`, else (rows from before it was written at the send) `updated_at`."""
+        check_time("since", since)
+        check_time("until", until)
+        return await self.driver.read(jobs.uncertain_creates, since, until)
+
+    async def jobs_for_user(
+        self, user: int, *, scope: int | None = None, limit: int = 20
+    ) -> list[Job]:
+        """The user's jobs, newest first."""
+        check_int("limit", limit, 1, 10_000)
+        return await self.driver.read(jobs.for_user, user, scope, limit)
+
+    async def job_for_message(self, message_id: int) -> Job | None:
+        """The job that posted this result message, else the job whose `message_id` it is."""
+        return await self.driver.read(jobs.for_message, message_id)
+
+    # ---- small settings ----
+
+    async def get_meta(self, key: str) -> str | None:
+        """A stored string (e.g. the hash of the synced command tree), or None."""
+        return await self.driver.read(admin.get_meta, key)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self.driver.write(admin.set_meta, key, value)
+
+    async def meta_items(self, prefix: str) -> dict[str, str]:
+        """Every stored string whose key starts with `prefix` (e.g. each process's heartbeat)."""
+        return await self.driver.read(admin.meta_items, prefix)
