@@ -90,7 +90,12 @@ def for_sqlite(sql: str) -> str:
     return IN_LIST.sub(r"IN (SELECT value FROM json_each(:\1))", ROW_LOCK.sub("", sql))
 
 
+_PLAIN = frozenset({int, str, float, type(None)})
+
+
 def sqlite_value(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, Doc):
         return json.dumps(value.value, separators=(",", ":"))
     if isinstance(value, datetime | date):

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -42,6 +41,7 @@ from bot.store.quota import (
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 64
+IN_FLIGHT = 1
 
 SNAPSHOT = f"""
 SELECT m.daily_limit AS user_limit, COALESCE(m.extra, 0) AS extra,
@@ -64,9 +64,9 @@ LEFT JOIN (
 ) AS r ON true
 LEFT JOIN bot_days AS bd ON bd.day = :day
 """
-_RESERVATION = (
+_RESERVATIONS = (
     "SELECT id, scope, user_id, day, images, from_extra, status FROM reservations"
-    " WHERE id = :id FOR UPDATE"
+    " WHERE id IN (:ids) ORDER BY id FOR UPDATE"
 )
 _ORPHAN = (
     "r.status = 'held' AND r.created_at <= :cutoff AND NOT EXISTS (SELECT 1 FROM jobs AS j"
@@ -185,47 +185,49 @@ async def quota_status(
 
 @dataclass
 class _Batch:
-    """What a batch changes, by row, applied at its end (`_flush`)."""
+    """What a batch changed so far, applied at its end (`_flush`). `counts`: per row, keyed by its
+    table and key, what to add to [used, held] (days) or [used, held, extra_used, extra_held]."""
 
-    scope_days: dict[tuple[int, date], dict[str, int]] = field(default_factory=dict)
-    member_days: dict[tuple[int, int, date], dict[str, int]] = field(default_factory=dict)
-    bot_days: dict[date, dict[str, int]] = field(default_factory=dict)
-    extra: defaultdict[tuple[int, int], int] = field(default_factory=lambda: defaultdict(int))
+    counts: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
+    extra: dict[tuple[int, int], int] = field(default_factory=dict)
     refusals: dict[tuple[int, date, str], list[int]] = field(default_factory=dict)
-    closed_ids: set[int] = field(default_factory=set)
-    closed: set[tuple[Any, ...]] = field(
-        default_factory=set
-    )  # rows a settlement touched: they exist
-    opened: list[dict[str, Any]] = field(default_factory=list)
+    closed: set[Any] = field(default_factory=set)  # reservation ids, and the rows they touched
+    opened: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     closes: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, table: str, key: Any, **counts: int) -> None:
-        row = getattr(self, table).setdefault(key, dict.fromkeys(counts, 0))
-        for name, count in counts.items():
-            row[name] = row.get(name, 0) + count
+    def add(self, key: tuple[Any, ...], *deltas: int) -> None:
+        row = self.counts.get(key)
+        if row is None:
+            self.counts[key] = list(deltas)
+        else:
+            for i, delta in enumerate(deltas):
+                row[i] += delta
 
     def seen(self, scope: int, user: int, day: date) -> dict[str, int]:
         """What this batch changed so far for the member's snapshot."""
-        md = self.member_days.get((scope, user, day), {})
-        sd = self.scope_days.get((scope, day), {})
-        bd = self.bot_days.get(day, {})
+        used, held, _, extra_held = self.counts.get(("member_days", scope, user, day), _NONE)
+        server_used, server_held = self.counts.get(("scope_days", scope, day), _NONE)[:2]
+        bot_used, bot_held = self.counts.get(("bot_days", day), _NONE)[:2]
         return {
             "extra": self.extra.get((scope, user), 0),
-            "used": md.get("used", 0),
-            "held": md.get("held", 0),
-            "extra_held": md.get("extra_held", 0),
-            "server_used": sd.get("used", 0),
-            "server_held": sd.get("held", 0),
-            "bot_used": bd.get("used", 0),
-            "bot_held": bd.get("held", 0),
+            "used": used,
+            "held": held,
+            "extra_held": extra_held,
+            "server_used": server_used,
+            "server_held": server_held,
+            "bot_used": bot_used,
+            "bot_held": bot_held,
         }
+
+
+_NONE = [0, 0, 0, 0]
 
 
 async def apply(tx: Tx, ops: Sequence[Op], policy: Policy) -> list[Any]:
     """Run `ops` in the caller's write transaction; per op its outcome: a `Reservation` or the
     `QuotaRefused` to raise (counted), the images charged (None: already closed), or `NotFound`."""
     closing = sorted({op.reservation_id for op in ops if isinstance(op, Close)})
-    found = {r["id"]: r for r in await tx.each(_RESERVATION, [{"id": i} for i in closing])}
+    found = {r["id"]: r for r in await tx.all(_RESERVATIONS, ids=closing)} if closing else {}
     reserves = [op for op in ops if isinstance(op, Reserve)]
     days = {op.now.date() for op in reserves} | {as_day(r["day"]) for r in found.values()}
     await tx.each(_LOCK_DAY, [{"day": d} for d in sorted(days)])
@@ -240,109 +242,106 @@ async def apply(tx: Tx, ops: Sequence[Op], policy: Policy) -> list[Any]:
     outcomes: list[Any] = []
     for op in ops:
         if isinstance(op, Reserve):
-            outcomes.append(_reserve(batch, op, next(snapshots), policy))
+            outcomes.append(_reserve(batch, op, next(snapshots), policy, len(outcomes)))
         elif op.reservation_id not in found:
             outcomes.append(NotFound(f"no reservation {op.reservation_id}"))
         else:
             outcomes.append(_close(batch, op, found[op.reservation_id]))
-    ids = iter(await _flush(tx, batch))
-    return [replace(o, id=next(ids)["id"]) if isinstance(o, Reservation) else o for o in outcomes]
+    await _flush(tx, batch, outcomes)
+    return outcomes
 
 
-def _reserve(batch: _Batch, op: Reserve, row: Row, policy: Policy) -> Reservation | QuotaRefused:
+def _reserve(
+    batch: _Batch, op: Reserve, row: Row, policy: Policy, index: int
+) -> Reservation | QuotaRefused | None:
     day = op.now.date()
-    snap = make_snapshot(row, op.scope, policy, seen := batch.seen(op.scope, op.user, day))
-    extra_held = row["extra_held"] + seen["extra_held"]
+    seen = batch.seen(op.scope, op.user, day)
+    snap = make_snapshot(row, op.scope, policy, seen)
     reason = snap.refusal(op.images)
     if reason is not None:
         counts = batch.refusals.setdefault((op.scope, day, reason), [0, 0])
         counts[0] += 1
         counts[1] += op.images
+        extra_held = row["extra_held"] + seen["extra_held"]
         return refused(
             snap, reason, images=op.images, scope=op.scope, day=day, extra_held=extra_held
         )
     from_daily, from_extra = snap.split(op.images)
-    batch.add("scope_days", (op.scope, day), used=0, held=op.images)
-    batch.add("bot_days", day, used=0, held=op.images)
-    batch.add(
-        "member_days",
-        (op.scope, op.user, day),
-        used=0,
-        held=from_daily,
-        extra_used=0,
-        extra_held=from_extra,
-    )
+    batch.add(("scope_days", op.scope, day), 0, op.images)
+    batch.add(("bot_days", day), 0, op.images)
+    batch.add(("member_days", op.scope, op.user, day), 0, from_daily, 0, from_extra)
     # Extra images leave the balance when held, so two jobs cannot spend the same ones.
-    batch.extra[(op.scope, op.user)] -= from_extra
+    if from_extra:
+        batch.extra[(op.scope, op.user)] = batch.extra.get((op.scope, op.user), 0) - from_extra
+    # The `Reservation` is made once its row is written and has an id.
     batch.opened.append(
-        {
-            "scope": op.scope,
-            "user": op.user,
-            "day": day,
-            "images": op.images,
-            "from_extra": from_extra,
-            "now": op.now,
-        }
+        (
+            index,
+            {
+                "scope": op.scope,
+                "user": op.user,
+                "day": day,
+                "images": op.images,
+                "from_extra": from_extra,
+                "now": op.now,
+            },
+        )
     )
-    # The id is filled in once the row is written.
-    return Reservation(0, op.scope, op.user, op.images, day, from_extra)
+    return None
 
 
 def _close(batch: _Batch, op: Close, row: Row) -> int | None:
-    if row["status"] != "held" or op.reservation_id in batch.closed_ids:
+    if row["status"] != "held" or op.reservation_id in batch.closed:
         return None
-    batch.closed_ids.add(op.reservation_id)
+    batch.closed.add(op.reservation_id)
     scope, user, day = row["scope"], row["user_id"], as_day(row["day"])
     images, from_extra = row["images"], row["from_extra"]
     daily, extra = charge_split(images, from_extra, op.generated)
     charged = daily + extra
+    status = "settled" if op.settle else "released"
     batch.closes.append(
-        {
-            "id": op.reservation_id,
-            "status": "settled" if op.settle else "released",
-            "charged": charged,
-            "now": op.now,
-        }
+        {"id": op.reservation_id, "status": status, "charged": charged, "now": op.now}
     )
     # Charged to the day the reservation was made, whatever day it is now.
-    batch.add("scope_days", (scope, day), used=charged, held=-images)
-    batch.add("bot_days", day, used=charged, held=-images)
-    batch.add(
-        "member_days",
-        (scope, user, day),
-        used=daily,
-        held=-(images - from_extra),
-        extra_used=extra,
-        extra_held=-from_extra,
-    )
-    batch.closed |= {(scope, day), (scope, user, day)}
+    keys = (("scope_days", scope, day), ("bot_days", day), ("member_days", scope, user, day))
+    batch.add(keys[0], charged, -images)
+    batch.add(keys[1], charged, -images)
+    batch.add(keys[2], daily, -(images - from_extra), extra, -from_extra)
+    batch.closed.update(keys)
     # Unused extra images go back to the balance, which never expires.
-    batch.extra[(scope, user)] += from_extra - extra
+    if from_extra > extra:
+        batch.extra[(scope, user)] = batch.extra.get((scope, user), 0) + from_extra - extra
     return charged
 
 
-async def _flush(tx: Tx, batch: _Batch) -> list[Row]:
-    """Write what the batch changed; the new reservations' ids, in order."""
+async def _flush(tx: Tx, batch: _Batch, outcomes: list[Any]) -> None:
+    """Write what the batch changed; fill in the new reservations."""
     ids = await tx.each(
         "INSERT INTO reservations (scope, user_id, day, images, from_extra, created_at)"
         " VALUES (:scope, :user, :day, :images, :from_extra, :now) RETURNING id",
-        batch.opened,
+        [values for _, values in batch.opened],
     )
+    for (index, v), row in zip(batch.opened, ids, strict=True):
+        outcomes[index] = Reservation(
+            row["id"], v["scope"], v["user"], v["images"], v["day"], v["from_extra"]
+        )
     await tx.each(
         "UPDATE reservations SET status = :status, charged = :charged, closed_at = :now"
         " WHERE id = :id",
         batch.closes,
     )
-    for table, names in (
-        ("scope_days", ("scope", "day")),
-        ("member_days", ("scope", "user", "day")),
-    ):
-        rows = [dict(zip(names, key, strict=True), **c) for key, c in getattr(batch, table).items()]
-        await tx.each(_ADD[table], [r for r in rows if _key(r, names) not in batch.closed])
-        await tx.each(_UPDATE[table], [r for r in rows if _key(r, names) in batch.closed])
+    rows: dict[str, list[tuple[bool, dict[str, Any]]]] = {t: [] for t in _NAMES}
+    for key, counts in batch.counts.items():
+        names = _NAMES[key[0]]
+        rows[key[0]].append(
+            (key in batch.closed, dict(zip(names, key[1:] + tuple(counts), strict=True)))
+        )
+    for table in ("scope_days", "member_days"):
+        await tx.each(_ADD[table], [r for closed, r in rows[table] if not closed])
+        await tx.each(_UPDATE[table], [r for closed, r in rows[table] if closed])
     await tx.each(
         "UPDATE bot_days SET used = used + :used, held = held + :held WHERE day = :day",
-        [{"day": day, **c} for day, c in batch.bot_days.items()],
+        [r for _, r in rows["bot_days"]],
     )
     await tx.each(
         "UPDATE members SET extra = extra + :extra WHERE scope = :scope AND user_id = :user",
@@ -358,11 +357,13 @@ async def _flush(tx: Tx, batch: _Batch) -> list[Row]:
             for (s, d, r), (n, i) in batch.refusals.items()
         ],
     )
-    return ids
 
 
-def _key(row: dict[str, Any], names: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple(row[n] for n in names)
+_NAMES = {
+    "scope_days": ("scope", "day", "used", "held"),
+    "bot_days": ("day", "used", "held"),
+    "member_days": ("scope", "user", "day", "used", "held", "extra_used", "extra_held"),
+}
 
 
 async def release_orphans(
@@ -416,16 +417,24 @@ class Ledger:
             await asyncio.shield(self._runner)
 
     async def _drain(self) -> None:
+        # Two batches in flight: the next one waits at the database while this one's callers are
+        # answered, so the database never waits for the event loop.
+        running: set[asyncio.Task[None]] = set()
         try:
-            while self._pending:
-                batch = [(op, f) for op, f in self._pending[:MAX_BATCH] if not f.cancelled()]
-                del self._pending[:MAX_BATCH]
-                if batch:
-                    await self._run(batch)
+            while self._pending or running:
+                if self._pending and len(running) < IN_FLIGHT:
+                    batch = [(op, f) for op, f in self._pending[:MAX_BATCH] if not f.cancelled()]
+                    del self._pending[:MAX_BATCH]
+                    running.add(asyncio.ensure_future(self._run(batch)))
+                    await asyncio.sleep(0)
+                else:
+                    _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._runner = None
 
     async def _run(self, batch: list[tuple[Op, asyncio.Future[Any]]]) -> None:
+        if not batch:
+            return
         try:
             outcomes = await self._write([op for op, _ in batch])
         except BaseException as err:  # the commit failed (or never started): none of them happened

@@ -58,7 +58,10 @@ class SqliteTx:
         return self._exec(sql, params).rowcount
 
     async def each(self, sql: str, params: Sequence[Mapping[str, Any]]) -> list[Row]:
-        return [row for p in params for row in self._exec(sql, p).fetchall()]
+        if "RETURNING" in sql or not sql.lstrip().startswith(("INSERT", "UPDATE", "DELETE")):
+            return [row for p in params for row in self._exec(sql, p).fetchall()]
+        self.conn.executemany(_translate(sql), [_values(p) for p in params])
+        return []
 
     @contextlib.asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -73,6 +76,10 @@ class SqliteTx:
         finally:
             self._depth -= 1
             self.conn.execute(f"RELEASE {name}")
+
+
+def _values(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: sqlite_value(v) for k, v in params.items()}
 
 
 @cache
