@@ -8,12 +8,12 @@ that row's lock and read by every reservation as committed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from bot.store.driver import Doc, Row, Tx, as_day, as_json, as_time
 from bot.store.models import (
-    BOT_SCOPE,
     AuditEntry,
     BotState,
     DayUsage,
@@ -25,12 +25,8 @@ from bot.store.quota import GLOBAL_CAP, PAUSED, check_ceiling, global_cap_in_for
 
 # The subjects of `CeilingExceeded.what`, the codes the Discord side words.
 USER_LIMIT, SERVER_DEFAULT, SERVER_CAP, EXTRA, ROLE_LIMIT = (
-    "user_limit",
-    "server_default",
-    "server_cap",
-    "extra",
-    "role_limit",
-)
+    "user_limit", "server_default", "server_cap", "extra", "role_limit"
+)  # fmt: skip
 SWITCHES = (
     f"(SELECT value FROM meta WHERE key = '{PAUSED}') AS paused,"
     f" (SELECT value FROM meta WHERE key = '{GLOBAL_CAP}') AS global_cap"
@@ -44,100 +40,69 @@ _LOCK_MEMBER = (
 # `column` arguments below are ours, never user input.
 
 
-async def _audit(
-    tx: Tx,
-    scope: int,
-    actor: int,
-    action: str,
-    target: int | None,
-    old: Any,
-    new: Any,
-    now: datetime,
-) -> None:
+@dataclass(frozen=True)
+class Change:
+    """Who changes what where, and when; `ceiling`: the owner's, None where none applies."""
+
+    scope: int
+    actor: int
+    now: datetime
+    ceiling: int | None = None
+
+
+async def _audit(tx: Tx, c: Change, action: str, target: int | None, old: Any, new: Any) -> None:
     await tx.run(
         "INSERT INTO audit (scope, actor, action, target, old, new, at)"
         " VALUES (:scope, :actor, :action, :target, :old, :new, :at)",
-        scope=scope,
-        actor=actor,
-        action=action,
-        target=target,
-        old=Doc(old),
-        new=Doc(new),
-        at=now,
+        **{"scope": c.scope, "actor": c.actor, "action": action, "target": target},
+        **{"old": Doc(old), "new": Doc(new), "at": c.now},
     )
 
 
-async def set_member(
-    tx: Tx,
-    scope: int,
-    actor: int,
-    user: int,
-    column: str,
-    value: Any,
-    now: datetime,
-    ceiling: int | None,
-) -> tuple[Any, Any]:
+async def set_member(tx: Tx, c: Change, user: int, column: str, value: Any) -> tuple[Any, Any]:
     """Set one of the member's own settings (`daily_limit`, `extra` as a change, `blocked`)."""
-    old_row = await tx.one(_LOCK_MEMBER, scope=scope, user=user)
+    key = {"scope": c.scope, "user": user}
+    old_row = await tx.one(_LOCK_MEMBER, **key)
     assert old_row is not None
     old = old_row[column]
     if column == "daily_limit":
-        check_ceiling(USER_LIMIT, value, ceiling)
+        check_ceiling(USER_LIMIT, value, c.ceiling)
         action = "set_user_limit"
     elif column == "extra":
         value = max(0, old + value)
         if value > old:  # taking images back is always allowed
-            check_ceiling(EXTRA, value, ceiling)
+            check_ceiling(EXTRA, value, c.ceiling)
         action = "grant_extra"
     else:
         old, action = bool(old), "block" if value else "unblock"
-    await tx.run(
-        f"UPDATE members SET {column} = :value WHERE scope = :scope AND user_id = :user",
-        value=value,
-        scope=scope,
-        user=user,
-    )
-    await _audit(tx, scope, actor, action, user, old, value, now)
+    sql = f"UPDATE members SET {column} = :value WHERE scope = :scope AND user_id = :user"
+    await tx.run(sql, value=value, **key)
+    await _audit(tx, c, action, user, old, value)
     return old, value
 
 
-async def set_scope(
-    tx: Tx,
-    scope: int,
-    actor: int,
-    column: str,
-    value: int | None,
-    now: datetime,
-    ceiling: int | None,
-) -> tuple[int | None, int | None]:
+async def set_scope(tx: Tx, c: Change, column: str, value: int | None) -> tuple[Any, Any]:
     """Set `default_limit` or `daily_cap` of the scope."""
-    check_ceiling(SERVER_DEFAULT if column == "default_limit" else SERVER_CAP, value, ceiling)
+    default = column == "default_limit"
+    check_ceiling(SERVER_DEFAULT if default else SERVER_CAP, value, c.ceiling)
     old = await tx.val(
         f"INSERT INTO scope_settings (scope) VALUES (:scope) ON CONFLICT (scope)"
         f" DO UPDATE SET {column} = scope_settings.{column} RETURNING {column}",
-        scope=scope,
+        scope=c.scope,
     )
-    await tx.run(
-        f"UPDATE scope_settings SET {column} = :value WHERE scope = :scope",
-        scope=scope,
-        value=value,
-    )
-    action = "set_server_default" if column == "default_limit" else "set_server_cap"
-    await _audit(tx, scope, actor, action, None, old, value, now)
+    sql = f"UPDATE scope_settings SET {column} = :value WHERE scope = :scope"
+    await tx.run(sql, scope=c.scope, value=value)
+    await _audit(tx, c, "set_server_default" if default else "set_server_cap", None, old, value)
     return old, value
 
 
-async def set_role_limit(
-    tx: Tx, scope: int, actor: int, role: int, limit: int | None, now: datetime, ceiling: int | None
-) -> tuple[int | None, int | None]:
-    check_ceiling(ROLE_LIMIT, limit, ceiling)
-    key = {"scope": scope, "role": role}
-    old = await tx.val(
-        "SELECT daily_limit FROM role_limits WHERE scope = :scope AND role_id = :role FOR UPDATE",
-        **key,
-    )
+async def set_role_limit(tx: Tx, c: Change, role: int, limit: int | None) -> tuple[Any, Any]:
+    check_ceiling(ROLE_LIMIT, limit, c.ceiling)
+    key = {"scope": c.scope, "role": role}
+    where = "WHERE scope = :scope AND role_id = :role"
+    old = await tx.val(f"SELECT daily_limit FROM role_limits {where} FOR UPDATE", **key)
     if limit is None:
-        await tx.run("DELETE FROM role_limits WHERE scope = :scope AND role_id = :role", **key)
+        await tx.run(f"DELETE FROM role_limits {where}", **key)
     else:
         await tx.run(
             "INSERT INTO role_limits (scope, role_id, daily_limit) VALUES (:scope, :role, :limit)"
@@ -145,18 +110,18 @@ async def set_role_limit(
             limit=limit,
             **key,
         )
-    await _audit(tx, scope, actor, "set_role_limit", role, old, limit, now)
+    await _audit(tx, c, "set_role_limit", role, old, limit)
     return old, limit
 
 
-async def reset_usage(tx: Tx, scope: int, actor: int, user: int, now: datetime) -> tuple[int, int]:
-    key = {"scope": scope, "user": user, "day": now.date()}
+async def reset_usage(tx: Tx, c: Change, user: int) -> tuple[int, int]:
+    key = {"scope": c.scope, "user": user, "day": c.now.date()}
     where = "WHERE scope = :scope AND user_id = :user AND day = :day"
     old = await tx.val(f"SELECT used + extra_used FROM member_days {where} FOR UPDATE", **key) or 0
     # Holds stay (their jobs are still running); extra images already spent are not refunded;
     # the server's total stays too, since it is what the owner is billed for.
     await tx.run(f"UPDATE member_days SET used = 0, extra_used = 0 {where}", **key)
-    await _audit(tx, scope, actor, "reset_usage", user, old, 0, now)
+    await _audit(tx, c, "reset_usage", user, old, 0)
     return old, 0
 
 
@@ -208,7 +173,7 @@ async def bot_state(tx: Tx, limits: Limits) -> BotState:
 
 
 async def set_switch(
-    tx: Tx, actor: int, key: str, value: str | None, now: datetime, limits: Limits
+    tx: Tx, c: Change, key: str, value: str | None, limits: Limits
 ) -> tuple[Any, Any]:
     """Set (None: clear) a switch of the owner's: `PAUSED` ("1"/"0") or `GLOBAL_CAP`."""
     old = await tx.val("SELECT value FROM meta WHERE key = :key FOR UPDATE", key=key)
@@ -221,7 +186,7 @@ async def set_switch(
     else:
         before, after = global_cap_in_force(old, limits), global_cap_in_force(value, limits)
         action = "set_global_cap"
-    await _audit(tx, BOT_SCOPE, actor, action, None, before, after, now)
+    await _audit(tx, c, action, None, before, after)
     return before, after
 
 

@@ -23,6 +23,7 @@ from bot.store.driver import Driver
 from bot.store.errors import QuotaRefused
 from bot.store.ledger import Close, Ledger, Policy, Reserve
 from bot.store.models import (
+    BOT_SCOPE,
     AuditEntry,
     BotState,
     Job,
@@ -238,16 +239,12 @@ class Store:
     async def unblock_user(self, scope: int, actor: int, user: int) -> tuple[bool, bool]:
         return await self._member(scope, actor, user, "blocked", False)
 
+    def _change(self, scope: int, actor: int) -> admin.Change:
+        return admin.Change(scope, actor, self._now(), self.policy.ceiling(scope))
+
     async def _member(self, scope: int, actor: int, user: int, column: str, value: Any) -> Any:
         return await self.driver.write(
-            admin.set_member,
-            scope,
-            actor,
-            user,
-            column,
-            value,
-            self._now(),
-            self.policy.ceiling(scope),
+            admin.set_member, self._change(scope, actor), user, column, value
         )
 
     async def set_server_default(
@@ -265,13 +262,11 @@ class Store:
         return await self._scope(scope, actor, "daily_cap", cap or None)
 
     async def _scope(self, scope: int, actor: int, column: str, value: int | None) -> Any:
-        return await self.driver.write(
-            admin.set_scope, scope, actor, column, value, self._now(), self.policy.ceiling(scope)
-        )
+        return await self.driver.write(admin.set_scope, self._change(scope, actor), column, value)
 
     async def reset_usage(self, scope: int, actor: int, user: int) -> tuple[int, int]:
         """Zero what the user used today (held images stay held; the server's total is kept)."""
-        return await self.driver.write(admin.reset_usage, scope, actor, user, self._now())
+        return await self.driver.write(admin.reset_usage, self._change(scope, actor), user)
 
     async def set_role_limit(
         self, scope: int, actor: int, role: int, limit: int | None
@@ -279,7 +274,7 @@ class Store:
         """Set (or with None, clear) the daily limit of members with `role`."""
         check_limit("limit", limit)
         return await self.driver.write(
-            admin.set_role_limit, scope, actor, role, limit, self._now(), self.policy.ceiling(scope)
+            admin.set_role_limit, self._change(scope, actor), role, limit
         )
 
     async def role_limits(self, scope: int) -> dict[int, int]:
@@ -310,9 +305,8 @@ class Store:
         return await self._switch(actor, GLOBAL_CAP, None if cap is None else str(cap))
 
     async def _switch(self, actor: int, key: str, value: str | None) -> Any:
-        return await self.driver.write(
-            admin.set_switch, actor, key, value, self._now(), self.limits
-        )
+        change = admin.Change(BOT_SCOPE, actor, self._now())
+        return await self.driver.write(admin.set_switch, change, key, value, self.limits)
 
     # ---- jobs ----
 
