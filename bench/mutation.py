@@ -64,7 +64,7 @@ SCOPE = (
     "bot.jobs.outcomes.xǁOutcomesǁfail__mutmut_*",
     "bot.jobs.outcomes.xǁOutcomesǁfinish__mutmut_*",
     "bot.jobs.runner.xǁJobRunnerǁresume__mutmut_*",
-    "bot.store.queue.xǁMemoryQueueǁ*",
+    "bot.jobs.queue.*",
     # the quota rules and the store's checks
     "bot.store.quota.*",
     "bot.store.checks.*",

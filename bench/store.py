@@ -125,6 +125,25 @@ async def run_baseline(folder: str, seconds: float, users: int) -> Result:
     return Result(elapsed, pairs, latencies, used, held, expected)
 
 
+async def run_alchemy(folder: str, seconds: float, users: int) -> Result:
+    return await alchemy_result(f"sqlite:///{folder}/alchemy.db", seconds, users)
+
+
+async def alchemy_result(url: str, seconds: float, users: int) -> Result:
+    """The store's ledger through SQLAlchemy Core (bench/_store_sqlalchemy.py) on `url`."""
+    from _store_sqlalchemy import alchemy_ledger
+
+    await (await open_store(url)).close()  # the schema, made by the store
+    async with alchemy_ledger(url, LIMIT, Limits()) as ledger:
+        elapsed, pairs, latencies, expected = await load(ledger, seconds, users)
+    store = await open_store(url)
+    try:
+        totals = await store.server_totals(SCOPE)
+    finally:
+        await store.close()
+    return Result(elapsed, pairs, latencies, totals.used, totals.held, expected)
+
+
 def table(results: dict[str, Result]) -> str:
     rows: list[tuple[str, Callable[[Result], str]]] = [
         ("pairs", lambda r: f"{r.pairs:,}"),
@@ -150,12 +169,14 @@ def table(results: dict[str, Result]) -> str:
     return "\n".join(lines)
 
 
-async def run(seconds: float, users: int, baseline: bool) -> None:
+async def run(seconds: float, users: int, baseline: bool, alchemy: bool) -> None:
     runs: list[tuple[str, Callable[[str, float, int], Awaitable[Result]]]] = [
         ("wanbot store", run_store)
     ]
     if baseline:
         runs.append(("baseline (reference)", run_baseline))
+    if alchemy:
+        runs.append(("SQLAlchemy Core", run_alchemy))
     results: dict[str, Result] = {}
     with tempfile.TemporaryDirectory() as folder:
         for name, runner in runs:
@@ -169,11 +190,17 @@ async def run(seconds: float, users: int, baseline: bool) -> None:
         f"p99 {ours.latency_ms(0.99):.2f} ms, max {ours.latencies[-1] * 1000:.2f} ms"
     )
     print(f"images charged: {ours.charged}, still held: {ours.held}")
+    if baseline or alchemy:
+        print()
+        print(f"side by side, {users} users, {seconds:g} s each, synchronous=FULL + WAL all:")
+        print(table(results))
+    if alchemy:
+        core = results["SQLAlchemy Core"]
+        print(
+            f"wanbot store / SQLAlchemy Core (same ledger): {ours.rate / core.rate:.2f}x pairs per second"
+        )
     if baseline:
         ref = results["baseline (reference)"]
-        print()
-        print(f"side by side, {users} users, {seconds:g} s each, synchronous=FULL + WAL both:")
-        print(table(results))
         ratio = ours.rate / ref.rate
         print(f"wanbot store / baseline: {ratio:.2f}x pairs per second")
         print(target("sqlite: at least 10x the baseline's pairs/s", ratio >= 10, f"{ratio:.1f}x"))
@@ -236,7 +263,7 @@ SCOPES = (7001, 7002)
 RACE_MEMBERS, RACE_MEMBER, RACE_CAP, RACE_GLOBAL = 40, 9, 120, 200
 
 
-async def run_postgres(dsn: str, seconds: float, users: int) -> bool:
+async def run_postgres(dsn: str, seconds: float, users: int, alchemy: bool = False) -> bool:
     server = PgServer(dsn)
     url = await server.create()
     try:
@@ -269,6 +296,8 @@ async def run_postgres(dsn: str, seconds: float, users: int) -> bool:
     p99s = ", ".join(f"{float(o['p99']):.1f}" for o in outs)
     print(f"reserve p99 per process (ms): {p99s}")
     print(f"race for tight bounds: {why}")
+    if alchemy:
+        await compare_on_postgres(dsn, seconds, users)
     print(
         target(
             f"PostgreSQL: at least 3,000 pairs/s with {PG_PROCESSES} processes",
@@ -278,6 +307,28 @@ async def run_postgres(dsn: str, seconds: float, users: int) -> bool:
     )
     print(target("PostgreSQL: zero over-grants", over == 0, f"{over}"))
     return rate >= 3000 and over == 0
+
+
+async def compare_on_postgres(dsn: str, seconds: float, users: int) -> None:
+    """One process, the same load: the store, then its ledger through SQLAlchemy Core."""
+    server = PgServer(dsn)
+    urls = [await server.create(), await server.create()]
+    try:
+        store = await open_store(urls[0], default_daily_limit=LIMIT)
+        try:
+            ours = Result(*(await load(store, seconds, users))[:3], 0, 0, 0)
+        finally:
+            await store.close()
+        core = await alchemy_result(urls[1], seconds, users)
+    finally:
+        for url in urls:
+            await server.drop(url)
+        await server.close()
+    print(
+        f"PostgreSQL, one process x {users} users: wanbot store {ours.rate:,.0f} pairs/s "
+        f"(p99 {ours.latency_ms(0.99):.1f} ms), SQLAlchemy Core (same ledger) {core.rate:,.0f} "
+        f"pairs/s (p99 {core.latency_ms(0.99):.1f} ms)"
+    )
 
 
 async def spawn(url: str, seconds: float, users: int, *, race: bool) -> list[dict[str, object]]:
@@ -362,6 +413,11 @@ def main() -> None:
         help="skip the reference run (bench/_store_baseline.py)",
     )
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL runs")
+    parser.add_argument(
+        "--alchemy",
+        action="store_true",
+        help="also run the store's ledger through SQLAlchemy Core (bench/_store_sqlalchemy.py)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--race", action="store_true", help=argparse.SUPPRESS)
@@ -370,14 +426,14 @@ def main() -> None:
         out = asyncio.run(worker(args.worker, args.seconds, args.users, args.seed, args.race))
         print(json.dumps(out))
         return
-    asyncio.run(run(args.seconds, args.users, not args.no_baseline))
+    asyncio.run(run(args.seconds, args.users, not args.no_baseline, args.alchemy))
     dsn = os.environ.get(PG_DSN, "").strip()
     if args.no_postgres:
         return
     if not dsn:
         print(f"PostgreSQL: skipped ({PG_DSN} is not set)")
         return
-    asyncio.run(run_postgres(dsn, args.seconds, args.users))
+    asyncio.run(run_postgres(dsn, args.seconds, args.users, args.alchemy))
 
 
 if __name__ == "__main__":

@@ -1,21 +1,20 @@
 """The queue of jobs waiting for a Wan slot, and their positions.
 
-`JobQueue` is the seam the dispatcher uses; the store makes the one for its engine
-(`Store.job_queue`): `MemoryQueue`, one process's (sqlite), or the jobs table shared by every process
-on PostgreSQL (`bot.store.queue.PostgresQueue`): claims with leases, slots counted in the database,
-takeovers of a dead process's jobs.
+`JobQueue` is the seam the dispatcher uses. Where several processes share the database the store
+has one (`Store.job_queue`: on PostgreSQL the jobs table, `bot.store.queue.PostgresQueue`: claims
+with leases, slots counted in the database, takeovers of a dead process's jobs); else the runner
+keeps `MemoryQueue`, this process's.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
 from bot.store import Lease
-from bot.store.queue import MemoryQueue
 
 Claim = tuple[int, Lease | None]
-__all__ = ["Claim", "JobQueue", "MemoryQueue"]
 
 
 class JobQueue(Protocol):
@@ -75,3 +74,58 @@ class JobQueue(Protocol):
     def __contains__(self, job_id: object) -> bool:
         """Whether the job waits in this process's view of the queue (`JobRunner.resume`)."""
         ...
+
+
+class MemoryQueue:
+    """`JobQueue` in this process's memory (one bot process on sqlite)."""
+
+    shared = False
+    poll_interval = None
+
+    def __init__(self) -> None:
+        self._ids: deque[int] = deque()
+
+    async def start(self, wake: Callable[[], None], lost: Callable[[int], None]) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def push(self, job_id: int) -> int:
+        self._ids.append(job_id)
+        return len(self._ids)
+
+    async def pop(self) -> Claim | None:
+        return (self._ids.popleft(), None) if self._ids else None
+
+    async def take_over(self) -> list[Claim]:
+        return []  # one process: `JobRunner.resume` picks up everything at start
+
+    async def remove(self, job_id: int) -> bool:
+        try:
+            self._ids.remove(job_id)
+        except ValueError:
+            return False
+        return True
+
+    async def position(self, job_id: int) -> int | None:
+        try:
+            return self._ids.index(job_id) + 1
+        except ValueError:
+            return None
+
+    async def positions(self) -> list[tuple[int, int]]:
+        # A copy: the queue moves while callers await between items.
+        return [(job_id, index) for index, job_id in enumerate(self._ids, start=1)]
+
+    def lease(self, job_id: int) -> Lease | None:
+        return None
+
+    def release(self, job_id: int) -> None:
+        return None
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from bot.store.models import LimitSource, RefusalReason
@@ -17,36 +18,25 @@ class StoreError(Exception):
         super().__init__(" ".join(message.split()))
 
 
+@dataclass(eq=False)
 class QuotaRefused(Exception):
     """`reserve` said no, and nothing was held: which bound (`reason`), what is left, when it resets
     (None for a refusal that doesn't end at midnight), the member's limit and its `source`, what is
     held, and the cap named (`cap_by_owner`: the owner's ceiling, lower than the server's cap)."""
 
-    def __init__(
-        self,
-        reason: RefusalReason,
-        *,
-        remaining: int,
-        requested: int,
-        resets_at: datetime | None,
-        limit: int | None = None,
-        held: int = 0,
-        cap: int | None = None,
-        scope: int = 0,
-        source: LimitSource | None = None,
-        cap_by_owner: bool = False,
-    ) -> None:
-        self.reason: RefusalReason = reason
-        self.remaining = remaining
-        self.requested = requested
-        self.resets_at = resets_at
-        self.limit = limit
-        self.held = held
-        self.cap = cap
-        self.scope = scope
-        self.source = source
-        self.cap_by_owner = cap_by_owner
-        super().__init__(f"quota refused ({reason}): {remaining} left, {requested} requested")
+    reason: RefusalReason
+    remaining: int
+    requested: int
+    resets_at: datetime | None
+    limit: int | None = None
+    held: int = 0
+    cap: int | None = None
+    scope: int = 0
+    source: LimitSource | None = None
+    cap_by_owner: bool = False
+
+    def __str__(self) -> str:
+        return f"quota refused ({self.reason}): {self.remaining} left, {self.requested} requested"
 
 
 class CeilingExceeded(ValueError):

@@ -7,9 +7,9 @@ the order they came, each seeing what the ones before it did, and each succeeds 
 refusal is counted, an unknown reservation is `NotFound`); the batch commits once.
 
 Locks, always taken in this order, so no two transactions wait on each other: the jobs' rows (their
-callers), the reservations being closed (by id), the bot's days (by day), the members' rows (by
-scope and user). Every change to a day's counters (`bot_days`, `scope_days`, `member_days`) is made
-under its `bot_days` row lock, so every check of the server cap, the bot-wide cap and a member's
+callers), the reservations being closed (by id), the rows of the members reserving (by scope and
+user), the bot's days (by day), held to the commit. Every change to a day's counters (`bot_days`,
+`scope_days`, `member_days`) is made under its `bot_days` row lock, so every check of the server cap, the bot-wide cap and a member's
 allowance sees every grant before it: no interleaving of processes can grant more than a limit
 allows. The member's row is locked for its extra images, which admins change in transactions of
 their own; settings (limits, caps, the owner's switches) are read as committed, so a change racing a
@@ -41,7 +41,6 @@ from bot.store.quota import (
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 64
-IN_FLIGHT = 1
 
 SNAPSHOT = f"""
 SELECT m.daily_limit AS user_limit, COALESCE(m.extra, 0) AS extra,
@@ -228,25 +227,30 @@ async def apply(tx: Tx, ops: Sequence[Op], policy: Policy) -> list[Any]:
     `QuotaRefused` to raise (counted), the images charged (None: already closed), or `NotFound`."""
     closing = sorted({op.reservation_id for op in ops if isinstance(op, Close)})
     found = {r["id"]: r for r in await tx.all(_RESERVATIONS, ids=closing)} if closing else {}
-    reserves = [op for op in ops if isinstance(op, Reserve)]
-    days = {op.now.date() for op in reserves} | {as_day(r["day"]) for r in found.values()}
-    await tx.each(_LOCK_DAY, [{"day": d} for d in sorted(days)])
-    members = {(op.scope, op.user) for op in reserves}
-    members |= {(r["scope"], r["user_id"]) for r in found.values() if r["from_extra"]}
-    await tx.each(_LOCK_MEMBER, [{"scope": s, "user": u} for s, u in sorted(members)])
-    rows = await tx.each(
-        SNAPSHOT, [snapshot_params(o.scope, o.user, o.roles, o.now.date()) for o in reserves]
-    )
-    snapshots = iter(rows)
     batch = _Batch()
-    outcomes: list[Any] = []
-    for op in ops:
-        if isinstance(op, Reserve):
-            outcomes.append(_reserve(batch, op, next(snapshots), policy, len(outcomes)))
-        elif op.reservation_id not in found:
-            outcomes.append(NotFound(f"no reservation {op.reservation_id}"))
-        else:
-            outcomes.append(_close(batch, op, found[op.reservation_id]))
+    outcomes: list[Any] = [None] * len(ops)
+    # Settlements first (operations that came together may be applied in any order): they need
+    # no day's counters to decide, so theirs are written before the days are locked.
+    for index, op in enumerate(ops):
+        if isinstance(op, Close):
+            row = found.get(op.reservation_id)
+            missing = NotFound(f"no reservation {op.reservation_id}")
+            outcomes[index] = missing if row is None else _close(batch, op, row)
+    await tx.each(
+        "UPDATE reservations SET status = :status, charged = :charged, closed_at = :now"
+        " WHERE id = :id",
+        batch.closes,
+    )
+    reserves = [(index, op) for index, op in enumerate(ops) if isinstance(op, Reserve)]
+    members = sorted({(op.scope, op.user) for _, op in reserves})
+    await tx.each(_LOCK_MEMBER, [{"scope": s, "user": u} for s, u in members])
+    days = {op.now.date() for _, op in reserves} | {as_day(r["day"]) for r in found.values()}
+    await tx.each(_LOCK_DAY, [{"day": d} for d in sorted(days)])
+    rows = await tx.each(
+        SNAPSHOT, [snapshot_params(o.scope, o.user, o.roles, o.now.date()) for _, o in reserves]
+    )
+    for (index, op), row in zip(reserves, rows, strict=True):
+        outcomes[index] = _reserve(batch, op, row, policy, index)
     await _flush(tx, batch, outcomes)
     return outcomes
 
@@ -325,11 +329,6 @@ async def _flush(tx: Tx, batch: _Batch, outcomes: list[Any]) -> None:
         outcomes[index] = Reservation(
             row["id"], v["scope"], v["user"], v["images"], v["day"], v["from_extra"]
         )
-    await tx.each(
-        "UPDATE reservations SET status = :status, charged = :charged, closed_at = :now"
-        " WHERE id = :id",
-        batch.closes,
-    )
     rows: dict[str, list[tuple[bool, dict[str, Any]]]] = {t: [] for t in _NAMES}
     for key, counts in batch.counts.items():
         names = _NAMES[key[0]]
@@ -417,18 +416,11 @@ class Ledger:
             await asyncio.shield(self._runner)
 
     async def _drain(self) -> None:
-        # Two batches in flight: the next one waits at the database while this one's callers are
-        # answered, so the database never waits for the event loop.
-        running: set[asyncio.Task[None]] = set()
         try:
-            while self._pending or running:
-                if self._pending and len(running) < IN_FLIGHT:
-                    batch = [(op, f) for op, f in self._pending[:MAX_BATCH] if not f.cancelled()]
-                    del self._pending[:MAX_BATCH]
-                    running.add(asyncio.ensure_future(self._run(batch)))
-                    await asyncio.sleep(0)
-                else:
-                    _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            while self._pending:
+                batch = [(op, f) for op, f in self._pending[:MAX_BATCH] if not f.cancelled()]
+                del self._pending[:MAX_BATCH]
+                await self._run(batch)
         finally:
             self._runner = None
 

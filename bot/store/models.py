@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 
 class JobState(StrEnum):
@@ -30,14 +30,7 @@ LimitSource = Literal["user", "role", "server", "global", "dm"]
 # Why `reserve` said no. "server_cap" is the server's cap or the owner's ceiling
 # (WAN_SERVER_DAILY_LIMIT), whichever is lower; "global_cap" the bot-wide daily cap.
 RefusalReason = Literal["daily_limit", "server_cap", "global_cap", "blocked", "paused", "dm_off"]
-REFUSAL_REASONS: tuple[RefusalReason, ...] = (
-    "daily_limit",
-    "server_cap",
-    "global_cap",
-    "blocked",
-    "paused",
-    "dm_off",
-)
+REFUSAL_REASONS: tuple[RefusalReason, ...] = get_args(RefusalReason)
 # The audit scope of the owner's bot-wide changes (pause, bot-wide cap); guilds are > 0, DMs 0.
 BOT_SCOPE = -1
 

@@ -1,8 +1,6 @@
-"""The queue of jobs waiting for a Wan slot (`bot.jobs.queue.JobQueue`), as the store picks it.
-
-On sqlite (one process) it is `MemoryQueue`, this process's memory. On PostgreSQL, `PostgresQueue`:
-the jobs table, shared by every bot process on the database. Its SQL is PostgreSQL's alone (row
-locks with SKIP LOCKED, the server's clock, LISTEN/NOTIFY), so it is written here once:
+"""The job queue shared by every bot process on one PostgreSQL database: the jobs table is the
+queue (`bot.jobs.queue.JobQueue`). Its SQL is PostgreSQL's alone (SKIP LOCKED, the server's clock,
+LISTEN/NOTIFY); one process on sqlite keeps its queue in memory (`bot.jobs.queue.MemoryQueue`).
 
 - A QUEUED job is claimed with `FOR UPDATE SKIP LOCKED`, in a transaction that first takes the Wan
   slot lock and counts the slots in use, so all processes together never start more than
@@ -28,7 +26,6 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections import deque
 from collections.abc import Callable
 
 import asyncpg
@@ -63,64 +60,6 @@ _ORPHANED = (
     f" AND updated_at < {_NOW} - make_interval(secs => $2)))"
     " AND source <> 'terminal'"
 )
-
-
-Claim = tuple[int, Lease | None]
-
-
-class MemoryQueue:
-    """`JobQueue` in this process's memory (one bot process on sqlite)."""
-
-    shared = False
-    poll_interval = None
-
-    def __init__(self) -> None:
-        self._ids: deque[int] = deque()
-
-    async def start(self, wake: Callable[[], None], lost: Callable[[int], None]) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    async def push(self, job_id: int) -> int:
-        self._ids.append(job_id)
-        return len(self._ids)
-
-    async def pop(self) -> Claim | None:
-        return (self._ids.popleft(), None) if self._ids else None
-
-    async def take_over(self) -> list[Claim]:
-        return []  # one process: `JobRunner.resume` picks up everything at start
-
-    async def remove(self, job_id: int) -> bool:
-        try:
-            self._ids.remove(job_id)
-        except ValueError:
-            return False
-        return True
-
-    async def position(self, job_id: int) -> int | None:
-        try:
-            return self._ids.index(job_id) + 1
-        except ValueError:
-            return None
-
-    async def positions(self) -> list[tuple[int, int]]:
-        # A copy: the queue moves while callers await between items.
-        return [(job_id, index) for index, job_id in enumerate(self._ids, start=1)]
-
-    def lease(self, job_id: int) -> Lease | None:
-        return None
-
-    def release(self, job_id: int) -> None:
-        return None
-
-    def __contains__(self, job_id: object) -> bool:
-        return job_id in self._ids
-
-    def __len__(self) -> int:
-        return len(self._ids)
 
 
 class PostgresQueue:

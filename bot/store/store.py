@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from bot.store import admin, checks, jobs, ledger
 from bot.store.checks import MAX_LIMIT, check_int, check_limit, check_time
@@ -40,6 +40,7 @@ from bot.store.urls import is_postgres, sqlite_path
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
+Pair = tuple[int | None, int | None]  # an admin change's (old, new)
 
 
 def _utc_now() -> datetime:
@@ -115,18 +116,15 @@ class Store:
     # ---- what processes share: the job queue, DashScope's limits, named locks ----
 
     def job_queue(self, *, max_slots: int, ttl: float = 15.0, poll_interval: float = 1.0) -> Any:
-        """The queue of jobs waiting for a Wan slot (`bot.jobs.queue.JobQueue`): this process's
-        memory on sqlite; on PostgreSQL the jobs table, shared with every process on it."""
-        from bot.store.queue import MemoryQueue, PostgresQueue
-
+        """The queue of jobs waiting for a Wan slot shared with every process on this database
+        (`bot.jobs.queue.JobQueue`; on PostgreSQL the jobs table), or None when this process is
+        the only one (the runner keeps its queue in memory)."""
         if not self.shared:
-            return MemoryQueue()
-        return PostgresQueue(
-            self.driver.pool,
-            max_slots=max_slots,
-            ttl=ttl,
-            poll_interval=poll_interval,  # type: ignore[attr-defined]
-        )
+            return None
+        from bot.store.queue import PostgresQueue
+
+        pool = cast(Any, self.driver).pool
+        return PostgresQueue(pool, max_slots=max_slots, ttl=ttl, poll_interval=poll_interval)
 
     def shared_rate(self, name: str, limit: float) -> Callable[[], Awaitable[None]] | None:
         """A gate keeping every process on this database together at or under `limit` requests
@@ -135,7 +133,7 @@ class Store:
             return None
         from bot.store.budget import SharedRate
 
-        return SharedRate.for_limit(self.driver.pool, name, limit)  # type: ignore[attr-defined]
+        return SharedRate.for_limit(cast(Any, self.driver).pool, name, limit)
 
     @contextlib.asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[None]:
@@ -144,7 +142,7 @@ class Store:
         if not self.shared:
             yield
             return
-        async with self.driver.exclusive(name):  # type: ignore[attr-defined]
+        async with cast(Any, self.driver).exclusive(name):
             yield
 
     # ---- quotas ----
@@ -220,9 +218,7 @@ class Store:
 
     # ---- admin operations: each writes an audit entry and returns (old, new) ----
 
-    async def set_user_limit(
-        self, scope: int, actor: int, user: int, limit: int | None
-    ) -> tuple[int | None, int | None]:
+    async def set_user_limit(self, scope: int, actor: int, user: int, limit: int | None) -> Pair:
         """Set (or with None, clear) a user's own daily limit. 0 blocks the user."""
         check_limit("limit", limit)
         return await self._member(scope, actor, user, "daily_limit", limit)
@@ -247,16 +243,12 @@ class Store:
             admin.set_member, self._change(scope, actor), user, column, value
         )
 
-    async def set_server_default(
-        self, scope: int, actor: int, limit: int | None
-    ) -> tuple[int | None, int | None]:
+    async def set_server_default(self, scope: int, actor: int, limit: int | None) -> Pair:
         """Set (or with None, clear) the daily limit of members without their own."""
         check_limit("limit", limit)
         return await self._scope(scope, actor, "default_limit", limit)
 
-    async def set_server_cap(
-        self, scope: int, actor: int, cap: int | None
-    ) -> tuple[int | None, int | None]:
+    async def set_server_cap(self, scope: int, actor: int, cap: int | None) -> Pair:
         """Set the scope's total images per day; None or 0 turns the cap off."""
         check_limit("cap", cap)
         return await self._scope(scope, actor, "daily_cap", cap or None)
@@ -268,9 +260,7 @@ class Store:
         """Zero what the user used today (held images stay held; the server's total is kept)."""
         return await self.driver.write(admin.reset_usage, self._change(scope, actor), user)
 
-    async def set_role_limit(
-        self, scope: int, actor: int, role: int, limit: int | None
-    ) -> tuple[int | None, int | None]:
+    async def set_role_limit(self, scope: int, actor: int, role: int, limit: int | None) -> Pair:
         """Set (or with None, clear) the daily limit of members with `role`."""
         check_limit("limit", limit)
         return await self.driver.write(
@@ -298,7 +288,7 @@ class Store:
         """Pause (every `reserve` refused with "paused") or resume; survives a restart."""
         return await self._switch(actor, PAUSED, "1" if paused else "0")
 
-    async def set_global_cap(self, actor: int, cap: int | None) -> tuple[int | None, int | None]:
+    async def set_global_cap(self, actor: int, cap: int | None) -> Pair:
         """Set the bot-wide daily cap (0: none), or with None go back to the configured one.
         Returns (old, new) caps in force, None meaning no cap."""
         check_limit("cap", cap)
