@@ -74,6 +74,18 @@ class Driver(Protocol):
     async def close(self) -> None: ...
 
 
+class Opened:
+    """What both drivers keep: where they are (fit to show), whether processes share it, their
+    lock wait, whether opening made the tables, and their write transactions under way."""
+
+    def __init__(self, where: str, busy_timeout: float, *, shared: bool) -> None:
+        self.where = where
+        self.shared = shared
+        self.busy_timeout = busy_timeout
+        self.created = False
+        self._writes = Writes()
+
+
 def positional(sql: str) -> tuple[str, tuple[str, ...]]:
     """`sql` with `:name` turned into `$1`, `$2`... and the names in number order."""
     names: list[str] = []

@@ -10,7 +10,6 @@ Also here: what only PostgreSQL has, for the shared queue and budget: named lock
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -22,7 +21,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from bot.store import schema
-from bot.store.driver import Doc, Operation, Row, Writes, positional
+from bot.store.driver import Doc, Opened, Operation, Row, positional
 from bot.store.errors import StoreError
 from bot.store.urls import Target
 
@@ -98,19 +97,13 @@ async def init_connection(con: asyncpg.Connection) -> None:
     )
 
 
-class PostgresDriver:
+class PostgresDriver(Opened):
     """`Driver` on a PostgreSQL database. Open it with `PostgresDriver.open`."""
 
-    shared = True
-
     def __init__(self, pool: asyncpg.Pool, target: Target, busy_timeout: float, read_only: bool):
+        super().__init__(f"The {target}", busy_timeout, shared=True)
         self._pool: asyncpg.Pool | None = pool
-        self.target = target
-        self.where = f"The {target}"
-        self.busy_timeout = busy_timeout
-        self.read_only = read_only
-        self._writes = Writes()
-        self.created = False
+        self.target, self.read_only = target, read_only
 
     @classmethod
     async def open(
@@ -232,49 +225,60 @@ async def _migrate(con: asyncpg.Connection, where: str) -> int:
     return current
 
 
+# What a failure means, by the driver's exception, for `describe`.
+_MEANINGS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
+    (
+        (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError),
+        "The {target} refused the login of user {who} ({detail}). Check the user and password in"
+        " DATABASE_URL.",
+    ),
+    (
+        asyncpg.InvalidCatalogNameError,
+        "The {target} does not exist. Create it (createdb {database}) or fix DATABASE_URL.",
+    ),
+    (
+        asyncpg.InsufficientPrivilegeError,
+        "User {who} may not change the {target} ({detail}). Make the user the database's owner,"
+        " or grant it CREATE on the schema.",
+    ),
+    (
+        asyncpg.LockNotAvailableError,
+        "The {target} kept a row locked for more than {wait:g} s (another bot process stuck in a"
+        " transaction?). Try again, or look at pg_stat_activity.",
+    ),
+    (
+        asyncpg.TooManyConnectionsError,
+        "The {target} has no connection left ({detail}). Raise max_connections or run fewer bot"
+        " processes.",
+    ),
+    (
+        asyncpg.ReadOnlySQLTransactionError,
+        "The {target} is read-only (a standby?). Point DATABASE_URL at the primary.",
+    ),
+    (asyncpg.DiskFullError, "The disk holding the {target} is full."),
+    (
+        asyncpg.CannotConnectNowError,
+        "The {target} is starting up or shutting down; try again shortly.",
+    ),
+    (TimeoutError, "The {target} did not answer in time. Is the server up and reachable?"),
+    (
+        (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError),
+        "Cannot reach the {target} ({detail}). Is the server running, and are the host and port"
+        " in DATABASE_URL right?",
+    ),
+)
+
+
 def describe(err: BaseException, target: Target, busy_timeout: float) -> StoreError:
     """One line saying what is wrong with the database and what to do about it."""
-    detail = target.scrub(str(err) or type(err).__name__)
-    who = target.user or "(default)"
-    if isinstance(
-        err, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
-    ):
-        return StoreError(
-            f"The {target} refused the login of user {who} ({detail}). "
-            "Check the user and password in DATABASE_URL."
-        )
-    if isinstance(err, asyncpg.InvalidCatalogNameError):
-        return StoreError(
-            f"The {target} does not exist. Create it (createdb {target.database}) or fix DATABASE_URL."
-        )
-    if isinstance(err, asyncpg.InsufficientPrivilegeError):
-        return StoreError(
-            f"User {who} may not change the {target} ({detail}). Make the user the database's "
-            "owner, or grant it CREATE on the schema."
-        )
-    if isinstance(err, asyncpg.LockNotAvailableError):
-        return StoreError(
-            f"The {target} kept a row locked for more than {busy_timeout:g} s (another bot "
-            "process stuck in a transaction?). Try again, or look at pg_stat_activity."
-        )
-    if isinstance(err, asyncpg.TooManyConnectionsError):
-        return StoreError(
-            f"The {target} has no connection left ({detail}). Raise max_connections or run "
-            "fewer bot processes."
-        )
-    if isinstance(err, asyncpg.ReadOnlySQLTransactionError):
-        return StoreError(
-            f"The {target} is read-only (a standby?). Point DATABASE_URL at the primary."
-        )
-    if isinstance(err, asyncpg.DiskFullError):
-        return StoreError(f"The disk holding the {target} is full.")
-    if isinstance(err, asyncpg.CannotConnectNowError):
-        return StoreError(f"The {target} is starting up or shutting down; try again shortly.")
-    if isinstance(err, TimeoutError | asyncio.TimeoutError):
-        return StoreError(f"The {target} did not answer in time. Is the server up and reachable?")
-    if isinstance(err, OSError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError):
-        return StoreError(
-            f"Cannot reach the {target} ({detail}). Is the server running, and are the host "
-            "and port in DATABASE_URL right?"
-        )
-    return StoreError(f"Database error on the {target}: {detail}.")
+    facts = {
+        "target": target,
+        "who": target.user or "(default)",
+        "detail": target.scrub(str(err) or type(err).__name__),
+        "database": target.database,
+        "wait": busy_timeout,
+    }
+    for kinds, meaning in _MEANINGS:
+        if isinstance(err, kinds):
+            return StoreError(meaning.format(**facts))
+    return StoreError("Database error on the {target}: {detail}.".format(**facts))

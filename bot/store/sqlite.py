@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from bot.store import schema
-from bot.store.driver import Operation, Row, Writes, drive, for_sqlite, sqlite_value
+from bot.store.driver import Opened, Operation, Row, drive, for_sqlite, sqlite_value
 from bot.store.errors import StoreError
 
 T = TypeVar("T")
@@ -87,24 +87,29 @@ def _translate(sql: str) -> str:
     return for_sqlite(sql)
 
 
+# What a failure means, by sqlite's error name, for `describe`.
+_MEANINGS = (
+    (
+        ("SQLITE_BUSY", "SQLITE_LOCKED"),
+        "The database {path} is locked by another program (waited {wait:g} s). Stop whatever"
+        " holds it (another wanbot?) and start again.",
+    ),
+    (
+        ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM"),
+        "Cannot write the database {path} ({err}). Check DATABASE_URL and the permissions of the"
+        " file and its folder.",
+    ),
+    (("SQLITE_NOTADB", "SQLITE_CORRUPT"), "{path} is not a usable sqlite database ({err})."),
+    (("SQLITE_FULL",), "The disk holding the database {path} is full."),
+)
+
+
 def describe(err: sqlite3.Error, path: str, busy_timeout: float) -> StoreError:
     """One line saying what is wrong with the database file and what to do about it."""
     name = getattr(err, "sqlite_errorname", "")
-    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-        return StoreError(
-            f"The database {path} is locked by another program (waited {busy_timeout:g} s). "
-            "Stop whatever holds it (another wanbot?) and start again."
-        )
-    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
-        return StoreError(
-            f"Cannot write the database {path} ({err}). Check DATABASE_URL and the permissions "
-            "of the file and its folder."
-        )
-    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
-        return StoreError(f"{path} is not a usable sqlite database ({err}).")
-    if name.startswith("SQLITE_FULL"):
-        return StoreError(f"The disk holding the database {path} is full.")
-    return StoreError(f"Database error on {path}: {err}.")
+    meaning = next((m for names, m in _MEANINGS if name.startswith(names)), None)
+    text = meaning or "Database error on {path}: {err}."
+    return StoreError(text.format(path=path, err=err, wait=busy_timeout))
 
 
 def _connect(target: str, busy_timeout: float, *, uri: bool = False) -> sqlite3.Connection:
@@ -164,19 +169,14 @@ def _check_version(path: str, busy_timeout: float) -> None:
         raise schema.not_current(f"The database {path}", version)
 
 
-class SqliteDriver:
+class SqliteDriver(Opened):
     """`Driver` on one sqlite file. Open it with `SqliteDriver.open`."""
 
-    shared = False
-
     def __init__(self, db: aiosqlite.Connection, path: str, busy_timeout: float, lock: int | None):
+        super().__init__(f"The database {path}", busy_timeout, shared=False)
         self._db: aiosqlite.Connection | None = db
         self.path = path
-        self.where = f"The database {path}"
-        self.busy_timeout = busy_timeout
         self._lock = lock
-        self._writes = Writes()
-        self.created = False
 
     @classmethod
     async def open(

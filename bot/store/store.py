@@ -18,23 +18,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from bot.store import admin, checks, jobs, ledger
+from bot.store import models as m
 from bot.store.checks import MAX_LIMIT, check_int, check_limit, check_time
 from bot.store.driver import Driver
 from bot.store.errors import QuotaRefused
 from bot.store.ledger import Close, Ledger, Policy, Reserve
-from bot.store.models import (
-    BOT_SCOPE,
-    AuditEntry,
-    BotState,
-    Job,
-    JobState,
-    Lease,
-    Limits,
-    QuotaStatus,
-    Reservation,
-    ServerTotals,
-    UsageReport,
-)
 from bot.store.quota import GLOBAL_CAP, PAUSED
 from bot.store.urls import is_postgres, sqlite_path
 
@@ -54,7 +42,7 @@ async def open_store(
     default_daily_limit: int = 10,
     busy_timeout: float = 5.0,
     exclusive: bool = False,
-    limits: Limits | None = None,
+    limits: m.Limits | None = None,
     read_only: bool = False,
 ) -> Store:
     """Open the database named by `url`, applying migrations. Raises `StoreError` (one line).
@@ -83,7 +71,7 @@ async def open_store(
         )
     if driver.created:
         log.info("created the tables: %s", driver.where)
-    return Store(driver, Policy(default_daily_limit, limits or Limits()), clock or _utc_now)
+    return Store(driver, Policy(default_daily_limit, limits or m.Limits()), clock or _utc_now)
 
 
 class Store:
@@ -149,7 +137,7 @@ class Store:
 
     async def reserve(
         self, scope: int, user: int, images: int, *, roles: Sequence[int] = ()
-    ) -> Reservation:
+    ) -> m.Reservation:
         """Atomically check every limit and hold `images`: the member's allowance (their own
         limit, else the highest limit among `roles`, their role ids in this server, else the server
         default), extra images, the server cap and the owner's ceiling, the bot-wide cap, the DM
@@ -188,19 +176,21 @@ class Store:
 
     async def quota_status(
         self, scope: int, user: int, *, roles: Sequence[int] = ()
-    ) -> QuotaStatus:
+    ) -> m.QuotaStatus:
         """The user's limit, where it comes from, used/held/extra/remaining today and next reset;
         `remaining` is exactly what `reserve` could take now."""
         return await self.driver.read(
             ledger.quota_status, scope, user, tuple(roles), self._now(), self.policy
         )
 
-    async def server_totals(self, scope: int) -> ServerTotals:
+    async def server_totals(self, scope: int) -> m.ServerTotals:
         """The scope's spending today, its cap, the owner's ceiling and its default limit, and
         what Wan billed today (`billed`, of which `undelivered` never reached the member)."""
         return await self.driver.read(admin.server_totals, scope, self._now(), self.limits)
 
-    async def usage_report(self, scope: int | None, *, days: int = 7, top: int = 10) -> UsageReport:
+    async def usage_report(
+        self, scope: int | None, *, days: int = 7, top: int = 10
+    ) -> m.UsageReport:
         """The last `days` UTC days of one scope (all together when None): images charged, images
         Wan billed, refusals by reason; today's top members and servers."""
         check_int("days", days, 1, 366)
@@ -273,14 +263,14 @@ class Store:
 
     async def audit_log(
         self, scope: int, limit: int = 20, *, target: int | None = None
-    ) -> list[AuditEntry]:
+    ) -> list[m.AuditEntry]:
         """The scope's admin changes, newest first, optionally only those about one user."""
         check_int("limit", limit, 1, 10_000)
         return await self.driver.read(admin.audit_log, scope, limit, target)
 
     # ---- the owner's switches (bot-wide; audited in scope `BOT_SCOPE`) ----
 
-    async def bot_state(self) -> BotState:
+    async def bot_state(self) -> m.BotState:
         """Whether new reservations are paused, and the bot-wide cap in force."""
         return await self.driver.read(admin.bot_state, self.limits)
 
@@ -295,12 +285,12 @@ class Store:
         return await self._switch(actor, GLOBAL_CAP, None if cap is None else str(cap))
 
     async def _switch(self, actor: int, key: str, value: str | None) -> Any:
-        change = admin.Change(BOT_SCOPE, actor, self._now())
+        change = admin.Change(m.BOT_SCOPE, actor, self._now())
         return await self.driver.write(admin.set_switch, change, key, value, self.limits)
 
     # ---- jobs ----
 
-    async def create_job(self, *, max_active: int | None = None, **values: Any) -> Job:
+    async def create_job(self, *, max_active: int | None = None, **values: Any) -> m.Job:
         """Write a new job (before its Wan task is created) and return it. Takes the job's columns
         (`scope`, `channel_id`, `user_id`, `source`, `prompt` required; see `Job`).
 
@@ -313,14 +303,16 @@ class Store:
         checked = checks.new_job(values)
         return await self.driver.write(jobs.create, checked, self._now(), max_active, self.shared)
 
-    async def get_job(self, job_id: int) -> Job | None:
+    async def get_job(self, job_id: int) -> m.Job | None:
         return await self.driver.read(jobs.get, job_id)
 
-    def _fenced(self, lease: Lease | None) -> Lease | None:
+    def _fenced(self, lease: m.Lease | None) -> m.Lease | None:
         # One process on sqlite: its queue has no leases.
         return lease if self.shared else None
 
-    async def update_job(self, job_id: int, *, lease: Lease | None = None, **fields: Any) -> Job:
+    async def update_job(
+        self, job_id: int, *, lease: m.Lease | None = None, **fields: Any
+    ) -> m.Job:
         """Change any of the job's columns (not id/created_at) and bump `updated_at`. Final states
         are set only by `finish_job` (ValueError here); a finished job keeps its state. With
         `lease` the write is fenced (`LeaseLost` when the job is no longer this lease's)."""
@@ -329,7 +321,7 @@ class Store:
             jobs.update, job_id, changes, self._now(), self._fenced(lease), self.shared
         )
 
-    async def set_task_id(self, job_id: int, task_id: str, *, lease: Lease | None = None) -> None:
+    async def set_task_id(self, job_id: int, task_id: str, *, lease: m.Lease | None = None) -> None:
         """Record the Wan task id; an unfinished job becomes SUBMITTED. Fenced by `lease`."""
         if not task_id:
             raise ValueError("task_id is empty")
@@ -338,14 +330,14 @@ class Store:
     async def finish_job(
         self,
         job_id: int,
-        state: JobState,
+        state: m.JobState,
         *,
         generated: int = 0,
         error_code: str | None = None,
         error_message: str | None = None,
         result_message_ids: list[int] | None = None,
         billed: int | None = None,
-        lease: Lease | None = None,
+        lease: m.Lease | None = None,
     ) -> bool:
         """In one transaction: set the final state and settle (`generated` > 0) or release the
         job's reservation. True the first time; False, changing nothing, if already finished.
@@ -369,7 +361,7 @@ class Store:
             self.shared,
         )
 
-    async def unfinished_jobs(self) -> list[Job]:
+    async def unfinished_jobs(self) -> list[m.Job]:
         """Every job not done, failed or cancelled, oldest first (to resume after a restart)."""
         return await self.driver.read(jobs.unfinished)
 
@@ -381,7 +373,7 @@ class Store:
         """Which of these Wan task ids a job holds: task id -> job id."""
         return await self.driver.read(jobs.task_owners, list(task_ids)) if task_ids else {}
 
-    async def uncertain_creates(self, since: datetime, until: datetime) -> list[Job]:
+    async def uncertain_creates(self, since: datetime, until: datetime) -> list[m.Job]:
         """The jobs whose create call was sent between `since` and `until` and whose answer was
         never stored (no task id; still SUBMITTED, or ended `CreateOutcomeUnknown`), oldest first.
         The time is `submitted_at`, else (rows from before it was written at the send) `updated_at`."""
@@ -391,12 +383,12 @@ class Store:
 
     async def jobs_for_user(
         self, user: int, *, scope: int | None = None, limit: int = 20
-    ) -> list[Job]:
+    ) -> list[m.Job]:
         """The user's jobs, newest first."""
         check_int("limit", limit, 1, 10_000)
         return await self.driver.read(jobs.for_user, user, scope, limit)
 
-    async def job_for_message(self, message_id: int) -> Job | None:
+    async def job_for_message(self, message_id: int) -> m.Job | None:
         """The job that posted this result message, else the job whose `message_id` it is."""
         return await self.driver.read(jobs.for_message, message_id)
 
