@@ -57,9 +57,6 @@ class AlchemyTx:
         await self.conn.execute(self._sql(sql), [self._params(p) for p in params])
         return []
 
-    def savepoint(self) -> Any:
-        return self.conn.begin_nested()
-
 
 class AlchemyLedger:
     """reserve/settle through `bot.store.ledger.Ledger`, each batch one SQLAlchemy transaction."""

@@ -11,11 +11,9 @@ what it returns goes through `as_day`, `as_time` and `as_json`, which take eithe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol, TypeVar
@@ -36,54 +34,63 @@ class Doc:
 
 
 class Tx(Protocol):
-    """One transaction (or, for reads, one connection). Parameters are passed by name."""
+    """One transaction (or, for reads, one connection). Parameters are passed by name; `run`
+    returns how many rows a write touched; `each` runs `sql` once per parameter set, in order
+    (PostgreSQL pipelines them in one round trip), and returns every row they return."""
 
     async def one(self, sql: str, **params: Any) -> Row | None: ...
     async def all(self, sql: str, **params: Any) -> list[Row]: ...
     async def val(self, sql: str, **params: Any) -> Any: ...
-    async def run(self, sql: str, **params: Any) -> int:
-        """Run a write; how many rows it touched."""
-        ...
-
-    async def each(self, sql: str, params: Sequence[Mapping[str, Any]]) -> list[Row]:
-        """Run `sql` once per parameter set, in order (PostgreSQL pipelines them in one round
-        trip); every row they return, in that order."""
-        ...
-
-    def savepoint(self) -> AbstractAsyncContextManager[None]:
-        """A nested transaction: an exception out of it undoes only what was done in it."""
-        ...
+    async def run(self, sql: str, **params: Any) -> int: ...
+    async def each(self, sql: str, params: Sequence[Mapping[str, Any]]) -> list[Row]: ...
 
 
 Operation = Callable[..., Awaitable[T]]
 
 
 class Driver(Protocol):
-    """An open database. `read` runs a function of a `Tx` without a write transaction (one
-    snapshot: `snapshot`), `write` in a write transaction that commits when it returns. A write's
-    `undo` gets its committed result when the caller stopped waiting for it (was cancelled)."""
+    """An open database. `read` runs a function of a `Tx` outside a write transaction (several
+    reads that must agree: `snapshot`), `write` in a write transaction that commits when it
+    returns, even if its caller stops waiting (`Opened.shielded`)."""
 
     shared: bool  # several processes share the database (leases, shared queue and budget)
     where: str  # the database, fit to show (no password)
 
     async def read(self, fn: Operation[T], *args: Any) -> T: ...
     async def snapshot(self, fn: Operation[T], *args: Any) -> T: ...
-    async def write(
-        self, fn: Operation[T], *args: Any, undo: Callable[[T], Awaitable[Any]] | None = None
-    ) -> T: ...
+    async def write(self, fn: Operation[T], *args: Any) -> T: ...
     async def close(self) -> None: ...
 
 
 class Opened:
     """What both drivers keep: where they are (fit to show), whether processes share it, their
-    lock wait, whether opening made the tables, and their write transactions under way."""
+    lock wait, whether opening made the tables, and their writes under way."""
 
     def __init__(self, where: str, busy_timeout: float, *, shared: bool) -> None:
-        self.where = where
-        self.shared = shared
-        self.busy_timeout = busy_timeout
+        self.where, self.shared, self.busy_timeout = where, shared, busy_timeout
         self.created = False
-        self._writes = Writes()
+        self._writes: set[asyncio.Task[Any]] = set()
+
+    async def shielded(self, work: Awaitable[T]) -> T:
+        """Run a write in a task of its own: once started it finishes (commit or rollback) even
+        if its caller is cancelled, and `settled` waits for it."""
+
+        async def run() -> T:
+            return await work
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._writes.add(task)
+        task.add_done_callback(self._done)
+        return await asyncio.shield(task)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled():
+            task.exception()  # seen: a write whose caller gave up has nobody else to see it
+
+    async def settled(self) -> None:
+        while self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
 
 
 def positional(sql: str) -> tuple[str, tuple[str, ...]]:
@@ -140,46 +147,3 @@ def as_time(value: Any) -> datetime | None:
 
 def as_json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
-
-
-class Writes:
-    """Write transactions run in tasks of their own, shielded from the caller's cancellation: once
-    started, a write finishes (commit or rollback) even if its caller stops waiting, `undo` then
-    gets what it committed, and `close` waits for all of them."""
-
-    def __init__(self) -> None:
-        self.tasks: set[asyncio.Task[Any]] = set()
-
-    async def run(self, work: Awaitable[T], undo: Callable[[T], Awaitable[Any]] | None = None) -> T:
-        task = self.spawn(work)
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if undo is not None:
-                self.spawn(_undo_when_done(task, undo))
-            raise
-
-    def spawn(self, work: Awaitable[T]) -> asyncio.Task[T]:
-        async def run() -> T:
-            return await work
-
-        task = asyncio.get_running_loop().create_task(run())
-        self.tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self.tasks.discard(task)
-        if not task.cancelled():
-            # Retrieved here: a write whose caller gave up has nobody else to see its failure.
-            task.exception()
-
-    async def wait(self) -> None:
-        while self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-
-
-async def _undo_when_done(task: asyncio.Task[T], undo: Callable[[T], Awaitable[Any]]) -> None:
-    with contextlib.suppress(Exception):
-        result = await task
-        await undo(result)

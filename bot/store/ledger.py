@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -133,28 +133,24 @@ class Close:
 Op = Reserve | Close
 
 
+_COUNTS = ("extra", "used", "held", "server_used", "server_held", "bot_used", "bot_held")
+
+
 def make_snapshot(row: Row, scope: int, policy: Policy, delta: dict[str, int]) -> Snapshot:
     """The rules' view of one member from the snapshot row, plus what this batch already changed."""
-    dm, owner = scope == 0, scope == BOT_SCOPE
-    limits = policy.limits
+    dm, owner, limits = scope == 0, scope == BOT_SCOPE, policy.limits
     dm_limit = policy.default_limit if limits.dm_daily is None else limits.dm_daily
     return Snapshot(
+        **{name: row[name] + delta.get(name, 0) for name in _COUNTS},
         user_limit=row["user_limit"],
         server_default=row["default_limit"],
         # The owner's own jobs (`python -m bot edit`): no member limit and no server ceiling;
         # the bot-wide cap and the pause still apply.
         global_default=OWNER_ALLOWANCE if owner else dm_limit if dm else policy.default_limit,
         blocked=bool(row["blocked"]),
-        extra=row["extra"] + delta.get("extra", 0),
-        used=row["used"] + delta.get("used", 0),
-        held=row["held"] + delta.get("held", 0),
         cap=row["daily_cap"],
-        server_used=row["server_used"] + delta.get("server_used", 0),
-        server_held=row["server_held"] + delta.get("server_held", 0),
         role_id=row["role_id"],
         role_limit=row["role_limit"],
-        bot_used=row["bot_used"] + delta.get("bot_used", 0),
-        bot_held=row["bot_held"] + delta.get("bot_held", 0),
         paused=row["paused"] == "1",
         bot_cap=global_cap_in_force(row["global_cap"], limits),
         ceiling=None if owner else limits.server_ceiling,
@@ -164,12 +160,7 @@ def make_snapshot(row: Row, scope: int, policy: Policy, delta: dict[str, int]) -
 
 def snapshot_params(scope: int, user: int, roles: Sequence[int], day: date) -> dict[str, Any]:
     # Roles count only in servers: DMs have none, and scope 0 must not match a role id.
-    return {
-        "scope": scope,
-        "user": user,
-        "day": day,
-        "roles": [int(r) for r in roles] if scope else [],
-    }
+    return dict(scope=scope, user=user, day=day, roles=[int(r) for r in roles] if scope else [])
 
 
 async def quota_status(
@@ -191,7 +182,7 @@ class _Batch:
     extra: dict[tuple[int, int], int] = field(default_factory=dict)
     refusals: dict[tuple[int, date, str], list[int]] = field(default_factory=dict)
     closed: set[Any] = field(default_factory=set)  # reservation ids, and the rows they touched
-    opened: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    opened: list[tuple[int, Reservation, datetime]] = field(default_factory=list)
     closes: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, key: tuple[Any, ...], *deltas: int) -> None:
@@ -204,19 +195,12 @@ class _Batch:
 
     def seen(self, scope: int, user: int, day: date) -> dict[str, int]:
         """What this batch changed so far for the member's snapshot."""
-        used, held, _, extra_held = self.counts.get(("member_days", scope, user, day), _NONE)
-        server_used, server_held = self.counts.get(("scope_days", scope, day), _NONE)[:2]
-        bot_used, bot_held = self.counts.get(("bot_days", day), _NONE)[:2]
-        return {
-            "extra": self.extra.get((scope, user), 0),
-            "used": used,
-            "held": held,
-            "extra_held": extra_held,
-            "server_used": server_used,
-            "server_held": server_held,
-            "bot_used": bot_used,
-            "bot_held": bot_held,
-        }
+        md = self.counts.get(("member_days", scope, user, day), _NONE)
+        sd = self.counts.get(("scope_days", scope, day), _NONE)
+        bd = self.counts.get(("bot_days", day), _NONE)
+        extra = self.extra.get((scope, user), 0)
+        seen = dict(zip(_COUNTS, (extra, md[0], md[1], sd[0], sd[1], bd[0], bd[1]), strict=True))
+        return {**seen, "extra_held": md[3]}
 
 
 _NONE = [0, 0, 0, 0]
@@ -264,12 +248,9 @@ def _reserve(
     reason = snap.refusal(op.images)
     if reason is not None:
         counts = batch.refusals.setdefault((op.scope, day, reason), [0, 0])
-        counts[0] += 1
-        counts[1] += op.images
-        extra_held = row["extra_held"] + seen["extra_held"]
-        return refused(
-            snap, reason, images=op.images, scope=op.scope, day=day, extra_held=extra_held
-        )
+        counts[0], counts[1] = counts[0] + 1, counts[1] + op.images
+        held = row["extra_held"] + seen["extra_held"]
+        return refused(snap, reason, images=op.images, scope=op.scope, day=day, extra_held=held)
     from_daily, from_extra = snap.split(op.images)
     batch.add(("scope_days", op.scope, day), 0, op.images)
     batch.add(("bot_days", day), 0, op.images)
@@ -277,19 +258,9 @@ def _reserve(
     # Extra images leave the balance when held, so two jobs cannot spend the same ones.
     if from_extra:
         batch.extra[(op.scope, op.user)] = batch.extra.get((op.scope, op.user), 0) - from_extra
-    # The `Reservation` is made once its row is written and has an id.
+    # The reservation's id is filled in once its row is written.
     batch.opened.append(
-        (
-            index,
-            {
-                "scope": op.scope,
-                "user": op.user,
-                "day": day,
-                "images": op.images,
-                "from_extra": from_extra,
-                "now": op.now,
-            },
-        )
+        (index, Reservation(0, op.scope, op.user, op.images, day, from_extra), op.now)
     )
     return None
 
@@ -323,12 +294,10 @@ async def _flush(tx: Tx, batch: _Batch, outcomes: list[Any]) -> None:
     ids = await tx.each(
         "INSERT INTO reservations (scope, user_id, day, images, from_extra, created_at)"
         " VALUES (:scope, :user, :day, :images, :from_extra, :now) RETURNING id",
-        [values for _, values in batch.opened],
+        [{**asdict(r), "now": now} for _, r, now in batch.opened],
     )
-    for (index, v), row in zip(batch.opened, ids, strict=True):
-        outcomes[index] = Reservation(
-            row["id"], v["scope"], v["user"], v["images"], v["day"], v["from_extra"]
-        )
+    for (index, reservation, _), row in zip(batch.opened, ids, strict=True):
+        outcomes[index] = replace(reservation, id=row["id"])
     rows: dict[str, list[tuple[bool, dict[str, Any]]]] = {t: [] for t in _NAMES}
     for key, counts in batch.counts.items():
         names = _NAMES[key[0]]

@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from functools import cache
 from typing import Any, TypeVar
 
@@ -80,9 +80,6 @@ class PostgresTx:
             return []
         text, names = _translate(sql)
         return list(await self.con.fetchmany(text, [_args(names, p) for p in params]))
-
-    def savepoint(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        return self.con.transaction()
 
 
 async def init_connection(con: asyncpg.Connection) -> None:
@@ -158,7 +155,7 @@ class PostgresDriver(Opened):
             return
         pool = self.pool
         self._pool = None  # refuse new work; writes under way may still finish
-        await self._writes.wait()
+        await self.settled()
         await pool.close()
 
     @property
@@ -186,13 +183,11 @@ class PostgresDriver(Opened):
     async def snapshot(self, fn: Operation[T], *args: Any) -> T:
         return await self._on(fn, args, {"isolation": "repeatable_read", "readonly": True})
 
-    async def write(
-        self, fn: Operation[T], *args: Any, undo: Callable[[T], Awaitable[Any]] | None = None
-    ) -> T:
+    async def write(self, fn: Operation[T], *args: Any) -> T:
         if self.read_only:
             raise StoreError(f"The {self.target} was opened read-only: nothing can be changed.")
         self.pool  # noqa: B018 (raises when closed)
-        return await self._writes.run(self._on(fn, args, {}), undo)
+        return await self.shielded(self._on(fn, args, {}))
 
     @contextlib.asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[None]:

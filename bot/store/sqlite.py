@@ -15,11 +15,10 @@ the process exits or dies (even on kill -9). CLI commands such as `python -m bot
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -62,20 +61,6 @@ class SqliteTx:
             return [row for p in params for row in self._exec(sql, p).fetchall()]
         self.conn.executemany(_translate(sql), [_values(p) for p in params])
         return []
-
-    @contextlib.asynccontextmanager
-    async def savepoint(self) -> AsyncIterator[None]:
-        name = f"s{self._depth}"
-        self._depth += 1
-        self.conn.execute(f"SAVEPOINT {name}")
-        try:
-            yield
-        except BaseException:
-            self.conn.execute(f"ROLLBACK TO {name}")
-            raise
-        finally:
-            self._depth -= 1
-            self.conn.execute(f"RELEASE {name}")
 
 
 def _values(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -213,7 +198,7 @@ class SqliteDriver(Opened):
         return driver
 
     async def close(self) -> None:
-        await self._writes.wait()
+        await self.settled()
         db, self._db = self._db, None
         if db is not None:
             await db.close()
@@ -241,12 +226,10 @@ class SqliteDriver(Opened):
 
     snapshot = read
 
-    async def write(
-        self, fn: Operation[T], *args: Any, undo: Callable[[T], Awaitable[Any]] | None = None
-    ) -> T:
+    async def write(self, fn: Operation[T], *args: Any) -> T:
         if self._db is None:
             raise StoreError(f"The database {self.path} is closed.")
-        return await self._writes.run(self._call("BEGIN IMMEDIATE", fn, args), undo)
+        return await self.shielded(self._call("BEGIN IMMEDIATE", fn, args))
 
 
 def _acquire(database: str) -> int:
