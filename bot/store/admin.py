@@ -1,10 +1,6 @@
-"""Admin changes with their audit, the owner's switches, and the reports: functions of one `Tx`.
-
-Each change locks only the row it changes (plus the audit insert) and checks the owner's ceiling
-first, inside its transaction: over it, nothing is written (not even the audit) and
-`CeilingExceeded` goes up. The owner's switches (pause, bot-wide cap) are `meta` rows, changed under
-that row's lock and read by every reservation as committed.
-"""
+"""Admin changes with their audit, the owner's switches (`meta` rows) and the reports, as functions
+of one `Tx`. A change locks only its row and checks the owner's ceiling first: over it, nothing is
+written, not even the audit (`CeilingExceeded`)."""
 
 from __future__ import annotations
 
@@ -138,21 +134,12 @@ async def audit_log(tx: Tx, scope: int, limit: int, target: int | None) -> list[
     rows = await tx.all(
         "SELECT id, scope, actor, action, target, old, new, at FROM audit WHERE scope = :scope"
         " AND (CAST(:target AS BIGINT) IS NULL OR target = :target) ORDER BY id DESC LIMIT :limit",
-        scope=scope,
-        target=target,
-        limit=limit,
+        **dict(scope=scope, target=target, limit=limit),
     )
-    return [
-        AuditEntry(
-            **{
-                **dict(r),
-                "old": as_json(r["old"]),
-                "new": as_json(r["new"]),
-                "at": as_time(r["at"]),
-            }
-        )
-        for r in rows
-    ]
+    decoded = (
+        {"old": as_json(r["old"]), "new": as_json(r["new"]), "at": as_time(r["at"])} for r in rows
+    )
+    return [AuditEntry(**{**dict(r), **d}) for r, d in zip(rows, decoded, strict=True)]
 
 
 # ---- the owner's switches ----
@@ -196,12 +183,8 @@ async def get_meta(tx: Tx, key: str) -> str | None:
 
 
 async def set_meta(tx: Tx, key: str, value: str) -> None:
-    await tx.run(
-        "INSERT INTO meta (key, value) VALUES (:key, :value)"
-        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        key=key,
-        value=value,
-    )
+    sql = "INSERT INTO meta (key, value) VALUES (:key, :value) ON CONFLICT (key) DO UPDATE"
+    await tx.run(f"{sql} SET value = excluded.value", key=key, value=value)
 
 
 async def meta_items(tx: Tx, prefix: str) -> dict[str, str]:
@@ -279,12 +262,7 @@ async def usage_report(
     ):
         refused.setdefault(as_day(row[0]), {})[row[1]] = int(row[2])
     day_rows = [
-        DayUsage(
-            day=d,
-            charged=int(charged.get(d) or 0),
-            billed=int(billed.get(d) or 0),
-            refused=refused.get(d, {}),
-        )
+        DayUsage(d, int(charged.get(d) or 0), int(billed.get(d) or 0), refused.get(d, {}))
         for d in (today - timedelta(days=offset) for offset in range(days - 1, -1, -1))
     ]
     top_members = [
@@ -321,17 +299,9 @@ async def usage_report(
     assert row is not None
     state = _state(row, limits)
     return UsageReport(
-        scope=scope,
-        days=day_rows,
-        top_members=top_members,
-        servers=servers,
-        global_cap=state.global_cap,
-        global_used=row["used"],
-        global_held=row["held"],
-        paused=state.paused,
-        resets_at=next_reset(today),
-        refused_by_scope=refused_by_scope,
-    )
+        scope, day_rows, top_members, servers, state.global_cap, row["used"], row["held"],
+        state.paused, next_reset(today), refused_by_scope,
+    )  # fmt: skip
 
 
 async def busiest_scopes(tx: Tx, now: datetime, days: int, top: int) -> list[tuple[int, int]]:

@@ -1,15 +1,8 @@
-"""DashScope's per-account rate limits shared by every bot process on PostgreSQL: a row per limit
-in `wan_buckets`, taken with one UPDATE (its row lock makes it atomic across processes) on the
-database server's clock. The row's `stamp` is the earliest moment of the next grant (GCRA, "virtual
-scheduling"): a take is granted when `stamp <= now` and moves it to `now + 1/rate`, so any two
-grants from any processes are `1/rate` apart and `stamp` never goes backwards (`now` is read after
-the row lock, so a taker that waited for it never writes an older stamp back).
-
-Requests granted `1/rate` apart reach Wan with delays that vary (a busy event loop, a process put
-aside, a server reading late) by up to `JITTER` seconds, and Wan counts arrivals, so
-`SharedRate.for_limit` picks the rate that keeps any one-second window at or under the limit. A
-grant whose take took longer than `MAX_TAKE_LAG` (when in it was it granted?) is thrown away and
-another taken, which only ever sends less.
+"""DashScope's per-account rate limits shared by every bot process on PostgreSQL: a row per limit in
+`wan_buckets`, taken by one UPDATE on the server's clock (GCRA: granted when `stamp <= now`, which
+moves `stamp` to `now + 1/rate`; `now` is read after the row lock). The rate keeps any one-second
+window of arrivals at Wan within the limit for delays varying by up to `JITTER`; a grant whose take
+took longer than `MAX_TAKE_LAG` is thrown away. See docs/store.md.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
-"""What the store asks of an engine: transactions, and statements run in them (`Tx`).
-
-The store's SQL is written once, with `:name` parameters, in the dialect both engines speak. A
-driver knows only what differs: sqlite takes `:name` as it is and drops row-lock clauses (its one
-writer holds the whole file), PostgreSQL numbers the parameters (`$1`) and keeps them; a list
-parameter written `IN (:name)` becomes `= ANY($n)` there and `IN (SELECT value FROM json_each(?))`
-in sqlite. Values too: sqlite keeps days and times as ISO text, JSON as text and flags as 0/1, so
-what it returns goes through `as_day`, `as_time` and `as_json`, which take either engine's form.
+"""What the store asks of an engine (`Driver`, `Tx`) and what differs between engines: the SQL is
+written once with `:name` parameters; sqlite drops row locks and reads `IN (:list)` from JSON,
+PostgreSQL numbers the parameters; sqlite's days, times and JSON come back as text (`as_day`,
+`as_time`, `as_json` take either form). See docs/store.md.
 """
 
 from __future__ import annotations

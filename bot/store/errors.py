@@ -9,10 +9,8 @@ from bot.store.models import LimitSource, RefusalReason
 
 
 class StoreError(Exception):
-    """The database cannot be used (bad URL, unwritable, locked, newer schema, I/O error).
-
-    `str()` is one line for the person running the bot: what is wrong and what to do.
-    """
+    """The database cannot be used (bad URL, unwritable, locked, newer schema, I/O error); `str()`
+    is one line for the person running the bot: what is wrong and what to do."""
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(message.split()))

@@ -1,10 +1,6 @@
-"""Job rows: the job transactions, as functions of one `Tx`.
-
-Every write locks the job's row first, so a finish racing a late state change from another process
-is decided by whoever locks first, and the loser sees the final state. After the job row come the
-reservation's rows (`ledger`). A write with a `Lease` (a job claimed from PostgreSQL's shared queue)
-is fenced: `LeaseLost` unless the job is still that lease's, and the lease is renewed.
-"""
+"""Job rows, as functions of one `Tx`. Every write locks the job's row first (then its hold's, in
+`ledger`), so a finish racing a late change is decided by whoever locks first and the loser sees
+the final state; a write with a `Lease` is fenced (`LeaseLost` unless still that lease's job)."""
 
 from __future__ import annotations
 
@@ -62,24 +58,19 @@ async def _index_results(tx: Tx, job_id: int, message_ids: list[int]) -> None:
     )
 
 
-async def _fence(tx: Tx, job_id: int, lease: Lease | None) -> str:
-    """Lock the job's row and return its state (`NotFound` when there is none). With a lease:
-    `LeaseLost` unless the job is still this lease's, and the lease renewed."""
-    row = await tx.one(
-        "SELECT state, lease_owner, lease_epoch FROM jobs WHERE id = :id FOR UPDATE", id=job_id
-    )
+async def _fence(tx: Tx, job_id: int, lease: Lease | None) -> Row:
+    """Lock the job's row and return its state and reservation (`NotFound` when there is none).
+    With a lease: `LeaseLost` unless the job is still this lease's, and the lease renewed."""
+    sql = "SELECT state, reservation_id, lease_owner, lease_epoch FROM jobs WHERE id = :id"
+    row = await tx.one(f"{sql} FOR UPDATE", id=job_id)
     if row is None:
         raise NotFound(f"no job {job_id}")
     if lease is not None:
         if row["lease_owner"] != lease.owner or row["lease_epoch"] != lease.epoch:
             raise LeaseLost(job_id)
-        await tx.run(
-            "UPDATE jobs SET lease_expires_at = clock_timestamp() + make_interval(secs => :ttl)"
-            " WHERE id = :id",
-            id=job_id,
-            ttl=lease.ttl,
-        )
-    return str(row["state"])
+        sql = "UPDATE jobs SET lease_expires_at = clock_timestamp() + make_interval(secs => :ttl)"
+        await tx.run(f"{sql} WHERE id = :id", id=job_id, ttl=lease.ttl)
+    return row
 
 
 async def _notify_if_slot_freed(tx: Tx, old: str, new: str, shared: bool) -> None:
@@ -95,11 +86,8 @@ async def create(
         if shared:
             # Serialises one member's admissions across processes; the count then sees every
             # committed job of theirs (READ COMMITTED: each statement takes a fresh snapshot).
-            await tx.run(
-                "SELECT pg_advisory_xact_lock(:space, :key)",
-                space=_MEMBER_LOCK,
-                key=_lock_key(values["user_id"]),
-            )
+            key = _lock_key(values["user_id"])
+            await tx.run("SELECT pg_advisory_xact_lock(:space, :key)", space=_MEMBER_LOCK, key=key)
         active = await active_count(tx, values["user_id"])
         if active >= max_active:
             raise ActiveJobLimit(active)
@@ -126,17 +114,16 @@ def _lock_key(user: int) -> int:
 async def update(
     tx: Tx, job_id: int, changes: dict[str, Any], now: datetime, lease: Lease | None, shared: bool
 ) -> Job:
-    state = await _fence(tx, job_id, lease)
+    state = str((await _fence(tx, job_id, lease))["state"])
     if changes.get("state") is not None:
         await _notify_if_slot_freed(tx, state, JobState(changes["state"]).value, shared)
     if JobState(state) in FINISHED:
         # A late "running" after a cancel must not bring a finished job back to life.
         changes = {k: v for k, v in changes.items() if k != "state"}
     sql, values = _assignments({**changes, "updated_at": now})
+    returning = ", ".join(JOB_COLUMNS)
     row = await tx.one(
-        f"UPDATE jobs SET {sql} WHERE id = :id RETURNING {', '.join(JOB_COLUMNS)}",
-        id=job_id,
-        **values,
+        f"UPDATE jobs SET {sql} WHERE id = :id RETURNING {returning}", id=job_id, **values
     )
     if "result_message_ids" in changes:
         await _index_results(tx, job_id, changes["result_message_ids"] or [])
@@ -152,9 +139,7 @@ async def set_task_id(
         f"UPDATE jobs SET task_id = :task, updated_at = :now,"
         f" state = CASE WHEN {UNFINISHED} THEN 'submitted' ELSE state END,"
         f" submitted_at = CASE WHEN {UNFINISHED} THEN :now ELSE submitted_at END WHERE id = :id",
-        id=job_id,
-        task=task_id,
-        now=now,
+        **dict(id=job_id, task=task_id, now=now),
     )
 
 
@@ -169,11 +154,11 @@ async def finish(
     shared: bool,
 ) -> bool:
     """End the job and, in the same transaction, settle (`generated` > 0) or release its hold."""
-    old = await _fence(tx, job_id, lease)
+    row = await _fence(tx, job_id, lease)
+    old, reservation = str(row["state"]), row["reservation_id"]
     if JobState(old) in FINISHED:
         return False
     await _notify_if_slot_freed(tx, old, state.value, shared)
-    reservation = await tx.val("SELECT reservation_id FROM jobs WHERE id = :id", id=job_id)
     generated = changes["generated"]
     if reservation is not None:
         await apply(tx, [Close(reservation, generated, now, settle=generated > 0)], policy)
@@ -187,11 +172,8 @@ async def finish(
         await _index_results(tx, job_id, changes["result_message_ids"])
     sql, values = _assignments(changes)
     # A finished job leaves the queue's leases.
-    await tx.run(
-        f"UPDATE jobs SET {sql}, lease_owner = NULL, lease_expires_at = NULL WHERE id = :id",
-        id=job_id,
-        **values,
-    )
+    sql += ", lease_owner = NULL, lease_expires_at = NULL"
+    await tx.run(f"UPDATE jobs SET {sql} WHERE id = :id", id=job_id, **values)
     return True
 
 
@@ -224,9 +206,7 @@ async def for_user(tx: Tx, user: int, scope: int | None, limit: int) -> list[Job
     rows = await tx.all(
         f"{_SELECT} WHERE user_id = :user AND (CAST(:scope AS BIGINT) IS NULL OR scope = :scope)"
         " ORDER BY id DESC LIMIT :limit",
-        user=user,
-        scope=scope,
-        limit=limit,
+        **dict(user=user, scope=scope, limit=limit),
     )
     return [decode(r) for r in rows]
 

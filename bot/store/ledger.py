@@ -1,19 +1,8 @@
-"""Reserving and settling images: the quota's money, written once for both engines.
-
-Operations that queue up while a transaction runs share the next one (`Ledger`), on either engine:
-one transaction, a few statements for the whole batch (PostgreSQL pipelines each statement's runs in
-one round trip), however many reservations and settlements are in it. Inside it they are applied in
-the order they came, each seeing what the ones before it did, and each succeeds or fails alone (a
-refusal is counted, an unknown reservation is `NotFound`); the batch commits once.
-
-Locks, always taken in this order, so no two transactions wait on each other: the jobs' rows (their
-callers), the reservations being closed (by id), the rows of the members reserving (by scope and
-user), the bot's days (by day), held to the commit. Every change to a day's counters (`bot_days`,
-`scope_days`, `member_days`) is made under its `bot_days` row lock, so every check of the server cap, the bot-wide cap and a member's
-allowance sees every grant before it: no interleaving of processes can grant more than a limit
-allows. The member's row is locked for its extra images, which admins change in transactions of
-their own; settings (limits, caps, the owner's switches) are read as committed, so a change racing a
-reservation lands just before or just after it. sqlite has one writer: its row locks are no-ops.
+"""Reserving and settling images, written once for both engines: operations that queue up share
+one transaction (`Ledger`), decided in order on rows read once for the batch, written with one
+statement per table. Locks in one order (job row, reservations, members' rows, the bot's days, held
+to the commit); every change to a day's counters is made under its `bot_days` row lock, so no
+interleaving of processes grants past a bound. See docs/store.md.
 """
 
 from __future__ import annotations
@@ -23,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.store.driver import Row, Tx, as_day
 from bot.store.errors import NotFound, QuotaRefused
@@ -111,8 +100,7 @@ class Policy:
         return self.limits.server_ceiling if scope > 0 else None
 
 
-@dataclass(frozen=True)
-class Reserve:
+class Reserve(NamedTuple):
     scope: int
     user: int
     images: int
@@ -120,9 +108,8 @@ class Reserve:
     now: datetime
 
 
-@dataclass(frozen=True)
-class Close:
-    """Settle (`generated` > 0 charges up to that many) or release a reservation."""
+class Close(NamedTuple):
+    """Settle (charging up to `generated`) or release a reservation."""
 
     reservation_id: int
     generated: int

@@ -66,14 +66,9 @@ class Reservation:
 
 @dataclass(frozen=True)
 class QuotaStatus:
-    """A user's allowance in one scope, as of now.
-
-    `used` counts every image charged today (daily allowance and extra images alike; `used_extra` of
-    them were paid with extra images); `held` counts images reserved by jobs still in flight.
-    `extra` is the extra-image balance left after those holds. `remaining` is exactly what a
-    `reserve` could take right now: what is left of the daily allowance, plus `extra`, never more than
-    the server cap still allows, and 0 when blocked.
-    """
+    """A member's allowance in one scope now: `used` charged today (`used_extra` of it paid with
+    extra images), `held` by jobs in flight, `extra` the balance after those holds, and `remaining`
+    exactly what `reserve` could take: the daily allowance left plus `extra`, within the caps."""
 
     limit: int
     limit_source: LimitSource
@@ -139,12 +134,9 @@ class DayUsage:
 
 @dataclass(frozen=True)
 class UsageReport:
-    """What the owner or a server's admins read: the last days, today's top members and servers.
-
-    `scope` is None for the bot-wide report. `top_members` are (scope, user, images charged today),
-    `servers` (scope, images charged today, images billed today), both largest first. `global_cap`
-    is the bot-wide cap in force and `global_used`/`global_held` what counts against it today.
-    """
+    """The last days of one scope (None: bot-wide); today's `top_members` (scope, user, charged)
+    and `servers` (scope, charged, billed), largest first; the bot-wide cap and what counts against
+    it today."""
 
     scope: int | None
     days: list[DayUsage]
@@ -191,13 +183,9 @@ class AuditEntry:
 
 @dataclass
 class Job:
-    """One request, from the moment it is accepted until its result is delivered (or it ends).
-
-    `source` is one of "slash", "reply", "menu", "reroll", "edit". `options` holds the Wan
-    parameters (count, seed, watermark, prompt_extend, size, ...); each of `inputs` describes one
-    input image (url, filename, content_type, size, width, height, source_channel_id,
-    source_message_id, attachment_id). `extra` is free-form JSON for later features.
-    """
+    """One request, from its acceptance to its end. `source`: "slash", "reply", "menu", "reroll",
+    "edit"; `options`: the Wan parameters; `inputs`: one dict per input image (url, filename,
+    size, ...); `extra`: free-form JSON for later features."""
 
     id: int
     scope: int

@@ -1,11 +1,8 @@
 """The PostgreSQL driver: an asyncpg pool shared by any number of bot processes on one database.
-
-`lock_timeout` bounds every wait for a row lock (the `busy_timeout` of `open_store`), so a stuck peer
-is a `StoreError`, not a hang. A read-only driver (reports while the bot runs) migrates nothing and
-runs on connections whose transactions are read-only. Messages name the database by host, port and
-name only (`Target`), and any text from the server or the driver is scrubbed of the password.
-Also here: what only PostgreSQL has, for the shared queue and budget: named locks held by a session
-(`exclusive`), and the pool they use.
+`lock_timeout` (the `busy_timeout` of `open_store`) bounds every lock wait; a read-only driver
+migrates nothing and runs read-only transactions; messages name the database without its password
+(`Target`). Also the named locks held by a session (`exclusive`) and the pool the shared queue and
+budget use.
 """
 
 from __future__ import annotations
@@ -41,9 +38,7 @@ _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
 )"""
 
 
-@cache
-def _translate(sql: str) -> tuple[str, tuple[str, ...]]:
-    return positional(sql)
+_translate = cache(positional)
 
 
 def _args(names: tuple[str, ...], params: Mapping[str, Any]) -> list[Any]:

@@ -1,10 +1,7 @@
-"""The schema, as numbered migration files (`migrations/NNNN_*.sql`), one numbering for both engines.
-
-Each file is written once, in PostgreSQL's types; for sqlite they are read as its own (below), so
-the tables and columns are the same on both and `migrate-db` copies one into the other column by
-column. Never edit a file that has shipped: add the next one. Each engine keeps the number applied
-where it always has (sqlite: `PRAGMA user_version`; PostgreSQL: a row per version in
-`schema_migrations`), so a database made before the files existed (versions 1-3) upgrades in place.
+"""The schema as numbered files (`migrations/NNNN_*.sql`), one numbering for both engines, written in
+PostgreSQL's types and read as sqlite's own for sqlite. Each engine keeps the version where it
+always has (`PRAGMA user_version`; `schema_migrations`), so databases made before (1-3) upgrade in
+place. Never edit a file that has shipped: add the next one.
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
-"""The sqlite driver: one file, one bot process, one aiosqlite connection in WAL mode.
-
-A whole operation (every statement of a transaction) runs as one call on the connection's thread:
-the store's operations are coroutines that never really wait on sqlite (`driver.drive`), so they
-cost one thread hop however many statements they make, and operations never interleave. Writes are
-`BEGIN IMMEDIATE ... COMMIT`, so a check and what it allows can't be split by another writer.
-`synchronous=FULL`: a commit is on disk before anyone hears it succeeded.
-
-One bot process per file: it holds an exclusive `flock` on `PATH.lock` for its whole life. Two bot
-processes on one file would each resume every unfinished job and each run its own DashScope limits;
-sqlite's own locks last one transaction, so they can't prevent that. The kernel drops the lock when
-the process exits or dies (even on kill -9). CLI commands such as `python -m bot check` don't take it.
+"""The sqlite driver: one file, one aiosqlite connection in WAL mode, one bot process. A whole
+transaction runs as one call on the connection's thread (`driver.drive`), writes as `BEGIN
+IMMEDIATE ... COMMIT` with `synchronous=FULL`. The bot holds an exclusive `flock` on `PATH.lock`
+for its life (the kernel drops it even on kill -9): two processes on one file would each resume
+every job and run their own DashScope limits; CLI commands don't take it.
 """
 
 from __future__ import annotations
@@ -37,10 +30,9 @@ class SqliteTx:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self._depth = 0
 
     def _exec(self, sql: str, params: Mapping[str, Any]) -> sqlite3.Cursor:
-        return self.conn.execute(_translate(sql), {k: sqlite_value(v) for k, v in params.items()})
+        return self.conn.execute(_translate(sql), _values(params))
 
     async def one(self, sql: str, **params: Any) -> Row | None:
         row: Row | None = self._exec(sql, params).fetchone()
@@ -67,9 +59,7 @@ def _values(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: sqlite_value(v) for k, v in params.items()}
 
 
-@cache
-def _translate(sql: str) -> str:
-    return for_sqlite(sql)
+_translate = cache(for_sqlite)
 
 
 # What a failure means, by sqlite's error name, for `describe`.

@@ -1,12 +1,7 @@
-"""`Store`: quotas, reservations, admin changes with their audit, jobs, and what processes share.
-
-One implementation over either engine's driver (`sqlite`, `postgres`): the rules are the pure
-functions of `quota`, the SQL is written once in `ledger`, `admin` and `jobs`. A scope is a guild
-id; DMs are scope 0; the owner's own jobs and switches scope `BOT_SCOPE`. The quota day is the UTC
-day. Errors: `QuotaRefused` from `reserve`, `NotFound` for unknown job or reservation ids,
-`StoreError` when the database itself fails (locked past the busy timeout, I/O, unreachable),
-`ValueError` for impossible arguments, and `CeilingExceeded` (a ValueError) when an admin change
-would go over the owner's ceiling.
+"""`Store`: quotas, reservations, admin changes with their audit, jobs, and what processes share,
+over either engine's driver. A scope is a guild id, DMs 0, the owner's own `BOT_SCOPE`; the quota
+day is the UTC day. Errors: `QuotaRefused` (`reserve`), `NotFound` (unknown ids), `StoreError` (the
+database fails), `ValueError` (impossible arguments), `CeilingExceeded` (over the owner's ceiling).
 """
 
 from __future__ import annotations
@@ -45,16 +40,9 @@ async def open_store(
     limits: m.Limits | None = None,
     read_only: bool = False,
 ) -> Store:
-    """Open the database named by `url`, applying migrations. Raises `StoreError` (one line).
-
-    `sqlite:///PATH` opens a sqlite file; `postgresql://` (or `postgres://`) a PostgreSQL database.
-    `clock` returns the current aware datetime (tests inject one); `default_daily_limit` is
-    WAN_DEFAULT_DAILY_LIMIT; `busy_timeout` bounds how long any operation waits for a lock;
-    `limits` the owner's bounds (bot-wide cap, server ceiling, DM limit). `read_only` opens an
-    existing database for reports without ever taking a write lock (safe while the bot runs).
-    `exclusive=True` is for the bot process: on sqlite it holds a lock on `PATH.lock` until `close`
-    and refuses to open while another process holds it; PostgreSQL is made for several processes.
-    """
+    """Open (`sqlite:///PATH` or `postgresql://...`) and migrate the database; `StoreError`, one
+    line, if it can't be used. `busy_timeout` bounds every lock wait; `read_only` never writes (reports
+    while the bot runs); `exclusive` (the bot) holds sqlite's one-process lock until `close`."""
     check_int("default_daily_limit", default_daily_limit, 0, MAX_LIMIT)
     url = url.strip()
     driver: Any
@@ -138,12 +126,9 @@ class Store:
     async def reserve(
         self, scope: int, user: int, images: int, *, roles: Sequence[int] = ()
     ) -> m.Reservation:
-        """Atomically check every limit and hold `images`: the member's allowance (their own
-        limit, else the highest limit among `roles`, their role ids in this server, else the server
-        default), extra images, the server cap and the owner's ceiling, the bot-wide cap, the DM
-        limit, and the owner's pause. All or nothing: raises `QuotaRefused` and holds nothing when
-        they do not all fit (the refusal is counted in the same transaction). The daily allowance
-        is used first, then extra. A caller cancelled meanwhile has its images given back."""
+        """Check every limit (`quota.Snapshot`; `roles`: the member's role ids here) and hold
+        `images`, all or nothing: else `QuotaRefused`, counted, nothing held. The daily allowance
+        goes first, then extra. A caller cancelled meanwhile has its images given back."""
         check_int("images", images, 1, MAX_LIMIT)
         outcome = await self._ledger.run(Reserve(scope, user, images, tuple(roles), self._now()))
         if isinstance(outcome, QuotaRefused):
@@ -151,8 +136,8 @@ class Store:
         return outcome  # type: ignore[no-any-return]
 
     async def settle(self, reservation_id: int, generated: int) -> int:
-        """Charge min(generated, held) to the reservation's day and return the rest; what was
-        charged (0, and no change, if the reservation is already closed)."""
+        """Charge min(generated, held) to its day, give back the rest; what was charged (0 if the
+        reservation was already closed)."""
         check_int("generated", generated, 0, MAX_LIMIT)
         return await self._ledger.run(Close(reservation_id, generated, self._now())) or 0
 
@@ -161,8 +146,8 @@ class Store:
         await self._ledger.run(Close(reservation_id, 0, self._now(), settle=False))
 
     async def release_orphaned_reservations(self, older_than: timedelta = timedelta(0)) -> int:
-        """Release held reservations older than `older_than` that no unfinished job refers to (a
-        crash between `reserve` and `create_job` leaves one); how many were released."""
+        """Release holds older than `older_than` that no unfinished job refers to (a crash between
+        `reserve` and `create_job` leaves one); how many."""
         now = self._now()
         candidates = await self.driver.read(ledger.orphan_candidates, now - older_than)
         if not candidates:
@@ -177,22 +162,19 @@ class Store:
     async def quota_status(
         self, scope: int, user: int, *, roles: Sequence[int] = ()
     ) -> m.QuotaStatus:
-        """The user's limit, where it comes from, used/held/extra/remaining today and next reset;
-        `remaining` is exactly what `reserve` could take now."""
+        """The member's allowance today; `remaining` is exactly what `reserve` could take now."""
         return await self.driver.read(
             ledger.quota_status, scope, user, tuple(roles), self._now(), self.policy
         )
 
     async def server_totals(self, scope: int) -> m.ServerTotals:
-        """The scope's spending today, its cap, the owner's ceiling and its default limit, and
-        what Wan billed today (`billed`, of which `undelivered` never reached the member)."""
+        """The scope's spending, cap, ceiling and default limit today, and what Wan billed."""
         return await self.driver.read(admin.server_totals, scope, self._now(), self.limits)
 
     async def usage_report(
         self, scope: int | None, *, days: int = 7, top: int = 10
     ) -> m.UsageReport:
-        """The last `days` UTC days of one scope (all together when None): images charged, images
-        Wan billed, refusals by reason; today's top members and servers."""
+        """The last `days` UTC days of one scope (None: all), today's top members and servers."""
         check_int("days", days, 1, 366)
         check_int("top", top, 1, 100)
         return await self.driver.snapshot(
@@ -200,8 +182,8 @@ class Store:
         )
 
     async def busiest_scopes(self, *, days: int = 7, top: int = 4) -> list[tuple[int, int]]:
-        """The `top` scopes (servers, DMs as 0) that were charged the most images over the last
-        `days` UTC days, as (scope, images), most first; scopes charged nothing are left out."""
+        """The `top` scopes charged the most over the last `days` days: (scope, images), most first;
+        scopes charged nothing are left out."""
         check_int("days", days, 1, 366)
         check_int("top", top, 1, 100)
         return await self.driver.read(admin.busiest_scopes, self._now(), days, top)
@@ -279,8 +261,8 @@ class Store:
         return await self._switch(actor, PAUSED, "1" if paused else "0")
 
     async def set_global_cap(self, actor: int, cap: int | None) -> Pair:
-        """Set the bot-wide daily cap (0: none), or with None go back to the configured one.
-        Returns (old, new) caps in force, None meaning no cap."""
+        """Set the bot-wide daily cap (0: none; None: back to the configured one); (old, new) in
+        force, None meaning no cap."""
         check_limit("cap", cap)
         return await self._switch(actor, GLOBAL_CAP, None if cap is None else str(cap))
 
@@ -291,12 +273,9 @@ class Store:
     # ---- jobs ----
 
     async def create_job(self, *, max_active: int | None = None, **values: Any) -> m.Job:
-        """Write a new job (before its Wan task is created) and return it. Takes the job's columns
-        (`scope`, `channel_id`, `user_id`, `source`, `prompt` required; see `Job`).
-
-        With `max_active`, the member's unfinished jobs are counted in the same transaction (under
-        a per-member lock on PostgreSQL, so processes admitting at once can't both pass) and
-        `ActiveJobLimit` is raised, writing nothing, when there are already that many."""
+        """Write a new job from its columns (`Job`; `scope`, `channel_id`, `user_id`, `source`,
+        `prompt` required). With `max_active`: `ActiveJobLimit`, nothing written, when the member
+        already has that many unfinished (counted under a per-member lock on PostgreSQL)."""
         unknown, missing = set(values) - checks.UPDATABLE, checks.REQUIRED - set(values)
         if unknown or missing:
             raise TypeError(f"create_job: unknown {sorted(unknown)}, missing {sorted(missing)}")
@@ -313,9 +292,8 @@ class Store:
     async def update_job(
         self, job_id: int, *, lease: m.Lease | None = None, **fields: Any
     ) -> m.Job:
-        """Change any of the job's columns (not id/created_at) and bump `updated_at`. Final states
-        are set only by `finish_job` (ValueError here); a finished job keeps its state. With
-        `lease` the write is fenced (`LeaseLost` when the job is no longer this lease's)."""
+        """Change the job's columns and `updated_at`; not its final state (`finish_job`), and a
+        finished job keeps it. Fenced by `lease` (`LeaseLost`: no longer this lease's job)."""
         changes = checks.job_changes(fields)
         return await self.driver.write(
             jobs.update, job_id, changes, self._now(), self._fenced(lease), self.shared
@@ -339,26 +317,14 @@ class Store:
         billed: int | None = None,
         lease: m.Lease | None = None,
     ) -> bool:
-        """In one transaction: set the final state and settle (`generated` > 0) or release the
-        job's reservation. True the first time; False, changing nothing, if already finished.
-        `generated` is what the member is charged (images delivered); `billed` what Wan billed."""
+        """End the job and settle (`generated`: what the member is charged) or release its hold,
+        in one transaction; False, changing nothing, if it had ended. `billed`: what Wan billed."""
         state = checks.final_state(state, generated, billed)
-        changes = {
-            "generated": generated,
-            "error_code": error_code,
-            "error_message": error_message,
-            "result_message_ids": result_message_ids,
-            "billed": billed,
-        }
+        changes = dict(generated=generated, error_code=error_code, error_message=error_message)
+        changes.update(result_message_ids=result_message_ids, billed=billed)
+        fenced, policy, shared = self._fenced(lease), self.policy, self.shared
         return await self.driver.write(
-            jobs.finish,
-            job_id,
-            state,
-            changes,
-            self._now(),
-            self._fenced(lease),
-            self.policy,
-            self.shared,
+            jobs.finish, job_id, state, changes, self._now(), fenced, policy, shared
         )
 
     async def unfinished_jobs(self) -> list[m.Job]:
@@ -374,9 +340,8 @@ class Store:
         return await self.driver.read(jobs.task_owners, list(task_ids)) if task_ids else {}
 
     async def uncertain_creates(self, since: datetime, until: datetime) -> list[m.Job]:
-        """The jobs whose create call was sent between `since` and `until` and whose answer was
-        never stored (no task id; still SUBMITTED, or ended `CreateOutcomeUnknown`), oldest first.
-        The time is `submitted_at`, else (rows from before it was written at the send) `updated_at`."""
+        """Jobs whose create was sent (`submitted_at`, else `updated_at`) between `since` and
+        `until` and never answered (no task id; SUBMITTED or `CreateOutcomeUnknown`), oldest first."""
         check_time("since", since)
         check_time("until", until)
         return await self.driver.read(jobs.uncertain_creates, since, until)

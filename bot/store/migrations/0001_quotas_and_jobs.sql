@@ -1,6 +1,4 @@
--- Quotas, reservations, admin audit, jobs and small settings.
--- Written in PostgreSQL's types; sqlite reads bigint/integer/boolean as INTEGER, text/date/
--- timestamptz/jsonb as TEXT (ISO days and times, JSON text), and IDENTITY keys as rowids.
+-- Quotas, reservations, admin audit, jobs and small settings (in PostgreSQL's types: schema.py).
 
 CREATE TABLE meta (
     key text PRIMARY KEY,

@@ -1,8 +1,5 @@
--- Job leases for the queue several processes share on PostgreSQL (sqlite has the columns too, so
--- both schemas stay the same for `migrate-db`): the process working on a job (`lease_owner`), a
--- fencing counter bumped at every claim (`lease_epoch`) and when the lease runs out unless renewed.
--- And the rows of the DashScope budget shared by those processes (`stamp`: the server's epoch
--- seconds before which no grant is due; `tokens` is unused).
+-- Job leases for PostgreSQL's shared queue (the process on it, a fencing counter bumped at every
+-- claim, when it runs out), and the rows of the shared DashScope budget (`tokens` is unused).
 ALTER TABLE jobs ADD COLUMN lease_owner text;
 ALTER TABLE jobs ADD COLUMN lease_epoch integer NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN lease_expires_at timestamptz;
