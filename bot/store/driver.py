@@ -47,7 +47,7 @@ Operation = Callable[..., Awaitable[T]]
 class Driver(Protocol):
     """An open database. `read` runs a function of a `Tx` outside a write transaction (several
     reads that must agree: `snapshot`), `write` in a write transaction that commits when it
-    returns, even if its caller stops waiting (`Opened.shielded`)."""
+    returns, even if its caller stops waiting (`transaction`: one its caller waits for to the end)."""
 
     shared: bool  # several processes share the database (leases, shared queue and budget)
     where: str  # the database, fit to show (no password)
@@ -55,6 +55,7 @@ class Driver(Protocol):
     async def read(self, fn: Operation[T], *args: Any) -> T: ...
     async def snapshot(self, fn: Operation[T], *args: Any) -> T: ...
     async def write(self, fn: Operation[T], *args: Any) -> T: ...
+    async def transaction(self, fn: Operation[T], *args: Any) -> T: ...
     async def close(self) -> None: ...
 
 
@@ -67,12 +68,15 @@ class Opened:
         self.created = False
         self._writes: set[asyncio.Task[Any]] = set()
 
-    async def shielded(self, work: Awaitable[T]) -> T:
-        """Run a write in a task of its own: once started it finishes (commit or rollback) even
+    async def transaction(self, fn: Operation[T], *args: Any) -> T:
+        raise NotImplementedError  # the driver's write transaction
+
+    async def write(self, fn: Operation[T], *args: Any) -> T:
+        """`transaction` in a task of its own: once started it finishes (commit or rollback) even
         if its caller is cancelled, and `settled` waits for it."""
 
         async def run() -> T:
-            return await work
+            return await self.transaction(fn, *args)
 
         task = asyncio.get_running_loop().create_task(run())
         self._writes.add(task)

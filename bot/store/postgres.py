@@ -178,11 +178,10 @@ class PostgresDriver(Opened):
     async def snapshot(self, fn: Operation[T], *args: Any) -> T:
         return await self._on(fn, args, {"isolation": "repeatable_read", "readonly": True})
 
-    async def write(self, fn: Operation[T], *args: Any) -> T:
+    async def transaction(self, fn: Operation[T], *args: Any) -> T:
         if self.read_only:
             raise StoreError(f"The {self.target} was opened read-only: nothing can be changed.")
-        self.pool  # noqa: B018 (raises when closed)
-        return await self.shielded(self._on(fn, args, {}))
+        return await self._on(fn, args, {})
 
     @contextlib.asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[None]:

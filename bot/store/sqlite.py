@@ -216,10 +216,8 @@ class SqliteDriver(Opened):
 
     snapshot = read
 
-    async def write(self, fn: Operation[T], *args: Any) -> T:
-        if self._db is None:
-            raise StoreError(f"The database {self.path} is closed.")
-        return await self.shielded(self._call("BEGIN IMMEDIATE", fn, args))
+    async def transaction(self, fn: Operation[T], *args: Any) -> T:
+        return await self._call("BEGIN IMMEDIATE", fn, args)
 
 
 def _acquire(database: str) -> int:

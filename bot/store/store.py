@@ -71,7 +71,8 @@ class Store:
         self.limits = policy.limits
         self.default_daily_limit = policy.default_limit
         self._clock = clock
-        self._ledger = Ledger(lambda ops: driver.write(ledger.apply, ops, policy))
+        # The ledger's own task waits for its batches to the end: no need to shield them.
+        self._ledger = Ledger(lambda ops: driver.transaction(ledger.apply, ops, policy))
 
     @property
     def shared(self) -> bool:
