@@ -200,7 +200,10 @@ async def test_role_limits_rank_between_own_limit_and_server_default(database: D
         assert (await store.quota_status(H, U, roles=[ARTIST])).limit == 10  # another server
         await store.reserve(G, U, 4, roles=[ARTIST, MOD])
         refusal = await refused(store, G, U, 1, roles=[ARTIST])
-        assert refusal.reason == "daily_limit" and "your 4 images (your role's limit)" in refusal_text(refusal)
+        assert (
+            refusal.reason == "daily_limit"
+            and "your 4 images (your role's limit)" in refusal_text(refusal)
+        )
         # Without the role (taken away since), the server default applies: nothing left.
         assert (await store.quota_status(G, U)).remaining == 0
         await store.set_user_limit(G, ADMIN, U, 6)
@@ -229,7 +232,9 @@ async def test_dm_limit_and_dms_off(database: Database) -> None:
         assert (status.limit, status.limit_source) == (2, "dm")
         await store.reserve(0, U, 2)
         refusal = await refused(store, 0, U, 1)
-        assert refusal.reason == "daily_limit" and "limit for DMs with the bot" in refusal_text(refusal)
+        assert refusal.reason == "daily_limit" and "limit for DMs with the bot" in refusal_text(
+            refusal
+        )
     finally:
         await store.close()
     store = await open_with(database, clock, dm_daily=0)

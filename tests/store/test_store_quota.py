@@ -200,7 +200,9 @@ async def test_server_cap_bounds_everyone_together(store: Store) -> None:
     await store.reserve(G, U, 4)
     refusal = await refused(store, G, V, 2)
     assert (refusal.reason, refusal.remaining, refusal.cap) == ("server_cap", 1, 5)
-    assert refusal_text(refusal).startswith("The daily limit for this server (5 images) has 1 image left")
+    assert refusal_text(refusal).startswith(
+        "The daily limit for this server (5 images) has 1 image left"
+    )
     assert (await store.quota_status(G, V)).remaining == 1  # bounded by the cap
     await store.reserve(G, V, 1)
     assert (await refused(store, G, V, 1)).reason == "server_cap"
