@@ -261,9 +261,23 @@ async def usage_report(
         **p,
     ):
         refused.setdefault(as_day(row[0]), {})[row[1]] = int(row[2])
+    # Billed images of jobs other than edits, by day, scope and kind (priced apart in the reports).
+    kinds: dict[date, dict[str, int]] = {}
+    kinds_today: dict[int, dict[str, int]] = {}
+    for row in await tx.all(
+        "SELECT r.day, r.scope, j.options->>'kind' AS kind, SUM(j.billed) FROM reservations AS r"
+        " JOIN jobs AS j ON j.reservation_id = r.id WHERE r.day >= :first AND j.billed > 0 AND"
+        f" j.options->>'kind' <> 'edit' AND {mine.format('r.scope')} GROUP BY r.day, r.scope, kind",
+        **p,
+    ):
+        per_day = kinds.setdefault(as_day(row[0]), {})
+        per_day[row[2]] = per_day.get(row[2], 0) + int(row[3])
+        if as_day(row[0]) == today:
+            kinds_today.setdefault(row[1], {})[row[2]] = int(row[3])
+    spans = (today - timedelta(days=offset) for offset in range(days - 1, -1, -1))
     day_rows = [
-        DayUsage(d, int(charged.get(d) or 0), int(billed.get(d) or 0), refused.get(d, {}))
-        for d in (today - timedelta(days=offset) for offset in range(days - 1, -1, -1))
+        DayUsage(d, int(charged.get(d) or 0), int(billed.get(d) or 0), refused.get(d, {}), k)
+        for d, k in ((d, kinds.get(d, {})) for d in spans)
     ]
     top_members = [
         (row[0], row[1], int(row[2]))
@@ -300,7 +314,7 @@ async def usage_report(
     state = _state(row, limits)
     return UsageReport(
         scope, day_rows, top_members, servers, state.global_cap, row["used"], row["held"],
-        state.paused, next_reset(today), refused_by_scope,
+        state.paused, next_reset(today), refused_by_scope, kinds_today,
     )  # fmt: skip
 
 

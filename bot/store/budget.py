@@ -1,9 +1,7 @@
-"""DashScope's per-account rate limits shared by every bot process on PostgreSQL: a row per limit in
-`wan_buckets`, taken by one UPDATE on the server's clock (GCRA: granted when `stamp <= now`, which
-moves `stamp` to `now + 1/rate`; `now` is read after the row lock). The rate keeps any one-second
-window of arrivals at Wan within the limit for delays varying by up to `JITTER`; a grant whose take
-took longer than `MAX_TAKE_LAG` is thrown away. See docs/store.md.
-"""
+"""DashScope's rate limits shared by the bot processes on PostgreSQL: a `wan_buckets` row per limit,
+taken by one UPDATE on the server's clock (GCRA: granted when `stamp <= now`, then `stamp = now +
+1/rate`). The rate keeps any second of arrivals within the limit for delays varying by `JITTER`; a
+grant whose take took over `MAX_TAKE_LAG` is thrown away. See docs/store.md."""
 
 from __future__ import annotations
 

@@ -106,8 +106,7 @@ async def create(
 
 
 def _lock_key(user: int) -> int:
-    # The two-int advisory lock takes 32-bit keys: fold the snowflake (a clash only makes two
-    # members wait for each other).
+    # 32-bit advisory lock keys: fold the snowflake (a clash only makes two members wait).
     return ((user >> 32) ^ user) & 0x7FFFFFFF
 
 

@@ -1,9 +1,7 @@
-"""Reserving and settling images, written once for both engines: operations that queue up share
-one transaction (`Ledger`), decided in order on rows read once for the batch, written with one
-statement per table. Locks in one order (job row, reservations, members' rows, the bot's days, held
-to the commit); every change to a day's counters is made under its `bot_days` row lock, so no
-interleaving of processes grants past a bound. See docs/store.md.
-"""
+"""Reserving and settling images, written once for both engines: operations that queue up share one
+transaction (`Ledger`), decided in order on rows read once, written with one statement per table.
+Locks in one order (job, reservations, members, the bot's days, to the commit); every change to a
+day's counters is made under its `bot_days` lock, so no two processes grant past a bound."""
 
 from __future__ import annotations
 

@@ -228,10 +228,8 @@ class Job:
 
 @dataclass(frozen=True)
 class Lease:
-    """A process's hold on a job in the shared queue (PostgreSQL): its `owner` (one per process
-    start) and the job's `epoch` at the claim. Writes made with it are fenced: they fail with
-    `LeaseLost` once another process has claimed the job. Each fenced write also renews it for `ttl`
-    seconds."""
+    """A process's hold on a job of PostgreSQL's shared queue: its `owner` and the job's `epoch` at
+    the claim; writes with it fail (`LeaseLost`) once another process claimed the job, else renew."""
 
     owner: str
     epoch: int

@@ -1,10 +1,7 @@
-"""The job queue shared by every bot process on one PostgreSQL database: the jobs table is the queue
-(`bot.jobs.queue.JobQueue`). A claim takes a QUEUED job with SKIP LOCKED after counting the Wan
-slots in use under one lock; a slot is the job's (claimed and QUEUED, SUBMITTED, RUNNING) even if
-its process died; each claim bumps `lease_epoch`, which fences every later write; expired leases are
-taken over; LISTEN/NOTIFY wakes the others, polling covers a lost notice. Times are the server's.
-See docs/store.md.
-"""
+"""The job queue of every bot process on one PostgreSQL database, in the jobs table: claims with
+SKIP LOCKED after counting the Wan slots under one lock (a slot is the job's, even if its process
+died), a lease epoch fencing every later write, takeovers of expired leases, LISTEN/NOTIFY and
+polling. Times are the server's. See docs/store.md."""
 
 from __future__ import annotations
 

@@ -1,9 +1,7 @@
-"""The sqlite driver: one file, one aiosqlite connection in WAL mode, one bot process. A whole
-transaction runs as one call on the connection's thread (`driver.drive`), writes as `BEGIN
-IMMEDIATE ... COMMIT` with `synchronous=FULL`. The bot holds an exclusive `flock` on `PATH.lock`
-for its life (the kernel drops it even on kill -9): two processes on one file would each resume
-every job and run their own DashScope limits; CLI commands don't take it.
-"""
+"""The sqlite driver: one file, one aiosqlite connection in WAL mode, a whole transaction as one call
+on its thread (`driver.drive`), `BEGIN IMMEDIATE` writes, `synchronous=FULL`. The bot holds an
+exclusive `flock` on `PATH.lock` for its life (dropped by the kernel even on kill -9): two processes
+on one file would each resume every job and run their own DashScope limits."""
 
 from __future__ import annotations
 

@@ -93,9 +93,8 @@ class Store:
     # ---- what processes share: the job queue, DashScope's limits, named locks ----
 
     def job_queue(self, *, max_slots: int, ttl: float = 15.0, poll_interval: float = 1.0) -> Any:
-        """The queue of jobs waiting for a Wan slot shared with every process on this database
-        (`bot.jobs.queue.JobQueue`; on PostgreSQL the jobs table), or None when this process is
-        the only one (the runner keeps its queue in memory)."""
+        """The queue of jobs waiting for a Wan slot shared by the processes on this database
+        (`bot.jobs.queue.JobQueue`), or None for one process (the runner's own, in memory)."""
         if not self.shared:
             return None
         from bot.store.queue import PostgresQueue
@@ -104,8 +103,7 @@ class Store:
         return PostgresQueue(pool, max_slots=max_slots, ttl=ttl, poll_interval=poll_interval)
 
     def shared_rate(self, name: str, limit: float) -> Callable[[], Awaitable[None]] | None:
-        """A gate keeping every process on this database together at or under `limit` requests
-        per second, or None when this process is the only one (its own limiter is enough)."""
+        """A gate keeping every process together within `limit` requests/s; None: only this one."""
         if not self.shared:
             return None
         from bot.store.budget import SharedRate
@@ -114,8 +112,7 @@ class Store:
 
     @contextlib.asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[None]:
-        """Hold a lock named `name` shared by every process on this database (e.g. around the
-        command sync, so it runs once). sqlite has one process: there is nothing to hold."""
+        """Hold a lock named `name` across the processes on this database (sqlite: only one)."""
         if not self.shared:
             yield
             return
@@ -137,8 +134,7 @@ class Store:
         return outcome  # type: ignore[no-any-return]
 
     async def settle(self, reservation_id: int, generated: int) -> int:
-        """Charge min(generated, held) to its day, give back the rest; what was charged (0 if the
-        reservation was already closed)."""
+        """Charge min(generated, held) to its day, give back the rest; what was charged."""
         check_int("generated", generated, 0, MAX_LIMIT)
         return await self._ledger.run(Close(reservation_id, generated, self._now())) or 0
 
@@ -147,8 +143,7 @@ class Store:
         await self._ledger.run(Close(reservation_id, 0, self._now(), settle=False))
 
     async def release_orphaned_reservations(self, older_than: timedelta = timedelta(0)) -> int:
-        """Release holds older than `older_than` that no unfinished job refers to (a crash between
-        `reserve` and `create_job` leaves one); how many."""
+        """Release holds older than `older_than` that no unfinished job refers to; how many."""
         now = self._now()
         candidates = await self.driver.read(ledger.orphan_candidates, now - older_than)
         if not candidates:
@@ -183,8 +178,7 @@ class Store:
         )
 
     async def busiest_scopes(self, *, days: int = 7, top: int = 4) -> list[tuple[int, int]]:
-        """The `top` scopes charged the most over the last `days` days: (scope, images), most first;
-        scopes charged nothing are left out."""
+        """The `top` scopes charged the most (>0) over the last `days` days: (scope, images)."""
         check_int("days", days, 1, 366)
         check_int("top", top, 1, 100)
         return await self.driver.read(admin.busiest_scopes, self._now(), days, top)
@@ -262,8 +256,7 @@ class Store:
         return await self._switch(actor, PAUSED, "1" if paused else "0")
 
     async def set_global_cap(self, actor: int, cap: int | None) -> Pair:
-        """Set the bot-wide daily cap (0: none; None: back to the configured one); (old, new) in
-        force, None meaning no cap."""
+        """Set the bot-wide cap (0: none; None: the configured one); (old, new) caps in force."""
         check_limit("cap", cap)
         return await self._switch(actor, GLOBAL_CAP, None if cap is None else str(cap))
 
