@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 
 import aiosqlite
 
-from bot.store.migrations import MIGRATIONS
 from bot.store.models import Reservation
 from bot.store.quota import Snapshot, charge_split
+from bot.store.schema import migrations
 
 _SNAPSHOT = """
 SELECT m.daily_limit, COALESCE(m.extra, 0), COALESCE(m.blocked, 0),
@@ -50,7 +50,7 @@ class BaselineStore:
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = FULL")
         await db.execute("PRAGMA foreign_keys = ON")
-        for migration in MIGRATIONS:
+        for migration in migrations("sqlite"):
             for statement in migration:
                 await db.execute(statement)
         return cls(db, default_daily_limit)

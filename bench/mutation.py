@@ -8,12 +8,13 @@ argument dropped) and runs the tests that reach the changed function; a change n
 
 - mutated: the functions in `SCOPE` below, where the bot decides about money and jobs: resuming a
   job without a task id, the per-user cap, settling after delivery, how a job ends, the queue, the
-  quota rules and the store's argument checks (`bot/store/quota.py`, `checks.py`), the sqlite
-  reservation, settlement and finishing of a job, the Wan error classification and retry policy;
-  mutmut itself prepares the whole files in `[tool.mutmut] only_mutate`;
-- not mutated: lines that only log or count metrics (`do_not_mutate_patterns`), and in
-  `sqlite_quota.py` / `sqlite_jobs.py` the admin settings, audit log, reports and history listing
-  (`# pragma: no mutate` regions there: they move no money);
+  quota rules and the store's argument checks (`bot/store/quota.py`, `checks.py`), the store's
+  reservation, settlement and finishing of a job (`ledger.py`, `jobs.py`, one implementation for
+  both engines, run on sqlite), the Wan error classification and retry policy; mutmut itself
+  prepares the whole files in `[tool.mutmut] only_mutate`;
+- not mutated: lines that only log or count metrics (`do_not_mutate_patterns`), and the admin
+  settings, audit log, reports and history listing (`admin.py` is not in `only_mutate`: they move
+  no money);
 - the tests: an explicit list of in-process test files (`pytest_add_cli_args_test_selection`).
   Tests that start the bot or the CLI in a subprocess would import the code without the mutant
   switched on, and `tests/e2e/test_terminal.py` writes to the stdout mutmut captures, so they are left
@@ -67,15 +68,17 @@ SCOPE = (
     # the quota rules and the store's checks
     "bot.store.quota.*",
     "bot.store.checks.*",
-    # sqlite: reserve, settle, orphaned holds, finishing a job
-    "bot.store.sqlite_quota.x__snapshot__mutmut_*",
-    "bot.store.sqlite_quota.x__refused__mutmut_*",
-    "bot.store.sqlite_quota.x_reserve__mutmut_*",
-    "bot.store.sqlite_quota.x_close_reservation__mutmut_*",
-    "bot.store.sqlite_quota.x_release_orphans__mutmut_*",
-    "bot.store.sqlite_jobs.x_finish__mutmut_*",
-    "bot.store.sqlite_jobs.x_set_task_id__mutmut_*",
-    "bot.store.sqlite_jobs.x_active_count__mutmut_*",
+    # the store (one implementation for both engines, run on sqlite): reserve, settle, orphaned
+    # holds, finishing a job
+    "bot.store.ledger.x_make_snapshot__mutmut_*",
+    "bot.store.ledger.x_apply__mutmut_*",
+    "bot.store.ledger.x__reserve__mutmut_*",
+    "bot.store.ledger.x__close__mutmut_*",
+    "bot.store.ledger.x__flush__mutmut_*",
+    "bot.store.ledger.x_release_orphans__mutmut_*",
+    "bot.store.jobs.x_finish__mutmut_*",
+    "bot.store.jobs.x_set_task_id__mutmut_*",
+    "bot.store.jobs.x_active_count__mutmut_*",
     # Wan: which errors are retried, how answers become errors, the retry policy
     "bot.wan.errors.x_is_retryable__mutmut_*",
     "bot.wan.errors.x_error_from_response__mutmut_*",

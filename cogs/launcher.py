@@ -23,7 +23,6 @@ from bot.config import Settings, store_limits
 from bot.jobs import JobRunner
 from bot.metrics import Metrics, MetricsServer
 from bot.store import Store, StoreError, open_store
-from bot.store.postgres import PostgresStore
 from bot.wan import PollConfig, WanClient, WanError
 from cogs.edit.reply_offer import OfferButton
 from cogs.edit.result_buttons import DeleteButton, EditButton, RerollButton, result_view
@@ -148,9 +147,8 @@ async def assembled(
 def _shared_parts(
     store: Store, settings: Settings, tuning: Tuning
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """On PostgreSQL several processes share one job queue and one DashScope budget."""
-    if not isinstance(store, PostgresStore):
-        return {}, {}
+    """The job queue and the DashScope budget, as the store picks them: this process's own on
+    sqlite; on PostgreSQL the database's, shared with every process on it."""
     queue_options = {"ttl": settings.lease_seconds, **tuning.queue}
     shared = {"queue": store.job_queue(max_slots=settings.max_concurrent_tasks, **queue_options)}
     gates = {

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
-from bot.i18n import _n, text_of
+from bot.i18n import _n
 from bot.images import CheckedImage
 from bot.jobs.inflight import InFlight
 from bot.jobs.models import JobRefused, JobSpec, Progress, uncharged
@@ -83,12 +83,12 @@ class Dispatcher:
             raise self._busy(active)
         status = await self.store.quota_status(scope, user, roles=roles)
         if status.blocked or status.remaining < count:
-            # The store words refusals; ask it by trying, and hand back anything it granted
+            # The store decides refusals; ask it by trying, and hand back anything it granted
             # (only when a hold closed meanwhile).
             try:
                 reservation = await self.store.reserve(scope, user, count, roles=roles)
             except QuotaRefused as refusal:
-                raise JobRefused(uncharged(text_of(refusal)), refusal.reason) from None
+                raise JobRefused(uncharged(str(refusal)), refusal.reason, refusal) from None
             await self.store.release(reservation.id)
 
     def _busy(self, active: int) -> JobRefused:
@@ -150,7 +150,7 @@ class Dispatcher:
                     spec.scope, spec.user_id, spec.count, roles=spec.roles
                 )
             except QuotaRefused as refusal:
-                raise JobRefused(uncharged(text_of(refusal)), refusal.reason) from None
+                raise JobRefused(uncharged(str(refusal)), refusal.reason, refusal) from None
             try:
                 job = await self.store.create_job(
                     scope=spec.scope,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bot.aspects import IMAGINE_DEFAULT, size_for
 from bot.i18n import Text, _
-from bot.store import Job
+from bot.store import Job, QuotaRefused
 from bot.wan import TaskResult
 
 NOTHING_CHARGED = _("Nothing was charged.")
@@ -39,11 +39,13 @@ def uncharged(reason: str) -> Text:
 
 class JobRefused(Exception):
     """A request refused before anything was spent. `str()` is the message for the user (raised with a
-    `Text`: `bot.i18n.text_of` gives it back for rendering in the member's language)."""
+    `Text`: `bot.i18n.text_of` gives it back for rendering in the member's language), except for a
+    refusal of the quota (`quota`), whose facts the Discord side words itself."""
 
-    def __init__(self, message: str, reason: str) -> None:
+    def __init__(self, message: str, reason: str, quota: QuotaRefused | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        self.quota = quota
 
 
 @dataclass

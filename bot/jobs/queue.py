@@ -1,8 +1,9 @@
 """The queue of jobs waiting for a Wan slot, and their positions.
 
-`JobQueue` is the seam the dispatcher uses. `MemoryQueue` is one process's (sqlite); the PostgreSQL
-one (`bot.store.postgres_queue.PostgresQueue`) is the jobs table shared by every process: claims
-with leases, slots counted in the database, takeovers of a dead process's jobs.
+`JobQueue` is the seam the dispatcher uses. Where several processes share the database the store
+has one (`Store.job_queue`: on PostgreSQL the jobs table, `bot.store.queue.PostgresQueue`: claims
+with leases, slots counted in the database, takeovers of a dead process's jobs); else the runner
+keeps `MemoryQueue`, this process's.
 """
 
 from __future__ import annotations

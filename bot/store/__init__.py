@@ -1,11 +1,10 @@
-"""The bot's memory: quotas, reservations, admin changes with their audit, and jobs.
+"""The bot's memory: quotas, reservations, admin changes with their audit, jobs, and what several
+bot processes share (the job queue, DashScope's limits).
 
-Callers use `open_store(DATABASE_URL)` and the `Store` interface only, never a backend directly.
-`sqlite:///PATH` opens sqlite (`sqlite*.py`), `postgresql://...` PostgreSQL (`postgres*.py`);
-`transfer.migrate_db` copies the first into the second.
+Callers use `open_store(DATABASE_URL)` and the `Store` it returns, never an engine directly:
+`sqlite:///PATH` or `postgresql://...`; `transfer.migrate_db` copies the first into the second.
 """
 
-from bot.store.base import Store
 from bot.store.errors import (
     ActiveJobLimit,
     CeilingExceeded,
@@ -14,7 +13,6 @@ from bot.store.errors import (
     QuotaRefused,
     StoreError,
 )
-from bot.store.factory import open_store
 from bot.store.models import (
     FINISHED,
     UNFINISHED,
@@ -30,7 +28,7 @@ from bot.store.models import (
     ServerTotals,
     UsageReport,
 )
-from bot.store.quota_text import discord_timestamp
+from bot.store.store import Store, open_store
 
 __all__ = [
     "FINISHED",
@@ -53,6 +51,5 @@ __all__ = [
     "Store",
     "StoreError",
     "UsageReport",
-    "discord_timestamp",
     "open_store",
 ]

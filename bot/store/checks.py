@@ -1,8 +1,5 @@
-"""Argument checks and job-column facts shared by every backend, so both refuse the same things.
-
-Each check runs before any database work: an impossible argument is a `ValueError` and touches
-nothing (no transaction, no audit row).
-"""
+"""Argument checks and job-column facts. Each check runs before any database work: an impossible
+argument is a `ValueError` and touches nothing (no transaction, no audit row)."""
 
 from __future__ import annotations
 
@@ -15,9 +12,8 @@ from bot.store.models import FINISHED, Job, JobState
 MAX_LIMIT = 1_000_000  # far above any real allowance; stops typos like 10000000000
 
 JOB_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Job))
-TIME_COLUMNS = frozenset(
-    {"token_expires_at", "created_at", "updated_at", "submitted_at", "finished_at"}
-)
+TIME_COLUMNS = frozenset({"token_expires_at", "created_at", "updated_at", "submitted_at"})
+TIME_COLUMNS |= {"finished_at"}
 JSON_COLUMNS = frozenset({"options", "inputs", "result_message_ids", "extra"})
 # Set by the store itself, never through update_job.
 _FIXED = frozenset({"id", "created_at", "updated_at"})
@@ -40,9 +36,12 @@ def check_time(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a timezone-aware datetime")
 
 
+REQUIRED = frozenset({"scope", "channel_id", "user_id", "source", "prompt"})
+
+
 def new_job(values: dict[str, Any]) -> dict[str, Any]:
     """`create_job`'s arguments, checked, with empty collections filled in."""
-    state = JobState(values["state"])
+    state = JobState(values.get("state", JobState.VALIDATING))
     if state in FINISHED:
         raise ValueError("a job is created unfinished; end it with finish_job")
     if not values["source"]:

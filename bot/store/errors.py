@@ -1,100 +1,51 @@
-"""What the store raises."""
+"""What the store raises. Facts and codes only: the Discord side words them for members."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from bot.i18n import N_, Number, _, _n
 from bot.store.models import LimitSource, RefusalReason
-from bot.store.quota_text import refusal_text
 
 
 class StoreError(Exception):
-    """The database cannot be used (bad URL, unwritable, locked, newer schema, I/O error).
-
-    `str()` is one line for a human: what is wrong and what to do.
-    """
+    """The database cannot be used (bad URL, unwritable, locked, newer schema, I/O error); `str()`
+    is one line for the person running the bot: what is wrong and what to do."""
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(message.split()))
 
 
+@dataclass(eq=False)
 class QuotaRefused(Exception):
-    """`reserve` said no. Nothing was held. `str()` is the text to show the user."""
+    """`reserve` said no, and nothing was held: which bound (`reason`), what is left, when it resets
+    (None for a refusal that doesn't end at midnight), the member's limit and its `source`, what is
+    held, and the cap named (`cap_by_owner`: the owner's ceiling, lower than the server's cap)."""
 
-    def __init__(
-        self,
-        reason: RefusalReason,
-        *,
-        remaining: int,
-        requested: int,
-        resets_at: datetime | None,
-        limit: int | None = None,
-        held: int = 0,
-        cap: int | None = None,
-        scope: int = 0,
-        source: LimitSource | None = None,
-        cap_by_owner: bool = False,
-    ) -> None:
-        self.reason: RefusalReason = reason
-        self.remaining = remaining
-        self.requested = requested
-        self.resets_at = resets_at
-        self.limit = limit
-        self.held = held
-        self.cap = cap
-        self.scope = scope
-        self.source = source
-        self.cap_by_owner = cap_by_owner
-        super().__init__(
-            refusal_text(
-                reason,
-                remaining=remaining,
-                requested=requested,
-                resets_at=resets_at,
-                limit=limit,
-                held=held,
-                cap=cap,
-                scope=scope,
-                source=source,
-                cap_by_owner=cap_by_owner,
-            )
-        )
+    reason: RefusalReason
+    remaining: int
+    requested: int
+    resets_at: datetime | None
+    limit: int | None = None
+    held: int = 0
+    cap: int | None = None
+    scope: int = 0
+    source: LimitSource | None = None
+    cap_by_owner: bool = False
 
-
-# What `CeilingExceeded.what` may be (both engines pass these), marked here for the catalogue.
-CEILING_SUBJECTS = (
-    N_("a member's daily limit"),
-    N_("the server default limit"),
-    N_("the server's daily cap"),
-    N_("a member's extra images"),
-    N_("a role's daily limit"),
-)
+    def __str__(self) -> str:
+        return f"quota refused ({self.reason}): {self.remaining} left, {self.requested} requested"
 
 
 class CeilingExceeded(ValueError):
     """An admin change that would let someone use more than the owner's WAN_SERVER_DAILY_LIMIT.
-
-    Nothing was changed. `str()` says so, with the ceiling; the argument is a `Text`, so the admin
-    is told in their own language.
-    """
+    Nothing was changed. `what` is the setting (`bot.store.admin.USER_LIMIT`, ...)."""
 
     def __init__(self, what: str, value: int, ceiling: int) -> None:
         self.what = what
         self.value = value
         self.ceiling = ceiling
-        super().__init__(
-            _n(
-                "The bot's owner allows at most {count} image per server per day "
-                "(WAN_SERVER_DAILY_LIMIT), so {what} can't be {value}. Nothing was changed.",
-                "The bot's owner allows at most {count} images per server per day "
-                "(WAN_SERVER_DAILY_LIMIT), so {what} can't be {value}. Nothing was changed.",
-                ceiling,
-                count=Number(ceiling),
-                what=_(what),
-                value=Number(value),
-            )
-        )
+        super().__init__(f"{what} {value} is over the owner's ceiling of {ceiling}")
 
 
 class NotFound(LookupError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 
 class JobState(StrEnum):
@@ -30,14 +30,7 @@ LimitSource = Literal["user", "role", "server", "global", "dm"]
 # Why `reserve` said no. "server_cap" is the server's cap or the owner's ceiling
 # (WAN_SERVER_DAILY_LIMIT), whichever is lower; "global_cap" the bot-wide daily cap.
 RefusalReason = Literal["daily_limit", "server_cap", "global_cap", "blocked", "paused", "dm_off"]
-REFUSAL_REASONS: tuple[RefusalReason, ...] = (
-    "daily_limit",
-    "server_cap",
-    "global_cap",
-    "blocked",
-    "paused",
-    "dm_off",
-)
+REFUSAL_REASONS: tuple[RefusalReason, ...] = get_args(RefusalReason)
 # The audit scope of the owner's bot-wide changes (pause, bot-wide cap); guilds are > 0, DMs 0.
 BOT_SCOPE = -1
 
@@ -73,14 +66,9 @@ class Reservation:
 
 @dataclass(frozen=True)
 class QuotaStatus:
-    """A user's allowance in one scope, as of now.
-
-    `used` counts every image charged today (daily allowance and extra images alike; `used_extra` of
-    them were paid with extra images); `held` counts images reserved by jobs still in flight.
-    `extra` is the extra-image balance left after those holds. `remaining` is exactly what a
-    `reserve` could take right now: what is left of the daily allowance, plus `extra`, never more than
-    the server cap still allows, and 0 when blocked.
-    """
+    """A member's allowance in one scope now: `used` charged today (`used_extra` of it paid with
+    extra images), `held` by jobs in flight, `extra` the balance after those holds, and `remaining`
+    exactly what `reserve` could take: the daily allowance left plus `extra`, within the caps."""
 
     limit: int
     limit_source: LimitSource
@@ -146,12 +134,9 @@ class DayUsage:
 
 @dataclass(frozen=True)
 class UsageReport:
-    """What the owner or a server's admins read: the last days, today's top members and servers.
-
-    `scope` is None for the bot-wide report. `top_members` are (scope, user, images charged today),
-    `servers` (scope, images charged today, images billed today), both largest first. `global_cap`
-    is the bot-wide cap in force and `global_used`/`global_held` what counts against it today.
-    """
+    """The last days of one scope (None: bot-wide); today's `top_members` (scope, user, charged)
+    and `servers` (scope, charged, billed), largest first; the bot-wide cap and what counts against
+    it today."""
 
     scope: int | None
     days: list[DayUsage]
@@ -198,13 +183,9 @@ class AuditEntry:
 
 @dataclass
 class Job:
-    """One request, from the moment it is accepted until its result is delivered (or it ends).
-
-    `source` is one of "slash", "reply", "menu", "reroll", "edit". `options` holds the Wan
-    parameters (count, seed, watermark, prompt_extend, size, ...); each of `inputs` describes one
-    input image (url, filename, content_type, size, width, height, source_channel_id,
-    source_message_id, attachment_id). `extra` is free-form JSON for later features.
-    """
+    """One request, from its acceptance to its end. `source`: "slash", "reply", "menu", "reroll",
+    "edit"; `options`: the Wan parameters; `inputs`: one dict per input image (url, filename,
+    size, ...); `extra`: free-form JSON for later features."""
 
     id: int
     scope: int
@@ -247,10 +228,8 @@ class Job:
 
 @dataclass(frozen=True)
 class Lease:
-    """A process's hold on a job in the shared queue (PostgreSQL): its `owner` (one per process
-    start) and the job's `epoch` at the claim. Writes made with it are fenced: they fail with
-    `LeaseLost` once another process has claimed the job. Each fenced write also renews it for `ttl`
-    seconds."""
+    """A process's hold on a job of PostgreSQL's shared queue: its `owner` and the job's `epoch` at
+    the claim; writes with it fail (`LeaseLost`) once another process claimed the job, else renew."""
 
     owner: str
     epoch: int

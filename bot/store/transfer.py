@@ -1,13 +1,7 @@
-"""`migrate_db`: copy a sqlite database into a new PostgreSQL one (`python -m bot migrate-db`).
-
-Every table is copied row for row, ids included, in one PostgreSQL transaction: the target ends up
-with all of it or none of it. Values are converted by the target column's type (sqlite keeps days,
-times and JSON as text, flags as 0/1), so the copy follows the schema rather than a list kept here.
-
-The source is opened the way the bot opens it (`exclusive=True`): the copy refuses to run while a bot
-still uses the file, so nothing is written to it halfway through. The target must be empty: it is
-migrated first, then its tables are locked and checked inside the copy's own transaction, so a bot
-started on it meanwhile waits rather than writing rows the copy would collide with.
+"""`migrate_db`: copy a sqlite database into a new, empty PostgreSQL one (`python -m bot migrate-db`),
+row for row, ids included, in one PostgreSQL transaction, each value converted by its column's type.
+The source is opened as the bot opens it (refused while a bot uses it); the target is migrated, then
+locked and checked empty inside the copy's transaction.
 """
 
 from __future__ import annotations
@@ -24,28 +18,17 @@ from typing import Any
 import asyncpg
 
 from bot.store.errors import StoreError
-from bot.store.postgres import PostgresStore, init_connection
-from bot.store.postgres_errors import describe
-from bot.store.sqlite import SqliteStore
+from bot.store.postgres import describe, init_connection
+from bot.store.store import open_store
 from bot.store.urls import Target, is_postgres, sqlite_path
 
 log = logging.getLogger(__name__)
 
 # Parents before children (foreign keys are checked row by row as they arrive).
 TABLES = (
-    "meta",
-    "scope_settings",
-    "members",
-    "member_days",
-    "scope_days",
-    "reservations",
-    "audit",
-    "jobs",
-    "job_results",
-    "role_limits",
-    "bot_days",
-    "refusal_days",
-)
+    "meta", "scope_settings", "members", "member_days", "scope_days", "reservations", "audit",
+    "jobs", "job_results", "role_limits", "bot_days", "refusal_days",
+)  # fmt: skip
 BATCH = 5000  # rows read from sqlite and sent per COPY: bounds memory on a large jobs table
 
 _CONVERT: dict[str, Callable[[Any], Any]] = {
@@ -57,12 +40,9 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
 
 
 async def migrate_db(from_url: str, to_url: str) -> dict[str, int]:
-    """Copy the sqlite database at `from_url` into the empty PostgreSQL database at `to_url`.
-
-    Returns the number of rows copied per table. Raises `StoreError` (one line, no password) when
-    either side can't be used, when a bot still has the sqlite file open, or when the target
-    already holds data.
-    """
+    """Copy the sqlite database at `from_url` into the empty PostgreSQL one at `to_url`; rows per
+    table. `StoreError` (one line, no password) when either side can't be used, a bot still has
+    the sqlite file open, or the target already holds data."""
     from_url, to_url = from_url.strip(), to_url.strip()
     if not is_postgres(to_url):
         raise StoreError("migrate-db copies into PostgreSQL: --to must be a postgresql:// URL.")
@@ -71,9 +51,9 @@ async def migrate_db(from_url: str, to_url: str) -> dict[str, int]:
         raise StoreError(f"There is no sqlite database at {path} to copy.")
     target = Target.parse(to_url)
     # Opening migrates both sides to this wanbot's schema, so their columns match.
-    source = await SqliteStore.open(path, exclusive=True)
+    source = await open_store(from_url, exclusive=True)
     try:
-        await (await PostgresStore.open(to_url)).close()
+        await (await open_store(to_url)).close()
         try:
             con = await asyncpg.connect(to_url)
         except (asyncpg.PostgresError, OSError, TimeoutError) as err:

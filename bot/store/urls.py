@@ -1,8 +1,5 @@
-"""DATABASE_URL: which engine it names, and what of it is safe to show.
-
-A `postgresql://user:password@host/db` URL carries a password, so no message ever shows the URL
-itself: `Target` keeps the parts fit to show and knows the password only to scrub it.
-"""
+"""DATABASE_URL: which engine it names, and what of it is safe to show. A PostgreSQL URL carries a
+password, so no message shows it: `Target` keeps the parts fit to show, the password to scrub it."""
 
 from __future__ import annotations
 

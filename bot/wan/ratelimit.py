@@ -42,7 +42,7 @@ class RateLimiter:
         gate: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """`gate`, when given, is awaited after this process's own pacing: a budget shared with
-        other processes (several bot processes on one account, `bot.store.postgres_budget`)."""
+        other processes (several bot processes on one account, `bot.store.budget`)."""
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.rate = rate

@@ -24,7 +24,7 @@ where λ is what one poll is worth in seconds of lag, `poll_cost`). So:
   a running task is next asked about when its learned running time says it has most likely ended
   since the last poll (`shared_end_quantile`), so a well-known running time costs about one poll,
   and the processes' polls together stay well under the shared budget, which the database
-  enforces for all of them (`bot.store.postgres_budget`).
+  enforces for all of them (`bot.store.budget`).
 """
 
 from __future__ import annotations

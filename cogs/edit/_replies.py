@@ -42,6 +42,7 @@ from cogs.intake.requests import (
     start_message_job,
 )
 from cogs.utils.language import message_language, private_language
+from cogs.utils.quota_words import refused_text
 from cogs.utils.text import short
 
 if TYPE_CHECKING:
@@ -177,7 +178,7 @@ class Replies(commands.Cog):
         except (RequestRejected, ImageRejected) as err:
             raise Refusal(not_charged(err)) from None
         except JobRefused as err:
-            raise Refusal(text_of(err)) from None
+            raise Refusal(refused_text(err)) from None
         log.info("reply %d: job %d queued", request.message.id, job.id)
         return job
 

@@ -36,6 +36,7 @@ from cogs.utils.language import (
     public_language,
 )
 from cogs.utils.privately import tell
+from cogs.utils.quota_words import refused_text
 
 if TYPE_CHECKING:
     from cogs.wanbot import WanBot
@@ -325,7 +326,7 @@ async def start_job(
         await tell(interaction, not_charged(err))
         return None
     except JobRefused as err:
-        await tell(interaction, text_of(err))
+        await tell(interaction, refused_text(err))
         return None
     if not interaction.response.is_done():
         await interaction.response.defer(thinking=True)
@@ -358,7 +359,7 @@ async def start_job(
     try:
         job = await bot.runner.submit(job_spec(options, place, described or []), images)
     except JobRefused as err:
-        await tell(interaction, text_of(err))
+        await tell(interaction, refused_text(err))
         return None
     interaction.extras["job_id"] = job.id
     return job.id

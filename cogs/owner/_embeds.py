@@ -20,7 +20,8 @@ from bot.reports import (
     refused_text,
     worst_case_text,
 )
-from bot.store import UsageReport, discord_timestamp
+from bot.store import UsageReport
+from cogs.utils.quota_words import discord_timestamp
 
 COLOUR = discord.Colour.dark_gold()
 WARN = discord.Colour.orange()

@@ -24,7 +24,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.charts import server_chart
-from bot.i18n import Text, _, text_of
+from bot.i18n import Text, _
 from bot.reports import images, number
 from bot.store import CeilingExceeded, Store
 from cogs.intake.requests import member_roles, scope_of
@@ -45,6 +45,7 @@ from cogs.quota._embeds import (
 from cogs.utils.admins import is_server_admin
 from cogs.utils.charts import DAY_CHOICES, chart_files, days_of
 from cogs.utils.language import private_language
+from cogs.utils.quota_words import ceiling_text
 
 if TYPE_CHECKING:
     from cogs.wanbot import WanBot
@@ -104,7 +105,7 @@ async def _within_ceiling(
     except CeilingExceeded as refused:
         log.info("user %d: %s", interaction.user.id, refused)
         embed = refused_embed(
-            _("Over the owner's limit"), text_of(refused), private_language(interaction)
+            _("Over the owner's limit"), ceiling_text(refused), private_language(interaction)
         )
         await _reply(interaction, embed)
         return None

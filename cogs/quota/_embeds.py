@@ -15,7 +15,8 @@ import discord
 from bot.config import Settings
 from bot.i18n import N_, Number, Text, _, _n, render
 from bot.reports import cost, day_lines, images, kinds_of, number, price_text, refused_text
-from bot.store import AuditEntry, QuotaStatus, ServerTotals, UsageReport, discord_timestamp
+from bot.store import AuditEntry, QuotaStatus, ServerTotals, UsageReport
+from cogs.utils.quota_words import discord_timestamp
 
 COLOUR = discord.Colour.blurple()
 WARN = discord.Colour.orange()

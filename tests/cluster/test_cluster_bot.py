@@ -10,7 +10,6 @@ import pytest
 
 from bot.sandbox import FaultRule
 from bot.store import JobState, open_store
-from bot.store.postgres import PostgresStore
 from tests.e2e.test_wanedit_e2e import private_text, settled_to
 from tests.support.harness import World, embed_text, wait_until
 from tests.support.promises import CREATE_PATH, gate, job_ends, start_bot
@@ -28,7 +27,7 @@ async def test_jobs_run_through_the_database_queue(pg_world: World) -> None:
     place in the shared queue, and are each delivered once and charged once."""
     w = pg_world
     bot = await w.start_bot(WAN_MAX_CONCURRENT_TASKS="1")
-    assert isinstance(bot.store, PostgresStore) and bot.runner.queue.shared
+    assert bot.store.shared and bot.runner.queue.shared
     w.emu.add_fault(FaultRule(op="task", running_seconds=1))
     first = await w.wanedit(w.alice, "first")
     await w.emu.wait_for_task_count(1, timeout=5)

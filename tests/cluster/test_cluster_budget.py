@@ -1,4 +1,4 @@
-"""The DashScope query/create budget shared by processes on PostgreSQL (`bot.store.postgres_budget`):
+"""The DashScope query/create budget shared by processes on PostgreSQL (`bot.store.budget`):
 takers on several pools at once never get more than the budget in any second, and the poll
 schedulers of several processes plan within it together."""
 
@@ -13,17 +13,16 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.sandbox import Emulator
-from bot.store import open_store
-from bot.store.postgres import PostgresStore
-from bot.store.postgres_budget import JITTER, SharedRate, rate_for
+from bot.store import Store, open_store
+from bot.store.budget import JITTER, SharedRate, rate_for
 from bot.wan import PollConfig, TaskStatus
 from tests.support.wan import edit, emulator_config, make_client
 
 
 @pytest.fixture(name="pools")
-async def pools_fixture(pg_url: str) -> AsyncIterator[list[PostgresStore]]:
+async def pools_fixture(pg_url: str) -> AsyncIterator[list[Store]]:
     opened = [await open_store(pg_url) for _ in range(3)]
-    assert all(isinstance(s, PostgresStore) for s in opened)
+    assert all(s.shared for s in opened)
     yield opened  # type: ignore[misc]
     for s in opened:
         await s.close()
@@ -50,7 +49,7 @@ def test_the_rate_leaves_room_for_arrival_jitter(limit: int) -> None:
 
 
 async def test_concurrent_takers_on_three_pools_never_exceed_the_budget(
-    pools: list[PostgresStore],
+    pools: list[Store],
 ) -> None:
     """Six takers on three pools (three processes) hammering one limit of 10/s: on the database's
     clock every two grants are at least 1/rate apart (so no second ever holds more than
@@ -76,7 +75,7 @@ async def test_concurrent_takers_on_three_pools_never_exceed_the_budget(
     assert most_in_a_second(seen) <= 10
 
 
-async def test_a_slow_take_is_not_used(pools: list[PostgresStore]) -> None:
+async def test_a_slow_take_is_not_used(pools: list[Store]) -> None:
     """A grant whose round trip took longer than `max_take_lag` is thrown away, not sent: its
     moment is unknown, so using it could bunch with the next grants."""
     store = pools[0]
@@ -88,14 +87,14 @@ async def test_a_slow_take_is_not_used(pools: list[PostgresStore]) -> None:
         reading = next(readings, None)
         return reading if reading is not None else next(later) / 1000
 
-    gate = SharedRate(store._live_pool(), "slow", 50.0, clock=clock)
+    gate = SharedRate(store.driver.pool, "slow", 50.0, clock=clock)
     await gate()
     assert (gate.discarded, gate.taken) == (1, 1)
 
 
-async def test_the_budget_survives_an_old_row(pools: list[PostgresStore]) -> None:
+async def test_the_budget_survives_an_old_row(pools: list[Store]) -> None:
     """A row left by an earlier version (or an idle hour) grants at once and then spaces again."""
-    pool = pools[0]._live_pool()
+    pool = pools[0].driver.pool
     await pool.execute(
         "INSERT INTO wan_buckets (name, tokens, stamp) VALUES ('old', 1, 0)"
         " ON CONFLICT (name) DO UPDATE SET stamp = 0"
@@ -107,7 +106,7 @@ async def test_the_budget_survives_an_old_row(pools: list[PostgresStore]) -> Non
 
 
 async def test_processes_share_the_budget_and_ask_each_task_about_once_at_its_end(
-    pools: list[PostgresStore],
+    pools: list[Store],
 ) -> None:
     """Two processes' poll schedulers on one shared query budget: together never more than 10
     queries in any second at Wan, each plans within the whole budget (the database arbitrates,

@@ -10,23 +10,22 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.store import ActiveJobLimit, JobState, LeaseLost, open_store
-from bot.store.postgres import PostgresStore
+from bot.store import ActiveJobLimit, JobState, LeaseLost, Store, open_store
 from tests.support.store import (
     eventually,
 )
 
 
 @pytest.fixture(name="stores")
-async def stores_fixture(pg_url: str) -> AsyncIterator[list[PostgresStore]]:
+async def stores_fixture(pg_url: str) -> AsyncIterator[list[Store]]:
     opened = [await open_store(pg_url) for _ in range(2)]
-    assert all(isinstance(s, PostgresStore) for s in opened)
+    assert all(s.shared for s in opened)
     yield opened  # type: ignore[misc]
     for s in opened:
         await s.close()
 
 
-async def queued_job(store: PostgresStore, user: int = 1, images: int = 1) -> int:
+async def queued_job(store: Store, user: int = 1, images: int = 1) -> int:
     reservation = await store.reserve(1, user, images)
     job = await store.create_job(
         scope=1,
@@ -42,7 +41,7 @@ async def queued_job(store: PostgresStore, user: int = 1, images: int = 1) -> in
 
 
 async def test_claims_never_exceed_the_slots_of_all_processes(
-    stores: list[PostgresStore],
+    stores: list[Store],
 ) -> None:
     """Two processes claiming at once take each queued job once and never more than the slots."""
     a, b = (s.job_queue(max_slots=3) for s in stores)
@@ -62,7 +61,7 @@ async def test_claims_never_exceed_the_slots_of_all_processes(
 
 
 async def test_a_dead_process_loses_its_job_and_its_late_writes_are_fenced(
-    stores: list[PostgresStore],
+    stores: list[Store],
 ) -> None:
     """After the lease runs out another process takes the job over (same task id); the first one's
     writes then raise LeaseLost and settle nothing."""
@@ -93,7 +92,7 @@ async def test_a_dead_process_loses_its_job_and_its_late_writes_are_fenced(
 
 
 async def test_a_job_left_validating_is_taken_over_once_its_lease_time_passed(
-    stores: list[PostgresStore],
+    stores: list[Store],
 ) -> None:
     """A job a process left VALIDATING (it stopped before queueing it) is not swept while it is
     fresh (its process may still be at it), then claimed by one process with a lease, which fences
@@ -124,7 +123,7 @@ async def test_a_job_left_validating_is_taken_over_once_its_lease_time_passed(
     assert await b.take_over() == []  # finished: nothing left to sweep
 
 
-async def test_renewal_keeps_the_lease_and_reports_a_lost_one(stores: list[PostgresStore]) -> None:
+async def test_renewal_keeps_the_lease_and_reports_a_lost_one(stores: list[Store]) -> None:
     """A started queue renews its leases (no takeover while alive); a lease taken anyway (a stall)
     is reported to the dispatcher through `lost`."""
     a = stores[0].job_queue(max_slots=5, ttl=0.6)
@@ -138,7 +137,7 @@ async def test_renewal_keeps_the_lease_and_reports_a_lost_one(stores: list[Postg
         await asyncio.sleep(1.2)  # two lease lengths: renewed meanwhile
         assert await b.take_over() == []
         # Another process claims it anyway (as after a stall of ours past the lease).
-        await stores[1]._pool.execute(  # type: ignore[union-attr]
+        await stores[1].driver.pool.execute(  # type: ignore[union-attr]
             "UPDATE jobs SET lease_owner = 'other', lease_epoch = lease_epoch + 1"
         )
         await eventually(lambda: lost == [job_id], within=3.0)
@@ -147,7 +146,7 @@ async def test_renewal_keeps_the_lease_and_reports_a_lost_one(stores: list[Postg
         await a.close()
 
 
-async def test_a_clean_stop_hands_jobs_over_at_once(stores: list[PostgresStore]) -> None:
+async def test_a_clean_stop_hands_jobs_over_at_once(stores: list[Store]) -> None:
     """`close` ends this process's leases, so another takes its running job without waiting."""
     a = stores[0].job_queue(max_slots=5, ttl=60.0)
     b = stores[1].job_queue(max_slots=5, ttl=60.0)
@@ -159,7 +158,7 @@ async def test_a_clean_stop_hands_jobs_over_at_once(stores: list[PostgresStore])
     assert [c[0] for c in await b.take_over()] == [job_id]
 
 
-async def test_cancel_claims_only_a_waiting_job(stores: list[PostgresStore]) -> None:
+async def test_cancel_claims_only_a_waiting_job(stores: list[Store]) -> None:
     """`remove` takes a waiting job for the canceller (fenced finish), never a claimed one."""
     a, b = (s.job_queue(max_slots=5) for s in stores)
     first, second = await queued_job(stores[0], 1), await queued_job(stores[0], 2)
@@ -169,7 +168,7 @@ async def test_cancel_claims_only_a_waiting_job(stores: list[PostgresStore]) -> 
     assert await stores[1].finish_job(second, JobState.CANCELLED, lease=b.lease(second))
 
 
-async def test_notify_wakes_the_other_process(stores: list[PostgresStore]) -> None:
+async def test_notify_wakes_the_other_process(stores: list[Store]) -> None:
     """A job queued by one process wakes another's dispatcher (LISTEN/NOTIFY)."""
     a, b = (s.job_queue(max_slots=5) for s in stores)
     woken = asyncio.Event()
@@ -187,16 +186,16 @@ async def test_a_lost_listener_is_replaced_and_the_store_still_closes(pg_url: st
     again on a new one and wakes on the next NOTIFY (the pool has taken the dropped one back, and
     asking it whether it is closed raises), and the process still stops."""
     store = await open_store(pg_url)
-    assert isinstance(store, PostgresStore)
+    assert store.shared
     other = await open_store(pg_url)
-    assert isinstance(other, PostgresStore)
+    assert other.shared
     try:
         woken = asyncio.Event()
         queue = store.job_queue(max_slots=5, ttl=0.3)
         await queue.start(woken.set, lambda job_id: None)
         first = queue._listener
         assert first is not None
-        await other._pool.execute(  # type: ignore[union-attr]
+        await other.driver.pool.execute(  # type: ignore[attr-defined]
             "SELECT pg_terminate_backend($1)", first.get_server_pid()
         )
         await eventually(lambda: queue._listener not in (None, first), within=5.0)
@@ -209,10 +208,10 @@ async def test_a_lost_listener_is_replaced_and_the_store_still_closes(pg_url: st
         await other.close()
 
 
-async def test_the_per_member_cap_holds_across_processes(stores: list[PostgresStore]) -> None:
+async def test_the_per_member_cap_holds_across_processes(stores: list[Store]) -> None:
     """Two processes admitting one member's jobs at once: only `max_active` are written."""
 
-    async def admit(store: PostgresStore) -> object:
+    async def admit(store: Store) -> object:
         try:
             job = await store.create_job(
                 scope=1,
@@ -233,7 +232,7 @@ async def test_the_per_member_cap_holds_across_processes(stores: list[PostgresSt
 
 
 async def test_the_shared_rate_is_one_budget_for_all_processes(
-    stores: list[PostgresStore],
+    stores: list[Store],
 ) -> None:
     """Gates of two processes on one bucket together grant no more than the limit in a second."""
     gates = [s.shared_rate("query", 10.0) for s in stores]

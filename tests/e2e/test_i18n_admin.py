@@ -9,7 +9,9 @@ from bot.config import load_settings
 from bot.i18n import render
 from bot.reports import cap_text, cost, money, refused_text
 from bot.store import JobState
+from bot.store.admin import ROLE_LIMIT
 from bot.store.errors import CeilingExceeded
+from cogs.utils.quota_words import ceiling_text
 from tests.support.fake_discord import FakeInteraction, User
 from tests.support.harness import World, embed_text
 from tests.support.results import settled_to
@@ -200,9 +202,9 @@ def test_report_words_stay_english_as_str_and_translate_when_rendered() -> None:
     assert refused == "3 by member limits, 1 by the pause"
     assert render(ZH, refused) == "成员额度 3、暂停 1"
     assert render(ZH, refused_text({})) == "无"
-    ceiling = CeilingExceeded("a role's daily limit", 9, 1)
+    ceiling = ceiling_text(CeilingExceeded(ROLE_LIMIT, 9, 1))
     assert "at most 1 image per server per day" in str(ceiling)
-    assert "身份组的每日上限不能设为 9" in render(ZH, ceiling.args[0])
+    assert "身份组的每日上限不能设为 9" in render(ZH, ceiling)
 
     # A base URL of neither region, and no WAN_PRICE_PER_IMAGE: no price is known.
     unpriced = load_settings(

@@ -126,6 +126,7 @@ COVERED: dict[str, tuple[str, str]] = {
     },
     "python bench/poll.py": ("bench", "bench/poll.py"),
     "python bench/store.py": ("bench", "bench/store.py"),
+    "python bench/store.py --alchemy": ("bench", "bench/store.py"),
     "python bench/e2e.py --mode account --repeat 2": ("bench", "bench/e2e.py"),
     "python bench/e2e.py --mode account --trace": ("bench", "bench/e2e.py"),
     "python bench/cluster.py": ("bench", "bench/cluster.py"),

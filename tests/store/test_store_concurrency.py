@@ -210,7 +210,7 @@ async def test_cancelled_reserves_hold_nothing(tmp_path: Path) -> None:
     try:
         holder.execute("BEGIN IMMEDIATE")  # keeps the first batch waiting inside its commit
         running = asyncio.create_task(store.reserve(G, 1, 4))
-        batcher = store._batcher  # type: ignore[attr-defined]
+        batcher = store._ledger  # type: ignore[attr-defined]
         await eventually(lambda: batcher._runner is not None and not batcher._pending)
         queued = asyncio.create_task(store.reserve(G, 1, 2))
         # Queued behind the running batch (still held up by the lock), not merely not started yet.

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from bot.store import CeilingExceeded, JobState, Limits, QuotaRefused, Store, StoreError
-from bot.store.migrations import MIGRATIONS
 from bot.store.models import BOT_SCOPE
 from bot.store.quota import OWNER_ALLOWANCE
+from cogs.utils.quota_words import ceiling_text, refusal_text
+from tests.support.old_schema import SQLITE as OLD_SQLITE
 from tests.support.store import (
     MIDNIGHT,
     Clock,
@@ -104,7 +105,7 @@ async def test_bot_wide_cap_spans_servers_and_dms_and_resets_at_midnight(
         refusal = await refused(store, G, V, 1)
         assert (refusal.reason, refusal.remaining, refusal.cap) == ("global_cap", 0, 5)
         assert refusal.resets_at == MIDNIGHT
-        assert "bot's daily limit for everyone (5 images) is used up" in str(refusal)
+        assert "bot's daily limit for everyone (5 images) is used up" in refusal_text(refusal)
         status = await store.quota_status(G, V)
         assert (status.remaining, status.limited_by) == (0, "global_cap")
         # A settled job that made fewer images gives the rest back to everyone.
@@ -158,7 +159,7 @@ async def test_server_ceiling_bounds_reservations_and_admin_changes(database: Da
         await store.reserve(G, U, 3)
         refusal = await refused(store, G, V, 2)
         assert (refusal.reason, refusal.remaining, refusal.cap) == ("server_cap", 1, 4)
-        assert "(4 images, set by the bot's owner) has 1 image left" in str(refusal)
+        assert "(4 images, set by the bot's owner) has 1 image left" in refusal_text(refusal)
         for change in (
             store.set_server_cap(G, ADMIN, 5),
             store.set_server_default(G, ADMIN, 5),
@@ -168,14 +169,14 @@ async def test_server_ceiling_bounds_reservations_and_admin_changes(database: Da
         ):
             with pytest.raises(CeilingExceeded) as info:
                 await change
-            assert info.value.ceiling == 4 and "at most 4 images" in str(info.value)
+            assert info.value.ceiling == 4 and "at most 4 images" in ceiling_text(info.value)
         assert await store.audit_log(G) == []  # nothing changed, nothing audited
         assert await database.rows("SELECT count(*) FROM role_limits") == [(0,)]
         assert await database.rows("SELECT count(*) FROM members") == [(0,)]  # not even a row
         # Lower is fine, and then the server's own cap is the one named.
         assert await store.set_server_cap(G, ADMIN, 3) == (None, 3)
         refusal = await refused(store, G, V, 1)
-        assert refusal.cap == 3 and "set by the bot's owner" not in str(refusal)
+        assert refusal.cap == 3 and "set by the bot's owner" not in refusal_text(refusal)
         assert await store.grant_extra(G, ADMIN, U, 4) == (0, 4)
         assert await store.grant_extra(G, ADMIN, U, -10) == (4, 0)  # taking back always works
         # The ceiling is for servers: DMs have their own limit.
@@ -199,8 +200,9 @@ async def test_role_limits_rank_between_own_limit_and_server_default(database: D
         assert (await store.quota_status(H, U, roles=[ARTIST])).limit == 10  # another server
         await store.reserve(G, U, 4, roles=[ARTIST, MOD])
         refusal = await refused(store, G, U, 1, roles=[ARTIST])
-        assert refusal.reason == "daily_limit" and "your 4 images (your role's limit)" in str(
-            refusal
+        assert (
+            refusal.reason == "daily_limit"
+            and "your 4 images (your role's limit)" in refusal_text(refusal)
         )
         # Without the role (taken away since), the server default applies: nothing left.
         assert (await store.quota_status(G, U)).remaining == 0
@@ -230,14 +232,16 @@ async def test_dm_limit_and_dms_off(database: Database) -> None:
         assert (status.limit, status.limit_source) == (2, "dm")
         await store.reserve(0, U, 2)
         refusal = await refused(store, 0, U, 1)
-        assert refusal.reason == "daily_limit" and "limit for DMs with the bot" in str(refusal)
+        assert refusal.reason == "daily_limit" and "limit for DMs with the bot" in refusal_text(
+            refusal
+        )
     finally:
         await store.close()
     store = await open_with(database, clock, dm_daily=0)
     try:
         refusal = await refused(store, 0, V, 1)
         assert (refusal.reason, refusal.resets_at) == ("dm_off", None)
-        assert "turned off image edits in DMs" in str(refusal)
+        assert "turned off image edits in DMs" in refusal_text(refusal)
         assert (await store.quota_status(0, V)).remaining == 0
         assert (await store.reserve(G, V, 1)).images == 1  # servers are untouched
         report = await store.usage_report(0, days=1)
@@ -261,7 +265,7 @@ async def test_pause_and_the_run_time_cap_survive_a_restart(database: Database) 
         assert (state.paused, state.global_cap, state.global_cap_overridden) == (True, 3, True)
         refusal = await refused(store, G, V, 1)
         assert (refusal.reason, refusal.resets_at) == ("paused", None)
-        assert "paused" in str(refusal)
+        assert "paused" in refusal_text(refusal)
         status = await store.quota_status(G, V)
         assert (status.paused, status.remaining, status.limited_by) == (True, 0, "paused")
         assert await store.settle(held.id, 1) == 1  # a job in flight still settles
@@ -443,7 +447,7 @@ async def test_upgrading_a_version_1_database_counts_what_it_already_spent(tmp_p
     """bot_days starts from the servers' spending, so the cap holds on the day of the upgrade."""
     db = tmp_path / "old.db"
     conn = sqlite3.connect(db, isolation_level=None)
-    for statement in MIGRATIONS[0]:
+    for statement in OLD_SQLITE[0]:
         conn.execute(statement)
     conn.execute("PRAGMA user_version = 1")
     day = Clock().now.date().isoformat()

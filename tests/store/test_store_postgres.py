@@ -16,8 +16,10 @@ import asyncpg
 import pytest
 
 from bot.store import JobState, Limits, QuotaRefused, Reservation, Store, StoreError, open_store
-from bot.store.postgres_migrations import _VERSION_TABLE, MIGRATIONS, SCHEMA_VERSION
+from bot.store.schema import latest
 from bot.store.urls import Target, describe_url
+from tests.support.old_schema import POSTGRES as MIGRATIONS
+from tests.support.old_schema import VERSION_TABLE as _VERSION_TABLE
 from tests.support.store import (
     START,
     Clock,
@@ -25,6 +27,8 @@ from tests.support.store import (
     eventually,
     open_url,
 )
+
+SCHEMA_VERSION = latest()
 
 G, U, ADMIN = 111, 501, 9
 H = 222  # another guild

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.store import NotFound, QuotaRefused, Store
+from cogs.utils.quota_words import refusal_text
 from tests.support.store import (
     MIDNIGHT,
     Clock,
@@ -64,7 +65,7 @@ async def test_refusal_is_all_or_nothing_and_counts_holds(store: Store, database
     await store.reserve(G, U, 6)  # held, not yet settled: counts as spent
     refusal = await refused(store, G, U, 5)
     assert (refusal.remaining, refusal.requested, refusal.held) == (4, 5, 6)
-    text = str(refusal)
+    text = refusal_text(refusal)
     assert "4 images left today" in text and "needs 5" in text
     assert f"<t:{int(MIDNIGHT.timestamp())}:R>" in text
     assert (await store.quota_status(G, U)).held == 6  # the refusal held nothing
@@ -75,7 +76,7 @@ async def test_refusal_text_when_used_up(store: Store) -> None:
     r = await store.reserve(G, U, 10)
     await store.settle(r.id, 10)
     refusal = await refused(store, G, U, 4)
-    assert str(refusal) == (
+    assert refusal_text(refusal) == (
         "You've used your 10 images for today. Your allowance resets "
         f"<t:{int(MIDNIGHT.timestamp())}:R>."
     )
@@ -87,7 +88,7 @@ async def test_scopes_are_separate_and_dms_are_scope_zero(store: Store) -> None:
     assert dm.scope == 0
     assert (await refused(store, 0, U, 1)).reason == "daily_limit"
     await store.block_user(0, 1, U)
-    assert str(await refused(store, 0, U, 1)) == "You're blocked from using Wan in DMs."
+    assert refusal_text(await refused(store, 0, U, 1)) == "You're blocked from using Wan in DMs."
     assert (await store.quota_status(G, U)).blocked is False
 
 
@@ -186,7 +187,7 @@ async def test_extra_images_work_when_the_server_default_is_zero(store: Store) -
     await store.set_server_default(G, 1, 0)
     refusal = await refused(store, G, U, 1)
     assert refusal.reason == "daily_limit"
-    assert str(refusal).startswith("You have no daily images in this server.")
+    assert refusal_text(refusal).startswith("You have no daily images in this server.")
     await store.grant_extra(G, 1, U, 2)
     assert (await store.reserve(G, U, 2)).from_extra == 2
 
@@ -199,7 +200,9 @@ async def test_server_cap_bounds_everyone_together(store: Store) -> None:
     await store.reserve(G, U, 4)
     refusal = await refused(store, G, V, 2)
     assert (refusal.reason, refusal.remaining, refusal.cap) == ("server_cap", 1, 5)
-    assert str(refusal).startswith("The daily limit for this server (5 images) has 1 image left")
+    assert refusal_text(refusal).startswith(
+        "The daily limit for this server (5 images) has 1 image left"
+    )
     assert (await store.quota_status(G, V)).remaining == 1  # bounded by the cap
     await store.reserve(G, V, 1)
     assert (await refused(store, G, V, 1)).reason == "server_cap"
@@ -237,7 +240,7 @@ async def test_blocked_user_is_refused_without_a_reset_time(store: Store) -> Non
     await store.block_user(G, 1, U)
     refusal = await refused(store, G, U, 1)
     assert (refusal.reason, refusal.resets_at, refusal.remaining) == ("blocked", None, 0)
-    assert str(refusal) == "You're blocked from using Wan in this server."
+    assert refusal_text(refusal) == "You're blocked from using Wan in this server."
     status = await store.quota_status(G, U)
     assert (status.blocked, status.remaining) == (True, 0)
     assert await store.settle(held.id, 2) == 2  # a job already running still settles

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from bot.store import StoreError, open_store
-from bot.store.migrations import SCHEMA_VERSION
+from bot.store.schema import latest
 from tests.support.store import Clock, open_at, rows
+
+SCHEMA_VERSION = latest()
 
 G, U = 111, 501
 

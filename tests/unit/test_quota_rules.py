@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from bot.store import QuotaRefused
+from bot.store.admin import SERVER_CAP
 from bot.store.checks import MAX_LIMIT, check_int, check_limit, check_time, job_changes, new_job
 from bot.store.errors import CeilingExceeded
 from bot.store.models import JobState
@@ -24,6 +25,7 @@ from bot.store.quota import (
     status,
     worst_case_daily,
 )
+from cogs.utils.quota_words import ceiling_text
 
 DAY = date(2026, 3, 1)
 
@@ -136,10 +138,11 @@ def test_limits_accept_none_and_the_whole_range_and_nothing_outside() -> None:
 def test_a_value_over_the_owners_ceiling_is_refused_with_what_it_was() -> None:
     """Promise: an admin can't set a limit above WAN_SERVER_DAILY_LIMIT; the refusal names both."""
     with pytest.raises(CeilingExceeded) as info:
-        check_ceiling("the server cap", 51, 50)
-    assert (info.value.what, info.value.value, info.value.ceiling) == ("the server cap", 51, 50)
-    assert "can't be 51" in str(info.value) and "at most 50" in str(info.value)
-    check_ceiling("the server cap", 50, 50)
+        check_ceiling(SERVER_CAP, 51, 50)
+    assert (info.value.what, info.value.value, info.value.ceiling) == (SERVER_CAP, 51, 50)
+    text = ceiling_text(info.value)
+    assert "the server's daily cap can't be 51" in text and "at most 50" in text
+    check_ceiling(SERVER_CAP, 50, 50)
     check_ceiling("the server cap", None, 50)
     check_ceiling("the server cap", 10**6, None)
 

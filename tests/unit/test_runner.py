@@ -26,6 +26,7 @@ from bot.sandbox import Emulator, FaultRule
 from bot.store import Job, JobState, Store, open_store
 from bot.terminal import FileSurface, load_files
 from bot.wan import EditRequest, InputImage, WanClient
+from cogs.utils.quota_words import refused_text
 from tests.support.harness import API_KEY, FAST_WAN, png
 from tests.support.store import eventually
 
@@ -358,15 +359,15 @@ async def test_quota_refusals_name_the_limit_early_and_at_submit_and_count_role_
             assert re.fullmatch(
                 r"You have 2 images left today and this needs 3\. Your allowance resets"
                 r" <t:\d+:R>\. Nothing was charged\.",
-                str(refused),
-            ), str(refused)
+                refused_text(refused),
+            ), refused_text(refused)
         await runner.precheck(SCOPE, 4, 2, roles=(role,))  # exactly what is left
         await runner.precheck(SCOPE, 4, 3)  # without the role: the default of 10
         status = await store.quota_status(SCOPE, 4, roles=(role,))
         assert (status.used, status.held) == (0, 0)
         await store.block_user(SCOPE, 1, 4)
         blocked = await refusal_of(runner.precheck(SCOPE, 4, 1))
-        assert (blocked.reason, str(blocked)) == (
+        assert (blocked.reason, refused_text(blocked)) == (
             "blocked",
             "You're blocked from using Wan in this server. Nothing was charged.",
         )

@@ -1,15 +1,19 @@
-"""The words a user sees when the quota says no.
+"""The words a member or an admin reads when the quota says no: the store gives facts and codes
+(`QuotaRefused`, `CeilingExceeded`), these sentences word them, with Discord's timestamps.
 
-Each sentence is a `Text` (bot.i18n): English as a str, rendered in the member's language by Discord's
-side.
+Each sentence is a `Text` (bot.i18n): English as a str, rendered in the reader's language.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from bot.i18n import N_, Text, _, _n
-from bot.store.models import LimitSource, RefusalReason
+from bot.i18n import N_, Number, Text, _, _n, text_of
+from bot.jobs import JobRefused
+from bot.jobs.models import uncharged
+from bot.store import CeilingExceeded, QuotaRefused
+from bot.store.admin import EXTRA, ROLE_LIMIT, SERVER_CAP, SERVER_DEFAULT, USER_LIMIT
+from bot.store.models import LimitSource
 
 
 def discord_timestamp(moment: datetime, style: str = "R") -> str:
@@ -34,21 +38,17 @@ def _named(source: LimitSource | None) -> str:
     return _(marked) if marked else ""
 
 
-def refusal_text(
-    reason: RefusalReason,
-    *,
-    remaining: int,
-    requested: int,
-    resets_at: datetime | None,
-    limit: int | None = None,
-    held: int = 0,
-    cap: int | None = None,
-    scope: int = 0,
-    source: LimitSource | None = None,
-    cap_by_owner: bool = False,
-) -> str:
+def refused_text(err: JobRefused) -> str:
+    """What a member is told of a refused request, nothing having been charged."""
+    return uncharged(refusal_text(err.quota)) if err.quota is not None else text_of(err)
+
+
+def refusal_text(refusal: QuotaRefused) -> str:
     """One or two sentences: which limit refused the request, what is left, and when that changes."""
-    dms = scope == 0
+    reason, remaining, requested = refusal.reason, refusal.remaining, refusal.requested
+    resets_at, limit, held, cap = refusal.resets_at, refusal.limit, refusal.held, refusal.cap
+    source, cap_by_owner = refusal.source, refusal.cap_by_owner
+    dms = refusal.scope == 0
     if reason == "paused":
         return _("The bot's owner has paused new Wan edits for now; try again later.")
     if reason == "dm_off":
@@ -123,3 +123,27 @@ def refusal_text(
     if resets_at is None:
         return head
     return _("{head} Your allowance resets {when}.", head=head, when=discord_timestamp(resets_at))
+
+
+# What `CeilingExceeded.what` names, by the store's code.
+_SUBJECTS = {
+    USER_LIMIT: N_("a member's daily limit"),
+    SERVER_DEFAULT: N_("the server default limit"),
+    SERVER_CAP: N_("the server's daily cap"),
+    EXTRA: N_("a member's extra images"),
+    ROLE_LIMIT: N_("a role's daily limit"),
+}
+
+
+def ceiling_text(err: CeilingExceeded) -> str:
+    """An admin change over the owner's ceiling: what the ceiling is, and that nothing changed."""
+    return _n(
+        "The bot's owner allows at most {count} image per server per day "
+        "(WAN_SERVER_DAILY_LIMIT), so {what} can't be {value}. Nothing was changed.",
+        "The bot's owner allows at most {count} images per server per day "
+        "(WAN_SERVER_DAILY_LIMIT), so {what} can't be {value}. Nothing was changed.",
+        err.ceiling,
+        count=Number(err.ceiling),
+        what=_(_SUBJECTS[err.what]),
+        value=Number(err.value),
+    )

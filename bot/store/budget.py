@@ -1,25 +1,7 @@
-"""DashScope's per-account rate limits shared by every bot process: one row per limit in `wan_buckets`.
-
-A take is one UPDATE on the limit's row (its row lock makes it atomic across processes), on the
-database server's clock, so the processes' own clocks never enter into it. The row's `stamp` is the
-earliest moment the next grant may happen (GCRA, "virtual scheduling"): a take is granted when
-`stamp <= now`, and then moves it to `now + 1/rate`. So any two grants, from any processes, are at
-least `1/rate` apart, and `stamp` never goes backwards. (`tokens` is no longer used; it stays for the
-schema both engines share.)
-
-Grants spaced `1/rate` apart can still reach Wan closer together: each request travels from its
-grant to Wan's front door with its own delay (an event loop that is busy, a process the OS has put
-aside, a server that reads its socket late), and Wan counts arrivals. With delays varying by up to
-`JITTER` seconds, the requests arriving in one second were granted within `1 + JITTER` seconds, at
-most `ceil((1 + JITTER) * rate)` of them, so `SharedRate.for_limit` picks the rate that keeps that
-at or under the limit. A grant whose take itself took longer than `MAX_TAKE_LAG` (we can't tell when
-in that time the database granted it) is not used: it is thrown away and another taken, which only
-ever sends less.
-
-Why not the old refill bucket (tokens + elapsed * rate, capacity 1): its `now` was read before the
-row lock, so a taker that waited for the lock wrote back a stamp older than the one it replaced and
-the next taker was credited the same moments twice.
-"""
+"""DashScope's rate limits shared by the bot processes on PostgreSQL: a `wan_buckets` row per limit,
+taken by one UPDATE on the server's clock (GCRA: granted when `stamp <= now`, then `stamp = now +
+1/rate`). The rate keeps any second of arrivals within the limit for delays varying by `JITTER`; a
+grant whose take took over `MAX_TAKE_LAG` is thrown away. See docs/store.md."""
 
 from __future__ import annotations
 

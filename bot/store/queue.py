@@ -1,22 +1,7 @@
-"""The job queue shared by every bot process on one PostgreSQL database: the jobs table is the queue.
-
-- A QUEUED job is claimed with `FOR UPDATE SKIP LOCKED`, in a transaction that first takes the Wan
-  slot lock and counts the slots in use, so all processes together never start more than
-  `max_slots` Wan tasks. A slot belongs to a job, not to a process: a job holds one while it is
-  claimed and still QUEUED (fetching its inputs), and while it is SUBMITTED or RUNNING, whoever owns
-  it and even if its process died (its task keeps running at Wan). It frees one when it moves on
-  (DELIVERING, or finished), which NOTIFYs the other processes.
-- Each claim bumps the job's `lease_epoch` and writes `lease_owner` and `lease_expires_at`. The
-  owner renews its leases every `ttl / 3` seconds; every write after the claim is fenced by
-  (owner, epoch) in the store (`LeaseLost`).
-- A started job whose lease ran out (its process died or stalled) is taken over by another process:
-  it keeps following the same Wan task (no new slot: it still holds its own), or redelivers. A job
-  left VALIDATING by a process that stopped is taken over too, and failed with a refund.
-- LISTEN/NOTIFY on a dedicated connection wakes waiting processes; the dispatcher also polls every
-  `poll_interval` seconds, so a lost notification (or connection) only delays, never loses, work.
-
-Times are the database server's (`clock_timestamp()`), so the processes' clocks need not agree.
-"""
+"""The job queue of every bot process on one PostgreSQL database, in the jobs table: claims with
+SKIP LOCKED after counting the Wan slots under one lock (a slot is the job's, even if its process
+died), a lease epoch fencing every later write, takeovers of expired leases, LISTEN/NOTIFY and
+polling. Times are the server's. See docs/store.md."""
 
 from __future__ import annotations
 
@@ -28,8 +13,8 @@ from collections.abc import Callable
 
 import asyncpg
 
+from bot.store.jobs import CHANNEL
 from bot.store.models import Lease
-from bot.store.postgres_jobs import CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +46,7 @@ _ORPHANED = (
 
 
 class PostgresQueue:
-    """`bot.jobs.queue.JobQueue` on the jobs table. One per bot process."""
+    """`JobQueue` on the jobs table. One per bot process."""
 
     shared = True
 
