@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from bot.i18n import _
+from bot.jobs import running_times
 from bot.jobs.creator import Creator
 from bot.jobs.deliverer import Deliverer
 from bot.jobs.inflight import InFlight
@@ -143,6 +144,9 @@ class JobLife:
             self.metrics.wan_errors.labels(result.code or "TaskFailed").inc()
             text = err.user_message if err is not None else _("Wan couldn't finish this edit.")
             await self.outcomes.fail(job, uncharged(text), result.code or "TaskFailed")
+        if not redelivery:
+            # After the member has the result: kept for the next process's polls.
+            await running_times.remember(self.store, self.wan, result)
 
     def _observe(self, result: TaskResult) -> None:  # pragma: no mutate block (metrics only)
         """Task duration and detection lag, from the times Wan reports."""

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from bot.i18n import _
 from bot.images import CheckedImage
+from bot.jobs import running_times
 from bot.jobs.creator import Creator
 from bot.jobs.deliverer import Deliverer
 from bot.jobs.dispatcher import PREFETCH, Dispatcher
@@ -139,6 +140,8 @@ class JobRunner:
     async def start(self) -> None:
         """Start dispatching queued jobs (after clearing what a killed process left on disk)."""
         await asyncio.to_thread(remove_stale)
+        # Before any job is followed: its polls are placed by the running times learned so far.
+        await running_times.recall(self.store, self.wan)
         await self.dispatcher.start()
 
     def alive(self) -> bool:
