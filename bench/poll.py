@@ -56,9 +56,9 @@ from aiolimiter import AsyncLimiter
 from dashscope import ImageSynthesis
 from PIL import Image
 
-from bot.jobs import running_times
+from bot.jobs.running_times import RunningTimes
 from bot.sandbox import Emulator, EmulatorConfig
-from bot.store import Store, open_store
+from bot.store import open_store
 from bot.wan import EditRequest, InputImage, PollConfig, WanClient
 from bot.wan.ratelimit import Limiter, RateLimiter
 
@@ -155,11 +155,11 @@ async def run_ours(
     durations: Sequence[float],
     run: Run,
     *,
-    store: Store | None = None,
+    kept: RunningTimes | None = None,
     at_once: int = AT_ONCE,
 ) -> None:
-    """Create and wait on every task, `at_once` at a time; the running times learned go to
-    `store` as the job runner keeps them. Fills `run` as tasks finish."""
+    """Create and wait on every task, `at_once` at a time; the running times learned are `kept`
+    as the job runner keeps them. Fills `run` as tasks finish."""
     image = InputImage(data=input_png(), mime="image/png")
     slots = asyncio.Semaphore(at_once)
 
@@ -173,8 +173,8 @@ async def run_ours(
             known = time.time()
             assert result.status.is_final
             run.lags.append(known - emu.tasks[created.task_id].ended_at)  # type: ignore[operator]
-            if store is not None:
-                await running_times.remember(store, client, result)
+            if kept is not None:
+                await kept.remember(result)
 
     jobs = [asyncio.create_task(one(i)) for i in range(len(durations))]
     try:
@@ -242,13 +242,13 @@ async def measure_range(
     emu_new = await emulator()
     emu_cold = await emulator()
     learner = await stack.enter_async_context(client(emu_new))
-    await run_ours(emu_new, learner, durations, result.new, store=store)
+    await run_ours(emu_new, learner, durations, result.new, kept=RunningTimes(store, learner))
     # The same process again, and beside it (on an account of its own, so that the two never
     # hold more than 5 tasks on one) a freshly started one that recalls what the first stored;
     # for it, that account stands for the same endpoint.
     restarted = await stack.enter_async_context(client(emu_cold))
     restarted.base_url = emu_new.base_url
-    await running_times.recall(store, restarted)
+    await RunningTimes(store, restarted).recall()
     restarted.base_url = emu_cold.base_url
     await asyncio.gather(
         run_ours(emu_new, learner, durations, result.warm),

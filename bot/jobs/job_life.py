@@ -9,12 +9,12 @@ import time
 from collections.abc import Callable
 
 from bot.i18n import _
-from bot.jobs import running_times
 from bot.jobs.creator import Creator
 from bot.jobs.deliverer import Deliverer
 from bot.jobs.inflight import InFlight
 from bot.jobs.models import Progress, uncharged
 from bot.jobs.outcomes import Outcomes
+from bot.jobs.running_times import RunningTimes
 from bot.metrics import Metrics
 from bot.store import Job, JobState, LeaseLost, Store
 from bot.wan import TaskResult, TaskStatus, WanClient, WanError
@@ -40,9 +40,11 @@ class JobLife:
         *,
         clock: Callable[[], float] = time.time,
         metrics: Metrics,
+        running_times: RunningTimes | None = None,
     ) -> None:
         self.store = store
         self.wan = wan
+        self.running_times = running_times or RunningTimes(store, wan)
         self.inflight = inflight
         self.outcomes = outcomes
         self.creator = creator
@@ -146,7 +148,7 @@ class JobLife:
             await self.outcomes.fail(job, uncharged(text), result.code or "TaskFailed")
         if not redelivery:
             # After the member has the result: kept for the next process's polls.
-            await running_times.remember(self.store, self.wan, result)
+            await self.running_times.remember(result)
 
     def _observe(self, result: TaskResult) -> None:  # pragma: no mutate block (metrics only)
         """Task duration and detection lag, from the times Wan reports."""

@@ -19,7 +19,6 @@ from collections.abc import Callable
 
 from bot.i18n import _
 from bot.images import CheckedImage
-from bot.jobs import running_times
 from bot.jobs.creator import Creator
 from bot.jobs.deliverer import Deliverer
 from bot.jobs.dispatcher import PREFETCH, Dispatcher
@@ -30,6 +29,7 @@ from bot.jobs.models import TERMINAL_SOURCE, JobSpec
 from bot.jobs.outcomes import Outcomes
 from bot.jobs.queue import JobQueue, MemoryQueue
 from bot.jobs.reconciler import MARGIN, Reconciler
+from bot.jobs.running_times import RunningTimes
 from bot.jobs.surface import Surface
 from bot.metrics import Metrics
 from bot.store import Job, JobState, Store
@@ -110,6 +110,8 @@ class JobRunner:
             redeliver_after=redeliver_after,
             metrics=self.metrics,
         )
+        # Wan's running times, kept in the store for the polls of the next process.
+        self.running_times = RunningTimes(store, wan)
         self.life = JobLife(
             store,
             wan,
@@ -119,6 +121,7 @@ class JobRunner:
             self.deliverer,
             clock=clock,
             metrics=self.metrics,
+            running_times=self.running_times,
         )
         self.dispatcher = Dispatcher(
             store,
@@ -141,7 +144,7 @@ class JobRunner:
         """Start dispatching queued jobs (after clearing what a killed process left on disk)."""
         await asyncio.to_thread(remove_stale)
         # Before any job is followed: its polls are placed by the running times learned so far.
-        await running_times.recall(self.store, self.wan)
+        await self.running_times.recall()
         await self.dispatcher.start()
 
     def alive(self) -> bool:

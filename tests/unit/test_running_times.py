@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from bot.jobs import JobRunner, running_times
+from bot.jobs.running_times import RunningTimes
 from bot.sandbox import Emulator
 from bot.store import JobState, open_store
 from bot.terminal import FileSurface
@@ -18,6 +19,7 @@ from bot.wan import PollConfig, WanClient
 from bot.wan.durations import DurationModel
 from bot.wan.scheduler import next_poll_gap
 from tests.support.harness import API_KEY, FAST_WAN
+from tests.support.store import eventually
 from tests.unit.test_runner import ended, submitted
 
 
@@ -45,6 +47,12 @@ async def test_a_restarted_process_plans_its_polls_from_the_running_times_learne
                 jobs = [await submitted(runner, tmp_path, user) for user in (1, 2)]
                 for job in jobs:
                     assert (await ended(store, job)).state == JobState.DONE
+
+                async def both_kept() -> bool:
+                    row = await store.get_meta(running_times.KEY)
+                    return row is not None and len(json.loads(row)["seconds"]) == 2
+
+                await eventually(both_kept, within=10.0)
             finally:
                 await runner.stop()
         ran = sorted(t.ended_at - t.scheduled_at for t in emulator.tasks.values())  # type: ignore[operator]
@@ -74,14 +82,14 @@ async def test_running_times_of_another_endpoint_or_an_unreadable_row_are_not_us
         row = {"endpoint": "http://127.0.0.1:9/api/v1", "model": "wan2.5-i2i-preview"}
         await store.set_meta(running_times.KEY, json.dumps({**row, "seconds": [0.3, 0.4]}))
         real = WanClient(API_KEY, "https://dashscope-intl.aliyuncs.com/api/v1")
-        assert await running_times.recall(store, real) == 0
+        assert await RunningTimes(store, real).recall() == 0
         assert real.scheduler.durations.samples == []
         same = WanClient(API_KEY, row["endpoint"])
-        assert await running_times.recall(store, same) == 2
+        assert await RunningTimes(store, same).recall() == 2
         other_model = WanClient(API_KEY, row["endpoint"], model="wan2.5-other")
-        assert await running_times.recall(store, other_model) == 0
+        assert await RunningTimes(store, other_model).recall() == 0
         await store.set_meta(running_times.KEY, "{not json")
-        assert await running_times.recall(store, same) == 0
+        assert await RunningTimes(store, same).recall() == 0
     finally:
         await store.close()
 
