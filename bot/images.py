@@ -248,6 +248,7 @@ def _png_whole(data: bytes) -> None:
     Wan refuses it, and a failed task is never charged."""
     pos = len(PNG_SIGNATURE)
     kinds = []
+    view = memoryview(data)  # checksummed in place, not copied chunk by chunk
     while pos + 12 <= len(data):
         (length,) = struct.unpack(">I", data[pos : pos + 4])
         end = pos + 8 + length
@@ -256,7 +257,7 @@ def _png_whole(data: bytes) -> None:
         kind = data[pos + 4 : pos + 8]
         if kind in _PNG_CRITICAL:
             (crc,) = struct.unpack(">I", data[end : end + 4])
-            if zlib.crc32(data[pos + 4 : end]) != crc:
+            if zlib.crc32(view[pos + 4 : end]) != crc:
                 raise ValueError(f"PNG {kind.decode()} chunk damaged")
         kinds.append(kind)
         pos = end + 4
