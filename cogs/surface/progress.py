@@ -11,10 +11,11 @@ saying "queued" under a live Cancel button.
 
 A progress edit is sent only when it changes what a member sees: the stage, the queue position, the
 Cancel button, or the start time by more than `START_SLACK` (the elapsed time itself Discord counts
-up on its own, from a `<t:...:R>` timestamp). One message is edited at most once per `EDIT_GAP`
-seconds: a change within that gap waits for its end, and only the latest one is sent. The last word
-(done, or ended without a result) goes at once, after any edit still under way, never before it. So
-a message gets at most five edits in any 5 s, what Discord allows per interaction token.
+up on its own, from a `<t:...:R>` timestamp). A message gets at most `PROGRESS_EDITS` progress edits
+in any `EDIT_WINDOW` seconds: a change beyond that waits until the oldest of them leaves the window,
+and only the latest change is then sent. The last word (done, or ended without a result) goes at
+once, after any edit still under way, never before it. So a message is edited at most five times in
+any 5 s, what Discord allows per interaction token.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -54,17 +56,19 @@ REACTIONS = {
 }
 COLOUR = discord.Colour.from_rgb(98, 70, 234)
 UNKNOWN_MESSAGE = 10008
-EDIT_GAP = 1.25
+PROGRESS_EDITS = 4
+EDIT_WINDOW = 5.0
 START_SLACK = 5.0
 
 
 @dataclass
 class _Shown:
-    """What a job's response message shows now, as far as a member can tell."""
+    """What a job's response message shows now, as far as a member can tell, and when its last
+    `PROGRESS_EDITS` progress edits were made (monotonic)."""
 
     looks: tuple[Any, ...]
     started_at: float | None
-    at: float  # monotonic time of the edit
+    edits: deque[float] = field(default_factory=lambda: deque(maxlen=PROGRESS_EDITS))
 
 
 def token_refused(err: discord.HTTPException) -> bool:
@@ -83,8 +87,8 @@ class ProgressMessages:
         self._dead_tokens: set[int] = set()
         self._unreactable: set[int] = set()  # channels where we were refused reactions, logged once
         self._shown: dict[int, _Shown] = {}
-        # A change that came within EDIT_GAP of the last edit: the latest one, and the task that
-        # sends it when the gap is over.
+        # A change that came while the message had its fill of edits: the latest one, and the
+        # task that sends it when the window allows.
         self._wanted: dict[int, tuple[Job, Progress]] = {}
         self._later: dict[int, asyncio.Task[None]] = {}
         self._sleeping: set[int] = set()  # jobs whose `_later` task has not begun its edit
@@ -153,7 +157,9 @@ class ProgressMessages:
         if shown is not None and self._same(shown, looks, progress.started_at):
             self._wanted.pop(job.id, None)  # a change still waiting is undone by this one
             return
-        wait = 0.0 if shown is None else shown.at + EDIT_GAP - time.monotonic()
+        wait = 0.0
+        if shown is not None and len(shown.edits) == PROGRESS_EDITS:
+            wait = shown.edits[0] + EDIT_WINDOW - time.monotonic()
         if wait > 0:
             self._wanted[job.id] = (job, progress)
             if job.id not in self._later:
@@ -221,11 +227,14 @@ class ProgressMessages:
             embed.add_field(name=render(language, _("Started")), value=f"<t:{int(started_at)}:R>")
         embed.set_footer(text=render(language, _("Job #{job_id}", job_id=job.id)))
         view = cancel_view(job) if progress.cancellable else None
-        self._shown[job.id] = _Shown(looks, started_at, time.monotonic())
+        edits = shown.edits if shown is not None else deque(maxlen=PROGRESS_EDITS)
+        edits.append(time.monotonic())
+        self._shown[job.id] = _Shown(looks, started_at, edits)
         try:
             await self._edit_response(job, embed=embed, view=view)
         except BaseException:
-            self._shown.pop(job.id, None)  # not shown after all: the next change is sent
+            # Not shown after all: the next change is sent (its edit still counts for the limit).
+            self._shown[job.id] = _Shown((), None, edits)
             raise
 
     @contextlib.asynccontextmanager

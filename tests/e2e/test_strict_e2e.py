@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox import Emulator, EmulatorConfig
-from cogs.surface.progress import EDIT_GAP
+from cogs.surface.progress import EDIT_WINDOW, PROGRESS_EDITS
 from tests.support.fake_discord import DISCORD_RATE_LIMITS
 from tests.support.harness import API_KEY, World, embed_text, make_world, wait_until
 from tests.support.results import BOT_DONE, first_result, reply_answer, settled_to
@@ -47,10 +47,10 @@ async def test_reply_job_reactions_get_through_discords_reaction_limit(
 
 
 async def test_slash_job_progress_edits_stay_within_the_edit_limit(world: World) -> None:
-    """Progress edits of the interaction's message are paced by the bot itself (a change within
-    `EDIT_GAP` of the last edit waits for it, only the latest is sent), so Discord's edit limit
-    (5 per 5 s per interaction) never answers 429; the job still ends with its "Done" message,
-    which links to the result, and one charge."""
+    """Progress edits of the interaction's message are paced by the bot itself (at most
+    `PROGRESS_EDITS` in `EDIT_WINDOW` seconds, and the last word), so Discord's edit limit (5 per
+    5 s per interaction) never answers 429; the job still ends with its "Done" message, which
+    links to the result, and one charge."""
     w = world
     w.fd.rate_limits = DISCORD_RATE_LIMITS
     await w.start_bot()
@@ -63,8 +63,11 @@ async def test_slash_job_progress_edits_stay_within_the_edit_limit(world: World)
     assert w.fd.rate_limiter.limited == []
     edits = w.fd.rate_limiter.admitted["message_edits"]
     assert len(edits) >= 2
-    # Every progress edit came at least EDIT_GAP after the one before; the last word at once.
-    assert all(b - a >= EDIT_GAP - 0.01 for a, b in itertools.pairwise(edits[:-1]))
+    # No window of EDIT_WINDOW seconds held more than PROGRESS_EDITS edits and the last word.
+    assert all(
+        b - a >= EDIT_WINDOW - 0.01
+        for a, b in zip(edits, edits[PROGRESS_EDITS + 1 :], strict=False)
+    )
 
 
 async def test_a_posted_result_frees_the_members_slot_at_once(world: World) -> None:
