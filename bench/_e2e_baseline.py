@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.wan import EditRequest, InputImage, WanClient, WanError
+from bot.wan import EditRequest, InputImage, PollConfig, WanClient, WanError
 
 MAX_SEED = 2_147_483_647
 
@@ -55,8 +55,12 @@ async def run(args: argparse.Namespace, images: list[InputImage]) -> dict[str, o
                 return
             done[created.task_id] = time.time()
 
+    shortest, longest = (float(x) for x in args.task_seconds.split("-"))
     async with WanClient(
-        os.environ["DASHSCOPE_API_KEY"], args.base_url, query_qps=args.qps
+        os.environ["DASHSCOPE_API_KEY"],
+        args.base_url,
+        query_qps=args.qps,
+        poll_config=PollConfig.for_tasks(shortest, longest),
     ) as client:
         await asyncio.gather(*(one(i, client) for i in range(args.jobs)))
     return {"done": done, "failed": failed}
@@ -69,6 +73,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=5)
     parser.add_argument("--qps", type=float, default=10.0)
+    parser.add_argument("--task-seconds", default="30-120", help="as WAN_TASK_SECONDS")
     args = parser.parse_args()
     images = [
         InputImage(data=Path(p).read_bytes(), mime="image/png", filename=Path(p).name)

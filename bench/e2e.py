@@ -7,7 +7,8 @@
 The bot runs as a subprocess (`python -m bot`, cwd a temp folder so no .env is read, its own sqlite
 file) against the loopback fake Discord and the Wan emulator, which both run in this process. Each of
 N distinct users sends `/wanedit` with three noise PNGs of 3-4 MB (1600-2000 px) at the same moment.
-Every Wan task runs `--running` seconds; results are ~1280*1280 PNGs (the real service's size).
+Every Wan task runs `--running` seconds, and both clients are told so (WAN_TASK_SECONDS from half to
+1.5 times it); results are ~1280*1280 PNGs (the real service's size).
 
 Added latency of a job = the Wan task ended on the emulator (`ended_at`) -> the bot's result message
 with its files is stored by the fake Discord. It is split into `detect` (ended -> the first status
@@ -27,9 +28,9 @@ created, waited on and downloaded by a bare `WanClient` in a subprocess (bench/_
 with the same concurrency cap. `bot - bare` is what the bot adds over the minimum.
 
 Targets (at 50 jobs, in every mode run; exit status 1 if one is missed or a job is not delivered):
-p95 added latency under 1.5 s, peak RSS (VmHWM) of the bot process at most 150 MB, and the bot's
-wall time at most 1.15 times the bare client's (Wan's slots kept busy). Both ratios to the bare
-client (wall time, peak RSS) are printed.
+p95 added latency at most 0.8 s, peak RSS (VmHWM) of the bot process at most 150 MB, the bot's
+wall time at most 1.10 times the bare client's (Wan's slots kept busy), and its CPU seconds at most
+4 times the bare client's. The ratios to the bare client (wall time, peak RSS, CPU) are printed.
 """
 
 from __future__ import annotations
@@ -69,12 +70,19 @@ ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-bench-e2e"
 MENTION = re.compile(r"<@!?(\d+)>")
 RESULT_AREA = 1280 * 1280  # the real service's output size (the emulator's default is smaller)
-TARGET_P95 = 1.5
+TARGET_P95 = 0.8
 TARGET_RSS_MB = 150.0
-TARGET_WALL_RATIO = 1.15
+TARGET_WALL_RATIO = 1.10
+TARGET_CPU_RATIO = 4.0
 PHASE_TIMEOUT = 150.0
 # Settings the bot must not pick up from the environment of whoever runs the bench.
 OWN_PREFIXES = ("DISCORD_", "DASHSCOPE_", "WAN_", "WANBOT_", "DATABASE_URL")
+
+
+def task_seconds(running: float) -> str:
+    """WAN_TASK_SECONDS for the emulator's tasks, as the owner of a faster endpoint would set it
+    (the default, 30-120 s, is Wan's own): both clients plan their first polls from it."""
+    return f"{running / 2:g}-{running * 1.5:g}"
 
 
 @dataclass(frozen=True)
@@ -205,6 +213,7 @@ async def run_bot(
         WAN_DEFAULT_DAILY_LIMIT="1000",
         WAN_MAX_CONCURRENT_TASKS=str(sc.bot_concurrency),
         WAN_QUERY_QPS=str(sc.bot_qps),
+        WAN_TASK_SECONDS=task_seconds(running),
         WANBOT_LOG_LEVEL="INFO",
         WANBOT_TRACE_OUT=str(folder / "trace.json"),
     )
@@ -340,6 +349,8 @@ async def run_bare(
             str(sc.bot_concurrency),
             "--qps",
             str(sc.bot_qps),
+            "--task-seconds",
+            task_seconds(running),
             cwd=folder,
             env=clean_env(DASHSCOPE_API_KEY=KEY),
             stdout=asyncio.subprocess.PIPE,
@@ -416,10 +427,11 @@ class Verdict:
     hwm_mb: float
     done: bool
     load: float
+    cpu_ratio: float = float("nan")
 
     def checks(self) -> list[tuple[str, bool]]:
         return [
-            (f"p95 added latency {self.p95:.2f} s < {TARGET_P95} s", self.p95 < TARGET_P95),
+            (f"p95 added latency {self.p95:.2f} s <= {TARGET_P95} s", self.p95 <= TARGET_P95),
             (
                 f"peak RSS {self.hwm_mb:.0f} MB <= {TARGET_RSS_MB:.0f} MB",
                 self.hwm_mb <= TARGET_RSS_MB,
@@ -427,6 +439,10 @@ class Verdict:
             (
                 f"wall time ratio {self.wall_ratio:.2f} <= {TARGET_WALL_RATIO}",
                 self.wall_ratio <= TARGET_WALL_RATIO,
+            ),
+            (
+                f"CPU time ratio {self.cpu_ratio:.2f} <= {TARGET_CPU_RATIO:g}",
+                self.cpu_ratio <= TARGET_CPU_RATIO,
             ),
             ("all delivered", self.done),
         ]
@@ -480,11 +496,14 @@ def report(
             print(f"  {p.name}: {problem}")
     wall_ratio = bot.wall / bare_wall if bare_wall > 0 else float("nan")
     p95_ratio = p95 / bare_p95 if bare_p95 > 0 else float("nan")
+    bare_cpu = mean([b.cpu_s for b in bares])
+    cpu_ratio = bot.cpu_s / bare_cpu if bare_cpu > 0 else float("nan")
     against = "the mean of the bare runs before and after it" if len(bares) > 1 else "the bare run"
     print(
         f"bot / bare ({against}): p95 added latency {p95:.2f} / {bare_p95:.2f} s = "
         f"{p95_ratio:.2f}; wall time {bot.wall:.1f} / {bare_wall:.1f} s = {wall_ratio:.2f}; "
-        f"peak RSS {bot.hwm_mb:.0f} / {bare_hwm:.0f} MB = {bot.hwm_mb / bare_hwm:.2f}"
+        f"peak RSS {bot.hwm_mb:.0f} / {bare_hwm:.0f} MB = {bot.hwm_mb / bare_hwm:.2f}; "
+        f"CPU {bot.cpu_s:.1f} / {bare_cpu:.1f} s = {cpu_ratio:.2f}"
     )
     verdict = Verdict(
         p95=p95,
@@ -493,6 +512,7 @@ def report(
         hwm_mb=bot.hwm_mb,
         done=bot.delivered == jobs and not bot.problems,
         load=load,
+        cpu_ratio=cpu_ratio,
     )
     print("targets: " + verdict_line(verdict))
     return verdict
@@ -516,6 +536,7 @@ def summary(mode: str, verdicts: list[Verdict]) -> bool:
             hwm_mb=max(v.hwm_mb for v in verdicts),
             done=all(v.done for v in verdicts),
             load=mean([v.load for v in verdicts]),
+            cpu_ratio=median([v.cpu_ratio for v in verdicts]),
         )
         walls = ", ".join(f"{v.wall_ratio:.2f}" for v in verdicts)
         p95s = ", ".join(f"{v.p95_ratio:.2f}" for v in verdicts)

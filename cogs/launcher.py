@@ -108,10 +108,14 @@ async def assembled(
             parts.push_async_callback(server.close)
 
         def make_runner(bot: WanBot) -> JobRunner:
+            surface = DiscordSurface(bot, result_view=result_view)
+            # After the bot's own close (pushed later, so run first): progress edits still
+            # waiting for their turn are dropped once nothing can follow them.
+            parts.push_async_callback(surface.close)
             return JobRunner(
                 store,
                 wan,
-                DiscordSurface(bot, result_view=result_view),
+                surface,
                 max_concurrent=settings.max_concurrent_tasks,
                 max_jobs_per_user=settings.max_jobs_per_user,
                 metrics=metrics,

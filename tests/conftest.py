@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +20,30 @@ pytest_plugins = [
     "tests.support.store",
     "tests.support.wan",
 ]
+
+
+_OWN_TEMP = "_wanbot_own_temp"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A temporary folder of this run's own, for every pytest process (the parallel workers each
+    make one inside the main process's): the bots' job folders, their sqlite files and pytest's
+    `tmp_path`s go there, and bots they start inherit it through TMPDIR. A bot clears stale job
+    folders from its temporary folder at start-up, and pytest prunes old runs' folders; neither
+    then reaches the folders of another worker or of another run on the same machine."""
+    folder = tempfile.mkdtemp(prefix="wanbot-tests-")
+    # Passable by other users, as the system's temp folder is: tests/support/pgcluster.py runs
+    # PostgreSQL's programs as the postgres user in a folder of its own in here.
+    os.chmod(folder, 0o711)
+    os.environ["TMPDIR"] = folder
+    tempfile.tempdir = None  # read TMPDIR again
+    setattr(config, _OWN_TEMP, folder)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = getattr(config, _OWN_TEMP, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

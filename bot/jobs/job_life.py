@@ -15,6 +15,7 @@ from bot.jobs.inflight import InFlight
 from bot.jobs.models import Progress, uncharged
 from bot.jobs.outages import Outage, persist, store_trouble
 from bot.jobs.outcomes import Outcomes
+from bot.jobs.running_times import RunningTimes
 from bot.metrics import Metrics
 from bot.store import Job, JobState, LeaseLost, Store
 from bot.wan import TaskResult, TaskStatus, WanClient, WanError
@@ -41,10 +42,12 @@ class JobLife:
         clock: Callable[[], float] = time.time,
         metrics: Metrics,
         outage: Outage | None = None,
+        running_times: RunningTimes | None = None,
     ) -> None:
         self.store = store
         self.outage = outage if outage is not None else Outage()
         self.wan = wan
+        self.running_times = running_times or RunningTimes(store, wan)
         self.inflight = inflight
         self.outcomes = outcomes
         self.creator = creator
@@ -169,6 +172,9 @@ class JobLife:
             self.metrics.wan_errors.labels(result.code or "TaskFailed").inc()
             text = err.user_message if err is not None else _("Wan couldn't finish this edit.")
             await self.outcomes.fail(job, uncharged(text), result.code or "TaskFailed")
+        if not redelivery:
+            # After the member has the result: kept for the next process's polls.
+            await self.running_times.remember(result)
 
     def _observe(self, result: TaskResult) -> None:  # pragma: no mutate block (metrics only)
         """Task duration and detection lag, from the times Wan reports."""

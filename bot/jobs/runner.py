@@ -31,6 +31,7 @@ from bot.jobs.outages import WRITE_PATIENCE, Outage
 from bot.jobs.outcomes import Outcomes
 from bot.jobs.queue import JobQueue, MemoryQueue
 from bot.jobs.reconciler import MARGIN, Reconciler
+from bot.jobs.running_times import RunningTimes
 from bot.jobs.surface import Surface
 from bot.metrics import Metrics
 from bot.store import Job, JobState, Store
@@ -122,6 +123,8 @@ class JobRunner:
             metrics=self.metrics,
             outage=outage,
         )
+        # Wan's running times, kept in the store for the polls of the next process.
+        self.running_times = RunningTimes(store, wan)
         self.life = JobLife(
             store,
             wan,
@@ -132,6 +135,7 @@ class JobRunner:
             clock=clock,
             metrics=self.metrics,
             outage=outage,
+            running_times=self.running_times,
         )
         self.dispatcher = Dispatcher(
             store,
@@ -154,6 +158,8 @@ class JobRunner:
     async def start(self) -> None:
         """Start dispatching queued jobs (after clearing what a killed process left on disk)."""
         await asyncio.to_thread(remove_stale)
+        # Before any job is followed: its polls are placed by the running times learned so far.
+        await self.running_times.recall()
         await self.dispatcher.start()
 
     def alive(self) -> bool:

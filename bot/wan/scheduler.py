@@ -3,28 +3,26 @@
 Budget: every poll takes a token from the client's `RateLimiter` (the account-wide query limit), so
 however many tasks wait, the total query rate never exceeds `query_qps`.
 
-Where the budget goes: polling a task at rate r costs r polls per second and, if the task finishes
-with hazard h (chance per second), leaves on average h / (2r) seconds of detection lag per second.
-Minimising total lag for a fixed total rate gives r ∝ sqrt(h) (a Lagrange multiplier: r = sqrt(h / 2λ)
-where λ is what one poll is worth in seconds of lag, `poll_cost`). So:
+Where polls go: a poll is worth `poll_cost` seconds of detection lag (the time a task lies finished
+before we know). A RUNNING task is next asked about when the time it has probably lain finished
+unnoticed since the last poll reaches that worth, by the learned running times (`DurationModel`):
+rarely early in its run, often around its likely end, once just after it when that end is well
+known. Where the running times are spread this is the square-root rule (polls per second
+sqrt(h / 2λ) for hazard h and worth λ), which gives the least lag for a number of polls.
 
-- RUNNING tasks use the hazard of the learned running-time distribution (`DurationModel`) at their
-  elapsed running time: rarely polled early on, often around their likely end.
+- The gap after a poll stays within [min_interval, running_max_interval] whatever the model says.
 - PENDING tasks rarely finish by themselves (the account runs at most 5 tasks at once); they are
   polled slowly, except the oldest ones right after a slot frees up (a task we track finished, or
   fewer than `max_running` are known to be running): those are about to start, and seeing them
   start tells us when their running clock began.
-- Rates are clamped to [floor, 1/min_interval] and scaled down together when their sum would exceed
-  the budget. Each poll goes to the task whose next poll is most overdue (earliest deadline first),
-  so no task is starved when the budget is tight.
-- A task created PENDING while fewer than `max_running` of ours are unfinished has a free slot (the
-  job runner takes one before each create): it is planned as running from then on, without a poll
-  just to see it start, until an answer says it is still waiting.
-- On a budget shared with other processes (a limiter with a `gate_rate`) the budget is not filled:
-  a running task is next asked about when its learned running time says it has most likely ended
-  since the last poll (`shared_end_quantile`), so a well-known running time costs about one poll,
-  and the processes' polls together stay well under the shared budget, which the database
-  enforces for all of them (`bot.store.budget`).
+- Every plan is a rate; when their sum would exceed the budget they are scaled down together (the
+  floors too if they alone are too much). Each poll goes to the task whose next poll is most overdue
+  (earliest deadline first), so no task is starved when the budget is tight.
+- On a budget shared with other processes (a limiter with a `gate_rate`, enforced for all of them
+  by the database, `bot.store.budget`), a task created PENDING while fewer than
+  `max_running` of ours are unfinished has a free slot (the job runner takes one before each
+  create): it is planned as running from then on, without a poll just to see it start, until an
+  answer says it is still waiting.
 """
 
 from __future__ import annotations
@@ -41,7 +39,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.wan.durations import DurationModel
+from bot.wan.durations import DurationModel, running_seconds
 from bot.wan.errors import CLIENT_CLOSED, WAIT_TIMEOUT, WanError
 from bot.wan.models import TaskResult, TaskStatus
 from bot.wan.ratelimit import Limiter
@@ -57,19 +55,15 @@ Fetch = Callable[[str], Awaitable[TaskResult]]
 class PollConfig:
     # Per-task ceiling: never poll one task more often than this, however idle the budget.
     min_interval: float = 0.2
-    # Floors: a RUNNING task is polled at least this often, a PENDING one at least that often
-    # (unless the budget forces everyone slower).
-    running_max_interval: float = 3.0
+    # Floors: a RUNNING task is polled at least this often (the official SDK's steady interval,
+    # so an end the running times did not foresee is never seen later than the SDK would), a
+    # PENDING one at least that often (unless the budget forces everyone slower).
+    running_max_interval: float = 5.0
     pending_max_interval: float = 15.0
     # λ: seconds of expected detection lag one poll is worth. Smaller = more polls, less lag.
-    poll_cost: float = 0.0005
-    # λ on a budget shared with other processes: there a poll spent early on one task is a grant
-    # another process's task, just ended, waits for, so polls are priced to go where ends are
-    # expected instead of filling the budget (see `_budget`).
-    shared_poll_cost: float = 0.05
-    # On a shared budget, a running task is next asked about when it has ended since the last
-    # poll with this probability (by the learned running times; see `_integrated_due`).
-    shared_end_quantile: float = 0.8
+    # Chosen from the trade-off curve in docs/polling.md: on tasks of 20 s to 2 minutes about 1.5
+    # times the SDK's polls at a seventh of its lag.
+    poll_cost: float = 0.02
     # Share of the limiter's rate the plan aims at; the rest absorbs cancels, lists and retries.
     budget_fraction: float = 0.9
     # The account runs at most this many tasks at once.
@@ -78,7 +72,7 @@ class PollConfig:
     start_window: float = 3.0
     pending_start_hazard: float = 2.0
     pending_hazard: float = 0.0
-    # Prior for running times (seconds); the real service takes 1-2 minutes.
+    # Prior for running times (seconds); Wan documents 30-60 s (SDK) to 1-2 minutes (HTTP API).
     prior: tuple[float, float] = (30.0, 120.0)
 
     @classmethod
@@ -89,9 +83,37 @@ class PollConfig:
         alone asked 10 queries/s (bench/cluster.py), the whole budget spent on early polls."""
         return cls(
             prior=(shortest, longest),
-            running_max_interval=min(3.0, max(0.5, longest)),
+            running_max_interval=min(5.0, max(0.5, longest)),
             pending_max_interval=min(15.0, max(2.0, longest)),
         )
+
+
+def next_poll_gap(
+    durations: DurationModel, since_start: float, cost: float, lo: float, hi: float
+) -> float:
+    """Seconds from a poll sent `since_start` seconds into a task's run to the next one: when the
+    time the task has probably lain finished since that poll, E[(t - end)+ | running then],
+    reaches `cost`; at least `lo`, at most `hi`.
+
+    That time is the integral of P(ended by x | running at the poll) from the poll to t, with
+    P = 1 - exp(-(H(x) - H(poll))) for the cumulative hazard H. Stepped at the model's resolution,
+    64 steps over `hi` at least."""
+    h0 = durations.cumulative_hazard(since_start)
+    dt = min(durations.resolution, hi / 64.0)
+    lag = 0.0
+    t = 0.0
+    ended = 0.0
+    while t < hi:
+        after = 1.0 - math.exp(h0 - durations.cumulative_hazard(since_start + t + dt))
+        step_lag = (ended + after) * dt / 2.0
+        if lag + step_lag >= cost:
+            # Where within this step the lag reaches the cost (linear between the ends).
+            t += dt * (cost - lag) / step_lag
+            return min(hi, max(lo, t))
+        lag += step_lag
+        ended = after
+        t += dt
+    return hi
 
 
 @dataclass
@@ -155,7 +177,7 @@ class PollScheduler:
         self._polls: set[asyncio.Task[None]] = set()
         self._closed = False
         self._due = 0.0
-        self._due_cache: dict[str, tuple[tuple[float, float, int], float]] = {}
+        self._gap_cache: dict[str, tuple[tuple[float, float, int], float]] = {}
         # Seconds a task created into a free slot stays PENDING (Wan's scheduled - submit time).
         self._pending_est = 0.0
         self.total_polls = 0
@@ -259,7 +281,7 @@ class PollScheduler:
             w.waiters.remove(waiter)
         if not w.waiters:
             del self._watches[task_id]
-            self._due_cache.pop(task_id, None)
+            self._gap_cache.pop(task_id, None)
             self._wake.set()
 
     def _ensure_loop(self) -> None:
@@ -269,7 +291,7 @@ class PollScheduler:
     # ---- planning --------------------------------------------------------------------------
 
     def rates(self, now: float) -> dict[str, float]:
-        """Planned polls per second for each watched task with a known status."""
+        """Planned polls per second for each watched task with a known status, within the budget."""
         cfg = self.config
         hi = 1.0 / cfg.min_interval
         known = [w for w in self._watches.values() if w.status is not None]
@@ -277,19 +299,18 @@ class PollScheduler:
         free = cfg.max_running - running
         pending = sorted((w for w in known if not _runs(w)), key=lambda w: w.order)
         rank = {w.task_id: i for i, w in enumerate(pending)}
-        cost = self._poll_cost()
         want: dict[str, float] = {}
         floor: dict[str, float] = {}
         for w in known:
             if _runs(w):
-                h = self.durations.hazard(now - self._started(w, now))
+                want[w.task_id] = 1.0 / self._gap(w, now)
                 floor[w.task_id] = 1.0 / cfg.running_max_interval
             else:
                 since = max(self._slot_freed_at, w.created_at or w.registered_at)
                 starting = rank.get(w.task_id, free) < free and now - since < cfg.start_window
                 h = cfg.pending_start_hazard if starting else cfg.pending_hazard
+                want[w.task_id] = math.sqrt(h / (2.0 * cfg.poll_cost))
                 floor[w.task_id] = 1.0 / cfg.pending_max_interval
-            want[w.task_id] = math.sqrt(h / (2.0 * cost))
         return _fit(want, floor, hi, self._budget())
 
     def _started(self, w: _Watch, now: float) -> float:
@@ -297,19 +318,32 @@ class PollScheduler:
             return w.start_est
         return w.presumed_start if w.presumed_start is not None else now
 
+    def _gap(self, w: _Watch, now: float) -> float:
+        """Seconds from a running task's last poll to its next, by its likely end (cached until
+        the task is polled again or the model changes)."""
+        sent = w.last_sent if w.last_sent is not None else now
+        start = self._started(w, now)
+        key = (sent, start, self.durations.version)
+        cached = self._gap_cache.get(w.task_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        cfg = self.config
+        gap = next_poll_gap(
+            self.durations,
+            sent - start,
+            cfg.poll_cost,
+            cfg.min_interval,
+            cfg.running_max_interval,
+        )
+        self._gap_cache[w.task_id] = (key, gap)
+        return gap
+
     def _shared(self) -> bool:
         return getattr(self._limiter, "gate_rate", None) is not None
 
-    def _poll_cost(self) -> float:
-        return self.config.shared_poll_cost if self._shared() else self.config.poll_cost
-
     def _budget(self) -> float:
-        """Queries per second the plan may spend. On a budget shared with other processes, the
-        whole of it, with the database as the arbiter: a share per task (tasks/5 of it) held
-        a process with one task near its end to one poll in 0.7 s while the budget sat idle.
-        Crowding out is kept off by the price instead: at `shared_poll_cost` a task is polled at
-        its floor until its learned end nears, so the processes' plans together stay well under
-        the budget, and the shared gate never grants more than it anyway."""
+        """Queries per second the plan may spend: a share of the limiter's rate, or of the budget
+        shared with other processes when that is lower (the database arbitrates between them)."""
         cfg = self.config
         rate = self._limiter.rate
         shared: float | None = getattr(self._limiter, "gate_rate", None)
@@ -326,14 +360,8 @@ class PollScheduler:
                 continue
             if w.status is None or w.last_sent is None:
                 due = w.registered_at
-            elif self._shared():
-                due = self._end_due(w, rates[w.task_id], now)
             else:
-                # One process fills its budget, but its rates come from the hazard now: a task
-                # whose well-known end is near must not wait for the rate it had a second ago.
                 due = w.last_sent + 1.0 / rates[w.task_id]
-                if _runs(w):
-                    due = min(due, self._end_due(w, rates[w.task_id], now))
             due = max(due, w.not_before)
             if best is None or (due, w.order) < best[:2]:
                 best = (due, w.order, w)
@@ -341,39 +369,6 @@ class PollScheduler:
             return None
         self._due = best[0]
         return best[2]
-
-    def _end_due(self, w: _Watch, rate_now: float, now: float) -> float:
-        """A running task's next poll by its end (the only rule on a shared budget): when the
-        learned running times say it has most likely ended since the last poll
-        (`shared_end_quantile`), at least `min_interval` and at most `running_max_interval`
-        after it. So a task whose running time is well known is asked about once, just after
-        its end, instead of at a rate spread over its whole run; a widely varying one falls
-        back to its floor."""
-        assert w.last_sent is not None
-        if not _runs(w):
-            return w.last_sent + 1.0 / rate_now
-        start = self._started(w, now)
-        key = (w.last_sent, start, self.durations.observed)
-        cached = self._due_cache.get(w.task_id)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        cfg = self.config
-        # P(ended since the last poll) = 1 - exp(-(integrated hazard since then)).
-        threshold = -math.log(1.0 - cfg.shared_end_quantile)
-        step = cfg.min_interval / 20.0
-        t = w.last_sent
-        end = w.last_sent + cfg.running_max_interval
-        integrated = 0.0
-        while t < end:
-            h = self.durations.hazard(t + step / 2.0 - start)
-            if integrated + h * step >= threshold:
-                t += (threshold - integrated) / h
-                break
-            integrated += h * step
-            t += step
-        due = max(w.last_sent + cfg.min_interval, min(t, end))
-        self._due_cache[w.task_id] = (key, due)
-        return due
 
     # ---- the loop --------------------------------------------------------------------------
 
@@ -462,7 +457,7 @@ class PollScheduler:
         if result.status.is_final:
             if prev in (None, TaskStatus.RUNNING) or w.presumed_start is not None:
                 self._slot_freed_at = received
-            self._due_cache.pop(w.task_id, None)
+            self._gap_cache.pop(w.task_id, None)
             self._learn(w, result, received)
             self._watches.pop(w.task_id, None)
         self._deliver(w, result)
@@ -487,8 +482,9 @@ class PollScheduler:
             pending = (result.scheduled_time - result.submit_time).total_seconds()
             if 0.0 <= pending < self.config.start_window:
                 self._pending_est += 0.2 * (pending - self._pending_est)
-        if result.scheduled_time is not None and result.end_time is not None:
-            self.durations.observe((result.end_time - result.scheduled_time).total_seconds())
+        seconds = running_seconds(result)
+        if seconds is not None:
+            self.durations.observe(seconds)
         elif w.start_est is not None:
             self.durations.observe(received - w.start_est)
 

@@ -38,3 +38,6 @@ class DiscordSurface:
 
     async def fetch_inputs(self, job: Job) -> list[CheckedImage]:
         return await attachments.refetch(self.bot, job)
+
+    async def close(self) -> None:
+        await self.progress_messages.close()

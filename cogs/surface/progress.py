@@ -8,11 +8,25 @@ interaction response is a message the bot authored in that channel, so `PATCH
 a non-ephemeral interaction response through the Edit Message endpoint"; ephemeral ones can't be). When
 neither works, the outcome is posted as a fresh message, so a job never ends with its message still
 saying "queued" under a live Cancel button.
+
+A progress edit is sent only when it changes what a member sees: the stage, the queue position, the
+Cancel button, or the start time by more than `START_SLACK` (the elapsed time itself Discord counts
+up on its own, from a `<t:...:R>` timestamp). A message gets at most `PROGRESS_EDITS` progress edits
+in any `EDIT_WINDOW` seconds: a change beyond that waits until the oldest of them leaves the window,
+and only the latest change is then sent. The last word (done, or ended without a result) goes at
+once, after any edit still under way, never before it. So a message is edited at most five times in
+any 5 s, what Discord allows per interaction token.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -42,6 +56,19 @@ REACTIONS = {
 }
 COLOUR = discord.Colour.from_rgb(98, 70, 234)
 UNKNOWN_MESSAGE = 10008
+PROGRESS_EDITS = 4
+EDIT_WINDOW = 5.0
+START_SLACK = 5.0
+
+
+@dataclass
+class _Shown:
+    """What a job's response message shows now, as far as a member can tell, and when its last
+    `PROGRESS_EDITS` progress edits were made (monotonic)."""
+
+    looks: tuple[Any, ...]
+    started_at: float | None
+    edits: deque[float] = field(default_factory=lambda: deque(maxlen=PROGRESS_EDITS))
 
 
 def token_refused(err: discord.HTTPException) -> bool:
@@ -59,6 +86,14 @@ class ProgressMessages:
         # Jobs whose interaction token Discord has refused: edited with the bot token from then on.
         self._dead_tokens: set[int] = set()
         self._unreactable: set[int] = set()  # channels where we were refused reactions, logged once
+        self._shown: dict[int, _Shown] = {}
+        # A change that came while the message had its fill of edits: the latest one, and the
+        # task that sends it when the window allows.
+        self._wanted: dict[int, tuple[Job, Progress]] = {}
+        self._later: dict[int, asyncio.Task[None]] = {}
+        self._sleeping: set[int] = set()  # jobs whose `_later` task has not begun its edit
+        # One edit of a message at a time, so they reach Discord in the order they were made.
+        self._locks: dict[int, asyncio.Lock] = {}
 
     async def _edit_response(self, job: Job, **kwargs: Any) -> bool:
         """Edit the job's response message: with its interaction token while it lives, else (or when
@@ -117,6 +152,60 @@ class ProgressMessages:
         if job.source == "reply":
             await self._react(job, progress.stage)
             return
+        looks = (progress.stage, progress.position, progress.cancellable)
+        shown = self._shown.get(job.id)
+        if shown is not None and self._same(shown, looks, progress.started_at):
+            self._wanted.pop(job.id, None)  # a change still waiting is undone by this one
+            return
+        wait = 0.0
+        if shown is not None and len(shown.edits) == PROGRESS_EDITS:
+            wait = shown.edits[0] + EDIT_WINDOW - time.monotonic()
+        if wait > 0:
+            self._wanted[job.id] = (job, progress)
+            if job.id not in self._later:
+                self._later[job.id] = asyncio.create_task(
+                    self._send_later(job.id, wait), name=f"wanbot-progress-{job.id}"
+                )
+            return
+        self._wanted.pop(job.id, None)
+        async with self._lock(job.id):
+            await self._show_now(job, progress)
+
+    @staticmethod
+    def _same(shown: _Shown, looks: tuple[Any, ...], started_at: float | None) -> bool:
+        if shown.looks != looks:
+            return False
+        if (shown.started_at is None) != (started_at is None):
+            return False
+        return started_at is None or abs(started_at - (shown.started_at or 0.0)) < START_SLACK
+
+    def _lock(self, job_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(job_id, asyncio.Lock())
+
+    async def _send_later(self, job_id: int, wait: float) -> None:
+        try:
+            self._sleeping.add(job_id)
+            try:
+                await asyncio.sleep(wait)
+            finally:
+                self._sleeping.discard(job_id)
+            async with self._lock(job_id):
+                wanted = self._wanted.pop(job_id, None)
+                if wanted is not None:
+                    await self._show_now(*wanted)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Progress is cosmetic: a refused edit must not end anything else.
+            log.exception("job %d: could not update Discord", job_id)
+        finally:
+            self._later.pop(job_id, None)
+
+    async def _show_now(self, job: Job, progress: Progress) -> None:
+        looks = (progress.stage, progress.position, progress.cancellable)
+        shown = self._shown.get(job.id)
+        if shown is not None and self._same(shown, looks, progress.started_at):
+            return
         # Public (the channel sees it): the server's language, as the job remembers it.
         language = job_language(job)
         embed = discord.Embed(colour=COLOUR, description=short(job.prompt, 300))
@@ -133,13 +222,42 @@ class ProgressMessages:
         else:
             title = _("📦 Downloading and posting the result")
         embed.title = render(language, title)
-        if progress.started_at and progress.stage in ("pending", "running"):
-            embed.add_field(
-                name=render(language, _("Started")), value=f"<t:{int(progress.started_at)}:R>"
-            )
+        started_at = progress.started_at if progress.stage in ("pending", "running") else None
+        if started_at:
+            embed.add_field(name=render(language, _("Started")), value=f"<t:{int(started_at)}:R>")
         embed.set_footer(text=render(language, _("Job #{job_id}", job_id=job.id)))
         view = cancel_view(job) if progress.cancellable else None
-        await self._edit_response(job, embed=embed, view=view)
+        edits = shown.edits if shown is not None else deque(maxlen=PROGRESS_EDITS)
+        edits.append(time.monotonic())
+        self._shown[job.id] = _Shown(looks, started_at, edits)
+        try:
+            await self._edit_response(job, embed=embed, view=view)
+        except BaseException:
+            # Not shown after all: the next change is sent (its edit still counts for the limit).
+            self._shown[job.id] = _Shown((), None, edits)
+            raise
+
+    @contextlib.asynccontextmanager
+    async def _last_word(self, job_id: int) -> AsyncIterator[None]:
+        """Around a job's last edit: a progress change still waiting is dropped, an edit under
+        way finishes first, and what the message showed is forgotten afterwards."""
+        self._wanted.pop(job_id, None)
+        later = self._later.get(job_id)
+        if later is not None and job_id in self._sleeping:
+            later.cancel()
+        try:
+            async with self._lock(job_id):
+                yield
+        finally:
+            self._shown.pop(job_id, None)
+            self._locks.pop(job_id, None)
+
+    async def close(self) -> None:
+        """Drop the progress changes still waiting (the bot is stopping)."""
+        tasks = list(self._later.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def finishing_touches(self, job: Job, message_id: int, where: Any) -> None:
         """Mark the request done: a ✅ on a reply request, or the progress message pointing to the result."""
@@ -149,7 +267,8 @@ class ProgressMessages:
         url = where.get_partial_message(message_id).jump_url
         self._dead_tokens.discard(job.id)
         # The result itself pings the member, so a response message we can't edit needs no stand-in.
-        await self._edit_quietly(job, embed=done_embed(job, url), view=None)
+        async with self._last_word(job.id):
+            await self._edit_quietly(job, embed=done_embed(job, url), view=None)
 
     async def finished_without_result(self, job: Job, text: str) -> None:
         language = job_language(job)
@@ -166,8 +285,9 @@ class ProgressMessages:
             return
         embed = ended_embed(job, text)
         try:
-            if await self._edit_response(job, embed=embed, view=None):
-                return
+            async with self._last_word(job.id):
+                if await self._edit_response(job, embed=embed, view=None):
+                    return
         except discord.HTTPException as err:
             log.info("job %d: response message not editable (%s); posting the outcome", job.id, err)
         finally:
