@@ -71,7 +71,7 @@ class Cluster:
             "WANBOT_LOG_LEVEL": "INFO",
             "WAN_TASK_SECONDS": "0.2-3",
             "WANBOT_LEASE_SECONDS": str(self.lease_seconds),
-            "WAN_REQUEST_TIMEOUT": "5",
+            "WAN_REQUEST_TIMEOUT": "10",
         }
         if self.count > 1:
             env["WANBOT_SHARD_COUNT"] = str(self.count)

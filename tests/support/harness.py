@@ -30,10 +30,13 @@ MANAGE_GUILD = 1 << 5
 
 # Fast timings for tests: small retry delays, short polls.
 # The production poll prior expects 30-120 s tasks; the emulator's take a fraction of a second.
+# The request timeout stays generous: on a busy machine a create's body can take seconds to send,
+# and a create given up mid-body is a lost answer (reconciled), not the path most tests are about;
+# the tests of that path set their own short timeout.
 FAST_WAN = {
     "retry_base": 0.01,
     "retry_cap": 0.05,
-    "request_timeout": 5.0,
+    "request_timeout": 15.0,
     "poll_config": PollConfig(prior=(0.1, 0.6), running_max_interval=0.5, pending_max_interval=2.0),
 }
 FAST_RUNNER = {"retry_delay": 0.01}
