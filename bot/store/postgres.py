@@ -7,6 +7,7 @@ budget use.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -28,6 +29,8 @@ T = TypeVar("T")
 MIGRATION_LOCK = 0x77616E626F74
 # pg_advisory_lock(key, name) space of `exclusive` ("wl").
 NAMED_LOCKS = 0x776C
+# How often a process waiting for a named lock asks for it again.
+NAMED_LOCK_POLL = 0.25
 # Database trouble, as opposed to our own exceptions (QuotaRefused, NotFound, ValueError).
 DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 # Our own mistakes (a bad id, a broken constraint) go up as they are, as sqlite's do.
@@ -186,10 +189,18 @@ class PostgresDriver(Opened):
     @contextlib.asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[None]:
         """A session advisory lock on a connection of its own, released with it (even if the
-        process dies: the server drops a dead session's locks)."""
+        process dies: the server drops a dead session's locks). Waits as long as the holder keeps
+        it: the holder may be in a slow call (a command sync waiting out Discord's rate limit),
+        far past `lock_timeout`, so the lock is asked for again and again rather than waited for
+        under that bound."""
         key = zlib.crc32(name.encode())
         async with self.pool.acquire() as con:
-            await con.execute("SELECT pg_advisory_lock($1, $2)", NAMED_LOCKS, key)
+            waiting = False
+            while not await con.fetchval("SELECT pg_try_advisory_lock($1, $2)", NAMED_LOCKS, key):
+                if not waiting:
+                    log.info("waiting for another process to finish its %s", name)
+                    waiting = True
+                await asyncio.sleep(NAMED_LOCK_POLL)
             try:
                 yield
             finally:

@@ -486,6 +486,36 @@ async def test_a_start_leaves_a_live_process_its_fresh_hold(pg_url: str) -> None
         await close_all([running, starting])
 
 
+async def test_a_named_lock_held_past_lock_timeout_is_waited_for(pg_url: str) -> None:
+    """Promise: processes starting together while one syncs the commands slowly (its call lasting
+    longer than `lock_timeout`) wait for it instead of failing their start."""
+    stores = await many_stores(pg_url, 3, busy_timeout=0.2)
+    order: list[str] = []
+    holding = asyncio.Event()
+
+    async def slow_sync() -> None:
+        async with stores[0].exclusive("command-sync"):
+            holding.set()
+            order.append("first in")
+            await asyncio.sleep(1.0)  # a sync five times longer than lock_timeout
+            order.append("first out")
+
+    async def next_start(i: int) -> None:
+        await holding.wait()
+        async with stores[i].exclusive("command-sync"):
+            order.append(f"{i} in")
+            order.append(f"{i} out")
+
+    try:
+        await asyncio.wait_for(asyncio.gather(slow_sync(), next_start(1), next_start(2)), 30)
+        assert order[:2] == ["first in", "first out"]
+        # One holder at a time: each "in" is followed by its own "out".
+        assert sorted(order[2:4]) == ["1 in", "1 out"] or sorted(order[2:4]) == ["2 in", "2 out"]
+        assert len(order) == 6
+    finally:
+        await close_all(stores)
+
+
 async def test_orphans_released_once_by_processes_starting_together(pg_url: str) -> None:
     store = await open_url(pg_url, Clock())
     for user in range(12):
