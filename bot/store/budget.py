@@ -15,6 +15,9 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
+from bot.store.errors import OutageWatch
+from bot.store.postgres import DATABASE_ERRORS
+
 log = logging.getLogger(__name__)
 
 # Seconds by which the trip from a grant to Wan may vary between requests (see the module doc).
@@ -78,6 +81,9 @@ class SharedRate:
         self.last_grant: float | None = None  # the database's time of the last slot used
         self._trips: deque[float] = deque(maxlen=RECENT_TRIPS)  # recent takes' round trips
         self._releases: set[asyncio.Future[None]] = set()
+        # Told when the database fails a take and answers again (set by the job runner's side);
+        # None: each failure is logged.
+        self.outage: OutageWatch | None = None
 
     @classmethod
     def for_limit(cls, pool: asyncpg.Pool, name: str, limit: float) -> SharedRate:
@@ -133,11 +139,16 @@ class SharedRate:
         while True:
             try:
                 booked = await self._book()
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as err:
+            except DATABASE_ERRORS as err:
                 # The database is the budget: without it, wait rather than risk the account's limit.
-                log.warning("shared %s rate unavailable (%s); retrying", self.name, err)
+                if self.outage is not None:
+                    self.outage.failed(err)
+                else:
+                    log.warning("shared %s rate unavailable (%s); retrying", self.name, err)
                 await self._sleep(1.0)
                 continue
+            if self.outage is not None:
+                self.outage.ok()
             if booked is None:
                 continue
             wait, slot = booked
