@@ -36,6 +36,17 @@ def images(n: int) -> Text:
     return _n("{count} image", "{count} images", n, count=Number(n))
 
 
+def undelivered_line(report: UsageReport) -> Text | None:
+    """Today's images Wan billed that reached no one (they count against the caps, no member
+    paid for them), on a line of their own; None when there are none."""
+    if not report.today.undelivered:
+        return None
+    return _(
+        "Billed by Wan but delivered to no one today: {images}",
+        images=images(report.today.undelivered),
+    )
+
+
 def money(amount: float, currency: str) -> Text:
     """`22.02 CNY`, `0.00 CNY`; amounts under 1 keep their digits (`0.220177 CNY`)."""
     if amount == 0 or amount >= 1:
@@ -177,6 +188,7 @@ def report_lines(
         f"Today (UTC {today.day.isoformat()}): {today.billed} image(s) billed by Wan"
         + (f" ({from_text} made from text)" if from_text else "")
         + f", cost {cost(today.billed, settings, today.billed_by_kind)}",
+        *([str(line)] if (line := undelivered_line(report)) else []),
         f"Bot-wide cap: {cap_text(report.global_cap)}; counted today {report.global_used} "
         f"(+{report.global_held} held by jobs in progress)",
         f"Paused: {'yes, new jobs are refused' if report.paused else 'no'}",

@@ -121,7 +121,8 @@ class WanBot(commands.Bot):
         if self.sync_only:
             return
         await self.runner.start()
-        # Holds whose job row was never written (a crash between reserving and storing the job).
+        # Holds whose job row was never written (a crash between reserving and storing the job),
+        # old enough not to be another live process's between those two steps.
         await self.store.release_orphaned_reservations()
         await self.runner.resume()
 

@@ -108,7 +108,7 @@ def bars_of(report: UsageReport) -> tuple[Bar, ...]:
     what reached them). Billed, not delivered: what Wan billed that day beyond that."""
     bars = []
     for day in report.days:
-        counts = {DELIVERED: day.charged, UNDELIVERED: max(0, day.billed - day.charged)}
+        counts = {DELIVERED: day.charged, UNDELIVERED: day.undelivered}
         counts.update({reason: n for reason, n in day.refused.items() if n})
         bars.append(Bar(day.day, counts))
     return tuple(bars)

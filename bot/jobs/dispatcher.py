@@ -179,7 +179,8 @@ class Dispatcher:
                 raise self._busy(busy.active) from None
             except Exception:
                 # Not on cancellation: the row may have been committed; a held reservation with no
-                # job is returned by `release_orphaned_reservations` at the next start.
+                # job is returned by `release_orphaned_reservations` at a start once it is older
+                # than `ORPHAN_MARGIN`.
                 await self.store.release(reservation.id)
                 raise
         return job

@@ -252,8 +252,11 @@ async def usage_report(
     async def by_day(sql: str) -> dict[date, Any]:
         return {as_day(r[0]): r[1] for r in await tx.all(sql, **p)}
 
+    # What members were charged (only what reached them); the day's `used` also counts what Wan
+    # billed for results delivered to no one.
     charged = await by_day(
-        f"SELECT day, SUM(used) FROM scope_days WHERE day >= :first AND {mine.format('scope')} GROUP BY day"
+        "SELECT day, SUM(charged) FROM reservations WHERE day >= :first AND"
+        f" {mine.format('scope')} GROUP BY day"
     )
     billed = await by_day(
         "SELECT r.day, SUM(COALESCE(j.billed, 0)) FROM reservations AS r JOIN jobs AS j"
@@ -294,9 +297,11 @@ async def usage_report(
         )
     ]
     servers = [
-        (row[0], row[1] or 0, int(row[2] or 0))
+        (row[0], int(row[1] or 0), int(row[2] or 0))
         for row in await tx.all(
-            "SELECT sd.scope, sd.used, (SELECT SUM(COALESCE(j.billed, 0)) FROM reservations AS r"
+            "SELECT sd.scope, (SELECT SUM(r.charged) FROM reservations AS r WHERE"
+            " r.scope = sd.scope AND r.day = sd.day) AS charged,"
+            " (SELECT SUM(COALESCE(j.billed, 0)) FROM reservations AS r"
             " JOIN jobs AS j ON j.reservation_id = r.id WHERE r.scope = sd.scope AND r.day = sd.day)"
             f" AS billed FROM scope_days AS sd WHERE sd.day = :today AND {mine.format('sd.scope')}"
             # NULLS LAST: a server with no job today after one whose jobs billed nothing.

@@ -1,7 +1,8 @@
 """DashScope's rate limits shared by the bot processes on PostgreSQL: a `wan_buckets` row per limit,
-taken by one UPDATE on the server's clock (GCRA: granted when `stamp <= now`, then `stamp = now +
-1/rate`). The rate keeps any second of arrivals within the limit for delays varying by `JITTER`; a
-grant whose take took over `MAX_TAKE_LAG` is thrown away. See docs/store.md."""
+booked by one UPDATE on the server's clock (GCRA: a take is given the slot `max(stamp, now)` and
+moves `stamp` one `1/rate` past it; the taker waits for its slot). The rate keeps any second of
+arrivals within the limit for delays varying by `JITTER`; a slot whose take took over
+`MAX_TAKE_LAG` longer than this process's recent quickest take is not used. See docs/store.md."""
 
 from __future__ import annotations
 
@@ -9,36 +10,37 @@ import asyncio
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+
+from bot.store.errors import OutageWatch
+from bot.store.postgres import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 
 # Seconds by which the trip from a grant to Wan may vary between requests (see the module doc).
 JITTER = 0.3
-# A take that took longer than this is not trusted to be fresh (see the module doc).
+# A take whose round trip exceeded the recent quickest by more than this is not trusted to be
+# fresh (see `SharedRate.take`).
 MAX_TAKE_LAG = 0.2
+# How many recent round trips the quickest is taken from: few enough that a database moved farther
+# away (a failover) is learned within a few takes.
+RECENT_TRIPS = 16
 
 _NOW = "extract(epoch FROM clock_timestamp())::float8"
 _ENSURE = (
     "INSERT INTO wan_buckets (name, tokens, stamp)"
     f" VALUES ($1, 0, {_NOW}) ON CONFLICT (name) DO NOTHING"
 )
-# The UPDATE's WHERE is checked again after a wait for the row lock, against the row as the other
-# taker left it and with the clock read again, so `now` is never older than the lock. Not granted:
-# the second branch says how long until `stamp` (from the statement's snapshot: only a hint, the
-# caller takes again).
+# The slot is booked after any wait for the row lock, against the row as the other taker left it and
+# with the clock read again, so `now` is never older than the lock. `due`: how far ahead of the
+# server's clock the slot is.
 _TAKE = f"""
-WITH granted AS (
-    UPDATE wan_buckets SET stamp = {_NOW} + $2
-    WHERE name = $1 AND stamp <= {_NOW}
-    RETURNING stamp - $2 AS at
-)
-SELECT true AS ok, at FROM granted
-UNION ALL
-SELECT false, stamp - {_NOW} FROM wan_buckets
-WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM granted)
+UPDATE wan_buckets SET stamp = greatest(stamp, {_NOW}) + $2
+WHERE name = $1
+RETURNING stamp - $2 AS at, stamp - $2 - {_NOW} AS due
 """
 
 
@@ -75,8 +77,13 @@ class SharedRate:
         self.max_take_lag = max_take_lag
         self._ready = False
         self.taken = 0
-        self.discarded = 0  # grants not used because their take was slow
-        self.last_grant: float | None = None  # the database's time of the last grant used
+        self.discarded = 0  # slots not used because their take was slow
+        self.last_grant: float | None = None  # the database's time of the last slot used
+        self._trips: deque[float] = deque(maxlen=RECENT_TRIPS)  # recent takes' round trips
+        self._releases: set[asyncio.Future[None]] = set()
+        # Told when the database fails a take and answers again (set by the job runner's side);
+        # None: each failure is logged.
+        self.outage: OutageWatch | None = None
 
     @classmethod
     def for_limit(cls, pool: asyncpg.Pool, name: str, limit: float) -> SharedRate:
@@ -84,35 +91,68 @@ class SharedRate:
         return cls(pool, name, rate_for(limit))
 
     async def take(self) -> float | None:
-        """Take a grant if one is due: None, else the seconds to wait before asking again."""
+        """Book the next slot: the seconds to wait before using it, or None when it can't be used
+        (its take was too slow to place it, or the row was gone) and another must be booked."""
+        booked = await self._book()
+        if booked is None:
+            return None
+        self.last_grant = booked[1]
+        return booked[0]
+
+    async def _book(self) -> tuple[float, float] | None:
+        """`take`, with the slot's time on the server's clock."""
         if not self._ready:
+            sent = self._clock()
             await self._pool.execute(_ENSURE, self.name)
+            self._trips.append(self._clock() - sent)  # the first take's measure of the network
             self._ready = True
-        sent = self._clock()
-        row = await self._pool.fetchrow(_TAKE, self.name, 1.0 / self.rate)
+        con = await self._pool.acquire()
+        try:
+            sent = self._clock()
+            row = await con.fetchrow(_TAKE, self.name, 1.0 / self.rate)
+            trip = self._clock() - sent
+        except BaseException:
+            await self._pool.release(con)
+            raise
+        # Given back meanwhile: the release's own round trip must not delay the slot's use.
+        releasing = asyncio.ensure_future(self._pool.release(con))
+        self._releases.add(releasing)
+        releasing.add_done_callback(self._releases.discard)
+        self._trips.append(trip)
+        # The network's share of a round trip: what the quickest recent take took. The slot was
+        # booked at some moment of the round trip; only the part beyond that share (a wait for the
+        # row lock, a stalled packet) makes that moment uncertain, and that is what is bounded.
+        quickest = min(self._trips)
         if row is None:  # the row was deleted under us: make it again
             self._ready = False
-            return 0.0
-        if not row["ok"]:
-            return max(0.0, float(row["at"]))
-        if self._clock() - sent > self.max_take_lag:
-            # Granted at some moment of a slow round trip: using it could arrive at Wan bunched
-            # with later grants. Wasting it keeps the limit; the next take is fresh.
+            return None
+        if trip - quickest > self.max_take_lag:
+            # Booked at some moment of a slow round trip: used, it could arrive at Wan bunched with
+            # later slots. Wasting it keeps the limit; the next take is placed better.
             self.discarded += 1
-            return 0.0
+            return None
         self.taken += 1
-        self.last_grant = float(row["at"])
-        return None
+        # The answer left the server half a quick round trip ago.
+        return max(0.0, float(row["due"]) - quickest / 2), float(row["at"])
 
     async def __call__(self) -> None:
         while True:
             try:
-                wait = await self.take()
-                if wait is None:
-                    return
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as err:
+                booked = await self._book()
+            except DATABASE_ERRORS as err:
                 # The database is the budget: without it, wait rather than risk the account's limit.
-                log.warning("shared %s rate unavailable (%s); retrying", self.name, err)
-                wait = 1.0
+                if self.outage is not None:
+                    self.outage.failed(err)
+                else:
+                    log.warning("shared %s rate unavailable (%s); retrying", self.name, err)
+                await self._sleep(1.0)
+                continue
+            if self.outage is not None:
+                self.outage.ok()
+            if booked is None:
+                continue
+            wait, slot = booked
             if wait > 0:
                 await self._sleep(wait)
+            self.last_grant = slot
+            return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from bot.store.models import LimitSource, RefusalReason
 
@@ -14,6 +15,16 @@ class StoreError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(message.split()))
+
+
+class OutageWatch(Protocol):
+    """Told by the store's own background work (the shared queue's lease renewals and LISTEN, the
+    shared budget) when the database fails it and when it answers again, so an outage is logged
+    once by whoever watches (the job runner's `Outage`), not at every retry."""
+
+    def failed(self, err: BaseException) -> None: ...
+
+    def ok(self) -> None: ...
 
 
 @dataclass(eq=False)

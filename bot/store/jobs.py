@@ -61,7 +61,7 @@ async def _index_results(tx: Tx, job_id: int, message_ids: list[int]) -> None:
 async def _fence(tx: Tx, job_id: int, lease: Lease | None) -> Row:
     """Lock the job's row and return its state and reservation (`NotFound` when there is none).
     With a lease: `LeaseLost` unless the job is still this lease's, and the lease renewed."""
-    sql = "SELECT state, reservation_id, lease_owner, lease_epoch FROM jobs WHERE id = :id"
+    sql = "SELECT state, reservation_id, billed, lease_owner, lease_epoch FROM jobs WHERE id = :id"
     row = await tx.one(f"{sql} FOR UPDATE", id=job_id)
     if row is None:
         raise NotFound(f"no job {job_id}")
@@ -159,8 +159,10 @@ async def finish(
         return False
     await _notify_if_slot_freed(tx, old, state.value, shared)
     generated = changes["generated"]
+    billed = changes.get("billed") or row["billed"] or 0
     if reservation is not None:
-        await apply(tx, [Close(reservation, generated, now, settle=generated > 0)], policy)
+        close = Close(reservation, generated, now, settle=generated > 0, billed=billed)
+        await apply(tx, [close], policy)
     changes = {**changes, "state": state, "finished_at": now, "updated_at": now}
     if changes.get("billed") is None:
         # Keep what `update_job(billed=...)` recorded when the task succeeded.

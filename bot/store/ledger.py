@@ -107,12 +107,15 @@ class Reserve(NamedTuple):
 
 
 class Close(NamedTuple):
-    """Settle (charging up to `generated`) or release a reservation."""
+    """Settle (charging up to `generated`) or release a reservation. `billed`: the images Wan
+    billed for it, which count against the server's and the bot-wide day even where more than the
+    member is charged (a result delivered to no one): the owner's caps bound the bill."""
 
     reservation_id: int
     generated: int
     now: datetime
     settle: bool = True
+    billed: int = 0
 
 
 Op = Reserve | Close
@@ -264,8 +267,9 @@ def _close(batch: _Batch, op: Close, row: Row) -> int | None:
     )
     # Charged to the day the reservation was made, whatever day it is now.
     keys = (("scope_days", scope, day), ("bot_days", day), ("member_days", scope, user, day))
-    batch.add(keys[0], charged, -images)
-    batch.add(keys[1], charged, -images)
+    counted = max(charged, op.billed)
+    batch.add(keys[0], counted, -images)
+    batch.add(keys[1], counted, -images)
     batch.add(keys[2], daily, -(images - from_extra), extra, -from_extra)
     batch.closed.update(keys)
     # Unused extra images go back to the balance, which never expires.

@@ -131,6 +131,12 @@ class DayUsage:
     # e.g. "imagine"), which may have their own price: kind -> images billed.
     billed_by_kind: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def undelivered(self) -> int:
+        """Images Wan billed that day beyond what members were charged: results that reached no
+        one (they count against the server's and the bot-wide day all the same)."""
+        return max(0, self.billed - self.charged)
+
 
 @dataclass(frozen=True)
 class UsageReport:

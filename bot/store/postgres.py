@@ -7,6 +7,7 @@ budget use.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -28,8 +29,23 @@ T = TypeVar("T")
 MIGRATION_LOCK = 0x77616E626F74
 # pg_advisory_lock(key, name) space of `exclusive` ("wl").
 NAMED_LOCKS = 0x776C
-# Database trouble, as opposed to our own exceptions (QuotaRefused, NotFound, ValueError).
-DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# How often a process waiting for a named lock asks for it again.
+NAMED_LOCK_POLL = 0.25
+# Database trouble, as opposed to our own exceptions (QuotaRefused, NotFound, ValueError). An
+# InternalClientError is a pooled connection left mid-operation by a cut or a cancelled call.
+DATABASE_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+# Seconds any one statement may take before the driver gives up on it (and cancels it at the
+# server): a server that stopped answering, or a network that lost the connection without a
+# reset, fails the call instead of hanging it for as long as TCP keeps retrying.
+COMMAND_TIMEOUT = 30.0
+# The same bound for a schema upgrade's statements, which may rewrite a large table.
+MIGRATION_TIMEOUT = 3600.0
 # Our own mistakes (a bad id, a broken constraint) go up as they are, as sqlite's do.
 OWN_MISTAKES = (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError)
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -48,25 +64,26 @@ def _args(names: tuple[str, ...], params: Mapping[str, Any]) -> list[Any]:
 class PostgresTx:
     """`Tx` on one asyncpg connection."""
 
-    def __init__(self, con: asyncpg.Connection) -> None:
+    def __init__(self, con: asyncpg.Connection, timeout: float | None = None) -> None:
         self.con = con
+        self.timeout = timeout  # None: the pool's COMMAND_TIMEOUT
 
     async def one(self, sql: str, **params: Any) -> Row | None:
         text, names = _translate(sql)
-        row: Row | None = await self.con.fetchrow(text, *_args(names, params))
+        row: Row | None = await self.con.fetchrow(text, *_args(names, params), timeout=self.timeout)
         return row
 
     async def all(self, sql: str, **params: Any) -> list[Row]:
         text, names = _translate(sql)
-        return list(await self.con.fetch(text, *_args(names, params)))
+        return list(await self.con.fetch(text, *_args(names, params), timeout=self.timeout))
 
     async def val(self, sql: str, **params: Any) -> Any:
         text, names = _translate(sql)
-        return await self.con.fetchval(text, *_args(names, params))
+        return await self.con.fetchval(text, *_args(names, params), timeout=self.timeout)
 
     async def run(self, sql: str, **params: Any) -> int:
         text, names = _translate(sql)
-        status = await self.con.execute(text, *_args(names, params))
+        status = await self.con.execute(text, *_args(names, params), timeout=self.timeout)
         count = status.rsplit(" ", 1)[-1]
         return int(count) if count.isdigit() else 0
 
@@ -74,7 +91,9 @@ class PostgresTx:
         if not params:
             return []
         text, names = _translate(sql)
-        return list(await self.con.fetchmany(text, [_args(names, p) for p in params]))
+        return list(
+            await self.con.fetchmany(text, [_args(names, p) for p in params], timeout=self.timeout)
+        )
 
 
 async def init_connection(con: asyncpg.Connection) -> None:
@@ -99,7 +118,13 @@ class PostgresDriver(Opened):
 
     @classmethod
     async def open(
-        cls, url: str, *, busy_timeout: float, read_only: bool, pool_size: int = 10
+        cls,
+        url: str,
+        *,
+        busy_timeout: float,
+        read_only: bool,
+        pool_size: int = 10,
+        command_timeout: float = COMMAND_TIMEOUT,
     ) -> PostgresDriver:
         target = Target.parse(url)
         settings = {
@@ -116,6 +141,7 @@ class PostgresDriver(Opened):
                 max_size=pool_size,
                 init=init_connection,
                 timeout=max(busy_timeout, 5.0),  # a server that never answers must not hang us
+                command_timeout=max(command_timeout, busy_timeout * 2),
                 server_settings=settings,
             )
         except ValueError as err:  # the driver could not make sense of the URL
@@ -186,10 +212,18 @@ class PostgresDriver(Opened):
     @contextlib.asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[None]:
         """A session advisory lock on a connection of its own, released with it (even if the
-        process dies: the server drops a dead session's locks)."""
+        process dies: the server drops a dead session's locks). Waits as long as the holder keeps
+        it: the holder may be in a slow call (a command sync waiting out Discord's rate limit),
+        far past `lock_timeout`, so the lock is asked for again and again rather than waited for
+        under that bound."""
         key = zlib.crc32(name.encode())
         async with self.pool.acquire() as con:
-            await con.execute("SELECT pg_advisory_lock($1, $2)", NAMED_LOCKS, key)
+            waiting = False
+            while not await con.fetchval("SELECT pg_try_advisory_lock($1, $2)", NAMED_LOCKS, key):
+                if not waiting:
+                    log.info("waiting for another process to finish its %s", name)
+                    waiting = True
+                await asyncio.sleep(NAMED_LOCK_POLL)
             try:
                 yield
             finally:
@@ -207,7 +241,9 @@ async def _migrate(con: asyncpg.Connection, where: str) -> int:
         await con.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
         await con.execute(_VERSION_TABLE)
         current = await _version(con)
-        done = await schema.upgrade(PostgresTx(con), "postgresql", current, where)
+        done = await schema.upgrade(
+            PostgresTx(con, MIGRATION_TIMEOUT), "postgresql", current, where
+        )
         await con.executemany(
             "INSERT INTO schema_migrations (version) VALUES ($1)", [(v,) for v in done]
         )

@@ -13,8 +13,10 @@ from collections.abc import Callable
 
 import asyncpg
 
+from bot.store.errors import OutageWatch
 from bot.store.jobs import CHANNEL
 from bot.store.models import Lease
+from bot.store.postgres import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,8 @@ class PostgresQueue:
         self._listener: asyncpg.Connection | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._waiting = 0
+        # Told of database trouble in the background work (set by the job runner); None: logged.
+        self.outage: OutageWatch | None = None
 
     # ---- life cycle ------------------------------------------------------------------------
 
@@ -84,17 +88,24 @@ class PostgresQueue:
             # Bounded: this runs in the lease renewals too, which must not stall behind a full
             # pool or a server that does not answer.
             con = await self._pool.acquire(timeout=max(1.0, self.ttl / 3))
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as err:
-            log.warning("could not LISTEN for queue changes (%s); polling only", err)
+        except DATABASE_ERRORS as err:
+            self._failed(err, "could not LISTEN for queue changes (%s); polling only")
             return
         try:
             await con.add_listener(CHANNEL, self._notified)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as err:
-            log.warning("could not LISTEN for queue changes (%s); polling only", err)
+        except DATABASE_ERRORS as err:
+            self._failed(err, "could not LISTEN for queue changes (%s); polling only")
             # Given back: the pool's close waits for every connection it lent out.
             await self._release(con)
             return
         self._listener = con
+
+    def _failed(self, err: BaseException, message: str) -> None:
+        """Database trouble in the background: to the watcher (one line per outage), else logged."""
+        if self.outage is not None:
+            self.outage.failed(err)
+        else:
+            log.warning(message, err)
 
     async def _release(self, con: asyncpg.Connection) -> None:
         with contextlib.suppress(Exception):
@@ -123,7 +134,7 @@ class PostgresQueue:
                     self.owner,
                     list(self._leases),
                 )
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as err:
+            except DATABASE_ERRORS as err:
                 log.warning("could not hand over %d job(s) at stop: %s", len(self._leases), err)
             self._leases.clear()
 
@@ -131,7 +142,7 @@ class PostgresQueue:
         while True:
             await asyncio.sleep(self.ttl / 3)
             try:
-                await self.renew()
+                answered = await self.renew()
                 if not self._listening():
                     # Given back even when closed: a connection aborted mid-protocol stays lent
                     # out (and the pool's close waits for it) until released.
@@ -140,12 +151,17 @@ class PostgresQueue:
                         await self._release(lost)
                     await self._listen()
                     if self._listener is not None:
+                        answered = True
                         # What was queued while nobody listened: the next pass looks.
                         self._wake()
+                if answered and self.outage is not None:
+                    self.outage.ok()
             except asyncio.CancelledError:
                 raise
+            except DATABASE_ERRORS as err:
+                # The next beat tries again; leases last `ttl`, three beats.
+                self._failed(err, "could not renew job leases (%s)")
             except Exception:
-                # A database blip: the next beat tries again; leases last `ttl`, three beats.
                 log.exception("could not renew job leases")
 
     def _listening(self) -> bool:
@@ -158,11 +174,12 @@ class PostgresQueue:
             # The server dropped it and the pool took it back: asking it anything raises.
             return False
 
-    async def renew(self) -> None:
-        """Extend every lease this process holds; drop (and report) those another process took."""
+    async def renew(self) -> bool:
+        """Extend every lease this process holds; drop (and report) those another process took.
+        Whether the database was asked (there were leases)."""
         held = dict(self._leases)
         if not held:
-            return
+            return False
         rows = await self._pool.fetch(
             f"UPDATE jobs SET lease_expires_at = {_NOW} + make_interval(secs => $3)"
             " WHERE id = ANY($2::bigint[]) AND lease_owner = $1"
@@ -177,6 +194,7 @@ class PostgresQueue:
                 del self._leases[job_id]
                 log.warning("job %d: lease lost to another process; dropping it here", job_id)
                 self._lost(job_id)
+        return True
 
     # ---- queue -----------------------------------------------------------------------------
 

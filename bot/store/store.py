@@ -22,6 +22,10 @@ from bot.store.quota import GLOBAL_CAP, PAUSED
 from bot.store.urls import is_postgres, sqlite_path
 
 log = logging.getLogger(__name__)
+
+# How old a hold with no job must be before a start releases it: far longer than any process takes
+# from reserving to storing the job, so only a crash's leftovers are ever taken.
+ORPHAN_MARGIN = timedelta(minutes=10)
 Clock = Callable[[], datetime]
 Pair = tuple[int | None, int | None]  # an admin change's (old, new)
 
@@ -142,8 +146,10 @@ class Store:
         """Return every held image. No-op if the reservation is already closed."""
         await self._ledger.run(Close(reservation_id, 0, self._now(), settle=False))
 
-    async def release_orphaned_reservations(self, older_than: timedelta = timedelta(0)) -> int:
-        """Release holds older than `older_than` that no unfinished job refers to; how many."""
+    async def release_orphaned_reservations(self, older_than: timedelta = ORPHAN_MARGIN) -> int:
+        """Release holds older than `older_than` that no unfinished job refers to; how many.
+        A younger hold may belong to a live process between reserving and storing its job (two
+        transactions), on this database from another process: the margin leaves it alone."""
         now = self._now()
         candidates = await self.driver.read(ledger.orphan_candidates, now - older_than)
         if not candidates:

@@ -18,6 +18,7 @@ from bot.reports import (
     place,
     price_text,
     refused_text,
+    undelivered_line,
     worst_case_text,
 )
 from bot.store import UsageReport
@@ -52,6 +53,9 @@ def owner_usage_embed(
         ),
         _("Refused today (images): {refused}", refused=refused_text(today.refused)),
     ]
+    undelivered = undelivered_line(report)
+    if undelivered is not None:
+        lines.insert(1, undelivered)
     if report.paused:
         embed.colour = WARN
         lines.insert(0, _("**Paused**: new requests are refused (`/wanowner resume`)."))

@@ -14,7 +14,16 @@ import discord
 
 from bot.config import Settings
 from bot.i18n import N_, Number, Text, _, _n, render
-from bot.reports import cost, day_lines, images, kinds_of, number, price_text, refused_text
+from bot.reports import (
+    cost,
+    day_lines,
+    images,
+    kinds_of,
+    number,
+    price_text,
+    refused_text,
+    undelivered_line,
+)
 from bot.store import AuditEntry, QuotaStatus, ServerTotals, UsageReport
 from cogs.utils.quota_words import discord_timestamp
 
@@ -314,6 +323,7 @@ def usage_embed(report: UsageReport, settings: Settings, language: str) -> disco
 
     today = report.today
     embed = discord.Embed(title=r(_("Wan usage in this server")), colour=COLOUR)
+    undelivered = undelivered_line(report)
     embed.description = "\n".join(
         [
             r(
@@ -323,6 +333,7 @@ def usage_embed(report: UsageReport, settings: Settings, language: str) -> disco
                     cost=cost(today.billed, settings, today.billed_by_kind),
                 )
             ),
+            *([r(undelivered)] if undelivered is not None else []),
             r(_("Refused today (images): {refused}", refused=refused_text(today.refused))),
         ]
     )

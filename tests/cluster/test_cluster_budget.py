@@ -9,6 +9,7 @@ import itertools
 import math
 import time
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -16,6 +17,7 @@ from bot.sandbox import Emulator
 from bot.store import Store, open_store
 from bot.store.budget import JITTER, SharedRate, rate_for
 from bot.wan import PollConfig, TaskStatus
+from tests.support.tcpproxy import TcpProxy
 from tests.support.wan import edit, emulator_config, make_client
 
 
@@ -76,11 +78,11 @@ async def test_concurrent_takers_on_three_pools_never_exceed_the_budget(
 
 
 async def test_a_slow_take_is_not_used(pools: list[Store]) -> None:
-    """A grant whose round trip took longer than `max_take_lag` is thrown away, not sent: its
-    moment is unknown, so using it could bunch with the next grants."""
+    """A grant whose round trip took `max_take_lag` longer than the quickest recent one is thrown
+    away, not sent: its moment is unknown, so using it could bunch with the next grants."""
     store = pools[0]
-    # The first round trip takes 5 s on this clock, every later one 1 ms.
-    readings = iter([0.0, 5.0])
+    # The row's creation takes 1 ms, the first take's round trip 5 s, every later one 1 ms.
+    readings = iter([0.0, 0.001, 1.0, 6.0])
     later = itertools.count(10_000)
 
     def clock() -> float:
@@ -92,17 +94,53 @@ async def test_a_slow_take_is_not_used(pools: list[Store]) -> None:
     assert (gate.discarded, gate.taken) == (1, 1)
 
 
+async def test_processes_far_from_the_database_still_take_within_the_budget(pg_url: str) -> None:
+    """Three processes with 300 ms added to every round trip to PostgreSQL (a database in another
+    region, or a slow network): every taker still gets its grants, and no second holds more than
+    the limit. A constant round trip says nothing about a grant's freshness; only its excess over
+    the quickest does."""
+    parts = urlsplit(pg_url)
+    async with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
+        far = [await open_store(proxy.rewrite(pg_url)) for _ in range(3)]
+        try:
+            proxy.latency = 0.15  # each way
+            gates = [s.shared_rate("far", 10.0) for s in far]
+            rate = gates[0].rate  # type: ignore[attr-defined]
+            on_db: list[float] = []
+            seen: list[float] = []
+
+            async def taker(gate: SharedRate) -> None:
+                for _ in range(5):
+                    await gate()
+                    assert gate.last_grant is not None
+                    on_db.append(gate.last_grant)
+                    seen.append(time.monotonic())
+
+            await asyncio.wait_for(
+                asyncio.gather(*(taker(g) for g in gates for _ in range(2))),  # type: ignore[arg-type]
+                60,
+            )
+        finally:
+            for s in far:
+                await s.close()
+    assert len(on_db) == 30 == sum(g.taken for g in gates)  # type: ignore[attr-defined]
+    on_db.sort()
+    assert min(b - a for a, b in itertools.pairwise(on_db)) >= 1.0 / rate - 1e-6
+    assert most_in_a_second(seen) <= 10
+
+
 async def test_the_budget_survives_an_old_row(pools: list[Store]) -> None:
-    """A row left by an earlier version (or an idle hour) grants at once and then spaces again."""
+    """A row left by an earlier version (or an idle hour) grants at once and then spaces again:
+    the next take books the slot one 1/rate later."""
     pool = pools[0].driver.pool
     await pool.execute(
         "INSERT INTO wan_buckets (name, tokens, stamp) VALUES ('old', 1, 0)"
         " ON CONFLICT (name) DO UPDATE SET stamp = 0"
     )
     gate = SharedRate(pool, "old", 5.0)
-    assert await gate.take() is None and gate.taken == 1
+    assert await gate.take() == 0.0 and gate.taken == 1
     wait = await gate.take()
-    assert gate.taken == 1 and wait is not None and 0.0 < wait <= 0.2
+    assert gate.taken == 2 and wait is not None and 0.0 < wait <= 0.2
 
 
 async def test_processes_share_the_budget_and_ask_each_task_about_once_at_its_end(

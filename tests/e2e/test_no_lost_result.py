@@ -53,7 +53,8 @@ async def test_an_undeliverable_result_is_billed_not_charged_and_logged(
     world: World, caplog
 ) -> None:
     """Guards "never refunded silently": when no place takes the result, the member is charged
-    nothing (charge <= delivered) but the job and the owner's report show what Wan billed."""
+    nothing (charge <= delivered) but the job and the owner's report show what Wan billed, and it
+    counts against the server's day."""
     w = world
     await w.start_bot(runner_options={"redeliver_after": 0.05})
     refuse_posts(w, 1000)
@@ -64,7 +65,8 @@ async def test_an_undeliverable_result_is_billed_not_charged_and_logged(
     assert (job.error_code, job.generated, job.billed) == ("Undeliverable", 0, 2)
     await settled_to(w, w.alice.id, 0)
     totals = await w.bots[-1].store.server_totals(w.guild.id)
-    assert (totals.used, totals.billed, totals.undelivered) == (0, 2, 2)
+    # The server's day counts what Wan billed: the owner's caps bound the bill.
+    assert (totals.used, totals.billed, totals.undelivered) == (2, 2, 2)
     assert "billed but undelivered" in caplog.text
     final = await ix.wait_original(lambda m: "No result" in embed_text(m))
     assert "could not be posted" in embed_text(final)
@@ -83,7 +85,8 @@ async def test_a_missing_download_posts_the_rest_and_charges_for_them(bot_world:
     job = await finished(w, job_of(result))
     assert (job.generated, job.billed) == (2, 3)
     totals = await w.bots[-1].store.server_totals(w.guild.id)
-    assert (totals.used, totals.billed, totals.undelivered) == (2, 3, 1)
+    # The member pays the 2 delivered (`settled_to`); the server's day counts the 3 billed.
+    assert (totals.used, totals.billed, totals.undelivered) == (3, 3, 1)
     # The owner's report shows both: what members were charged and what Wan billed.
     report = await w.fd.slash(w.guild, w.channel, w.admin, "wanquota", {}, subcommand="show")
     shown = await report.wait_for(lambda ix: "Billed by Wan" in embed_text(ix.original))

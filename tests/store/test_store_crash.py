@@ -111,8 +111,8 @@ async def test_crash_between_reserve_and_create_job_leaves_an_orphan(tmp_path: P
     try:
         assert await store.unfinished_jobs() == []
         assert await used_and_held(store) == (0, 3)
-        assert await store.release_orphaned_reservations() == 1
-        assert await store.release_orphaned_reservations() == 0
+        assert await store.release_orphaned_reservations(timedelta(0)) == 1
+        assert await store.release_orphaned_reservations(timedelta(0)) == 0
         assert await used_and_held(store) == (0, 0)
     finally:
         await store.close()

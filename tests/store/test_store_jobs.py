@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from bot.config import load_settings
+from bot.reports import report_lines
 from bot.store import NotFound, Store
 from bot.store.models import Job, JobState
 from tests.support.store import (
@@ -210,6 +212,38 @@ async def test_failure_releases_everything(store: Store) -> None:
         "Not allowed.",
         0,
     )
+
+
+async def test_what_wan_billed_counts_against_the_caps_and_the_member_pays_what_was_delivered(
+    store: Store,
+) -> None:
+    """Promise: a result Wan billed but delivered to no one (or only in part) counts against the
+    server's day and the bot-wide day, so the owner's caps bound the bill; the member is charged
+    only for what reached them; the reports show the rest as billed but undelivered."""
+    nowhere = await new_job(store, images=3)
+    await store.update_job(nowhere.id, state=JobState.DELIVERING, billed=3)
+    assert await store.finish_job(
+        nowhere.id, JobState.FAILED, error_code="Undeliverable", error_message="x", billed=3
+    )
+    partly = await new_job(store, images=2)
+    await store.update_job(partly.id, state=JobState.DELIVERING, billed=2)
+    assert await store.finish_job(partly.id, JobState.DONE, generated=1)
+    member = await store.quota_status(G, U)
+    assert (member.used, member.held) == (1, 0)
+    server = await store.server_totals(G)
+    assert (server.used, server.held, server.billed, server.undelivered) == (5, 0, 5, 4)
+    report = await store.usage_report(None, days=1)
+    assert (report.global_used, report.global_held) == (5, 0)
+    today = report.today
+    assert (today.charged, today.billed, today.undelivered) == (1, 5, 4)
+    assert report.servers == [(G, 1, 5)]
+    assert report.top_members == [(G, U, 1)]
+    settings = load_settings(
+        {"DISCORD_TOKEN": "t", "DASHSCOPE_API_KEY": "k", "DASHSCOPE_BASE_URL": "singapore"},
+        dotenv_path=None,
+    )
+    lines = report_lines(report, settings)
+    assert lines[1] == "Billed by Wan but delivered to no one today: 4 images"
 
 
 async def test_finish_without_a_reservation(store: Store) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -460,6 +461,61 @@ async def test_two_processes_finishing_one_job_charge_once(pg_url: str) -> None:
         await close_all(stores)
 
 
+async def test_a_start_leaves_a_live_process_its_fresh_hold(pg_url: str) -> None:
+    """Promise: a process starting while another is between reserving and storing its job (two
+    transactions) does not release that hold, so the job is charged when it ends."""
+    clock = Clock()
+    running = await open_url(pg_url, clock)
+    starting = await open_url(pg_url, clock)
+    try:
+        hold = await running.reserve(G, U, 2)
+        clock.advance(seconds=5)
+        assert await starting.release_orphaned_reservations() == 0  # as a start calls it
+        job = await running.create_job(
+            scope=G, channel_id=7, user_id=U, source="slash", prompt="p", reservation_id=hold.id
+        )
+        await running.update_job(job.id, state=JobState.DELIVERING)
+        assert await running.finish_job(job.id, JobState.DONE, generated=2)
+        assert (await running.quota_status(G, U)).used == 2
+        assert await fetch(pg_url, "SELECT status, charged FROM reservations") == [("settled", 2)]
+        # A crash's leftover, once older than the margin, is still taken back at a start.
+        await running.reserve(G, U, 1)
+        clock.advance(minutes=11)
+        assert await starting.release_orphaned_reservations() == 1
+    finally:
+        await close_all([running, starting])
+
+
+async def test_a_named_lock_held_past_lock_timeout_is_waited_for(pg_url: str) -> None:
+    """Promise: processes starting together while one syncs the commands slowly (its call lasting
+    longer than `lock_timeout`) wait for it instead of failing their start."""
+    stores = await many_stores(pg_url, 3, busy_timeout=0.2)
+    order: list[str] = []
+    holding = asyncio.Event()
+
+    async def slow_sync() -> None:
+        async with stores[0].exclusive("command-sync"):
+            holding.set()
+            order.append("first in")
+            await asyncio.sleep(1.0)  # a sync five times longer than lock_timeout
+            order.append("first out")
+
+    async def next_start(i: int) -> None:
+        await holding.wait()
+        async with stores[i].exclusive("command-sync"):
+            order.append(f"{i} in")
+            order.append(f"{i} out")
+
+    try:
+        await asyncio.wait_for(asyncio.gather(slow_sync(), next_start(1), next_start(2)), 30)
+        assert order[:2] == ["first in", "first out"]
+        # One holder at a time: each "in" is followed by its own "out".
+        assert sorted(order[2:4]) == ["1 in", "1 out"] or sorted(order[2:4]) == ["2 in", "2 out"]
+        assert len(order) == 6
+    finally:
+        await close_all(stores)
+
+
 async def test_orphans_released_once_by_processes_starting_together(pg_url: str) -> None:
     store = await open_url(pg_url, Clock())
     for user in range(12):
@@ -467,7 +523,7 @@ async def test_orphans_released_once_by_processes_starting_together(pg_url: str)
     await store.close()
     stores = await many_stores(pg_url, 3)
     try:
-        counts = await racing(3, lambda i: stores[i].release_orphaned_reservations())
+        counts = await racing(3, lambda i: stores[i].release_orphaned_reservations(timedelta(0)))
         assert sum(counts) == 12  # type: ignore[arg-type]
         assert (await stores[0].server_totals(G)).held == 0
         assert await fetch(pg_url, "SELECT count(*) FROM reservations WHERE status = 'held'") == [

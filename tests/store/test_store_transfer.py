@@ -114,7 +114,7 @@ async def test_everything_arrives(filled: tuple[Path, Clock], pg_server: PgServe
             )
             assert job.id > last_job
             # The copied orphan, and `again`, which no job took either.
-            assert await after.release_orphaned_reservations() == 2
+            assert await after.release_orphaned_reservations(timedelta(0)) == 2
         finally:
             await before.close()
             await after.close()
