@@ -39,6 +39,9 @@ from bot.wan import TaskStatus, WanClient, WanError
 
 log = logging.getLogger(__name__)
 
+# How long `stop` waits for cancelled jobs to end (they end at once unless something is wrong).
+STOP_WAIT = 10.0
+
 
 class JobRunner:
     """start, stop, resume, precheck, submit, cancel, position, alive."""
@@ -186,7 +189,14 @@ class JobRunner:
         ]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            # A cancelled job ends at its next await; one that does not (a bug below it) must not
+            # keep the process from stopping: its job stays as stored and resumes next start.
+            _, stuck = await asyncio.wait(tasks, timeout=STOP_WAIT)
+            for task in stuck:
+                log.warning(
+                    "%s did not stop within %.0f s; left to resume", task.get_name(), STOP_WAIT
+                )
         if inflight.critical_tasks:
             log.info(
                 "waiting for %d create or delivery call(s) to finish", len(inflight.critical_tasks)

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import io
 import re
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import discord
@@ -14,6 +15,7 @@ from PIL import Image
 
 from bot.sandbox import FaultRule
 from bot.store import open_store
+from bot.store.store import ORPHAN_MARGIN
 from tests.support.fake_discord import GATEWAY_MESSAGE_CONTENT_LIMITED
 from tests.support.harness import API_KEY, World, embed_text, make_world, png, wait_until
 
@@ -393,8 +395,10 @@ async def test_message_content_intent_is_asked_for_only_when_enabled(tmp_path, e
 
 async def test_holds_left_without_a_job_are_returned_at_start(world: World) -> None:
     w = world
-    # A crash between reserving and writing the job row leaves a hold with no job.
-    store = await open_store(f"sqlite:///{w.db_path}")
+    # A crash between reserving and writing the job row leaves a hold with no job; a start
+    # returns it once it is older than a live process's reserve-then-store could be.
+    reserved_at = datetime.now(UTC) - ORPHAN_MARGIN - timedelta(minutes=1)
+    store = await open_store(f"sqlite:///{w.db_path}", clock=lambda: reserved_at)
     await store.reserve(w.guild.id, w.alice.id, 3)
     await store.close()
     await w.start_bot()
