@@ -23,7 +23,6 @@ from bot.config import Settings, store_limits
 from bot.jobs import JobRunner
 from bot.metrics import Metrics, MetricsServer
 from bot.store import Store, StoreError, open_store
-from bot.store.budget import SharedRate
 from bot.wan import PollConfig, WanClient, WanError
 from cogs.edit.reply_offer import OfferButton
 from cogs.edit.result_buttons import DeleteButton, EditButton, RerollButton, result_view
@@ -113,7 +112,7 @@ async def assembled(
             # After the bot's own close (pushed later, so run first): progress edits still
             # waiting for their turn are dropped once nothing can follow them.
             parts.push_async_callback(surface.close)
-            runner = JobRunner(
+            return JobRunner(
                 store,
                 wan,
                 surface,
@@ -123,11 +122,6 @@ async def assembled(
                 **shared,
                 **tuning.runner,
             )
-            # The shared budget's database trouble is the runner's outage: logged once.
-            for gate in gates.values():
-                if isinstance(gate, SharedRate):
-                    gate.outage = runner.outage
-            return runner
 
         if settings.shard_count is not None:
             client_options = {

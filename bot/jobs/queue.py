@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Protocol
 
 from bot.store import Lease
-from bot.store.errors import OutageWatch
 
 Claim = tuple[int, Lease | None]
 
@@ -26,8 +25,6 @@ class JobQueue(Protocol):
     shared: bool
     # Seconds between looks at a shared queue when no notification came (None: wait to be woken).
     poll_interval: float | None
-    # Told of database trouble met by the queue's own background work (lease renewals, LISTEN).
-    outage: OutageWatch | None
 
     async def start(self, wake: Callable[[], None], lost: Callable[[int], None]) -> None:
         """Begin: `wake` when another process queued a job or freed a slot; `lost(job_id)` when
@@ -87,7 +84,6 @@ class MemoryQueue:
 
     def __init__(self) -> None:
         self._ids: deque[int] = deque()
-        self.outage: OutageWatch | None = None  # nothing in the background to fail
 
     async def start(self, wake: Callable[[], None], lost: Callable[[int], None]) -> None:
         return None

@@ -82,7 +82,7 @@ class JobRunner:
         # Whether the database answers, as every part of the runner finds out (one log line at
         # each edge of an outage; `check --live` and the metrics read it).
         self.outage = outage = Outage(write_patience=write_patience)
-        self.queue.outage = outage
+        store.report_outages_to(outage)
         self.metrics.watch(
             queue_length=lambda: len(self.queue),
             tasks_in_flight=lambda: len(self.inflight.statuses),

@@ -16,7 +16,7 @@ from bot.store import admin, checks, jobs, ledger
 from bot.store import models as m
 from bot.store.checks import MAX_LIMIT, check_int, check_limit, check_time
 from bot.store.driver import Driver
-from bot.store.errors import QuotaRefused
+from bot.store.errors import OutageWatch, QuotaRefused
 from bot.store.ledger import Close, Ledger, Policy, Reserve
 from bot.store.quota import GLOBAL_CAP, PAUSED
 from bot.store.urls import is_postgres, sqlite_path
@@ -77,6 +77,8 @@ class Store:
         self._clock = clock
         # The ledger's own task waits for its batches to the end: no need to shield them.
         self._ledger = Ledger(lambda ops: driver.transaction(ledger.apply, ops, policy))
+        # The shared queue and budgets handed out: their background work meets the database too.
+        self._background: list[Any] = []
 
     @property
     def shared(self) -> bool:
@@ -104,7 +106,9 @@ class Store:
         from bot.store.queue import PostgresQueue
 
         pool = cast(Any, self.driver).pool
-        return PostgresQueue(pool, max_slots=max_slots, ttl=ttl, poll_interval=poll_interval)
+        queue = PostgresQueue(pool, max_slots=max_slots, ttl=ttl, poll_interval=poll_interval)
+        self._background.append(queue)
+        return queue
 
     def shared_rate(self, name: str, limit: float) -> Callable[[], Awaitable[None]] | None:
         """A gate keeping every process together within `limit` requests/s; None: only this one."""
@@ -112,7 +116,15 @@ class Store:
             return None
         from bot.store.budget import SharedRate
 
-        return SharedRate.for_limit(cast(Any, self.driver).pool, name, limit)
+        gate = SharedRate.for_limit(cast(Any, self.driver).pool, name, limit)
+        self._background.append(gate)
+        return gate
+
+    def report_outages_to(self, watch: OutageWatch) -> None:
+        """Database trouble met in the background (the shared queue's lease renewals and LISTEN,
+        the shared budget) goes to `watch`, which logs one line at each edge of an outage."""
+        for part in self._background:
+            part.outage = watch
 
     @contextlib.asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[None]:
