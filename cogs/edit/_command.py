@@ -8,25 +8,21 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.aspects import ASPECTS
 from cogs.intake.requests import MAX_NEGATIVE, MAX_PROMPT, MAX_SEED, EditOptions, start_job
 
 if TYPE_CHECKING:
     from cogs.wanbot import WanBot
 
-SHAPES = {
-    "1:1": "square",
-    "4:3": "landscape",
-    "3:4": "portrait",
-    "3:2": "landscape, photo",
-    "2:3": "portrait, photo",
-    "16:9": "widescreen",
-    "9:16": "phone screen",
-    "21:9": "cinema",
-}
+# Literal names: each is a catalogue entry, so Discord shows it translated (sizes: bot.aspects).
 ASPECT_CHOICES = [
-    app_commands.Choice(name=f"{ratio} {SHAPES[ratio]} ({w}×{h})", value=ratio)
-    for ratio, (w, h) in ASPECTS.items()
+    app_commands.Choice(name="1:1 square (1280×1280)", value="1:1"),
+    app_commands.Choice(name="4:3 landscape (1280×960)", value="4:3"),
+    app_commands.Choice(name="3:4 portrait (960×1280)", value="3:4"),
+    app_commands.Choice(name="3:2 landscape, photo (1200×800)", value="3:2"),
+    app_commands.Choice(name="2:3 portrait, photo (800×1200)", value="2:3"),
+    app_commands.Choice(name="16:9 widescreen (1280×720)", value="16:9"),
+    app_commands.Choice(name="9:16 phone screen (720×1280)", value="9:16"),
+    app_commands.Choice(name="21:9 cinema (1344×576)", value="21:9"),
 ]
 
 

@@ -14,6 +14,7 @@ from bot import guild_settings, i18n
 from bot.sandbox import FaultRule
 from cogs.command_sync import command_hash
 from cogs.translator import CatalogueTranslator
+from cogs.utils.language import CHOICES
 from tests.support.harness import World, embed_text, make_world, wait_until
 from tests.support.store import Clock, open_at
 
@@ -37,8 +38,8 @@ def _options(node: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 async def test_synced_commands_have_chinese_descriptions(bot_world: World) -> None:
-    """Promise: every command, subcommand and option Discord receives has a zh-CN description (so a
-    Chinese client shows Chinese), names stay English, and the context menu's label is Chinese."""
+    """Promise: every command, subcommand and option Discord receives has a zh-CN description and
+    every choice a zh-CN name (so a Chinese client shows Chinese), names stay English, and the context menu's label is Chinese."""
     commands = bot_world.fd.commands()
     assert {"wanedit", "wanquota", "wansettings", "Edit with Wan"} <= {c["name"] for c in commands}
     assert "wanlanguage" not in {c["name"] for c in commands}  # folded into /wansettings
@@ -51,6 +52,11 @@ async def test_synced_commands_have_chinese_descriptions(bot_world: World) -> No
                 if not zh or zh == node["description"]:
                     missing.append(f"{command['name']}: {node['name']}: {node['description']!r}")
                 assert not node.get("name_localizations"), node["name"]
+                for choice in node.get("choices") or []:
+                    zh = (choice.get("name_localizations") or {}).get(ZH)
+                    # A language's own name reads the same in every client.
+                    if choice["name"] not in CHOICES.values() and (not zh or zh == choice["name"]):
+                        missing.append(f"{command['name']}: {node['name']}: {choice['name']!r}")
         else:
             assert (command.get("name_localizations") or {}).get(ZH) == "用通义万相编辑"
     assert not missing, "\n".join(missing)
@@ -196,7 +202,6 @@ def test_language_names_are_catalogue_names() -> None:
     """Promise: what `/wansettings language:` offers is exactly the catalogues that ship, plus the
     server default."""
     from cogs.settings._cog import LANGUAGES, SERVER_DEFAULT
-    from cogs.utils.language import CHOICES
 
     assert set(CHOICES) == set(i18n.available_languages())
     assert [c.value for c in LANGUAGES] == [*CHOICES, SERVER_DEFAULT]

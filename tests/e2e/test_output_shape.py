@@ -185,11 +185,17 @@ async def test_the_edit_form_takes_ar_from_its_prompt(bot_world: World) -> None:
 
 
 async def test_the_registered_aspect_option_offers_exactly_the_ratios(bot_world: World) -> None:
-    """Guards the command's shape: a choice whose values are exactly the eight ratios, optional."""
+    """Guards the command's shape: a choice whose values are exactly the eight ratios, each named with
+    its size, optional."""
     w = bot_world
     (command,) = [c for c in w.fd.commands() if c["name"] == "wanedit"]
     options = {o["name"]: o for o in command["options"]}
     aspect, spoiler = options["aspect"], options["spoiler"]
     assert [c["value"] for c in aspect["choices"]] == list(ASPECTS)
+    # Each choice names the size that is sent.
+    for choice in aspect["choices"]:
+        width, height = ASPECTS[choice["value"]]
+        assert choice["name"].startswith(choice["value"] + " ")
+        assert choice["name"].endswith(f"({width}×{height})"), choice["name"]
     assert not aspect.get("required") and not spoiler.get("required")
     assert spoiler["type"] == 5  # boolean
