@@ -23,7 +23,7 @@ from bot.store.urls import is_postgres, sqlite_path
 
 log = logging.getLogger(__name__)
 
-# How old a hold with no job must be before a start releases it: far longer than any process takes
+# How old a hold with no job must be before it is released: far longer than any process takes
 # from reserving to storing the job, so only a crash's leftovers are ever taken.
 ORPHAN_MARGIN = timedelta(minutes=10)
 Clock = Callable[[], datetime]
