@@ -60,10 +60,9 @@ async def _index_results(tx: Tx, job_id: int, message_ids: list[int]) -> None:
 
 
 async def _fence(tx: Tx, job_id: int, lease: Lease | None) -> Row:
-    """Lock the job's row and return its state, reservation and extra (`NotFound`: no such job).
-    With a lease: `LeaseLost` unless the job is still this lease's, and the lease renewed. Without
-    one: `LeaseLost` while a process holds a live lease on it (only the shared queue leases, and
-    only unfinished jobs): a finished job's writes, and a job nobody runs, need no lease."""
+    """Lock the job's row and return it (`NotFound`: no such job). With a lease: `LeaseLost` unless
+    the job is still this lease's, and the lease renewed. Without: `LeaseLost` while a process holds
+    a live lease on it (only unfinished jobs are leased, and only by the shared queue)."""
     live = "lease_owner IS NOT NULL AND lease_expires_at > CURRENT_TIMESTAMP"
     row = await tx.one(
         f"SELECT state, reservation_id, billed, extra, lease_owner, lease_epoch, ({live}) AS leased"
@@ -176,10 +175,7 @@ async def finish(
     if changes.get("billed") is None:
         # Keep what `update_job(billed=...)` recorded when the task succeeded.
         changes.pop("billed", None)
-    if changes.get("extra"):
-        changes["extra"] = {**(as_json(row["extra"]) or {}), **changes["extra"]}
-    else:
-        changes.pop("extra", None)
+    changes["extra"] = {**(as_json(row["extra"]) or {}), **(changes.get("extra") or {})}
     if changes.get("result_message_ids") is None:
         changes.pop("result_message_ids", None)
     else:
