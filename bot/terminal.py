@@ -27,6 +27,7 @@ from bot.jobs import (
     JobRefused,
     JobRunner,
     JobSpec,
+    Posted,
     Progress,
     kind_of,
 )
@@ -74,7 +75,7 @@ class FileSurface:
             self._last = line
             print(f"job #{job.id}: {line}", file=self.out, flush=True)
 
-    async def deliver(self, job: Job, delivery: Delivery) -> list[int]:
+    async def deliver(self, job: Job, delivery: Delivery) -> Posted:
         paths = []
         for index, result in enumerate(delivery.files, start=1):
             # The file type is what Wan sent, whatever the input was.
@@ -89,7 +90,7 @@ class FileSurface:
         self.written = paths
         self.delivery = delivery
         self.ended.set()
-        return []
+        return Posted([])
 
     async def delivered(self, job: Job, message_ids: list[int]) -> None:
         pass  # the files are written: nothing to touch up

@@ -238,21 +238,27 @@ class Deliverer:
         return ResultFile(path=path, size=size, head=head)
 
     async def _post_and_settle(self, job: Job, delivery: Delivery, billed: int) -> None:
+        # Held from here to the finish, even if the job's own task is cancelled meanwhile (this
+        # runs to its end): a finish after the lease was lost is refused, never written.
         lease = self.inflight.lease(job.id)
         # Only the shared PostgreSQL queue has leases; on sqlite `lease` is None.
         if lease is not None:
             # Still ours, renewed for a whole lease: nobody else posts it meanwhile.
             await persist(self.outage, lambda: self.store.update_job(job.id, lease=lease))
-        message_ids = await self.surface.deliver(job, delivery)
+        posted = await self.surface.deliver(job, delivery)
+        message_ids = posted.message_ids
         delivered = len(delivery.files)
         # The member pays for what was delivered; what Wan billed is recorded apart (`deliver`
-        # stored it already when the task succeeded).
+        # stored it already when the task succeeded). Where it went is kept for /wanjobs' link.
+        place = {"result_channel_id": posted.channel_id} if posted.channel_id else None
         await self.outcomes.finish(
             job,
             JobState.DONE,
+            lease=lease,
             generated=delivered,
             billed=billed,
             result_message_ids=message_ids,
+            extra=place,
         )
         log.info("job %d done: %d image(s) delivered, %d billed", job.id, delivered, billed)
         self._observe_added(delivery)

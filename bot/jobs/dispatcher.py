@@ -179,8 +179,8 @@ class Dispatcher:
                 raise self._busy(busy.active) from None
             except Exception:
                 # Not on cancellation: the row may have been committed; a held reservation with no
-                # job is returned by `release_orphaned_reservations` at a start once it is older
-                # than `ORPHAN_MARGIN`.
+                # job is returned once it is older than `ORPHAN_MARGIN` (at a start, and every few
+                # minutes: `JobRunner.release_orphans`).
                 await self.store.release(reservation.id)
                 raise
         return job

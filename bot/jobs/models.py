@@ -131,3 +131,12 @@ class Delivery:
     redelivery: bool = False
     # Images Wan made that could not be downloaded (their links failed): said on the result.
     missing: int = 0
+
+
+@dataclass(frozen=True)
+class Posted:
+    """Where a result went: its messages, and the channel (or thread) holding them (None: no
+    place a link can point to). The runner records them when it ends the job."""
+
+    message_ids: list[int]
+    channel_id: int | None = None

@@ -51,7 +51,10 @@ class Outcomes:
         if await self.finish(job, JobState.FAILED, **fields):
             await self.say(job, text)
 
-    async def finish(self, job: Job, state: JobState, **fields: object) -> bool:
+    async def finish(
+        self, job: Job, state: JobState, *, lease: Lease | None = None, **fields: object
+    ) -> bool:
+        """End the job, fenced by `lease` (by default the one this process holds on it now)."""
         # Retried through a database outage: how a job ended (and what Wan billed for it) must
         # not be lost to one. Finishing twice is harmless: the second call changes nothing.
         first = await persist(
@@ -59,7 +62,7 @@ class Outcomes:
             lambda: self.store.finish_job(
                 job.id,
                 state,
-                lease=self.lease(job.id),
+                lease=lease or self.lease(job.id),
                 **fields,  # type: ignore[arg-type]
             ),
         )

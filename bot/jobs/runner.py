@@ -27,7 +27,7 @@ from bot.jobs.inflight import InFlight
 from bot.jobs.job_folders import remove_stale
 from bot.jobs.job_life import INTERRUPTED, JobLife
 from bot.jobs.models import TERMINAL_SOURCE, Delivery, JobSpec
-from bot.jobs.outages import WRITE_PATIENCE, Outage
+from bot.jobs.outages import WRITE_PATIENCE, Outage, store_trouble
 from bot.jobs.outcomes import Outcomes
 from bot.jobs.queue import JobQueue, MemoryQueue
 from bot.jobs.reconciler import MARGIN, Reconciler
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 # How long `stop` waits for cancelled jobs to end (they end at once unless something is wrong).
 STOP_WAIT = 10.0
+# How often a running bot releases holds left without a job (`release_orphans`).
+ORPHAN_SWEEP_EVERY = 300.0
 
 
 class JobRunner:
@@ -64,8 +66,13 @@ class JobRunner:
         metrics: Metrics | None = None,
         reconcile_margin: float = MARGIN,
         write_patience: float = WRITE_PATIENCE,
+        orphan_sweep_every: float = ORPHAN_SWEEP_EVERY,
     ) -> None:
         self.store = store
+        self.orphan_sweep_every = orphan_sweep_every
+        # A start sweeps itself (`WanBot.setup_hook`): the first periodic one is a period later.
+        self._next_sweep = time.monotonic() + orphan_sweep_every
+        self._sweep_failing = False
         self.wan = wan
         self.surface = surface
         self.shutdown_grace = shutdown_grace
@@ -165,6 +172,26 @@ class JobRunner:
         # Before any job is followed: its polls are placed by the running times learned so far.
         await self.running_times.recall()
         await self.dispatcher.start()
+
+    async def release_orphans(self) -> None:
+        """At most every `orphan_sweep_every` seconds (called more often, by a background loop):
+        release the holds older than `ORPHAN_MARGIN` that have no job, left by a process that
+        died between reserving and storing its job, without waiting for a restart. Never raises:
+        a database outage is reported to `outage` (logged once), a bug logged once per run."""
+        if time.monotonic() < self._next_sweep:
+            return
+        self._next_sweep = time.monotonic() + self.orphan_sweep_every
+        try:
+            await self.store.release_orphaned_reservations()
+        except Exception as err:
+            if store_trouble(err):
+                self.outage.failed(err)
+            elif not self._sweep_failing:
+                log.exception("could not release holds left without a job; trying again later")
+            self._sweep_failing = True
+            return
+        self._sweep_failing = False
+        self.outage.ok()
 
     def alive(self) -> bool:
         """True while the dispatcher runs (started, not stopped, not died of an error)."""

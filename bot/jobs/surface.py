@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from bot.images import CheckedImage
-from bot.jobs.models import Delivery, Progress
+from bot.jobs.models import Delivery, Posted, Progress
 from bot.store import Job
 
 
@@ -14,7 +14,9 @@ class Surface(Protocol):
 
     async def progress(self, job: Job, progress: Progress) -> None: ...
 
-    async def deliver(self, job: Job, delivery: Delivery) -> list[int]: ...
+    async def deliver(self, job: Job, delivery: Delivery) -> Posted:
+        """Post the result; what was posted and where (the runner writes it, not the surface)."""
+        ...
 
     async def delivered(self, job: Job, message_ids: list[int]) -> None:
         """After the job was settled: the finishing touches that must not hold the member's slot."""

@@ -1,6 +1,7 @@
 """Job rows, as functions of one `Tx`. Every write locks the job's row first (then its hold's, in
 `ledger`), so a finish racing a late change is decided by whoever locks first and the loser sees
-the final state; a write with a `Lease` is fenced (`LeaseLost` unless still that lease's job)."""
+the final state. Every write is fenced (`_fence`): `LeaseLost` unless the job is still its
+`Lease`'s, or, without one, while a process holds a live lease on it."""
 
 from __future__ import annotations
 
@@ -59,12 +60,19 @@ async def _index_results(tx: Tx, job_id: int, message_ids: list[int]) -> None:
 
 
 async def _fence(tx: Tx, job_id: int, lease: Lease | None) -> Row:
-    """Lock the job's row and return its state and reservation (`NotFound` when there is none).
-    With a lease: `LeaseLost` unless the job is still this lease's, and the lease renewed."""
-    sql = "SELECT state, reservation_id, billed, lease_owner, lease_epoch FROM jobs WHERE id = :id"
-    row = await tx.one(f"{sql} FOR UPDATE", id=job_id)
+    """Lock the job's row and return it (`NotFound`: no such job). With a lease: `LeaseLost` unless
+    the job is still this lease's, and the lease renewed. Without: `LeaseLost` while a process holds
+    a live lease on it (only unfinished jobs are leased, and only by the shared queue)."""
+    live = "lease_owner IS NOT NULL AND lease_expires_at > CURRENT_TIMESTAMP"
+    row = await tx.one(
+        f"SELECT state, reservation_id, billed, extra, lease_owner, lease_epoch, ({live}) AS leased"
+        " FROM jobs WHERE id = :id FOR UPDATE",
+        id=job_id,
+    )
     if row is None:
         raise NotFound(f"no job {job_id}")
+    if lease is None and row["leased"]:
+        raise LeaseLost(job_id)
     if lease is not None:
         if row["lease_owner"] != lease.owner or row["lease_epoch"] != lease.epoch:
             raise LeaseLost(job_id)
@@ -167,6 +175,7 @@ async def finish(
     if changes.get("billed") is None:
         # Keep what `update_job(billed=...)` recorded when the task succeeded.
         changes.pop("billed", None)
+    changes["extra"] = {**(as_json(row["extra"]) or {}), **(changes.get("extra") or {})}
     if changes.get("result_message_ids") is None:
         changes.pop("result_message_ids", None)
     else:

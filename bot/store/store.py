@@ -23,7 +23,7 @@ from bot.store.urls import is_postgres, sqlite_path
 
 log = logging.getLogger(__name__)
 
-# How old a hold with no job must be before a start releases it: far longer than any process takes
+# How old a hold with no job must be before it is released: far longer than any process takes
 # from reserving to storing the job, so only a crash's leftovers are ever taken.
 ORPHAN_MARGIN = timedelta(minutes=10)
 Clock = Callable[[], datetime]
@@ -305,7 +305,7 @@ class Store:
         self, job_id: int, *, lease: m.Lease | None = None, **fields: Any
     ) -> m.Job:
         """Change the job's columns and `updated_at`; not its final state (`finish_job`), and a
-        finished job keeps it. Fenced by `lease` (`LeaseLost`: no longer this lease's job)."""
+        finished job keeps it. Fenced (`LeaseLost`): by `lease`, else by any live lease on it."""
         changes = checks.job_changes(fields)
         return await self.driver.write(
             jobs.update, job_id, changes, self._now(), self._fenced(lease), self.shared
@@ -327,13 +327,15 @@ class Store:
         error_message: str | None = None,
         result_message_ids: list[int] | None = None,
         billed: int | None = None,
+        extra: dict[str, Any] | None = None,
         lease: m.Lease | None = None,
     ) -> bool:
         """End the job and settle (`generated`: what the member is charged) or release its hold,
-        in one transaction; False, changing nothing, if it had ended. `billed`: what Wan billed."""
+        in one transaction; False, changing nothing, if it had ended. `billed`: what Wan billed;
+        `extra`: keys added to the job's `extra`."""
         state = checks.final_state(state, generated, billed)
         changes = dict(generated=generated, error_code=error_code, error_message=error_message)
-        changes.update(result_message_ids=result_message_ids, billed=billed)
+        changes.update(result_message_ids=result_message_ids, billed=billed, extra=extra)
         fenced, policy, shared = self._fenced(lease), self.policy, self.shared
         return await self.driver.write(
             jobs.finish, job_id, state, changes, self._now(), fenced, policy, shared

@@ -1,6 +1,7 @@
 """Heartbeats for `python -m bot check --live`: every few seconds this process writes whether it is
 connected to the gateway, whether its job runner is alive and whether the database answers it
-(`bot.health`), and removes the rows of processes that died."""
+(`bot.health`), and removes the rows of processes that died. The same loop has the job runner
+release, every few minutes, the holds a dead process left without a job."""
 
 from __future__ import annotations
 
@@ -60,6 +61,10 @@ class Health(commands.Cog):
         # is_ready() is False again while the gateway reconnects after a drop.
         self._set_connected(self.bot.is_ready() and not self.bot.is_closed())
         await self.write()
+        runner = getattr(self.bot, "runner", None)
+        if runner is not None:
+            # Every few minutes (the runner keeps the time), and it never raises.
+            await runner.release_orphans()
 
     def _shards(self) -> str:
         ids = getattr(self.bot, "shard_ids", None)  # AutoShardedBot

@@ -68,14 +68,16 @@ class ClaimButton(JobButton, template=r"wan:claim:(?P<job_id>\d+)"):
         surface = cast("DiscordSurface", bot.runner.surface)
         try:
             async with bot.runner.unclaimed_result(job) as delivery:
-                ids = await surface.poster.post_unclaimed(
+                posted = await surface.poster.post_unclaimed(
                     job, delivery, interaction.followup, interaction.filesize_limit
                 )
         except JobRefused as err:
             await tell(interaction, text_of(err))
             return
         fresh = await bot.store.get_job(job.id) or job
-        await bot.store.update_job(job.id, extra={**fresh.extra, CLAIMED: ids})
+        # Written without a lease, which only an unfinished job has: this one ended long ago.
+        place = {CLAIMED: posted.message_ids, "result_channel_id": posted.channel_id}
+        await bot.store.update_job(job.id, extra={**fresh.extra, **place})
         log.info("job %d: its undelivered result was posted on its member's request", job.id)
 
 

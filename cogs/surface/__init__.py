@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.images import CheckedImage
-from bot.jobs import Delivery, Progress
+from bot.jobs import Delivery, Posted, Progress
 from bot.store import Job
 from cogs.intake import attachments
 from cogs.surface.delivery import ResultPoster, ResultView
@@ -27,7 +27,7 @@ class DiscordSurface:
     async def progress(self, job: Job, progress: Progress) -> None:
         await self.progress_messages.show(job, progress)
 
-    async def deliver(self, job: Job, delivery: Delivery) -> list[int]:
+    async def deliver(self, job: Job, delivery: Delivery) -> Posted:
         return await self.poster.deliver(job, delivery)
 
     async def delivered(self, job: Job, message_ids: list[int]) -> None:

@@ -22,7 +22,7 @@ import discord
 
 from bot import aspects, images
 from bot.i18n import N_, _, _n, render
-from bot.jobs import Delivery, from_text
+from bot.jobs import Delivery, Posted, from_text
 from bot.store import Job
 from bot.wan import IMAGINE_MODEL
 from cogs.surface.job_messages import thread_name, token_alive, webhook
@@ -61,7 +61,7 @@ class ResultPoster:
         if where is not None:
             await self.progress.finishing_touches(job, *where)
 
-    async def deliver(self, job: Job, delivery: Delivery) -> list[int]:
+    async def deliver(self, job: Job, delivery: Delivery) -> Posted:
         limit = int(job.extra.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
         files = await self._fit(job, delivery, limit)
         target: discord.abc.Messageable | Followup
@@ -80,9 +80,8 @@ class ResultPoster:
             posted, attachments = await self._already_posted(job, target)
             if posted and attachments >= len(files):
                 log.info("job %d: result was already posted before the restart", job.id)
-                await self._remember_place(job, target.id)  # type: ignore[attr-defined]
                 self._touches[job.id] = (posted[0], target)
-                return posted
+                return Posted(posted, target.id)  # type: ignore[attr-defined]
             for message_id in posted:
                 # Only part of it made it: remove that part and post the whole result again.
                 with contextlib.suppress(discord.HTTPException):
@@ -130,9 +129,9 @@ class ResultPoster:
                     send_kwargs.pop("reference", None)
             else:
                 raise RuntimeError(f"job {job.id}: no place accepted the result")
-        await self._remember_place(job, message.channel.id)
         self._touches[job.id] = (message.id, message.channel)
-        return ids
+        # Where it went (a thread made for it, or a fallback), for /wanjobs to link to.
+        return Posted(ids, message.channel.id)
 
     async def _fit(self, job: Job, delivery: Delivery, limit: int) -> list[tuple[Path, str]]:
         """Each file as it goes up: on disk (next to the download), streamed by the upload."""
@@ -169,15 +168,6 @@ class ResultPoster:
             "model": IMAGINE_MODEL if from_text(job) else self.bot.settings.wan_model,
         }
         return {key: value for key, value in fields.items() if value}
-
-    async def _remember_place(self, job: Job, channel_id: int) -> None:
-        """Keep where the result went (a thread made for it, or a fallback), so /wanjobs links to it."""
-        try:
-            await self.bot.store.update_job(
-                job.id, extra={**job.extra, "result_channel_id": channel_id}
-            )
-        except Exception:  # only a link is lost; the result itself is posted
-            log.warning("job %d: could not record its result's channel", job.id, exc_info=True)
 
     async def _send_files(
         self,
@@ -325,9 +315,9 @@ class ResultPoster:
 
     async def post_unclaimed(
         self, job: Job, delivery: Delivery, hook: discord.Webhook, limit: int | None
-    ) -> list[int]:
+    ) -> Posted:
         """Post a result that reached no one when it was made, as a follow-up of the interaction
-        asking for it now (where the member is); the ids of the messages posted."""
+        asking for it now (where the member is); what was posted, and where."""
         files = await self._fit(job, delivery, limit or DEFAULT_UPLOAD_LIMIT)
         send_kwargs: dict[str, Any] = {
             "content": f"<@{job.user_id}>",
@@ -337,8 +327,7 @@ class ResultPoster:
             ),
         }
         ids, message = await self._send_files(Followup(hook), job, files, send_kwargs)
-        await self._remember_place(job, message.channel.id)
-        return ids
+        return Posted(ids, message.channel.id)
 
     def _footer(self, job: Job, language: str) -> str:
         # "Job #N" stays as it is in every language: a re-delivery after a restart finds the

@@ -10,6 +10,7 @@ import pytest
 
 from bot.sandbox import FaultRule
 from bot.store import JobState, open_store
+from bot.store.store import ORPHAN_MARGIN
 from tests.e2e.test_wanedit_e2e import private_text, settled_to
 from tests.support.harness import World, embed_text, wait_until
 from tests.support.promises import CREATE_PATH, gate, job_ends, start_bot
@@ -122,3 +123,35 @@ async def test_a_create_cut_short_is_adopted_by_the_process_that_takes_over(
         await settled_to(w, w.alice.id, 1)
         assert len(w.results_for(w.alice)) == 1
         assert g.creates_passed() == 1 and w.emu.created_count == 1
+
+
+async def test_a_running_bot_releases_a_dead_process_hold_without_a_restart(
+    pg_world: World, pg_url: str
+) -> None:
+    """A process that died between reserving and storing its job left its hold behind. A running
+    bot releases it once it is older than `ORPHAN_MARGIN`, without a restart; a hold younger than
+    that (its process may still be storing the job) stays held."""
+    w = pg_world
+    bot = await w.start_bot(runner_options={"orphan_sweep_every": 0.1})
+    holds = {}
+    # The young one first: the sweep that releases the old one has seen it too.
+    for name, age in (
+        ("young", timedelta(minutes=2)),
+        ("old", ORPHAN_MARGIN + timedelta(minutes=1)),
+    ):
+        at = datetime.now(UTC) - age
+        dead = await open_store(pg_url, clock=lambda at=at: at)
+        try:
+            holds[name] = (await dead.reserve(w.guild.id, w.alice.id, 2)).id
+        finally:
+            await dead.close()
+
+    async def status(name: str) -> str:
+        sql = "SELECT status FROM reservations WHERE id = $1"
+        return await bot.store.driver.pool.fetchval(sql, holds[name])  # type: ignore[attr-defined]
+
+    async def old_released() -> bool:
+        return await status("old") == "released"
+
+    await wait_until(old_released, timeout=20, interval=0.1)
+    assert await status("young") == "held"

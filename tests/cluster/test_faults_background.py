@@ -1,22 +1,30 @@
 """The store's own background work on PostgreSQL (the shared queue's lease renewals and LISTEN, the
-shared DashScope budget) meets a database outage behind a loopback TCP proxy: it reports it to the
+shared DashScope budget, the periodic release of holds left without a job) meets a database outage behind a loopback TCP proxy: it reports it to the
 job runner's `Outage`, so the outage is logged once when it starts and once when it ends, not at
 every retry, and the work goes on once the database is back."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
 
+from bot.jobs import JobRunner
 from bot.jobs.outages import Outage
+from bot.sandbox import Emulator
 from bot.store import JobState, Store, StoreError, open_store
 from bot.store.admin import get_meta
 from bot.store.budget import SharedRate
 from bot.store.postgres import PostgresDriver
+from bot.store.store import ORPHAN_MARGIN
+from bot.terminal import FileSurface
+from bot.wan import WanClient
+from tests.support.harness import API_KEY
 from tests.support.store import eventually
 from tests.support.tcpproxy import TcpProxy
 
@@ -111,3 +119,37 @@ async def test_a_statement_on_a_black_holed_connection_fails_instead_of_hanging(
     finally:
         proxy.restore()
         await asyncio.wait_for(driver.close(), 30)
+
+
+async def test_the_orphan_sweep_reports_an_outage_once_and_goes_on(
+    far_store: Store,
+    proxy: TcpProxy,
+    pg_url: str,
+    emulator: Emulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The runner's periodic release of holds left without a job, called by a background loop,
+    never raises through a database outage (logged once as it starts and once as it ends) and
+    releases the hold a dead process left once the database is back."""
+    caplog.set_level(logging.INFO)
+    long_ago = datetime.now(UTC) - ORPHAN_MARGIN - timedelta(minutes=1)
+    dead = await open_store(pg_url, clock=lambda: long_ago)
+    hold = await dead.reserve(G, U, 2)
+    await dead.close()
+    async with WanClient(API_KEY, emulator.base_url) as wan:
+        runner = JobRunner(far_store, wan, FileSurface(out=io.StringIO()), orphan_sweep_every=0)
+        await proxy.cut(refuse_for=60)
+        for _ in range(3):
+            await asyncio.wait_for(runner.release_orphans(), 30)
+        assert runner.outage.down
+        proxy.restore()
+
+        async def released() -> bool:
+            await runner.release_orphans()
+            sql = "SELECT status FROM reservations WHERE id = $1"
+            pool = far_store.driver.pool  # type: ignore[attr-defined]
+            return await pool.fetchval(sql, hold.id) == "released"
+
+        await eventually(released, within=30)
+    assert not runner.outage.down and runner.outage.outages == 1
+    assert outage_lines(caplog) == (1, 1, [])

@@ -197,6 +197,15 @@ async def test_finish_settles_the_reservation_once(store: Store) -> None:
     assert await store.settle(job.reservation_id, 4) == 0  # type: ignore[arg-type]
 
 
+async def test_finish_adds_its_extra_to_the_jobs(store: Store) -> None:
+    """Where the result went is written by the finish itself: its keys join those already kept."""
+    job = await new_job(store, images=1, extra={"upload_limit": 8})
+    place = {"result_channel_id": 77}
+    assert await store.finish_job(job.id, JobState.DONE, generated=1, extra=place)
+    got = await store.get_job(job.id)
+    assert got is not None and got.extra == {"upload_limit": 8, "result_channel_id": 77}
+
+
 async def test_failure_releases_everything(store: Store) -> None:
     job = await new_job(store, images=4)
     assert await store.finish_job(

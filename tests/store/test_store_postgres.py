@@ -16,7 +16,16 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from bot.store import JobState, Limits, QuotaRefused, Reservation, Store, StoreError, open_store
+from bot.store import (
+    JobState,
+    LeaseLost,
+    Limits,
+    QuotaRefused,
+    Reservation,
+    Store,
+    StoreError,
+    open_store,
+)
 from bot.store.schema import latest
 from bot.store.urls import Target, describe_url
 from tests.support.old_schema import POSTGRES as MIGRATIONS
@@ -531,3 +540,56 @@ async def test_orphans_released_once_by_processes_starting_together(pg_url: str)
         ]
     finally:
         await close_all(stores)
+
+
+async def test_only_the_live_lease_writes_an_unfinished_job(pg_url: str) -> None:
+    """Promise: a job leased to one process is written by that lease alone. The process that lost
+    it (a stale epoch) and a write carrying no lease are refused (`LeaseLost`) and charge nothing;
+    the owner's finish goes through, and a finished job's record needs no lease."""
+    first, second = await many_stores(pg_url, 2)
+    try:
+        a, b = first.job_queue(max_slots=5, ttl=60.0), second.job_queue(max_slots=5, ttl=60.0)
+        hold = await first.reserve(G, U, 2)
+        job = await first.create_job(
+            scope=G, channel_id=7, user_id=U, source="slash", prompt="p",
+            reservation_id=hold.id, state=JobState.QUEUED, extra={"upload_limit": 8},
+        )  # fmt: skip
+        assert await a.pop() == (job.id, a.lease(job.id))
+        old = a.lease(job.id)
+        assert old is not None
+        unleased = (
+            lambda s: s.update_job(job.id, extra={"result_channel_id": 1}),
+            lambda s: s.set_task_id(job.id, "task-unleased"),
+            lambda s: s.finish_job(job.id, JobState.FAILED),
+        )
+        for write in unleased:  # from another process, while `a` holds the job
+            with pytest.raises(LeaseLost):
+                await write(second)
+        await first.update_job(job.id, state=JobState.SUBMITTED, lease=old)
+        # `a` stalls past its lease; `b` takes the job over (a new epoch).
+        await fetch(pg_url, "UPDATE jobs SET lease_expires_at = clock_timestamp() RETURNING id")
+        assert [c[0] for c in await b.take_over()] == [job.id]
+        new = b.lease(job.id)
+        assert new is not None and new.epoch == old.epoch + 1
+        with pytest.raises(LeaseLost):
+            await first.update_job(job.id, state=JobState.RUNNING, lease=old)
+        with pytest.raises(LeaseLost):
+            await first.finish_job(job.id, JobState.DONE, generated=2, lease=old)
+        for write in unleased:  # the stale process again, its lease forgotten
+            with pytest.raises(LeaseLost):
+                await write(first)
+        stored = await second.get_job(job.id)
+        assert stored is not None and stored.task_id is None and stored.extra == {"upload_limit": 8}
+        assert (await second.quota_status(G, U)).held == 2  # nothing settled or released
+        assert await second.finish_job(
+            job.id, JobState.DONE, generated=2, extra={"result_channel_id": 70}, lease=new
+        )
+        status = await second.quota_status(G, U)
+        assert (status.used, status.held) == (2, 0)
+        # Finished: its lease is gone, and a later record (a claimed result) is written without one.
+        await first.update_job(job.id, extra={"upload_limit": 8, "result_channel_id": 71})
+        stored = await second.get_job(job.id)
+        assert stored is not None and stored.state == JobState.DONE
+        assert stored.extra == {"upload_limit": 8, "result_channel_id": 71}
+    finally:
+        await close_all([first, second])
