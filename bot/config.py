@@ -212,8 +212,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "WANBOT_LEASE_SECONDS",
         "15",
-        "PostgreSQL only: how long a process's hold on a job lasts unrenewed (it renews every "
-        "third of it); a dead process's jobs are taken over this long after it stopped.",
+        "How long a process's hold on a job lasts unrenewed (it renews every third of it). On "
+        "PostgreSQL a dead process's jobs are taken over this long after it stopped; on either "
+        "engine a killed `python -m bot edit`'s job is ended, refunded, once it ran out.",
     ),
 )
 

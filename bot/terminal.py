@@ -3,16 +3,21 @@ from the terminal, through the same job runner the bot uses.
 
 `FileSurface` is the runner's `Surface` for a terminal: progress goes to stderr, an edit's results
 are written next to the first input (`NAME.wan-1.png`, ...), an imagined one's in the current folder
-(`imagine-1.png`, ...). No Discord is involved.
+(`imagine-1.png`, ...). No Discord is involved. The job is this process's alone: it holds it in the
+store while it runs (so no other process takes it for abandoned), and on PostgreSQL it waits for a
+Wan slot and keeps DashScope's limits with the bot processes on the database, which never run it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import random
 import shutil
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -31,21 +36,24 @@ from bot.jobs import (
     Progress,
     kind_of,
 )
-from bot.store import Job, JobState, Store, open_store
+from bot.jobs.models import TERMINAL_INTERRUPTED
+from bot.jobs.outages import store_trouble
+from bot.jobs.shared import shared_parts
+from bot.store import Job, JobState, LeaseLost, Store, StoreError, open_store
 from bot.store.models import BOT_SCOPE
 from bot.wan import PollConfig, WanClient
 from bot.wan.models import MAX_NEGATIVE, MAX_PROMPT
+
+log = logging.getLogger(__name__)
 
 # The terminal's jobs live beside the bot's in the same store, in the owner's own scope (server ids
 # are positive snowflakes, DMs are 0): no member limit, but the bot-wide cap and the pause apply,
 # and they count in the usage report.
 TERMINAL_SCOPE = BOT_SCOPE
 TERMINAL_USER = 0
-INTERRUPTED = (
-    "Interrupted before the result was written. If Wan had started the task it may still be billed."
-)
+INTERRUPTED = TERMINAL_INTERRUPTED
 STAGES = {
-    "queued": "queued",
+    "queued": "queued, waiting for a free Wan slot",
     "pending": "sent to Wan, waiting for a free slot",
     "running": "Wan is editing",
     "delivering": "downloading the results",
@@ -116,13 +124,29 @@ async def load_files(paths: list[Path]) -> list[CheckedImage]:
     return checked
 
 
-async def end_leftovers(store: Store) -> None:
-    """Fail (and refund) terminal jobs a killed `edit` left unfinished: nothing else ends them."""
-    for job in await store.unfinished_jobs():
-        if job.source == TERMINAL_SOURCE:
-            await store.finish_job(
-                job.id, JobState.FAILED, error_code="Interrupted", error_message=INTERRUPTED
-            )
+async def follow(
+    store: Store, runner: JobRunner, surface: FileSurface, job_id: int, owner: str, ttl: float
+) -> None:
+    """Wait for the job's end, renewing this process's hold on it every third of `ttl`, so that
+    no other process takes it for abandoned. Also returns when the hold is gone and the runner no
+    longer runs the job: another process ended it (this one had stalled past its hold)."""
+    while not surface.ended.is_set():
+        try:
+            held = job_id in await store.hold_jobs(owner, [job_id], ttl)
+        except Exception as err:
+            # Tried again next beat (the hold lasts three): the database away for a moment is
+            # logged once, at each edge of the outage.
+            if store_trouble(err):
+                runner.outage.failed(err)
+            else:
+                log.exception("job %d: could not renew its hold", job_id)
+            held = True
+        else:
+            runner.outage.ok()
+        if not held and not runner.following(job_id):
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(surface.ended.wait(), ttl / 3)
 
 
 @dataclass(frozen=True)
@@ -224,11 +248,18 @@ async def _run(
 ) -> int:
     """Submit one job and follow it to its end; print the files written, then the seed, the time
     and the cost (none in the sandbox)."""
-    store: Store = await open_store(
-        settings.database_url,
-        default_daily_limit=settings.default_daily_limit,
-        limits=store_limits(settings),
-    )
+    try:
+        store: Store = await open_store(
+            settings.database_url,
+            default_daily_limit=settings.default_daily_limit,
+            limits=store_limits(settings),
+        )
+    except StoreError as refused:
+        print(f"wanbot: {refused}", file=err)
+        return 1
+    # On PostgreSQL: the database's Wan slots and DashScope limits, with every bot process on it.
+    queue, gates = shared_parts(store, settings, own_jobs=True)
+    owner = queue.owner if queue is not None else uuid.uuid4().hex
     assert settings.dashscope_api_key is not None
     wan = WanClient(
         settings.dashscope_api_key,
@@ -238,14 +269,17 @@ async def _run(
         query_qps=settings.query_qps,
         request_timeout=settings.request_timeout,
         poll_config=PollConfig.for_tasks(*settings.task_seconds),
+        **gates,
     )
     # No member limits for the owner's own tool: jobs one at a time, however many are left over.
-    runner = JobRunner(store, wan, surface, max_concurrent=1, max_jobs_per_user=1_000)
+    runner = JobRunner(store, wan, surface, max_concurrent=1, max_jobs_per_user=1_000, queue=queue)
     started = time.monotonic()
     job: Job | None = None
     final: Job | None = None
     try:
-        await end_leftovers(store)
+        # What killed edits left: only jobs whose process no longer holds them, never those of
+        # another edit still running on this database.
+        await runner.end_abandoned()
         await wan.start()
         await runner.start()
         try:
@@ -253,23 +287,32 @@ async def _run(
         except JobRefused as refused:
             print(f"wanbot: {refused}", file=err)
             return 1
-        await surface.ended.wait()
+        await follow(store, runner, surface, job.id, owner, settings.lease_seconds)
         # The runner settles the job just after the delivery; stop lets that finish.
         await runner.stop()
         final = await store.get_job(job.id)
     finally:
+        # Taken before the stop hands it back: the job's own end is then fenced like any write.
+        lease = runner.queue.lease(job.id) if job is not None else None
         await runner.stop()
         if job is not None and final is None:
-            # Ctrl-C: end the job here (refunded), since no bot process will pick it up.
-            await store.finish_job(
-                job.id, JobState.FAILED, error_code="Interrupted", error_message=INTERRUPTED
-            )
+            # Ctrl-C: end the job here (refunded), since no bot process will deliver it. (Lost:
+            # another process has ended it already, the same way.)
+            with contextlib.suppress(LeaseLost):
+                await store.finish_job(
+                    job.id,
+                    JobState.FAILED,
+                    error_code="Interrupted",
+                    error_message=INTERRUPTED,
+                    lease=lease,
+                )
             if job.task_id or ((fresh := await store.get_job(job.id)) and fresh.task_id):
                 print(f"wanbot: {INTERRUPTED}", file=err)
         await wan.close()
         await store.close()
     if surface.failure is not None or final is None or final.state != JobState.DONE:
-        print(f"wanbot: {surface.failure or 'the job did not finish'}", file=err)
+        reason = surface.failure or (final and final.error_message) or "the job did not finish"
+        print(f"wanbot: {reason}", file=err)
         return 1
     for path in surface.written:
         print(path, file=out)

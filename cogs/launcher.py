@@ -21,8 +21,9 @@ import discord
 
 from bot.config import Settings, store_limits
 from bot.jobs import JobRunner
+from bot.jobs.shared import shared_parts
 from bot.metrics import Metrics, MetricsServer
-from bot.store import Store, StoreError, open_store
+from bot.store import StoreError, open_store
 from bot.wan import PollConfig, WanClient, WanError
 from cogs.edit.reply_offer import OfferButton
 from cogs.edit.result_buttons import DeleteButton, EditButton, RerollButton, result_view
@@ -32,9 +33,6 @@ from cogs.surface.cancel import CancelButton
 from cogs.wanbot import ShardedWanBot, WanBot
 
 log = logging.getLogger("bot")
-
-# Creates per second the account takes, for every process together (DashScope's documented limit).
-SUBMIT_RPS = 5.0
 
 # Every button that must work after a restart: their custom ids carry a job id, and the bot
 # registers exactly these at start-up. A new persistent button is added here.
@@ -79,7 +77,9 @@ async def assembled(
             limits=store_limits(settings),
         )
         parts.push_async_callback(store.close)
-        shared, gates = _shared_parts(store, settings, tuning)
+        # The job queue and DashScope's limits: this process's own on sqlite; on PostgreSQL the
+        # database's, shared with every process on it.
+        queue, gates = shared_parts(store, settings, **tuning.queue)
         assert settings.dashscope_api_key is not None
         wan = WanClient(
             settings.dashscope_api_key,
@@ -119,7 +119,7 @@ async def assembled(
                 max_concurrent=settings.max_concurrent_tasks,
                 max_jobs_per_user=settings.max_jobs_per_user,
                 metrics=metrics,
-                **shared,
+                queue=queue,
                 **tuning.runner,
             )
 
@@ -146,20 +146,6 @@ async def assembled(
         # store close under it.
         parts.push_async_callback(bot.close)
         yield bot
-
-
-def _shared_parts(
-    store: Store, settings: Settings, tuning: Tuning
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The job queue and the DashScope budget, as the store picks them: this process's own on
-    sqlite; on PostgreSQL the database's, shared with every process on it."""
-    queue_options = {"ttl": settings.lease_seconds, **tuning.queue}
-    shared = {"queue": store.job_queue(max_slots=settings.max_concurrent_tasks, **queue_options)}
-    gates = {
-        "query_gate": store.shared_rate("query", settings.query_qps),
-        "submit_gate": store.shared_rate("create", SUBMIT_RPS),
-    }
-    return shared, gates
 
 
 def discord_http_trace(metrics: Metrics) -> aiohttp.TraceConfig:

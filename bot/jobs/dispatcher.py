@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
@@ -16,7 +17,14 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from bot.i18n import _n
 from bot.images import CheckedImage
 from bot.jobs.inflight import InFlight
-from bot.jobs.models import JobRefused, JobSpec, Progress, uncharged
+from bot.jobs.models import (
+    TERMINAL_INTERRUPTED,
+    TERMINAL_SOURCE,
+    JobRefused,
+    JobSpec,
+    Progress,
+    uncharged,
+)
 from bot.jobs.outages import FIRST_WAIT, LONGEST_WAIT, Outage, store_trouble
 from bot.jobs.outcomes import Outcomes
 from bot.jobs.queue import JobQueue
@@ -31,6 +39,8 @@ PREFETCH = 2
 # the connection (a network partition) would otherwise hold the dispatcher until TCP gives up,
 # minutes later, without one error to say so.
 PASS_TIMEOUT = 30.0
+# Seconds between looks, on a shared queue, for jobs of `python -m bot edit` whose process is gone.
+ABANDONED_EVERY = 5.0
 
 
 class Dispatcher:
@@ -64,6 +74,7 @@ class Dispatcher:
         self._user_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.loop_task: asyncio.Task[None] | None = None
         self.announcer: asyncio.Task[None] | None = None
+        self._abandoned_due = 0.0  # time.monotonic() of the next look for abandoned jobs
 
     # ---- admission ------------------------------------------------------------------------------
 
@@ -260,7 +271,24 @@ class Dispatcher:
         for job_id, _lease in await self.queue.take_over():
             if job_id not in self.inflight.running:
                 self.launch(job_id)
+        if self.queue.shared and time.monotonic() >= self._abandoned_due:
+            await self.end_abandoned()
+            self._abandoned_due = time.monotonic() + ABANDONED_EVERY
         return moved
+
+    async def end_abandoned(self) -> None:
+        """End, refunded, the jobs of `python -m bot edit` whose process is gone (killed): nobody
+        else may follow them (their results go to its terminal), and one that had started holds a
+        Wan slot until it ends. A job its process still holds is left alone."""
+        ended = await self.store.end_abandoned_jobs(
+            TERMINAL_SOURCE, error_code="Interrupted", error_message=TERMINAL_INTERRUPTED
+        )
+        if ended:
+            log.warning(
+                "ended %d job(s) of `python -m bot edit` whose process is gone (refunded): %s",
+                len(ended),
+                ", ".join(f"#{job_id}" for job_id in ended),
+            )
 
     def launch(self, job_id: int) -> None:
         """Run the job now, in its own task."""

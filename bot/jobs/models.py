@@ -14,6 +14,11 @@ from bot.wan import TaskResult
 NOTHING_CHARGED = _("Nothing was charged.")
 # Jobs of `python -m bot edit`: that process follows them itself, so a bot never resumes them.
 TERMINAL_SOURCE = "terminal"
+# How such a job ends when its process is gone (killed, or stopped with Ctrl-C): refunded, since
+# nobody else can write its result. Said in the terminal only, which has no catalogue.
+TERMINAL_INTERRUPTED = (
+    "Interrupted before the result was written. If Wan had started the task it may still be billed."
+)
 # What a job asks Wan for, kept in its options as "kind": an edit of input images (`wan2.5-i2i-preview`;
 # rows without a kind are edits) or an image made from the prompt alone (`wan2.5-t2i-preview`).
 EDIT = "edit"

@@ -35,8 +35,9 @@ class JobQueue(Protocol):
         """Stop; hand this process's unfinished jobs over to the others at once."""
         ...
 
-    async def push(self, job_id: int) -> int:
-        """Add a stored QUEUED job at the back; return its 1-based position."""
+    async def push(self, job_id: int) -> int | None:
+        """Add a stored QUEUED job at the back; return its 1-based position (None: it waits for a
+        free slot outside any order, `bot.store.queue.OwnJobsQueue`)."""
         ...
 
     async def pop(self) -> Claim | None:

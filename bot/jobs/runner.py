@@ -243,6 +243,7 @@ class JobRunner:
             log.info("jobs come from the shared queue; a stopped process's are taken over")
             self.dispatcher.wake.set()
             return 0
+        await self.end_abandoned()
         resumed = 0
         for job in await self.store.unfinished_jobs():
             if self.inflight.stopped:
@@ -250,7 +251,7 @@ class JobRunner:
             if job.id in self.inflight.running or job.id in self.queue:
                 continue
             if job.source == TERMINAL_SOURCE:
-                continue  # `python -m bot edit` follows (or cleans up) its own jobs
+                continue  # `python -m bot edit` follows its own jobs (`end_abandoned`)
             resumed += 1
             if job.state == JobState.VALIDATING:
                 await self.outcomes.fail(job, INTERRUPTED, "Interrupted")
@@ -264,6 +265,16 @@ class JobRunner:
         log.info("resumed %d unfinished job(s)", resumed)
         self.dispatcher.wake.set()
         return resumed
+
+    def following(self, job_id: int) -> bool:
+        """Whether this runner runs the job now, or has a run of it scheduled."""
+        return job_id in self.inflight.running or job_id in self.inflight.later
+
+    async def end_abandoned(self) -> None:
+        """End, refunded, the jobs of `python -m bot edit` whose process is gone; never one whose
+        process still holds it (`Store.hold_jobs`). A process on a shared queue also does this
+        every few seconds, so a killed edit's Wan slot comes back."""
+        await self.dispatcher.end_abandoned()
 
     # ---- requests ---------------------------------------------------------------------------
 

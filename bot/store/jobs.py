@@ -5,7 +5,7 @@ the final state. Every write is fenced (`_fence`): `LeaseLost` unless the job is
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.store.checks import JOB_COLUMNS, JSON_COLUMNS, TIME_COLUMNS
@@ -185,6 +185,75 @@ async def finish(
     sql += ", lease_owner = NULL, lease_expires_at = NULL"
     await tx.run(f"UPDATE jobs SET {sql} WHERE id = :id", id=job_id, **values)
     return True
+
+
+def _lease_clock(shared: bool) -> tuple[str, str]:
+    """SQL for now and for `:ttl` seconds from now on the clock leases are kept by: PostgreSQL's
+    own, the one every process on it reads; sqlite's are this process's (`:now`, `:until`)."""
+    if shared:
+        return "clock_timestamp()", "clock_timestamp() + make_interval(secs => :ttl)"
+    return ":now", ":until"
+
+
+async def hold(
+    tx: Tx, owner: str, job_ids: list[int], now: datetime, ttl: float, shared: bool
+) -> list[int]:
+    """`owner`'s lease on these unfinished jobs, taken where nobody holds one and kept `ttl` more
+    seconds, its epoch unchanged (a hold is not a claim: see `queue`); the ids still held."""
+    _, until = _lease_clock(shared)
+    rows = await tx.all(
+        f"UPDATE jobs SET lease_owner = :owner, lease_expires_at = {until}"
+        f" WHERE id IN (:ids) AND {UNFINISHED} AND (lease_owner IS NULL OR lease_owner = :owner)"
+        " RETURNING id",
+        **dict(owner=owner, ids=job_ids, ttl=ttl, now=now, until=now + timedelta(seconds=ttl)),
+    )
+    return [int(r["id"]) for r in rows]
+
+
+def _abandoned(shared: bool) -> str:
+    # A lease no longer renewed, or none ever taken (a crash between the job's creation and its
+    # first hold, or a job made before holds existed) on a job older than the caller's margin.
+    now, _ = _lease_clock(shared)
+    return (
+        f"source = :source AND {UNFINISHED} AND ((lease_owner IS NOT NULL"
+        f" AND lease_expires_at < {now}) OR (lease_owner IS NULL AND updated_at < :before))"
+    )
+
+
+async def abandoned(
+    tx: Tx, source: str, now: datetime, before: datetime, shared: bool
+) -> list[int]:
+    """Unfinished jobs of `source` whose process is gone (see `end_abandoned`), oldest first."""
+    rows = await tx.all(
+        f"SELECT id FROM jobs WHERE {_abandoned(shared)} ORDER BY id",
+        **dict(source=source, now=now, before=before),
+    )
+    return [int(r["id"]) for r in rows]
+
+
+async def end_abandoned(
+    tx: Tx,
+    source: str,
+    changes: dict[str, Any],
+    now: datetime,
+    before: datetime,
+    policy: Policy,
+    shared: bool,
+) -> list[int]:
+    """Fail (refunded, their Wan slot freed) the unfinished jobs of `source`, a source whose jobs
+    only the process that made them follows, that no process holds any more: its lease ran out
+    (it stopped renewing it: killed), or it never took one and the job is older than `before`.
+    A job whose process still renews its hold is skipped, even while it renews it (row locks)."""
+    rows = await tx.all(
+        f"SELECT id FROM jobs WHERE {_abandoned(shared)} ORDER BY id FOR UPDATE SKIP LOCKED",
+        **dict(source=source, now=now, before=before),
+    )
+    ended = []
+    for row in rows:
+        job_id = int(row["id"])
+        if await finish(tx, job_id, JobState.FAILED, changes, now, None, policy, shared):
+            ended.append(job_id)
+    return ended
 
 
 async def unfinished(tx: Tx) -> list[Job]:

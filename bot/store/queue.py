@@ -1,7 +1,8 @@
 """The job queue of every bot process on one PostgreSQL database, in the jobs table: claims with
 SKIP LOCKED after counting the Wan slots under one lock (a slot is the job's, even if its process
 died), a lease epoch fencing every later write, takeovers of expired leases, LISTEN/NOTIFY and
-polling. Times are the server's. See docs/store.md."""
+polling. Times are the server's. Jobs of `python -m bot edit` wait apart, held by their process
+(`OwnJobsQueue`), within the same slots. See docs/store.md."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 
@@ -24,10 +26,16 @@ log = logging.getLogger(__name__)
 SLOT_LOCK = 0x77616E736C74
 _NOW = "clock_timestamp()"
 _EXPIRED = f"(lease_owner IS NULL OR lease_expires_at < {_NOW})"
-_WAITING = f"state = 'queued' AND {_EXPIRED}"
+# The terminal's (`python -m bot edit`) jobs are followed by the process that made them, never by
+# a bot process: it could only post their results to no channel (`OwnJobsQueue`).
+_BOTS = "source <> 'terminal'"
+_WAITING = f"state = 'queued' AND {_EXPIRED} AND {_BOTS}"
+# A queued job holds a slot from its claim (which bumps its epoch) to its start. A live lease at
+# epoch 0 is a hold, not a claim: a terminal job waiting for a slot (`Store.hold_jobs`).
 _SLOTS_IN_USE = (
     "SELECT count(*) FROM jobs WHERE state IN ('submitted', 'running')"
-    f" OR (state = 'queued' AND lease_owner IS NOT NULL AND lease_expires_at >= {_NOW})"
+    " OR (state = 'queued' AND lease_owner IS NOT NULL AND lease_epoch > 0"
+    f" AND lease_expires_at >= {_NOW})"
 )
 _CLAIM = (
     f"UPDATE jobs SET lease_owner = $1, lease_epoch = lease_epoch + 1,"
@@ -37,13 +45,13 @@ _CLAIM = (
 )
 # Jobs a dead process had started, and jobs left VALIDATING (never queued) for longer than a lease
 # by a process that stopped (sqlite's `resume` fails those at start-up; here whoever claims them
-# fails them, fenced by the claim's lease). The bot's terminal (`python -m bot edit`) follows its
-# own jobs.
+# fails them, fenced by the claim's lease). A dead terminal's jobs are ended instead
+# (`Store.end_abandoned_jobs`).
 _ORPHANED = (
     f"((state IN ('submitted', 'running', 'delivering') AND {_EXPIRED})"
     f" OR (state = 'validating' AND {_EXPIRED}"
     f" AND updated_at < {_NOW} - make_interval(secs => $2)))"
-    " AND source <> 'terminal'"
+    f" AND {_BOTS}"
 )
 
 
@@ -198,19 +206,23 @@ class PostgresQueue:
 
     # ---- queue -----------------------------------------------------------------------------
 
-    async def push(self, job_id: int) -> int:
+    async def push(self, job_id: int) -> int | None:
         self._shown[job_id] = None
         await self._pool.execute("SELECT pg_notify($1, 'queued')", CHANNEL)
         return await self.position(job_id) or 1
 
     async def pop(self) -> tuple[int, Lease | None] | None:
+        return await self._claim_in_slot(_WAITING)
+
+    async def _claim_in_slot(self, where: str, *args: object) -> tuple[int, Lease | None] | None:
+        """Claim the first job `where` (`$3`...: `args`) if a Wan slot is free."""
         async with self._pool.acquire() as con, con.transaction():
             # One claimer at a time counts the slots, so two processes can't both take the last.
             await con.execute("SELECT pg_advisory_xact_lock($1)", SLOT_LOCK)
             used: int = await con.fetchval(_SLOTS_IN_USE)
             if used >= self.max_slots:
                 return None
-            row = await con.fetchrow(_CLAIM.format(where=_WAITING), self.owner, self.ttl)
+            row = await con.fetchrow(_CLAIM.format(where=where), self.owner, self.ttl, *args)
         if row is None:
             return None
         return self._claimed(row)
@@ -270,3 +282,50 @@ class PostgresQueue:
 
     def __len__(self) -> int:
         return self._waiting
+
+
+class OwnJobsQueue(PostgresQueue):
+    """`JobQueue` of a process that runs only the jobs it queues itself, beside the bot processes
+    (`python -m bot edit`). Its jobs never enter their queue (`_WAITING`): each waits held by this
+    process (`Store.hold_jobs`, renewed by it, with this queue's `owner`) until a Wan slot is free,
+    counted with every process's, and is then claimed like any job. It takes over nothing: a job
+    whose process is gone is ended by whoever finds it (`Store.end_abandoned_jobs`)."""
+
+    def __init__(self, pool: asyncpg.Pool, **options: Any) -> None:
+        super().__init__(pool, **options)
+        self._own: dict[int, None] = {}  # queued here, not yet claimed
+
+    async def push(self, job_id: int) -> int | None:
+        self._own[job_id] = None
+        return None  # no place among the bots' jobs: it starts at the first free slot
+
+    async def pop(self) -> tuple[int, Lease | None] | None:
+        if not self._own:
+            return None
+        # Epoch 0: never claimed. A hold by another owner would be another process's job.
+        claim = await self._claim_in_slot(
+            "id = ANY($3::bigint[]) AND state = 'queued' AND lease_epoch = 0"
+            " AND (lease_owner IS NULL OR lease_owner = $1)",
+            list(self._own),
+        )
+        if claim is not None:
+            self._own.pop(claim[0], None)
+        return claim
+
+    async def take_over(self) -> list[tuple[int, Lease | None]]:
+        return []
+
+    async def remove(self, job_id: int) -> bool:
+        return False  # its process ends its own job itself (`python -m bot edit`: Ctrl-C)
+
+    async def position(self, job_id: int) -> int | None:
+        return None
+
+    async def positions(self) -> list[tuple[int, int]]:
+        return []
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._own
+
+    def __len__(self) -> int:
+        return len(self._own)

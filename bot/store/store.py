@@ -98,15 +98,25 @@ class Store:
 
     # ---- what processes share: the job queue, DashScope's limits, named locks ----
 
-    def job_queue(self, *, max_slots: int, ttl: float = 15.0, poll_interval: float = 1.0) -> Any:
+    def job_queue(
+        self,
+        *,
+        max_slots: int,
+        ttl: float = 15.0,
+        poll_interval: float = 1.0,
+        own_jobs: bool = False,
+    ) -> Any:
         """The queue of jobs waiting for a Wan slot shared by the processes on this database
-        (`bot.jobs.queue.JobQueue`), or None for one process (the runner's own, in memory)."""
+        (`bot.jobs.queue.JobQueue`), or None for one process (the runner's own, in memory).
+        `own_jobs`: the queue of a process that runs only the jobs it queues itself (`python -m
+        bot edit`), within the same Wan slots."""
         if not self.shared:
             return None
-        from bot.store.queue import PostgresQueue
+        from bot.store.queue import OwnJobsQueue, PostgresQueue
 
         pool = cast(Any, self.driver).pool
-        queue = PostgresQueue(pool, max_slots=max_slots, ttl=ttl, poll_interval=poll_interval)
+        kind = OwnJobsQueue if own_jobs else PostgresQueue
+        queue = kind(pool, max_slots=max_slots, ttl=ttl, poll_interval=poll_interval)
         self._background.append(queue)
         return queue
 
@@ -339,6 +349,40 @@ class Store:
         fenced, policy, shared = self._fenced(lease), self.policy, self.shared
         return await self.driver.write(
             jobs.finish, job_id, state, changes, self._now(), fenced, policy, shared
+        )
+
+    async def hold_jobs(self, owner: str, job_ids: Collection[int], ttl: float) -> set[int]:
+        """Keep `owner`'s hold on these unfinished jobs for `ttl` more seconds, taking it where
+        nobody holds them; the ids still held. A process that follows the jobs it makes itself
+        (`python -m bot edit`) renews this while it runs, so that `end_abandoned_jobs` in any other
+        process ends them only once it is gone."""
+        if not job_ids:
+            return set()
+        held = await self.driver.write(
+            jobs.hold, owner, list(job_ids), self._now(), ttl, self.shared
+        )
+        return set(held)
+
+    async def end_abandoned_jobs(
+        self,
+        source: str,
+        *,
+        error_code: str,
+        error_message: str,
+        older_than: timedelta = ORPHAN_MARGIN,
+    ) -> list[int]:
+        """Fail, refunded, the unfinished jobs of `source` (one whose jobs only the process that
+        made them follows) whose process is gone: its hold (`hold_jobs`) ran out, or it never took
+        one and the job is older than `older_than`; their ids. A job still held is left alone."""
+        now = self._now()
+        before = now - older_than
+        shared = self.shared
+        if not await self.driver.read(jobs.abandoned, source, now, before, shared):
+            return []
+        changes: dict[str, Any] = dict(generated=0, error_code=error_code)
+        changes.update(error_message=error_message, result_message_ids=None, billed=None)
+        return await self.driver.write(
+            jobs.end_abandoned, source, changes, now, before, self.policy, shared
         )
 
     async def unfinished_jobs(self) -> list[m.Job]:

@@ -25,13 +25,15 @@ async def stores_fixture(pg_url: str) -> AsyncIterator[list[Store]]:
         await s.close()
 
 
-async def queued_job(store: Store, user: int = 1, images: int = 1) -> int:
-    reservation = await store.reserve(1, user, images)
+async def queued_job(
+    store: Store, user: int = 1, images: int = 1, *, scope: int = 1, source: str = "slash"
+) -> int:
+    reservation = await store.reserve(scope, user, images)
     job = await store.create_job(
-        scope=1,
-        channel_id=10,
+        scope=scope,
+        channel_id=10 if scope else 0,
         user_id=user,
-        source="slash",
+        source=source,
         prompt="p",
         state=JobState.QUEUED,
         reservation_id=reservation.id,
@@ -58,6 +60,73 @@ async def test_claims_never_exceed_the_slots_of_all_processes(
     await stores[0].update_job(taken[0], state=JobState.DELIVERING, lease=a.lease(taken[0]))
     claim = await b.pop()
     assert claim is not None and claim[0] == ids[3]
+
+
+async def terminal_job(store: Store, owner: str, ttl: float) -> int:
+    """A job of `python -m bot edit` (the owner's scope, no channel), held by its process."""
+    job_id = await queued_job(store, user=0, scope=0, source="terminal")
+    assert await store.hold_jobs(owner, [job_id], ttl) == {job_id}
+    return job_id
+
+
+async def test_a_terminal_job_waits_apart_for_a_slot_shared_with_the_bots(
+    stores: list[Store],
+) -> None:
+    """The terminal's queue and a bot's share the Wan slots; the bot's never takes the terminal's
+    job, the terminal's only ever takes its own, and a job held while it waits holds no slot."""
+    bot = stores[0].job_queue(max_slots=1)
+    terminal = stores[1].job_queue(max_slots=1, own_jobs=True)
+    other_terminal = stores[1].job_queue(max_slots=1, own_jobs=True)
+    mine = await terminal_job(stores[1], terminal.owner, ttl=30)
+    assert await terminal.push(mine) is None
+    member = await queued_job(stores[0])
+    # The waiting terminal job has no place in the bots' queue, and takes no slot; a job another
+    # terminal holds is never claimed, even with a free slot.
+    assert await bot.position(mine) is None and await bot.position(member) == 1
+    await other_terminal.push(mine)
+    assert await other_terminal.pop() is None
+    claim = await bot.pop()
+    assert claim is not None and claim[0] == member
+    assert await terminal.pop() is None  # the one slot is the member's
+    await stores[0].finish_job(member, JobState.FAILED, lease=bot.lease(member))
+    claim = await terminal.pop()
+    assert claim is not None and claim[0] == mine and terminal.lease(mine) is not None
+    # Claimed, it holds the slot like any job: a member's next job waits for it.
+    second = await queued_job(stores[0], user=2)
+    assert await bot.pop() is None
+    assert await bot.take_over() == [] and await terminal.take_over() == []
+    await stores[1].update_job(mine, state=JobState.DELIVERING, lease=terminal.lease(mine))
+    claim = await bot.pop()
+    assert claim is not None and claim[0] == second
+
+
+async def test_a_dead_terminals_job_is_never_taken_by_a_bot_but_ended_and_its_slot_freed(
+    stores: list[Store],
+) -> None:
+    """A killed terminal stops renewing: its job is never claimed by a bot (which could only post
+    its result to no channel), but ended, refunded, which frees the Wan slot it held."""
+    bot = stores[0].job_queue(max_slots=1, ttl=0.3)
+    terminal = stores[1].job_queue(max_slots=1, ttl=0.3, own_jobs=True)
+    mine = await terminal_job(stores[1], terminal.owner, ttl=0.3)
+    await terminal.push(mine)
+    assert await terminal.pop() is not None
+    await stores[1].set_task_id(mine, "task-of-the-terminal", lease=terminal.lease(mine))
+    member = await queued_job(stores[0])
+    ended: list[int] = []
+
+    async def swept() -> bool:
+        assert await bot.pop() is None  # the killed job's slot, until it is ended
+        assert await bot.take_over() == []
+        ended.extend(
+            await stores[0].end_abandoned_jobs("terminal", error_code="X", error_message="x")
+        )
+        return bool(ended)
+
+    await eventually(swept, within=5)
+    assert ended == [mine]
+    assert (await stores[0].quota_status(0, 0)).held == 0
+    claim = await bot.pop()
+    assert claim is not None and claim[0] == member
 
 
 async def test_a_dead_process_loses_its_job_and_its_late_writes_are_fenced(

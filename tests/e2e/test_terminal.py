@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from PIL import Image
@@ -13,14 +15,16 @@ from bot.sandbox import Emulator, FaultRule
 from bot.store import Job, JobState, open_store
 from bot.terminal import TERMINAL_SCOPE, TERMINAL_USER, EditArgs, run_edit
 from tests.support.harness import API_KEY, World, png
+from tests.support.store import Database, eventually, rows
 
 
-def settings_for(emu: Emulator, db: Path):  # type: ignore[no-untyped-def]
+def settings_for(emu: Emulator, db: Path | str, **env: str):  # type: ignore[no-untyped-def]
     return load_settings(
         {
             "DASHSCOPE_API_KEY": API_KEY,
             "DASHSCOPE_BASE_URL": emu.base_url,
-            "DATABASE_URL": f"sqlite:///{db}",
+            "DATABASE_URL": db if isinstance(db, str) else f"sqlite:///{db}",
+            **env,
         },
         dotenv_path=None,
         require_discord=False,
@@ -76,9 +80,14 @@ async def test_edit_says_what_went_wrong_in_one_line_and_exits_non_zero(
     assert not (tmp_path / "p.wan-1.png").exists()
 
 
-async def left_by_a_killed_edit(db: Path, prompt: str, *, task_id: str | None = None) -> Job:
-    """An unfinished terminal job, as a killed `edit` leaves it (with its Wan task, if given)."""
-    store = await open_store(f"sqlite:///{db}")
+async def terminal_job(
+    db: Path, prompt: str, *, task_id: str | None = None, held_for: float | None = None
+) -> Job:
+    """An unfinished terminal job (with its Wan task, if given), held by its `edit` for
+    `held_for` more seconds (negative: a hold that ran out; None: never held)."""
+    # A hold that ran out: taken a minute ago.
+    ago = timedelta(minutes=1) if held_for is not None and held_for < 0 else timedelta(0)
+    store = await open_store(f"sqlite:///{db}", clock=lambda: datetime.now(UTC) - ago)
     try:
         reservation = await store.reserve(TERMINAL_SCOPE, TERMINAL_USER, 1)
         job = await store.create_job(
@@ -95,6 +104,8 @@ async def left_by_a_killed_edit(db: Path, prompt: str, *, task_id: str | None = 
         )
         if task_id is not None:
             await store.set_task_id(job.id, task_id)
+        if held_for is not None:
+            assert await store.hold_jobs(prompt, [job.id], abs(held_for)) == {job.id}
         return job
     finally:
         await store.close()
@@ -103,33 +114,97 @@ async def left_by_a_killed_edit(db: Path, prompt: str, *, task_id: str | None = 
 async def test_the_next_edit_ends_the_job_a_killed_edit_left(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    """A killed `edit` leaves its job unfinished, and no bot takes it up (next test): the next
-    `edit` fails it, refunded."""
+    """`edit` killed with kill -9 mid-task leaves its job held by a process that is gone: once
+    that hold has run out, the next `edit` fails it, refunded."""
+    from tests.support.first_run import base_env, running_cli
+
     db = tmp_path / "w.db"
-    left = await left_by_a_killed_edit(db, "killed")
+    env = base_env(
+        DASHSCOPE_API_KEY=API_KEY,
+        DASHSCOPE_BASE_URL=emulator.base_url,
+        DATABASE_URL=f"sqlite:///{db}",
+        WANBOT_LEASE_SECONDS="1",
+        WAN_TASK_SECONDS="0.1-1",
+    )
+    (tmp_path / "killed.png").write_bytes(png())
+    emulator.hold("running")
+    args = ("edit", "killed.png", "--prompt", "killed mid-task")
+    async with running_cli(*args, env=env, cwd=tmp_path) as edit:
+        await edit.wait_for_line("Wan is editing")
+        edit.process.kill()
+        await edit.process.wait()
+    emulator.release("running")
+    [left] = rows(db, "SELECT id, state, lease_owner FROM jobs")
+    assert left[1] == "running" and left[2] is not None  # held by the killed process
+
+    def hold_ran_out() -> bool:
+        [(expires,)] = rows(db, "SELECT lease_expires_at FROM jobs WHERE id = ?", left[0])
+        return datetime.fromisoformat(expires) < datetime.now(UTC)
+
+    await eventually(hold_ran_out, within=10)
     photo = tmp_path / "p.png"
     photo.write_bytes(png())
     assert await run_edit(settings_for(emulator, db), EditArgs([photo], "again")) == 0
     store = await open_store(f"sqlite:///{db}")
     try:
-        ended = await store.get_job(left.id)
+        ended = await store.get_job(left[0])
         assert ended is not None and ended.state == JobState.FAILED
         assert ended.error_code == "Interrupted"
-        assert (await store.quota_status(TERMINAL_SCOPE, TERMINAL_USER)).used == 1
+        status = await store.quota_status(TERMINAL_SCOPE, TERMINAL_USER)
+        assert (status.used, status.held) == (1, 0)
+    finally:
+        await store.close()
+
+
+async def test_two_edits_at_once_on_one_database_both_finish(
+    emulator: Emulator, database: Database, tmp_path: Path
+) -> None:
+    """An edit started while another runs on the same database ends only jobs whose process is
+    gone, never the running one's: both finish, each charged once."""
+    settings = settings_for(emulator, database.url, WAN_MAX_CONCURRENT_TASKS="2")
+    paths = [tmp_path / "one.png", tmp_path / "two.png"]
+    for path in paths:
+        path.write_bytes(png())
+    errs = [io.StringIO(), io.StringIO()]
+    emulator.hold("running")
+    first = asyncio.create_task(
+        run_edit(settings, EditArgs([paths[0]], "first"), out=io.StringIO(), err=errs[0])
+    )
+    await emulator.wait_for_task_count(1, timeout=15)
+    second = asyncio.create_task(
+        run_edit(settings, EditArgs([paths[1]], "second"), out=io.StringIO(), err=errs[1])
+    )
+    await emulator.wait_for_task_count(2, timeout=15)
+    emulator.release("running")
+    assert await first == 0, errs[0].getvalue()
+    assert await second == 0, errs[1].getvalue()
+    assert (tmp_path / "one.wan-1.png").is_file() and (tmp_path / "two.wan-1.png").is_file()
+    store = await open_store(database.url)
+    try:
+        status = await store.quota_status(TERMINAL_SCOPE, TERMINAL_USER)
+        assert (status.used, status.held) == (2, 0)
     finally:
         await store.close()
 
 
 async def test_a_bot_on_the_same_database_leaves_terminal_jobs_alone(world: World) -> None:
-    """The bot's resume must not follow (or post to Discord) a job of `python -m bot edit`."""
-    job = await left_by_a_killed_edit(
-        world.db_path, "in a terminal", task_id="task-of-the-terminal"
+    """The bot's resume never follows (or posts to Discord) a job of `python -m bot edit`; it
+    ends, refunded, only one whose process is gone (its hold ran out)."""
+    running = await terminal_job(
+        world.db_path, "running", task_id="task-of-the-terminal", held_for=60
     )
+    unheld = await terminal_job(world.db_path, "never held", task_id="task-2")
+    killed = await terminal_job(world.db_path, "killed", task_id="task-3", held_for=-1)
     bot = await world.start_bot()
     assert await bot.runner.resume() == 0
-    stored = await bot.store.get_job(job.id)
-    assert stored is not None and stored.state == JobState.SUBMITTED
+    for job in (running, unheld):
+        stored = await bot.store.get_job(job.id)
+        assert stored is not None and stored.state == JobState.SUBMITTED
+    ended = await bot.store.get_job(killed.id)
+    assert ended is not None and ended.state == JobState.FAILED
+    assert ended.error_code == "Interrupted"
     assert bot.runner.inflight.running == {}
+    assert (await bot.store.quota_status(TERMINAL_SCOPE, TERMINAL_USER)).held == 2
 
 
 async def test_the_readme_quick_start_edit_runs_from_the_command_line(tmp_path: Path) -> None:
