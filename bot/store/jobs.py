@@ -62,8 +62,9 @@ async def _index_results(tx: Tx, job_id: int, message_ids: list[int]) -> None:
 async def _fence(tx: Tx, job_id: int, lease: Lease | None) -> Row:
     """Lock the job's row and return it (`NotFound`: no such job). With a lease: `LeaseLost` unless
     the job is still this lease's, and the lease renewed. Without: `LeaseLost` while a process holds
-    a live lease on it (only unfinished jobs are leased, and only by the shared queue)."""
-    live = "lease_owner IS NOT NULL AND lease_expires_at > CURRENT_TIMESTAMP"
+    a live claim on it (epoch above 0: only the shared queue claims; a terminal's `hold` on the job
+    it made is not a claim, and it writes that job alone)."""
+    live = "lease_owner IS NOT NULL AND lease_epoch > 0 AND lease_expires_at > CURRENT_TIMESTAMP"
     row = await tx.one(
         f"SELECT state, reservation_id, billed, extra, lease_owner, lease_epoch, ({live}) AS leased"
         " FROM jobs WHERE id = :id FOR UPDATE",
