@@ -119,6 +119,7 @@ async def assembled(
                 max_concurrent=settings.max_concurrent_tasks,
                 max_jobs_per_user=settings.max_jobs_per_user,
                 metrics=metrics,
+                retention_days=settings.retention_days,
                 **shared,
                 **tuning.runner,
             )

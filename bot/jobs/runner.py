@@ -31,6 +31,7 @@ from bot.jobs.outages import WRITE_PATIENCE, Outage
 from bot.jobs.outcomes import Outcomes
 from bot.jobs.queue import JobQueue, MemoryQueue
 from bot.jobs.reconciler import MARGIN, Reconciler
+from bot.jobs.retention import DailyPurge
 from bot.jobs.running_times import RunningTimes
 from bot.jobs.surface import Surface
 from bot.metrics import Metrics
@@ -64,6 +65,7 @@ class JobRunner:
         metrics: Metrics | None = None,
         reconcile_margin: float = MARGIN,
         write_patience: float = WRITE_PATIENCE,
+        retention_days: int = 0,
     ) -> None:
         self.store = store
         self.wan = wan
@@ -154,6 +156,9 @@ class JobRunner:
             outage=outage,
         )
 
+        # What is older than WANBOT_RETENTION_DAYS goes once a day (0: kept).
+        self.retention = DailyPurge(store, retention_days)
+
     def _relaunch(self, job_id: int) -> None:
         self.dispatcher.launch(job_id)
 
@@ -165,6 +170,7 @@ class JobRunner:
         # Before any job is followed: its polls are placed by the running times learned so far.
         await self.running_times.recall()
         await self.dispatcher.start()
+        self.retention.start()
 
     def alive(self) -> bool:
         """True while the dispatcher runs (started, not stopped, not died of an error)."""
@@ -181,6 +187,7 @@ class JobRunner:
         inflight = self.inflight
         inflight.stopped = True
         inflight.unschedule()  # postponed deliveries, jobs waiting for the database: next start
+        await self.retention.stop()  # a batch under way commits (store writes are shielded)
         dispatcher = self.dispatcher
         tasks = [
             t

@@ -5,11 +5,19 @@ keeps everything; a job ends without its interaction token; one process purges a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
+import pytest
+
+from bot.jobs.retention import DailyPurge
 from bot.store import Job, JobState, Store
-from tests.support.store import START, Clock, Database, open_url
+from tests.support.store import START, Clock, Database, eventually, open_url
 
 G, H = 111, 222
 U, V = 501, 502
@@ -179,3 +187,52 @@ async def test_a_job_ends_without_its_interaction_token(store: Store, database: 
     assert ended.token_expires_at == expires
     rows = await database.rows("SELECT count(*) FROM jobs WHERE interaction_token IS NOT NULL")
     assert rows[0][0] == 0
+
+
+@contextlib.asynccontextmanager
+async def locked(database: Database) -> AsyncIterator[None]:
+    """Another program holds the database (sqlite: the whole file; PostgreSQL: the `meta` table)."""
+    if database.path is not None:
+        other = sqlite3.connect(database.path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        return
+    con = await asyncpg.connect(database.url)
+    try:
+        async with con.transaction():
+            await con.execute("LOCK TABLE meta IN ACCESS EXCLUSIVE MODE")
+            yield
+    finally:
+        await con.close()
+
+
+async def test_the_daily_purge_outlives_a_database_it_cannot_write(
+    database: Database, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The purge loop meets a database another program holds: it says so once however often it
+    fails, keeps trying, and purges once the database is free again."""
+    caplog.set_level(logging.INFO, logger="bot.jobs.retention")
+    store = await open_url(database.url, clock, default_daily_limit=50, busy_timeout=0.1)
+    purger = DailyPurge(store, 90, first_after=0, every=0.01)
+    try:
+        await old_history(store, clock)
+        clock.advance(days=200)
+        async with locked(database):
+            purger.start()
+            await eventually(lambda: purger.failures >= 3, within=30)
+        await eventually(lambda: purger.failures == 0, within=30)
+
+        async def purged() -> bool:
+            return (await counts(database))["jobs"] == 1  # the unfinished one
+
+        await eventually(purged, within=30)
+        assert purger.task is not None and not purger.task.done()
+        said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(said) == 1 and "could not purge" in said[0], said
+    finally:
+        await purger.stop()
+        await store.close()
