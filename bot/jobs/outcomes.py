@@ -73,6 +73,12 @@ class Outcomes:
         self.postponed.pop(job.id, None)
         return first
 
+    def forget(self, job_id: int) -> None:
+        """Drop what was kept for a job this process no longer runs (ended, or taken over)."""
+        self.shown_position.pop(job_id, None)
+        self.postponed.pop(job_id, None)
+        self.surface.forget(job_id)
+
     async def say(self, job: Job, text: str) -> None:
         try:
             fresh = await self.store.get_job(job.id) or job
