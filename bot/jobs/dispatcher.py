@@ -202,6 +202,7 @@ class Dispatcher:
         """Another process took this job over (we stalled past its lease): stop our copy, and
         anything scheduled to run it again here (a postponed delivery)."""
         self.inflight.unschedule(job_id)
+        self.outcomes.forget(job_id)  # (again once a running task of it has ended)
         task = self.inflight.running.get(job_id)
         if task is not None:
             task.cancel()
