@@ -216,6 +216,13 @@ VARIABLES: tuple[Variable, ...] = (
         "PostgreSQL a dead process's jobs are taken over this long after it stopped; on either "
         "engine a killed `python -m bot edit`'s job is ended, refunded, once it ran out.",
     ),
+    Variable(
+        "WANBOT_RETENTION_DAYS",
+        "90",
+        "Days finished jobs (prompts included), their reservations, per-member days and the admin "
+        "audit are kept; older ones are deleted once a day, their usage kept as daily totals for "
+        "the reports. 0 keeps everything.",
+    ),
 )
 
 _BY_NAME = {v.name: v for v in VARIABLES}
@@ -259,6 +266,7 @@ class Settings:
     task_seconds: tuple[float, float] = (30.0, 120.0)
     lease_seconds: float = 15.0
     download_timeout: float = 30.0
+    retention_days: int = 90  # 0: keep everything
 
     @property
     def price(self) -> float | None:
@@ -556,6 +564,7 @@ def load_settings(
         download_timeout=_float(
             "WANBOT_DOWNLOAD_TIMEOUT", get("WANBOT_DOWNLOAD_TIMEOUT") or "", 1, 600
         ),
+        retention_days=_int("WANBOT_RETENTION_DAYS", get("WANBOT_RETENTION_DAYS") or "", 0, 36_500),
     )
 
 

@@ -107,6 +107,9 @@ class FileSurface:
         self.failure = text
         self.ended.set()
 
+    def forget(self, job_id: int) -> None:
+        pass  # nothing kept per job
+
     async def fetch_inputs(self, job: Job) -> list[CheckedImage]:
         return await load_files([Path(row["path"]) for row in job.inputs])
 

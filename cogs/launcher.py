@@ -120,6 +120,7 @@ async def assembled(
                 max_jobs_per_user=settings.max_jobs_per_user,
                 metrics=metrics,
                 queue=queue,
+                retention_days=settings.retention_days,
                 **tuning.runner,
             )
 

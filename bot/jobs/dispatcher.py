@@ -9,7 +9,7 @@ import contextlib
 import logging
 import random
 import time
-from collections import defaultdict
+import weakref
 from collections.abc import Awaitable, Callable
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
@@ -71,7 +71,10 @@ class Dispatcher:
         self.prefetch = prefetch
         self.metrics = metrics
         self.wake = inflight.wake
-        self._user_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # A member's lock lives while someone holds or waits for it: not one per member ever seen.
+        self._user_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self.loop_task: asyncio.Task[None] | None = None
         self.announcer: asyncio.Task[None] | None = None
         self._abandoned_due = 0.0  # time.monotonic() of the next look for abandoned jobs
@@ -150,7 +153,10 @@ class Dispatcher:
         # One member's requests are admitted one at a time, so two at the same moment can't both
         # pass the job cap before either is stored (across processes, `create_job(max_active=)`
         # counts again under a lock in the database).
-        async with self._user_locks[spec.user_id]:
+        lock = self._user_locks.get(spec.user_id)
+        if lock is None:
+            lock = self._user_locks[spec.user_id] = asyncio.Lock()
+        async with lock:
             # Checked early so a member over the cap is told before anything is reserved;
             # `create_job(max_active=)` counts again under the database's lock for other processes.
             active = await self.store.active_job_count(spec.user_id)
@@ -207,6 +213,7 @@ class Dispatcher:
         """Another process took this job over (we stalled past its lease): stop our copy, and
         anything scheduled to run it again here (a postponed delivery)."""
         self.inflight.unschedule(job_id)
+        self.outcomes.forget(job_id)  # (again once a running task of it has ended)
         task = self.inflight.running.get(job_id)
         if task is not None:
             task.cancel()
@@ -318,6 +325,8 @@ class Dispatcher:
             self.queue.release(job_id)
             if left and not self.queue.shared:
                 inflight.schedule(job_id, random.uniform(1.0, LONGEST_WAIT), self.launch)
+        if job_id not in inflight.later:
+            self.outcomes.forget(job_id)  # no further run of it here
         self.wake.set()
 
     async def _announce_positions(self) -> None:
@@ -335,7 +344,12 @@ class Dispatcher:
     async def _show_positions(self) -> None:
         # Every start moves the whole queue up one place; editing every waiting message each time
         # would flood Discord with edits, so near the front every move is shown, further back every fifth.
-        for job_id, index in await self.queue.positions():
+        positions = await self.queue.positions()
+        # Shown waiting here, now neither waiting nor running here: another process took it.
+        waiting = {job_id for job_id, _ in positions}
+        for job_id in self.outcomes.shown_position.keys() - waiting - self.inflight.running.keys():
+            self.outcomes.forget(job_id)
+        for job_id, index in positions:
             shown = self.outcomes.shown_position.get(job_id)
             if shown is not None and index > 10 and shown - index < 5:
                 continue

@@ -90,6 +90,7 @@ class InFlight:
     def forget(self, job_id: int) -> None:
         """Drop what was kept for a job whose task has ended."""
         self.running.pop(job_id, None)
+        self.images.pop(job_id, None)  # a later run fetches its inputs again
         self.statuses.pop(job_id, None)
         self.cancel_requested.discard(job_id)
         self.submitting.discard(job_id)

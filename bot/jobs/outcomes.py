@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from bot.jobs.models import Progress
 from bot.jobs.outages import Outage, persist, store_trouble
@@ -75,6 +76,12 @@ class Outcomes:
         self.postponed.pop(job.id, None)
         return first
 
+    def forget(self, job_id: int) -> None:
+        """Drop what was kept for a job this process no longer runs (ended, or taken over)."""
+        self.shown_position.pop(job_id, None)
+        self.postponed.pop(job_id, None)
+        self.surface.forget(job_id)
+
     async def say(self, job: Job, text: str) -> None:
         try:
             fresh = await self.store.get_job(job.id) or job
@@ -82,6 +89,9 @@ class Outcomes:
             if not store_trouble(err):
                 raise
             fresh = job  # the row as this run last read it tells where to say it just as well
+        # The store forgets the interaction token when the job ends; while it lives it can still
+        # edit the response where the channel refuses the bot's own token.
+        fresh = replace(fresh, interaction_token=job.interaction_token)
         await self.safely(self.surface.finished_without_result(fresh, text), job.id)
 
     async def show(self, job: Job, progress: Progress) -> None:

@@ -31,6 +31,7 @@ from bot.jobs.outages import WRITE_PATIENCE, Outage, store_trouble
 from bot.jobs.outcomes import Outcomes
 from bot.jobs.queue import JobQueue, MemoryQueue
 from bot.jobs.reconciler import MARGIN, Reconciler
+from bot.jobs.retention import DailyPurge
 from bot.jobs.running_times import RunningTimes
 from bot.jobs.surface import Surface
 from bot.metrics import Metrics
@@ -67,6 +68,7 @@ class JobRunner:
         reconcile_margin: float = MARGIN,
         write_patience: float = WRITE_PATIENCE,
         orphan_sweep_every: float = ORPHAN_SWEEP_EVERY,
+        retention_days: int = 0,
     ) -> None:
         self.store = store
         self.orphan_sweep_every = orphan_sweep_every
@@ -161,6 +163,9 @@ class JobRunner:
             outage=outage,
         )
 
+        # What is older than WANBOT_RETENTION_DAYS goes once a day (0: kept).
+        self.retention = DailyPurge(store, retention_days)
+
     def _relaunch(self, job_id: int) -> None:
         self.dispatcher.launch(job_id)
 
@@ -172,6 +177,7 @@ class JobRunner:
         # Before any job is followed: its polls are placed by the running times learned so far.
         await self.running_times.recall()
         await self.dispatcher.start()
+        self.retention.start()
 
     async def release_orphans(self) -> None:
         """At most every `orphan_sweep_every` seconds (called more often, by a background loop):
@@ -208,6 +214,7 @@ class JobRunner:
         inflight = self.inflight
         inflight.stopped = True
         inflight.unschedule()  # postponed deliveries, jobs waiting for the database: next start
+        await self.retention.stop()  # a batch under way commits (store writes are shielded)
         dispatcher = self.dispatcher
         tasks = [
             t

@@ -203,6 +203,15 @@ async def meta_items(tx: Tx, prefix: str) -> dict[str, str]:
 # ---- reports ----
 
 
+# What Wan billed for each reservation's job, by its day, scope and kind (an edit without one),
+# with the sums kept of days past the retention horizon.
+_BILLED = (
+    "(SELECT r.day, r.scope, COALESCE(j.options->>'kind', 'edit') AS kind,"
+    " COALESCE(j.billed, 0) AS billed FROM reservations AS r JOIN jobs AS j"
+    " ON j.reservation_id = r.id UNION ALL SELECT day, scope, kind, billed FROM usage_days) AS b"
+)
+
+
 def _day_start(day: date) -> datetime:
     return datetime.combine(day, time(), UTC)
 
@@ -253,14 +262,15 @@ async def usage_report(
         return {as_day(r[0]): r[1] for r in await tx.all(sql, **p)}
 
     # What members were charged (only what reached them); the day's `used` also counts what Wan
-    # billed for results delivered to no one.
+    # billed for results delivered to no one. Days past the retention horizon are in `usage_days`.
     charged = await by_day(
-        "SELECT day, SUM(charged) FROM reservations WHERE day >= :first AND"
+        "SELECT day, SUM(charged) FROM (SELECT day, scope, charged FROM reservations UNION ALL"
+        f" SELECT day, scope, charged FROM usage_days) AS r WHERE day >= :first AND"
         f" {mine.format('scope')} GROUP BY day"
     )
     billed = await by_day(
-        "SELECT r.day, SUM(COALESCE(j.billed, 0)) FROM reservations AS r JOIN jobs AS j"
-        f" ON j.reservation_id = r.id WHERE r.day >= :first AND {mine.format('r.scope')} GROUP BY r.day"
+        f"SELECT day, SUM(billed) FROM {_BILLED} WHERE day >= :first AND {mine.format('scope')}"
+        " GROUP BY day"
     )
     refused: dict[date, dict[str, int]] = {}
     for row in await tx.all(
@@ -273,9 +283,8 @@ async def usage_report(
     kinds: dict[date, dict[str, int]] = {}
     kinds_today: dict[int, dict[str, int]] = {}
     for row in await tx.all(
-        "SELECT r.day, r.scope, j.options->>'kind' AS kind, SUM(j.billed) FROM reservations AS r"
-        " JOIN jobs AS j ON j.reservation_id = r.id WHERE r.day >= :first AND j.billed > 0 AND"
-        f" j.options->>'kind' <> 'edit' AND {mine.format('r.scope')} GROUP BY r.day, r.scope, kind",
+        f"SELECT day, scope, kind, SUM(billed) FROM {_BILLED} WHERE day >= :first AND billed > 0"
+        f" AND kind <> 'edit' AND {mine.format('scope')} GROUP BY day, scope, kind",
         **p,
     ):
         per_day = kinds.setdefault(as_day(row[0]), {})

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequ
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from bot.store import admin, checks, jobs, ledger
+from bot.store import admin, checks, jobs, ledger, retention
 from bot.store import models as m
 from bot.store.checks import MAX_LIMIT, check_int, check_limit, check_time
 from bot.store.driver import Driver
@@ -342,10 +342,12 @@ class Store:
     ) -> bool:
         """End the job and settle (`generated`: what the member is charged) or release its hold,
         in one transaction; False, changing nothing, if it had ended. `billed`: what Wan billed;
-        `extra`: keys added to the job's `extra`."""
+        `extra`: keys added to the job's `extra`. The interaction token is forgotten: what follows
+        the end uses the job in hand."""
         state = checks.final_state(state, generated, billed)
         changes = dict(generated=generated, error_code=error_code, error_message=error_message)
         changes.update(result_message_ids=result_message_ids, billed=billed, extra=extra)
+        changes.update(interaction_token=None)
         fenced, policy, shared = self._fenced(lease), self.policy, self.shared
         return await self.driver.write(
             jobs.finish, job_id, state, changes, self._now(), fenced, policy, shared
@@ -414,6 +416,14 @@ class Store:
     async def job_for_message(self, message_id: int) -> m.Job | None:
         """The job that posted this result message, else the job whose `message_id` it is."""
         return await self.driver.read(jobs.for_message, message_id)
+
+    async def purge(self, days: int, *, batch: int = retention.BATCH) -> retention.Purged | None:
+        """Delete finished jobs and their rows older than `days` days (`bot.store.retention`),
+        `batch` rows a transaction, if a purge is due: once a day, by one process of those on the
+        database. None when none was (0 days: everything is kept)."""
+        check_int("days", days, 0, 100_000)
+        check_int("batch", batch, 1, 100_000)
+        return await retention.purge(self.driver, self._now(), days, batch) if days else None
 
     # ---- small settings ----
 

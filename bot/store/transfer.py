@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 # Parents before children (foreign keys are checked row by row as they arrive).
 TABLES = (
     "meta", "scope_settings", "members", "member_days", "scope_days", "reservations", "audit",
-    "jobs", "job_results", "role_limits", "bot_days", "refusal_days",
+    "jobs", "job_results", "role_limits", "bot_days", "refusal_days", "usage_days",
 )  # fmt: skip
 BATCH = 5000  # rows read from sqlite and sent per COPY: bounds memory on a large jobs table
 

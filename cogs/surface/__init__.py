@@ -39,5 +39,9 @@ class DiscordSurface:
     async def fetch_inputs(self, job: Job) -> list[CheckedImage]:
         return await attachments.refetch(self.bot, job)
 
+    def forget(self, job_id: int) -> None:
+        self.progress_messages.forget(job_id)
+        self.poster.forget(job_id)
+
     async def close(self) -> None:
         await self.progress_messages.close()

@@ -61,6 +61,10 @@ class ResultPoster:
         if where is not None:
             await self.progress.finishing_touches(job, *where)
 
+    def forget(self, job_id: int) -> None:
+        """A result posted for a job whose settlement never came here (another process took it)."""
+        self._touches.pop(job_id, None)
+
     async def deliver(self, job: Job, delivery: Delivery) -> Posted:
         limit = int(job.extra.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
         files = await self._fit(job, delivery, limit)

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -92,8 +93,9 @@ class ProgressMessages:
         self._wanted: dict[int, tuple[Job, Progress]] = {}
         self._later: dict[int, asyncio.Task[None]] = {}
         self._sleeping: set[int] = set()  # jobs whose `_later` task has not begun its edit
-        # One edit of a message at a time, so they reach Discord in the order they were made.
-        self._locks: dict[int, asyncio.Lock] = {}
+        # One edit of a message at a time, so they reach Discord in the order they were made;
+        # a lock lives while an edit holds or waits for it.
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def _edit_response(self, job: Job, **kwargs: Any) -> bool:
         """Edit the job's response message: with its interaction token while it lives, else (or when
@@ -120,7 +122,9 @@ class ProgressMessages:
         channel = await channel_by_id(self.bot, job.thread_id or job.channel_id)
         message = channel.get_partial_message(job.message_id)  # type: ignore[attr-defined]
         emoji = REACTIONS[stage]
-        previous = self._reacted.get(job.id)
+        # The last stage forgets the job first: a refused last reaction must not leave it here.
+        last = stage in ("done", "failed")
+        previous = self._reacted.pop(job.id, None) if last else self._reacted.get(job.id)
         if previous == emoji:
             return
         try:
@@ -132,9 +136,8 @@ class ProgressMessages:
                 self._unreactable.add(channel.id)
                 log.warning("can't add reactions in channel %d (%s)", channel.id, err.text)
             return
-        self._reacted[job.id] = emoji
-        if stage in ("done", "failed"):
-            self._reacted.pop(job.id, None)
+        if not last:
+            self._reacted[job.id] = emoji
         if previous is not None:
             stale = [previous]
         elif stage == "queued":
@@ -180,7 +183,17 @@ class ProgressMessages:
         return started_at is None or abs(started_at - (shown.started_at or 0.0)) < START_SLACK
 
     def _lock(self, job_id: int) -> asyncio.Lock:
-        return self._locks.setdefault(job_id, asyncio.Lock())
+        lock = self._locks.get(job_id)
+        if lock is None:
+            lock = self._locks[job_id] = asyncio.Lock()
+        return lock
+
+    def forget(self, job_id: int) -> None:
+        """Drop what was kept for the job's message: it is no longer this process's to edit."""
+        self._reacted.pop(job_id, None)
+        self._dead_tokens.discard(job_id)
+        self._shown.pop(job_id, None)
+        self._wanted.pop(job_id, None)  # a waiting change's task then sends nothing
 
     async def _send_later(self, job_id: int, wait: float) -> None:
         try:
@@ -250,7 +263,6 @@ class ProgressMessages:
                 yield
         finally:
             self._shown.pop(job_id, None)
-            self._locks.pop(job_id, None)
 
     async def close(self) -> None:
         """Drop the progress changes still waiting (the bot is stopping)."""

@@ -155,7 +155,9 @@ async def test_a_job_left_by_a_long_outage_is_taken_up_when_the_database_returns
 
 async def test_a_lost_lease_cancels_the_postponed_delivery(pg_world: World, pg_url: str) -> None:
     """A job whose delivery was postponed (its result links failing for now) is claimed by another
-    process: this one drops everything it had scheduled for the job, so it never delivers it too."""
+    process: this one drops everything it had scheduled for the job, so it never delivers it too,
+    and everything it kept of it (its message's state, the count of postponements): memory does
+    not grow with the jobs other processes take over."""
     w = pg_world
     w.emu.add_fault(FaultRule(op="download", status=500, times=100))
     bot = await w.start_bot(
@@ -164,6 +166,8 @@ async def test_a_lost_lease_cancels_the_postponed_delivery(pg_world: World, pg_u
     )
     await w.wanedit(w.alice, "postponed")
     await wait_until(lambda: 1 in bot.runner.inflight.later, timeout=15)
+    kept = bot.runner.surface.progress_messages._shown  # type: ignore[attr-defined]
+    assert 1 in kept and 1 in bot.runner.outcomes.postponed
     con = await asyncpg.connect(pg_url)
     try:
         # What another process's claim writes (it found the lease run out during a stall of ours).
@@ -175,6 +179,7 @@ async def test_a_lost_lease_cancels_the_postponed_delivery(pg_world: World, pg_u
     await wait_until(lambda: bot.runner.queue.lease(1) is None, timeout=10)
     assert 1 not in bot.runner.inflight.later
     assert 1 not in bot.runner.inflight.running
+    assert 1 not in kept and 1 not in bot.runner.outcomes.postponed
 
 
 async def test_check_live_says_degraded_while_the_database_is_away(

@@ -108,3 +108,24 @@ async def test_a_cancel_click_on_a_message_whose_ending_never_landed_shows_it(
     click = await w.fd.click(w.channel, w.alice, stale, button_ids(stale)[0])
     assert "already finished" in await told_privately(click)
     await wait_until(lambda: ended(w.fd.message(queued["id"]), "No result"))
+
+
+async def test_the_last_word_after_the_end_still_uses_the_live_token(bot_world: World) -> None:
+    """The store forgets a job's interaction token when the job ends; the last word, said right
+    after, still edits the response with it while it lives, here where the bot's own token may not
+    (403 Missing Access): the message says why, with no stand-in post in the channel."""
+    w = bot_world
+    w.emu.add_fault(FaultRule(op="task", task_code="DataInspectionFailed", running_seconds=1.0))
+    ix = await w.wanedit(w.alice, "refused, the channel closed to the bot's own token")
+    queued = await ix.wait_original(lambda m: "Job #1" in embed_text(m) and m["components"])
+    missing_access = {"message": "Missing Access", "code": 50001}
+    w.fd.inject_failure(
+        "PATCH", rf"/channels/\d+/messages/{queued['id']}$", 403, missing_access, times=10
+    )
+    final = await ix.wait_original(lambda m: ended(m, "No result"))
+    assert "Nothing was charged" in embed_text(final)
+    job = await w.bots[-1].store.get_job(1)
+    assert job is not None and job.finished and job.interaction_token is None
+    assert not [
+        m for m in w.fd.messages(w.channel) if "without a result" in (m.get("content") or "")
+    ]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.sandbox import Emulator
+from bot.sandbox import Emulator, FaultRule
 from tests.support.fake_discord import FakeInteraction
 from tests.support.harness import World, embed_text, png, wait_until
 from tests.support.results import (
@@ -251,3 +251,26 @@ async def test_an_unclicked_offer_disappears_and_spends_nothing(bot_world: World
     await w.fd.wait_until(lambda: w.fd.message(offer["id"]) is None)
     assert w.emu.created_count == 1
     assert await usage(w, w.alice.id) == (1, 0)
+
+
+async def test_a_reply_request_deleted_while_it_runs_leaves_no_reaction_state(
+    intent_world: World,
+) -> None:
+    """The member deletes their reply request while Wan works on it: the result still comes, its
+    last reaction can't be added (Unknown Message), and the bot keeps nothing of the request's
+    reactions afterwards (it used to keep them for good, one entry per such request)."""
+    w = intent_world
+    w.emu.add_fault(FaultRule(op="task", running_seconds=1.0))
+    original = await w.fd.post_user_message(
+        w.channel, w.bob, "my cat", attachments=[("cat.png", png(500, 500))]
+    )
+    request = await w.fd.post_user_message(
+        w.channel, w.alice, f"{mention(w)} make it blue", reference=original, ping_reply=False
+    )
+    progress = w.bots[-1].runner.surface.progress_messages  # type: ignore[attr-defined]
+    await wait_until(lambda: progress._reacted.get(1) == "🎨", timeout=10)
+    await w.fd.delete_user_message(request)
+    await w.result_message(w.alice)
+    await settled_to(w, w.alice.id, 1)
+    await wait_until(lambda: not w.bots[-1].runner.inflight.running)
+    assert not progress._reacted

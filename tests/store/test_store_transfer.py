@@ -26,7 +26,13 @@ USERS = (501, 502, 503)
 
 async def fill(store: Store, clock: Clock) -> None:
     """Settings, members, role limits, two days of reservations in every state (so two bot days),
-    refusals, audit, jobs (one with what Wan billed), results, meta and the owner's switches."""
+    refusals, audit, jobs (one with what Wan billed), results, meta and the owner's switches, and a
+    day long past the retention horizon, summed (`usage_days`)."""
+    clock.advance(days=-200)
+    long_ago = await store.reserve(OTHER, USERS[0], 1)
+    await store.settle(long_ago.id, 1)
+    clock.advance(days=200)
+    assert await store.purge(90) is not None
     await store.set_server_default(G, ADMIN, 6)
     await store.set_role_limit(G, ADMIN, ROLE, 2)
     await store.set_global_cap(ADMIN, 50)
@@ -73,6 +79,7 @@ async def picture(store: Store) -> dict[str, object]:
         "roles": await store.role_limits(G),
         "state": await store.bot_state(),
         "usage": [await store.usage_report(s, days=3) for s in (None, G, OTHER)],
+        "long ago": await store.usage_report(OTHER, days=250),
     }
     for user in USERS:
         seen[f"status {user}"] = [await store.quota_status(s, user) for s in (0, G, OTHER)]

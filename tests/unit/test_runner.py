@@ -420,3 +420,36 @@ async def test_a_job_cancelled_while_it_waits_for_a_wan_slot_never_reaches_wan(
     assert surface.failure == "Cancelled before it started. Nothing was charged."
     status = await store.quota_status(SCOPE, 2)
     assert (status.used, status.held) == (0, 0)
+
+
+async def test_nothing_of_the_members_served_stays_in_memory(
+    store: Store, wan: WanClient, tmp_path: Path
+) -> None:
+    """Memory does not grow with the members ever served: once three members' jobs have ended,
+    the runner keeps no admission lock of theirs and nothing of their jobs."""
+    async with started(store, wan) as (runner, _surface):
+        jobs = [await submitted(runner, tmp_path, user) for user in (11, 12, 13)]
+        for job in jobs:
+            assert (await ended(store, job)).state == JobState.DONE
+        await eventually(lambda: not runner.inflight.running, within=10.0)
+        assert len(runner.dispatcher._user_locks) == 0
+        assert not runner.outcomes.shown_position and not runner.outcomes.postponed
+        assert not runner.inflight.images
+
+
+async def test_a_place_shown_for_a_job_another_process_took_is_forgotten(
+    store: Store, wan: WanClient, emulator: Emulator, tmp_path: Path
+) -> None:
+    """A waiting job whose place this process showed, taken from the queue by another process
+    (as on a shared queue), is forgotten here at the next move of the queue: the places shown
+    do not pile up with the jobs other processes ran."""
+    emulator.hold("running")
+    async with started(store, wan, max_concurrent=1, prefetch=0) as (runner, _surface):
+        await submitted(runner, tmp_path, 21)
+        await emulator.wait_for_task_count(1, timeout=10)
+        await submitted(runner, tmp_path, 22)
+        taken = await submitted(runner, tmp_path, 23)
+        assert taken.id in runner.outcomes.shown_position
+        assert await runner.queue.remove(taken.id)  # what the other process's claim does here
+        emulator.release("running")
+        await eventually(lambda: taken.id not in runner.outcomes.shown_position, within=15.0)
