@@ -2,7 +2,7 @@
 
 `bot/store/quota.py` and `bot/store/checks.py` are what both engines apply; the sqlite store tests
 reach most of them through a real database, but a few are only reached through PostgreSQL
-(`grant_or_refuse`, `check_limit`) or the owner's report (`worst_case_daily`). These tests pin the
+(`check_limit`) or the owner's report (`worst_case_daily`). These tests pin the
 boundaries there (found by `bench/mutation.py`), so a test machine without PostgreSQL guards them too.
 """
 
@@ -21,7 +21,7 @@ from bot.store.quota import (
     Snapshot,
     charge_split,
     check_ceiling,
-    grant_or_refuse,
+    refused,
     status,
     worst_case_daily,
 )
@@ -46,6 +46,17 @@ def snapshot(**changes: object) -> Snapshot:
     )
     values.update(changes)
     return Snapshot(**values)  # type: ignore[arg-type]
+
+
+def grant_or_refuse(
+    snap: Snapshot, images: int, *, scope: int, day: date, extra_held: int
+) -> tuple[int, int]:
+    """What the ledger decides for one reservation: (from the daily allowance, from extra
+    images), or the `QuotaRefused` raised."""
+    reason = snap.refusal(images)
+    if reason is not None:
+        raise refused(snap, reason, images=images, scope=scope, day=day, extra_held=extra_held)
+    return snap.split(images)
 
 
 def test_grant_takes_the_daily_allowance_first_then_extra_images() -> None:
