@@ -114,9 +114,9 @@ class Store:
         """A gate keeping every process together within `limit` requests/s; None: only this one."""
         if not self.shared:
             return None
-        from bot.store.budget import SharedRate
+        from bot.store.budget import SharedRate, rate_for
 
-        gate = SharedRate.for_limit(cast(Any, self.driver).pool, name, limit)
+        gate = SharedRate(cast(Any, self.driver).pool, name, rate_for(limit))
         self._background.append(gate)
         return gate
 
