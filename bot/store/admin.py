@@ -17,16 +17,12 @@ from bot.store.models import (
     ServerTotals,
     UsageReport,
 )
-from bot.store.quota import GLOBAL_CAP, PAUSED, check_ceiling, global_cap_in_force, next_reset
+from bot.store.quota import PAUSED, SWITCHES, check_ceiling, global_cap_in_force, next_reset
 
 # The subjects of `CeilingExceeded.what`, the codes the Discord side words.
 USER_LIMIT, SERVER_DEFAULT, SERVER_CAP, EXTRA, ROLE_LIMIT = (
     "user_limit", "server_default", "server_cap", "extra", "role_limit"
 )  # fmt: skip
-SWITCHES = (
-    f"(SELECT value FROM meta WHERE key = '{PAUSED}') AS paused,"
-    f" (SELECT value FROM meta WHERE key = '{GLOBAL_CAP}') AS global_cap"
-)
 # Row (made if need be, with defaults) and lock: the no-op update is there for its row lock.
 _LOCK_MEMBER = (
     "INSERT INTO members (scope, user_id) VALUES (:scope, :user)"
@@ -188,8 +184,7 @@ async def set_meta(tx: Tx, key: str, value: str) -> None:
 
 
 async def delete_meta(tx: Tx, keys: list[str]) -> None:
-    for key in keys:
-        await tx.run("DELETE FROM meta WHERE key = :key", key=key)
+    await tx.each("DELETE FROM meta WHERE key = :key", [{"key": key} for key in keys])
 
 
 async def meta_items(tx: Tx, prefix: str) -> dict[str, str]:
@@ -201,10 +196,6 @@ async def meta_items(tx: Tx, prefix: str) -> dict[str, str]:
 
 
 # ---- reports ----
-
-
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time(), UTC)
 
 
 async def server_totals(tx: Tx, scope: int, now: datetime, limits: Limits) -> ServerTotals:
@@ -223,7 +214,7 @@ async def server_totals(tx: Tx, scope: int, now: datetime, limits: Limits) -> Se
         " AS undelivered FROM jobs WHERE scope = :scope AND billed > 0 AND finished_at >= :start) AS b",
         scope=scope,
         day=day,
-        start=_day_start(day),
+        start=datetime.combine(day, time(), UTC),
     )
     assert row is not None
     return ServerTotals(

@@ -16,9 +16,8 @@ from bot.store.driver import Row, Tx, as_day
 from bot.store.errors import NotFound, QuotaRefused
 from bot.store.models import BOT_SCOPE, Limits, QuotaStatus, Reservation
 from bot.store.quota import (
-    GLOBAL_CAP,
     OWNER_ALLOWANCE,
-    PAUSED,
+    SWITCHES,
     Snapshot,
     charge_split,
     global_cap_in_force,
@@ -36,9 +35,7 @@ SELECT m.daily_limit AS user_limit, COALESCE(m.extra, 0) AS extra,
        COALESCE(d.extra_used, 0) AS extra_used, COALESCE(d.extra_held, 0) AS extra_held,
        COALESCE(sd.used, 0) AS server_used, COALESCE(sd.held, 0) AS server_held,
        r.role_id, r.daily_limit AS role_limit,
-       COALESCE(bd.used, 0) AS bot_used, COALESCE(bd.held, 0) AS bot_held,
-       (SELECT value FROM meta WHERE key = '{PAUSED}') AS paused,
-       (SELECT value FROM meta WHERE key = '{GLOBAL_CAP}') AS global_cap
+       COALESCE(bd.used, 0) AS bot_used, COALESCE(bd.held, 0) AS bot_held, {SWITCHES}
 FROM (SELECT 1) AS one
 LEFT JOIN members AS m ON m.scope = :scope AND m.user_id = :user
 LEFT JOIN scope_settings AS s ON s.scope = :scope

@@ -19,6 +19,11 @@ OWNER_ALLOWANCE = 1_000_000
 # Meta keys of the owner's run-time switches (both engines keep them in `meta`).
 PAUSED = "paused"
 GLOBAL_CAP = "global_daily_limit"
+# Both, as columns of a SELECT.
+SWITCHES = (
+    f"(SELECT value FROM meta WHERE key = '{PAUSED}') AS paused,"
+    f" (SELECT value FROM meta WHERE key = '{GLOBAL_CAP}') AS global_cap"
+)
 
 
 def global_cap_in_force(stored: str | None, limits: Limits) -> int | None:
