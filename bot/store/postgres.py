@@ -158,9 +158,7 @@ class PostgresDriver(Opened):
                     exists = await con.fetchval(
                         "SELECT to_regclass('schema_migrations') IS NOT NULL"
                     )
-                    version = await _version(con) if exists else 0
-                    if version != schema.latest():
-                        raise schema.not_current(driver.where, version)
+                    schema.check_current(driver.where, await _version(con) if exists else 0)
                 else:
                     driver.created = await _migrate(con, driver.where) == 0
         except DATABASE_ERRORS as err:

@@ -84,19 +84,17 @@ class PostgresQueue:
         self._renewer = asyncio.create_task(self._renew_loop(), name="wanbot-leases")
 
     async def _listen(self) -> None:
+        con = None
         try:
             # Bounded: this runs in the lease renewals too, which must not stall behind a full
             # pool or a server that does not answer.
             con = await self._pool.acquire(timeout=max(1.0, self.ttl / 3))
-        except DATABASE_ERRORS as err:
-            self._failed(err, "could not LISTEN for queue changes (%s); polling only")
-            return
-        try:
             await con.add_listener(CHANNEL, self._notified)
         except DATABASE_ERRORS as err:
             self._failed(err, "could not LISTEN for queue changes (%s); polling only")
-            # Given back: the pool's close waits for every connection it lent out.
-            await self._release(con)
+            if con is not None:
+                # Given back: the pool's close waits for every connection it lent out.
+                await self._release(con)
             return
         self._listener = con
 

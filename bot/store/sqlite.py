@@ -138,8 +138,7 @@ def _check_version(path: str, busy_timeout: float) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     finally:
         conn.close()
-    if version != schema.latest():
-        raise schema.not_current(f"The database {path}", version)
+    schema.check_current(f"The database {path}", version)
 
 
 class SqliteDriver(Opened):
