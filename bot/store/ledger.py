@@ -361,8 +361,9 @@ class Ledger:
         return future
 
     async def run(self, op: Op) -> Any:
+        """`op`'s outcome; raised when it is an exception (`QuotaRefused`, `NotFound`)."""
         outcome = await self.submit(op)
-        if isinstance(outcome, Exception) and not isinstance(outcome, QuotaRefused):
+        if isinstance(outcome, Exception):
             raise outcome
         return outcome
 

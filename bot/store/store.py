@@ -16,7 +16,7 @@ from bot.store import admin, checks, jobs, ledger
 from bot.store import models as m
 from bot.store.checks import MAX_LIMIT, check_int, check_limit, check_time
 from bot.store.driver import Driver
-from bot.store.errors import OutageWatch, QuotaRefused
+from bot.store.errors import OutageWatch
 from bot.store.ledger import Close, Ledger, Policy, Reserve
 from bot.store.quota import GLOBAL_CAP, PAUSED
 from bot.store.urls import is_postgres, sqlite_path
@@ -140,10 +140,8 @@ class Store:
         `images`, all or nothing: else `QuotaRefused`, counted, nothing held. The daily allowance
         goes first, then extra. A caller cancelled meanwhile has its images given back."""
         check_int("images", images, 1, MAX_LIMIT)
-        outcome = await self._ledger.run(Reserve(scope, user, images, tuple(roles), self._now()))
-        if isinstance(outcome, QuotaRefused):
-            raise outcome
-        return outcome  # type: ignore[no-any-return]
+        reserve = Reserve(scope, user, images, tuple(roles), self._now())
+        return await self._ledger.run(reserve)  # type: ignore[no-any-return]
 
     async def settle(self, reservation_id: int, generated: int) -> int:
         """Charge min(generated, held) to its day, give back the rest; what was charged."""
