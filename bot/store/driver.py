@@ -44,32 +44,29 @@ class Tx(Protocol):
 Operation = Callable[..., Awaitable[T]]
 
 
-class Driver(Protocol):
-    """An open database. `read` runs a function of a `Tx` outside a write transaction (several
-    reads that must agree: `snapshot`), `write` in a write transaction that commits when it
-    returns, even if its caller stops waiting (`transaction`: one its caller waits for to the end)."""
-
-    shared: bool  # several processes share the database (leases, shared queue and budget)
-    where: str  # the database, fit to show (no password)
-
-    async def read(self, fn: Operation[T], *args: Any) -> T: ...
-    async def snapshot(self, fn: Operation[T], *args: Any) -> T: ...
-    async def write(self, fn: Operation[T], *args: Any) -> T: ...
-    async def transaction(self, fn: Operation[T], *args: Any) -> T: ...
-    async def close(self) -> None: ...
-
-
-class Opened:
-    """What both drivers keep: where they are (fit to show), whether processes share it, their
-    lock wait, whether opening made the tables, and their writes under way."""
+class Driver:
+    """An open database: where (fit to show, no password), whether several processes share it
+    (leases, the shared queue and budget), its lock wait, whether opening made the tables. `read`
+    runs a function of a `Tx` outside a write transaction (several reads that must agree:
+    `snapshot`), `write` in a write transaction that commits when it returns, even if its caller
+    stops waiting (`transaction`: one its caller waits for to the end)."""
 
     def __init__(self, where: str, busy_timeout: float, *, shared: bool) -> None:
         self.where, self.shared, self.busy_timeout = where, shared, busy_timeout
         self.created = False
         self._writes: set[asyncio.Task[Any]] = set()
 
+    async def read(self, fn: Operation[T], *args: Any) -> T:
+        raise NotImplementedError
+
+    async def snapshot(self, fn: Operation[T], *args: Any) -> T:
+        raise NotImplementedError
+
     async def transaction(self, fn: Operation[T], *args: Any) -> T:
-        raise NotImplementedError  # the driver's write transaction
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
 
     async def write(self, fn: Operation[T], *args: Any) -> T:
         """`transaction` in a task of its own: once started it finishes (commit or rollback) even

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from bot.store import schema
-from bot.store.driver import Doc, Opened, Operation, Row, positional
+from bot.store.driver import Doc, Driver, Operation, Row, positional
 from bot.store.errors import StoreError
 from bot.store.urls import Target
 
@@ -108,7 +108,7 @@ async def init_connection(con: asyncpg.Connection) -> None:
     )
 
 
-class PostgresDriver(Opened):
+class PostgresDriver(Driver):
     """`Driver` on a PostgreSQL database. Open it with `PostgresDriver.open`."""
 
     def __init__(self, pool: asyncpg.Pool, target: Target, busy_timeout: float, read_only: bool):
@@ -123,7 +123,6 @@ class PostgresDriver(Opened):
         *,
         busy_timeout: float,
         read_only: bool,
-        pool_size: int = 10,
         command_timeout: float = COMMAND_TIMEOUT,
     ) -> PostgresDriver:
         target = Target.parse(url)
@@ -138,7 +137,7 @@ class PostgresDriver(Opened):
             pool = await asyncpg.create_pool(
                 url,
                 min_size=1,
-                max_size=pool_size,
+                max_size=10,
                 init=init_connection,
                 timeout=max(busy_timeout, 5.0),  # a server that never answers must not hang us
                 command_timeout=max(command_timeout, busy_timeout * 2),

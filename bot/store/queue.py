@@ -59,13 +59,12 @@ class PostgresQueue:
         max_slots: int,
         ttl: float = 15.0,
         poll_interval: float = 1.0,
-        owner: str | None = None,
     ) -> None:
         self._pool = pool
         self.max_slots = max_slots
         self.ttl = ttl
         self.poll_interval = poll_interval
-        self.owner = owner or uuid.uuid4().hex
+        self.owner = uuid.uuid4().hex
         self._leases: dict[int, Lease] = {}
         self._shown: dict[int, None] = {}  # jobs queued here, whose place this process shows
         self._wake: Callable[[], None] = lambda: None

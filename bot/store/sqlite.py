@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from bot.store import schema
-from bot.store.driver import Opened, Operation, Row, drive, for_sqlite, sqlite_value
+from bot.store.driver import Driver, Operation, Row, drive, for_sqlite, sqlite_value
 from bot.store.errors import StoreError
 
 T = TypeVar("T")
@@ -141,7 +141,7 @@ def _check_version(path: str, busy_timeout: float) -> None:
     schema.check_current(f"The database {path}", version)
 
 
-class SqliteDriver(Opened):
+class SqliteDriver(Driver):
     """`Driver` on one sqlite file. Open it with `SqliteDriver.open`."""
 
     def __init__(self, db: aiosqlite.Connection, path: str, busy_timeout: float, lock: int | None):

@@ -1,7 +1,7 @@
-"""`Store`: quotas, reservations, admin changes with their audit, jobs, and what processes share,
-over either engine's driver. A scope is a guild id, DMs 0, the owner's own `BOT_SCOPE`; the quota
-day is the UTC day. Errors: `QuotaRefused` (`reserve`), `NotFound` (unknown ids), `StoreError` (the
-database fails), `ValueError` (impossible arguments), `CeilingExceeded` (over the owner's ceiling).
+"""`open_store` and `Store`, over either engine's driver. A scope is a guild id, DMs 0, the
+owner's own `BOT_SCOPE`; the quota day is the UTC day. Errors: `QuotaRefused` (`reserve`),
+`NotFound` (unknown ids), `StoreError` (the database fails), `ValueError` (impossible arguments),
+`CeilingExceeded` (over the owner's ceiling).
 """
 
 from __future__ import annotations
@@ -64,8 +64,6 @@ async def open_store(
 
 
 class Store:
-    """Quotas, reservations, admin changes with their audit, and jobs. Open with `open_store`."""
-
     def __init__(self, driver: Driver, policy: Policy, clock: Clock) -> None:
         self.driver = driver
         self.policy = policy
