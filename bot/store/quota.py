@@ -164,11 +164,6 @@ def charge_split(images: int, from_extra: int, generated: int) -> tuple[int, int
     return daily, charged - daily
 
 
-def worst_case_daily(global_cap: int | None, price: float) -> float | None:
-    """The most the bot can cost in one UTC day, or None when there is no bot-wide cap."""
-    return None if global_cap is None else global_cap * price
-
-
 def refused(
     snap: Snapshot, reason: RefusalReason, *, images: int, scope: int, day: date, extra_held: int
 ) -> QuotaRefused:
