@@ -1,9 +1,7 @@
 """The PostgreSQL driver: an asyncpg pool shared by any number of bot processes on one database.
 `lock_timeout` (the `busy_timeout` of `open_store`) bounds every lock wait; a read-only driver
 migrates nothing and runs read-only transactions; messages name the database without its password
-(`Target`). Also the named locks held by a session (`exclusive`) and the pool the shared queue and
-budget use.
-"""
+(`Target`). Also the named locks (`exclusive`) and the pool the shared queue and budget use."""
 
 from __future__ import annotations
 
@@ -160,11 +158,10 @@ class PostgresDriver(Driver):
                     schema.check_current(driver.where, await _version(con) if exists else 0)
                 else:
                     driver.created = await _migrate(con, driver.where) == 0
-        except DATABASE_ERRORS as err:
+        except BaseException as err:
             await pool.close()
-            raise describe(err, target, busy_timeout) from None
-        except BaseException:
-            await pool.close()
+            if isinstance(err, DATABASE_ERRORS):
+                raise describe(err, target, busy_timeout) from None
             raise
         return driver
 
@@ -208,11 +205,9 @@ class PostgresDriver(Driver):
 
     @contextlib.asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[None]:
-        """A session advisory lock on a connection of its own, released with it (even if the
-        process dies: the server drops a dead session's locks). Waits as long as the holder keeps
-        it: the holder may be in a slow call (a command sync waiting out Discord's rate limit),
-        far past `lock_timeout`, so the lock is asked for again and again rather than waited for
-        under that bound."""
+        """A session advisory lock on a connection of its own (the server drops a dead session's
+        locks). Asked for again and again, not waited for under `lock_timeout`: the holder may be
+        in a slow call (a command sync waiting out Discord's rate limit)."""
         key = zlib.crc32(name.encode())
         async with self.pool.acquire() as con:
             waiting = False
