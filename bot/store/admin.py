@@ -233,8 +233,7 @@ async def server_totals(tx: Tx, scope: int, now: datetime, limits: Limits) -> Se
 async def usage_report(
     tx: Tx, scope: int | None, now: datetime, days: int, top: int, limits: Limits
 ) -> UsageReport:
-    """`scope`'s last `days` UTC days (all scopes together when None), today's top members and
-    servers, and the bot-wide numbers. Several statements: the caller runs them in one snapshot."""
+    """Several statements (`Store.usage_report`): the caller runs them in one snapshot."""
     today = now.date()
     first = today - timedelta(days=days - 1)
     mine = "(CAST(:scope AS BIGINT) IS NULL OR {} = :scope)"
@@ -320,7 +319,6 @@ async def usage_report(
 
 
 async def busiest_scopes(tx: Tx, now: datetime, days: int, top: int) -> list[tuple[int, int]]:
-    """The scopes charged the most images over the last `days` UTC days, most first."""
     rows = await tx.all(
         "SELECT scope, SUM(used) AS n FROM scope_days WHERE day >= :first"
         " GROUP BY scope HAVING SUM(used) > 0 ORDER BY n DESC, scope LIMIT :top",

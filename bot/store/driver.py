@@ -12,7 +12,7 @@ import re
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 Row = Mapping[str, Any]
@@ -29,16 +29,27 @@ class Doc:
     value: Any
 
 
-class Tx(Protocol):
+class Tx:
     """One transaction (or, for reads, one connection). Parameters are passed by name; `run`
     returns how many rows a write touched; `each` runs `sql` once per parameter set, in order
     (PostgreSQL pipelines them in one round trip), and returns every row they return."""
 
-    async def one(self, sql: str, **params: Any) -> Row | None: ...
-    async def all(self, sql: str, **params: Any) -> list[Row]: ...
-    async def val(self, sql: str, **params: Any) -> Any: ...
-    async def run(self, sql: str, **params: Any) -> int: ...
-    async def each(self, sql: str, params: Sequence[Mapping[str, Any]]) -> list[Row]: ...
+    async def all(self, sql: str, **params: Any) -> list[Row]:
+        raise NotImplementedError
+
+    async def run(self, sql: str, **params: Any) -> int:
+        raise NotImplementedError
+
+    async def each(self, sql: str, params: Sequence[Mapping[str, Any]]) -> list[Row]:
+        raise NotImplementedError
+
+    async def one(self, sql: str, **params: Any) -> Row | None:
+        rows = await self.all(sql, **params)
+        return rows[0] if rows else None
+
+    async def val(self, sql: str, **params: Any) -> Any:
+        row = await self.one(sql, **params)
+        return None if row is None else row[0]
 
 
 Operation = Callable[..., Awaitable[T]]

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from bot.store import schema
-from bot.store.driver import Doc, Driver, Operation, Row, positional
+from bot.store.driver import Doc, Driver, Operation, Row, Tx, positional
 from bot.store.errors import StoreError
 from bot.store.urls import Target
 
@@ -59,25 +59,16 @@ def _args(names: tuple[str, ...], params: Mapping[str, Any]) -> list[Any]:
     return [v.value if isinstance(v := params[n], Doc) else v for n in names]
 
 
-class PostgresTx:
+class PostgresTx(Tx):
     """`Tx` on one asyncpg connection."""
 
     def __init__(self, con: asyncpg.Connection, timeout: float | None = None) -> None:
         self.con = con
         self.timeout = timeout  # None: the pool's COMMAND_TIMEOUT
 
-    async def one(self, sql: str, **params: Any) -> Row | None:
-        text, names = _translate(sql)
-        row: Row | None = await self.con.fetchrow(text, *_args(names, params), timeout=self.timeout)
-        return row
-
     async def all(self, sql: str, **params: Any) -> list[Row]:
         text, names = _translate(sql)
         return list(await self.con.fetch(text, *_args(names, params), timeout=self.timeout))
-
-    async def val(self, sql: str, **params: Any) -> Any:
-        text, names = _translate(sql)
-        return await self.con.fetchval(text, *_args(names, params), timeout=self.timeout)
 
     async def run(self, sql: str, **params: Any) -> int:
         text, names = _translate(sql)

@@ -17,13 +17,13 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from bot.store import schema
-from bot.store.driver import Driver, Operation, Row, drive, for_sqlite, sqlite_value
+from bot.store.driver import Driver, Operation, Row, Tx, drive, for_sqlite, sqlite_value
 from bot.store.errors import StoreError
 
 T = TypeVar("T")
 
 
-class SqliteTx:
+class SqliteTx(Tx):
     """`Tx` on a plain sqlite3 connection, on its own thread."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -32,16 +32,8 @@ class SqliteTx:
     def _exec(self, sql: str, params: Mapping[str, Any]) -> sqlite3.Cursor:
         return self.conn.execute(_translate(sql), _values(params))
 
-    async def one(self, sql: str, **params: Any) -> Row | None:
-        row: Row | None = self._exec(sql, params).fetchone()
-        return row
-
     async def all(self, sql: str, **params: Any) -> list[Row]:
         return self._exec(sql, params).fetchall()
-
-    async def val(self, sql: str, **params: Any) -> Any:
-        row = self._exec(sql, params).fetchone()
-        return None if row is None else row[0]
 
     async def run(self, sql: str, **params: Any) -> int:
         return self._exec(sql, params).rowcount
