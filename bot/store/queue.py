@@ -208,9 +208,7 @@ class PostgresQueue:
             if used >= self.max_slots:
                 return None
             row = await con.fetchrow(_CLAIM.format(where=_WAITING), self.owner, self.ttl)
-        if row is None:
-            return None
-        return self._claimed(row)
+        return None if row is None else self._claimed(row)
 
     async def take_over(self) -> list[tuple[int, Lease | None]]:
         claims: list[tuple[int, Lease | None]] = []
@@ -231,10 +229,9 @@ class PostgresQueue:
         row = await self._pool.fetchrow(
             _CLAIM.format(where=f"id = $3 AND {_WAITING}"), self.owner, self.ttl, job_id
         )
-        if row is None:
-            return False
-        self._claimed(row)
-        return True
+        if row is not None:
+            self._claimed(row)
+        return row is not None
 
     async def position(self, job_id: int) -> int | None:
         place: int | None = await self._pool.fetchval(
@@ -251,9 +248,7 @@ class PostgresQueue:
         )
         self._waiting = len(rows)
         places = {int(r["id"]): int(r["place"]) for r in rows}
-        for job_id in list(self._shown):
-            if job_id not in places:
-                self._shown.pop(job_id, None)
+        self._shown = {job_id: None for job_id in self._shown if job_id in places}
         return [(job_id, places[job_id]) for job_id in self._shown]
 
     def lease(self, job_id: int) -> Lease | None:

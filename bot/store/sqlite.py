@@ -72,9 +72,9 @@ _MEANINGS = (
 def describe(err: sqlite3.Error, path: str, busy_timeout: float) -> StoreError:
     """One line saying what is wrong with the database file and what to do about it."""
     name = getattr(err, "sqlite_errorname", "")
-    meaning = next((m for names, m in _MEANINGS if name.startswith(names)), None)
-    text = meaning or "Database error on {path}: {err}."
-    return StoreError(text.format(path=path, err=err, wait=busy_timeout))
+    fallback = "Database error on {path}: {err}."
+    meaning = next((m for names, m in _MEANINGS if name.startswith(names)), fallback)
+    return StoreError(meaning.format(path=path, err=err, wait=busy_timeout))
 
 
 def _connect(target: str, busy_timeout: float, *, uri: bool = False) -> sqlite3.Connection:
