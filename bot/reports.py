@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from bot.config import Settings
 from bot.i18n import N_, Number, Text, When, _, _n
 from bot.store import UsageReport
-from bot.store.quota import worst_case_daily
 
 # How each refusal reason is named in a report.
 REASON_NAMES: dict[str, str] = {
@@ -130,11 +129,9 @@ def worst_case_text(global_cap: int | None, settings: Settings) -> Text:
     price = None if None in prices else max(p for p in prices if p is not None)
     if price is None:
         return _("{images} (price unknown: set WAN_PRICE_PER_IMAGE)", images=images(global_cap))
-    worst = worst_case_daily(global_cap, price)
-    assert worst is not None
     return _(
         "{worst} ({images} × {price})",
-        worst=money(worst, settings.price_currency),
+        worst=money(global_cap * price, settings.price_currency),
         images=images(global_cap),
         price=money(price, settings.price_currency),
     )

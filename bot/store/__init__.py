@@ -14,11 +14,8 @@ from bot.store.errors import (
     StoreError,
 )
 from bot.store.models import (
-    FINISHED,
-    UNFINISHED,
     AuditEntry,
     BotState,
-    DayUsage,
     Job,
     JobState,
     Lease,
@@ -31,13 +28,10 @@ from bot.store.models import (
 from bot.store.store import Store, open_store
 
 __all__ = [
-    "FINISHED",
-    "UNFINISHED",
     "ActiveJobLimit",
     "AuditEntry",
     "BotState",
     "CeilingExceeded",
-    "DayUsage",
     "Job",
     "JobState",
     "Lease",

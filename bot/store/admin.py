@@ -17,16 +17,12 @@ from bot.store.models import (
     ServerTotals,
     UsageReport,
 )
-from bot.store.quota import GLOBAL_CAP, PAUSED, check_ceiling, global_cap_in_force, next_reset
+from bot.store.quota import PAUSED, SWITCHES, check_ceiling, global_cap_in_force, next_reset
 
 # The subjects of `CeilingExceeded.what`, the codes the Discord side words.
 USER_LIMIT, SERVER_DEFAULT, SERVER_CAP, EXTRA, ROLE_LIMIT = (
     "user_limit", "server_default", "server_cap", "extra", "role_limit"
 )  # fmt: skip
-SWITCHES = (
-    f"(SELECT value FROM meta WHERE key = '{PAUSED}') AS paused,"
-    f" (SELECT value FROM meta WHERE key = '{GLOBAL_CAP}') AS global_cap"
-)
 # Row (made if need be, with defaults) and lock: the no-op update is there for its row lock.
 _LOCK_MEMBER = (
     "INSERT INTO members (scope, user_id) VALUES (:scope, :user)"
@@ -188,8 +184,7 @@ async def set_meta(tx: Tx, key: str, value: str) -> None:
 
 
 async def delete_meta(tx: Tx, keys: list[str]) -> None:
-    for key in keys:
-        await tx.run("DELETE FROM meta WHERE key = :key", key=key)
+    await tx.each("DELETE FROM meta WHERE key = :key", [{"key": key} for key in keys])
 
 
 async def meta_items(tx: Tx, prefix: str) -> dict[str, str]:
@@ -212,10 +207,6 @@ _BILLED = (
 )
 
 
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time(), UTC)
-
-
 async def server_totals(tx: Tx, scope: int, now: datetime, limits: Limits) -> ServerTotals:
     """One statement: one snapshot. `billed`/`undelivered`: what Wan billed for the scope's jobs
     finished today, and of it what never reached the member."""
@@ -232,7 +223,7 @@ async def server_totals(tx: Tx, scope: int, now: datetime, limits: Limits) -> Se
         " AS undelivered FROM jobs WHERE scope = :scope AND billed > 0 AND finished_at >= :start) AS b",
         scope=scope,
         day=day,
-        start=_day_start(day),
+        start=datetime.combine(day, time(), UTC),
     )
     assert row is not None
     return ServerTotals(
@@ -251,8 +242,7 @@ async def server_totals(tx: Tx, scope: int, now: datetime, limits: Limits) -> Se
 async def usage_report(
     tx: Tx, scope: int | None, now: datetime, days: int, top: int, limits: Limits
 ) -> UsageReport:
-    """`scope`'s last `days` UTC days (all scopes together when None), today's top members and
-    servers, and the bot-wide numbers. Several statements: the caller runs them in one snapshot."""
+    """Several statements (`Store.usage_report`): the caller runs them in one snapshot."""
     today = now.date()
     first = today - timedelta(days=days - 1)
     mine = "(CAST(:scope AS BIGINT) IS NULL OR {} = :scope)"
@@ -338,7 +328,6 @@ async def usage_report(
 
 
 async def busiest_scopes(tx: Tx, now: datetime, days: int, top: int) -> list[tuple[int, int]]:
-    """The scopes charged the most images over the last `days` UTC days, most first."""
     rows = await tx.all(
         "SELECT scope, SUM(used) AS n FROM scope_days WHERE day >= :first"
         " GROUP BY scope HAVING SUM(used) > 0 ORDER BY n DESC, scope LIMIT :top",

@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import asyncpg
 
@@ -63,18 +63,14 @@ class SharedRate:
         name: str,
         rate: float,
         *,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
-        max_take_lag: float = MAX_TAKE_LAG,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self._pool = pool
         self.name = name
         self.rate = rate
-        self._sleep = sleep
         self._clock = clock
-        self.max_take_lag = max_take_lag
         self._ready = False
         self.taken = 0
         self.discarded = 0  # slots not used because their take was slow
@@ -85,22 +81,10 @@ class SharedRate:
         # None: each failure is logged.
         self.outage: OutageWatch | None = None
 
-    @classmethod
-    def for_limit(cls, pool: asyncpg.Pool, name: str, limit: float) -> SharedRate:
-        """A gate that keeps every one-second window at or under `limit` requests at Wan."""
-        return cls(pool, name, rate_for(limit))
-
-    async def take(self) -> float | None:
-        """Book the next slot: the seconds to wait before using it, or None when it can't be used
-        (its take was too slow to place it, or the row was gone) and another must be booked."""
-        booked = await self._book()
-        if booked is None:
-            return None
-        self.last_grant = booked[1]
-        return booked[0]
-
-    async def _book(self) -> tuple[float, float] | None:
-        """`take`, with the slot's time on the server's clock."""
+    async def take(self) -> tuple[float, float] | None:
+        """Book the next slot: the seconds to wait before using it and its time on the server's
+        clock, or None when it can't be used (its take was too slow to place it, or the row was
+        gone) and another must be booked."""
         if not self._ready:
             sent = self._clock()
             await self._pool.execute(_ENSURE, self.name)
@@ -126,7 +110,7 @@ class SharedRate:
         if row is None:  # the row was deleted under us: make it again
             self._ready = False
             return None
-        if trip - quickest > self.max_take_lag:
+        if trip - quickest > MAX_TAKE_LAG:
             # Booked at some moment of a slow round trip: used, it could arrive at Wan bunched with
             # later slots. Wasting it keeps the limit; the next take is placed better.
             self.discarded += 1
@@ -138,14 +122,14 @@ class SharedRate:
     async def __call__(self) -> None:
         while True:
             try:
-                booked = await self._book()
+                booked = await self.take()
             except DATABASE_ERRORS as err:
                 # The database is the budget: without it, wait rather than risk the account's limit.
                 if self.outage is not None:
                     self.outage.failed(err)
                 else:
                     log.warning("shared %s rate unavailable (%s); retrying", self.name, err)
-                await self._sleep(1.0)
+                await asyncio.sleep(1.0)
                 continue
             if self.outage is not None:
                 self.outage.ok()
@@ -153,6 +137,6 @@ class SharedRate:
                 continue
             wait, slot = booked
             if wait > 0:
-                await self._sleep(wait)
+                await asyncio.sleep(wait)
             self.last_grant = slot
             return

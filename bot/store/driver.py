@@ -12,7 +12,7 @@ import re
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 Row = Mapping[str, Any]
@@ -29,47 +29,55 @@ class Doc:
     value: Any
 
 
-class Tx(Protocol):
+class Tx:
     """One transaction (or, for reads, one connection). Parameters are passed by name; `run`
     returns how many rows a write touched; `each` runs `sql` once per parameter set, in order
     (PostgreSQL pipelines them in one round trip), and returns every row they return."""
 
-    async def one(self, sql: str, **params: Any) -> Row | None: ...
-    async def all(self, sql: str, **params: Any) -> list[Row]: ...
-    async def val(self, sql: str, **params: Any) -> Any: ...
-    async def run(self, sql: str, **params: Any) -> int: ...
-    async def each(self, sql: str, params: Sequence[Mapping[str, Any]]) -> list[Row]: ...
+    async def all(self, sql: str, **params: Any) -> list[Row]:
+        raise NotImplementedError
+
+    async def run(self, sql: str, **params: Any) -> int:
+        raise NotImplementedError
+
+    async def each(self, sql: str, params: Sequence[Mapping[str, Any]]) -> list[Row]:
+        raise NotImplementedError
+
+    async def one(self, sql: str, **params: Any) -> Row | None:
+        rows = await self.all(sql, **params)
+        return rows[0] if rows else None
+
+    async def val(self, sql: str, **params: Any) -> Any:
+        row = await self.one(sql, **params)
+        return None if row is None else row[0]
 
 
 Operation = Callable[..., Awaitable[T]]
 
 
-class Driver(Protocol):
-    """An open database. `read` runs a function of a `Tx` outside a write transaction (several
-    reads that must agree: `snapshot`), `write` in a write transaction that commits when it
-    returns, even if its caller stops waiting (`transaction`: one its caller waits for to the end)."""
-
-    shared: bool  # several processes share the database (leases, shared queue and budget)
-    where: str  # the database, fit to show (no password)
-
-    async def read(self, fn: Operation[T], *args: Any) -> T: ...
-    async def snapshot(self, fn: Operation[T], *args: Any) -> T: ...
-    async def write(self, fn: Operation[T], *args: Any) -> T: ...
-    async def transaction(self, fn: Operation[T], *args: Any) -> T: ...
-    async def close(self) -> None: ...
-
-
-class Opened:
-    """What both drivers keep: where they are (fit to show), whether processes share it, their
-    lock wait, whether opening made the tables, and their writes under way."""
+class Driver:
+    """An open database: where (fit to show, no password), whether several processes share it
+    (leases, the shared queue and budget), its lock wait, whether opening made the tables. `read`
+    runs a function of a `Tx` outside a write transaction (several reads that must agree:
+    `snapshot`), `write` in a write transaction that commits when it returns, even if its caller
+    stops waiting (`transaction`: one its caller waits for to the end)."""
 
     def __init__(self, where: str, busy_timeout: float, *, shared: bool) -> None:
         self.where, self.shared, self.busy_timeout = where, shared, busy_timeout
         self.created = False
         self._writes: set[asyncio.Task[Any]] = set()
 
+    async def read(self, fn: Operation[T], *args: Any) -> T:
+        raise NotImplementedError
+
+    async def snapshot(self, fn: Operation[T], *args: Any) -> T:
+        raise NotImplementedError
+
     async def transaction(self, fn: Operation[T], *args: Any) -> T:
-        raise NotImplementedError  # the driver's write transaction
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
 
     async def write(self, fn: Operation[T], *args: Any) -> T:
         """`transaction` in a task of its own: once started it finishes (commit or rollback) even

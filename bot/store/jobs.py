@@ -95,7 +95,9 @@ async def create(
         if shared:
             # Serialises one member's admissions across processes; the count then sees every
             # committed job of theirs (READ COMMITTED: each statement takes a fresh snapshot).
-            key = _lock_key(values["user_id"])
+            # 32-bit lock keys: the snowflake folded (a clash only makes two members wait).
+            user = values["user_id"]
+            key = ((user >> 32) ^ user) & 0x7FFFFFFF
             await tx.run("SELECT pg_advisory_xact_lock(:space, :key)", space=_MEMBER_LOCK, key=key)
         active = await active_count(tx, values["user_id"])
         if active >= max_active:
@@ -112,11 +114,6 @@ async def create(
     if job.result_message_ids:
         await _index_results(tx, job.id, job.result_message_ids)
     return job
-
-
-def _lock_key(user: int) -> int:
-    # 32-bit advisory lock keys: fold the snowflake (a clash only makes two members wait).
-    return ((user >> 32) ^ user) & 0x7FFFFFFF
 
 
 async def update(

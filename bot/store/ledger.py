@@ -10,15 +10,15 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
+from functools import cache
 from typing import Any, NamedTuple
 
 from bot.store.driver import Row, Tx, as_day
 from bot.store.errors import NotFound, QuotaRefused
 from bot.store.models import BOT_SCOPE, Limits, QuotaStatus, Reservation
 from bot.store.quota import (
-    GLOBAL_CAP,
     OWNER_ALLOWANCE,
-    PAUSED,
+    SWITCHES,
     Snapshot,
     charge_split,
     global_cap_in_force,
@@ -36,9 +36,7 @@ SELECT m.daily_limit AS user_limit, COALESCE(m.extra, 0) AS extra,
        COALESCE(d.extra_used, 0) AS extra_used, COALESCE(d.extra_held, 0) AS extra_held,
        COALESCE(sd.used, 0) AS server_used, COALESCE(sd.held, 0) AS server_held,
        r.role_id, r.daily_limit AS role_limit,
-       COALESCE(bd.used, 0) AS bot_used, COALESCE(bd.held, 0) AS bot_held,
-       (SELECT value FROM meta WHERE key = '{PAUSED}') AS paused,
-       (SELECT value FROM meta WHERE key = '{GLOBAL_CAP}') AS global_cap
+       COALESCE(bd.used, 0) AS bot_used, COALESCE(bd.held, 0) AS bot_held, {SWITCHES}
 FROM (SELECT 1) AS one
 LEFT JOIN members AS m ON m.scope = :scope AND m.user_id = :user
 LEFT JOIN scope_settings AS s ON s.scope = :scope
@@ -64,26 +62,30 @@ _LOCK_DAY = (
     " ON CONFLICT (day) DO UPDATE SET held = bot_days.held RETURNING day"
 )
 _LOCK_MEMBER = "SELECT scope FROM members WHERE scope = :scope AND user_id = :user FOR UPDATE"
-_ADD = {
-    # Rows a grant may be the first to need: made if missing, counters added to.
-    "scope_days": "INSERT INTO scope_days (scope, day, used, held) VALUES (:scope, :day, :used,"
-    " :held) ON CONFLICT (scope, day) DO UPDATE SET used = scope_days.used + excluded.used,"
-    " held = scope_days.held + excluded.held",
-    "member_days": "INSERT INTO member_days (scope, user_id, day, used, held, extra_used,"
-    " extra_held) VALUES (:scope, :user, :day, :used, :held, :extra_used, :extra_held)"
-    " ON CONFLICT (scope, user_id, day) DO UPDATE SET used = member_days.used + excluded.used,"
-    " held = member_days.held + excluded.held,"
-    " extra_used = member_days.extra_used + excluded.extra_used,"
-    " extra_held = member_days.extra_held + excluded.extra_held",
+# The day rows a batch adds to, in the order they are written: their key columns, then their
+# counters (as in `_Batch.counts`).
+_DAYS = {
+    "scope_days": (("scope", "day"), ("used", "held")),
+    "member_days": (("scope", "user_id", "day"), ("used", "held", "extra_used", "extra_held")),
+    "bot_days": (("day",), ("used", "held")),
 }
-_UPDATE = {
-    # Rows a settlement closes against, which exist (its reservation made them).
-    "scope_days": "UPDATE scope_days SET used = used + :used, held = held + :held"
-    " WHERE scope = :scope AND day = :day",
-    "member_days": "UPDATE member_days SET used = used + :used, held = held + :held,"
-    " extra_used = extra_used + :extra_used, extra_held = extra_held + :extra_held"
-    " WHERE scope = :scope AND user_id = :user AND day = :day",
-}
+
+
+@cache
+def _add_to(table: str, made: bool) -> str:
+    """Add to a day row's counters: UPDATE a row that exists (a settlement's, made by its
+    reservation; the bot's day, made when locked), else INSERT it, adding on a conflict. Not one
+    upsert for both: a settlement's negative `held` would fail the CHECK on the row it proposes."""
+    keys, counters = _DAYS[table]
+    if made:
+        sets = ", ".join(f"{c} = {c} + :{c}" for c in counters)
+        return f"UPDATE {table} SET {sets} WHERE " + " AND ".join(f"{k} = :{k}" for k in keys)
+    names = keys + counters
+    sets = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters)
+    return (
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(f':{n}' for n in names)})"
+        f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+    )
 
 
 @dataclass(frozen=True)
@@ -287,19 +289,14 @@ async def _flush(tx: Tx, batch: _Batch, outcomes: list[Any]) -> None:
     )
     for (index, reservation, _), row in zip(batch.opened, ids, strict=True):
         outcomes[index] = replace(reservation, id=row["id"])
-    rows: dict[str, list[tuple[bool, dict[str, Any]]]] = {t: [] for t in _NAMES}
-    for key, counts in batch.counts.items():
-        names = _NAMES[key[0]]
-        rows[key[0]].append(
-            (key in batch.closed, dict(zip(names, key[1:] + tuple(counts), strict=True)))
-        )
-    for table in ("scope_days", "member_days"):
-        await tx.each(_ADD[table], [r for closed, r in rows[table] if not closed])
-        await tx.each(_UPDATE[table], [r for closed, r in rows[table] if closed])
-    await tx.each(
-        "UPDATE bot_days SET used = used + :used, held = held + :held WHERE day = :day",
-        [r for _, r in rows["bot_days"]],
-    )
+    for table, (keys, counters) in _DAYS.items():
+        rows: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+        for key, deltas in batch.counts.items():
+            if key[0] == table:
+                made = key in batch.closed or table == "bot_days"
+                rows[made].append(dict(zip(keys + counters, key[1:] + tuple(deltas), strict=True)))
+        for made, params in rows.items():
+            await tx.each(_add_to(table, made), params)
     await tx.each(
         "UPDATE members SET extra = extra + :extra WHERE scope = :scope AND user_id = :user",
         [{"scope": s, "user": u, "extra": n} for (s, u), n in batch.extra.items() if n],
@@ -314,13 +311,6 @@ async def _flush(tx: Tx, batch: _Batch, outcomes: list[Any]) -> None:
             for (s, d, r), (n, i) in batch.refusals.items()
         ],
     )
-
-
-_NAMES = {
-    "scope_days": ("scope", "day", "used", "held"),
-    "bot_days": ("day", "used", "held"),
-    "member_days": ("scope", "user", "day", "used", "held", "extra_used", "extra_held"),
-}
 
 
 async def release_orphans(
@@ -364,8 +354,9 @@ class Ledger:
         return future
 
     async def run(self, op: Op) -> Any:
+        """`op`'s outcome; raised when it is an exception (`QuotaRefused`, `NotFound`)."""
         outcome = await self.submit(op)
-        if isinstance(outcome, Exception) and not isinstance(outcome, QuotaRefused):
+        if isinstance(outcome, Exception):
             raise outcome
         return outcome
 

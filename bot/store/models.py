@@ -22,7 +22,6 @@ class JobState(StrEnum):
 
 
 FINISHED: frozenset[JobState] = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
-UNFINISHED: frozenset[JobState] = frozenset(JobState) - FINISHED
 
 # Where a member's daily limit comes from: their own, a role's, the server default, the bot default
 # (WAN_DEFAULT_DAILY_LIMIT) or, in DMs, WAN_DM_DAILY_LIMIT.

@@ -1,9 +1,7 @@
 """The PostgreSQL driver: an asyncpg pool shared by any number of bot processes on one database.
 `lock_timeout` (the `busy_timeout` of `open_store`) bounds every lock wait; a read-only driver
 migrates nothing and runs read-only transactions; messages name the database without its password
-(`Target`). Also the named locks held by a session (`exclusive`) and the pool the shared queue and
-budget use.
-"""
+(`Target`). Also the named locks (`exclusive`) and the pool the shared queue and budget use."""
 
 from __future__ import annotations
 
@@ -19,7 +17,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from bot.store import schema
-from bot.store.driver import Doc, Opened, Operation, Row, positional
+from bot.store.driver import Doc, Driver, Operation, Row, Tx, positional
 from bot.store.errors import StoreError
 from bot.store.urls import Target
 
@@ -61,25 +59,16 @@ def _args(names: tuple[str, ...], params: Mapping[str, Any]) -> list[Any]:
     return [v.value if isinstance(v := params[n], Doc) else v for n in names]
 
 
-class PostgresTx:
+class PostgresTx(Tx):
     """`Tx` on one asyncpg connection."""
 
     def __init__(self, con: asyncpg.Connection, timeout: float | None = None) -> None:
         self.con = con
         self.timeout = timeout  # None: the pool's COMMAND_TIMEOUT
 
-    async def one(self, sql: str, **params: Any) -> Row | None:
-        text, names = _translate(sql)
-        row: Row | None = await self.con.fetchrow(text, *_args(names, params), timeout=self.timeout)
-        return row
-
     async def all(self, sql: str, **params: Any) -> list[Row]:
         text, names = _translate(sql)
         return list(await self.con.fetch(text, *_args(names, params), timeout=self.timeout))
-
-    async def val(self, sql: str, **params: Any) -> Any:
-        text, names = _translate(sql)
-        return await self.con.fetchval(text, *_args(names, params), timeout=self.timeout)
 
     async def run(self, sql: str, **params: Any) -> int:
         text, names = _translate(sql)
@@ -108,7 +97,7 @@ async def init_connection(con: asyncpg.Connection) -> None:
     )
 
 
-class PostgresDriver(Opened):
+class PostgresDriver(Driver):
     """`Driver` on a PostgreSQL database. Open it with `PostgresDriver.open`."""
 
     def __init__(self, pool: asyncpg.Pool, target: Target, busy_timeout: float, read_only: bool):
@@ -123,7 +112,6 @@ class PostgresDriver(Opened):
         *,
         busy_timeout: float,
         read_only: bool,
-        pool_size: int = 10,
         command_timeout: float = COMMAND_TIMEOUT,
     ) -> PostgresDriver:
         target = Target.parse(url)
@@ -138,7 +126,7 @@ class PostgresDriver(Opened):
             pool = await asyncpg.create_pool(
                 url,
                 min_size=1,
-                max_size=pool_size,
+                max_size=10,
                 init=init_connection,
                 timeout=max(busy_timeout, 5.0),  # a server that never answers must not hang us
                 command_timeout=max(command_timeout, busy_timeout * 2),
@@ -158,16 +146,13 @@ class PostgresDriver(Opened):
                     exists = await con.fetchval(
                         "SELECT to_regclass('schema_migrations') IS NOT NULL"
                     )
-                    version = await _version(con) if exists else 0
-                    if version != schema.latest():
-                        raise schema.not_current(driver.where, version)
+                    schema.check_current(driver.where, await _version(con) if exists else 0)
                 else:
                     driver.created = await _migrate(con, driver.where) == 0
-        except DATABASE_ERRORS as err:
+        except BaseException as err:
             await pool.close()
-            raise describe(err, target, busy_timeout) from None
-        except BaseException:
-            await pool.close()
+            if isinstance(err, DATABASE_ERRORS):
+                raise describe(err, target, busy_timeout) from None
             raise
         return driver
 
@@ -211,11 +196,9 @@ class PostgresDriver(Opened):
 
     @contextlib.asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[None]:
-        """A session advisory lock on a connection of its own, released with it (even if the
-        process dies: the server drops a dead session's locks). Waits as long as the holder keeps
-        it: the holder may be in a slow call (a command sync waiting out Discord's rate limit),
-        far past `lock_timeout`, so the lock is asked for again and again rather than waited for
-        under that bound."""
+        """A session advisory lock on a connection of its own (the server drops a dead session's
+        locks). Asked for again and again, not waited for under `lock_timeout`: the holder may be
+        in a slow call (a command sync waiting out Discord's rate limit)."""
         key = zlib.crc32(name.encode())
         async with self.pool.acquire() as con:
             waiting = False

@@ -67,13 +67,12 @@ class PostgresQueue:
         max_slots: int,
         ttl: float = 15.0,
         poll_interval: float = 1.0,
-        owner: str | None = None,
     ) -> None:
         self._pool = pool
         self.max_slots = max_slots
         self.ttl = ttl
         self.poll_interval = poll_interval
-        self.owner = owner or uuid.uuid4().hex
+        self.owner = uuid.uuid4().hex
         self._leases: dict[int, Lease] = {}
         self._shown: dict[int, None] = {}  # jobs queued here, whose place this process shows
         self._wake: Callable[[], None] = lambda: None
@@ -92,19 +91,17 @@ class PostgresQueue:
         self._renewer = asyncio.create_task(self._renew_loop(), name="wanbot-leases")
 
     async def _listen(self) -> None:
+        con = None
         try:
             # Bounded: this runs in the lease renewals too, which must not stall behind a full
             # pool or a server that does not answer.
             con = await self._pool.acquire(timeout=max(1.0, self.ttl / 3))
-        except DATABASE_ERRORS as err:
-            self._failed(err, "could not LISTEN for queue changes (%s); polling only")
-            return
-        try:
             await con.add_listener(CHANNEL, self._notified)
         except DATABASE_ERRORS as err:
             self._failed(err, "could not LISTEN for queue changes (%s); polling only")
-            # Given back: the pool's close waits for every connection it lent out.
-            await self._release(con)
+            if con is not None:
+                # Given back: the pool's close waits for every connection it lent out.
+                await self._release(con)
             return
         self._listener = con
 
@@ -223,9 +220,7 @@ class PostgresQueue:
             if used >= self.max_slots:
                 return None
             row = await con.fetchrow(_CLAIM.format(where=where), self.owner, self.ttl, *args)
-        if row is None:
-            return None
-        return self._claimed(row)
+        return None if row is None else self._claimed(row)
 
     async def take_over(self) -> list[tuple[int, Lease | None]]:
         claims: list[tuple[int, Lease | None]] = []
@@ -246,10 +241,9 @@ class PostgresQueue:
         row = await self._pool.fetchrow(
             _CLAIM.format(where=f"id = $3 AND {_WAITING}"), self.owner, self.ttl, job_id
         )
-        if row is None:
-            return False
-        self._claimed(row)
-        return True
+        if row is not None:
+            self._claimed(row)
+        return row is not None
 
     async def position(self, job_id: int) -> int | None:
         place: int | None = await self._pool.fetchval(
@@ -266,9 +260,7 @@ class PostgresQueue:
         )
         self._waiting = len(rows)
         places = {int(r["id"]): int(r["place"]) for r in rows}
-        for job_id in list(self._shown):
-            if job_id not in places:
-                self._shown.pop(job_id, None)
+        self._shown = {job_id: None for job_id in self._shown if job_id in places}
         return [(job_id, places[job_id]) for job_id in self._shown]
 
     def lease(self, job_id: int) -> Lease | None:

@@ -1,13 +1,6 @@
-"""The quota rules, as pure functions over one snapshot, so every backend applies the same ones.
-
-A member's daily allowance is their own limit if an admin set one, else the highest limit of the roles
-they have that carry one, else the server default, else the bot default (`WAN_DEFAULT_DAILY_LIMIT`;
-in DMs `WAN_DM_DAILY_LIMIT`, where 0 turns DMs off). Extra images granted by admins are spent only
-after the daily allowance is gone and never expire. What a whole server spends in a day is bounded by
-its cap and by the owner's ceiling (`WAN_SERVER_DAILY_LIMIT`), whichever is lower; what the whole bot
-spends, by the bot-wide cap (`WAN_GLOBAL_DAILY_LIMIT`, or the owner's run-time value). Extra images
-count against all of them (the owner pays for those too). Held images count as spent. While the
-owner has paused the bot nothing new is reserved.
+"""The quota rules (docs/quotas.md), as pure functions over one snapshot, so both engines apply the
+same ones. Held images count as spent; extra images count against every cap (the owner pays for
+those too); while the owner has paused the bot nothing new is reserved.
 """
 
 from __future__ import annotations
@@ -26,6 +19,11 @@ OWNER_ALLOWANCE = 1_000_000
 # Meta keys of the owner's run-time switches (both engines keep them in `meta`).
 PAUSED = "paused"
 GLOBAL_CAP = "global_daily_limit"
+# Both, as columns of a SELECT.
+SWITCHES = (
+    f"(SELECT value FROM meta WHERE key = '{PAUSED}') AS paused,"
+    f" (SELECT value FROM meta WHERE key = '{GLOBAL_CAP}') AS global_cap"
+)
 
 
 def global_cap_in_force(stored: str | None, limits: Limits) -> int | None:
@@ -40,21 +38,9 @@ def next_reset(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
 
 
-def lower_cap(*caps: int | None) -> int | None:
-    """The tightest of several caps, where None (and 0) mean "no cap"."""
-    real = [c for c in caps if c]
-    return min(real) if real else None
-
-
-def ceiling_exceeded(value: int | None, ceiling: int | None) -> bool:
-    """True when an admin's `value` would let someone use more than the owner's ceiling allows."""
-    return ceiling is not None and value is not None and value > ceiling
-
-
 def check_ceiling(what: str, value: int | None, ceiling: int | None) -> None:
     """Raise `CeilingExceeded` when an admin's `value` for `what` is over the owner's ceiling."""
-    if ceiling_exceeded(value, ceiling):
-        assert value is not None and ceiling is not None  # pragma: no mutate (for the type checker)
+    if ceiling is not None and value is not None and value > ceiling:
         raise CeilingExceeded(what, value, ceiling)
 
 
@@ -82,10 +68,6 @@ class Snapshot:
     dm: bool = False  # scope 0: DMs with the bot
 
     @property
-    def limit(self) -> int:
-        return self.limit_and_source[0]
-
-    @property
     def limit_and_source(self) -> tuple[int, LimitSource]:
         if self.user_limit is not None:
             return self.user_limit, "user"
@@ -96,43 +78,34 @@ class Snapshot:
         return self.global_default, "dm" if self.dm else "global"
 
     @property
-    def dm_off(self) -> bool:
-        return self.dm and self.global_default == 0
-
-    @property
     def is_blocked(self) -> bool:
         # An admin setting someone's own limit to 0 means "not this person": same as blocking.
         return self.blocked or self.user_limit == 0
 
     @property
     def daily_left(self) -> int:
-        return max(0, self.limit - self.used - self.held)
-
-    @property
-    def user_left(self) -> int:
-        return 0 if self.is_blocked else self.daily_left + self.extra
+        return max(0, self.limit_and_source[0] - self.used - self.held)
 
     @property
     def cap_in_force(self) -> int | None:
-        """The lower of the server's cap and the owner's ceiling."""
-        return lower_cap(self.cap, None if self.dm else self.ceiling)
+        """The lower of the server's cap and the owner's ceiling (none in DMs)."""
+        caps = [c for c in (self.cap, None if self.dm else self.ceiling) if c]
+        return min(caps) if caps else None
 
     @property
     def cap_left(self) -> int | None:
         cap = self.cap_in_force
-        if cap is None:
-            return None
-        return max(0, cap - self.server_used - self.server_held)
+        return None if cap is None else max(0, cap - self.server_used - self.server_held)
 
     @property
     def bot_left(self) -> int | None:
-        if self.bot_cap is None:
-            return None
-        return max(0, self.bot_cap - self.bot_used - self.bot_held)
+        cap = self.bot_cap
+        return None if cap is None else max(0, cap - self.bot_used - self.bot_held)
 
     def _bounds(self) -> list[tuple[RefusalReason, int]]:
-        """Each bound with what it still allows, the member's own first (they win ties)."""
-        bounds: list[tuple[RefusalReason, int]] = [("daily_limit", self.user_left)]
+        """Each bound with what it still allows, the member's own first (they win ties). Asked
+        only of a member not `stopped`: never blocked."""
+        bounds: list[tuple[RefusalReason, int]] = [("daily_limit", self.daily_left + self.extra)]
         if self.cap_left is not None:
             bounds.append(("server_cap", self.cap_left))
         if self.bot_left is not None:
@@ -144,7 +117,7 @@ class Snapshot:
         """A refusal whatever the size of the request: paused, DMs off, or blocked."""
         if self.paused:
             return "paused"
-        if self.dm_off:
+        if self.dm and self.global_default == 0:  # WAN_DM_DAILY_LIMIT=0: DMs off
             return "dm_off"
         if self.is_blocked:
             return "blocked"
@@ -177,14 +150,6 @@ class Snapshot:
         # The tightest bound is the one to name; `min` keeps the first of equals.
         return min(short, key=lambda bound: bound[1])[0]
 
-    def refused_cap(self, reason: RefusalReason) -> int | None:
-        """The size of the cap a refusal names (server or bot-wide), for its wording."""
-        if reason == "server_cap":
-            return self.cap_in_force
-        if reason == "global_cap":
-            return self.bot_cap
-        return None
-
     def split(self, images: int) -> tuple[int, int]:
         """(from the daily allowance, from extra images) for an allowed reservation."""
         from_daily = min(images, self.daily_left)
@@ -192,30 +157,20 @@ class Snapshot:
 
 
 def charge_split(images: int, from_extra: int, generated: int) -> tuple[int, int]:
-    """(charged to the daily allowance, charged to extra) when settling.
-
-    A reservation's daily part is charged first, so unused images go back to the extra balance,
-    which never expires, rather than to a day that may already be over.
-    """
+    """(charged to the daily allowance, charged to extra) when settling. The daily part is charged
+    first, so unused images go back to the extra balance, which never expires, not to a past day."""
     charged = min(max(0, generated), images)
     daily = min(charged, images - from_extra)
     return daily, charged - daily
 
 
-def worst_case_daily(global_cap: int | None, price: float) -> float | None:
-    """The most the bot can cost in one UTC day, or None when there is no bot-wide cap."""
-    return None if global_cap is None else global_cap * price
-
-
 def refused(
     snap: Snapshot, reason: RefusalReason, *, images: int, scope: int, day: date, extra_held: int
 ) -> QuotaRefused:
-    """What `reserve` raises for `reason`: which limit, what is left, when it resets.
-
-    `extra_held` is what open reservations hold of extra images today: the refusal counts it in.
-    """
+    """What `reserve` raises for `reason`: which limit, what is left, when it resets. `extra_held`:
+    what open reservations hold of extra images today, counted in."""
     limit, source = snap.limit_and_source
-    cap = snap.refused_cap(reason)
+    cap = {"server_cap": snap.cap_in_force, "global_cap": snap.bot_cap}.get(reason)
     return QuotaRefused(
         reason,
         remaining=snap.remaining,
@@ -228,16 +183,6 @@ def refused(
         source=source,
         cap_by_owner=reason == "server_cap" and cap is not None and cap != snap.cap,
     )
-
-
-def grant_or_refuse(
-    snap: Snapshot, images: int, *, scope: int, day: date, extra_held: int
-) -> tuple[int, int]:
-    """(from the daily allowance, from extra images) for `images`, or raise `QuotaRefused`."""
-    reason = snap.refusal(images)
-    if reason is not None:
-        raise refused(snap, reason, images=images, scope=scope, day=day, extra_held=extra_held)
-    return snap.split(images)
 
 
 def status(snap: Snapshot, *, day: date, extra_used: int, extra_held: int) -> QuotaStatus:

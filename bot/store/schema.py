@@ -41,28 +41,26 @@ def latest() -> int:
     return len(migrations("postgresql"))
 
 
-def too_new(where: str, version: int) -> StoreError:
-    return StoreError(
-        f"{where} has schema version {version}, but this wanbot only knows up to {latest()}: it "
-        "was written by a newer wanbot. Upgrade wanbot, or point DATABASE_URL at another database."
-    )
-
-
-def not_current(where: str, version: int) -> StoreError:
+def check_current(where: str, version: int) -> None:
     """For a read-only open, which never migrates."""
     if version == 0:
-        return StoreError(f"{where} has no wanbot tables yet: start the bot once first.")
-    return StoreError(
-        f"{where} has schema version {version}, this wanbot {latest()}: start the bot (which "
-        "upgrades it) before reading it."
-    )
+        raise StoreError(f"{where} has no wanbot tables yet: start the bot once first.")
+    if version != latest():
+        raise StoreError(
+            f"{where} has schema version {version}, this wanbot {latest()}: start the bot (which "
+            "upgrades it) before reading it."
+        )
 
 
 async def upgrade(tx: Tx, engine: str, current: int, where: str) -> list[int]:
     """Apply the migrations after `current` in the caller's transaction; the versions applied."""
     steps = migrations(engine)
     if current > len(steps):
-        raise too_new(where, current)
+        raise StoreError(
+            f"{where} has schema version {current}, but this wanbot only knows up to {len(steps)}:"
+            " it was written by a newer wanbot. Upgrade wanbot, or point DATABASE_URL at another"
+            " database."
+        )
     for statements in steps[current:]:
         for statement in statements:
             await tx.run(statement)

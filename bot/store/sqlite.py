@@ -17,13 +17,13 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from bot.store import schema
-from bot.store.driver import Opened, Operation, Row, drive, for_sqlite, sqlite_value
+from bot.store.driver import Driver, Operation, Row, Tx, drive, for_sqlite, sqlite_value
 from bot.store.errors import StoreError
 
 T = TypeVar("T")
 
 
-class SqliteTx:
+class SqliteTx(Tx):
     """`Tx` on a plain sqlite3 connection, on its own thread."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -32,16 +32,8 @@ class SqliteTx:
     def _exec(self, sql: str, params: Mapping[str, Any]) -> sqlite3.Cursor:
         return self.conn.execute(_translate(sql), _values(params))
 
-    async def one(self, sql: str, **params: Any) -> Row | None:
-        row: Row | None = self._exec(sql, params).fetchone()
-        return row
-
     async def all(self, sql: str, **params: Any) -> list[Row]:
         return self._exec(sql, params).fetchall()
-
-    async def val(self, sql: str, **params: Any) -> Any:
-        row = self._exec(sql, params).fetchone()
-        return None if row is None else row[0]
 
     async def run(self, sql: str, **params: Any) -> int:
         return self._exec(sql, params).rowcount
@@ -80,9 +72,9 @@ _MEANINGS = (
 def describe(err: sqlite3.Error, path: str, busy_timeout: float) -> StoreError:
     """One line saying what is wrong with the database file and what to do about it."""
     name = getattr(err, "sqlite_errorname", "")
-    meaning = next((m for names, m in _MEANINGS if name.startswith(names)), None)
-    text = meaning or "Database error on {path}: {err}."
-    return StoreError(text.format(path=path, err=err, wait=busy_timeout))
+    fallback = "Database error on {path}: {err}."
+    meaning = next((m for names, m in _MEANINGS if name.startswith(names)), fallback)
+    return StoreError(meaning.format(path=path, err=err, wait=busy_timeout))
 
 
 def _connect(target: str, busy_timeout: float, *, uri: bool = False) -> sqlite3.Connection:
@@ -138,11 +130,10 @@ def _check_version(path: str, busy_timeout: float) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     finally:
         conn.close()
-    if version != schema.latest():
-        raise schema.not_current(f"The database {path}", version)
+    schema.check_current(f"The database {path}", version)
 
 
-class SqliteDriver(Opened):
+class SqliteDriver(Driver):
     """`Driver` on one sqlite file. Open it with `SqliteDriver.open`."""
 
     def __init__(self, db: aiosqlite.Connection, path: str, busy_timeout: float, lock: int | None):

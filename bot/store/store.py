@@ -1,7 +1,7 @@
-"""`Store`: quotas, reservations, admin changes with their audit, jobs, and what processes share,
-over either engine's driver. A scope is a guild id, DMs 0, the owner's own `BOT_SCOPE`; the quota
-day is the UTC day. Errors: `QuotaRefused` (`reserve`), `NotFound` (unknown ids), `StoreError` (the
-database fails), `ValueError` (impossible arguments), `CeilingExceeded` (over the owner's ceiling).
+"""`open_store` and `Store`, over either engine's driver. A scope is a guild id, DMs 0, the
+owner's own `BOT_SCOPE`; the quota day is the UTC day. Errors: `QuotaRefused` (`reserve`),
+`NotFound` (unknown ids), `StoreError` (the database fails), `ValueError` (impossible arguments),
+`CeilingExceeded` (over the owner's ceiling).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from bot.store import admin, checks, jobs, ledger, retention
 from bot.store import models as m
 from bot.store.checks import MAX_LIMIT, check_int, check_limit, check_time
 from bot.store.driver import Driver
-from bot.store.errors import OutageWatch, QuotaRefused
+from bot.store.errors import OutageWatch
 from bot.store.ledger import Close, Ledger, Policy, Reserve
 from bot.store.quota import GLOBAL_CAP, PAUSED
 from bot.store.urls import is_postgres, sqlite_path
@@ -28,10 +28,6 @@ log = logging.getLogger(__name__)
 ORPHAN_MARGIN = timedelta(minutes=10)
 Clock = Callable[[], datetime]
 Pair = tuple[int | None, int | None]  # an admin change's (old, new)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def open_store(
@@ -63,17 +59,15 @@ async def open_store(
         )
     if driver.created:
         log.info("created the tables: %s", driver.where)
-    return Store(driver, Policy(default_daily_limit, limits or m.Limits()), clock or _utc_now)
+    policy = Policy(default_daily_limit, limits or m.Limits())
+    return Store(driver, policy, clock or (lambda: datetime.now(UTC)))
 
 
 class Store:
-    """Quotas, reservations, admin changes with their audit, and jobs. Open with `open_store`."""
-
     def __init__(self, driver: Driver, policy: Policy, clock: Clock) -> None:
         self.driver = driver
         self.policy = policy
         self.limits = policy.limits
-        self.default_daily_limit = policy.default_limit
         self._clock = clock
         # The ledger's own task waits for its batches to the end: no need to shield them.
         self._ledger = Ledger(lambda ops: driver.transaction(ledger.apply, ops, policy))
@@ -124,9 +118,9 @@ class Store:
         """A gate keeping every process together within `limit` requests/s; None: only this one."""
         if not self.shared:
             return None
-        from bot.store.budget import SharedRate
+        from bot.store.budget import SharedRate, rate_for
 
-        gate = SharedRate.for_limit(cast(Any, self.driver).pool, name, limit)
+        gate = SharedRate(cast(Any, self.driver).pool, name, rate_for(limit))
         self._background.append(gate)
         return gate
 
@@ -154,10 +148,8 @@ class Store:
         `images`, all or nothing: else `QuotaRefused`, counted, nothing held. The daily allowance
         goes first, then extra. A caller cancelled meanwhile has its images given back."""
         check_int("images", images, 1, MAX_LIMIT)
-        outcome = await self._ledger.run(Reserve(scope, user, images, tuple(roles), self._now()))
-        if isinstance(outcome, QuotaRefused):
-            raise outcome
-        return outcome  # type: ignore[no-any-return]
+        reserve = Reserve(scope, user, images, tuple(roles), self._now())
+        return await self._ledger.run(reserve)  # type: ignore[no-any-return]
 
     async def settle(self, reservation_id: int, generated: int) -> int:
         """Charge min(generated, held) to its day, give back the rest; what was charged."""
@@ -213,54 +205,47 @@ class Store:
 
     # ---- admin operations: each writes an audit entry and returns (old, new) ----
 
+    async def _admin(
+        self, change: Callable[..., Awaitable[Any]], scope: int, actor: int, *args: Any
+    ) -> Any:
+        who = admin.Change(scope, actor, self._now(), self.policy.ceiling(scope))
+        return await self.driver.write(change, who, *args)
+
     async def set_user_limit(self, scope: int, actor: int, user: int, limit: int | None) -> Pair:
         """Set (or with None, clear) a user's own daily limit. 0 blocks the user."""
         check_limit("limit", limit)
-        return await self._member(scope, actor, user, "daily_limit", limit)
+        return await self._admin(admin.set_member, scope, actor, user, "daily_limit", limit)
 
     async def grant_extra(self, scope: int, actor: int, user: int, images: int) -> tuple[int, int]:
         """Add extra images to a user's balance (negative takes back, never below 0)."""
         check_int("images", images, -MAX_LIMIT, MAX_LIMIT)
-        return await self._member(scope, actor, user, "extra", images)
+        return await self._admin(admin.set_member, scope, actor, user, "extra", images)
 
     async def block_user(self, scope: int, actor: int, user: int) -> tuple[bool, bool]:
         """Refuse every further reservation from the user in this scope."""
-        return await self._member(scope, actor, user, "blocked", True)
+        return await self._admin(admin.set_member, scope, actor, user, "blocked", True)
 
     async def unblock_user(self, scope: int, actor: int, user: int) -> tuple[bool, bool]:
-        return await self._member(scope, actor, user, "blocked", False)
-
-    def _change(self, scope: int, actor: int) -> admin.Change:
-        return admin.Change(scope, actor, self._now(), self.policy.ceiling(scope))
-
-    async def _member(self, scope: int, actor: int, user: int, column: str, value: Any) -> Any:
-        return await self.driver.write(
-            admin.set_member, self._change(scope, actor), user, column, value
-        )
+        return await self._admin(admin.set_member, scope, actor, user, "blocked", False)
 
     async def set_server_default(self, scope: int, actor: int, limit: int | None) -> Pair:
         """Set (or with None, clear) the daily limit of members without their own."""
         check_limit("limit", limit)
-        return await self._scope(scope, actor, "default_limit", limit)
+        return await self._admin(admin.set_scope, scope, actor, "default_limit", limit)
 
     async def set_server_cap(self, scope: int, actor: int, cap: int | None) -> Pair:
         """Set the scope's total images per day; None or 0 turns the cap off."""
         check_limit("cap", cap)
-        return await self._scope(scope, actor, "daily_cap", cap or None)
-
-    async def _scope(self, scope: int, actor: int, column: str, value: int | None) -> Any:
-        return await self.driver.write(admin.set_scope, self._change(scope, actor), column, value)
+        return await self._admin(admin.set_scope, scope, actor, "daily_cap", cap or None)
 
     async def reset_usage(self, scope: int, actor: int, user: int) -> tuple[int, int]:
         """Zero what the user used today (held images stay held; the server's total is kept)."""
-        return await self.driver.write(admin.reset_usage, self._change(scope, actor), user)
+        return await self._admin(admin.reset_usage, scope, actor, user)
 
     async def set_role_limit(self, scope: int, actor: int, role: int, limit: int | None) -> Pair:
         """Set (or with None, clear) the daily limit of members with `role`."""
         check_limit("limit", limit)
-        return await self.driver.write(
-            admin.set_role_limit, self._change(scope, actor), role, limit
-        )
+        return await self._admin(admin.set_role_limit, scope, actor, role, limit)
 
     async def role_limits(self, scope: int) -> dict[int, int]:
         """The scope's role limits, role id -> daily limit, highest first."""
@@ -281,16 +266,17 @@ class Store:
 
     async def set_paused(self, actor: int, paused: bool) -> tuple[bool, bool]:
         """Pause (every `reserve` refused with "paused") or resume; survives a restart."""
-        return await self._switch(actor, PAUSED, "1" if paused else "0")
+        return await self._admin(
+            admin.set_switch, m.BOT_SCOPE, actor, PAUSED, "1" if paused else "0", self.limits
+        )
 
     async def set_global_cap(self, actor: int, cap: int | None) -> Pair:
         """Set the bot-wide cap (0: none; None: the configured one); (old, new) caps in force."""
         check_limit("cap", cap)
-        return await self._switch(actor, GLOBAL_CAP, None if cap is None else str(cap))
-
-    async def _switch(self, actor: int, key: str, value: str | None) -> Any:
-        change = admin.Change(m.BOT_SCOPE, actor, self._now())
-        return await self.driver.write(admin.set_switch, change, key, value, self.limits)
+        value = None if cap is None else str(cap)
+        return await self._admin(
+            admin.set_switch, m.BOT_SCOPE, actor, GLOBAL_CAP, value, self.limits
+        )
 
     # ---- jobs ----
 

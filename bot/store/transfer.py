@@ -107,13 +107,8 @@ async def _copy_table(reader: sqlite3.Connection, con: asyncpg.Connection, table
             table,
         )
     )
-    missing = [c for c in columns if c not in types]
-    if missing:
-        raise StoreError(
-            f"The PostgreSQL table {table} has no column {', '.join(missing)}: the two schemas "
-            "differ. Use the same wanbot version for both."
-        )
-    converters = [_CONVERT.get(types[c]) for c in columns]
+    # Both sides were migrated by this wanbot: the same columns (else COPY names the missing one).
+    converters = [_CONVERT.get(types.get(c, "")) for c in columns]
     copied = 0
     while True:
         batch = await asyncio.to_thread(cursor.fetchmany, BATCH)

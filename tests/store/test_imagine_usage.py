@@ -68,7 +68,7 @@ def test_an_image_made_from_text_costs_its_own_price_when_one_is_set() -> None:
     assert amount(10, apart, {"imagine": 6}) == pytest.approx(4 * 0.2 + 6 * 0.5)
     assert str(cost(10, apart, {"imagine": 6})) == "3.80 CNY"
     # The worst case of a day prices every image at the dearer of the two.
-    assert "50 images × 0.50 CNY" in str(worst_case_text(50, apart))
+    assert "25.00 CNY (50 images × 0.50 CNY)" in str(worst_case_text(50, apart))
     list_price = load_settings(BASE, dotenv_path=None)
     assert list_price.price_for("imagine") == list_price.price_for("edit") == 0.220177
 

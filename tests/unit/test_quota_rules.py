@@ -2,8 +2,8 @@
 
 `bot/store/quota.py` and `bot/store/checks.py` are what both engines apply; the sqlite store tests
 reach most of them through a real database, but a few are only reached through PostgreSQL
-(`grant_or_refuse`, `check_limit`) or the owner's report (`worst_case_daily`). These tests pin the
-boundaries there (found by `bench/mutation.py`), so a test machine without PostgreSQL guards them too.
+(`check_limit`). These tests pin the boundaries there (found by `bench/mutation.py`), so a test
+machine without PostgreSQL guards them too.
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from bot.store.quota import (
     Snapshot,
     charge_split,
     check_ceiling,
-    grant_or_refuse,
+    refused,
     status,
-    worst_case_daily,
 )
 from cogs.utils.quota_words import ceiling_text
 
@@ -46,6 +45,17 @@ def snapshot(**changes: object) -> Snapshot:
     )
     values.update(changes)
     return Snapshot(**values)  # type: ignore[arg-type]
+
+
+def grant_or_refuse(
+    snap: Snapshot, images: int, *, scope: int, day: date, extra_held: int
+) -> tuple[int, int]:
+    """What the ledger decides for one reservation: (from the daily allowance, from extra
+    images), or the `QuotaRefused` raised."""
+    reason = snap.refusal(images)
+    if reason is not None:
+        raise refused(snap, reason, images=images, scope=scope, day=day, extra_held=extra_held)
+    return snap.split(images)
 
 
 def test_grant_takes_the_daily_allowance_first_then_extra_images() -> None:
@@ -112,12 +122,6 @@ def test_settling_charges_the_daily_part_first_and_never_more_than_was_held() ->
     assert charge_split(4, 2, 1) == (1, 0)
     assert charge_split(4, 2, 9) == (2, 2)
     assert charge_split(4, 2, -1) == (0, 0)
-
-
-def test_worst_case_daily_is_the_cap_times_the_price() -> None:
-    """Promise: the owner's report states the most a day can cost; no cap, no bound."""
-    assert worst_case_daily(40, 0.25) == 10.0
-    assert worst_case_daily(None, 0.25) is None
 
 
 def test_limits_accept_none_and_the_whole_range_and_nothing_outside() -> None:
