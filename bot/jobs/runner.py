@@ -21,7 +21,7 @@ from collections.abc import Callable
 from bot.i18n import _
 from bot.images import CheckedImage
 from bot.jobs.creator import Creator
-from bot.jobs.deliverer import Deliverer
+from bot.jobs.deliverer import DELIVERING_NOTICE, Deliverer
 from bot.jobs.dispatcher import PREFETCH, Dispatcher
 from bot.jobs.inflight import InFlight
 from bot.jobs.job_folders import remove_stale
@@ -58,6 +58,7 @@ class JobRunner:
         delivery_attempts: int = 3,
         retry_delay: float = 2.0,
         redeliver_after: float = 300.0,
+        delivering_notice: float = DELIVERING_NOTICE,
         shutdown_grace: float = 120.0,
         clock: Callable[[], float] = time.time,
         queue: JobQueue | None = None,
@@ -126,6 +127,7 @@ class JobRunner:
             redeliver_after=redeliver_after,
             metrics=self.metrics,
             outage=outage,
+            delivering_notice=delivering_notice,
         )
         # Wan's running times, kept in the store for the polls of the next process.
         self.running_times = RunningTimes(store, wan)
