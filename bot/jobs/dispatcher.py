@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 
 # Jobs started beyond the Wan slots: they fetch their inputs while they wait for one (see InFlight).
 PREFETCH = 2
+# Seconds from a move of the queue to showing the waiting jobs their new places. Every start moves
+# each of them up one, and starts come as often as Wan's tasks end (several a second on a busy
+# account): the moves of those seconds are shown together, as one round of edits, and after the
+# start that moved them, whose delivery of the job before and whose create go first.
+ANNOUNCE_DELAY = 2.0
 # The longest one pass over the queue may take: a database that stopped answering without closing
 # the connection (a network partition) would otherwise hold the dispatcher until TCP gives up,
 # minutes later, without one error to say so.
@@ -49,6 +54,7 @@ class Dispatcher:
         metrics: Metrics,
         prefetch: int = PREFETCH,
         outage: Outage | None = None,
+        announce_delay: float = ANNOUNCE_DELAY,
     ) -> None:
         self.store = store
         self.outage = outage if outage is not None else Outage()
@@ -59,11 +65,13 @@ class Dispatcher:
         self.max_concurrent = max_concurrent
         self.max_jobs_per_user = max_jobs_per_user
         self.prefetch = prefetch
+        self.announce_delay = announce_delay
         self.metrics = metrics
         self.wake = inflight.wake
         self._user_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.loop_task: asyncio.Task[None] | None = None
         self.announcer: asyncio.Task[None] | None = None
+        self._moved = False  # the queue moved since its places were last read
 
     # ---- admission ------------------------------------------------------------------------------
 
@@ -210,10 +218,11 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), poll)
             self.wake.clear()
-            moved = await self._pass()
-            if moved and (self.announcer is None or self.announcer.done()):
-                # In the background: the next job must not wait for Discord edits.
-                self.announcer = asyncio.create_task(self._announce_positions())
+            if await self._pass():
+                self._moved = True
+                if self.announcer is None or self.announcer.done():
+                    # In the background: the next job must not wait for Discord edits.
+                    self.announcer = asyncio.create_task(self._announce_positions())
 
     async def _pass(self) -> bool:
         """One `_dispatch`, tried again with backoff until it goes through: through a database
@@ -293,16 +302,20 @@ class Dispatcher:
         self.wake.set()
 
     async def _announce_positions(self) -> None:
-        try:
-            await self._show_positions()
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:
-            # Only the places shown: the next start shows them again.
-            if store_trouble(err):
-                self.outage.failed(err)
-            else:
-                log.exception("could not show the queue's places")
+        # A move while the places are being shown is shown in a round of its own after it.
+        while self._moved:
+            await asyncio.sleep(self.announce_delay)
+            self._moved = False
+            try:
+                await self._show_positions()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                # Only the places shown: the next start shows them again.
+                if store_trouble(err):
+                    self.outage.failed(err)
+                else:
+                    log.exception("could not show the queue's places")
 
     async def _show_positions(self) -> None:
         # Every start moves the whole queue up one place; editing every waiting message each time

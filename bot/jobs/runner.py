@@ -22,7 +22,7 @@ from bot.i18n import _
 from bot.images import CheckedImage
 from bot.jobs.creator import Creator
 from bot.jobs.deliverer import DELIVERING_NOTICE, Deliverer
-from bot.jobs.dispatcher import PREFETCH, Dispatcher
+from bot.jobs.dispatcher import ANNOUNCE_DELAY, PREFETCH, Dispatcher
 from bot.jobs.inflight import InFlight
 from bot.jobs.job_folders import remove_stale
 from bot.jobs.job_life import INTERRUPTED, JobLife
@@ -55,6 +55,7 @@ class JobRunner:
         max_concurrent: int = 5,
         max_jobs_per_user: int = 2,
         prefetch: int = PREFETCH,
+        announce_delay: float = ANNOUNCE_DELAY,
         delivery_attempts: int = 3,
         retry_delay: float = 2.0,
         redeliver_after: float = 300.0,
@@ -154,6 +155,7 @@ class JobRunner:
             metrics=self.metrics,
             prefetch=prefetch,
             outage=outage,
+            announce_delay=announce_delay,
         )
 
     def _relaunch(self, job_id: int) -> None:
