@@ -99,6 +99,17 @@ class Dispatcher:
                 raise JobRefused(uncharged(str(refusal)), refusal.reason, refusal) from None
             await self.store.release(reservation.id)
 
+    def keeps_inputs(self) -> bool:
+        """Whether a job submitted now starts at once, keeping the images checked at intake.
+
+        Only such a job keeps them in memory; one that waits fetches them again when its turn
+        comes, so a long queue holds ids, not megabytes. (On a shared queue another process may
+        start it: it fetches the images itself.)"""
+        return (
+            not self.queue.shared
+            and self.inflight.before_wan() + len(self.queue) < self.max_concurrent + self.prefetch
+        )
+
     def _busy(self, active: int) -> JobRefused:
         return JobRefused(
             _n(
@@ -120,13 +131,8 @@ class Dispatcher:
             self.metrics.refused(refusal.reason, spec.count)
             raise
         self.metrics.jobs_submitted.inc()
-        # Only a job that starts at once keeps its images in memory; one that waits fetches them
-        # again when its turn comes, so a long queue holds ids, not megabytes.
-        # (On a shared queue another process may start it: it fetches the images itself.)
-        if (
-            not self.queue.shared
-            and self.inflight.before_wan() + len(self.queue) < self.max_concurrent + self.prefetch
-        ):
+        # None when the request let them go already (`keeps_inputs` said no).
+        if images and self.keeps_inputs():
             self.inflight.images[job.id] = images
         try:
             position: int | None = await self.queue.push(job.id)

@@ -257,6 +257,11 @@ class JobRunner:
         """Reserve quota, store the job and queue it. Raises `JobRefused` with nothing spent."""
         return await self.dispatcher.submit(spec, images)
 
+    def keeps_inputs(self) -> bool:
+        """Whether a job submitted now starts at once and keeps the images checked at intake
+        (`submit`); a request whose job would wait lets go of them before it is submitted."""
+        return self.dispatcher.keeps_inputs()
+
     def unclaimed_result(self, job: Job) -> contextlib.AbstractAsyncContextManager[Delivery]:
         """`async with runner.unclaimed_result(job) as delivery:` the files of a result Wan billed
         that reached no one (the job ended `Undeliverable`), fetched again while Wan keeps it, for

@@ -339,6 +339,7 @@ async def start_job(
     except ImageRejected as err:
         await tell(interaction, not_charged(err))
         return None
+    images = kept(bot, images)
     await resolve_spoiler(bot, options, interaction.guild_id)
     response = await interaction.original_response()
     in_thread = isinstance(interaction.channel, discord.Thread)
@@ -363,6 +364,13 @@ async def start_job(
         return None
     interaction.extras["job_id"] = job.id
     return job.id
+
+
+def kept(bot: WanBot, images: list[CheckedImage]) -> list[CheckedImage]:
+    """The checked images, for a job that starts at once; none for one that waits, which fetches
+    them again when its turn comes: requests arriving together must not each hold megabytes
+    through the calls left to make (Discord, the store) before they are queued."""
+    return images if bot.runner.keeps_inputs() else []
 
 
 async def start_message_job(
@@ -394,12 +402,13 @@ async def start_message_job(
     images = (
         [] if from_text else await inputs.load(attachments, timeout=bot.settings.download_timeout)
     )
-    await resolve_spoiler(bot, options, guild_id)
     described = [
         row
         for attachment, image, source in zip(attachments, images, sources, strict=True)
         for row in inputs.describe([attachment], [image], source)
     ]
+    images = kept(bot, images)
+    await resolve_spoiler(bot, options, guild_id)
     in_thread = isinstance(message.channel, discord.Thread)
     language = await message_language(bot.store, message)
     place = Place(
