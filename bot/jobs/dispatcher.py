@@ -9,7 +9,7 @@ import contextlib
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
@@ -72,6 +72,7 @@ class Dispatcher:
         self.loop_task: asyncio.Task[None] | None = None
         self.announcer: asyncio.Task[None] | None = None
         self._moved = False  # the queue moved since its places were last read
+        self._holding = 0  # requests holding their checked images until they are submitted
 
     # ---- admission ------------------------------------------------------------------------------
 
@@ -99,16 +100,26 @@ class Dispatcher:
                 raise JobRefused(uncharged(str(refusal)), refusal.reason, refusal) from None
             await self.store.release(reservation.id)
 
-    def keeps_inputs(self) -> bool:
-        """Whether a job submitted now starts at once, keeping the images checked at intake.
+    def _starts_at_once(self, ahead: int = 0) -> bool:
+        """Whether a job queued now (behind `ahead` others not queued yet) starts at once.
 
-        Only such a job keeps them in memory; one that waits fetches them again when its turn
-        comes, so a long queue holds ids, not megabytes. (On a shared queue another process may
-        start it: it fetches the images itself.)"""
-        return (
-            not self.queue.shared
-            and self.inflight.before_wan() + len(self.queue) < self.max_concurrent + self.prefetch
-        )
+        Only such a job keeps the images checked at intake in memory; one that waits fetches them
+        again when its turn comes, so a long queue holds ids, not megabytes. (On a shared queue
+        another process may start it: it fetches the images itself.)"""
+        waiting = self.inflight.before_wan() + len(self.queue) + ahead
+        return not self.queue.shared and waiting < self.max_concurrent + self.prefetch
+
+    @contextlib.contextmanager
+    def holding_inputs(self) -> Iterator[bool]:
+        """Around a request from its checked images to its `submit`: whether it may hold them
+        meanwhile (its job will start at once), counting those already holding theirs, so
+        requests arriving together hold no more than the jobs that start at once will use."""
+        keep = self._starts_at_once(ahead=self._holding)
+        self._holding += keep
+        try:
+            yield keep
+        finally:
+            self._holding -= keep
 
     def _busy(self, active: int) -> JobRefused:
         return JobRefused(
@@ -124,16 +135,20 @@ class Dispatcher:
         )
 
     async def submit(self, spec: JobSpec, images: list[CheckedImage]) -> Job:
-        """Reserve quota, store the job and queue it. Raises `JobRefused` with nothing spent."""
+        """Reserve quota, store the job and queue it. Raises `JobRefused` with nothing spent.
+        A job that starts at once takes `images` (the list is emptied); one that waits does not."""
         try:
             job = await self._admit(spec)
         except JobRefused as refusal:
             self.metrics.refused(refusal.reason, spec.count)
             raise
         self.metrics.jobs_submitted.inc()
-        # None when the request let them go already (`keeps_inputs` said no).
-        if images and self.keeps_inputs():
-            self.inflight.images[job.id] = images
+        # None when the request let them go already (`holding_inputs` said no).
+        if images and self._starts_at_once():
+            # Taken, not shared: the caller's list is emptied, so once the job has written them
+            # to its folder (at its start, moments from now) no reference keeps them in memory.
+            self.inflight.images[job.id] = images.copy()
+            images.clear()
         try:
             position: int | None = await self.queue.push(job.id)
         except Exception as err:

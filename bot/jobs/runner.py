@@ -254,13 +254,15 @@ class JobRunner:
         await self.dispatcher.precheck(scope, user, count, roles)
 
     async def submit(self, spec: JobSpec, images: list[CheckedImage]) -> Job:
-        """Reserve quota, store the job and queue it. Raises `JobRefused` with nothing spent."""
+        """Reserve quota, store the job and queue it. Raises `JobRefused` with nothing spent.
+        A job that starts at once takes `images` (the list is emptied); one that waits does not."""
         return await self.dispatcher.submit(spec, images)
 
-    def keeps_inputs(self) -> bool:
-        """Whether a job submitted now starts at once and keeps the images checked at intake
-        (`submit`); a request whose job would wait lets go of them before it is submitted."""
-        return self.dispatcher.keeps_inputs()
+    def holding_inputs(self) -> contextlib.AbstractContextManager[bool]:
+        """`with runner.holding_inputs() as keep:` around a request from its checked images to its
+        `submit`: whether its job will start at once and use them; if not, the request lets go of
+        them at once (the job fetches them again when its turn comes)."""
+        return self.dispatcher.holding_inputs()
 
     def unclaimed_result(self, job: Job) -> contextlib.AbstractAsyncContextManager[Delivery]:
         """`async with runner.unclaimed_result(job) as delivery:` the files of a result Wan billed
