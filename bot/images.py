@@ -48,8 +48,10 @@ _ACCEPTED = _("PNG, JPEG, WEBP or BMP")
 MAX_PARALLEL_LOADS = 1
 # Requests downloading at once, each with its own deadline (WANBOT_DOWNLOAD_TIMEOUT): a download that
 # stalls holds one of these, and the others go on around it. A request keeps its place until its
-# decode is done, so at most this many hold downloaded bytes while they wait for `load_slot`.
-MAX_PARALLEL_DOWNLOADS = 4
+# decode is done, so at most this many hold downloaded bytes while they wait for `load_slot`: each
+# one up to three 10 MB images. (50 requests of three 4 MB images at once, as in bench/e2e.py: the
+# bot peaked at about 190 MB with four, 140 MB with two, and took them in about as fast.)
+MAX_PARALLEL_DOWNLOADS = 2
 # Queued jobs whose turn has come fetch their inputs again apart from the requests coming in: with
 # one shared limit, a job due at Wan waited behind every request still arriving, and Wan's slots sat
 # idle meanwhile (bench/e2e.py: no create for 30 s while 40 requests were taken in). Few at once: the

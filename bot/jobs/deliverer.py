@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bot.i18n import _
 from bot.jobs.inflight import InFlight
@@ -22,12 +24,14 @@ from bot.jobs.outages import Outage, persist, store_trouble
 from bot.jobs.outcomes import Outcomes
 from bot.jobs.surface import Surface
 from bot.metrics import Metrics
-from bot.store import Job, JobState, LeaseLost, Store
+from bot.store import Job, JobState, LeaseLost, QuotaStatus, Store
 from bot.wan import TaskResult, TaskStatus, WanClient, WanError
 
 log = logging.getLogger(__name__)
 
 MAX_POSTPONEMENTS = 3
+# Seconds a delivery may take before the member is shown that it is under way.
+DELIVERING_NOTICE = 2.0
 HEAD_BYTES = 64  # of each result kept in memory: its type and a PNG's dimensions
 
 
@@ -53,8 +57,10 @@ class Deliverer:
         redeliver_after: float,
         metrics: Metrics,
         outage: Outage | None = None,
+        delivering_notice: float = DELIVERING_NOTICE,
     ) -> None:
         self.metrics = metrics
+        self.delivering_notice = delivering_notice
         self.store = store
         self.outage = outage if outage is not None else Outage()
         self.wan = wan
@@ -80,19 +86,47 @@ class Deliverer:
         *,
         redelivery: bool,
     ) -> None:
-        # What Wan billed is recorded first: the owner pays it even if delivery fails later.
-        # Retried through a database outage; if the database stays away the job is left as it is
-        # (`JobLife.run`), its task followed again later: never ended and refunded while billed.
-        job = await persist(
-            self.outage,
-            lambda: self.store.update_job(
-                job.id,
-                state=JobState.DELIVERING,
-                billed=result.image_count,
-                lease=self.inflight.lease(job.id),
-            ),
+        # What Wan billed is recorded before anything is posted: the owner pays it even if
+        # delivery fails later. Retried through a database outage; if the database stays away
+        # the job is left as it is (`JobLife.run`), its task followed again later: never ended
+        # and refunded while billed. The download and the member's quota are read meanwhile:
+        # neither reaches the member before the record is written.
+        recording = asyncio.ensure_future(
+            persist(
+                self.outage,
+                lambda: self.store.update_job(
+                    job.id,
+                    state=JobState.DELIVERING,
+                    billed=result.image_count,
+                    lease=self.inflight.lease(job.id),
+                ),
+            )
         )
-        await self.outcomes.show(job, Progress("delivering"))
+        quota = asyncio.ensure_future(self._quota_status(job))
+        notice = _Notice(
+            self.delivering_notice, lambda: self.outcomes.show(job, Progress("delivering"))
+        )
+        try:
+            await self._deliver_recorded(
+                job, result, folder, spool, recording, quota, notice, redelivery=redelivery
+            )
+        finally:
+            await notice.disarm()
+            for pending in (recording, quota):
+                _drop(pending)
+
+    async def _deliver_recorded(
+        self,
+        job: Job,
+        result: TaskResult,
+        folder: Path,
+        spool: JobFolder,
+        recording: asyncio.Future[Job],
+        quota: asyncio.Future[QuotaStatus | None],
+        notice: _Notice,
+        *,
+        redelivery: bool,
+    ) -> None:
         billed = billed_images(result)
         try:
             files, missing, retryable = await self._download(job, result, folder)
@@ -101,6 +135,9 @@ class Deliverer:
         except Exception:
             log.exception("job %d: downloading its results failed", job.id)
             files, missing, retryable = [], len(result.urls), True
+        job = await recording
+        # On a shared queue that write renewed the job's lease (fenced by it) just now.
+        renewed_at = time.monotonic()
         if not files and not retryable:
             log.error(
                 "job %d: billed but undelivered: Wan billed %d image(s) whose links are gone",
@@ -110,6 +147,7 @@ class Deliverer:
             text = _(
                 "Wan finished, but its images could no longer be downloaded. Nothing was charged."
             )
+            await notice.disarm()
             await self.outcomes.fail(job, text, "ResultExpired", billed=billed)
             return
         for attempt in range(1, self.delivery_attempts + 1):
@@ -122,11 +160,13 @@ class Deliverer:
                     files=files,
                     result=result,
                     elapsed=elapsed,
-                    remaining=await self._remaining_after(job, delivered),
+                    remaining=_remaining_after(job, await quota, delivered),
                     redelivery=redelivery or attempt > 1,
                     missing=missing,
                 )
-                posting = asyncio.ensure_future(self._post_and_settle(job, delivery, billed))
+                posting = asyncio.ensure_future(
+                    self._post_and_settle(job, delivery, billed, notice, renewed_at)
+                )
                 # It reads the files: a shutdown lets it finish before they are removed.
                 await self.inflight.critical(spool.keep_for(posting))
                 return
@@ -145,6 +185,7 @@ class Deliverer:
             # Nowhere accepts it (channel gone, DMs closed) and Discord keeps saying so. The member
             # is not charged for what never reached them; the owner's report shows what Wan billed.
             self.outcomes.postponed.pop(job.id, None)
+            await notice.disarm()
             log.error(
                 "job %d: billed but undelivered: Wan billed %d image(s), no place accepted them",
                 job.id,
@@ -237,16 +278,22 @@ class Deliverer:
         head = await asyncio.to_thread(_head, path)
         return ResultFile(path=path, size=size, head=head)
 
-    async def _post_and_settle(self, job: Job, delivery: Delivery, billed: int) -> None:
+    async def _post_and_settle(
+        self, job: Job, delivery: Delivery, billed: int, notice: _Notice, renewed_at: float
+    ) -> None:
         # Held from here to the finish, even if the job's own task is cancelled meanwhile (this
         # runs to its end): a finish after the lease was lost is refused, never written.
         lease = self.inflight.lease(job.id)
-        # Only the shared PostgreSQL queue has leases; on sqlite `lease` is None.
-        if lease is not None:
-            # Still ours, renewed for a whole lease: nobody else posts it meanwhile.
+        # Only the shared PostgreSQL queue has leases; on sqlite `lease` is None. The job must be
+        # still ours, with most of a lease ahead: nobody else posts it meanwhile. A renewal within
+        # the last third of a lease (the DELIVERING write, as fresh as the queue's own renewals)
+        # proves that already; after a failed attempt's pause (or a stall) it is renewed again.
+        if lease is not None and time.monotonic() - renewed_at >= lease.ttl / 3:
             await persist(self.outage, lambda: self.store.update_job(job.id, lease=lease))
         posted = await self.surface.deliver(job, delivery)
         message_ids = posted.message_ids
+        # Posted: no "delivering" from now on, and one on its way is shown before "done".
+        await notice.disarm()
         delivered = len(delivery.files)
         # The member pays for what was delivered; what Wan billed is recorded apart (`deliver`
         # stored it already when the task succeeded). Where it went is kept for /wanjobs' link.
@@ -286,15 +333,53 @@ class Deliverer:
         if job_id not in self.inflight.running:
             self.relaunch(job_id)
 
-    async def _remaining_after(self, job: Job, generated: int) -> int | None:
+    async def _quota_status(self, job: Job) -> QuotaStatus | None:
         try:
-            status = await self.store.quota_status(job.scope, job.user_id)
+            return await self.store.quota_status(job.scope, job.user_id)
         except Exception:
             log.exception("job %d: quota status unavailable", job.id)
             return None
-        # The hold not yet settled: what Wan did not make comes back.
-        held = int(job.options.get("count", 1))
-        return status.remaining + max(0, held - generated)
+
+
+def _drop(pending: asyncio.Future[Any]) -> None:
+    """Stop what the delivery no longer waits for (cut short by a cancel or an error); its own
+    error, if it had one, was that one or is moot."""
+    if pending.done():
+        if not pending.cancelled():
+            pending.exception()
+    else:
+        pending.cancel()
+
+
+def _remaining_after(job: Job, status: QuotaStatus | None, generated: int) -> int | None:
+    """The member's images left today once the job is settled, from `status` read before."""
+    if status is None:
+        return None
+    # The hold not yet settled: what Wan did not make comes back.
+    held = int(job.options.get("count", 1))
+    return status.remaining + max(0, held - generated)
+
+
+class _Notice:
+    """A progress change shown only if what it announces is still under way `delay` seconds
+    later: a quick delivery goes from "Wan is editing" straight to the result, one edit fewer
+    against Discord's limits and no round trip to Discord before the post."""
+
+    def __init__(self, delay: float, show: Callable[[], Awaitable[None]]) -> None:
+        self._show = show
+        self._shown: asyncio.Future[None] | None = None
+        self._timer = asyncio.get_running_loop().call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._shown = asyncio.ensure_future(self._show())
+
+    async def disarm(self) -> None:
+        """Never shown from now on; if it is being shown, that ends first, so whatever is shown
+        next (the outcome) comes after it."""
+        self._timer.cancel()
+        shown, self._shown = self._shown, None
+        if shown is not None:
+            await shown
 
 
 def _head(path: Path) -> bytes:

@@ -10,7 +10,7 @@ import logging
 import random
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 
 # Jobs started beyond the Wan slots: they fetch their inputs while they wait for one (see InFlight).
 PREFETCH = 2
+# Seconds from a move of the queue to showing the waiting jobs their new places. Every start moves
+# each of them up one, and starts come as often as Wan's tasks end (several a second on a busy
+# account): the moves of those seconds are shown together, as one round of edits, and after the
+# start that moved them, whose delivery of the job before and whose create go first.
+ANNOUNCE_DELAY = 2.0
 # The longest one pass over the queue may take: a database that stopped answering without closing
 # the connection (a network partition) would otherwise hold the dispatcher until TCP gives up,
 # minutes later, without one error to say so.
@@ -59,6 +64,7 @@ class Dispatcher:
         metrics: Metrics,
         prefetch: int = PREFETCH,
         outage: Outage | None = None,
+        announce_delay: float = ANNOUNCE_DELAY,
     ) -> None:
         self.store = store
         self.outage = outage if outage is not None else Outage()
@@ -69,6 +75,7 @@ class Dispatcher:
         self.max_concurrent = max_concurrent
         self.max_jobs_per_user = max_jobs_per_user
         self.prefetch = prefetch
+        self.announce_delay = announce_delay
         self.metrics = metrics
         self.wake = inflight.wake
         # A member's lock lives while someone holds or waits for it: not one per member ever seen.
@@ -78,6 +85,8 @@ class Dispatcher:
         self.loop_task: asyncio.Task[None] | None = None
         self.announcer: asyncio.Task[None] | None = None
         self._abandoned_due = 0.0  # time.monotonic() of the next look for abandoned jobs
+        self._moved = False  # the queue moved since its places were last read
+        self._holding = 0  # requests holding their checked images until they are submitted
 
     # ---- admission ------------------------------------------------------------------------------
 
@@ -105,6 +114,27 @@ class Dispatcher:
                 raise JobRefused(uncharged(str(refusal)), refusal.reason, refusal) from None
             await self.store.release(reservation.id)
 
+    def _starts_at_once(self, ahead: int = 0) -> bool:
+        """Whether a job queued now (behind `ahead` others not queued yet) starts at once.
+
+        Only such a job keeps the images checked at intake in memory; one that waits fetches them
+        again when its turn comes, so a long queue holds ids, not megabytes. (On a shared queue
+        another process may start it: it fetches the images itself.)"""
+        waiting = self.inflight.before_wan() + len(self.queue) + ahead
+        return not self.queue.shared and waiting < self.max_concurrent + self.prefetch
+
+    @contextlib.contextmanager
+    def holding_inputs(self) -> Iterator[bool]:
+        """Around a request from its checked images to its `submit`: whether it may hold them
+        meanwhile (its job will start at once), counting those already holding theirs, so
+        requests arriving together hold no more than the jobs that start at once will use."""
+        keep = self._starts_at_once(ahead=self._holding)
+        self._holding += keep
+        try:
+            yield keep
+        finally:
+            self._holding -= keep
+
     def _busy(self, active: int) -> JobRefused:
         return JobRefused(
             _n(
@@ -119,21 +149,20 @@ class Dispatcher:
         )
 
     async def submit(self, spec: JobSpec, images: list[CheckedImage]) -> Job:
-        """Reserve quota, store the job and queue it. Raises `JobRefused` with nothing spent."""
+        """Reserve quota, store the job and queue it. Raises `JobRefused` with nothing spent.
+        A job that starts at once takes `images` (the list is emptied); one that waits does not."""
         try:
             job = await self._admit(spec)
         except JobRefused as refusal:
             self.metrics.refused(refusal.reason, spec.count)
             raise
         self.metrics.jobs_submitted.inc()
-        # Only a job that starts at once keeps its images in memory; one that waits fetches them
-        # again when its turn comes, so a long queue holds ids, not megabytes.
-        # (On a shared queue another process may start it: it fetches the images itself.)
-        if (
-            not self.queue.shared
-            and self.inflight.before_wan() + len(self.queue) < self.max_concurrent + self.prefetch
-        ):
-            self.inflight.images[job.id] = images
+        # None when the request let them go already (`holding_inputs` said no).
+        if images and self._starts_at_once():
+            # Taken, not shared: the caller's list is emptied, so once the job has written them
+            # to its folder (at its start, moments from now) no reference keeps them in memory.
+            self.inflight.images[job.id] = images.copy()
+            images.clear()
         try:
             position: int | None = await self.queue.push(job.id)
         except Exception as err:
@@ -228,10 +257,11 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), poll)
             self.wake.clear()
-            moved = await self._pass()
-            if moved and (self.announcer is None or self.announcer.done()):
-                # In the background: the next job must not wait for Discord edits.
-                self.announcer = asyncio.create_task(self._announce_positions())
+            if await self._pass():
+                self._moved = True
+                if self.announcer is None or self.announcer.done():
+                    # In the background: the next job must not wait for Discord edits.
+                    self.announcer = asyncio.create_task(self._announce_positions())
 
     async def _pass(self) -> bool:
         """One `_dispatch`, tried again with backoff until it goes through: through a database
@@ -330,16 +360,20 @@ class Dispatcher:
         self.wake.set()
 
     async def _announce_positions(self) -> None:
-        try:
-            await self._show_positions()
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:
-            # Only the places shown: the next start shows them again.
-            if store_trouble(err):
-                self.outage.failed(err)
-            else:
-                log.exception("could not show the queue's places")
+        # A move while the places are being shown is shown in a round of its own after it.
+        while self._moved:
+            await asyncio.sleep(self.announce_delay)
+            self._moved = False
+            try:
+                await self._show_positions()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                # Only the places shown: the next start shows them again.
+                if store_trouble(err):
+                    self.outage.failed(err)
+                else:
+                    log.exception("could not show the queue's places")
 
     async def _show_positions(self) -> None:
         # Every start moves the whole queue up one place; editing every waiting message each time

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from bot.i18n import _
 from bot.images import CheckedImage
 from bot.jobs.creator import Creator
-from bot.jobs.deliverer import Deliverer
-from bot.jobs.dispatcher import PREFETCH, Dispatcher
+from bot.jobs.deliverer import DELIVERING_NOTICE, Deliverer
+from bot.jobs.dispatcher import ANNOUNCE_DELAY, PREFETCH, Dispatcher
 from bot.jobs.inflight import InFlight
 from bot.jobs.job_folders import remove_stale
 from bot.jobs.job_life import INTERRUPTED, JobLife
@@ -58,9 +58,11 @@ class JobRunner:
         max_concurrent: int = 5,
         max_jobs_per_user: int = 2,
         prefetch: int = PREFETCH,
+        announce_delay: float = ANNOUNCE_DELAY,
         delivery_attempts: int = 3,
         retry_delay: float = 2.0,
         redeliver_after: float = 300.0,
+        delivering_notice: float = DELIVERING_NOTICE,
         shutdown_grace: float = 120.0,
         clock: Callable[[], float] = time.time,
         queue: JobQueue | None = None,
@@ -135,6 +137,7 @@ class JobRunner:
             redeliver_after=redeliver_after,
             metrics=self.metrics,
             outage=outage,
+            delivering_notice=delivering_notice,
         )
         # Wan's running times, kept in the store for the polls of the next process.
         self.running_times = RunningTimes(store, wan)
@@ -161,6 +164,7 @@ class JobRunner:
             metrics=self.metrics,
             prefetch=prefetch,
             outage=outage,
+            announce_delay=announce_delay,
         )
 
         # What is older than WANBOT_RETENTION_DAYS goes once a day (0: kept).
@@ -295,8 +299,15 @@ class JobRunner:
         await self.dispatcher.precheck(scope, user, count, roles)
 
     async def submit(self, spec: JobSpec, images: list[CheckedImage]) -> Job:
-        """Reserve quota, store the job and queue it. Raises `JobRefused` with nothing spent."""
+        """Reserve quota, store the job and queue it. Raises `JobRefused` with nothing spent.
+        A job that starts at once takes `images` (the list is emptied); one that waits does not."""
         return await self.dispatcher.submit(spec, images)
+
+    def holding_inputs(self) -> contextlib.AbstractContextManager[bool]:
+        """`with runner.holding_inputs() as keep:` around a request from its checked images to its
+        `submit`: whether its job will start at once and use them; if not, the request lets go of
+        them at once (the job fetches them again when its turn comes)."""
+        return self.dispatcher.holding_inputs()
 
     def unclaimed_result(self, job: Job) -> contextlib.AbstractAsyncContextManager[Delivery]:
         """`async with runner.unclaimed_result(job) as delivery:` the files of a result Wan billed

@@ -339,28 +339,31 @@ async def start_job(
     except ImageRejected as err:
         await tell(interaction, not_charged(err))
         return None
-    await resolve_spoiler(bot, options, interaction.guild_id)
-    response = await interaction.original_response()
-    in_thread = isinstance(interaction.channel, discord.Thread)
-    place = Place(
-        guild_id=interaction.guild_id,
-        channel_id=interaction.channel_id or response.channel.id,
-        thread_id=interaction.channel_id if in_thread else None,
-        user_id=interaction.user.id,
-        message_id=response.id,
-        upload_limit=interaction.filesize_limit,
-        application_id=interaction.application_id,
-        interaction_token=interaction.token,
-        token_expires_at=interaction.expires_at,
-        language=await public_language(bot.store, interaction),
-        member_language=private_language(interaction),
-        roles=member_roles(interaction.user),
-    )
-    try:
-        job = await bot.runner.submit(job_spec(options, place, described or []), images)
-    except JobRefused as err:
-        await tell(interaction, refused_text(err))
-        return None
+    with bot.runner.holding_inputs() as keep:
+        if not keep:
+            images = []  # see `holding_inputs`: the job fetches them again at its turn
+        await resolve_spoiler(bot, options, interaction.guild_id)
+        response = await interaction.original_response()
+        in_thread = isinstance(interaction.channel, discord.Thread)
+        place = Place(
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id or response.channel.id,
+            thread_id=interaction.channel_id if in_thread else None,
+            user_id=interaction.user.id,
+            message_id=response.id,
+            upload_limit=interaction.filesize_limit,
+            application_id=interaction.application_id,
+            interaction_token=interaction.token,
+            token_expires_at=interaction.expires_at,
+            language=await public_language(bot.store, interaction),
+            member_language=private_language(interaction),
+            roles=member_roles(interaction.user),
+        )
+        try:
+            job = await bot.runner.submit(job_spec(options, place, described or []), images)
+        except JobRefused as err:
+            await tell(interaction, refused_text(err))
+            return None
     interaction.extras["job_id"] = job.id
     return job.id
 
@@ -394,23 +397,26 @@ async def start_message_job(
     images = (
         [] if from_text else await inputs.load(attachments, timeout=bot.settings.download_timeout)
     )
-    await resolve_spoiler(bot, options, guild_id)
     described = [
         row
         for attachment, image, source in zip(attachments, images, sources, strict=True)
         for row in inputs.describe([attachment], [image], source)
     ]
-    in_thread = isinstance(message.channel, discord.Thread)
-    language = await message_language(bot.store, message)
-    place = Place(
-        guild_id=guild_id,
-        channel_id=message.channel.id,
-        thread_id=message.channel.id if in_thread else None,
-        user_id=message.author.id,
-        message_id=message.id,
-        upload_limit=message.guild.filesize_limit if message.guild is not None else None,
-        language=language,
-        member_language=language,
-        roles=roles,
-    )
-    return await bot.runner.submit(job_spec(options, place, described), images)
+    with bot.runner.holding_inputs() as keep:
+        if not keep:
+            images = []  # see `holding_inputs`: the job fetches them again at its turn
+        await resolve_spoiler(bot, options, guild_id)
+        in_thread = isinstance(message.channel, discord.Thread)
+        language = await message_language(bot.store, message)
+        place = Place(
+            guild_id=guild_id,
+            channel_id=message.channel.id,
+            thread_id=message.channel.id if in_thread else None,
+            user_id=message.author.id,
+            message_id=message.id,
+            upload_limit=message.guild.filesize_limit if message.guild is not None else None,
+            language=language,
+            member_language=language,
+            roles=roles,
+        )
+        return await bot.runner.submit(job_spec(options, place, described), images)

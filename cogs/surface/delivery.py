@@ -67,19 +67,17 @@ class ResultPoster:
 
     async def deliver(self, job: Job, delivery: Delivery) -> Posted:
         limit = int(job.extra.get("upload_limit") or DEFAULT_UPLOAD_LIMIT)
-        files = await self._fit(job, delivery, limit)
-        target: discord.abc.Messageable | Followup
+        # The files are made ready (worker threads) while the place is found (Discord).
+        fitting = asyncio.ensure_future(self._fit(job, delivery, limit))
         try:
-            target = await self._delivery_target(job)
-        except (discord.NotFound, discord.Forbidden):
-            # The channel itself is gone or closed to us: the interaction's follow-up while its
-            # token lives, else the member's DMs, are the places left.
-            if token_alive(job):
-                log.warning("job %d: its channel is unavailable; answering the interaction", job.id)
-                target = Followup(webhook(self.bot, job))
-            else:
-                log.warning("job %d: its channel is unavailable; sending the result by DM", job.id)
-                target = await self._dm(job)
+            target = await self._place(job)
+        except BaseException:
+            # The fit writes into the job's folder, which goes when the delivery ends.
+            await asyncio.wait([fitting])
+            if not fitting.cancelled():
+                fitting.exception()  # the place's error is the one that counts
+            raise
+        files = await fitting
         if delivery.redelivery and not isinstance(target, Followup):
             posted, attachments = await self._already_posted(job, target)
             if posted and attachments >= len(files):
@@ -136,6 +134,19 @@ class ResultPoster:
         self._touches[job.id] = (message.id, message.channel)
         # Where it went (a thread made for it, or a fallback), for /wanjobs to link to.
         return Posted(ids, message.channel.id)
+
+    async def _place(self, job: Job) -> discord.abc.Messageable | Followup:
+        """Where the result goes first (see `_delivery_target`)."""
+        try:
+            return await self._delivery_target(job)
+        except (discord.NotFound, discord.Forbidden):
+            # The channel itself is gone or closed to us: the interaction's follow-up while its
+            # token lives, else the member's DMs, are the places left.
+            if token_alive(job):
+                log.warning("job %d: its channel is unavailable; answering the interaction", job.id)
+                return Followup(webhook(self.bot, job))
+            log.warning("job %d: its channel is unavailable; sending the result by DM", job.id)
+            return await self._dm(job)
 
     async def _fit(self, job: Job, delivery: Delivery, limit: int) -> list[tuple[Path, str]]:
         """Each file as it goes up: on disk (next to the download), streamed by the upload."""

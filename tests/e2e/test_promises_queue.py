@@ -89,3 +89,43 @@ async def test_queue_positions_move_up_as_the_queue_drains(world: World) -> None
             places = [int(t.split("#")[1].rstrip(")")) for t in titles if "Queued (position #" in t]
             assert list(dict.fromkeys(places)) == shown, titles
         assert w.emu.created_count == 4
+
+
+async def test_a_move_while_places_are_shown_is_shown_after_them(world: World) -> None:
+    """Promise: a waiting member's place is never left stale. The queue moves again while its
+    places are being shown (Discord holds an edit back): once that round is done, another shows
+    the places as they are now, so carol, two behind, sees #1 before her turn comes."""
+    w = world
+    async with gate(w) as g:
+        slot = g.hold("POST", CREATE_PATH)
+        await start_bot(
+            w,
+            {"prefetch": 0, "announce_delay": 0.05},
+            WAN_MAX_CONCURRENT_TASKS="1",
+            DASHSCOPE_BASE_URL=g.base_url,
+        )
+        await w.wanedit(w.admin, "holds the only slot")
+        await slot.wait_arrived()
+        waiting = []
+        for n, user in enumerate((w.alice, w.bob, w.users[2]), start=1):
+            ix = await w.wanedit(user, f"waits: {user.username}")
+            await ix.wait_original(place(n))
+            waiting.append(ix)
+        # Alice's job starts; the round showing the new places is held at bob's edit.
+        shown = w.fd.hold(
+            "PATCH", r"^/webhooks/\d+/[^/]+/messages/\d+$", body_contains="position #1"
+        )
+        alices = g.hold("POST", CREATE_PATH)
+        slot.release()
+        await alices.wait_arrived()
+        await shown.wait_arrived()
+        # Meanwhile bob's job starts too (its create held): carol is first now.
+        bobs = g.hold("POST", CREATE_PATH)
+        alices.release()
+        await bobs.wait_arrived()
+        shown.release()
+        await waiting[2].wait_original(place(1))
+        bobs.release()
+        for user in (w.admin, w.alice, w.bob, w.users[2]):
+            await w.result_message(user)
+        assert w.emu.created_count == 4
