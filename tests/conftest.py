@@ -35,15 +35,23 @@ def pytest_configure(config: pytest.Config) -> None:
     # Passable by other users, as the system's temp folder is: tests/support/pgcluster.py runs
     # PostgreSQL's programs as the postgres user in a folder of its own in here.
     os.chmod(folder, 0o711)
+    setattr(config, _OWN_TEMP, (folder, os.environ.get("TMPDIR")))
     os.environ["TMPDIR"] = folder
     tempfile.tempdir = None  # read TMPDIR again
-    setattr(config, _OWN_TEMP, folder)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    folder = getattr(config, _OWN_TEMP, None)
-    if folder is not None:
+    own = getattr(config, _OWN_TEMP, None)
+    if own is not None:
+        folder, before = own
         shutil.rmtree(folder, ignore_errors=True)
+        # A process that runs pytest again (mutmut does, once per mutant) starts from the same
+        # temporary folder as this run did, not from the one just removed.
+        if before is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before
+        tempfile.tempdir = None
 
 
 @pytest.fixture
