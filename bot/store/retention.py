@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from bot.store.admin import PER_RESERVATION
 from bot.store.driver import Driver, Tx
 
 BATCH = 500
@@ -28,12 +29,11 @@ _RESERVATIONS = (
     f" ({_NOT_KEPT})) ORDER BY r.id LIMIT :batch FOR UPDATE OF r SKIP LOCKED"
 )
 _SUM = (
-    "INSERT INTO usage_days (day, scope, kind, charged, billed)"
-    " SELECT r.day, r.scope, COALESCE(j.options->>'kind', 'edit') AS kind, SUM(r.charged),"
-    " SUM(COALESCE(j.billed, 0)) FROM reservations AS r LEFT JOIN jobs AS j"
-    " ON j.reservation_id = r.id WHERE r.id IN (:ids) GROUP BY r.day, r.scope, kind"
-    " ON CONFLICT (day, scope, kind) DO UPDATE SET charged = usage_days.charged"
-    " + excluded.charged, billed = usage_days.billed + excluded.billed"
+    "INSERT INTO usage_days (day, scope, kind, charged, billed) SELECT day, scope, kind,"
+    f" SUM(charged), SUM(billed) FROM ({PER_RESERVATION} WHERE r.id IN (:ids)) AS b"
+    " GROUP BY day, scope, kind ON CONFLICT (day, scope, kind) DO UPDATE"
+    " SET charged = usage_days.charged + excluded.charged,"
+    " billed = usage_days.billed + excluded.billed"
 )
 _UNRESERVED = (
     f"SELECT j.id FROM jobs AS j WHERE j.reservation_id IS NULL AND {_NOT_KEPT}"
