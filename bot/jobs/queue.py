@@ -37,7 +37,7 @@ class JobQueue(Protocol):
 
     async def push(self, job_id: int) -> int | None:
         """Add a stored QUEUED job at the back; return its 1-based position (None: it waits for a
-        free slot outside any order, `bot.store.queue.OwnJobsQueue`)."""
+        free slot outside any order: `PostgresQueue` with `own_jobs`)."""
         ...
 
     async def pop(self) -> Claim | None:

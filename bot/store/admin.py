@@ -198,12 +198,13 @@ async def meta_items(tx: Tx, prefix: str) -> dict[str, str]:
 # ---- reports ----
 
 
-# What Wan billed for each reservation's job, by its day, scope and kind (an edit without one),
-# with the sums kept of days past the retention horizon.
-_BILLED = (
-    "(SELECT r.day, r.scope, COALESCE(j.options->>'kind', 'edit') AS kind,"
-    " COALESCE(j.billed, 0) AS billed FROM reservations AS r JOIN jobs AS j"
-    " ON j.reservation_id = r.id UNION ALL SELECT day, scope, kind, billed FROM usage_days) AS b"
+# Each reservation's day, scope, kind of job (an edit without one), what it charged and what Wan
+# billed for its job (a reservation serves one job); retention's sums of purged days (`usage_days`)
+# are made from these same rows.
+PER_RESERVATION = (
+    "SELECT r.day, r.scope, COALESCE(j.options->>'kind', 'edit') AS kind, r.charged,"
+    " COALESCE(j.billed, 0) AS billed FROM reservations AS r LEFT JOIN jobs AS j"
+    " ON j.reservation_id = r.id"
 )
 
 
@@ -248,42 +249,41 @@ async def usage_report(
     mine = "(CAST(:scope AS BIGINT) IS NULL OR {} = :scope)"
     p = {"first": first, "scope": scope, "today": today, "top": top}
 
-    async def by_day(sql: str) -> dict[date, Any]:
-        return {as_day(r[0]): r[1] for r in await tx.all(sql, **p)}
-
-    # What members were charged (only what reached them); the day's `used` also counts what Wan
-    # billed for results delivered to no one. Days past the retention horizon are in `usage_days`.
-    charged = await by_day(
-        "SELECT day, SUM(charged) FROM (SELECT day, scope, charged FROM reservations UNION ALL"
-        f" SELECT day, scope, charged FROM usage_days) AS r WHERE day >= :first AND"
-        f" {mine.format('scope')} GROUP BY day"
-    )
-    billed = await by_day(
-        f"SELECT day, SUM(billed) FROM {_BILLED} WHERE day >= :first AND {mine.format('scope')}"
-        " GROUP BY day"
-    )
-    refused: dict[date, dict[str, int]] = {}
-    for row in await tx.all(
-        "SELECT day, reason, SUM(images) FROM refusal_days WHERE day >= :first AND"
-        f" {mine.format('scope')} GROUP BY day, reason",
-        **p,
-    ):
-        refused.setdefault(as_day(row[0]), {})[row[1]] = int(row[2])
-    # Billed images of jobs other than edits, by day, scope and kind (priced apart in the reports).
+    # Days past the retention horizon are in `usage_days`. Billed images of jobs other than
+    # edits are priced apart in the reports: per day and, today, per scope.
+    charged: dict[date, int] = {}
+    billed: dict[date, int] = {}
     kinds: dict[date, dict[str, int]] = {}
     kinds_today: dict[int, dict[str, int]] = {}
     for row in await tx.all(
-        f"SELECT day, scope, kind, SUM(billed) FROM {_BILLED} WHERE day >= :first AND billed > 0"
-        f" AND kind <> 'edit' AND {mine.format('scope')} GROUP BY day, scope, kind",
+        f"SELECT day, scope, kind, SUM(charged), SUM(billed) FROM ({PER_RESERVATION} UNION ALL"
+        " SELECT day, scope, kind, charged, billed FROM usage_days) AS b WHERE day >= :first"
+        f" AND {mine.format('scope')} GROUP BY day, scope, kind",
         **p,
     ):
-        per_day = kinds.setdefault(as_day(row[0]), {})
-        per_day[row[2]] = per_day.get(row[2], 0) + int(row[3])
-        if as_day(row[0]) == today:
-            kinds_today.setdefault(row[1], {})[row[2]] = int(row[3])
+        day, kind, images = as_day(row[0]), row[2], int(row[4])
+        charged[day] = charged.get(day, 0) + int(row[3])
+        billed[day] = billed.get(day, 0) + images
+        if kind != "edit" and images > 0:
+            per_day = kinds.setdefault(day, {})
+            per_day[kind] = per_day.get(kind, 0) + images
+            if day == today:
+                kinds_today.setdefault(row[1], {})[kind] = images
+    refused: dict[date, dict[str, int]] = {}
+    refused_by_scope: dict[int, dict[str, int]] = {}
+    for row in await tx.all(
+        "SELECT day, scope, reason, images FROM refusal_days WHERE day >= :first AND"
+        f" {mine.format('scope')}",
+        **p,
+    ):
+        day, reason, images = as_day(row[0]), row[2], int(row[3])
+        per_day = refused.setdefault(day, {})
+        per_day[reason] = per_day.get(reason, 0) + images
+        if day == today:
+            refused_by_scope.setdefault(row[1], {})[reason] = images
     spans = (today - timedelta(days=offset) for offset in range(days - 1, -1, -1))
     day_rows = [
-        DayUsage(d, int(charged.get(d) or 0), int(billed.get(d) or 0), refused.get(d, {}), k)
+        DayUsage(d, charged.get(d, 0), billed.get(d, 0), refused.get(d, {}), k)
         for d, k in ((d, kinds.get(d, {})) for d in spans)
     ]
     top_members = [
@@ -308,12 +308,6 @@ async def usage_report(
             **p,
         )
     ]
-    refused_by_scope: dict[int, dict[str, int]] = {}
-    for row in await tx.all(
-        f"SELECT scope, reason, images FROM refusal_days WHERE day = :today AND {mine.format('scope')}",
-        **p,
-    ):
-        refused_by_scope.setdefault(row[0], {})[row[1]] = row[2]
     row = await tx.one(
         f"SELECT COALESCE(bd.used, 0) AS used, COALESCE(bd.held, 0) AS held, {SWITCHES}"
         " FROM (SELECT 1) AS one LEFT JOIN bot_days AS bd ON bd.day = :today",

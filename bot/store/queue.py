@@ -2,7 +2,7 @@
 SKIP LOCKED after counting the Wan slots under one lock (a slot is the job's, even if its process
 died), a lease epoch fencing every later write, takeovers of expired leases, LISTEN/NOTIFY and
 polling. Times are the server's. Jobs of `python -m bot edit` wait apart, held by their process
-(`OwnJobsQueue`), within the same slots. See docs/store.md."""
+(`own_jobs`), within the same slots. See docs/store.md."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import asyncpg
 
@@ -27,7 +26,7 @@ SLOT_LOCK = 0x77616E736C74
 _NOW = "clock_timestamp()"
 _EXPIRED = f"(lease_owner IS NULL OR lease_expires_at < {_NOW})"
 # The terminal's (`python -m bot edit`) jobs are followed by the process that made them, never by
-# a bot process: it could only post their results to no channel (`OwnJobsQueue`).
+# a bot process: it could only post their results to no channel (`own_jobs`).
 _BOTS = "source <> 'terminal'"
 _WAITING = f"state = 'queued' AND {_EXPIRED} AND {_BOTS}"
 # A queued job holds a slot from its claim (which bumps its epoch) to its start. A live lease at
@@ -43,6 +42,12 @@ _CLAIM = (
     " WHERE id = (SELECT id FROM jobs WHERE {where} ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
     " RETURNING id, lease_epoch"
 )
+# A job of an `own_jobs` queue, held by its process (epoch 0: never claimed; a hold by another
+# owner would be another process's job).
+_OWN = (
+    "id = ANY($3::bigint[]) AND state = 'queued' AND lease_epoch = 0"
+    " AND (lease_owner IS NULL OR lease_owner = $1)"
+)
 # Jobs a dead process had started, and jobs left VALIDATING (never queued) for longer than a lease
 # by a process that stopped (sqlite's `resume` fails those at start-up; here whoever claims them
 # fails them, fenced by the claim's lease). A dead terminal's jobs are ended instead
@@ -56,7 +61,12 @@ _ORPHANED = (
 
 
 class PostgresQueue:
-    """`JobQueue` on the jobs table. One per bot process."""
+    """`JobQueue` on the jobs table. One per bot process. With `own_jobs`, the queue of a process
+    that runs only the jobs it queues itself, beside the bot processes (`python -m bot edit`): its
+    jobs never enter the bots' queue (`_WAITING`); each waits held by this process
+    (`Store.hold_jobs`, renewed by it, with this queue's `owner`) until a Wan slot is free, counted
+    with every process's, and is then claimed like any job. It takes over nothing: a job whose
+    process is gone is ended by whoever finds it (`Store.end_abandoned_jobs`)."""
 
     shared = True
 
@@ -67,14 +77,16 @@ class PostgresQueue:
         max_slots: int,
         ttl: float = 15.0,
         poll_interval: float = 1.0,
+        own_jobs: bool = False,
     ) -> None:
         self._pool = pool
+        self.own_jobs = own_jobs
         self.max_slots = max_slots
         self.ttl = ttl
         self.poll_interval = poll_interval
         self.owner = uuid.uuid4().hex
         self._leases: dict[int, Lease] = {}
-        self._shown: dict[int, None] = {}  # jobs queued here, whose place this process shows
+        self._shown: dict[int, None] = {}  # jobs queued here and not yet claimed
         self._wake: Callable[[], None] = lambda: None
         self._lost: Callable[[int], None] = lambda job_id: None
         self._listener: asyncpg.Connection | None = None
@@ -205,11 +217,15 @@ class PostgresQueue:
 
     async def push(self, job_id: int) -> int | None:
         self._shown[job_id] = None
+        if self.own_jobs:
+            return None  # no place among the bots' jobs: it starts at the first free slot
         await self._pool.execute("SELECT pg_notify($1, 'queued')", CHANNEL)
         return await self.position(job_id) or 1
 
     async def pop(self) -> tuple[int, Lease | None] | None:
-        return await self._claim_in_slot(_WAITING)
+        if not self.own_jobs:
+            return await self._claim_in_slot(_WAITING)
+        return await self._claim_in_slot(_OWN, list(self._shown)) if self._shown else None
 
     async def _claim_in_slot(self, where: str, *args: object) -> tuple[int, Lease | None] | None:
         """Claim the first job `where` (`$3`...: `args`) if a Wan slot is free."""
@@ -223,6 +239,8 @@ class PostgresQueue:
         return None if row is None else self._claimed(row)
 
     async def take_over(self) -> list[tuple[int, Lease | None]]:
+        if self.own_jobs:
+            return []  # nobody's jobs but its own, and those only while it lives
         claims: list[tuple[int, Lease | None]] = []
         while True:
             row = await self._pool.fetchrow(_CLAIM.format(where=_ORPHANED), self.owner, self.ttl)
@@ -238,6 +256,8 @@ class PostgresQueue:
         return int(row["id"]), lease
 
     async def remove(self, job_id: int) -> bool:
+        if self.own_jobs:
+            return False  # its process ends its own job itself (`python -m bot edit`: Ctrl-C)
         row = await self._pool.fetchrow(
             _CLAIM.format(where=f"id = $3 AND {_WAITING}"), self.owner, self.ttl, job_id
         )
@@ -246,6 +266,8 @@ class PostgresQueue:
         return row is not None
 
     async def position(self, job_id: int) -> int | None:
+        if self.own_jobs:
+            return None
         place: int | None = await self._pool.fetchval(
             f"SELECT (SELECT count(*) FROM jobs q WHERE q.id <= j.id AND q.{_WAITING})"
             f" FROM jobs j WHERE j.id = $1 AND j.{_WAITING}",
@@ -254,6 +276,8 @@ class PostgresQueue:
         return place
 
     async def positions(self) -> list[tuple[int, int]]:
+        if self.own_jobs:
+            return []
         # One query for every job shown here: its place among all waiting jobs (every process's).
         rows = await self._pool.fetch(
             f"SELECT id, row_number() OVER (ORDER BY id) AS place FROM jobs WHERE {_WAITING}"
@@ -273,51 +297,4 @@ class PostgresQueue:
         return job_id in self._shown
 
     def __len__(self) -> int:
-        return self._waiting
-
-
-class OwnJobsQueue(PostgresQueue):
-    """`JobQueue` of a process that runs only the jobs it queues itself, beside the bot processes
-    (`python -m bot edit`). Its jobs never enter their queue (`_WAITING`): each waits held by this
-    process (`Store.hold_jobs`, renewed by it, with this queue's `owner`) until a Wan slot is free,
-    counted with every process's, and is then claimed like any job. It takes over nothing: a job
-    whose process is gone is ended by whoever finds it (`Store.end_abandoned_jobs`)."""
-
-    def __init__(self, pool: asyncpg.Pool, **options: Any) -> None:
-        super().__init__(pool, **options)
-        self._own: dict[int, None] = {}  # queued here, not yet claimed
-
-    async def push(self, job_id: int) -> int | None:
-        self._own[job_id] = None
-        return None  # no place among the bots' jobs: it starts at the first free slot
-
-    async def pop(self) -> tuple[int, Lease | None] | None:
-        if not self._own:
-            return None
-        # Epoch 0: never claimed. A hold by another owner would be another process's job.
-        claim = await self._claim_in_slot(
-            "id = ANY($3::bigint[]) AND state = 'queued' AND lease_epoch = 0"
-            " AND (lease_owner IS NULL OR lease_owner = $1)",
-            list(self._own),
-        )
-        if claim is not None:
-            self._own.pop(claim[0], None)
-        return claim
-
-    async def take_over(self) -> list[tuple[int, Lease | None]]:
-        return []
-
-    async def remove(self, job_id: int) -> bool:
-        return False  # its process ends its own job itself (`python -m bot edit`: Ctrl-C)
-
-    async def position(self, job_id: int) -> int | None:
-        return None
-
-    async def positions(self) -> list[tuple[int, int]]:
-        return []
-
-    def __contains__(self, job_id: object) -> bool:
-        return job_id in self._own
-
-    def __len__(self) -> int:
-        return len(self._own)
+        return len(self._shown) if self.own_jobs else self._waiting

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from bot.store.admin import PER_RESERVATION
 from bot.store.driver import Driver, Tx
 
 BATCH = 500
@@ -28,12 +29,11 @@ _RESERVATIONS = (
     f" ({_NOT_KEPT})) ORDER BY r.id LIMIT :batch FOR UPDATE OF r SKIP LOCKED"
 )
 _SUM = (
-    "INSERT INTO usage_days (day, scope, kind, charged, billed)"
-    " SELECT r.day, r.scope, COALESCE(j.options->>'kind', 'edit') AS kind, SUM(r.charged),"
-    " SUM(COALESCE(j.billed, 0)) FROM reservations AS r LEFT JOIN jobs AS j"
-    " ON j.reservation_id = r.id WHERE r.id IN (:ids) GROUP BY r.day, r.scope, kind"
-    " ON CONFLICT (day, scope, kind) DO UPDATE SET charged = usage_days.charged"
-    " + excluded.charged, billed = usage_days.billed + excluded.billed"
+    "INSERT INTO usage_days (day, scope, kind, charged, billed) SELECT day, scope, kind,"
+    f" SUM(charged), SUM(billed) FROM ({PER_RESERVATION} WHERE r.id IN (:ids)) AS b"
+    " GROUP BY day, scope, kind ON CONFLICT (day, scope, kind) DO UPDATE"
+    " SET charged = usage_days.charged + excluded.charged,"
+    " billed = usage_days.billed + excluded.billed"
 )
 _UNRESERVED = (
     f"SELECT j.id FROM jobs AS j WHERE j.reservation_id IS NULL AND {_NOT_KEPT}"
@@ -60,11 +60,6 @@ class Purged:
     audit: int = 0
     batches: int = 0
 
-    def __iadd__(self, other: Purged) -> Purged:
-        for name in ("jobs", "reservations", "member_days", "audit", "batches"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        return self
-
 
 async def purge(driver: Driver, now: datetime, days: int, batch: int) -> Purged | None:
     """Everything older than `days` days, if this process is the one to purge now; else None."""
@@ -74,10 +69,12 @@ async def purge(driver: Driver, now: datetime, days: int, batch: int) -> Purged 
     purged = Purged()
     for step in (reservations, unreserved_jobs, member_days, audit):
         while True:
-            part = await driver.write(step, cutoff, cutoff.date(), batch)
-            purged += part
+            removed = await driver.write(step, cutoff, cutoff.date(), batch)
+            purged.batches += 1
+            for what, count in removed.items():
+                setattr(purged, what, getattr(purged, what) + count)
             # Until a batch finds nothing: a job made from another lets it go in the next one.
-            if not (part.jobs or part.reservations or part.member_days or part.audit):
+            if not any(removed.values()):
                 break
     await driver.write(done, now)
     return purged
@@ -109,28 +106,28 @@ async def _drop_jobs(tx: Tx, jobs: list[int]) -> None:
         await tx.run("DELETE FROM jobs WHERE id IN (:ids)", ids=jobs)
 
 
-async def reservations(tx: Tx, cutoff: datetime, day: date, batch: int) -> Purged:
+async def reservations(tx: Tx, cutoff: datetime, day: date, batch: int) -> dict[str, int]:
     """Old closed reservations and their jobs, summed into `usage_days` first."""
     ids = [r["id"] for r in await tx.all(_RESERVATIONS, day=day, cutoff=cutoff, batch=batch)]
     if not ids:
-        return Purged(batches=1)
+        return {}
     await tx.run(_SUM, ids=ids)
     rows = await tx.all("SELECT id FROM jobs WHERE reservation_id IN (:ids)", ids=ids)
     await _drop_jobs(tx, [r["id"] for r in rows])
     await tx.run("DELETE FROM reservations WHERE id IN (:ids)", ids=ids)
-    return Purged(jobs=len(rows), reservations=len(ids), batches=1)
+    return {"jobs": len(rows), "reservations": len(ids)}
 
 
-async def unreserved_jobs(tx: Tx, cutoff: datetime, day: date, batch: int) -> Purged:
+async def unreserved_jobs(tx: Tx, cutoff: datetime, day: date, batch: int) -> dict[str, int]:
     """Old finished jobs that never held a reservation: nothing of them to sum."""
     jobs = [r["id"] for r in await tx.all(_UNRESERVED, cutoff=cutoff, batch=batch)]
     await _drop_jobs(tx, jobs)
-    return Purged(jobs=len(jobs), batches=1)
+    return {"jobs": len(jobs)}
 
 
-async def member_days(tx: Tx, cutoff: datetime, day: date, batch: int) -> Purged:
-    return Purged(member_days=await tx.run(_MEMBER_DAYS, day=day, batch=batch), batches=1)
+async def member_days(tx: Tx, cutoff: datetime, day: date, batch: int) -> dict[str, int]:
+    return {"member_days": await tx.run(_MEMBER_DAYS, day=day, batch=batch)}
 
 
-async def audit(tx: Tx, cutoff: datetime, day: date, batch: int) -> Purged:
-    return Purged(audit=await tx.run(_AUDIT, cutoff=cutoff, batch=batch), batches=1)
+async def audit(tx: Tx, cutoff: datetime, day: date, batch: int) -> dict[str, int]:
+    return {"audit": await tx.run(_AUDIT, cutoff=cutoff, batch=batch)}

@@ -106,11 +106,11 @@ class Store:
         bot edit`), within the same Wan slots."""
         if not self.shared:
             return None
-        from bot.store.queue import OwnJobsQueue, PostgresQueue
+        from bot.store.queue import PostgresQueue
 
         pool = cast(Any, self.driver).pool
-        kind = OwnJobsQueue if own_jobs else PostgresQueue
-        queue = kind(pool, max_slots=max_slots, ttl=ttl, poll_interval=poll_interval)
+        timing = dict(ttl=ttl, poll_interval=poll_interval)
+        queue = PostgresQueue(pool, max_slots=max_slots, own_jobs=own_jobs, **timing)
         self._background.append(queue)
         return queue
 
