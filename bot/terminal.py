@@ -300,16 +300,21 @@ async def _run(
         await runner.stop()
         if job is not None and final is None:
             # Ctrl-C: end the job here (refunded), since no bot process will deliver it. (Lost:
-            # another process has ended it already, the same way.)
+            # another process has ended it already, the same way.) A task Wan had already taken
+            # may still be billed: every image asked for counts against the caps.
+            fresh = await store.get_job(job.id) or job
+            started_at_wan = bool(job.task_id or fresh.task_id)
+            billed = fresh.billed if fresh.billed is not None or not started_at_wan else spec.count
             with contextlib.suppress(LeaseLost):
                 await store.finish_job(
                     job.id,
                     JobState.FAILED,
                     error_code="Interrupted",
                     error_message=INTERRUPTED,
+                    billed=billed,
                     lease=lease,
                 )
-            if job.task_id or ((fresh := await store.get_job(job.id)) and fresh.task_id):
+            if started_at_wan:
                 print(f"wanbot: {INTERRUPTED}", file=err)
         await wan.close()
         await store.close()

@@ -241,15 +241,20 @@ async def end_abandoned(
     """Fail (refunded, their Wan slot freed) the unfinished jobs of `source`, a source whose jobs
     only the process that made them follows, that no process holds any more: its lease ran out
     (it stopped renewing it: killed), or it never took one and the job is older than `before`.
-    A job whose process still renews its hold is skipped, even while it renews it (row locks)."""
+    A job whose process still renews its hold is skipped, even while it renews it (row locks).
+    One whose Wan task was created, nobody following it, counts every image asked for as billed
+    (unless what Wan billed was recorded): the caps then bound whatever Wan made of it."""
     rows = await tx.all(
-        f"SELECT id FROM jobs WHERE {_abandoned(shared)} ORDER BY id FOR UPDATE SKIP LOCKED",
+        f"SELECT id, task_id, billed, options FROM jobs WHERE {_abandoned(shared)}"
+        " ORDER BY id FOR UPDATE SKIP LOCKED",
         **dict(source=source, now=now, before=before),
     )
     ended = []
     for row in rows:
-        job_id = int(row["id"])
-        if await finish(tx, job_id, JobState.FAILED, changes, now, None, policy, shared):
+        job_id, asked = int(row["id"]), int((as_json(row["options"]) or {}).get("count") or 1)
+        billed = row["billed"] if row["task_id"] is None or row["billed"] is not None else asked
+        ending = {**changes, "billed": billed}
+        if await finish(tx, job_id, JobState.FAILED, ending, now, None, policy, shared):
             ended.append(job_id)
     return ended
 

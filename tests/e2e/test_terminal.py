@@ -150,8 +150,43 @@ async def test_the_next_edit_ends_the_job_a_killed_edit_left(
         ended = await store.get_job(left[0])
         assert ended is not None and ended.state == JobState.FAILED
         assert ended.error_code == "Interrupted"
+        # Its task was at Wan, followed by nobody: what it asked for counts as billed (caps).
+        assert ended.billed == 1
         status = await store.quota_status(TERMINAL_SCOPE, TERMINAL_USER)
         assert (status.used, status.held) == (1, 0)
+    finally:
+        await store.close()
+
+
+async def test_an_edit_stopped_while_wan_works_counts_its_images_against_the_caps(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """Ctrl-C while Wan edits: the job ends here, the owner is told it may still be billed, and
+    the images asked for count against the bot-wide day (nobody will follow the task)."""
+    db = tmp_path / "w.db"
+    photo = tmp_path / "stop.png"
+    photo.write_bytes(png())
+    err = io.StringIO()
+    emulator.hold("running")
+    edit = asyncio.create_task(
+        run_edit(settings_for(emulator, db), EditArgs([photo], "stopped", count=2), err=err)
+    )
+    await emulator.wait_for_task_count(1, timeout=15)
+    await eventually(lambda: "Wan is editing" in err.getvalue(), within=15)
+    edit.cancel()  # what asyncio.run does on Ctrl-C
+    try:
+        await edit
+    except asyncio.CancelledError:
+        pass
+    emulator.release("running")
+    assert "may still be billed" in err.getvalue()
+    store = await open_store(f"sqlite:///{db}")
+    try:
+        [job] = await store.jobs_for_user(TERMINAL_USER, limit=1)
+        assert job.state == JobState.FAILED and job.billed == 2
+        status = await store.quota_status(TERMINAL_SCOPE, TERMINAL_USER)
+        assert (status.used, status.held) == (0, 0)
+        assert (await store.server_totals(TERMINAL_SCOPE)).billed == 2
     finally:
         await store.close()
 

@@ -62,3 +62,21 @@ async def test_a_job_never_held_is_ended_only_once_it_is_old(store: Store, clock
     clock.advance(minutes=11)
     assert await end_abandoned(store) == [job.id]
     assert (await store.quota_status(job.scope, U)).held == 0
+
+
+async def test_an_abandoned_job_wan_had_taken_counts_what_it_asked_for_against_the_caps(
+    store: Store, clock: Clock
+) -> None:
+    """Nobody follows the task of a killed edit: whatever Wan makes of it may be billed, so the
+    images it asked for count against the server's and the bot-wide day (the member is charged
+    nothing). One that never reached Wan counts nothing."""
+    at_wan = await new_job(store, images=3, source=TERMINAL)
+    await store.set_task_id(at_wan.id, "task-of-a-killed-edit")
+    never_sent = await new_job(store, images=2, source=TERMINAL)
+    clock.advance(minutes=11)
+    assert sorted(await end_abandoned(store)) == [at_wan.id, never_sent.id]
+    assert [(await store.get_job(j.id)).billed for j in (at_wan, never_sent)] == [3, None]  # type: ignore[union-attr]
+    member = await store.quota_status(at_wan.scope, U)
+    assert (member.used, member.held) == (0, 0)
+    server = await store.server_totals(at_wan.scope)
+    assert (server.used, server.held, server.billed) == (3, 0, 3)
