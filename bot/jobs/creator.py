@@ -216,6 +216,9 @@ class Creator:
         """A job whose create call was sent but whose answer was never stored (a crash, a restart,
         a takeover): Wan may have made the task, and creating it again could bill twice. The job
         with the task it made when the task list shows it unambiguously, else None: ended, refunded."""
+        followed = await self._task_arrived(job)
+        if followed is not None:
+            return followed
         log.warning(
             "job %d: its create call may have reached Wan (no task id stored); not sent again",
             job.id,
@@ -228,8 +231,21 @@ class Creator:
             return await self.store.get_job(job.id)
         if await self.adopt(job, self.reconciler.span_of(job)) is not None:
             return await self.store.get_job(job.id)
+        followed = await self._task_arrived(job)
+        if followed is not None:
+            return followed
         await self.outcomes.fail(job, UNKNOWN_CREATE, "CreateOutcomeUnknown")
         return None
+
+    async def _task_arrived(self, job: Job) -> Job | None:
+        """The job as stored, if the process that lost it has since recorded its task (`_hand_over`)."""
+        stored = await self.store.get_job(job.id)
+        if stored is None or stored.task_id is None:
+            return None
+        log.info(
+            "job %d: its Wan task %s was recorded by its create's process", job.id, stored.task_id
+        )
+        return stored
 
     async def adopt(self, job: Job, span: tuple[float, float]) -> tuple[str, TaskStatus] | None:
         """Find the task an unanswered create made and record it as the job's (fenced by the
@@ -252,9 +268,30 @@ class Creator:
                 lambda: self.store.set_task_id(job_id, task_id, lease=self.inflight.lease(job_id)),
             )
         except LeaseLost:
-            self.answered.pop(job_id, None)  # its new owner finds the task in Wan's list
+            self.answered.pop(job_id, None)
+            await self._hand_over(job_id, task_id)
             raise
         self.answered.pop(job_id, None)
+
+    async def _hand_over(self, job_id: int, task_id: str) -> None:
+        """The lease was lost while the create was answered: the task is still this job's (its only
+        one), so its id is recorded for the new owner to follow, rather than left for it to look
+        for in Wan's task list, which can't tell it from a rival create's in the same window."""
+        if await persist(self.outage, lambda: self.store.record_task(job_id, task_id)):
+            log.info(
+                "job %d: Wan task %s recorded for the process that took it over", job_id, task_id
+            )
+            return
+        stored = await self.store.get_job(job_id)
+        if stored is not None and stored.task_id is None:
+            # Ended (refunded) before the id came: Wan runs and bills a task no job holds.
+            log.error(
+                "job %d: Wan task %s was created and will be billed, but the job had already"
+                " ended (%s); its result is lost",
+                job_id,
+                task_id,
+                stored.state.value,
+            )
 
     async def cancelled_meanwhile(self, job: Job) -> bool:
         """End the job if its requester cancelled it while it was starting; True if so."""

@@ -61,6 +61,8 @@ class Reconciler:
         """The one task the create in `span` (Unix seconds) made, or None (logged why)."""
         start, end = span[0] - self.margin, span[1] + self.margin
         # Wan may still be taking the request: look once the window has passed.
+        if await self._recorded(job):
+            return None
         await self._until(end)
         try:
             model = self.wan.model_of(from_text=from_text(job))
@@ -76,6 +78,8 @@ class Reconciler:
             )
             return None
         rivals = await self._rivals(job, start, end)
+        if await self._recorded(job):
+            return None
         if rivals:
             log.warning(
                 "job %d: the creates of jobs %s also went unanswered in its window;"
@@ -120,10 +124,16 @@ class Reconciler:
                 and self._overlaps(r, start, end)
             ]
             live = [r for r in rivals if not r.finished]
-            if last_look or not live:
+            if last_look or not live or await self._recorded(job):
                 return rivals
             await self._until(max(self.span_of(r)[1] for r in live) + self.margin)
         return []  # not reached
+
+    async def _recorded(self, job: Job) -> bool:
+        """Whether the job's task id was stored meanwhile (by the process its create was answered
+        in, which lost the job's lease): then there is nothing to look for."""
+        stored = await self.store.get_job(job.id)
+        return stored is not None and stored.task_id is not None
 
     def _overlaps(self, other: Job, start: float, end: float) -> bool:
         first, last = self.span_of(other)

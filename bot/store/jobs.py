@@ -148,6 +148,18 @@ async def set_task_id(
     )
 
 
+async def record_task(tx: Tx, job_id: int, task_id: str, now: datetime) -> bool:
+    """The task a job's create made, recorded whoever holds its lease (a job has at most one: its
+    create is sent after a fenced SUBMITTED write and never again without a task id), only where
+    the job is unfinished and has none; whether it was."""
+    row = await tx.one(
+        f"UPDATE jobs SET task_id = :task, updated_at = :now"
+        f" WHERE id = :id AND task_id IS NULL AND {UNFINISHED} RETURNING id",
+        **dict(id=job_id, task=task_id, now=now),
+    )
+    return row is not None
+
+
 async def finish(
     tx: Tx,
     job_id: int,

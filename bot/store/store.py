@@ -313,6 +313,11 @@ class Store:
             raise ValueError("task_id is empty")
         await self.driver.write(jobs.set_task_id, job_id, task_id, self._now(), self._fenced(lease))
 
+    async def record_task(self, job_id: int, task_id: str) -> bool:
+        """Record the task Wan made for the job when its lease was lost meanwhile: unfenced, only
+        where the job is unfinished and has no task id (its new owner follows it); whether it was."""
+        return await self.driver.write(jobs.record_task, job_id, task_id, self._now())
+
     async def finish_job(
         self,
         job_id: int,
