@@ -177,6 +177,25 @@ async def test_set_task_id_marks_submitted(store: Store, clock: Clock) -> None:
     )
 
 
+async def test_a_task_recorded_without_a_lease_is_set_once_on_an_unfinished_job(
+    store: Store,
+) -> None:
+    """Promise: the task a create made is recorded for its job whoever holds the job (its only
+    task), but never over a task id already stored, and never on a job that has ended."""
+    job = await new_job(store)
+    await store.update_job(job.id, state=JobState.SUBMITTED)
+    assert await store.record_task(job.id, "task-made")
+    assert not await store.record_task(job.id, "task-other")
+    got = await store.get_job(job.id)
+    assert got is not None and (got.task_id, got.state) == ("task-made", JobState.SUBMITTED)
+    ended = await new_job(store)
+    await store.update_job(ended.id, state=JobState.SUBMITTED)
+    await store.finish_job(ended.id, JobState.FAILED, error_code="CreateOutcomeUnknown")
+    assert not await store.record_task(ended.id, "task-late")
+    got = await store.get_job(ended.id)
+    assert got is not None and (got.task_id, got.state) == (None, JobState.FAILED)
+
+
 async def test_finish_settles_the_reservation_once(store: Store) -> None:
     job = await new_job(store, images=4)
     assert await store.finish_job(job.id, JobState.DONE, generated=3, result_message_ids=[900, 901])

@@ -542,6 +542,61 @@ async def test_orphans_released_once_by_processes_starting_together(pg_url: str)
         await close_all(stores)
 
 
+async def test_a_task_answered_after_the_lease_moved_is_recorded_for_the_new_owner(
+    pg_url: str,
+) -> None:
+    """Promise: a process whose create was answered after it lost the job's lease records the task
+    id for the job's new owner (never over an id, never on an ended job), leaving its lease alone."""
+    first, second = await many_stores(pg_url, 2)
+    try:
+        a, b = first.job_queue(max_slots=5, ttl=60.0), second.job_queue(max_slots=5, ttl=60.0)
+        jobs = []
+        for _ in range(2):
+            hold = await first.reserve(G, U, 1)
+            jobs.append(
+                await first.create_job(
+                    scope=G,
+                    channel_id=7,
+                    user_id=U,
+                    source="slash",
+                    prompt="p",
+                    reservation_id=hold.id,
+                    state=JobState.QUEUED,
+                )
+            )
+        old = {}
+        for job in jobs:
+            assert await a.pop() == (job.id, a.lease(job.id))
+            old[job.id] = a.lease(job.id)
+            await first.update_job(job.id, state=JobState.SUBMITTED, lease=old[job.id])
+        # `a` stalls past its leases while its creates are on their way; `b` takes both over.
+        await fetch(pg_url, "UPDATE jobs SET lease_expires_at = clock_timestamp() RETURNING id")
+        assert sorted(c[0] for c in await b.take_over()) == [j.id for j in jobs]
+        kept, ended = jobs
+        with pytest.raises(LeaseLost):
+            await first.set_task_id(kept.id, "task-kept", lease=old[kept.id])
+        assert await first.record_task(kept.id, "task-kept")
+        assert not await first.record_task(kept.id, "task-again")
+        new = b.lease(kept.id)
+        assert new is not None
+        rows = await fetch(
+            pg_url,
+            "SELECT task_id, state, lease_owner, lease_epoch FROM jobs WHERE id = $1",
+            kept.id,
+        )
+        assert rows == [("task-kept", "submitted", new.owner, new.epoch)]
+        # The new owner follows it with its lease; the other job it ended first stays ended.
+        await second.update_job(kept.id, state=JobState.RUNNING, lease=new)
+        await second.finish_job(
+            ended.id, JobState.FAILED, error_code="CreateOutcomeUnknown", lease=b.lease(ended.id)
+        )
+        assert not await first.record_task(ended.id, "task-ended")
+        stored = await second.get_job(ended.id)
+        assert stored is not None and (stored.task_id, stored.state) == (None, JobState.FAILED)
+    finally:
+        await close_all([first, second])
+
+
 async def test_only_the_live_lease_writes_an_unfinished_job(pg_url: str) -> None:
     """Promise: a job leased to one process is written by that lease alone. The process that lost
     it (a stale epoch) and a write carrying no lease are refused (`LeaseLost`) and charge nothing;
