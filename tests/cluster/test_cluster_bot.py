@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 
 from bot.sandbox import FaultRule
@@ -123,6 +124,42 @@ async def test_a_create_cut_short_is_adopted_by_the_process_that_takes_over(
         await settled_to(w, w.alice.id, 1)
         assert len(w.results_for(w.alice)) == 1
         assert g.creates_passed() == 1 and w.emu.created_count == 1
+
+
+async def test_a_task_answered_after_its_lease_was_lost_is_followed_by_the_new_owner(
+    pg_world: World, pg_url: str
+) -> None:
+    """Two creates answered after their process lost the jobs' leases (each a rival of the other
+    in Wan's task list, so neither could be adopted from it): the task ids Wan returned are
+    recorded for the process that took the jobs over, which delivers each once. No second create."""
+    w = pg_world
+    async with gate(w) as g:
+        creates = g.hold("POST", CREATE_PATH, times=2)
+        await start_bot(w, DASHSCOPE_BASE_URL=g.base_url, WANBOT_LEASE_SECONDS="60")
+        await w.wanedit(w.alice, "first")
+        await w.wanedit(w.bob, "second")
+        await creates.wait_arrived()
+        # Another process takes the jobs while their creates are on their way.
+        con = await asyncpg.connect(pg_url)
+        try:
+            await con.execute(
+                "UPDATE jobs SET lease_owner = 'another', lease_epoch = lease_epoch + 1,"
+                " lease_expires_at = clock_timestamp()"
+            )
+        finally:
+            await con.close()
+        creates.release()
+        await w.emu.wait_for_task_count(2)
+        await start_bot(w, DASHSCOPE_BASE_URL=g.base_url)
+        await w.result_message(w.alice)
+        await w.result_message(w.bob)
+        for job_id in (1, 2):
+            job = await job_ends(w, job_id, JobState.DONE)
+            assert job.task_id in w.emu.tasks
+        await settled_to(w, w.alice.id, 1)
+        await settled_to(w, w.bob.id, 1)
+        assert len(w.results_for(w.alice)) == len(w.results_for(w.bob)) == 1
+        assert g.creates_passed() == 2 and w.emu.created_count == 2
 
 
 async def test_a_running_bot_releases_a_dead_process_hold_without_a_restart(
