@@ -151,8 +151,10 @@ async def test_a_task_answered_after_its_lease_was_lost_is_followed_by_the_new_o
         creates.release()
         await w.emu.wait_for_task_count(2)
         await start_bot(w, DASHSCOPE_BASE_URL=g.base_url)
-        await w.result_message(w.alice)
-        await w.result_message(w.bob)
+        # Generous: if the new owner looks before an id is recorded, it waits out the create's
+        # window in Wan's task list first (its re-reads then find the id).
+        await w.result_message(w.alice, timeout=60)
+        await w.result_message(w.bob, timeout=60)
         for job_id in (1, 2):
             job = await job_ends(w, job_id, JobState.DONE)
             assert job.task_id in w.emu.tasks
