@@ -50,14 +50,9 @@ def test_the_rate_leaves_room_for_arrival_jitter(limit: int) -> None:
     assert rate > 0.7 * limit  # and not needlessly slow
 
 
-async def test_concurrent_takers_on_three_pools_never_exceed_the_budget(
-    pools: list[Store],
-) -> None:
-    """Six takers on three pools (three processes) hammering one limit of 10/s: on the database's
-    clock every two grants are at least 1/rate apart (so no second ever holds more than
-    ceil(rate) of them), and as this process saw them no sliding second holds more than 10."""
-    gates = [p.shared_rate("query", 10.0) for p in pools]
-    rate = gates[0].rate
+async def two_takers_each(gates: list[SharedRate]) -> tuple[list[float], list[float]]:
+    """Two takers per gate, five grants each: the grants' times on the database's clock, and
+    when this process saw them."""
     on_db: list[float] = []
     seen: list[float] = []
 
@@ -69,6 +64,18 @@ async def test_concurrent_takers_on_three_pools_never_exceed_the_budget(
             seen.append(time.monotonic())
 
     await asyncio.gather(*(taker(g) for g in gates for _ in range(2)))
+    return on_db, seen
+
+
+async def test_concurrent_takers_on_three_pools_never_exceed_the_budget(
+    pools: list[Store],
+) -> None:
+    """Six takers on three pools (three processes) hammering one limit of 10/s: on the database's
+    clock every two grants are at least 1/rate apart (so no second ever holds more than
+    ceil(rate) of them), and as this process saw them no sliding second holds more than 10."""
+    gates = [p.shared_rate("query", 10.0) for p in pools]
+    rate = gates[0].rate
+    on_db, seen = await two_takers_each(gates)
     assert len(on_db) == 30 == sum(g.taken for g in gates)
     on_db.sort()
     gaps = [b - a for a, b in itertools.pairwise(on_db)]
@@ -106,20 +113,7 @@ async def test_processes_far_from_the_database_still_take_within_the_budget(pg_u
             proxy.latency = 0.15  # each way
             gates = [s.shared_rate("far", 10.0) for s in far]
             rate = gates[0].rate  # type: ignore[attr-defined]
-            on_db: list[float] = []
-            seen: list[float] = []
-
-            async def taker(gate: SharedRate) -> None:
-                for _ in range(5):
-                    await gate()
-                    assert gate.last_grant is not None
-                    on_db.append(gate.last_grant)
-                    seen.append(time.monotonic())
-
-            await asyncio.wait_for(
-                asyncio.gather(*(taker(g) for g in gates for _ in range(2))),  # type: ignore[arg-type]
-                60,
-            )
+            on_db, seen = await asyncio.wait_for(two_takers_each(gates), 60)  # type: ignore[arg-type]
         finally:
             for s in far:
                 await s.close()

@@ -52,6 +52,17 @@ async def queued(w: World, *job_ids: int) -> bool:
     return all(job is not None and job.state == JobState.QUEUED for job in jobs)
 
 
+async def each_delivered_once(w: World) -> None:
+    """Jobs 1-3, one per member, each done, posted once and charged one image."""
+    for user in w.users:
+        await w.result_message(user, timeout=30)
+    for job_id in (1, 2, 3):
+        await job_ends(w, job_id, JobState.DONE, timeout=30)
+    for user in w.users:
+        await settled_to(w, user.id, 1)
+        assert len(w.results_for(user)) == 1
+
+
 def outage_lines(caplog: pytest.LogCaptureFixture) -> tuple[list[str], list[str]]:
     """The outage log's lines: (starts, ends)."""
     lines = [r.getMessage() for r in caplog.records if r.name == OUTAGE_LOGGER]
@@ -81,13 +92,7 @@ async def test_queued_jobs_start_after_the_database_comes_back(
     await wait_until(lambda: bot.runner.outage.down, timeout=10)
     assert bot.runner.alive()
     proxy.restore()
-    for user in w.users:
-        await w.result_message(user, timeout=30)
-    for job_id in (1, 2, 3):
-        await job_ends(w, job_id, JobState.DONE, timeout=30)
-    for user in w.users:
-        await settled_to(w, user.id, 1)
-        assert len(w.results_for(user)) == 1
+    await each_delivered_once(w)
     assert w.emu.created_count == 3
     await wait_until(lambda: not bot.runner.outage.down)
     starts, ends = outage_lines(caplog)
@@ -240,13 +245,7 @@ async def test_jobs_go_on_after_the_server_stops_and_starts_again(
         await wait_until(lambda: bot.runner.outage.down, timeout=10)
     finally:
         await asyncio.to_thread(pgcluster.resume, folder)
-    for user in w.users:
-        await w.result_message(user, timeout=30)
-    for job_id in (1, 2, 3):
-        await job_ends(w, job_id, JobState.DONE, timeout=30)
-    for user in w.users:
-        await settled_to(w, user.id, 1)
-        assert len(w.results_for(user)) == 1
+    await each_delivered_once(w)
     assert w.emu.created_count == 3 and bot.runner.alive()
 
 
