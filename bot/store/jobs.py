@@ -220,27 +220,6 @@ async def hold(
     return [int(r["id"]) for r in rows]
 
 
-def _abandoned(shared: bool) -> str:
-    # A lease no longer renewed, or none ever taken (a crash between the job's creation and its
-    # first hold, or a job made before holds existed) on a job older than the caller's margin.
-    now, _ = _lease_clock(shared)
-    return (
-        f"source = :source AND {UNFINISHED} AND ((lease_owner IS NOT NULL"
-        f" AND lease_expires_at < {now}) OR (lease_owner IS NULL AND updated_at < :before))"
-    )
-
-
-async def abandoned(
-    tx: Tx, source: str, now: datetime, before: datetime, shared: bool
-) -> list[int]:
-    """Unfinished jobs of `source` whose process is gone (see `end_abandoned`), oldest first."""
-    rows = await tx.all(
-        f"SELECT id FROM jobs WHERE {_abandoned(shared)} ORDER BY id",
-        **dict(source=source, now=now, before=before),
-    )
-    return [int(r["id"]) for r in rows]
-
-
 async def end_abandoned(
     tx: Tx,
     source: str,
@@ -250,15 +229,16 @@ async def end_abandoned(
     policy: Policy,
     shared: bool,
 ) -> list[int]:
-    """Fail (refunded, their Wan slot freed) the unfinished jobs of `source`, a source whose jobs
-    only the process that made them follows, that no process holds any more: its lease ran out
-    (it stopped renewing it: killed), or it never took one and the job is older than `before`.
-    A job whose process still renews its hold is skipped, even while it renews it (row locks).
-    One whose Wan task was created, nobody following it, counts every image asked for as billed
+    """`Store.end_abandoned_jobs`; a job held right now (its process renewing it) is skipped. One
+    whose Wan task was created, nobody following it, counts every image asked for as billed
     (unless what Wan billed was recorded): the caps then bound whatever Wan made of it."""
+    # A lease no longer renewed, or none ever taken (a crash between the job's creation and its
+    # first hold, or a job made before holds existed) on a job older than the caller's margin.
+    clock, _ = _lease_clock(shared)
     rows = await tx.all(
-        f"SELECT id, task_id, billed, options FROM jobs WHERE {_abandoned(shared)}"
-        " ORDER BY id FOR UPDATE SKIP LOCKED",
+        f"SELECT id, task_id, billed, options FROM jobs WHERE source = :source AND {UNFINISHED}"
+        f" AND ((lease_owner IS NOT NULL AND lease_expires_at < {clock}) OR (lease_owner IS NULL"
+        " AND updated_at < :before)) ORDER BY id FOR UPDATE SKIP LOCKED",
         **dict(source=source, now=now, before=before),
     )
     ended = []

@@ -368,14 +368,10 @@ class Store:
         made them follows) whose process is gone: its hold (`hold_jobs`) ran out, or it never took
         one and the job is older than `older_than`; their ids. A job still held is left alone."""
         now = self._now()
-        before = now - older_than
-        shared = self.shared
-        if not await self.driver.read(jobs.abandoned, source, now, before, shared):
-            return []
         changes: dict[str, Any] = dict(generated=0, error_code=error_code)
         changes.update(error_message=error_message, result_message_ids=None, billed=None)
         return await self.driver.write(
-            jobs.end_abandoned, source, changes, now, before, self.policy, shared
+            jobs.end_abandoned, source, changes, now, now - older_than, self.policy, self.shared
         )
 
     async def unfinished_jobs(self) -> list[m.Job]:
