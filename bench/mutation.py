@@ -37,6 +37,7 @@ sockets (about a fifth of a core each), so six keep two cores busy without crowd
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import os
 import shutil
@@ -44,6 +45,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -56,6 +58,11 @@ from _mutation_order import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.support import pgcluster  # noqa: E402
+
+PG_DSN = "WANBOT_TEST_PG_DSN"
 
 # The functions whose mutants are tested (mutmut's names, `*` as in fnmatch): where the bot decides
 # about money and jobs. The rest of those files (constructors, progress and text, cancel, the poll
@@ -137,12 +144,13 @@ def results() -> dict[str, str]:
     return statuses
 
 
-def mutmut_run(max_children: int, names: list[str]) -> bool:
-    """`mutmut run` on `names` (all mutants when empty), its output appended to LOG."""
-    # On sqlite only, as its docstring says: the PostgreSQL variants of the store tests would
-    # double the stats pass and reach none of the sqlite code mutated here. (Under CI they fail
-    # without a server instead of skipping, so CI goes too.)
-    env = {k: v for k, v in os.environ.items() if k not in ("WANBOT_TEST_PG_DSN", "CI")}
+def mutmut_run(max_children: int, names: list[str], dsn: str | None) -> bool:
+    """`mutmut run` on `names` (all mutants when empty), its output appended to LOG; the store tests
+    and the PostgreSQL bot tests run on the server `dsn` names (None: they skip)."""
+    # Under CI the PostgreSQL tests fail without a server instead of skipping: CI goes.
+    env = {k: v for k, v in os.environ.items() if k not in (PG_DSN, "CI")}
+    if dsn is not None:
+        env[PG_DSN] = dsn
     with LOG.open("a") as log:
         run = subprocess.run(
             [*mutmut_command(), "run", "--max-children", str(max_children), *names],
@@ -156,6 +164,24 @@ def mutmut_run(max_children: int, names: list[str]) -> bool:
         tail = LOG.read_text(errors="replace").replace("\r", "\n").splitlines()[-30:]
         print("\n".join(tail), file=sys.stderr)
     return run.returncode == 0
+
+
+@contextlib.contextmanager
+def postgres(wanted: bool) -> Iterator[str | None]:
+    """The PostgreSQL server the tests use: the one WANBOT_TEST_PG_DSN names, else a throwaway one
+    for this run (tests/support/pgcluster.py); None when not `wanted`."""
+    if not wanted:
+        yield None
+        return
+    given = os.environ.get(PG_DSN, "").strip()
+    if given:
+        yield given
+        return
+    dsn, folder = pgcluster.start()
+    try:
+        yield dsn
+    finally:
+        pgcluster.stop(folder)
 
 
 def diff_of(name: str) -> str:
@@ -181,6 +207,11 @@ def main() -> int:
         action="store_true",
         help="test again only the mutants the last run did not kill (implies --keep)",
     )
+    parser.add_argument(
+        "--sqlite-only",
+        action="store_true",
+        help="no PostgreSQL server: its tests skip (mutants only it tells apart survive)",
+    )
     args = parser.parse_args()
 
     names: list[str] = [] if args.all else list(SCOPE)
@@ -196,13 +227,14 @@ def main() -> int:
     load_at_start = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     started = time.monotonic()
     print(f"mutmut run (output in {LOG.relative_to(REPO)}) ...", flush=True)
-    if not mutmut_run(args.max_children, names):
-        return 1
-    if args.survivors:
-        # mutmut forgets the results of a function whose code changed since: test those again too.
-        unchecked = [n for n, s in results().items() if s == "not checked" and in_scope(n)]
-        if unchecked and not mutmut_run(args.max_children, unchecked):
+    with postgres(not args.sqlite_only) as dsn:
+        if not mutmut_run(args.max_children, names, dsn):
             return 1
+        if args.survivors:
+            # mutmut forgets the results of a function whose code changed since: test those too.
+            unchecked = [n for n, s in results().items() if s == "not checked" and in_scope(n)]
+            if unchecked and not mutmut_run(args.max_children, unchecked, dsn):
+                return 1
     wall = time.monotonic() - started
 
     statuses = {n: s for n, s in results().items() if args.all or in_scope(n)}
@@ -224,9 +256,10 @@ def main() -> int:
         print(f"  {module:32} {tally}")
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     minutes = wall / 60
+    engines = "sqlite" if args.sqlite_only else "sqlite and PostgreSQL"
     print(
-        f"wall time {minutes:.1f} min with {args.max_children} children on {os.cpu_count()} cores;"
-        f" load average at the start {load_at_start}, now {load}"
+        f"wall time {minutes:.1f} min with {args.max_children} children on {os.cpu_count()} cores"
+        f" ({engines}); load average at the start {load_at_start}, now {load}"
     )
     targets = [
         (f"wall time {minutes:.1f} min <= {TARGET_MINUTES:g} min", minutes <= TARGET_MINUTES),
