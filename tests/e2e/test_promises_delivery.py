@@ -112,7 +112,10 @@ async def test_a_result_whose_channel_is_gone_goes_to_the_members_dms(
         result = await w.result_message(w.alice)
         assert int(result["channel_id"]) == dm.id and len(w.fd.files(result)) == 1
         await settled_to(w, w.alice.id, 1)
-        assert (await job_ends(w, 1, JobState.DONE)).result_message_ids == [int(result["id"])]
+        job = await job_ends(w, 1, JobState.DONE)
+        assert job.result_message_ids == [int(result["id"])]
+        # Where it went is kept with the job, for /wanjobs' link to it.
+        assert job.extra["result_channel_id"] == dm.id
 
 
 async def test_a_result_with_its_channel_gone_and_dms_closed_is_refunded(world: World) -> None:

@@ -258,3 +258,72 @@ async def test_close_finishes_queued_writes_first(database: Database) -> None:
     await store.close()
     assert all(isinstance(t.result(), Reservation) for t in pending)
     assert await database.rows("SELECT count(*) FROM reservations WHERE status = 'held'") == [(10,)]
+
+
+async def test_requests_of_one_member_at_once_count_what_the_others_hold(
+    database: Database,
+) -> None:
+    """Requests of one member that come together are decided in one batch: each counts what the
+    ones before it hold, from the allowance and from extra images, in its own refusal too."""
+    store = await open_url(database.url, Clock())
+    try:
+        await store.set_user_limit(G, ADMIN, 1, 2)
+        await store.grant_extra(G, ADMIN, 1, 3)
+        granted, refused = await asyncio.gather(
+            store.reserve(G, 1, 4), store.reserve(G, 1, 2), return_exceptions=True
+        )
+        assert isinstance(granted, Reservation) and isinstance(refused, QuotaRefused)
+        assert (granted.images, granted.from_extra) == (4, 2)
+        # The 2 daily and 2 extra images the first one holds; 1 extra image left.
+        assert (refused.held, refused.remaining) == (4, 1)
+        status = await store.quota_status(G, 1)
+        assert (status.held, status.extra, status.remaining) == (4, 1, 1)
+    finally:
+        await store.close()
+
+
+async def test_extra_images_taken_and_given_back_together_all_count(database: Database) -> None:
+    """Several holds of one member's extra images at once each take theirs from the balance, and
+    given back at once each returns its own: the balance ends where it started, nothing held."""
+    store = await open_url(database.url, Clock(), default_daily_limit=0)
+    try:
+        await store.grant_extra(G, ADMIN, 1, 5)
+        holds = await asyncio.gather(*(store.reserve(G, 1, 2) for _ in range(2)))
+        assert [h.from_extra for h in holds] == [2, 2]
+        assert (await store.quota_status(G, 1)).extra == 1
+        await asyncio.gather(*(store.release(h.id) for h in holds))
+        status = await store.quota_status(G, 1)
+        assert (status.extra, status.held) == (5, 0)
+    finally:
+        await store.close()
+
+
+async def test_a_hold_settled_twice_at_once_is_charged_once(database: Database) -> None:
+    """Two settlements of one hold that come together (a job finished twice at the same moment):
+    one charges it, the other changes nothing."""
+    store = await open_url(database.url, Clock())
+    try:
+        hold = await store.reserve(G, 1, 3)
+        charged = await asyncio.gather(store.settle(hold.id, 2), store.settle(hold.id, 2))
+        assert sorted(charged) == [0, 2]
+        status = await store.quota_status(G, 1)
+        assert (status.used, status.held, status.remaining) == (2, 0, 8)
+        totals = await store.server_totals(G)
+        assert (totals.used, totals.held) == (2, 0)
+    finally:
+        await store.close()
+
+
+async def test_requests_refused_together_are_each_counted_once(database: Database) -> None:
+    """The owner's count of refused requests (`refusal_days`): one per request and its images,
+    however many were refused in one batch."""
+    store = await open_url(database.url, Clock(), default_daily_limit=1)
+    try:
+        results = await asyncio.gather(
+            *(store.reserve(G, 1, 3) for _ in range(3)), return_exceptions=True
+        )
+        assert all(isinstance(r, QuotaRefused) for r in results)
+        counted = await database.rows("SELECT reason, requests, images FROM refusal_days")
+        assert counted == [("daily_limit", 3, 9)]
+    finally:
+        await store.close()

@@ -10,6 +10,7 @@ import pytest
 from bot.config import load_settings
 from bot.reports import report_lines
 from bot.store import NotFound, Store
+from bot.store.driver import as_time
 from bot.store.models import Job, JobState
 from tests.support.store import (
     START,
@@ -148,20 +149,26 @@ async def test_unknown_job_is_not_found(store: Store) -> None:
 
 
 async def test_a_job_that_made_nothing_releases_its_hold_and_one_that_made_some_settles(
-    store: Store, database: Database
+    store: Store, database: Database, clock: Clock
 ) -> None:
     """Promise: a reservation is closed as what happened: "released" when nothing was generated
-    (the owner's reports count it as never spent), "settled" with the images charged otherwise."""
+    (the owner's reports count it as never spent), "settled" with the images charged otherwise,
+    and when it was closed: when the job ended."""
     empty = await new_job(store, images=2)
     made = await new_job(store, images=2)
+    clock.advance(minutes=3)
     assert await store.finish_job(empty.id, JobState.DONE, generated=0)
     assert await store.finish_job(made.id, JobState.DONE, generated=1)
     closed = await database.rows(
-        "SELECT id, status, charged FROM reservations WHERE id IN (?, ?) ORDER BY id",
+        "SELECT id, status, charged, closed_at FROM reservations WHERE id IN (?, ?) ORDER BY id",
         empty.reservation_id,
         made.reservation_id,
     )
-    assert closed == [(empty.reservation_id, "released", 0), (made.reservation_id, "settled", 1)]
+    assert [(i, s, c) for i, s, c, _ in closed] == [
+        (empty.reservation_id, "released", 0),
+        (made.reservation_id, "settled", 1),
+    ]
+    assert [as_time(at) for *_, at in closed] == [clock.now, clock.now]
 
 
 async def test_set_task_id_marks_submitted(store: Store, clock: Clock) -> None:

@@ -10,6 +10,7 @@ is involved. The job rows are written as the runner writes them at each state.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import re
@@ -224,6 +225,51 @@ async def submitted(runner: JobRunner, tmp_path: Path, user: int, **fields: Any)
     return await runner.submit(spec, await load_files([Path(spec.inputs[0]["path"])]))
 
 
+async def test_after_a_restart_a_queued_job_waits_behind_the_task_wan_still_runs(
+    store: Store, wan: WanClient, emulator: Emulator, tmp_path: Path
+) -> None:
+    """Promise: a restart keeps the owner's limit on tasks at Wan. With one Wan slot (and no job
+    fetching ahead), the job left following a task Wan still runs is followed at once, and the job
+    left queued keeps its place in the queue until that task ends; then it runs."""
+    emulator.hold("running")
+    task_id = await wan_task(wan)
+    following = await left_job(store, tmp_path, 17, JobState.SUBMITTED, task_id=task_id)
+    queued = await left_job(store, tmp_path, 18, JobState.QUEUED)
+    async with started(store, wan, max_concurrent=1, prefetch=0) as (runner, _):
+        assert await runner.resume() == 2
+        assert runner.following(following.id)
+        assert await runner.position(queued.id) == 1
+        emulator.release("running")
+        assert (await ended(store, following)).state == JobState.DONE
+        assert (await ended(store, queued)).state == JobState.DONE
+    assert emulator.created_count == 2
+
+
+async def test_a_bug_of_ours_while_a_job_runs_ends_it_refunded_with_its_number(
+    store: Store, wan: WanClient, emulator: Emulator, tmp_path: Path
+) -> None:
+    """Promise: a bug of ours never leaves a job hanging or charged. A job the runner fails on
+    unexpectedly (here its input row lacks the file the terminal's Surface reads, as a row
+    written for another Surface would) ends FAILED as `InternalBotError`, its hold released, and
+    the member is told, with the job's number for the owner to look up."""
+    job = await left_job(store, tmp_path, 16, JobState.QUEUED)
+    await store.update_job(job.id, inputs=[{"filename": "in-16.png"}])
+    async with started(store, wan) as (runner, surface):
+        assert await runner.resume() == 1
+        row = await ended(store, job)
+        await eventually(lambda: surface.failure is not None, within=10.0)
+    text = f"Something went wrong on our side (job #{job.id}). Nothing was charged."
+    assert (row.state, row.error_code, row.error_message) == (
+        JobState.FAILED,
+        "InternalBotError",
+        text,
+    )
+    assert surface.failure == text
+    status = await store.quota_status(SCOPE, 16)
+    assert (status.used, status.held) == (0, 0)
+    assert emulator.created_count == 0
+
+
 async def test_a_wan_error_while_following_the_task_fails_the_job_refunded(
     store: Store, wan: WanClient, emulator: Emulator, tmp_path: Path
 ) -> None:
@@ -323,6 +369,9 @@ async def test_the_per_member_cap_refuses_the_request_over_it_before_any_hold(
     jobs is refused a third, early (before any download) and at submit, saying how many they
     have and the limit, and nothing more is held; below the cap a request passes both."""
     emulator.hold("running")
+    # Two images a day: the third request is over both bounds, and the cap is the one told (when
+    # a job ends, failed and refunded, its image comes back).
+    await store.set_user_limit(SCOPE, 1, 8, 2)
     async with started(store, wan, max_jobs_per_user=2) as (runner, _):
         await runner.precheck(SCOPE, 8, 1)
         await submitted(runner, tmp_path, 8)
@@ -340,6 +389,44 @@ async def test_the_per_member_cap_refuses_the_request_over_it_before_any_hold(
         assert await store.active_job_count(8) == 2
         await runner.precheck(SCOPE, 9, 1)  # someone else is not held up by it
         emulator.release("running")
+
+
+async def test_two_requests_of_one_member_at_once_are_admitted_one_at_a_time(
+    store: Store, wan: WanClient, emulator: Emulator, tmp_path: Path
+) -> None:
+    """Promise: the per-member cap holds for requests that come together (a double click). With
+    a cap of one job and one image left today, of two requests submitted at once one is queued
+    and the other is told the member has a job running, holding nothing."""
+    emulator.hold("running")
+    await store.set_user_limit(SCOPE, 1, 14, 1)
+    async with started(store, wan, max_jobs_per_user=1) as (runner, _):
+        spec = request(tmp_path, 14)
+        images = await load_files([Path(spec.inputs[0]["path"])])
+        both = await asyncio.gather(
+            runner.submit(spec, list(images)),
+            runner.submit(spec, list(images)),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(r, Job) for r in both) == 1
+        assert [r.reason for r in both if isinstance(r, JobRefused)] == ["busy"]
+        assert (await store.quota_status(SCOPE, 14)).held == 1
+        emulator.release("running")
+
+
+async def test_a_request_the_store_cannot_write_holds_nothing(
+    store: Store, wan: WanClient, tmp_path: Path
+) -> None:
+    """Promise: no images held for nothing. A request whose job the store refuses to write (here
+    an interaction expiry without a time zone: a bug of ours, not the member's) fails with the
+    store's error, and the images reserved for it are given back at once, not left for the
+    sweep of orphaned holds."""
+    async with started(store, wan) as (runner, _):
+        naive = datetime(2030, 1, 1, 12, 0)
+        with pytest.raises(ValueError, match="token_expires_at"):
+            await submitted(runner, tmp_path, 15, token_expires_at=naive)
+        status = await store.quota_status(SCOPE, 15)
+        assert (status.used, status.held) == (0, 0)
+        assert await store.active_job_count(15) == 0
 
 
 async def test_quota_refusals_name_the_limit_early_and_at_submit_and_count_role_limits(
@@ -361,6 +448,10 @@ async def test_quota_refusals_name_the_limit_early_and_at_submit_and_count_role_
                 r" <t:\d+:R>\. Nothing was charged\.",
                 refused_text(refused),
             ), refused_text(refused)
+            # What `python -m bot edit` prints of it: the store's words, and that nothing was charged.
+            printed = str(refused)
+            assert printed.startswith("quota refused (daily_limit): 2 left, 3 requested")
+            assert printed.endswith("Nothing was charged.")
         await runner.precheck(SCOPE, 4, 2, roles=(role,))  # exactly what is left
         await runner.precheck(SCOPE, 4, 3)  # without the role: the default of 10
         status = await store.quota_status(SCOPE, 4, roles=(role,))

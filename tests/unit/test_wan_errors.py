@@ -417,6 +417,12 @@ async def test_the_retry_policy_waits_its_backoff_and_the_servers_retry_after() 
     expected = [replay.delay(0), replay.delay(1, 5.0)]
     assert slept == expected and slept[1] >= 5.0 and slept[0] <= 1.0
     assert told == [("InternalError", expected[0]), ("Throttling", expected[1])]
+    # Without a Retry-After, each wait is drawn below a ceiling that doubles from one try to the
+    # next: 1 s, 2 s, 4 s.
+    outcome, calls, slept, _ = await run_policy([busy, busy, busy], attempts=4)
+    replay = Backoff(base=1.0, cap=8.0, rng=random.Random(3))
+    assert (outcome, calls) == ("ok", 4)
+    assert slept == [replay.delay(0), replay.delay(1), replay.delay(2)]
 
 
 async def test_the_retry_policy_gives_up_with_the_last_error_itself() -> None:
