@@ -10,6 +10,7 @@ from typing import Any
 import discord
 import pytest
 
+from bot.jobs.running_times import KEY as RUNNING_TIMES
 from bot.sandbox import Emulator
 from tests.support.fake_discord.constants import MANAGE_MESSAGES
 from tests.support.harness import World, embed_text, png, wait_until
@@ -287,7 +288,12 @@ async def test_a_locked_database_does_not_keep_a_click_past_discords_3_seconds(
     w = bot_world
     result = await first_result(w, w.alice)
     await settled_to(w, w.alice.id, 1)
-    await w.bots[-1].store.set_user_limit(w.guild.id, w.admin.id, w.bob.id, 0)
+    store = w.bots[-1].store
+    # The first job's last write (its running time, stored after delivery) is in before the lock
+    # is taken: a write left waiting on the lock would hold up every read on the store's one
+    # connection, the click's first, and only the quota check is bounded before the deferral.
+    await wait_until(lambda: store.get_meta(RUNNING_TIMES))
+    await store.set_user_limit(w.guild.id, w.admin.id, w.bob.id, 0)
     # Another program holds the write lock: the quota check's reserve waits on it (up to 5 s).
     other = sqlite3.connect(w.db_path, isolation_level=None, check_same_thread=False)
     try:
