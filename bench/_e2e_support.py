@@ -156,3 +156,43 @@ def task_times(emu: Emulator, mono_to_wall: float) -> dict[str, TaskTimes]:
             downloads.get(task.task_id),
         )
     return out
+
+
+@dataclass
+class SlotGaps:
+    """How long each Wan slot stood idle between one task's end and the next task's create, split
+    into: the end noticed (`detect`: the first status query after it), the next create's request
+    reaching Wan (`send`), and its body read whole (`body`). Creates past the first `slots` are
+    matched, in order, with the task ends that freed their slots."""
+
+    detect: list[float] = field(default_factory=list)
+    send: list[float] = field(default_factory=list)
+    body: list[float] = field(default_factory=list)
+
+    @property
+    def idle(self) -> list[float]:
+        return [a + b + c for a, b, c in zip(self.detect, self.send, self.body, strict=True)]
+
+
+def slot_gaps(
+    emu: Emulator, slots: int, times: dict[str, TaskTimes], mono_to_wall: float
+) -> SlotGaps:
+    created = sorted(emu.tasks.values(), key=lambda t: t.submitted_at)
+    posts = sorted(
+        arrived + mono_to_wall
+        for arrived, method, path, status in emu.request_log
+        if method == "POST" and path.endswith("/image-synthesis") and status == 200
+    )
+    ends = sorted((t for t in times.values()), key=lambda t: t.ended_at)
+    gaps = SlotGaps()
+    if len(posts) != len(created):
+        return gaps  # refused creates (429) would pair the wrong requests: no breakdown
+    for k in range(slots, len(created)):
+        freed = ends[k - slots] if k - slots < len(ends) else None
+        if freed is None or freed.first_poll_after_end is None:
+            continue
+        noticed = freed.first_poll_after_end
+        gaps.detect.append(noticed - freed.ended_at)
+        gaps.send.append(posts[k] - noticed)
+        gaps.body.append(created[k].submitted_at - posts[k])
+    return gaps

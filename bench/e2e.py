@@ -55,10 +55,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _e2e_support import (
     RssSampler,
+    SlotGaps,
     TaskTimes,
     cpu_seconds,
     make_inputs,
     percentile,
+    slot_gaps,
     task_times,
 )
 
@@ -129,6 +131,7 @@ class Phase:
     result_mb: float = 0.0
     delivered: int = 0
     expected: int = 0
+    gaps: SlotGaps = field(default_factory=SlotGaps)
     problems: list[str] = field(default_factory=list)
 
     def add(self, times: TaskTimes, visible_at: float) -> None:
@@ -265,7 +268,9 @@ async def run_bot(
         phase.cpu_s = sampler.cpu_s - idle_cpu
         found = results_by_user(server)
         phase.delivered = len(found)
-        times = {t.prompt: t for t in task_times(emu, mono_to_wall()).values()}
+        by_id = task_times(emu, mono_to_wall())
+        phase.gaps = slot_gaps(emu, sc.wan_slots, by_id, mono_to_wall())
+        times = {t.prompt: t for t in by_id.values()}
         for user_id, msg in found.items():
             t = times.get(prompts[user_id])
             if t is None:
@@ -370,6 +375,7 @@ async def run_bare(
             return phase
         report = json.loads(out)
         times = task_times(emu, mono_to_wall())
+        phase.gaps = slot_gaps(emu, sc.wan_slots, times, mono_to_wall())
         for task_id, done_at in report["done"].items():
             phase.add(times[task_id], done_at)
         phase.delivered = len(report["done"])
@@ -488,6 +494,16 @@ def report(
         f"is first create at Wan -> last result, for both); results {bot.result_mb:.1f} MB each; "
         f"CPU s: the bot's from start-up done to the last result, the bare client's in all"
     )
+    print(
+        "Wan slot idle from a task's end to the next create's body in, p50 p95 s: "
+        "idle (= detect + send + body)"
+    )
+    for p in (bot, *bares):
+        g = p.gaps
+        print(
+            f"  {p.name:22} {fmt(g.idle)} (= {fmt(g.detect)} + {fmt(g.send)} + {fmt(g.body)});"
+            f" sum of idle {sum(g.idle):.1f} s over {len(g.idle)} gaps"
+        )
     print(f"bot RSS after start-up, before the jobs: {bot.idle_mb:.0f} MB; {bot.peak_note}")
     for bare in bares:
         print(f"{bare.name}: {bare.peak_note}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -11,6 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bot.sandbox.inputs import InputError, _decode_data_uri
 from tests.support.sandbox_fixtures import (
     SEED_FAILED_OUTPUT_KEYS,
     SEED_POLICY_DATA_KEYS,
@@ -247,3 +249,14 @@ async def test_expired_policy_is_access_denied() -> None:
         status, text, _ = await upload(api, answer["data"])
         assert status == 403
         assert "<Code>AccessDenied</Code>" in text and "Policy expired." in text
+
+
+def test_a_data_uri_may_wrap_its_base64_but_not_carry_other_characters() -> None:
+    """Like the service: base64 wrapped in lines (or spaced) decodes to the same bytes; a character
+    outside base64's alphabet makes the input invalid."""
+    image = image_bytes(400, 400)
+    text = base64.b64encode(image).decode()
+    wrapped = "\r\n".join(text[i : i + 76] for i in range(0, len(text), 76))
+    assert _decode_data_uri(f"data:image/png;base64,{wrapped} \t\n", 1) == image
+    with pytest.raises(InputError, match="base64 data is invalid"):
+        _decode_data_uri(f"data:image/png;base64,{text[:100]}*{text[100:]}", 2)
