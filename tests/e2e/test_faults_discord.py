@@ -13,7 +13,7 @@ from tests.support.fake_discord.constants import (
     SEND_MESSAGES,
     SEND_MESSAGES_IN_THREADS,
 )
-from tests.support.harness import World, embed_text, png, wait_until
+from tests.support.harness import REDELIVER_SOON, World, embed_text, png, wait_until
 from tests.support.promises import job_ends, private_text, settled_to, told_privately, usage
 
 
@@ -90,7 +90,7 @@ async def test_a_channel_that_refuses_the_bot_gets_the_result_as_the_interaction
     which Discord lets an app send where it lacks the channel's permissions (the result used to be
     postponed, then given up, though Wan had billed it). Charged once."""
     w = world
-    await w.start_bot(runner_options={"redeliver_after": 0.05})
+    await w.start_bot(runner_options=REDELIVER_SOON)
     w.fd.set_bot_permissions(w.guild, w.channel, deny=CLOSED_TO_THE_BOT)
     w.fd.close_dms(w.alice)
     ix = await w.wanedit(w.alice, "in a channel closed to the bot")
@@ -112,7 +112,7 @@ async def test_a_billed_result_that_reached_no_one_is_posted_later_from_wanjobs(
     billed recorded), but its result is not thrown away: /wanjobs shows it with a button, and a
     click posts it where the member is now, as the click's own answer; still nothing charged."""
     w = world
-    await w.start_bot(runner_options={"redeliver_after": 0.05})
+    await w.start_bot(runner_options=REDELIVER_SOON)
     w.emu.add_fault(FaultRule(op="task", running_seconds=1.0))
     w.fd.set_bot_permissions(w.guild, w.channel, deny=CLOSED_TO_THE_BOT)
     w.fd.close_dms(w.alice)

@@ -10,7 +10,7 @@ from typing import Any
 import discord
 
 from bot.sandbox import FaultRule
-from tests.support.harness import World, embed_text, png, wait_until
+from tests.support.harness import REDELIVER_SOON, World, embed_text, png, wait_until
 from tests.support.promises import refuse_posts
 from tests.support.results import button_ids, settled_to, usage
 
@@ -56,7 +56,7 @@ async def test_an_undeliverable_result_is_billed_not_charged_and_logged(
     nothing (charge <= delivered) but the job and the owner's report show what Wan billed, and it
     counts against the server's day."""
     w = world
-    await w.start_bot(runner_options={"redeliver_after": 0.05})
+    await w.start_bot(runner_options=REDELIVER_SOON)
     refuse_posts(w, 1000)
     caplog.set_level(logging.ERROR, logger="bot.jobs.deliverer")
     ix = await w.wanedit(w.alice, "nowhere to post", count=2)

@@ -10,7 +10,7 @@ import pytest
 from bot.sandbox import FaultRule
 from bot.store import JobState
 from tests.support.fake_discord import Channel
-from tests.support.harness import World, embed_text, png
+from tests.support.harness import REDELIVER_SOON, World, embed_text, png
 from tests.support.promises import (
     CREATE_PATH,
     POSTS,
@@ -22,8 +22,6 @@ from tests.support.promises import (
     start_bot,
     usage,
 )
-
-SOON = {"redeliver_after": 0.05}
 
 
 async def test_a_delivery_refused_everywhere_once_is_retried_at_once(world: World) -> None:
@@ -43,7 +41,7 @@ async def test_a_delivery_failing_every_try_is_postponed_then_delivered(world: W
     """Promise: results are kept while Wan keeps them. After every quick retry failed the delivery
     is postponed (the job stays DELIVERING) and tried again later: posted once, charged once."""
     w = world
-    await start_bot(w, SOON)
+    await start_bot(w, REDELIVER_SOON)
     refuse_posts(w, 9)  # 3 tries x (thread, channel, DMs); the follow-up refuses on its own count
     ix = await w.wanedit(w.alice, "postponed")
     result = await w.result_message(w.alice)
@@ -58,7 +56,7 @@ async def test_a_result_nowhere_accepts_is_given_up_and_refunded(world: World) -
     """Promise: never charge for a result the member didn't get. When every place keeps refusing
     through every postponement, the job ends failed, refunded, and the member is told."""
     w = world
-    await start_bot(w, SOON)
+    await start_bot(w, REDELIVER_SOON)
     refuse_posts(w, 10_000)
     ix = await w.wanedit(w.alice, "nowhere to go")
     told = await ix.wait_original(lambda m: "No result" in embed_text(m), timeout=20)
@@ -90,7 +88,7 @@ async def channel_gone_while_it_runs(w: World, g, *, in_thread: bool) -> Channel
     """Alice asks (in the channel, or in a thread of it); while the create is held, the channel
     and its threads are deleted. Returns her DM channel."""
     create = g.hold("POST", CREATE_PATH)
-    await start_bot(w, SOON, DASHSCOPE_BASE_URL=g.base_url)
+    await start_bot(w, REDELIVER_SOON, DASHSCOPE_BASE_URL=g.base_url)
     where = w.fd.add_thread(w.channel, "soon gone", owner=w.alice) if in_thread else w.channel
     ix = await w.wanedit(w.alice, "my channel is deleted", channel=where)
     await ix.wait_original(lambda m: "Queued" in embed_text(m))

@@ -22,7 +22,7 @@ from bot.sandbox import FaultRule
 from bot.store import JobState
 from bot.wan.body import SLICE, InlineImage, StreamedBody
 from tests.e2e.test_output_shape import fetch_attachments
-from tests.support.harness import World, png, wait_until
+from tests.support.harness import REDELIVER_SOON, World, png, wait_until
 from tests.support.promises import (
     CREATE_PATH,
     gate,
@@ -88,7 +88,7 @@ async def test_delivered_and_failed_jobs_leave_no_folder(world: World, spool_dir
     when their step ends: after a delivered result, after a create Wan refused, and after a
     delivery no place accepted."""
     w = world
-    await start_bot(w, {"redeliver_after": 0.05})
+    await start_bot(w, REDELIVER_SOON)
     await w.wanedit(w.alice, "delivered")
     result = await w.result_message(w.alice)
     (task,) = w.emu.tasks.values()

@@ -40,6 +40,9 @@ FAST_WAN = {
     "poll_config": PollConfig(prior=(0.1, 0.6), running_max_interval=0.5, pending_max_interval=2.0),
 }
 FAST_RUNNER = {"retry_delay": 0.01}
+# A postponed delivery is tried again this soon (300 s in the bot), still long after the job's run
+# has ended: a retry that comes while the run is winding up is dropped (`Deliverer._retry_later`).
+REDELIVER_SOON = {"redeliver_after": 1.0}
 # How long a bot's close may take in a test before its tasks' stacks are shown (under mutmut's
 # 30 s per-test timeout, so a mutation run shows them too).
 CLOSE_WITHIN = 25.0
