@@ -25,6 +25,7 @@ import fnmatch
 import json
 import os
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,8 @@ KILLERS = Path("wanbot-killers.txt")
 EQUIVALENTS = Path(__file__).resolve().with_name("mutation_equivalents.md")
 BUDGET = 20.0
 SKIPPED = 34  # mutmut's exit code for "skipped"
+TIMED_OUT = 36  # mutmut's exit code for "timeout"
+WATCHDOG_GRACE = 10.0  # seconds past a test's own limit (`--timeout`) before the run is ended
 
 # Per module prefix, test files that drive it directly in quick tests: every end-to-end test starts a
 # bot (so it reaches `resume`) and most deliver a result, so by speed alone the budget would go on
@@ -174,6 +177,33 @@ class _KillerRecorder:
                 out.write(f"{self.function}\t{report.nodeid}\n")
 
 
+class _Watchdog:
+    """Ends the run when one test, with its fixtures, outlasts `seconds`: pytest-timeout stops
+    timing a test once it has failed, so a teardown the mutant hangs (a store that never closes)
+    would wait for mutmut's own limit, minutes later. A failure seen before is the exit status,
+    else mutmut's "timeout"."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.failed = False
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Iterator[None]:
+        timer = threading.Timer(self.seconds, self._expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.failed = self.failed or report.failed
+
+    def _expire(self) -> None:
+        os._exit(1 if self.failed else TIMED_OUT)
+
+
 class _Skip:
     """Ends the session with an exit status of our choosing once nothing was left to run."""
 
@@ -195,6 +225,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_StatsRecorder(), "wanbot-stats")
     elif "__mutmut_" in mode:
         config.pluginmanager.register(_KillerRecorder(_function(mode)), "wanbot-killers")
+        limit = config.getoption("timeout", None) or 30.0
+        config.pluginmanager.register(_Watchdog(float(limit) + WATCHDOG_GRACE), "wanbot-watchdog")
 
 
 def _order(items: list[pytest.Item], mutant: str) -> None:

@@ -96,6 +96,7 @@ async def test_a_job_left_validating_is_failed_and_refunded_on_postgresql(
     await wait_until(failed, timeout=10)
     row = await bot.store.get_job(job.id)
     assert row is not None and row.error_code == "Interrupted"
+    assert row.error_message == "The bot restarted before this job was queued. Nothing was charged."
     await settled_to(w, w.alice.id, 0)
     assert w.emu.created_count == 0
 

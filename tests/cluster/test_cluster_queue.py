@@ -250,6 +250,25 @@ async def test_notify_wakes_the_other_process(stores: list[Store]) -> None:
         await b.close()
 
 
+async def test_a_job_ending_in_a_wan_slot_wakes_the_other_process(stores: list[Store]) -> None:
+    """A job that ends while it holds a Wan slot (submitted or running) wakes the other processes'
+    dispatchers at once (LISTEN/NOTIFY): the slot it frees is taken without waiting for a poll."""
+    a, b = (s.job_queue(max_slots=5) for s in stores)
+    woken = asyncio.Event()
+    await b.start(woken.set, lambda job_id: None)
+    try:
+        job_id = await queued_job(stores[0])
+        assert await a.pop() is not None
+        await stores[0].update_job(job_id, state=JobState.RUNNING, lease=a.lease(job_id))
+        ended = await stores[0].finish_job(
+            job_id, JobState.DONE, generated=1, lease=a.lease(job_id)
+        )
+        assert ended
+        await asyncio.wait_for(woken.wait(), 5)
+    finally:
+        await b.close()
+
+
 async def test_a_lost_listener_is_replaced_and_the_store_still_closes(pg_url: str) -> None:
     """The server drops the LISTEN connection (a restart, an idle timeout): the queue listens
     again on a new one and wakes on the next NOTIFY (the pool has taken the dropped one back, and

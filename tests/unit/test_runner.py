@@ -327,7 +327,8 @@ async def test_the_result_says_what_is_left_today_counting_back_what_wan_did_not
     """Promise: the member is charged only for images delivered, and the result says so. Two
     images asked of a member with 10 a day, Wan made one: the result, posted before the job is
     settled, already counts the unmade image back ("9 left today", not the 8 the hold shows), and
-    settling charges exactly that one. A job made in full counts nothing back."""
+    settling charges exactly that one. A job made in full counts nothing back. The metrics count
+    the images delivered."""
     emulator.add_fault(FaultRule(op="task", partial_failures=1))
     async with started(store, wan) as (runner, surface):
         photo = tmp_path / "two.png"
@@ -353,6 +354,12 @@ async def test_the_result_says_what_is_left_today_counting_back_what_wan_did_not
         again = await runner.submit(replace(spec, count=1), await load_files([photo]))
         assert (await ended(store, again)).generated == 1
         assert surface.delivery.remaining == 8
+        # The owner's metrics count the images delivered, as the member was charged (just after
+        # the row is written).
+        metrics = runner.metrics.registry
+        await eventually(
+            lambda: metrics.get_sample_value("wanbot_images_generated_total") == 2, within=10.0
+        )
 
 
 async def refusal_of(call: Awaitable[object]) -> JobRefused:
